@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * dummy_netlink: a raw netlink protocol unit used to exercise multicast and
+ * unicast between user space and the kernel.
+ *
+ * This header is the one description of the protocol. The kernel module, the
+ * C tools (rr_nlk, ww_nlk) and the TypeScript mirror (addon/dummy_netlink.ts,
+ * checked against this file by tests/unit/uapi_mirror.test.ts) all use it.
+ *
+ * Every message is a struct nlmsghdr followed by the payload of its type.
+ * All integers are in host byte order, as everywhere in netlink.
+ */
+#ifndef _UAPI_LINUX_DUMMY_NETLINK_H
+#define _UAPI_LINUX_DUMMY_NETLINK_H
+
+#include <linux/types.h>
+
+#define DNL_VERSION		1
+
+/*
+ * Units 0-22 are assigned in <linux/netlink.h> (NETLINK_SMC is 22) and
+ * MAX_LINKS is 32; 25 is unassigned in every kernel from 5.10 to 6.x.
+ * Overridable with the module parameter "unit".
+ */
+#define DNL_UNIT_DEFAULT	25
+
+/* Groups the unit offers unless the module parameter "ngroups" says more. */
+#define DNL_NGROUPS_MIN		32
+#define DNL_NGROUPS_MAX		1024
+
+/* Largest payload the module accepts in one message. */
+#define DNL_PAYLOAD_MAX		4096
+
+/* Most groups one BCAST request may name. */
+#define DNL_BCAST_GROUPS_MAX	64
+
+/* Message types; values below NLMSG_MIN_TYPE (0x10) are netlink's own. */
+enum dnl_msg_type {
+	/* A user payload: to groups, to a port, or to the kernel. */
+	DNL_MSG_DATA = 0x10,
+	/* "Kernel, deliver this payload to port id P": struct dnl_relay. */
+	DNL_MSG_RELAY = 0x11,
+	/* "Kernel, broadcast this payload to these groups": struct dnl_bcast. */
+	DNL_MSG_BCAST = 0x12,
+	/* The kernel's periodic broadcast: struct dnl_tick. */
+	DNL_MSG_TICK = 0x13,
+	/* Request (empty payload) and reply (struct dnl_stats). */
+	DNL_MSG_STATS = 0x14,
+};
+
+/*
+ * RELAY request payload; the data to deliver follows the struct. The kernel
+ * delivers it to @portid as a DNL_MSG_DATA whose nlmsg_pid is the requester's
+ * port id and whose nlmsg_seq is the request's.
+ */
+struct dnl_relay {
+	__u32 portid;
+	__u32 reserved;		/* must be zero */
+};
+
+/*
+ * BCAST request payload: @n_groups group numbers (1..ngroups) follow the
+ * struct as __u32, then the data. The kernel broadcasts one DNL_MSG_DATA to
+ * each group, all with the requester's port id in nlmsg_pid and the request's
+ * nlmsg_seq, so a reader on several of those groups can keep one copy.
+ */
+struct dnl_bcast {
+	__u32 n_groups;
+	__u32 reserved;		/* must be zero */
+	/* __u32 groups[n_groups]; __u8 data[]; */
+};
+
+/*
+ * TICK payload. Every copy of one tick (one per group in b_grp) has
+ * nlmsg_seq equal to the low 32 bits of @counter and nlmsg_pid 0.
+ */
+struct dnl_tick {
+	__u64 counter;		/* ticks since load, from 1 */
+	__u64 time_ns;		/* CLOCK_REALTIME when sent */
+	__u32 group;		/* group this copy was broadcast to */
+	__u32 period_ms;
+};
+
+/* STATS reply payload. */
+struct dnl_stats {
+	__u32 version;		/* DNL_VERSION */
+	__u32 unit;
+	__u64 received;		/* messages handed to the module */
+	__u64 accepted;		/* DATA kept (to the kernel or to an r_grps group) */
+	__u64 ignored;		/* DATA to a group outside r_grps, or a repeat */
+	__u64 relayed;		/* RELAY delivered */
+	__u64 broadcast;	/* BCAST copies delivered (one per group) */
+	__u64 ticks;		/* TICK rounds sent */
+	__u64 errors;		/* rejected requests (each got an error ack) */
+};
+
+#endif /* _UAPI_LINUX_DUMMY_NETLINK_H */
