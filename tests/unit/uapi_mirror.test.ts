@@ -1,0 +1,70 @@
+// The TypeScript mirror of the UAPI header must say what the header says.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import * as dnl from '../../addon/dummy_netlink';
+
+const HEADER = path.resolve(__dirname, '../../../module/include/uapi/linux/dummy_netlink.h');
+const source = readFileSync(HEADER, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '');
+
+function defines(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of source.matchAll(/^#define\s+(DNL_\w+)\s+(\S+)\s*$/gm)) out.set(m[1]!, Number(m[2]));
+  return out;
+}
+
+function enumMembers(name: string): Map<string, number> {
+  const body = new RegExp(`enum ${name} \\{([^}]*)\\}`).exec(source)?.[1];
+  assert.ok(body, `enum ${name} not found in the header`);
+  const out = new Map<string, number>();
+  for (const m of body.matchAll(/(\w+)\s*=\s*(0x[0-9a-fA-F]+|\d+)/g)) out.set(m[1]!, Number(m[2]));
+  return out;
+}
+
+const TYPE_SIZES: Record<string, number> = { __u8: 1, __u16: 2, __u32: 4, __u64: 8 };
+
+/** Size of a struct of naturally aligned __uN fields (the header uses no others). */
+function structSize(name: string): number {
+  const body = new RegExp(`struct ${name} \\{([^}]*)\\}`).exec(source)?.[1];
+  assert.ok(body, `struct ${name} not found in the header`);
+  let size = 0;
+  let maxAlign = 1;
+  for (const m of body.matchAll(/(__u\d+)\s+\w+;/g)) {
+    const s = TYPE_SIZES[m[1]!];
+    assert.ok(s, `unknown field type ${m[1]}`);
+    size = Math.ceil(size / s) * s + s;
+    maxAlign = Math.max(maxAlign, s);
+  }
+  return Math.ceil(size / maxAlign) * maxAlign;
+}
+
+test('every DNL_ #define in the header has the same value in the mirror', () => {
+  const found = defines();
+  assert.ok(found.size >= 6);
+  for (const [name, value] of found) {
+    assert.equal((dnl as unknown as Record<string, unknown>)[name], value, name);
+  }
+});
+
+test('message types match enum dnl_msg_type, name for name', () => {
+  const members = enumMembers('dnl_msg_type');
+  assert.equal(members.size, 5);
+  for (const [name, value] of members) {
+    const short = name.replace(/^DNL_MSG_/, '') as keyof typeof dnl.DnlMsgType;
+    assert.equal(dnl.DnlMsgType[short], value, name);
+    assert.equal(dnl.dnlTypeName(value), short);
+  }
+});
+
+test('struct sizes match the header', () => {
+  for (const [name, size] of Object.entries(dnl.DNL_STRUCT_SIZES)) {
+    assert.equal(structSize(name), size, name);
+  }
+});
+
+test('dnl_stats counters are the header fields, in order', () => {
+  const body = /struct dnl_stats \{([^}]*)\}/.exec(source)![1]!;
+  const fields = [...body.matchAll(/__u64\s+(\w+);/g)].map((m) => m[1]);
+  assert.deepEqual(fields, [...dnl.DNL_STATS_COUNTERS]);
+});
