@@ -1,0 +1,96 @@
+// Counts and durations of one bench run. The full profile fits `npm run bench`
+// in under five minutes on a 2-core machine; the smoke profile only proves
+// every path still runs (tests/host/bench_smoke.test.ts).
+
+export interface Profile {
+  name: 'full' | 'smoke';
+  /** NETLINK_USERSOCK group used by every load (1..32). */
+  group: number;
+  /** Receive buffer every receiver asks for (SO_RCVBUF; the kernel doubles it). */
+  rcvbuf: number;
+  /** Socket-level flood: messages, and its time bound. */
+  floodCount: number;
+  floodSeconds: number;
+  /** C 1→N: sockets and messages per run. */
+  fanoutSockets: number[];
+  fanoutCount: number;
+  /** Latency runs: messages at 1,000 msg/s, and seconds at half saturation. */
+  latencyCount: number;
+  halfSatSeconds: number;
+  /** netlink → one WebSocket client flood. */
+  wsFloodCount: number;
+  wsFloodSeconds: number;
+  /** Fan-out: client counts, aggregate deliveries/s offered, seconds. */
+  fanoutClients: number[];
+  fanoutDeliveriesPerSecond: number;
+  fanoutSeconds: number;
+  /** Most clients one client process holds. */
+  clientsPerProcess: number;
+  /** websocketd fan-out runs (one rr_nlk process per client). */
+  websocketdFanoutClients: number[];
+  /** POST /send load: seconds per system, connections. */
+  httpSeconds: number;
+  httpConnections: number;
+  /** WebSocket ingress: frames sent by one client. */
+  ingressFrames: number;
+  ingressSeconds: number;
+  /** Memory: idle clients to connect, slow-reader flood rate, seconds, payload bytes. */
+  memoryClients: number;
+  slowReaderRate: number;
+  slowReaderSeconds: number;
+  slowReaderPayload: number;
+}
+
+export const FULL: Profile = {
+  name: 'full',
+  group: 27,
+  rcvbuf: 4 << 20,
+  floodCount: 1_000_000,
+  floodSeconds: 3,
+  fanoutSockets: [100, 1000],
+  fanoutCount: 20_000,
+  latencyCount: 3000,
+  halfSatSeconds: 2,
+  wsFloodCount: 600_000,
+  wsFloodSeconds: 3,
+  fanoutClients: [100, 1000],
+  fanoutDeliveriesPerSecond: 100_000,
+  fanoutSeconds: 3,
+  clientsPerProcess: 250,
+  websocketdFanoutClients: [100, 1000],
+  httpSeconds: 4,
+  httpConnections: 16,
+  ingressFrames: 200_000,
+  ingressSeconds: 4,
+  memoryClients: 1000,
+  slowReaderRate: 10_000,
+  slowReaderSeconds: 5,
+  slowReaderPayload: 1024,
+};
+
+export const SMOKE: Profile = {
+  name: 'smoke',
+  group: 28,
+  rcvbuf: 4 << 20,
+  floodCount: 20_000,
+  floodSeconds: 1,
+  fanoutSockets: [3, 6],
+  fanoutCount: 2000,
+  latencyCount: 200,
+  halfSatSeconds: 0.3,
+  wsFloodCount: 5000,
+  wsFloodSeconds: 1,
+  fanoutClients: [3, 6],
+  fanoutDeliveriesPerSecond: 3000,
+  fanoutSeconds: 0.5,
+  clientsPerProcess: 3,
+  websocketdFanoutClients: [3],
+  httpSeconds: 1,
+  httpConnections: 2,
+  ingressFrames: 2000,
+  ingressSeconds: 1,
+  memoryClients: 10,
+  slowReaderRate: 2000,
+  slowReaderSeconds: 0.5,
+  slowReaderPayload: 1024,
+};

@@ -1,0 +1,259 @@
+// Turns measured figures into the table (Markdown, printed and saved), the
+// targets of issue 6 with their ratios, and one SVG chart.
+
+import * as os from 'node:os';
+import type { Figures, Measurement } from './result';
+
+export const SYSTEM_NAMES: Record<string, string> = {
+  c: 'C ceiling',
+  addon: 'nlbridge addon',
+  'npm-netlink': 'npm netlink 0.3.0',
+  nlbridge: 'nlbridge',
+  'nlbridge-batch': 'nlbridge ?batch=1',
+  'nlbridge-binary': 'nlbridge ?format=binary',
+  websocketd: 'websocketd + rr_nlk',
+  'bare-fastify': 'bare fastify route',
+};
+
+export interface FigureDef {
+  id: string;
+  label: string;
+  unit: 'msg/s' | 'deliveries/s' | 'µs' | 'req/s' | 'sends/s' | 'bytes' | 'bytes/client';
+  systems: string[];
+}
+
+export function figureDefs(fanoutCounts: number[]): FigureDef[] {
+  const fan = [...new Set(fanoutCounts)].sort((a, b) => a - b);
+  return [
+    { id: 'socket_flood', label: 'netlink → 1 socket, flood', unit: 'msg/s', systems: ['c', 'addon', 'npm-netlink'] },
+    { id: 'ws_one_frame', label: 'netlink → 1 WS client, flood', unit: 'msg/s', systems: ['nlbridge', 'nlbridge-batch', 'nlbridge-binary', 'websocketd'] },
+    ...fan.map((k): FigureDef => ({ id: `fanout_${k}`, label: `fan-out to ${k} clients`, unit: 'deliveries/s', systems: ['c', 'nlbridge', 'websocketd'] })),
+    { id: 'latency_1k', label: 'latency p50 at 1,000 msg/s', unit: 'µs', systems: ['c', 'nlbridge', 'websocketd'] },
+    { id: 'latency_half', label: 'latency p50 at half saturation', unit: 'µs', systems: ['c', 'nlbridge', 'websocketd'] },
+    { id: 'http_send', label: 'POST /send', unit: 'req/s', systems: ['nlbridge', 'bare-fastify'] },
+    { id: 'ws_ingress', label: 'WS frames → netlink sends', unit: 'sends/s', systems: ['nlbridge', 'c'] },
+    { id: 'memory_idle', label: 'RSS idle', unit: 'bytes', systems: ['nlbridge', 'websocketd'] },
+    { id: 'memory_per_client', label: 'RSS per idle client', unit: 'bytes/client', systems: ['nlbridge', 'websocketd'] },
+    { id: 'memory_slow_reader', label: 'RSS growth, one client not reading', unit: 'bytes', systems: ['nlbridge'] },
+  ];
+}
+
+function fmtNum(v: number): string {
+  if (!Number.isFinite(v)) return 'n/a';
+  if (Math.abs(v) >= 100) return Math.round(v).toLocaleString('en-US');
+  if (Number.isInteger(v)) return String(v);
+  if (Math.abs(v) >= 10) return v.toFixed(1);
+  return v.toFixed(2);
+}
+
+function fmtBytes(v: number): string {
+  if (!Number.isFinite(v)) return 'n/a';
+  if (Math.abs(v) >= 1 << 20) return `${(v / (1 << 20)).toFixed(1)} MiB`;
+  if (Math.abs(v) >= 1024) return `${(v / 1024).toFixed(1)} KiB`;
+  return `${Math.round(v)} B`;
+}
+
+export function fmtValue(m: Measurement | undefined, unit: FigureDef['unit']): string {
+  if (!m) return 'not run';
+  if (m.value === null) return `n/a: ${m.error ?? 'no data'}`;
+  if (unit === 'bytes' || unit === 'bytes/client') return fmtBytes(m.value);
+  return `${fmtNum(m.value)} ${unit}`;
+}
+
+function detail(figure: string, m: Measurement | undefined): string {
+  if (!m || m.value === null) return '';
+  const parts: string[] = [];
+  const n = (k: string) => (typeof m[k] === 'number' ? (m[k] as number) : NaN);
+  if (figure.startsWith('latency')) {
+    parts.push(`p99 ${fmtNum(n('p99_us'))} µs`, `at ${fmtNum(n('rate'))} msg/s`);
+    if (Number.isFinite(n('lost')) && n('lost') !== 0) parts.push(`lost ${fmtNum(n('lost'))}`);
+  } else if (figure === 'http_send') {
+    if (Number.isFinite(n('p99_ms'))) parts.push(`p99 ${fmtNum(n('p99_ms'))} ms`);
+    if (Number.isFinite(n('errors')) && n('errors') > 0) parts.push(`errors ${fmtNum(n('errors'))}`);
+    if (Number.isFinite(n('non2xx')) && n('non2xx') > 0) parts.push(`non-2xx ${fmtNum(n('non2xx'))}`);
+  } else if (figure.startsWith('memory')) {
+    if (figure === 'memory_slow_reader') {
+      parts.push(`peak ${fmtBytes(n('rssPeak'))}`, `${fmtNum(n('rate'))} msg/s × ${fmtNum(n('payload'))} B for ${fmtNum(n('seconds'))} s`);
+      if (m.slowClientClosed !== undefined) parts.push(`slow client closed: ${m.slowClientClosed ? 'yes' : 'no'}`);
+    }
+    if (Number.isFinite(n('clients'))) parts.push(`${fmtNum(n('clients'))} clients`);
+  } else {
+    if (Number.isFinite(n('lossPct'))) parts.push(`loss ${n('lossPct').toFixed(2)} %`);
+    else if (Number.isFinite(n('lost')) && Number.isFinite(n('sent'))) parts.push(`loss ${((100 * n('lost')) / Math.max(1, n('sent'))).toFixed(2)} %`);
+    if (typeof m.offered === 'number') parts.push(`offered ${fmtNum(m.offered)}/s`);
+    if (typeof m.offered === 'string') parts.push(`offered ${m.offered}`);
+    if (Number.isFinite(n('overruns'))) parts.push(`overruns ${fmtNum(n('overruns'))}`);
+    if (typeof m.survived === 'boolean') parts.push(`survived ${m.survived ? 'yes' : 'NO'}`);
+    if (m.exit && typeof m.exit === 'object' && (m.exit as { signal?: string }).signal) parts.push(`(${(m.exit as { signal: string }).signal})`);
+  }
+  return parts.join(', ');
+}
+
+export interface Target {
+  id: string;
+  label: string;
+  measured: number | null;
+  /** Human form of the measured quantity, e.g. "4.1×". */
+  shown: string;
+  goal: string;
+  met: boolean | null;
+}
+
+function val(figures: Figures, figure: string, system: string, field = 'value'): number {
+  const m = figures[figure]?.[system];
+  if (!m || m.value === null) return NaN;
+  const v = m[field];
+  return typeof v === 'number' ? v : NaN;
+}
+
+function ratioTarget(id: string, label: string, a: number, b: number, goal: number, atLeast = true): Target {
+  const r = a / b;
+  const ok = Number.isFinite(r);
+  return {
+    id,
+    label,
+    measured: ok ? r : null,
+    shown: ok ? `${r.toFixed(2)}×` : 'n/a',
+    goal: `${atLeast ? '≥' : '≤'} ${goal}×`,
+    met: ok ? (atLeast ? r >= goal : r <= goal) : null,
+  };
+}
+
+export function targets(figures: Figures, largestFanout: number): Target[] {
+  const t: Target[] = [];
+  t.push(ratioTarget('addon_vs_npm', 'addon ÷ npm netlink, socket flood', val(figures, 'socket_flood', 'addon'), val(figures, 'socket_flood', 'npm-netlink'), 3));
+  t.push(ratioTarget('addon_vs_c', 'addon ÷ C ceiling, socket flood', val(figures, 'socket_flood', 'addon'), val(figures, 'socket_flood', 'c'), 0.7));
+  const survived = figures.socket_flood?.addon?.survived;
+  t.push({ id: 'addon_survives', label: 'addon survives the flood', measured: survived === true ? 1 : 0, shown: survived === true ? 'yes' : 'no', goal: 'yes', met: survived === undefined ? null : survived === true });
+  t.push(ratioTarget('batch_vs_websocketd', 'one client ?batch=1 ÷ websocketd', val(figures, 'ws_one_frame', 'nlbridge-batch'), val(figures, 'ws_one_frame', 'websocketd'), 2));
+  t.push(ratioTarget('frame_vs_websocketd', 'one client, one msg/frame ÷ websocketd', val(figures, 'ws_one_frame', 'nlbridge'), val(figures, 'ws_one_frame', 'websocketd'), 1.2));
+  t.push(ratioTarget('p50_vs_websocketd', 'p50 at 1,000 msg/s: nlbridge ÷ websocketd', val(figures, 'latency_1k', 'nlbridge', 'p50_us'), val(figures, 'latency_1k', 'websocketd', 'p50_us'), 0.5, false));
+  const p99 = val(figures, 'latency_1k', 'nlbridge', 'p99_us');
+  t.push({ id: 'p99_1k', label: 'p99 at 1,000 msg/s, nlbridge', measured: Number.isFinite(p99) ? p99 : null, shown: Number.isFinite(p99) ? `${fmtNum(p99)} µs` : 'n/a', goal: '≤ 1,000 µs', met: Number.isFinite(p99) ? p99 <= 1000 : null });
+  const fan = val(figures, `fanout_${largestFanout}`, 'nlbridge');
+  const fanOffered = val(figures, `fanout_${largestFanout}`, 'nlbridge', 'offered');
+  const fanGoal = Number.isFinite(fanOffered) ? fanOffered : 100_000;
+  t.push({ id: 'fanout_rate', label: `fan-out to ${largestFanout} clients, deliveries/s`, measured: Number.isFinite(fan) ? fan : null, shown: Number.isFinite(fan) ? fmtNum(fan) : 'n/a', goal: `≥ ${fmtNum(fanGoal * 0.95)} (95 % of ${fmtNum(fanGoal)} offered)`, met: Number.isFinite(fan) ? fan >= fanGoal * 0.95 : null });
+  const fanLost = val(figures, `fanout_${largestFanout}`, 'nlbridge', 'lost');
+  t.push({ id: 'fanout_loss', label: `fan-out to ${largestFanout} clients, messages lost`, measured: Number.isFinite(fanLost) ? fanLost : null, shown: Number.isFinite(fanLost) ? fmtNum(fanLost) : 'n/a', goal: '0', met: Number.isFinite(fanLost) ? fanLost === 0 : null });
+  t.push(ratioTarget('send_vs_fastify', 'POST /send ÷ bare fastify', val(figures, 'http_send', 'nlbridge'), val(figures, 'http_send', 'bare-fastify'), 0.85));
+  const perClient = val(figures, 'memory_per_client', 'nlbridge');
+  t.push({ id: 'memory_per_client', label: 'idle memory per client, nlbridge', measured: Number.isFinite(perClient) ? perClient : null, shown: Number.isFinite(perClient) ? fmtBytes(perClient) : 'n/a', goal: '≤ 50 KB', met: Number.isFinite(perClient) ? perClient <= 50_000 : null });
+  return t;
+}
+
+export interface Machine {
+  cpu: string;
+  cpus: number;
+  memoryGiB: number;
+  kernel: string;
+  node: string;
+}
+
+export function machine(): Machine {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cpus: cpus.length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    node: process.version,
+  };
+}
+
+export function markdown(figures: Figures, defs: FigureDef[], tgs: Target[], m: Machine, when: string, profile: string): string {
+  const lines: string[] = [];
+  lines.push(`Run ${when} (${profile} profile) on ${m.cpus} × ${m.cpu}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}.`);
+  lines.push('');
+  lines.push('| figure | system | value | detail |');
+  lines.push('|---|---|---:|---|');
+  for (const d of defs) {
+    let first = true;
+    for (const s of d.systems) {
+      const meas = figures[d.id]?.[s];
+      if (!meas) continue;
+      lines.push(`| ${first ? d.label : ''} | ${SYSTEM_NAMES[s] ?? s} | ${fmtValue(meas, d.unit)} | ${detail(d.id, meas)} |`);
+      first = false;
+    }
+  }
+  lines.push('');
+  lines.push('| target (issue 6) | measured | goal | met |');
+  lines.push('|---|---:|---|---|');
+  for (const t of tgs) lines.push(`| ${t.label} | ${t.shown} | ${t.goal} | ${t.met === null ? 'n/a' : t.met ? 'yes' : '**no**'} |`);
+  return lines.join('\n') + '\n';
+}
+
+const COLORS: Record<string, string> = {
+  c: '#6b7280',
+  addon: '#2563eb',
+  nlbridge: '#2563eb',
+  'nlbridge-batch': '#1e40af',
+  'nlbridge-binary': '#60a5fa',
+  'npm-netlink': '#d97706',
+  websocketd: '#dc2626',
+};
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** Horizontal bars on a log scale: throughput figures of the three systems (and npm netlink). */
+export function svgChart(figures: Figures, defs: FigureDef[], title: string): string {
+  const groups = defs.filter((d) => d.unit === 'msg/s' || d.unit === 'deliveries/s');
+  const rows: { label: string; system: string; value: number; group: string }[] = [];
+  for (const d of groups) {
+    for (const s of d.systems) {
+      const m = figures[d.id]?.[s];
+      if (!m) continue;
+      rows.push({ label: d.label, system: s, value: m.value ?? NaN, group: d.id });
+    }
+  }
+  const W = 900;
+  const left = 380;
+  const barH = 18;
+  const gap = 4;
+  const groupGap = 16;
+  const top = 50;
+  const minExp = 3; // 1k
+  const maxExp = 7; // 10M
+  const scale = (v: number) => ((Math.log10(Math.max(v, 10 ** minExp)) - minExp) / (maxExp - minExp)) * (W - left - 110);
+  let y = top;
+  const parts: string[] = [];
+  let lastGroup = '';
+  for (const r of rows) {
+    if (r.group !== lastGroup) {
+      if (lastGroup) y += groupGap;
+      parts.push(`<text x="10" y="${y + 13}" font-weight="bold">${esc(r.label)}</text>`);
+      y += barH + gap;
+      lastGroup = r.group;
+    }
+    const name = SYSTEM_NAMES[r.system] ?? r.system;
+    parts.push(`<text x="24" y="${y + 13}">${esc(name)}</text>`);
+    if (Number.isFinite(r.value)) {
+      const w = Math.max(1, scale(r.value));
+      parts.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${COLORS[r.system] ?? '#888'}"/>`);
+      parts.push(`<text x="${(left + w + 6).toFixed(1)}" y="${y + 13}">${esc(fmtNum(r.value))}</text>`);
+    } else {
+      parts.push(`<text x="${left + 4}" y="${y + 13}" fill="#888">n/a</text>`);
+    }
+    y += barH + gap;
+  }
+  const axisY = y + 6;
+  for (let e = minExp; e <= maxExp; e++) {
+    const x = left + scale(10 ** e);
+    parts.push(`<line x1="${x.toFixed(1)}" y1="${top - 6}" x2="${x.toFixed(1)}" y2="${axisY}" stroke="#ddd"/>`);
+    parts.push(`<text x="${x.toFixed(1)}" y="${axisY + 16}" text-anchor="middle" fill="#555">${['1k', '10k', '100k', '1M', '10M'][e - minExp]}</text>`);
+  }
+  const H = axisY + 40;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="10" y="24" font-size="15" font-weight="bold">${esc(title)}</text>`,
+    // grid first so bars draw over it
+    ...parts.filter((p) => p.startsWith('<line')),
+    ...parts.filter((p) => !p.startsWith('<line')),
+    `<text x="${left}" y="${H - 8}" fill="#555">messages (or deliveries) per second, log scale; higher is better</text>`,
+    '</svg>',
+    '',
+  ].join('\n');
+}

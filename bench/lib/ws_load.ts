@@ -1,0 +1,162 @@
+// WebSocket receive runs shared by the websocketd and nlbridge scenarios:
+// clients spread over a few processes, wait until the netlink side has
+// joined the group, drive the C sender, collect and add up.
+
+import * as net from 'node:net';
+import { flood, type FloodOptions } from '../scenarios/socket_level';
+import { groupMembers, waitForMembers } from './netlink_groups';
+import { sleep, startAgent, type JsonObject, type Proc } from './proc';
+import type { Profile } from './profile';
+import { num, type Measurement } from './result';
+import type { LatencySummary } from './stats';
+
+const USERSOCK = 2;
+
+export interface ClientRunOptions {
+  url: string;
+  clients: number;
+  /** Netlink sockets on the group the server side adds once clients are in (1 for nlbridge, one per client for websocketd). */
+  membersPerRun: number;
+  flood: Omit<FloodOptions, 'group'>;
+  latency?: boolean;
+  idleMs?: number;
+  pauseFirst?: boolean;
+}
+
+export interface Aggregate {
+  clients: number;
+  connected: number;
+  sent: number;
+  deliveries: number;
+  minPerClient: number;
+  lost: number;
+  lossPct: number;
+  seconds: number;
+  closes: Record<string, number>;
+}
+
+export type ClientRunResult = Measurement & Aggregate;
+
+/** A free TCP port on loopback. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolve once something accepts TCP connections on the port. */
+export async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+/** Start client processes holding `clients` connections; resolves when all have connected. */
+export async function startClients(p: Profile, o: { url: string; clients: number; expectPerClient: number; maxSeconds: number; latency?: boolean; idleMs?: number; pauseFirst?: boolean }): Promise<Proc[]> {
+  const agents: Proc[] = [];
+  for (let i = 0; i < o.clients; i += p.clientsPerProcess) {
+    const n = Math.min(p.clientsPerProcess, o.clients - i);
+    agents.push(
+      startAgent('ws_clients', {
+        url: o.url,
+        clients: n,
+        expectPerClient: o.expectPerClient,
+        maxSeconds: o.maxSeconds,
+        idleMs: o.idleMs ?? 500,
+        latency: o.latency ?? false,
+        pauseFirst: i === 0 && (o.pauseFirst ?? false),
+        connectParallel: 50,
+      }),
+    );
+  }
+  const ready = await Promise.all(agents.map((a) => a.waitForKey('ready', 60_000)));
+  const connected = ready.reduce((s, r) => s + num(r.connected), 0);
+  if (connected < o.clients) {
+    await Promise.all(agents.map((a) => a.stop(200)));
+    throw new Error(`only ${connected} of ${o.clients} clients connected`);
+  }
+  return agents;
+}
+
+/** Add up the clients' results. */
+export function aggregate(results: JsonObject[], sent: number, clients: number): Aggregate {
+  let deliveries = 0;
+  let seconds = 0;
+  let connected = 0;
+  let minPerClient = Infinity;
+  const closes: Record<string, number> = {};
+  for (const r of results) {
+    deliveries += num(r.received);
+    seconds = Math.max(seconds, num(r.seconds));
+    connected += num(r.connected);
+    minPerClient = Math.min(minPerClient, num(r.minPerClient));
+    for (const [code, n] of Object.entries((r.closes as Record<string, number>) ?? {})) closes[code] = (closes[code] ?? 0) + n;
+  }
+  const expected = sent * clients;
+  return {
+    clients,
+    connected,
+    sent,
+    deliveries,
+    minPerClient,
+    lost: expected - deliveries,
+    lossPct: expected > 0 ? (100 * (expected - deliveries)) / expected : 0,
+    seconds,
+    closes,
+  };
+}
+
+/**
+ * Connect the clients, wait until the server side is on the group, send the
+ * flood (bounded), and collect: rate = deliveries / the longest client's
+ * first→last span.
+ */
+export async function clientRun(p: Profile, o: ClientRunOptions): Promise<ClientRunResult> {
+  const baseline = groupMembers(USERSOCK, p.group);
+  const expect = o.flood.count;
+  const maxSeconds = o.flood.seconds + 15;
+  const agents = await startClients(p, { url: o.url, clients: o.clients, expectPerClient: expect, maxSeconds, latency: o.latency, idleMs: o.idleMs, pauseFirst: o.pauseFirst });
+  try {
+    if (!(await waitForMembers(USERSOCK, p.group, baseline + o.membersPerRun, 30_000))) {
+      throw new Error(`server side did not join group ${p.group} (${groupMembers(USERSOCK, p.group)} members, baseline ${baseline})`);
+    }
+    await sleep(100);
+    const sent = await flood({ group: p.group, ...o.flood });
+    const results = await Promise.all(
+      agents.map(async (a) => {
+        try {
+          return (await a.waitForKey('result', maxSeconds * 1000 + 5000)).result as JsonObject;
+        } catch {
+          a.command({ cmd: 'report' });
+          return (await a.waitForKey('result', 3000)).result as JsonObject;
+        }
+      }),
+    );
+    const agg = aggregate(results, num(sent.sent), o.clients);
+    const latency = results[0].latency as LatencySummary | undefined;
+    return {
+      value: agg.seconds > 0 ? agg.deliveries / agg.seconds : NaN,
+      ...agg,
+      sendRate: sent.rate,
+      ...(latency ? { p50_us: latency.p50_us, p99_us: latency.p99_us, max_us: latency.max_us, samples: latency.n } : {}),
+    };
+  } finally {
+    await Promise.all(agents.map((a) => a.stop(1000)));
+  }
+}

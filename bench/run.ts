@@ -1,0 +1,80 @@
+// `npm run bench`: nlbridge against the C ceiling, npm `netlink` and
+// websocketd + rr_nlk, in one run on one machine (issue 6). Prints the table
+// with ratios; writes JSON, Markdown and an SVG chart.
+//
+//   node dist/bench/run.js [--smoke] [--only=socket,websocketd,nlbridge] [--out=DIR] [--cpu-prof]
+//
+// BENCH_SMOKE=1 is the same as --smoke (tiny counts, written under
+// .cache/bench/smoke/ unless --out says otherwise).
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CACHE_DIR, ROOT } from './lib/proc';
+import { FULL, SMOKE } from './lib/profile';
+import { figureDefs, machine, markdown, svgChart, targets } from './lib/report';
+import type { Figures } from './lib/result';
+import { runNlbridge } from './scenarios/nlbridge';
+import { buildC, runCeiling, runNodeReceivers } from './scenarios/socket_level';
+import { runWebsocketd } from './scenarios/websocketd';
+
+const SECTIONS = ['socket', 'websocketd', 'nlbridge'] as const;
+type Section = (typeof SECTIONS)[number];
+
+function option(name: string): string | undefined {
+  const prefix = `--${name}=`;
+  return process.argv.find((a) => a.startsWith(prefix))?.slice(prefix.length);
+}
+
+async function main(): Promise<void> {
+  const smoke = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
+  const p = smoke ? SMOKE : FULL;
+  const only = option('only');
+  const sections = new Set<Section>(only ? (only.split(',') as Section[]) : SECTIONS);
+  const outDir = path.resolve(option('out') ?? (smoke ? path.join(CACHE_DIR, 'smoke') : path.join(ROOT, 'bench', 'results')));
+  const cpuProf = process.argv.includes('--cpu-prof');
+
+  const started = new Date();
+  const t0 = Date.now();
+  const figures: Figures = {};
+  buildC();
+  let saturation = NaN;
+  if (sections.has('socket')) {
+    saturation = await runCeiling(p, figures);
+    await runNodeReceivers(p, figures);
+  }
+  if (sections.has('websocketd')) await runWebsocketd(p, figures);
+  if (sections.has('nlbridge')) await runNlbridge(p, figures, { cpuProfDir: cpuProf ? path.join(CACHE_DIR, 'prof') : undefined, ceiling: saturation });
+  const seconds = (Date.now() - t0) / 1000;
+
+  const defs = figureDefs([...p.fanoutSockets, ...p.fanoutClients, ...p.websocketdFanoutClients]);
+  const largestFanout = Math.max(...p.fanoutClients);
+  const tgs = targets(figures, largestFanout);
+  const m = machine();
+  const when = started.toISOString().replace(/\.\d+Z$/, 'Z');
+  const table = markdown(figures, defs, tgs, m, when, p.name);
+  const result = {
+    bench: 'nlbridge issue 6',
+    profile: p.name,
+    startedAt: started.toISOString(),
+    seconds,
+    machine: m,
+    settings: p,
+    figures,
+    targets: tgs,
+  };
+
+  fs.mkdirSync(outDir, { recursive: true });
+  const stamp = when.replace(/[:]/g, '').replace(/-/g, '');
+  fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
+  if (p.name === 'full') fs.writeFileSync(path.join(outDir, `${stamp}.json`), JSON.stringify(result, null, 2) + '\n');
+  fs.writeFileSync(path.join(outDir, 'latest.md'), table);
+  fs.writeFileSync(path.join(outDir, 'latest.svg'), svgChart(figures, defs, `nlbridge vs C ceiling, npm netlink and websocketd — ${when}, ${m.cpus} × ${m.cpu}`));
+
+  process.stdout.write('\n' + table);
+  process.stdout.write(`\nbench: ${seconds.toFixed(1)} s; results in ${path.relative(process.cwd(), outDir) || '.'}/latest.{json,md,svg}\n`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,177 @@
+// nlbridge's figures, each measured like its counterpart: the daemon runs in
+// its own process (`node dist/daemon/main.js --protocol usersock --auth none`),
+// clients and load generators in theirs.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Proc, ROOT, rssBytes, sleep } from '../lib/proc';
+import type { Profile } from '../lib/profile';
+import { measure, num, type Figures } from '../lib/result';
+import { clientRun, freePort, startClients, waitForPort } from '../lib/ws_load';
+import { flood } from './socket_level';
+
+const DAEMON = path.join(ROOT, 'dist', 'daemon', 'main.js');
+
+export interface NlbridgeOptions {
+  /** Start the daemon with --cpu-prof into this directory. */
+  cpuProfDir?: string;
+  /** C 1→1 saturation, for reference in ingress runs. */
+  ceiling: number;
+}
+
+interface Daemon {
+  proc: Proc;
+  port: number;
+  base: string;
+  ws(query?: string): string;
+}
+
+async function startDaemon(p: Profile, o: NlbridgeOptions, tag: string): Promise<Daemon> {
+  if (!fs.existsSync(DAEMON)) throw new Error('daemon not built (dist/daemon/main.js missing)');
+  const port = await freePort();
+  const nodeArgs: string[] = [];
+  if (o.cpuProfDir) {
+    fs.mkdirSync(o.cpuProfDir, { recursive: true });
+    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`, `--cpu-prof-name=daemon-${tag}-${Date.now()}.cpuprofile`);
+  }
+  const proc = new Proc(`daemon(${tag})`, process.execPath, [...nodeArgs, DAEMON, ...daemonArgs(port, p)], { ...process.env, NODE_ENV: 'production' });
+  try {
+    await waitForPort(port, 15_000);
+  } catch (err) {
+    await proc.stop(100);
+    throw new Error(`${(err as Error).message}; daemon said: ${proc.stderr().slice(-500)}`, { cause: err });
+  }
+  const mask = ((1 << (p.group - 1)) >>> 0).toString();
+  const base = `http://127.0.0.1:${port}`;
+  return { proc, port, base, ws: (query = '') => `ws://127.0.0.1:${port}/groups/${mask}${query}` };
+}
+
+function daemonArgs(port: number, p: Profile): string[] {
+  return ['--port', String(port), '--host', '127.0.0.1', '--protocol', 'usersock', '--auth', 'none', '--log-level', 'warn', '--receive-buffer', String(p.rcvbuf)];
+}
+
+async function stopDaemon(d: Daemon): Promise<void> {
+  // SIGTERM lets the daemon close cleanly (and write its CPU profile).
+  d.proc.child.kill('SIGTERM');
+  await d.proc.stop(5000);
+}
+
+async function withDaemon<T>(p: Profile, o: NlbridgeOptions, tag: string, fn: (d: Daemon) => Promise<T>): Promise<T> {
+  const d = await startDaemon(p, o, tag);
+  try {
+    return await fn(d);
+  } finally {
+    await stopDaemon(d);
+  }
+}
+
+export async function runNlbridge(p: Profile, figures: Figures, o: NlbridgeOptions): Promise<void> {
+  const thr = await measure(figures, 'ws_one_frame', 'nlbridge', () =>
+    withDaemon(p, o, 'frame', (d) => clientRun(p, { url: d.ws(), clients: 1, membersPerRun: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })),
+  );
+  await measure(figures, 'ws_one_frame', 'nlbridge-batch', () =>
+    withDaemon(p, o, 'batch', (d) => clientRun(p, { url: d.ws('?batch=1'), clients: 1, membersPerRun: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })),
+  );
+  await measure(figures, 'ws_one_frame', 'nlbridge-binary', () =>
+    withDaemon(p, o, 'binary', (d) => clientRun(p, { url: d.ws('?format=binary'), clients: 1, membersPerRun: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })),
+  );
+  await measure(figures, 'latency_1k', 'nlbridge', () =>
+    withDaemon(p, o, 'lat1k', async (d) => {
+      const r = await clientRun(p, { url: d.ws(), clients: 1, membersPerRun: 1, latency: true, flood: { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 } });
+      return { ...r, value: num(r.p50_us), rate: 1000 };
+    }),
+  );
+  await measure(figures, 'latency_half', 'nlbridge', () =>
+    withDaemon(p, o, 'lathalf', async (d) => {
+      const sat = num(thr.value);
+      if (!(sat > 0)) throw new Error('no saturation rate');
+      const rate = sat / 2;
+      const count = Math.max(100, Math.round(rate * p.halfSatSeconds));
+      const r = await clientRun(p, { url: d.ws(), clients: 1, membersPerRun: 1, latency: true, flood: { count, seconds: count / rate + 2, rate } });
+      return { ...r, value: num(r.p50_us), rate };
+    }),
+  );
+  for (const k of p.fanoutClients) {
+    await measure(figures, `fanout_${k}`, 'nlbridge', () =>
+      withDaemon(p, o, `fanout${k}`, async (d) => {
+        const rate = p.fanoutDeliveriesPerSecond / k;
+        const count = Math.max(10, Math.round(rate * p.fanoutSeconds));
+        const r = await clientRun(p, { url: d.ws(), clients: k, membersPerRun: 1, flood: { count, seconds: p.fanoutSeconds + 5, rate } });
+        return { ...r, offered: p.fanoutDeliveriesPerSecond };
+      }),
+    );
+  }
+  await runMemory(p, figures, o);
+}
+
+async function runMemory(p: Profile, figures: Figures, o: NlbridgeOptions): Promise<void> {
+  let daemon: Daemon;
+  try {
+    daemon = await startDaemon(p, o, 'memory');
+  } catch (err) {
+    for (const f of ['memory_idle', 'memory_per_client', 'memory_slow_reader']) {
+      await measure(figures, f, 'nlbridge', async () => {
+        throw err;
+      });
+    }
+    return;
+  }
+  const d = daemon;
+  try {
+    await measure(figures, 'memory_idle', 'nlbridge', async () => {
+      await sleep(1000);
+      const rss = rssBytes(d.proc.pid);
+      if (rss === null) throw new Error('daemon gone');
+      return { value: rss };
+    });
+    await measure(figures, 'memory_per_client', 'nlbridge', async () => {
+      const before = rssBytes(d.proc.pid) ?? NaN;
+      const agents = await startClients(p, { url: d.ws(), clients: p.memoryClients, expectPerClient: 1, maxSeconds: 60 });
+      try {
+        await sleep(1000);
+        const after = rssBytes(d.proc.pid) ?? NaN;
+        return { value: (after - before) / p.memoryClients, clients: p.memoryClients, rssBefore: before, rssAfter: after };
+      } finally {
+        await Promise.all(agents.map((a) => a.stop(500)));
+      }
+    });
+    await measure(figures, 'memory_slow_reader', 'nlbridge', async () => {
+      await sleep(300);
+      const before = rssBytes(d.proc.pid) ?? NaN;
+      // One paused client and one reading client on the same group.
+      const agents = await startClients({ ...p, clientsPerProcess: 1 }, { url: d.ws(), clients: 2, expectPerClient: Number.MAX_SAFE_INTEGER, maxSeconds: p.slowReaderSeconds + 20, pauseFirst: true, idleMs: 60_000 });
+      let peak = before;
+      const sampler = setInterval(() => {
+        const r = rssBytes(d.proc.pid);
+        if (r !== null && r > peak) peak = r;
+      }, 50);
+      try {
+        await sleep(200);
+        const count = Math.round(p.slowReaderRate * p.slowReaderSeconds);
+        const sent = await flood({ group: p.group, count, seconds: p.slowReaderSeconds + 2, rate: p.slowReaderRate, payload: p.slowReaderPayload });
+        await sleep(300);
+        const after = rssBytes(d.proc.pid) ?? NaN;
+        for (const a of agents) a.command({ cmd: 'report' });
+        const results = await Promise.all(agents.map(async (a) => (await a.waitForKey('result', 5000)).result as Record<string, unknown>));
+        const reader = results[1];
+        return {
+          value: peak - before,
+          rssBefore: before,
+          rssPeak: peak,
+          rssAfter: after,
+          rate: p.slowReaderRate,
+          payload: p.slowReaderPayload,
+          seconds: p.slowReaderSeconds,
+          sent: sent.sent,
+          readingClientReceived: reader.received,
+          readingClientLost: num(sent.sent) - num(reader.received),
+        };
+      } finally {
+        clearInterval(sampler);
+        await Promise.all(agents.map((a) => a.stop(500)));
+      }
+    });
+  } finally {
+    await stopDaemon(d);
+  }
+}

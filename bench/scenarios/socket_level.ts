@@ -1,0 +1,166 @@
+// Socket level: the C ceiling (1→1, 1→N, latency floor) and the two Node
+// receivers, nlbridge's addon and npm `netlink`, under the same flood.
+
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CACHE_DIR, ROOT, startAgent, startC, type JsonObject, type Proc } from '../lib/proc';
+import type { Profile } from '../lib/profile';
+import { measure, num, type Figures, type Measurement } from '../lib/result';
+
+const USERSOCK = 2;
+
+/** Build nlb_flood and nlb_sink with cc -O2 into .cache/bench/. */
+export function buildC(): void {
+  fs.mkdirSync(CACHE_DIR, { recursive: true });
+  for (const name of ['nlb_flood', 'nlb_sink']) {
+    execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-o', path.join(CACHE_DIR, name), path.join(ROOT, 'bench', 'c', `${name}.c`)], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  }
+}
+
+export interface FloodOptions {
+  group: number;
+  count: number;
+  seconds: number;
+  /** msg/s; 0 or absent = as fast as possible. */
+  rate?: number;
+  /** Payload bytes (at least the 24-byte bench payload). */
+  payload?: number;
+}
+
+/** Run the C sender to completion; resolves with its result line. */
+export async function flood(o: FloodOptions): Promise<JsonObject> {
+  const args: (string | number)[] = ['-g', o.group, '-n', o.count, '-t', o.seconds, '-p', USERSOCK];
+  if (o.rate) args.push('-r', Math.max(1, Math.round(o.rate)));
+  if (o.payload) args.push('-s', o.payload);
+  const p = startC('nlb_flood', args);
+  const line = await p.waitForKey('sent', (o.seconds + 10) * 1000);
+  await p.stop();
+  return line;
+}
+
+/** Start C receivers; resolves once bound. */
+export async function startSink(p: Profile, o: { sockets?: number; expect: number; seconds: number; latency?: boolean; idleMs?: number }): Promise<Proc> {
+  const args: (string | number)[] = ['-g', p.group, '-n', o.expect, '-k', o.sockets ?? 1, '-t', o.seconds, '-i', o.idleMs ?? 300, '-b', p.rcvbuf, '-p', USERSOCK];
+  if (o.latency) args.push('-L');
+  const sink = startC('nlb_sink', args);
+  await sink.waitForKey('ready', 10_000);
+  return sink;
+}
+
+async function sinkWithFlood(p: Profile, sinkOpts: Parameters<typeof startSink>[1], floodOpts: Omit<FloodOptions, 'group'>) {
+  const sink = await startSink(p, sinkOpts);
+  try {
+    const sent = await flood({ group: p.group, ...floodOpts });
+    const got = await sink.waitForKey('received', (sinkOpts.seconds + 5) * 1000);
+    return { sent, got };
+  } finally {
+    await sink.stop(500);
+  }
+}
+
+/** C ceiling figures; returns the 1→1 saturation rate (for half-saturation runs). */
+export async function runCeiling(p: Profile, figures: Figures): Promise<number> {
+  const rx = await measure(figures, 'socket_flood', 'c', async () => {
+    const { sent, got } = await sinkWithFlood(p, { expect: p.floodCount, seconds: p.floodSeconds + 5 }, { count: p.floodCount, seconds: p.floodSeconds });
+    return {
+      value: num(got.rate),
+      received: got.received,
+      sent: sent.sent,
+      sendRate: sent.rate,
+      lost: num(sent.sent) - num(got.received),
+      drops: got.drops,
+      survived: true,
+    };
+  });
+  for (const k of p.fanoutSockets) {
+    await measure(figures, `fanout_${k}`, 'c', async () => {
+      const { sent, got } = await sinkWithFlood(p, { sockets: k, expect: p.fanoutCount, seconds: p.floodSeconds + 5 }, { count: p.fanoutCount, seconds: p.floodSeconds });
+      const expected = num(sent.sent) * k;
+      return {
+        value: num(got.rate),
+        clients: k,
+        offered: 'flood',
+        sent: sent.sent,
+        deliveries: got.received,
+        lost: expected - num(got.received),
+        lossPct: (100 * (expected - num(got.received))) / expected,
+        drops: got.drops,
+      };
+    });
+  }
+  await measure(figures, 'latency_1k', 'c', () => latencyRun(p, 1000, p.latencyCount));
+  const sat = num(rx.value);
+  if (Number.isFinite(sat) && sat > 0) {
+    await measure(figures, 'latency_half', 'c', () => latencyRun(p, sat / 2, Math.round((sat / 2) * p.halfSatSeconds)));
+  } else {
+    await measure(figures, 'latency_half', 'c', async () => {
+      throw new Error('no saturation rate');
+    });
+  }
+  return sat;
+}
+
+async function latencyRun(p: Profile, rate: number, count: number): Promise<Measurement> {
+  const seconds = count / rate + 2;
+  const { got } = await sinkWithFlood(p, { expect: count, seconds: seconds + 3, latency: true }, { count, seconds, rate });
+  const lat = got.latency as { p50_us: number; p99_us: number; max_us: number; n: number };
+  return {
+    value: lat.p50_us,
+    p50_us: lat.p50_us,
+    p99_us: lat.p99_us,
+    max_us: lat.max_us,
+    samples: lat.n,
+    rate,
+    received: got.received,
+    lost: count - num(got.received),
+  };
+}
+
+/**
+ * One Node receiver (addon or npm `netlink`) under the flood, in its own
+ * process. An abort is a result: survived=false with what it counted until then.
+ */
+async function nodeReceiver(p: Profile, impl: 'addon' | 'npm-netlink'): Promise<Measurement> {
+  const agent = startAgent('node_sink', {
+    impl,
+    group: p.group,
+    expect: p.floodCount,
+    maxSeconds: p.floodSeconds + 5,
+    idleMs: 500,
+    rcvbuf: p.rcvbuf,
+  });
+  try {
+    await agent.waitForKey('ready', 10_000);
+    const sent = await flood({ group: p.group, count: p.floodCount, seconds: p.floodSeconds });
+    let result: JsonObject | undefined;
+    try {
+      result = (await agent.waitForKey('result', (p.floodSeconds + 8) * 1000)).result as JsonObject;
+    } catch {
+      result = undefined;
+    }
+    const exit = await agent.stop(2000);
+    const survived = result !== undefined && exit.code === 0 && exit.signal === null;
+    const last = result ?? ((agent.last('progress')?.progress as JsonObject | undefined) ?? {});
+    return {
+      value: num(last.rate),
+      received: last.received ?? 0,
+      sent: sent.sent,
+      lost: num(sent.sent) - num(last.received ?? 0),
+      overruns: last.overruns ?? 0,
+      drops: last.drops ?? null,
+      survived,
+      exit: { code: exit.code, signal: exit.signal },
+      stderr: survived ? undefined : agent.stderr().slice(-300),
+    };
+  } finally {
+    await agent.stop(500);
+  }
+}
+
+export async function runNodeReceivers(p: Profile, figures: Figures): Promise<void> {
+  await measure(figures, 'socket_flood', 'addon', () => nodeReceiver(p, 'addon'));
+  await measure(figures, 'socket_flood', 'npm-netlink', () => nodeReceiver(p, 'npm-netlink'));
+}

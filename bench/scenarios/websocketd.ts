@@ -1,0 +1,117 @@
+// The peer a user would set up in five minutes: websocketd spawning
+// `rr_nlk -p 2 -j -g MASK` per connection, each stdout line one WebSocket
+// message.
+
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { groupMembers, waitForMembers } from '../lib/netlink_groups';
+import { Proc, ROOT, rssBytes, sleep } from '../lib/proc';
+import type { Profile } from '../lib/profile';
+import { measure, num, type Figures } from '../lib/result';
+import { clientRun, freePort, startClients, waitForPort } from '../lib/ws_load';
+
+const RR_NLK = path.join(ROOT, 'module', 'tools', 'rr_nlk');
+
+export function buildRrNlk(): void {
+  execFileSync('make', ['-C', path.join(ROOT, 'module'), 'tools'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (!fs.existsSync(RR_NLK)) throw new Error(`make -C module tools did not produce ${RR_NLK}`);
+}
+
+async function startWebsocketd(p: Profile): Promise<{ proc: Proc; url: string }> {
+  const port = await freePort();
+  const mask = String((1 << (p.group - 1)) >>> 0);
+  const proc = new Proc('websocketd', 'websocketd', [`--port=${port}`, '--address=127.0.0.1', '--loglevel=error', RR_NLK, '-p', '2', '-j', '-g', mask]);
+  await waitForPort(port, 10_000);
+  return { proc, url: `ws://127.0.0.1:${port}/` };
+}
+
+/** RSS of a process and all its descendants (websocketd forks one rr_nlk per client). */
+function treeRss(pid: number): number {
+  let total = rssBytes(pid) ?? 0;
+  let children: string[];
+  try {
+    children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  } catch {
+    children = [];
+  }
+  for (const c of children) total += treeRss(Number(c));
+  return total;
+}
+
+async function withWebsocketd<T>(p: Profile, fn: (url: string, pid: number) => Promise<T>): Promise<T> {
+  const { proc, url } = await startWebsocketd(p);
+  try {
+    return await fn(url, proc.pid);
+  } finally {
+    await proc.stop(100);
+  }
+}
+
+export async function runWebsocketd(p: Profile, figures: Figures): Promise<void> {
+  try {
+    buildRrNlk();
+  } catch (err) {
+    for (const f of ['ws_one_frame', 'latency_1k', 'latency_half', ...p.websocketdFanoutClients.map((k) => `fanout_${k}`), 'memory_idle', 'memory_per_client']) {
+      await measure(figures, f, 'websocketd', async () => {
+        throw err;
+      });
+    }
+    return;
+  }
+
+  const thr = await measure(figures, 'ws_one_frame', 'websocketd', () =>
+    withWebsocketd(p, (url) => clientRun(p, { url, clients: 1, membersPerRun: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })),
+  );
+  await measure(figures, 'latency_1k', 'websocketd', () =>
+    withWebsocketd(p, async (url) => {
+      const r = await clientRun(p, { url, clients: 1, membersPerRun: 1, latency: true, flood: { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 } });
+      return { ...r, value: num(r.p50_us), rate: 1000 };
+    }),
+  );
+  await measure(figures, 'latency_half', 'websocketd', () =>
+    withWebsocketd(p, async (url) => {
+      const sat = num(thr.value);
+      if (!(sat > 0)) throw new Error('no saturation rate');
+      const rate = sat / 2;
+      const count = Math.max(100, Math.round(rate * p.halfSatSeconds));
+      const r = await clientRun(p, { url, clients: 1, membersPerRun: 1, latency: true, flood: { count, seconds: count / rate + 2, rate } });
+      return { ...r, value: num(r.p50_us), rate };
+    }),
+  );
+  for (const k of p.websocketdFanoutClients) {
+    await measure(figures, `fanout_${k}`, 'websocketd', () =>
+      withWebsocketd(p, async (url) => {
+        const rate = p.fanoutDeliveriesPerSecond / k;
+        const count = Math.max(10, Math.round(rate * p.fanoutSeconds));
+        const r = await clientRun(p, { url, clients: k, membersPerRun: k, flood: { count, seconds: p.fanoutSeconds + 5, rate } });
+        return { ...r, offered: p.fanoutDeliveriesPerSecond };
+      }),
+    );
+  }
+  // Memory: the server side with no client, then with idle clients (one rr_nlk each).
+  let idle = NaN;
+  await measure(figures, 'memory_idle', 'websocketd', () =>
+    withWebsocketd(p, async (_url, pid) => {
+      await sleep(300);
+      idle = treeRss(pid);
+      return { value: idle, unit: 'bytes' };
+    }),
+  );
+  await measure(figures, 'memory_per_client', 'websocketd', () =>
+    withWebsocketd(p, async (url, pid) => {
+      await sleep(300);
+      const before = treeRss(pid);
+      const baseline = groupMembers(2, p.group);
+      const agents = await startClients(p, { url, clients: p.memoryClients, expectPerClient: 1, maxSeconds: 60 });
+      try {
+        await waitForMembers(2, p.group, baseline + p.memoryClients, 30_000);
+        await sleep(300);
+        const after = treeRss(pid);
+        return { value: (after - before) / p.memoryClients, clients: p.memoryClients, rssBefore: before, rssAfter: after };
+      } finally {
+        await Promise.all(agents.map((a) => a.stop(200)));
+      }
+    }),
+  );
+}
