@@ -11,9 +11,11 @@ import type { Profile } from '../lib/profile';
 import { measure, num, type Figures } from '../lib/result';
 import { clientRun, freePort, startClients, waitForPort } from '../lib/ws_load';
 
-const RR_NLK = path.join(ROOT, 'module', 'tools', 'rr_nlk');
+// BENCH_RR_NLK points at another build of rr_nlk (default: make -C module tools).
+const RR_NLK = process.env.BENCH_RR_NLK ?? path.join(ROOT, 'module', 'tools', 'rr_nlk');
 
 export function buildRrNlk(): void {
+  if (process.env.BENCH_RR_NLK) return;
   execFileSync('make', ['-C', path.join(ROOT, 'module'), 'tools'], { stdio: ['ignore', 'ignore', 'inherit'] });
   if (!fs.existsSync(RR_NLK)) throw new Error(`make -C module tools did not produce ${RR_NLK}`);
 }
@@ -26,17 +28,23 @@ async function startWebsocketd(p: Profile): Promise<{ proc: Proc; url: string }>
   return { proc, url: `ws://127.0.0.1:${port}/` };
 }
 
+function childrenOf(pid: number): number[] {
+  try {
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  for (const c of childrenOf(pid)) out.push(c, ...descendants(c));
+  return out;
+}
+
 /** RSS of a process and all its descendants (websocketd forks one rr_nlk per client). */
 function treeRss(pid: number): number {
-  let total = rssBytes(pid) ?? 0;
-  let children: string[];
-  try {
-    children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-  } catch {
-    children = [];
-  }
-  for (const c of children) total += treeRss(Number(c));
-  return total;
+  return [pid, ...descendants(pid)].reduce((sum, p) => sum + (rssBytes(p) ?? 0), 0);
 }
 
 async function withWebsocketd<T>(p: Profile, fn: (url: string, pid: number) => Promise<T>): Promise<T> {
@@ -44,7 +52,20 @@ async function withWebsocketd<T>(p: Profile, fn: (url: string, pid: number) => P
   try {
     return await fn(url, proc.pid);
   } finally {
+    // websocketd signals a client's process 100-500 ms after the client left;
+    // give it that, then make sure no rr_nlk outlives the run (a reader left
+    // on the group would slow every later broadcast).
+    const until = Date.now() + 3000;
+    while (descendants(proc.pid).length > 0 && Date.now() < until) await sleep(50);
+    const left = descendants(proc.pid);
     await proc.stop(100);
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
   }
 }
 
