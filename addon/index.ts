@@ -1,0 +1,15 @@
+// The addon's public surface: the socket, its types, the nlmsghdr codec and
+// the dummy_netlink UAPI mirror.
+
+export { NetlinkSocket, NetlinkError, ffs, loadBinding, splitBatch } from './socket';
+export type { NativeBinding, NativeHandle, NativeBatchCallback, NetlinkSocketEvents } from './socket';
+export type {
+  Datagram,
+  NetlinkErrorShape,
+  NetlinkSocketOptions,
+  OverrunEvent,
+  SendDestination,
+  SendResult,
+} from './types';
+export * from './codec';
+export * as dnl from './dummy_netlink';

@@ -1,0 +1,684 @@
+// The only C++ of nlbridge: a netlink socket, its options, sendto, and
+// uv_poll readiness with batched recvmmsg. Policy (events, error shapes,
+// what a send result means) lives in addon/socket.ts.
+//
+// Built with NAPI_DISABLE_CPP_EXCEPTIONS: nothing here throws a C++
+// exception, so nothing can reach std::terminate from a libuv callback.
+// Errors become pending JavaScript exceptions in methods, and arguments of
+// the receive callback in the poll path.
+
+#include <napi.h>
+#include <uv.h>
+
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#ifndef SOL_NETLINK
+#define SOL_NETLINK 270
+#endif
+
+namespace {
+
+// Process-wide, for tests that check close really frees the fd and the poll
+// handle. Atomic because workers have their own loops and threads.
+std::atomic<int64_t> g_open_sockets{0};
+std::atomic<int64_t> g_live_poll_handles{0};
+
+// Datagrams per recvmmsg call, bounded so the slot area stays <= 4 MiB.
+constexpr size_t kMaxBatch = 64;
+constexpr size_t kSlotAreaBytes = 4u << 20;
+// A wake-up hands over at most this much before yielding to the event loop.
+// uv_poll is level-triggered, so a still-readable socket fires again on the
+// next loop iteration: a sender faster than us cannot starve timers and I/O.
+constexpr size_t kMaxDatagramsPerWake = 8192;
+constexpr size_t kMaxBytesPerWake = 8u << 20;
+
+// Per-datagram metadata words handed to JavaScript (see socket.ts).
+constexpr size_t kMetaWords = 6;  // stored, real length, port, group, flags, uid
+constexpr uint32_t kFlagTruncated = 1;
+constexpr uint32_t kFlagHasUid = 2;
+
+constexpr size_t kCtrlBytes =
+    CMSG_SPACE(sizeof(struct nl_pktinfo)) + CMSG_SPACE(sizeof(struct ucred));
+
+// Per-environment state (main thread and each worker have their own).
+struct AddonState {
+  Napi::FunctionReference handle_ctor;
+};
+
+std::string ErrnoCode(int err) {
+  const char* name = uv_err_name(-err);
+  if (name != nullptr && name[0] == 'E') return name;
+  return "ERRNO_" + std::to_string(err);
+}
+
+std::string ErrnoText(int err) {
+  const char* text = uv_strerror(-err);
+  if (text != nullptr && std::strncmp(text, "Unknown", 7) != 0) return text;
+  return std::strerror(err);
+}
+
+// An Error shaped like Node's own system errors.
+Napi::Error SystemError(Napi::Env env, int err, const char* syscall,
+                        const std::string& attempted) {
+  std::string code = ErrnoCode(err);
+  Napi::Error e = Napi::Error::New(env, attempted + ": " + ErrnoText(err));
+  e.Set("code", Napi::String::New(env, code));
+  e.Set("errno", Napi::Number::New(env, -err));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  return e;
+}
+
+std::string Hex(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%x", v);
+  return buf;
+}
+
+bool ArgUint32(const Napi::CallbackInfo& info, size_t i, const char* name,
+               uint32_t* out) {
+  Napi::Env env = info.Env();
+  if (info.Length() <= i || !info[i].IsNumber()) {
+    Napi::TypeError::New(env, std::string("The \"") + name +
+                                  "\" argument must be a number")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  double d = info[i].As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 4294967295.0) || d != static_cast<double>(static_cast<uint64_t>(d))) {
+    Napi::TypeError::New(env, std::string("The \"") + name +
+                                  "\" argument must be an integer in 0..2^32-1")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = static_cast<uint32_t>(d);
+  return true;
+}
+
+bool ArgBool(const Napi::CallbackInfo& info, size_t i, const char* name, bool* out) {
+  if (info.Length() <= i || !info[i].IsBoolean()) {
+    Napi::TypeError::New(info.Env(), std::string("The \"") + name +
+                                         "\" argument must be a boolean")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = info[i].As<Napi::Boolean>().Value();
+  return true;
+}
+
+class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(
+        env, "NetlinkHandle",
+        {
+            InstanceMethod<&NetlinkHandle::Bind>("bind"),
+            InstanceMethod<&NetlinkHandle::LocalPortId>("localPortId"),
+            InstanceMethod<&NetlinkHandle::AddMembership>("addMembership"),
+            InstanceMethod<&NetlinkHandle::DropMembership>("dropMembership"),
+            InstanceMethod<&NetlinkHandle::ListMemberships>("listMemberships"),
+            InstanceMethod<&NetlinkHandle::SetReceiveBuffer>("setReceiveBuffer"),
+            InstanceMethod<&NetlinkHandle::SetNoEnobufs>("setNoEnobufs"),
+            InstanceMethod<&NetlinkHandle::SetPassCred>("setPassCred"),
+            InstanceMethod<&NetlinkHandle::Send>("send"),
+            InstanceMethod<&NetlinkHandle::Drops>("drops"),
+            InstanceMethod<&NetlinkHandle::Start>("start"),
+            InstanceMethod<&NetlinkHandle::Stop>("stop"),
+            InstanceMethod<&NetlinkHandle::Ref>("ref"),
+            InstanceMethod<&NetlinkHandle::Unref>("unref"),
+            InstanceMethod<&NetlinkHandle::Close>("close"),
+        });
+  }
+
+  // new NetlinkHandle(protocol, maxDatagramBytes)
+  explicit NetlinkHandle(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<NetlinkHandle>(info) {
+    Napi::Env env = info.Env();
+    uint32_t protocol = 0;
+    uint32_t max_bytes = 0;
+    if (!ArgUint32(info, 0, "protocol", &protocol)) return;
+    if (!ArgUint32(info, 1, "maxDatagramBytes", &max_bytes)) return;
+    if (max_bytes == 0 || max_bytes > (16u << 20)) {
+      Napi::TypeError::New(env, "The \"maxDatagramBytes\" argument must be in 1..16777216")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    protocol_ = protocol;
+    max_bytes_ = max_bytes;
+    batch_ = kSlotAreaBytes / max_bytes;
+    if (batch_ > kMaxBatch) batch_ = kMaxBatch;
+    if (batch_ < 1) batch_ = 1;
+
+    int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                      static_cast<int>(protocol));
+    if (fd < 0) {
+      int err = errno;
+      SystemError(env, err, "socket", "socket protocol " + std::to_string(protocol))
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    // The group of arrival comes from NETLINK_PKTINFO: it is right for
+    // groups above 32, where sockaddr_nl.nl_groups cannot say.
+    int one = 1;
+    if (::setsockopt(fd, SOL_NETLINK, NETLINK_PKTINFO, &one, sizeof one) < 0) {
+      int err = errno;
+      ::close(fd);
+      SystemError(env, err, "setsockopt", "setsockopt NETLINK_PKTINFO")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    fd_ = fd;
+    ++g_open_sockets;
+    napi_add_env_cleanup_hook(env, &NetlinkHandle::OnEnvCleanup, this);
+    cleanup_hook_active_ = true;
+  }
+
+  ~NetlinkHandle() override {
+    RemoveCleanupHook();
+    Release();
+  }
+
+ private:
+  // The environment is going away (process exit, worker end): no JavaScript
+  // may run any more; give back the fd and the poll handle so the loop can
+  // close.
+  static void OnEnvCleanup(void* arg) {
+    auto* self = static_cast<NetlinkHandle*>(arg);
+    self->cleanup_hook_active_ = false;
+    self->Release();
+  }
+
+  void RemoveCleanupHook() {
+    if (!cleanup_hook_active_) return;
+    cleanup_hook_active_ = false;
+    napi_remove_env_cleanup_hook(Env(), &NetlinkHandle::OnEnvCleanup, this);
+  }
+
+  // Frees the kernel and libuv resources. Idempotent. Never calls JavaScript.
+  void Release() {
+    if (poll_ != nullptr) {
+      uv_poll_stop(poll_);
+      poll_->data = nullptr;
+      // libuv may still reference the handle until its close callback runs:
+      // free it there and never before.
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) {
+        delete reinterpret_cast<uv_poll_t*>(h);
+        --g_live_poll_handles;
+      });
+      poll_ = nullptr;
+    }
+    if (fd_ >= 0) {
+      ::close(fd_);
+      fd_ = -1;
+      --g_open_sockets;
+    }
+    std::free(slot_area_);
+    slot_area_ = nullptr;
+  }
+
+  bool CheckOpen(Napi::Env env, const char* syscall) {
+    if (fd_ >= 0) return true;
+    SystemError(env, EBADF, syscall, std::string(syscall) + " on a closed socket")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+
+  // bind(portId, groups)
+  Napi::Value Bind(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t port_id = 0, groups = 0;
+    if (!ArgUint32(info, 0, "portId", &port_id) || !ArgUint32(info, 1, "groups", &groups))
+      return env.Undefined();
+    if (!CheckOpen(env, "bind")) return env.Undefined();
+    struct sockaddr_nl addr;
+    std::memset(&addr, 0, sizeof addr);
+    addr.nl_family = AF_NETLINK;
+    addr.nl_pid = port_id;
+    addr.nl_groups = groups;
+    if (::bind(fd_, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) < 0) {
+      int err = errno;
+      SystemError(env, err, "bind",
+                  "bind protocol " + std::to_string(protocol_) + " port " +
+                      std::to_string(port_id) + " groups " + Hex(groups))
+          .ThrowAsJavaScriptException();
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value LocalPortId(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env, "getsockname")) return env.Undefined();
+    struct sockaddr_nl addr;
+    socklen_t len = sizeof addr;
+    std::memset(&addr, 0, sizeof addr);
+    if (::getsockname(fd_, reinterpret_cast<struct sockaddr*>(&addr), &len) < 0) {
+      int err = errno;
+      SystemError(env, err, "getsockname", "getsockname").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    return Napi::Number::New(env, addr.nl_pid);
+  }
+
+  Napi::Value Membership(const Napi::CallbackInfo& info, int opt, const char* what) {
+    Napi::Env env = info.Env();
+    uint32_t group = 0;
+    if (!ArgUint32(info, 0, "group", &group)) return env.Undefined();
+    if (!CheckOpen(env, "setsockopt")) return env.Undefined();
+    if (::setsockopt(fd_, SOL_NETLINK, opt, &group, sizeof group) < 0) {
+      int err = errno;
+      SystemError(env, err, "setsockopt",
+                  std::string("setsockopt ") + what + " group " + std::to_string(group) +
+                      " on protocol " + std::to_string(protocol_))
+          .ThrowAsJavaScriptException();
+    }
+    return env.Undefined();
+  }
+  Napi::Value AddMembership(const Napi::CallbackInfo& info) {
+    return Membership(info, NETLINK_ADD_MEMBERSHIP, "NETLINK_ADD_MEMBERSHIP");
+  }
+  Napi::Value DropMembership(const Napi::CallbackInfo& info) {
+    return Membership(info, NETLINK_DROP_MEMBERSHIP, "NETLINK_DROP_MEMBERSHIP");
+  }
+
+  // Returns the group numbers (1-based) this socket belongs to, ascending.
+  Napi::Value ListMemberships(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env, "getsockopt")) return env.Undefined();
+    std::vector<uint32_t> words(8);
+    for (;;) {
+      socklen_t len = static_cast<socklen_t>(words.size() * sizeof(uint32_t));
+      if (::getsockopt(fd_, SOL_NETLINK, NETLINK_LIST_MEMBERSHIPS, words.data(), &len) < 0) {
+        int err = errno;
+        SystemError(env, err, "getsockopt", "getsockopt NETLINK_LIST_MEMBERSHIPS")
+            .ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      // The kernel writes what fits and reports the size it needs.
+      size_t need = (len + sizeof(uint32_t) - 1) / sizeof(uint32_t);
+      if (need <= words.size()) {
+        words.resize(need);
+        break;
+      }
+      words.assign(need, 0);
+    }
+    Napi::Array out = Napi::Array::New(env);
+    uint32_t n = 0;
+    for (size_t w = 0; w < words.size(); ++w)
+      for (uint32_t bit = 0; bit < 32; ++bit)
+        if (words[w] & (1u << bit)) out.Set(n++, Napi::Number::New(env, w * 32 + bit + 1));
+    return out;
+  }
+
+  // Returns what getsockopt(SO_RCVBUF) reports afterwards (the kernel doubles
+  // the request for its bookkeeping and caps SO_RCVBUF at rmem_max).
+  Napi::Value SetReceiveBuffer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t bytes = 0;
+    if (!ArgUint32(info, 0, "bytes", &bytes)) return env.Undefined();
+    if (!CheckOpen(env, "setsockopt")) return env.Undefined();
+    int val = bytes > INT32_MAX ? INT32_MAX : static_cast<int>(bytes);
+    if (::setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &val, sizeof val) < 0) {
+      // SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped by rmem_max.
+      if (::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &val, sizeof val) < 0) {
+        int err = errno;
+        SystemError(env, err, "setsockopt", "setsockopt SO_RCVBUF " + std::to_string(bytes))
+            .ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+    }
+    int eff = 0;
+    socklen_t len = sizeof eff;
+    if (::getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &eff, &len) < 0) {
+      int err = errno;
+      SystemError(env, err, "getsockopt", "getsockopt SO_RCVBUF").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    return Napi::Number::New(env, eff);
+  }
+
+  Napi::Value SetFlag(const Napi::CallbackInfo& info, int level, int opt, const char* what) {
+    Napi::Env env = info.Env();
+    bool on = false;
+    if (!ArgBool(info, 0, "on", &on)) return env.Undefined();
+    if (!CheckOpen(env, "setsockopt")) return env.Undefined();
+    int val = on ? 1 : 0;
+    if (::setsockopt(fd_, level, opt, &val, sizeof val) < 0) {
+      int err = errno;
+      SystemError(env, err, "setsockopt",
+                  std::string("setsockopt ") + what + " " + (on ? "on" : "off"))
+          .ThrowAsJavaScriptException();
+    }
+    return env.Undefined();
+  }
+  Napi::Value SetNoEnobufs(const Napi::CallbackInfo& info) {
+    return SetFlag(info, SOL_NETLINK, NETLINK_NO_ENOBUFS, "NETLINK_NO_ENOBUFS");
+  }
+  Napi::Value SetPassCred(const Napi::CallbackInfo& info) {
+    return SetFlag(info, SOL_SOCKET, SO_PASSCRED, "SO_PASSCRED");
+  }
+
+  // send(data, portId, groups) -> bytes sent, or -errno. Not thrown: an
+  // ECONNREFUSED after a delivered broadcast is an ordinary outcome on
+  // protocols without a kernel socket, and socket.ts decides what it means.
+  Napi::Value Send(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray()) {
+      Napi::TypeError::New(env, "The \"data\" argument must be a Buffer or Uint8Array")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
+    if (ta.TypedArrayType() != napi_uint8_array) {
+      Napi::TypeError::New(env, "The \"data\" argument must be a Buffer or Uint8Array")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    uint32_t port_id = 0, groups = 0;
+    if (!ArgUint32(info, 1, "portId", &port_id) || !ArgUint32(info, 2, "groups", &groups))
+      return env.Undefined();
+    if (fd_ < 0) return Napi::Number::New(env, -EBADF);
+    Napi::Uint8Array bytes = ta.As<Napi::Uint8Array>();
+    struct sockaddr_nl addr;
+    std::memset(&addr, 0, sizeof addr);
+    addr.nl_family = AF_NETLINK;
+    addr.nl_pid = port_id;
+    addr.nl_groups = groups;
+    ssize_t n;
+    do {
+      n = ::sendto(fd_, bytes.Data(), bytes.ByteLength(), MSG_DONTWAIT,
+                   reinterpret_cast<struct sockaddr*>(&addr), sizeof addr);
+    } while (n < 0 && errno == EINTR);
+    return Napi::Number::New(env, n < 0 ? -errno : static_cast<double>(n));
+  }
+
+  bool ReadDrops(uint32_t* out) {
+    uint32_t meminfo[SK_MEMINFO_VARS];
+    socklen_t len = sizeof meminfo;
+    std::memset(meminfo, 0, sizeof meminfo);
+    if (::getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, meminfo, &len) < 0) return false;
+    *out = meminfo[SK_MEMINFO_DROPS];
+    return true;
+  }
+
+  Napi::Value Drops(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env, "getsockopt")) return env.Undefined();
+    uint32_t drops = 0;
+    if (!ReadDrops(&drops)) {
+      int err = errno;
+      SystemError(env, err, "getsockopt", "getsockopt SO_MEMINFO").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    return Napi::Number::New(env, drops);
+  }
+
+  // start(onBatch): poll for readability and call
+  //   onBatch(bytes, meta, count, totalDrops, enobufs, errno)
+  // once per wake-up. Restarting replaces the callback.
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsFunction()) {
+      Napi::TypeError::New(env, "The \"onBatch\" argument must be a function")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (!CheckOpen(env, "uv_poll_start")) return env.Undefined();
+    if (slot_area_ == nullptr) {
+      slot_area_ = static_cast<uint8_t*>(std::malloc(batch_ * max_bytes_));
+      if (slot_area_ == nullptr) {
+        SystemError(env, ENOMEM, "malloc", "allocate the receive batch").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      msgs_.assign(batch_, mmsghdr{});
+      iovs_.assign(batch_, iovec{});
+      addrs_.assign(batch_, sockaddr_nl{});
+      ctrl_.assign(batch_ * kCtrlBytes, 0);
+    }
+    if (poll_ == nullptr) {
+      uv_loop_t* loop = nullptr;
+      if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+        Napi::Error::New(env, "no libuv loop for this environment").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      auto* handle = new uv_poll_t;
+      int rc = uv_poll_init(loop, handle, fd_);
+      if (rc < 0) {
+        delete handle;
+        SystemError(env, -rc, "uv_poll_init", "uv_poll_init").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      ++g_live_poll_handles;
+      handle->data = this;
+      poll_ = handle;
+      if (!refed_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    }
+    on_batch_ = Napi::Persistent(info[0].As<Napi::Function>());
+    if (!async_context_) async_context_.reset(new Napi::AsyncContext(env, "nlbridge:NetlinkSocket"));
+    int rc = uv_poll_start(poll_, UV_READABLE, &NetlinkHandle::OnPoll);
+    if (rc < 0) {
+      SystemError(env, -rc, "uv_poll_start", "uv_poll_start").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    // Keep the JS object alive while the loop may call into it.
+    if (!strong_) {
+      ObjectWrap::Ref();
+      strong_ = true;
+    }
+    return env.Undefined();
+  }
+
+  void StopPolling() {
+    if (poll_ != nullptr) uv_poll_stop(poll_);
+    if (strong_) {
+      ObjectWrap::Unref();
+      strong_ = false;
+    }
+    on_batch_.Reset();
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    StopPolling();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Ref(const Napi::CallbackInfo& info) {
+    refed_ = true;
+    if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+    return info.Env().Undefined();
+  }
+  Napi::Value Unref(const Napi::CallbackInfo& info) {
+    refed_ = false;
+    if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    return info.Env().Undefined();
+  }
+
+  // Idempotent; safe from inside the receive callback (the drain loop has
+  // finished with the fd and the slots before JavaScript runs).
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    StopPolling();
+    RemoveCleanupHook();
+    Release();
+    return info.Env().Undefined();
+  }
+
+  static void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
+    auto* self = static_cast<NetlinkHandle*>(handle->data);
+    if (self == nullptr) return;
+    self->Drain(status);
+  }
+
+  // Reads until EAGAIN (or the per-wake bound), then makes one call into
+  // JavaScript. After an overrun the kernel keeps the socket "congested" and
+  // drops every multicast until the queue is empty, so stopping early would
+  // lose more than necessary.
+  void Drain(int status) {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    out_bytes_.clear();
+    out_meta_.clear();
+    size_t count = 0;
+    uint32_t enobufs = 0;
+    int recv_errno = 0;
+    // libuv reports EPOLLERR as UV_EBADF and stops the handle. On a netlink
+    // socket EPOLLERR means sk_err is set, normally ENOBUFS after an
+    // overflow: the read below returns (and clears) it, then polling resumes.
+    bool rearm = status == UV_EBADF;
+    if (status < 0 && !rearm) recv_errno = -status;
+
+    while (recv_errno == 0 && fd_ >= 0 && count < kMaxDatagramsPerWake &&
+           out_bytes_.size() < kMaxBytesPerWake) {
+      for (size_t i = 0; i < batch_; ++i) {
+        iovs_[i].iov_base = slot_area_ + i * max_bytes_;
+        iovs_[i].iov_len = max_bytes_;
+        msghdr& h = msgs_[i].msg_hdr;
+        h.msg_name = &addrs_[i];
+        h.msg_namelen = sizeof(sockaddr_nl);
+        h.msg_iov = &iovs_[i];
+        h.msg_iovlen = 1;
+        h.msg_control = ctrl_.data() + i * kCtrlBytes;
+        h.msg_controllen = kCtrlBytes;
+        h.msg_flags = 0;
+        msgs_[i].msg_len = 0;
+      }
+      // MSG_TRUNC: netlink then returns the datagram's real length in
+      // msg_len even when the buffer was shorter.
+      size_t want = kMaxDatagramsPerWake - count;
+      if (want > batch_) want = batch_;
+      int n = ::recvmmsg(fd_, msgs_.data(), static_cast<unsigned>(want),
+                         MSG_DONTWAIT | MSG_TRUNC, nullptr);
+      if (n < 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) break;
+        // The first read after an overflow; the queue behind it is intact.
+        if (err == ENOBUFS) {
+          ++enobufs;
+          continue;
+        }
+        recv_errno = err;
+        break;
+      }
+      // A short batch usually means the queue is empty; the next call
+      // confirms EAGAIN or finds what arrived meanwhile.
+      for (int i = 0; i < n; ++i) AppendDatagram(static_cast<size_t>(i));
+      count += static_cast<size_t>(n);
+    }
+
+    if (rearm && poll_ != nullptr && !on_batch_.IsEmpty()) {
+      int rc = uv_poll_start(poll_, UV_READABLE, &NetlinkHandle::OnPoll);
+      if (rc < 0 && recv_errno == 0) recv_errno = -rc;
+    }
+
+    uint32_t drops = last_drops_;
+    if (fd_ >= 0) ReadDrops(&drops);
+    bool drops_changed = drops != last_drops_;
+    last_drops_ = drops;
+    if (count == 0 && enobufs == 0 && !drops_changed && recv_errno == 0) return;
+    if (on_batch_.IsEmpty()) return;
+
+    napi_value args[6];
+    if (count > 0) {
+      args[0] = Napi::Buffer<uint8_t>::Copy(env, out_bytes_.data(), out_bytes_.size());
+      Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, out_meta_.size() * sizeof(uint32_t));
+      std::memcpy(ab.Data(), out_meta_.data(), out_meta_.size() * sizeof(uint32_t));
+      args[1] = Napi::Uint32Array::New(env, out_meta_.size(), ab, 0);
+    } else {
+      args[0] = env.Null();
+      args[1] = env.Null();
+    }
+    args[2] = Napi::Number::New(env, static_cast<double>(count));
+    args[3] = Napi::Number::New(env, drops);
+    args[4] = Napi::Number::New(env, enobufs);
+    args[5] = Napi::Number::New(env, recv_errno);
+    if (env.IsExceptionPending()) {
+      // Allocation failed; nothing sensible to deliver this time.
+      env.GetAndClearPendingException();
+      return;
+    }
+    Napi::Function fn = on_batch_.Value();
+    fn.MakeCallback(Value(), 6, args, *async_context_);
+    if (env.IsExceptionPending()) {
+      // A listener threw: route it as Node routes any exception thrown by an
+      // event handler ('uncaughtException'), never as a C++ abort.
+      Napi::Error e = env.GetAndClearPendingException();
+      napi_fatal_exception(env, e.Value());
+    }
+  }
+
+  void AppendDatagram(size_t i) {
+    const msghdr& h = msgs_[i].msg_hdr;
+    uint32_t real_len = msgs_[i].msg_len;
+    bool truncated = (h.msg_flags & MSG_TRUNC) != 0 || real_len > max_bytes_;
+    uint32_t stored = real_len > max_bytes_ ? max_bytes_ : real_len;
+    uint32_t group = 0, uid = 0, flags = truncated ? kFlagTruncated : 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
+      if (c->cmsg_level == SOL_NETLINK && c->cmsg_type == NETLINK_PKTINFO) {
+        nl_pktinfo pi;
+        std::memcpy(&pi, CMSG_DATA(c), sizeof pi);
+        group = pi.group;
+      } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+        ucred cred;
+        std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+        uid = cred.uid;
+        flags |= kFlagHasUid;
+      }
+    }
+    const uint8_t* src = static_cast<const uint8_t*>(iovs_[i].iov_base);
+    out_bytes_.insert(out_bytes_.end(), src, src + stored);
+    uint32_t meta[kMetaWords] = {stored, real_len, addrs_[i].nl_pid, group, flags, uid};
+    out_meta_.insert(out_meta_.end(), meta, meta + kMetaWords);
+  }
+
+  int fd_ = -1;
+  uint32_t protocol_ = 0;
+  uint32_t max_bytes_ = 0;
+  size_t batch_ = 1;
+  uv_poll_t* poll_ = nullptr;
+  bool refed_ = true;
+  bool strong_ = false;
+  bool cleanup_hook_active_ = false;
+  uint32_t last_drops_ = 0;
+  Napi::FunctionReference on_batch_;
+  std::unique_ptr<Napi::AsyncContext> async_context_;
+  uint8_t* slot_area_ = nullptr;
+  std::vector<mmsghdr> msgs_;
+  std::vector<iovec> iovs_;
+  std::vector<sockaddr_nl> addrs_;
+  std::vector<uint8_t> ctrl_;
+  std::vector<uint8_t> out_bytes_;
+  std::vector<uint32_t> out_meta_;
+};
+
+Napi::Value Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("openSockets", Napi::Number::New(env, static_cast<double>(g_open_sockets.load())));
+  o.Set("livePollHandles", Napi::Number::New(env, static_cast<double>(g_live_poll_handles.load())));
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* state = new AddonState;
+  Napi::Function ctor = NetlinkHandle::Define(env);
+  state->handle_ctor = Napi::Persistent(ctor);
+  env.SetInstanceData<AddonState>(state);
+  exports.Set("NetlinkHandle", ctor);
+  exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(nlbridge_netlink, Init)
