@@ -2,10 +2,10 @@
 // as the connection takes them (it waits while more than 1 MiB is buffered),
 // bounded in count and time. The netlink side is counted by nlb_sink.
 //
-// argv[2]: {"url":..., "frames":N, "maxSeconds":S, "template":"{...__PAYLOAD__...}", "encoding":"base64"|"hex"}
+// argv[2]: {"url":..., "frames":N, "maxSeconds":S, "template":"{...__PAYLOAD__...}", "encoding":"text"|"base64"|"hex"}
 
 import WebSocket from 'ws';
-import { NLB_MAGIC, NLB_PAYLOAD_BYTES } from '../lib/nlmsg';
+import { payloadText } from '../lib/nlmsg';
 
 interface Config {
   url: string;
@@ -13,7 +13,7 @@ interface Config {
   maxSeconds: number;
   /** The frame text; __PAYLOAD__ is replaced by the encoded bench payload. */
   template: string;
-  encoding: 'base64' | 'hex';
+  encoding: 'text' | 'base64' | 'hex';
   binary?: boolean;
 }
 
@@ -24,8 +24,6 @@ function out(obj: object): void {
   process.stdout.write(JSON.stringify(obj) + '\n');
 }
 
-const payload = Buffer.alloc(NLB_PAYLOAD_BYTES);
-payload.writeUInt32LE(NLB_MAGIC, 0);
 const [before, after] = cfg.template.split('__PAYLOAD__');
 
 const ws = new WebSocket(cfg.url, { perMessageDeflate: false });
@@ -56,9 +54,9 @@ ws.on('open', () => {
       }
       const now = process.hrtime.bigint();
       if (now > deadline) break;
-      payload.writeBigUInt64LE(BigInt(sent), 8);
-      payload.writeBigUInt64LE(now, 16);
-      ws.send(before + payload.toString(cfg.encoding) + after);
+      const text = payloadText(sent, now);
+      const encoded = cfg.encoding === 'text' ? text : Buffer.from(text).toString(cfg.encoding);
+      ws.send(before + encoded + after);
       sent++;
       if ((sent & 255) === 0) {
         setImmediate(pump);

@@ -16,7 +16,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <linux/netlink.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,14 +49,14 @@ static unsigned long parse_ulong(const char *s, const char *what)
 int main(int argc, char **argv)
 {
 	unsigned long group = 0, count = 0, rate = 0, proto = NETLINK_USERSOCK;
-	unsigned long payload_bytes = sizeof(struct nlb_payload);
+	unsigned long payload_bytes = NLB_PAYLOAD_LEN;
 	double max_seconds = 10.0;
 	struct sockaddr_nl local = { .nl_family = AF_NETLINK };
 	struct sockaddr_nl dest = { .nl_family = AF_NETLINK };
 	uint64_t start, deadline, now, i, sent = 0, refused = 0, failed = 0;
 	int first_errno = 0;
 	struct nlmsghdr *nlh;
-	struct nlb_payload *pl;
+	char *pl;
 	size_t len;
 	char *buf;
 	int fd, opt;
@@ -75,8 +74,8 @@ int main(int argc, char **argv)
 	}
 	if (group < 1 || group > 32 || count == 0 || max_seconds <= 0)
 		usage();
-	if (payload_bytes < sizeof(struct nlb_payload))
-		payload_bytes = sizeof(struct nlb_payload);
+	if (payload_bytes < NLB_PAYLOAD_LEN)
+		payload_bytes = NLB_PAYLOAD_LEN;
 	if (payload_bytes > 60000)
 		usage();
 
@@ -102,7 +101,8 @@ int main(int argc, char **argv)
 	nlh->nlmsg_flags = 0;
 	nlh->nlmsg_pid = (uint32_t)getpid();
 	pl = NLMSG_DATA(nlh);
-	pl->magic = NLB_MAGIC;
+	/* Bytes past the bench payload (-s): printable, so text renderings stay text. */
+	memset(pl, '.', payload_bytes);
 
 	start = nlb_now_ns();
 	deadline = start + (uint64_t)(max_seconds * 1e9);
@@ -129,8 +129,7 @@ int main(int argc, char **argv)
 		if (now >= deadline)
 			break;
 		nlh->nlmsg_seq = (uint32_t)i;
-		pl->index = i;
-		pl->send_ns = now;
+		nlb_put_payload(pl, i, now);
 		if (sendto(fd, buf, nlh->nlmsg_len, 0, (struct sockaddr *)&dest,
 			   sizeof(dest)) >= 0) {
 			sent++;

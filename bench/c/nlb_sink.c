@@ -208,18 +208,18 @@ int main(int argc, char **argv)
 					int rem = (int)msgs[m].msg_len;
 
 					for (; NLMSG_OK(nlh, rem); nlh = NLMSG_NEXT(nlh, rem)) {
-						struct nlb_payload *pl = NLMSG_DATA(nlh);
+						uint64_t index, send_ns;
 
 						if (nlh->nlmsg_type != NLB_MSG_TYPE ||
-						    nlh->nlmsg_len < NLMSG_LENGTH(sizeof(*pl)) ||
-						    pl->magic != NLB_MAGIC) {
+						    nlb_get_payload(NLMSG_DATA(nlh), nlh->nlmsg_len - NLMSG_HDRLEN,
+								    &index, &send_ns)) {
 							foreign++;
 							continue;
 						}
 						sk->received++;
 						total++;
-						if (record_latency && lat_n < lat_cap && now > pl->send_ns)
-							lat[lat_n++] = now - pl->send_ns;
+						if (record_latency && lat_n < lat_cap && now > send_ns)
+							lat[lat_n++] = now - send_ns;
 					}
 				}
 				if (!first_ns)

@@ -1,17 +1,17 @@
 // Finds bench messages (bench/c/nlb_common.h) in what a WebSocket client
 // receives: nlbridge's JSON frames (one message, or several newline-separated
 // with ?batch=1), its binary frames, or websocketd relaying rr_nlk -j lines.
-// The payload's place and encoding (hex or base64) are learnt from the first
+// The payload's place and encoding (text, hex or base64) are learnt from the first
 // message and then reused, so the same client reads every system.
 
-import { NLB_MAGIC, NLB_PAYLOAD_BYTES, parsePayload } from './nlmsg';
+import { NLB_MAGIC, NLB_PAYLOAD_BYTES, parsePayload, parsePayloadText } from './nlmsg';
 
 export interface BenchMsg {
   index: number;
   sendNs: bigint;
 }
 
-type Encoding = 'hex' | 'base64';
+type Encoding = 'text' | 'hex' | 'base64';
 interface PayloadPlace {
   path: string[];
   encoding: Encoding;
@@ -19,13 +19,17 @@ interface PayloadPlace {
   skip: number;
 }
 
-const MAGIC_BYTES = Buffer.alloc(4);
-MAGIC_BYTES.writeUInt32LE(NLB_MAGIC);
+const MAGIC_BYTES = Buffer.from(NLB_MAGIC);
 const HEX_RE = /^[0-9a-fA-F]+$/;
 const B64_RE = /^[A-Za-z0-9+/_-]+=*$/;
 
-function decodeField(s: string, encoding: Encoding): Buffer {
+function decodeField(s: string, encoding: Exclude<Encoding, 'text'>): Buffer {
   return encoding === 'hex' ? Buffer.from(s, 'hex') : Buffer.from(s, 'base64');
+}
+
+function parseField(s: string, place: PayloadPlace): BenchMsg | null {
+  if (place.encoding === 'text') return parsePayloadText(s);
+  return parsePayload(decodeField(s, place.encoding).subarray(place.skip));
 }
 
 function at(obj: unknown, path: string[]): unknown {
@@ -38,7 +42,9 @@ function at(obj: unknown, path: string[]): unknown {
 }
 
 function tryString(s: string): { encoding: Encoding; skip: number; msg: BenchMsg } | null {
-  const encodings: Encoding[] = [];
+  const text = parsePayloadText(s);
+  if (text) return { encoding: 'text', skip: 0, msg: text };
+  const encodings: Exclude<Encoding, 'text'>[] = [];
   if (s.length >= NLB_PAYLOAD_BYTES * 2 && s.length % 2 === 0 && HEX_RE.test(s)) encodings.push('hex');
   if (s.length >= 32 && B64_RE.test(s)) encodings.push('base64');
   for (const encoding of encodings) {
@@ -74,7 +80,7 @@ export class FrameDecoder {
     if (this.place) {
       const v = at(obj, this.place.path);
       if (typeof v === 'string') {
-        const p = parsePayload(decodeField(v, this.place.encoding).subarray(this.place.skip));
+        const p = parseField(v, this.place);
         if (p) {
           out.push(p);
           return;

@@ -53,7 +53,9 @@ export class Proc {
     // A child that exits early closes its stdin under us: not an error here.
     this.child.stdin!.on('error', () => undefined);
     this.exited = new Promise((resolve) => {
-      this.child.on('exit', (code, signal) => {
+      // 'close', not 'exit': stdout is fully read by then, so a result line
+      // printed just before exiting is never missed.
+      this.child.on('close', (code, signal) => {
         this.exitInfo = { code, signal };
         for (const w of this.waiters.splice(0)) {
           clearTimeout(w.timer);
@@ -178,9 +180,23 @@ export function sleep(ms: number): Promise<void> {
 
 /** VmRSS of a process in bytes, or null when it is gone. */
 export function rssBytes(pid: number): number | null {
+  return statusField(pid, /VmRSS:\s+(\d+) kB/);
+}
+
+/** Proportional set size in bytes (shared pages divided among their sharers), or null. */
+export function pssBytes(pid: number): number | null {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+function statusField(pid: number, re: RegExp): number | null {
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const m = /VmRSS:\s+(\d+) kB/.exec(status);
+    const m = re.exec(status);
     return m ? Number(m[1]) * 1024 : null;
   } catch {
     return null;

@@ -32,8 +32,8 @@ export function figureDefs(fanoutCounts: number[]): FigureDef[] {
     { id: 'latency_half', label: 'latency p50 at half saturation', unit: 'µs', systems: ['c', 'nlbridge', 'websocketd'] },
     { id: 'http_send', label: 'POST /send', unit: 'req/s', systems: ['nlbridge', 'bare-fastify'] },
     { id: 'ws_ingress', label: 'WS frames → netlink sends', unit: 'sends/s', systems: ['nlbridge', 'c'] },
-    { id: 'memory_idle', label: 'RSS idle', unit: 'bytes', systems: ['nlbridge', 'websocketd'] },
-    { id: 'memory_per_client', label: 'RSS per idle client', unit: 'bytes/client', systems: ['nlbridge', 'websocketd'] },
+    { id: 'memory_idle', label: 'memory idle (nlbridge RSS; websocketd PSS of its process tree)', unit: 'bytes', systems: ['nlbridge', 'websocketd'] },
+    { id: 'memory_per_client', label: 'memory per idle client', unit: 'bytes/client', systems: ['nlbridge', 'websocketd'] },
     { id: 'memory_slow_reader', label: 'RSS growth, one client not reading', unit: 'bytes', systems: ['nlbridge'] },
   ];
 }
@@ -80,7 +80,12 @@ function detail(figure: string, m: Measurement | undefined): string {
   } else {
     if (Number.isFinite(n('lossPct'))) parts.push(`loss ${n('lossPct').toFixed(2)} %`);
     else if (Number.isFinite(n('lost')) && Number.isFinite(n('sent'))) parts.push(`loss ${((100 * n('lost')) / Math.max(1, n('sent'))).toFixed(2)} %`);
-    if (typeof m.offered === 'number') parts.push(`offered ${fmtNum(m.offered)}/s`);
+    if (typeof m.offered === 'number') {
+      parts.push(`offered ${fmtNum(m.offered)}/s`);
+      // The paced sender may fall behind when the receivers take the CPU.
+      const achieved = n('sendRate') * n('clients');
+      if (Number.isFinite(achieved) && achieved < 0.95 * m.offered) parts.push(`sender reached only ${fmtNum(achieved)}/s`);
+    }
     if (typeof m.offered === 'string') parts.push(`offered ${m.offered}`);
     if (Number.isFinite(n('overruns'))) parts.push(`overruns ${fmtNum(n('overruns'))}`);
     if (typeof m.survived === 'boolean') parts.push(`survived ${m.survived ? 'yes' : 'NO'}`);

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { groupMembers, waitForMembers } from '../lib/netlink_groups';
-import { Proc, ROOT, rssBytes, sleep } from '../lib/proc';
+import { Proc, ROOT, pssBytes, sleep } from '../lib/proc';
 import type { Profile } from '../lib/profile';
 import { measure, num, type Figures } from '../lib/result';
 import { clientRun, freePort, startClients, waitForPort } from '../lib/ws_load';
@@ -42,9 +42,13 @@ function descendants(pid: number): number[] {
   return out;
 }
 
-/** RSS of a process and all its descendants (websocketd forks one rr_nlk per client). */
+/**
+ * Memory of a process and all its descendants (websocketd forks one rr_nlk
+ * per client), as PSS: summing RSS would count the shared libc pages once
+ * per process.
+ */
 function treeRss(pid: number): number {
-  return [pid, ...descendants(pid)].reduce((sum, p) => sum + (rssBytes(p) ?? 0), 0);
+  return [pid, ...descendants(pid)].reduce((sum, p) => sum + (pssBytes(p) ?? 0), 0);
 }
 
 async function withWebsocketd<T>(p: Profile, fn: (url: string, pid: number) => Promise<T>): Promise<T> {
