@@ -4,11 +4,13 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Proc, ROOT, rssBytes, sleep } from '../lib/proc';
+import { parse as parseYaml } from 'yaml';
+import { Proc, ROOT, rssBytes, sleep, startAgent } from '../lib/proc';
+import { payloadText } from '../lib/nlmsg';
 import type { Profile } from '../lib/profile';
 import { measure, num, type Figures } from '../lib/result';
 import { clientRun, freePort, startClients, waitForPort } from '../lib/ws_load';
-import { flood } from './socket_level';
+import { flood, startSink } from './socket_level';
 
 const DAEMON = path.join(ROOT, 'dist', 'daemon', 'main.js');
 
@@ -101,7 +103,111 @@ export async function runNlbridge(p: Profile, figures: Figures, o: NlbridgeOptio
       }),
     );
   }
+  await runHttpSend(p, figures, o);
+  await runIngress(p, figures, o);
   await runMemory(p, figures, o);
+}
+
+/** The JSON schema of POST /send's body, from openapi.yaml, with every $ref inlined. */
+export function sendBodySchema(): object {
+  const spec = parseYaml(fs.readFileSync(path.join(ROOT, 'openapi.yaml'), 'utf8')) as Record<string, unknown>;
+  const resolve = (node: unknown, depth: number): unknown => {
+    if (depth > 50) throw new Error('openapi.yaml: $ref nesting too deep');
+    if (Array.isArray(node)) return node.map((n) => resolve(n, depth + 1));
+    if (node === null || typeof node !== 'object') return node;
+    const obj = node as Record<string, unknown>;
+    if (typeof obj.$ref === 'string') {
+      const target = obj.$ref
+        .replace(/^#\//, '')
+        .split('/')
+        .reduce<unknown>((cur, k) => (cur as Record<string, unknown>)?.[k.replace(/~1/g, '/').replace(/~0/g, '~')], spec);
+      if (target === undefined) throw new Error(`openapi.yaml: unresolved ${obj.$ref}`);
+      return resolve(target, depth + 1);
+    }
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(obj)) {
+      // OpenAPI-only keywords that ajv's strict mode refuses.
+      if (k === 'example' || k === 'examples' || k === 'xml' || k === 'externalDocs' || k === 'discriminator') continue;
+      out[k] = resolve(v, depth + 1);
+    }
+    return out;
+  };
+  const schema = (((((spec.paths as Record<string, unknown>)['/send'] as Record<string, unknown>).post as Record<string, unknown>).requestBody as Record<string, unknown>).content as Record<string, Record<string, unknown>>)['application/json'].schema;
+  return resolve(schema, 0) as object;
+}
+
+/** The body every POST /send of the bench carries: one bench payload to the bench group. */
+function sendBody(p: Profile): string {
+  return JSON.stringify({ groups: (1 << (p.group - 1)) >>> 0, data: payloadText(0, 0n), encoding: 'utf8' });
+}
+
+async function httpLoad(p: Profile, url: string): Promise<Record<string, unknown>> {
+  const agent = startAgent('http_load', { url, body: sendBody(p), connections: p.httpConnections, seconds: p.httpSeconds });
+  try {
+    return (await agent.waitForKey('result', (p.httpSeconds + 20) * 1000)).result as Record<string, unknown>;
+  } finally {
+    await agent.stop(1000);
+  }
+}
+
+async function runHttpSend(p: Profile, figures: Figures, o: NlbridgeOptions): Promise<void> {
+  // The daemon's own answer to the bench body, replayed by the bare route.
+  let answer: { status: number; body: unknown } | null = null;
+  await measure(figures, 'http_send', 'nlbridge', () =>
+    withDaemon(p, o, 'send', async (d) => {
+      const res = await fetch(`${d.base}/send`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: sendBody(p) });
+      const text = await res.text();
+      if (res.status >= 300) throw new Error(`POST /send answered ${res.status}: ${text.slice(0, 200)}`);
+      answer = { status: res.status, body: JSON.parse(text) as unknown };
+      const r = await httpLoad(p, `${d.base}/send`);
+      return { value: num(r.rate), ...r };
+    }),
+  );
+  await measure(figures, 'http_send', 'bare-fastify', async () => {
+    const schema = sendBodySchema();
+    const port = await freePort();
+    const reply = answer ?? { status: 200, body: { ok: true } };
+    const server = startAgent('bare_fastify', { port, schema, status: reply.status, reply: reply.body });
+    try {
+      await server.waitForKey('ready', 10_000);
+      const r = await httpLoad(p, `http://127.0.0.1:${port}/send`);
+      return { value: num(r.rate), ...r };
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.stop(2000);
+    }
+  });
+}
+
+/** WebSocket ingress: one client types bench payloads as text frames; nlb_sink counts what reaches the group. */
+async function runIngress(p: Profile, figures: Figures, o: NlbridgeOptions): Promise<void> {
+  await measure(figures, 'ws_ingress', 'nlbridge', () =>
+    withDaemon(p, o, 'ingress', async (d) => {
+      const sink = await startSink(p, { expect: p.ingressFrames, seconds: p.ingressSeconds + 15, idleMs: 1000 });
+      const sender = startAgent('ws_sender', { url: d.ws(), frames: p.ingressFrames, maxSeconds: p.ingressSeconds, template: '__PAYLOAD__', encoding: 'text' });
+      try {
+        const sent = (await sender.waitForKey('result', (p.ingressSeconds + 15) * 1000)).result as Record<string, unknown>;
+        const got = await sink.waitForKey('received', (p.ingressSeconds + 20) * 1000);
+        return {
+          value: num(got.rate),
+          framesSent: sent.sent,
+          senderRate: sent.rate,
+          received: got.received,
+          lost: num(sent.sent) - num(got.received),
+          foreign: got.foreign,
+          closeCode: sent.closeCode,
+        };
+      } finally {
+        await sender.stop(1000);
+        await sink.stop(500);
+      }
+    }),
+  );
+  const c = figures.socket_flood?.c;
+  await measure(figures, 'ws_ingress', 'c', async () => {
+    if (!c || c.value === null) throw new Error('C ceiling not measured (run the socket section)');
+    return { value: num(c.sendRate), note: 'nlb_flood send rate during the socket-level flood' };
+  });
 }
 
 async function runMemory(p: Profile, figures: Figures, o: NlbridgeOptions): Promise<void> {
