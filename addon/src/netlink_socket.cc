@@ -118,6 +118,58 @@ bool ArgBool(const Napi::CallbackInfo& info, size_t i, const char* name, bool* o
   return true;
 }
 
+class NetlinkHandle;
+
+// The kernel and libuv resources of one socket, apart from the JavaScript
+// object: they may outlive it (the poll handle is freed only in its close
+// callback) and must be released when the environment ends (worker exit)
+// before the addon's code is unloaded. An async cleanup hook holds the
+// environment's teardown until the close callback has run.
+struct Resources {
+  int fd = -1;
+  uv_poll_t* poll = nullptr;
+  napi_async_cleanup_hook_handle hook = nullptr;
+  NetlinkHandle* owner = nullptr;
+  bool released = false;
+};
+
+void FinishResources(Resources* res) {
+  if (res->hook != nullptr) napi_remove_async_cleanup_hook(res->hook);
+  delete res;
+}
+
+void DetachOwner(Resources* res);
+
+// Idempotent. Never calls JavaScript.
+void ReleaseResources(Resources* res) {
+  if (res->released) return;
+  res->released = true;
+  DetachOwner(res);
+  if (res->poll != nullptr) uv_poll_stop(res->poll);
+  if (res->fd >= 0) {
+    ::close(res->fd);
+    res->fd = -1;
+    --g_open_sockets;
+  }
+  if (res->poll == nullptr) {
+    FinishResources(res);
+    return;
+  }
+  // libuv references the handle until its close callback: free it there.
+  res->poll->data = res;
+  uv_close(reinterpret_cast<uv_handle_t*>(res->poll), [](uv_handle_t* h) {
+    auto* r = static_cast<Resources*>(h->data);
+    delete reinterpret_cast<uv_poll_t*>(h);
+    --g_live_poll_handles;
+    r->poll = nullptr;
+    FinishResources(r);
+  });
+}
+
+void OnEnvTeardown(napi_async_cleanup_hook_handle /*handle*/, void* arg) {
+  ReleaseResources(static_cast<Resources*>(arg));
+}
+
 class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -179,57 +231,36 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
           .ThrowAsJavaScriptException();
       return;
     }
-    fd_ = fd;
+    auto* res = new Resources;
+    res->fd = fd;
+    res->owner = this;
     ++g_open_sockets;
-    napi_add_env_cleanup_hook(env, &NetlinkHandle::OnEnvCleanup, this);
-    cleanup_hook_active_ = true;
+    if (napi_add_async_cleanup_hook(env, OnEnvTeardown, res, &res->hook) != napi_ok) {
+      res->hook = nullptr;
+      ReleaseResources(res);
+      Napi::Error::New(env, "napi_add_async_cleanup_hook failed").ThrowAsJavaScriptException();
+      return;
+    }
+    res_ = res;
   }
 
-  ~NetlinkHandle() override {
-    RemoveCleanupHook();
-    Release();
-  }
+  ~NetlinkHandle() override { Release(); }
+
+  // Called by ReleaseResources: the resources are going, forget them.
+  void Detach() { res_ = nullptr; }
 
  private:
-  // The environment is going away (process exit, worker end): no JavaScript
-  // may run any more; give back the fd and the poll handle so the loop can
-  // close.
-  static void OnEnvCleanup(void* arg) {
-    auto* self = static_cast<NetlinkHandle*>(arg);
-    self->cleanup_hook_active_ = false;
-    self->Release();
-  }
+  int fd() const { return res_ != nullptr ? res_->fd : -1; }
+  uv_poll_t* poll() const { return res_ != nullptr ? res_->poll : nullptr; }
 
-  void RemoveCleanupHook() {
-    if (!cleanup_hook_active_) return;
-    cleanup_hook_active_ = false;
-    napi_remove_env_cleanup_hook(Env(), &NetlinkHandle::OnEnvCleanup, this);
-  }
-
-  // Frees the kernel and libuv resources. Idempotent. Never calls JavaScript.
   void Release() {
-    if (poll_ != nullptr) {
-      uv_poll_stop(poll_);
-      poll_->data = nullptr;
-      // libuv may still reference the handle until its close callback runs:
-      // free it there and never before.
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) {
-        delete reinterpret_cast<uv_poll_t*>(h);
-        --g_live_poll_handles;
-      });
-      poll_ = nullptr;
-    }
-    if (fd_ >= 0) {
-      ::close(fd_);
-      fd_ = -1;
-      --g_open_sockets;
-    }
+    if (res_ != nullptr) ReleaseResources(res_);  // clears res_ via Detach()
     std::free(slot_area_);
     slot_area_ = nullptr;
   }
 
   bool CheckOpen(Napi::Env env, const char* syscall) {
-    if (fd_ >= 0) return true;
+    if (fd() >= 0) return true;
     SystemError(env, EBADF, syscall, std::string(syscall) + " on a closed socket")
         .ThrowAsJavaScriptException();
     return false;
@@ -247,7 +278,7 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     addr.nl_family = AF_NETLINK;
     addr.nl_pid = port_id;
     addr.nl_groups = groups;
-    if (::bind(fd_, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) < 0) {
+    if (::bind(fd(), reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) < 0) {
       int err = errno;
       SystemError(env, err, "bind",
                   "bind protocol " + std::to_string(protocol_) + " port " +
@@ -263,7 +294,7 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     struct sockaddr_nl addr;
     socklen_t len = sizeof addr;
     std::memset(&addr, 0, sizeof addr);
-    if (::getsockname(fd_, reinterpret_cast<struct sockaddr*>(&addr), &len) < 0) {
+    if (::getsockname(fd(), reinterpret_cast<struct sockaddr*>(&addr), &len) < 0) {
       int err = errno;
       SystemError(env, err, "getsockname", "getsockname").ThrowAsJavaScriptException();
       return env.Undefined();
@@ -276,7 +307,7 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     uint32_t group = 0;
     if (!ArgUint32(info, 0, "group", &group)) return env.Undefined();
     if (!CheckOpen(env, "setsockopt")) return env.Undefined();
-    if (::setsockopt(fd_, SOL_NETLINK, opt, &group, sizeof group) < 0) {
+    if (::setsockopt(fd(), SOL_NETLINK, opt, &group, sizeof group) < 0) {
       int err = errno;
       SystemError(env, err, "setsockopt",
                   std::string("setsockopt ") + what + " group " + std::to_string(group) +
@@ -299,7 +330,7 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     std::vector<uint32_t> words(8);
     for (;;) {
       socklen_t len = static_cast<socklen_t>(words.size() * sizeof(uint32_t));
-      if (::getsockopt(fd_, SOL_NETLINK, NETLINK_LIST_MEMBERSHIPS, words.data(), &len) < 0) {
+      if (::getsockopt(fd(), SOL_NETLINK, NETLINK_LIST_MEMBERSHIPS, words.data(), &len) < 0) {
         int err = errno;
         SystemError(env, err, "getsockopt", "getsockopt NETLINK_LIST_MEMBERSHIPS")
             .ThrowAsJavaScriptException();
@@ -329,9 +360,9 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     if (!ArgUint32(info, 0, "bytes", &bytes)) return env.Undefined();
     if (!CheckOpen(env, "setsockopt")) return env.Undefined();
     int val = bytes > INT32_MAX ? INT32_MAX : static_cast<int>(bytes);
-    if (::setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &val, sizeof val) < 0) {
+    if (::setsockopt(fd(), SOL_SOCKET, SO_RCVBUFFORCE, &val, sizeof val) < 0) {
       // SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped by rmem_max.
-      if (::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &val, sizeof val) < 0) {
+      if (::setsockopt(fd(), SOL_SOCKET, SO_RCVBUF, &val, sizeof val) < 0) {
         int err = errno;
         SystemError(env, err, "setsockopt", "setsockopt SO_RCVBUF " + std::to_string(bytes))
             .ThrowAsJavaScriptException();
@@ -340,7 +371,7 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     }
     int eff = 0;
     socklen_t len = sizeof eff;
-    if (::getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &eff, &len) < 0) {
+    if (::getsockopt(fd(), SOL_SOCKET, SO_RCVBUF, &eff, &len) < 0) {
       int err = errno;
       SystemError(env, err, "getsockopt", "getsockopt SO_RCVBUF").ThrowAsJavaScriptException();
       return env.Undefined();
@@ -354,7 +385,7 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     if (!ArgBool(info, 0, "on", &on)) return env.Undefined();
     if (!CheckOpen(env, "setsockopt")) return env.Undefined();
     int val = on ? 1 : 0;
-    if (::setsockopt(fd_, level, opt, &val, sizeof val) < 0) {
+    if (::setsockopt(fd(), level, opt, &val, sizeof val) < 0) {
       int err = errno;
       SystemError(env, err, "setsockopt",
                   std::string("setsockopt ") + what + " " + (on ? "on" : "off"))
@@ -388,7 +419,8 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     uint32_t port_id = 0, groups = 0;
     if (!ArgUint32(info, 1, "portId", &port_id) || !ArgUint32(info, 2, "groups", &groups))
       return env.Undefined();
-    if (fd_ < 0) return Napi::Number::New(env, -EBADF);
+    const int sock = fd();
+    if (sock < 0) return Napi::Number::New(env, -EBADF);
     Napi::Uint8Array bytes = ta.As<Napi::Uint8Array>();
     struct sockaddr_nl addr;
     std::memset(&addr, 0, sizeof addr);
@@ -397,7 +429,7 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     addr.nl_groups = groups;
     ssize_t n;
     do {
-      n = ::sendto(fd_, bytes.Data(), bytes.ByteLength(), MSG_DONTWAIT,
+      n = ::sendto(sock, bytes.Data(), bytes.ByteLength(), MSG_DONTWAIT,
                    reinterpret_cast<struct sockaddr*>(&addr), sizeof addr);
     } while (n < 0 && errno == EINTR);
     return Napi::Number::New(env, n < 0 ? -errno : static_cast<double>(n));
@@ -407,7 +439,7 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     uint32_t meminfo[SK_MEMINFO_VARS];
     socklen_t len = sizeof meminfo;
     std::memset(meminfo, 0, sizeof meminfo);
-    if (::getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, meminfo, &len) < 0) return false;
+    if (::getsockopt(fd(), SOL_SOCKET, SO_MEMINFO, meminfo, &len) < 0) return false;
     *out = meminfo[SK_MEMINFO_DROPS];
     return true;
   }
@@ -446,14 +478,14 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
       addrs_.assign(batch_, sockaddr_nl{});
       ctrl_.assign(batch_ * kCtrlBytes, 0);
     }
-    if (poll_ == nullptr) {
+    if (poll() == nullptr) {
       uv_loop_t* loop = nullptr;
       if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
         Napi::Error::New(env, "no libuv loop for this environment").ThrowAsJavaScriptException();
         return env.Undefined();
       }
       auto* handle = new uv_poll_t;
-      int rc = uv_poll_init(loop, handle, fd_);
+      int rc = uv_poll_init(loop, handle, fd());
       if (rc < 0) {
         delete handle;
         SystemError(env, -rc, "uv_poll_init", "uv_poll_init").ThrowAsJavaScriptException();
@@ -461,12 +493,12 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
       }
       ++g_live_poll_handles;
       handle->data = this;
-      poll_ = handle;
-      if (!refed_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+      res_->poll = handle;
+      if (!refed_) uv_unref(reinterpret_cast<uv_handle_t*>(poll()));
     }
     on_batch_ = Napi::Persistent(info[0].As<Napi::Function>());
     if (!async_context_) async_context_.reset(new Napi::AsyncContext(env, "nlbridge:NetlinkSocket"));
-    int rc = uv_poll_start(poll_, UV_READABLE, &NetlinkHandle::OnPoll);
+    int rc = uv_poll_start(poll(), UV_READABLE, &NetlinkHandle::OnPoll);
     if (rc < 0) {
       SystemError(env, -rc, "uv_poll_start", "uv_poll_start").ThrowAsJavaScriptException();
       return env.Undefined();
@@ -480,7 +512,7 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
   }
 
   void StopPolling() {
-    if (poll_ != nullptr) uv_poll_stop(poll_);
+    if (poll() != nullptr) uv_poll_stop(poll());
     if (strong_) {
       ObjectWrap::Unref();
       strong_ = false;
@@ -495,12 +527,12 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
 
   Napi::Value Ref(const Napi::CallbackInfo& info) {
     refed_ = true;
-    if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+    if (poll() != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(poll()));
     return info.Env().Undefined();
   }
   Napi::Value Unref(const Napi::CallbackInfo& info) {
     refed_ = false;
-    if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    if (poll() != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(poll()));
     return info.Env().Undefined();
   }
 
@@ -508,7 +540,6 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
   // finished with the fd and the slots before JavaScript runs).
   Napi::Value Close(const Napi::CallbackInfo& info) {
     StopPolling();
-    RemoveCleanupHook();
     Release();
     return info.Env().Undefined();
   }
@@ -537,7 +568,7 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     bool rearm = status == UV_EBADF;
     if (status < 0 && !rearm) recv_errno = -status;
 
-    while (recv_errno == 0 && fd_ >= 0 && count < kMaxDatagramsPerWake &&
+    while (recv_errno == 0 && fd() >= 0 && count < kMaxDatagramsPerWake &&
            out_bytes_.size() < kMaxBytesPerWake) {
       for (size_t i = 0; i < batch_; ++i) {
         iovs_[i].iov_base = slot_area_ + i * max_bytes_;
@@ -556,7 +587,7 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
       // msg_len even when the buffer was shorter.
       size_t want = kMaxDatagramsPerWake - count;
       if (want > batch_) want = batch_;
-      int n = ::recvmmsg(fd_, msgs_.data(), static_cast<unsigned>(want),
+      int n = ::recvmmsg(fd(), msgs_.data(), static_cast<unsigned>(want),
                          MSG_DONTWAIT | MSG_TRUNC, nullptr);
       if (n < 0) {
         int err = errno;
@@ -576,13 +607,13 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
       count += static_cast<size_t>(n);
     }
 
-    if (rearm && poll_ != nullptr && !on_batch_.IsEmpty()) {
-      int rc = uv_poll_start(poll_, UV_READABLE, &NetlinkHandle::OnPoll);
+    if (rearm && poll() != nullptr && !on_batch_.IsEmpty()) {
+      int rc = uv_poll_start(poll(), UV_READABLE, &NetlinkHandle::OnPoll);
       if (rc < 0 && recv_errno == 0) recv_errno = -rc;
     }
 
     uint32_t drops = last_drops_;
-    if (fd_ >= 0) ReadDrops(&drops);
+    if (fd() >= 0) ReadDrops(&drops);
     bool drops_changed = drops != last_drops_;
     last_drops_ = drops;
     if (count == 0 && enobufs == 0 && !drops_changed && recv_errno == 0) return;
@@ -645,10 +676,9 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
   uint32_t protocol_ = 0;
   uint32_t max_bytes_ = 0;
   size_t batch_ = 1;
-  uv_poll_t* poll_ = nullptr;
+  Resources* res_ = nullptr;
   bool refed_ = true;
   bool strong_ = false;
-  bool cleanup_hook_active_ = false;
   uint32_t last_drops_ = 0;
   Napi::FunctionReference on_batch_;
   std::unique_ptr<Napi::AsyncContext> async_context_;
@@ -660,6 +690,11 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
   std::vector<uint8_t> out_bytes_;
   std::vector<uint32_t> out_meta_;
 };
+
+void DetachOwner(Resources* res) {
+  if (res->owner != nullptr) res->owner->Detach();
+  res->owner = nullptr;
+}
 
 Napi::Value Stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
