@@ -555,8 +555,6 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
   // drops every multicast until the queue is empty, so stopping early would
   // lose more than necessary.
   void Drain(int status) {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
     out_bytes_.clear();
     out_meta_.clear();
     size_t count = 0;
@@ -619,33 +617,57 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     if (count == 0 && enobufs == 0 && !drops_changed && recv_errno == 0) return;
     if (on_batch_.IsEmpty()) return;
 
+    Deliver(count, drops, enobufs, recv_errno);
+  }
+
+  // The one call into JavaScript per wake-up. Raw napi with every status
+  // checked: while a worker is being terminated JavaScript can no longer run
+  // and each call may fail; then there is nobody to deliver to, so give up
+  // quietly (node-addon-api's helpers would report a fatal error instead).
+  void Deliver(size_t count, uint32_t drops, uint32_t enobufs, int recv_errno) {
+    napi_env env = Env();
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
     napi_value args[6];
+    napi_value recv, fn, result;
+    bool ok = true;
     if (count > 0) {
-      args[0] = Napi::Buffer<uint8_t>::Copy(env, out_bytes_.data(), out_bytes_.size());
-      Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, out_meta_.size() * sizeof(uint32_t));
-      std::memcpy(ab.Data(), out_meta_.data(), out_meta_.size() * sizeof(uint32_t));
-      args[1] = Napi::Uint32Array::New(env, out_meta_.size(), ab, 0);
+      void* copy = nullptr;
+      napi_value ab;
+      void* ab_data = nullptr;
+      size_t meta_bytes = out_meta_.size() * sizeof(uint32_t);
+      ok = napi_create_buffer_copy(env, out_bytes_.size(), out_bytes_.data(), &copy, &args[0]) == napi_ok &&
+           napi_create_arraybuffer(env, meta_bytes, &ab_data, &ab) == napi_ok;
+      if (ok) {
+        std::memcpy(ab_data, out_meta_.data(), meta_bytes);
+        ok = napi_create_typedarray(env, napi_uint32_array, out_meta_.size(), ab, 0, &args[1]) == napi_ok;
+      }
     } else {
-      args[0] = env.Null();
-      args[1] = env.Null();
+      ok = napi_get_null(env, &args[0]) == napi_ok && napi_get_null(env, &args[1]) == napi_ok;
     }
-    args[2] = Napi::Number::New(env, static_cast<double>(count));
-    args[3] = Napi::Number::New(env, drops);
-    args[4] = Napi::Number::New(env, enobufs);
-    args[5] = Napi::Number::New(env, recv_errno);
-    if (env.IsExceptionPending()) {
-      // Allocation failed; nothing sensible to deliver this time.
-      env.GetAndClearPendingException();
-      return;
+    ok = ok && napi_create_double(env, static_cast<double>(count), &args[2]) == napi_ok &&
+         napi_create_uint32(env, drops, &args[3]) == napi_ok &&
+         napi_create_uint32(env, enobufs, &args[4]) == napi_ok &&
+         napi_create_int32(env, recv_errno, &args[5]) == napi_ok &&
+         napi_get_reference_value(env, static_cast<napi_ref>(on_batch_), &fn) == napi_ok && fn != nullptr &&
+         napi_get_reference_value(env, static_cast<napi_ref>(*this), &recv) == napi_ok && recv != nullptr;
+    if (ok) {
+      napi_status st = napi_make_callback(env, static_cast<napi_async_context>(*async_context_), recv, fn, 6,
+                                          args, &result);
+      bool pending = false;
+      if (st != napi_ok && napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+        // A listener threw: route it as Node routes any exception thrown by
+        // an event handler ('uncaughtException'), never as a C++ abort.
+        napi_value exc;
+        if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
+      }
+    } else {
+      bool pending = false;
+      napi_value exc;
+      if (napi_is_exception_pending(env, &pending) == napi_ok && pending)
+        napi_get_and_clear_last_exception(env, &exc);
     }
-    Napi::Function fn = on_batch_.Value();
-    fn.MakeCallback(Value(), 6, args, *async_context_);
-    if (env.IsExceptionPending()) {
-      // A listener threw: route it as Node routes any exception thrown by an
-      // event handler ('uncaughtException'), never as a C++ abort.
-      Napi::Error e = env.GetAndClearPendingException();
-      napi_fatal_exception(env, e.Value());
-    }
+    napi_close_handle_scope(env, scope);
   }
 
   void AppendDatagram(size_t i) {

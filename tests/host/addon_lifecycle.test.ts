@@ -206,6 +206,37 @@ test('workers ending by process.exit(), naturally (unref) or terminate() free al
   assert.deepEqual(await settledStats(), base);
 });
 
+const FLOODED_SRC = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { NetlinkSocket } = require(workerData.index);
+const s = NetlinkSocket.open({ protocol: 2, groups: workerData.groups, receiveBufferBytes: 1 << 20 });
+let n = 0;
+s.on('datagrams', (b) => {
+  n += b.length;
+  if (n > 1000 && !globalThis.told) { globalThis.told = true; parentPort.postMessage('receiving'); }
+});
+s.on('overrun', () => {});
+parentPort.postMessage('ready');
+`;
+
+test('terminating workers in the middle of a flood: no crash, nothing leaked', async () => {
+  const base = await settledStats();
+  for (let i = 0; i < 10; i++) {
+    const code = await new Promise<number>((resolve, reject) => {
+      const w = new Worker(FLOODED_SRC, { eval: true, workerData: { index: ADDON_INDEX, groups: bit(G.flood) } });
+      let sender: Promise<unknown> | null = null;
+      w.on('message', (m) => {
+        if (m === 'ready') sender = flood(300_000, 0, bit(G.flood));
+        else void w.terminate();
+      });
+      w.on('error', reject);
+      w.on('exit', (c) => void (sender ?? Promise.resolve()).then(() => resolve(c)));
+    });
+    assert.equal(code, 1);
+  }
+  assert.deepEqual(await settledStats(), base);
+});
+
 interface ChildResult {
   code: number | null;
   signal: NodeJS.Signals | null;
