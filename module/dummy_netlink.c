@@ -121,7 +121,10 @@ static bool dnl_seen(u32 portid, u32 seq)
 	return seen;
 }
 
-/* A DNL_MSG_DATA (or reply) carrying @len bytes of @data, or NULL. */
+/*
+ * A message carrying exactly @len bytes of @data, or NULL. No nlmsg_end():
+ * it would round nlmsg_len up to the padded size.
+ */
 static struct sk_buff *dnl_new_msg(u32 pid, u32 seq, int type,
 				   const void *data, size_t len, gfp_t gfp)
 {
@@ -137,7 +140,6 @@ static struct sk_buff *dnl_new_msg(u32 pid, u32 seq, int type,
 		return NULL;
 	}
 	memcpy(nlmsg_data(nlh), data, len);
-	nlmsg_end(skb, nlh);
 	return skb;
 }
 

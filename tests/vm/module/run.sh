@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Boots Debian's kernel under QEMU with a busybox initramfs holding
+# dummy_netlink.ko, rr_nlk, ww_nlk and raw_nlk, and runs scenario.sh there.
+# Prints the guest's PASS/FAIL lines and its final "RESULT: N passed, N
+# failed"; exits 0 only when that line is there and N failed is 0.
+#
+#   tests/vm/module/run.sh            build everything, boot, run
+#   KVER=6.1.0-56-amd64 tests/vm/module/run.sh
+#   QEMU_TIMEOUT=300 ...              seconds before the guest is killed
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../../.." && pwd)
+WORK=${WORK:-$ROOT/.cache/vm-module}
+QEMU_TIMEOUT=${QEMU_TIMEOUT:-240}
+APT_PACKAGES=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio gcc make libc6-dev)
+
+log() { echo "run.sh: $*" >&2; }
+t0=$(date +%s)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	log "installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+# The newest kernel that has both an image to boot and headers to build for.
+if [[ -z ${KVER:-} ]]; then
+	for img in /boot/vmlinuz-*; do
+		v=${img#/boot/vmlinuz-}
+		[[ -d /usr/src/linux-headers-$v ]] && echo "$v"
+	done | sort -V | tail -n 1 >"${TMPDIR:-/tmp}/nlb-kver.$$"
+	KVER=$(cat "${TMPDIR:-/tmp}/nlb-kver.$$")
+	rm -f "${TMPDIR:-/tmp}/nlb-kver.$$"
+fi
+[[ -n $KVER && -r /boot/vmlinuz-$KVER && -d /usr/src/linux-headers-$KVER ]] || {
+	log "no kernel with both /boot/vmlinuz-VER and /usr/src/linux-headers-VER (KVER='$KVER')"
+	exit 1
+}
+log "kernel $KVER"
+
+# Build in a private copy: other tests may build module/ at the same time.
+rm -rf "$WORK"
+mkdir -p "$WORK/src" "$WORK/root/bin"
+cp -r "$ROOT/module/Kbuild" "$ROOT/module/dummy_netlink.c" "$ROOT/module/include" "$WORK/src/"
+make -s -C "/usr/src/linux-headers-$KVER" M="$WORK/src" W=1 KCFLAGS=-Werror modules >&2
+CFLAGS=(-O2 -Wall -Wextra -Werror -std=gnu11 -static -I"$ROOT/module/include/uapi" -I"$ROOT/module/tools")
+cc "${CFLAGS[@]}" -o "$WORK/root/bin/rr_nlk" "$ROOT/module/tools/rr_nlk.c"
+cc "${CFLAGS[@]}" -o "$WORK/root/bin/ww_nlk" "$ROOT/module/tools/ww_nlk.c"
+cc "${CFLAGS[@]}" -o "$WORK/root/bin/raw_nlk" "$HERE/raw_nlk.c"
+
+cp /bin/busybox "$WORK/root/bin/busybox"
+cp "$WORK/src/dummy_netlink.ko" "$WORK/root/"
+install -m 0755 "$HERE/init.sh" "$WORK/root/init"
+install -m 0644 "$HERE/scenario.sh" "$WORK/root/scenario.sh"
+(cd "$WORK/root" && find . | cpio -o -H newc --quiet | gzip -1) >"$WORK/initramfs.cpio.gz"
+log "built in $(($(date +%s) - t0)) s; booting (tcg, timeout ${QEMU_TIMEOUT}s)"
+
+# -no-reboot turns the guest's power-off (or a panic, with panic=-1) into
+# QEMU's exit.
+set +e
+timeout --foreground -k 5 "$QEMU_TIMEOUT" qemu-system-x86_64 \
+	-accel tcg -m 512 -smp 2 -nographic -no-reboot -nodefaults -serial stdio \
+	-kernel "/boot/vmlinuz-$KVER" -initrd "$WORK/initramfs.cpio.gz" \
+	-append "console=ttyS0 panic=-1 quiet" </dev/null | tr -d '\r' | tee "$WORK/console.log"
+qemu_rc=${PIPESTATUS[0]}
+set -e
+log "qemu exited with $qemu_rc after $(($(date +%s) - t0)) s in all"
+
+result=$(grep -E '^RESULT: [0-9]+ passed, [0-9]+ failed$' "$WORK/console.log" | tail -n 1 || true)
+if [[ -z $result ]]; then
+	log "no RESULT line from the guest (see $WORK/console.log)"
+	exit 1
+fi
+echo "${result#RESULT: }"
+[[ $result =~ ,\ 0\ failed$ ]]

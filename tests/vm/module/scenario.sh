@@ -1,0 +1,227 @@
+#!/bin/sh
+# Runs inside the QEMU guest (busybox sh), as PID 1's child, from /init.
+# Prints "PASS: name" / "FAIL: name (why)" per case and a final
+# "RESULT: N passed, N failed". The seed's session comes first, line by line.
+
+KO=/dummy_netlink.ko
+T=/tmp/t
+mkdir -p $T
+pass=0
+fail=0
+
+ok() { echo "PASS: $1"; pass=$((pass + 1)); }
+ko() { echo "FAIL: $1${2:+ ($2)}"; fail=$((fail + 1)); }
+# check NAME COMMAND...: passes when COMMAND succeeds.
+check() {
+	name=$1
+	shift
+	if "$@" >$T/check.out 2>&1; then ok "$name"; else ko "$name" "$(tail -n 3 $T/check.out | tr '\n' ' ')"; fi
+}
+# expect_fail NAME PATTERN COMMAND...: passes when COMMAND fails and says PATTERN.
+expect_fail() {
+	name=$1
+	pattern=$2
+	shift 2
+	if "$@" >$T/ef.out 2>&1; then
+		ko "$name" "succeeded: $(tr '\n' ' ' <$T/ef.out)"
+	elif grep -q -- "$pattern" $T/ef.out; then
+		ok "$name"
+	else
+		ko "$name" "no '$pattern' in: $(tr '\n' ' ' <$T/ef.out)"
+	fi
+}
+
+stats() { ww_nlk -s >$T/stats.out 2>&1 || echo "stats failed: $(cat $T/stats.out)" >&2; }
+# stat FIELD: the counter from the last stats call.
+stat() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" $T/stats.out; }
+
+# start_rr NAME ARGS...: rr_nlk in the background, output in $T/NAME.out,
+# its pid in $T/NAME.pid; waits until it has bound.
+start_rr() {
+	n=$1
+	shift
+	"$@" >$T/$n.out 2>$T/$n.err &
+	echo $! >$T/$n.pid
+	i=0
+	while ! grep -q listening $T/$n.err 2>/dev/null; do
+		i=$((i + 1))
+		if [ $i -gt 100 ] || ! kill -0 "$(cat $T/$n.pid)" 2>/dev/null; then
+			echo "rr $n did not start: $(cat $T/$n.err)" >&2
+			return 1
+		fi
+		usleep 20000
+	done
+}
+stop_rr() { kill "$(cat $T/$1.pid)" 2>/dev/null; wait "$(cat $T/$1.pid)" 2>/dev/null; }
+count() { grep -c -- "$2" $T/$1.out; }
+param() { cat /sys/module/dummy_netlink/parameters/$1; }
+
+# --- without the module: the tools say what is missing ----------------------
+expect_fail tools_without_module "is dummy_netlink loaded" ww_nlk -a
+
+# --- the seed's session -----------------------------------------------------
+# bash> insmod ./dummy_netlink r_grps=3 b_grp=2 (plus a faster tick and
+# 64 groups for the BCAST-to-40 case below)
+check seed_insmod insmod $KO r_grps=3 b_grp=2 period_ms=200 ngroups=64
+check params_visible sh -c '[ "$(cat /sys/module/dummy_netlink/parameters/r_grps)" = 3 ] &&
+	[ "$(cat /sys/module/dummy_netlink/parameters/b_grp)" = 2 ] &&
+	[ "$(cat /sys/module/dummy_netlink/parameters/unit)" = 25 ] &&
+	[ "$(cat /sys/module/dummy_netlink/parameters/ngroups)" = 64 ] &&
+	[ "$(cat /sys/module/dummy_netlink/parameters/allow_unpriv)" = N ]'
+
+# bash> ./rr_nlk -g 10   -> receives the kernel's messages periodically
+start_rr rr rr_nlk -g 10 || ko seed_rr_start
+rr_pid=$(cat $T/rr.pid)
+sleep 1
+ticks=$(count rr 'type=TICK')
+distinct=$(grep 'type=TICK' $T/rr.out | sed 's/.* counter=\([0-9]*\).*/\1/' | sort -u | wc -l)
+if [ "$ticks" -ge 3 ] && [ "$ticks" = "$distinct" ] && grep -q 'port=0 group=2 .*type=TICK.*tick_group=2 period_ms=200' $T/rr.out; then
+	ok seed_rr_gets_ticks
+else
+	ko seed_rr_gets_ticks "ticks=$ticks distinct=$distinct: $(tail -n 2 $T/rr.out)"
+fi
+
+# bash> ./ww_nlk -g 1   -> the kernel receives and prints; rr_nlk does not
+stats
+acc0=$(stat accepted)
+check seed_g1_acked ww_nlk -g 1 -a -m seed-g1
+stats
+[ "$(stat accepted)" = $((acc0 + 1)) ] && ok seed_g1_kernel_accepts || ko seed_g1_kernel_accepts "accepted $acc0 -> $(stat accepted)"
+[ "$(dmesg | grep -c 'group 1 seq 1 len 7: seed-g1')" = 1 ] && ok seed_g1_kernel_prints || ko seed_g1_kernel_prints "$(dmesg | tail -n 3)"
+usleep 200000
+[ "$(count rr seed-g1)" = 0 ] && ok seed_g1_rr_does_not || ko seed_g1_rr_does_not "$(grep seed-g1 $T/rr.out)"
+
+# bash> ./ww_nlk -g 9   -> the kernel and rr_nlk each receive exactly once
+acc0=$(stat accepted)
+ign0=$(stat ignored)
+ww_nlk -g 9 -a -m seed-g9 >$T/g9.out 2>&1
+[ "$(grep -c 'error=0 (OK)' $T/g9.out)" = 2 ] && ok seed_g9_two_copies_acked || ko seed_g9_two_copies_acked "$(cat $T/g9.out)"
+stats
+[ "$(stat accepted)" = $((acc0 + 1)) ] && [ "$(stat ignored)" = $((ign0 + 1)) ] &&
+	ok seed_g9_kernel_once || ko seed_g9_kernel_once "accepted $acc0 -> $(stat accepted), ignored $ign0 -> $(stat ignored)"
+[ "$(dmesg | grep -c 'seed-g9')" = 1 ] && ok seed_g9_kernel_prints_once || ko seed_g9_kernel_prints_once "$(dmesg | grep seed-g9)"
+usleep 200000
+[ "$(count rr 'seed-g9')" = 1 ] && grep -q 'group=4 seq=1 type=DATA.*data="seed-g9"' $T/rr.out &&
+	ok seed_g9_rr_once || ko seed_g9_rr_once "$(grep seed-g9 $T/rr.out)"
+
+# bash> ./ww_nlk -i ${rr_nlk_pid}   -> the kernel unicasts to rr_nlk
+rel0=$(stat relayed)
+check seed_relay_acked ww_nlk -i "$rr_pid" -a -m seed-relay
+usleep 200000
+[ "$(count rr 'seed-relay')" = 1 ] && grep -q '^port=0 group=0 seq=1 type=DATA .*data="seed-relay"' $T/rr.out &&
+	ok seed_relay_rr_gets_it_from_kernel || ko seed_relay_rr_gets_it_from_kernel "$(grep seed-relay $T/rr.out)"
+stats
+[ "$(stat relayed)" = $((rel0 + 1)) ] && ok seed_relay_counted || ko seed_relay_counted "relayed $rel0 -> $(stat relayed)"
+
+# --- BCAST, including groups above 32 ---------------------------------------
+start_rr rr40 rr_nlk -G 40 -P 0 || ko bcast40_rr_start
+bc0=$(stat broadcast)
+check bcast40_acked ww_nlk -b 40 -a -m to-40
+usleep 200000
+grep -q '^port=0 group=40 seq=1 type=DATA .*data="to-40"' $T/rr40.out && ok bcast40_reaches_G40 || ko bcast40_reaches_G40 "$(cat $T/rr40.out)"
+[ "$(count rr 'to-40')" = 0 ] && ok bcast40_not_elsewhere || ko bcast40_not_elsewhere
+start_rr rrm rr_nlk -G 33,40 -P 0 || ko bcast_multi_rr_start
+check bcast_multi_acked ww_nlk -b 33,40,2,4 -a -m to-many
+usleep 200000
+[ "$(count rrm 'to-many')" = 1 ] && [ "$(count rr 'to-many')" = 1 ] && [ "$(count rr40 'to-many')" = 1 ] &&
+	ok bcast_multi_group_reader_prints_once || ko bcast_multi_group_reader_prints_once "rrm=$(count rrm to-many) rr=$(count rr to-many) rr40=$(count rr40 to-many)"
+stats
+[ "$(stat broadcast)" = $((bc0 + 5)) ] && ok bcast_counted_per_group || ko bcast_counted_per_group "broadcast $bc0 -> $(stat broadcast)"
+stop_rr rr40
+stop_rr rrm
+
+# --- STATS match what was sent ----------------------------------------------
+stats
+r0=$(stat received); a0=$(stat accepted); i0=$(stat ignored); e0=$(stat errors)
+ww_nlk -c 5 -m direct >/dev/null 2>&1       # 5 DATA to the kernel: accepted
+ww_nlk -g 12 -c 2 -m outside >/dev/null 2>&1 # 2 x 2 copies to groups 3, 4: ignored
+ww_nlk -l 4097 >/dev/null 2>&1                # 1 DATA too large: error
+ww_nlk -g 3 -c 3 -m both >/dev/null 2>&1     # 3 x 2 copies to groups 1, 2: 3 accepted, 3 repeats
+stats
+# received also counts this STATS request itself
+exp="$((r0 + 5 + 4 + 1 + 6 + 1)) $((a0 + 5 + 3)) $((i0 + 4 + 3)) $((e0 + 1))"
+got="$(stat received) $(stat accepted) $(stat ignored) $(stat errors)"
+[ "$exp" = "$got" ] && ok stats_match_sent || ko stats_match_sent "expected $exp got $got"
+grep -q "version=1 unit=25" $T/stats.out && ok stats_version_unit || ko stats_version_unit "$(cat $T/stats.out)"
+
+# --- malformed and refused requests get the right ack ----------------------
+stats
+e0=$(stat errors)
+check bad_short raw_nlk -e EINVAL short
+check bad_overlong raw_nlk -e EINVAL overlong
+check bad_underlen raw_nlk -e EINVAL underlen
+check bad_unknown_type raw_nlk -e EOPNOTSUPP unknown
+check bad_reserved raw_nlk -e EINVAL reserved
+check bad_relay_short raw_nlk -e EINVAL relay-short
+check bad_relay_dead_port raw_nlk -e ECONNREFUSED relay-dead
+check bad_bcast_range raw_nlk -e ERANGE bcast-range
+check bad_bcast_zero raw_nlk -e EINVAL bcast-zero
+check bad_bcast_count raw_nlk -e EINVAL bcast-count
+check bad_too_large raw_nlk -e EMSGSIZE toolarge
+check bad_stats_payload raw_nlk -e EINVAL stats-payload
+check multi_in_one_datagram raw_nlk -e OK,EOPNOTSUPP multi
+check trailing_junk raw_nlk -e OK,EINVAL trailing
+check not_a_request_skipped raw_nlk -e OK noreq
+stats
+[ "$(stat errors)" = $((e0 + 14)) ] && ok errors_counted || ko errors_counted "errors $e0 -> $(stat errors)"
+i0=$(stat ignored)
+check dup_seq_acked raw_nlk -e OK,OK dup
+stats
+[ "$(stat ignored)" = $((i0 + 1)) ] && ok dup_seq_ignored || ko dup_seq_ignored "ignored $i0 -> $(stat ignored)"
+expect_fail ww_relay_dead_port "ECONNREFUSED" ww_nlk -i 2147483632 -a
+expect_fail ww_relay_dead_port_extack "RELAY target" ww_nlk -i 2147483632 -a
+expect_fail ww_direct_unknown_port "no socket has port id" ww_nlk -d 2147483632
+expect_fail ww_bad_flag "usage" ww_nlk -z
+expect_fail rr_port_taken "is taken" rr_nlk -g 2 -P "$rr_pid"
+expect_fail rr_group_out_of_range "out of range" rr_nlk -G 65 -P 0
+
+# --- unload is refused while a socket is open -------------------------------
+expect_fail rmmod_refused_while_open "" rmmod dummy_netlink
+stop_rr rr
+check rmmod_after_close rmmod dummy_netlink
+
+# --- ticks to several groups: a reader on both prints each tick once -------
+check ticks_multi_insmod insmod $KO b_grp=10 period_ms=100
+start_rr rrt rr_nlk -g 10 -P 0 || ko ticks_multi_rr_start
+sleep 1
+stop_rr rrt
+ticks=$(count rrt 'type=TICK')
+distinct=$(grep 'type=TICK' $T/rrt.out | sed 's/.* counter=\([0-9]*\).*/\1/' | sort -u | wc -l)
+[ "$ticks" -ge 3 ] && [ "$ticks" = "$distinct" ] && ok ticks_multi_group_printed_once || ko ticks_multi_group_printed_once "ticks=$ticks distinct=$distinct"
+check ticks_multi_rmmod rmmod dummy_netlink
+
+# --- privileges ---------------------------------------------------------------
+check unpriv_insmod insmod $KO period_ms=0
+expect_fail unpriv_send_refused "EPERM" raw_nlk -U 65534 -- ww_nlk -a
+expect_fail unpriv_group_send_refused "permission denied" raw_nlk -U 65534 -- ww_nlk -g 1
+expect_fail unpriv_join_refused "permission denied" raw_nlk -U 65534 -- rr_nlk -g 2 -P 0
+check unpriv_rmmod rmmod dummy_netlink
+check allow_unpriv_insmod insmod $KO allow_unpriv=1 period_ms=0
+check allow_unpriv_send raw_nlk -U 65534 -- ww_nlk -a -m from-nobody
+start_rr rru raw_nlk -U 65534 -- rr_nlk -g 2 -P 0 -n 1 || ko allow_unpriv_join_start
+ww_nlk -b 2 -m to-nobody >/dev/null 2>&1
+usleep 200000
+grep -q 'to-nobody' $T/rru.out && ok allow_unpriv_join || ko allow_unpriv_join "$(cat $T/rru.out $T/rru.err)"
+stop_rr rru
+check allow_unpriv_rmmod rmmod dummy_netlink
+
+# --- bad parameters are refused at load --------------------------------------
+expect_fail param_ngroups_small "" insmod $KO ngroups=16
+expect_fail param_ngroups_large "" insmod $KO ngroups=4096
+expect_fail param_unit_assigned "" insmod $KO unit=2
+expect_fail param_period_tiny "" insmod $KO period_ms=5
+dmesg | grep -q 'dummy_netlink: ngroups=16 is not in 32..1024' && ok param_errors_logged || ko param_errors_logged
+
+# --- 100 load/unload cycles, with the tick running ---------------------------
+i=0
+cyc_ok=0
+while [ $i -lt 100 ]; do
+	if insmod $KO b_grp=1 period_ms=10 && rmmod dummy_netlink; then cyc_ok=$((cyc_ok + 1)); fi
+	i=$((i + 1))
+done
+[ $cyc_ok = 100 ] && ! grep -q dummy_netlink /proc/modules && ok load_unload_100 || ko load_unload_100 "$cyc_ok/100"
+
+# --- no oops, BUG or warning from any of it --------------------------------------
+if dmesg | grep -E 'Oops|BUG|WARNING|Call Trace|general protection'; then ko dmesg_clean; else ok dmesg_clean; fi
+
+echo "RESULT: $pass passed, $fail failed"
