@@ -1,0 +1,134 @@
+// The kernel module on a real kernel: tests/vm/module/run.sh builds
+// dummy_netlink.ko and the tools, boots Debian's kernel under QEMU with them
+// in a busybox initramfs, and runs tests/vm/module/scenario.sh (the seed's
+// session, then BCAST, STATS, malformed frames, privileges, unload, 100
+// load/unload cycles). The guest reports PASS/FAIL per case and a final
+// "RESULT: N passed, N failed".
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const HARNESS = path.join(ROOT, 'tests', 'vm', 'module', 'run.sh');
+
+// Every case the scenario must run; a case that disappears is a failure too.
+const CASES = [
+  'tools_without_module',
+  'seed_insmod',
+  'params_visible',
+  'seed_rr_gets_ticks',
+  'seed_g1_acked',
+  'seed_g1_kernel_accepts',
+  'seed_g1_kernel_prints',
+  'seed_g1_rr_does_not',
+  'seed_g9_two_copies_acked',
+  'seed_g9_kernel_once',
+  'seed_g9_kernel_prints_once',
+  'seed_g9_rr_once',
+  'seed_relay_acked',
+  'seed_relay_rr_gets_it_from_kernel',
+  'seed_relay_counted',
+  'bcast40_acked',
+  'bcast40_reaches_G40',
+  'bcast40_not_elsewhere',
+  'bcast_multi_acked',
+  'bcast_multi_group_reader_prints_once',
+  'bcast_counted_per_group',
+  'stats_match_sent',
+  'stats_version_unit',
+  'bad_short',
+  'bad_overlong',
+  'bad_underlen',
+  'bad_unknown_type',
+  'bad_reserved',
+  'bad_relay_short',
+  'bad_relay_dead_port',
+  'bad_bcast_range',
+  'bad_bcast_zero',
+  'bad_bcast_count',
+  'bad_too_large',
+  'bad_stats_payload',
+  'multi_in_one_datagram',
+  'trailing_junk',
+  'not_a_request_skipped',
+  'errors_counted',
+  'dup_seq_acked',
+  'dup_seq_ignored',
+  'ww_relay_dead_port',
+  'ww_relay_dead_port_extack',
+  'ww_direct_unknown_port',
+  'ww_bad_flag',
+  'rr_port_taken',
+  'rr_group_out_of_range',
+  'rmmod_refused_while_open',
+  'rmmod_after_close',
+  'ticks_multi_insmod',
+  'ticks_multi_group_printed_once',
+  'ticks_multi_rmmod',
+  'unpriv_insmod',
+  'unpriv_send_refused',
+  'unpriv_group_send_refused',
+  'unpriv_join_refused',
+  'unpriv_rmmod',
+  'allow_unpriv_insmod',
+  'allow_unpriv_send',
+  'allow_unpriv_join',
+  'allow_unpriv_rmmod',
+  'param_ngroups_small',
+  'param_ngroups_large',
+  'param_unit_assigned',
+  'param_period_tiny',
+  'param_errors_logged',
+  'load_unload_100',
+  'dmesg_clean',
+];
+
+// Package install + build + boot + scenario; the issue's budget is 5 minutes.
+const BUDGET_MS = 5 * 60 * 1000;
+
+function runHarness(): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(HARNESS, [], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const onData = (chunk: Buffer): void => {
+      const text = chunk.toString('utf8');
+      output += text;
+      // Stream the guest's console so a slow or stuck run shows where it is.
+      process.stderr.write(text);
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const timer = setTimeout(() => child.kill('SIGKILL'), BUDGET_MS);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+test('dummy_netlink under QEMU: the seed session and every scenario case pass', { timeout: BUDGET_MS + 10_000 }, async () => {
+  const started = Date.now();
+  const { code, output } = await runHarness();
+  const elapsed = Date.now() - started;
+
+  const result = /^RESULT: (\d+) passed, (\d+) failed$/m.exec(output);
+  assert.ok(result, 'the guest printed no "RESULT: N passed, N failed" line');
+  const passed = Number(result[1]);
+  const failed = Number(result[2]);
+
+  const failures = [...output.matchAll(/^FAIL: (.*)$/gm)].map((m) => m[1]);
+  assert.deepEqual(failures, [], 'failed cases');
+  assert.equal(failed, 0);
+
+  const seen = new Set([...output.matchAll(/^PASS: (\S+)$/gm)].map((m) => m[1]));
+  const missing = CASES.filter((c) => !seen.has(c));
+  assert.deepEqual(missing, [], 'cases that did not report PASS');
+  assert.ok(passed >= CASES.length, `${passed} passed, expected at least ${CASES.length}`);
+  assert.equal(code, 0, 'run.sh exit status');
+  assert.ok(elapsed < BUDGET_MS, `took ${elapsed} ms`);
+});
