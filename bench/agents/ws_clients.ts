@@ -4,6 +4,8 @@
 //
 // argv[2]: {"url":..., "clients":N, "expectPerClient":N, "maxSeconds":S,
 //           "idleMs":MS, "latency":bool, "pauseFirst":bool, "connectParallel":N}
+// Probes (bench/c/nlb_common.h) are not counted; once every client here has
+// seen one, {"probed":true} goes out: the whole path is up.
 // stdin commands: {"cmd":"report"} → print the result now and exit.
 
 import * as readline from 'node:readline';
@@ -26,6 +28,8 @@ interface Config {
 const cfg = JSON.parse(process.argv[2]) as Config;
 const decoder = new FrameDecoder();
 const counts = new Array<number>(cfg.clients).fill(0);
+const probed = new Array<boolean>(cfg.clients).fill(false);
+let probedClients = 0;
 const sockets: WebSocket[] = [];
 const latNs: number[] = [];
 const closes: Record<string, number> = {};
@@ -51,14 +55,25 @@ function onMessage(i: number, data: WebSocket.RawData, isBinary: boolean): void 
   const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
   if (isBinary) decoder.fromBinary(buf, scratch);
   else decoder.fromText(buf.toString('utf8'), scratch);
-  if (scratch.length === 0) return;
+  let n = 0;
+  for (const m of scratch) {
+    if (m.probe) {
+      if (!probed[i]) {
+        probed[i] = true;
+        if (++probedClients === cfg.clients) out({ probed: true });
+      }
+      continue;
+    }
+    n++;
+    if (cfg.latency) latNs.push(Number(now - m.sendNs));
+  }
+  if (n === 0) return;
   if (firstNs === 0n) firstNs = now;
   lastNs = now;
-  received += scratch.length;
+  received += n;
   const before = counts[i];
-  counts[i] += scratch.length;
+  counts[i] += n;
   if (before < cfg.expectPerClient && counts[i] >= cfg.expectPerClient) doneClients++;
-  if (cfg.latency) for (const m of scratch) latNs.push(Number(now - m.sendNs));
   if (doneClients >= cfg.clients) finish('complete');
 }
 

@@ -23,6 +23,12 @@
 
 #define NLB_MSG_TYPE	0x10	/* DNL_MSG_DATA: a plain user payload */
 #define NLB_MAGIC	"NLB1"
+/*
+ * Probes: same layout, magic "NLB0". Receivers do not count them; the bench
+ * sends them until every client has seen one (the path is up) and to warm
+ * a bridge up before a measured run.
+ */
+#define NLB_PROBE_MAGIC	"NLB0"
 #define NLB_PAYLOAD_LEN	36
 
 static inline uint64_t nlb_now_ns(void)
@@ -63,9 +69,9 @@ static inline int nlb_get_hex(const char *in, uint64_t *v)
 }
 
 /* Writes the payload; out has NLB_PAYLOAD_LEN bytes. */
-static inline void nlb_put_payload(char *out, uint64_t index, uint64_t send_ns)
+static inline void nlb_put_payload(char *out, const char *magic, uint64_t index, uint64_t send_ns)
 {
-	memcpy(out, NLB_MAGIC, 4);
+	memcpy(out, magic, 4);
 	nlb_put_hex(out + 4, index);
 	nlb_put_hex(out + 20, send_ns);
 }

@@ -4,7 +4,9 @@
  * (nlb_common.h) to one group, as fast as it can or paced at RATE per
  * second, and stops at COUNT or after SECONDS, whichever comes first.
  *
- *   nlb_flood -g GROUP -n COUNT [-t SECONDS] [-r RATE] [-s BYTES] [-p PROTO]
+ *   nlb_flood -g GROUP -n COUNT [-t SECONDS] [-r RATE] [-s BYTES] [-p PROTO] [-P]
+ *
+ * -P sends probes (magic "NLB0", not counted by receivers) instead.
  *
  * Prints one JSON object on stdout when done.
  *
@@ -28,7 +30,7 @@
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: nlb_flood -g GROUP -n COUNT [-t SECONDS] [-r RATE] [-s BYTES] [-p PROTO]\n");
+		"usage: nlb_flood -g GROUP -n COUNT [-t SECONDS] [-r RATE] [-s BYTES] [-p PROTO] [-P]\n");
 	exit(2);
 }
 
@@ -54,6 +56,7 @@ int main(int argc, char **argv)
 	struct sockaddr_nl local = { .nl_family = AF_NETLINK };
 	struct sockaddr_nl dest = { .nl_family = AF_NETLINK };
 	uint64_t start, deadline, now, i, sent = 0, refused = 0, failed = 0;
+	const char *magic = NLB_MAGIC;
 	int first_errno = 0;
 	struct nlmsghdr *nlh;
 	char *pl;
@@ -61,7 +64,7 @@ int main(int argc, char **argv)
 	char *buf;
 	int fd, opt;
 
-	while ((opt = getopt(argc, argv, "g:n:t:r:s:p:")) != -1) {
+	while ((opt = getopt(argc, argv, "g:n:t:r:s:p:P")) != -1) {
 		switch (opt) {
 		case 'g': group = parse_ulong(optarg, "group"); break;
 		case 'n': count = parse_ulong(optarg, "count"); break;
@@ -69,6 +72,7 @@ int main(int argc, char **argv)
 		case 'r': rate = parse_ulong(optarg, "rate"); break;
 		case 's': payload_bytes = parse_ulong(optarg, "size"); break;
 		case 'p': proto = parse_ulong(optarg, "protocol"); break;
+		case 'P': magic = NLB_PROBE_MAGIC; break;
 		default: usage();
 		}
 	}
@@ -129,7 +133,7 @@ int main(int argc, char **argv)
 		if (now >= deadline)
 			break;
 		nlh->nlmsg_seq = (uint32_t)i;
-		nlb_put_payload(pl, i, now);
+		nlb_put_payload(pl, magic, i, now);
 		if (sendto(fd, buf, nlh->nlmsg_len, 0, (struct sockaddr *)&dest,
 			   sizeof(dest)) >= 0) {
 			sent++;

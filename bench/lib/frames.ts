@@ -4,12 +4,9 @@
 // The payload's place and encoding (text, hex or base64) are learnt from the first
 // message and then reused, so the same client reads every system.
 
-import { NLB_MAGIC, NLB_PAYLOAD_BYTES, parsePayload, parsePayloadText } from './nlmsg';
+import { NLB_PAYLOAD_BYTES, parsePayload, parsePayloadText, type BenchPayload } from './nlmsg';
 
-export interface BenchMsg {
-  index: number;
-  sendNs: bigint;
-}
+export type BenchMsg = BenchPayload;
 
 type Encoding = 'text' | 'hex' | 'base64';
 interface PayloadPlace {
@@ -19,7 +16,8 @@ interface PayloadPlace {
   skip: number;
 }
 
-const MAGIC_BYTES = Buffer.from(NLB_MAGIC);
+// "NLB" starts both the message and the probe magic.
+const MAGIC_BYTES = Buffer.from('NLB');
 const HEX_RE = /^[0-9a-fA-F]+$/;
 const B64_RE = /^[A-Za-z0-9+/_-]+=*$/;
 

@@ -7,6 +7,8 @@ import * as fs from 'node:fs';
 
 export const NLB_MSG_TYPE = 0x10;
 export const NLB_MAGIC = 'NLB1';
+/** Probes (not counted): sent until every client has seen one, and to warm up. */
+export const NLB_PROBE_MAGIC = 'NLB0';
 /** "NLB1" read as a little-endian u32, for a quick check in a Buffer. */
 const MAGIC_U32 = Buffer.from(NLB_MAGIC).readUInt32LE(0);
 export const NLB_PAYLOAD_BYTES = 36;
@@ -26,18 +28,26 @@ export function countBenchMessages(buf: Buffer): number {
 
 const HEX16 = /^[0-9a-f]{16}$/;
 
-/** Parse a bench payload given as text ("NLB1" + 32 hex digits, maybe more after). */
-export function parsePayloadText(text: string): { index: number; sendNs: bigint } | null {
-  if (text.length < NLB_PAYLOAD_BYTES || !text.startsWith(NLB_MAGIC)) return null;
+export interface BenchPayload {
+  index: number;
+  sendNs: bigint;
+  probe: boolean;
+}
+
+/** Parse a bench payload given as text ("NLB1"/"NLB0" + 32 hex digits, maybe more after). */
+export function parsePayloadText(text: string): BenchPayload | null {
+  if (text.length < NLB_PAYLOAD_BYTES) return null;
+  const magic = text.slice(0, 4);
+  if (magic !== NLB_MAGIC && magic !== NLB_PROBE_MAGIC) return null;
   const index = text.slice(4, 20);
   const sendNs = text.slice(20, 36);
   if (!HEX16.test(index) || !HEX16.test(sendNs)) return null;
-  return { index: parseInt(index, 16), sendNs: BigInt('0x' + sendNs) };
+  return { index: parseInt(index, 16), sendNs: BigInt('0x' + sendNs), probe: magic === NLB_PROBE_MAGIC };
 }
 
 /** Parse a bench payload (the bytes after the nlmsghdr). */
-export function parsePayload(payload: Buffer): { index: number; sendNs: bigint } | null {
-  if (payload.length < NLB_PAYLOAD_BYTES || payload.readUInt32LE(0) !== MAGIC_U32) return null;
+export function parsePayload(payload: Buffer): BenchPayload | null {
+  if (payload.length < NLB_PAYLOAD_BYTES || payload[0] !== 0x4e || payload[1] !== 0x4c || payload[2] !== 0x42) return null;
   return parsePayloadText(payload.toString('latin1', 0, NLB_PAYLOAD_BYTES));
 }
 

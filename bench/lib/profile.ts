@@ -17,6 +17,8 @@ export interface Profile {
   /** Latency runs: messages at 1,000 msg/s, and seconds at half saturation. */
   latencyCount: number;
   halfSatSeconds: number;
+  /** Most probes sent to warm a WebSocket path up before a measured run. */
+  warmupCount: number;
   /** netlink → one WebSocket client flood. */
   wsFloodCount: number;
   wsFloodSeconds: number;
@@ -51,6 +53,7 @@ export const FULL: Profile = {
   fanoutCount: 20_000,
   latencyCount: 3000,
   halfSatSeconds: 2,
+  warmupCount: 20_000,
   wsFloodCount: 600_000,
   wsFloodSeconds: 3,
   fanoutClients: [100, 1000],
@@ -78,6 +81,7 @@ export const SMOKE: Profile = {
   fanoutCount: 2000,
   latencyCount: 200,
   halfSatSeconds: 0.3,
+  warmupCount: 200,
   wsFloodCount: 5000,
   wsFloodSeconds: 1,
   fanoutClients: [3, 6],

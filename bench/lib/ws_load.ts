@@ -1,23 +1,21 @@
 // WebSocket receive runs shared by the websocketd and nlbridge scenarios:
-// clients spread over a few processes, wait until the netlink side has
-// joined the group, drive the C sender, collect and add up.
+// clients spread over a few processes, probes until every client hears the
+// group (the whole path is up), an optional warm-up, the measured flood from
+// the C sender; then collect and add up.
 
 import * as net from 'node:net';
 import { flood, type FloodOptions } from '../scenarios/socket_level';
-import { groupMembers, waitForMembers } from './netlink_groups';
 import { sleep, startAgent, type JsonObject, type Proc } from './proc';
 import type { Profile } from './profile';
 import { num, type Measurement } from './result';
 import type { LatencySummary } from './stats';
 
-const USERSOCK = 2;
-
 export interface ClientRunOptions {
   url: string;
   clients: number;
-  /** Netlink sockets on the group the server side adds once clients are in (1 for nlbridge, one per client for websocketd). */
-  membersPerRun: number;
   flood: Omit<FloodOptions, 'group'>;
+  /** Probes sent after the path is up and before the measured flood (JIT warm); default in clientRun. */
+  warmup?: { count: number; rate?: number };
   latency?: boolean;
   idleMs?: number;
   pauseFirst?: boolean;
@@ -78,7 +76,7 @@ export async function startClients(p: Profile, o: { url: string; clients: number
         clients: n,
         expectPerClient: o.expectPerClient,
         maxSeconds: o.maxSeconds,
-        idleMs: o.idleMs ?? 500,
+        idleMs: o.idleMs ?? 1500,
         latency: o.latency ?? false,
         pauseFirst: i === 0 && (o.pauseFirst ?? false),
         connectParallel: 50,
@@ -127,16 +125,34 @@ export function aggregate(results: JsonObject[], sent: number, clients: number):
  * flood (bounded), and collect: rate = deliveries / the longest client's
  * first→last span.
  */
+/** Send probes until every client process says each of its clients saw one. */
+export async function probeUntilUp(p: Profile, agents: Proc[], timeoutMs: number): Promise<void> {
+  let up = false;
+  const all = Promise.all(agents.map((a) => a.waitForKey('probed', timeoutMs)));
+  all.then(
+    () => (up = true),
+    () => undefined,
+  );
+  const until = Date.now() + timeoutMs;
+  while (!up && Date.now() < until) {
+    await flood({ group: p.group, count: 5, seconds: 1, rate: 200, probe: true });
+    await sleep(50);
+  }
+  await all;
+}
+
 export async function clientRun(p: Profile, o: ClientRunOptions): Promise<ClientRunResult> {
-  const baseline = groupMembers(USERSOCK, p.group);
   const expect = o.flood.count;
   const maxSeconds = o.flood.seconds + 15;
   const agents = await startClients(p, { url: o.url, clients: o.clients, expectPerClient: expect, maxSeconds, latency: o.latency, idleMs: o.idleMs, pauseFirst: o.pauseFirst });
   try {
-    if (!(await waitForMembers(USERSOCK, p.group, baseline + o.membersPerRun, 30_000))) {
-      throw new Error(`server side did not join group ${p.group} (${groupMembers(USERSOCK, p.group)} members, baseline ${baseline})`);
+    await probeUntilUp(p, agents, 30_000);
+    // By default a fifth of the run (at most warmupCount) as probes at the run's own rate.
+    const warmup = o.warmup ?? { count: Math.min(p.warmupCount, Math.ceil(o.flood.count / 5)), rate: o.flood.rate };
+    if (warmup.count > 0) {
+      await flood({ group: p.group, count: warmup.count, seconds: 30, rate: warmup.rate, probe: true });
+      await sleep(300);
     }
-    await sleep(100);
     const sent = await flood({ group: p.group, ...o.flood });
     const results = await Promise.all(
       agents.map(async (a) => {

@@ -12,7 +12,8 @@ import { measure, num, type Figures } from '../lib/result';
 import { clientRun, freePort, startClients, waitForPort } from '../lib/ws_load';
 import { flood, startSink } from './socket_level';
 
-const DAEMON = path.join(ROOT, 'dist', 'daemon', 'main.js');
+// BENCH_DAEMON points at another build of the daemon's entry point.
+const DAEMON = process.env.BENCH_DAEMON ?? path.join(ROOT, 'dist', 'daemon', 'main.js');
 
 export interface NlbridgeOptions {
   /** Start the daemon with --cpu-prof into this directory. */
@@ -69,17 +70,17 @@ async function withDaemon<T>(p: Profile, o: NlbridgeOptions, tag: string, fn: (d
 
 export async function runNlbridge(p: Profile, figures: Figures, o: NlbridgeOptions): Promise<void> {
   const thr = await measure(figures, 'ws_one_frame', 'nlbridge', () =>
-    withDaemon(p, o, 'frame', (d) => clientRun(p, { url: d.ws(), clients: 1, membersPerRun: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })),
+    withDaemon(p, o, 'frame', (d) => clientRun(p, { url: d.ws(), clients: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })),
   );
   await measure(figures, 'ws_one_frame', 'nlbridge-batch', () =>
-    withDaemon(p, o, 'batch', (d) => clientRun(p, { url: d.ws('?batch=1'), clients: 1, membersPerRun: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })),
+    withDaemon(p, o, 'batch', (d) => clientRun(p, { url: d.ws('?batch=1'), clients: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })),
   );
   await measure(figures, 'ws_one_frame', 'nlbridge-binary', () =>
-    withDaemon(p, o, 'binary', (d) => clientRun(p, { url: d.ws('?format=binary'), clients: 1, membersPerRun: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })),
+    withDaemon(p, o, 'binary', (d) => clientRun(p, { url: d.ws('?format=binary'), clients: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })),
   );
   await measure(figures, 'latency_1k', 'nlbridge', () =>
     withDaemon(p, o, 'lat1k', async (d) => {
-      const r = await clientRun(p, { url: d.ws(), clients: 1, membersPerRun: 1, latency: true, flood: { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 } });
+      const r = await clientRun(p, { url: d.ws(), clients: 1, latency: true, flood: { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 } });
       return { ...r, value: num(r.p50_us), rate: 1000 };
     }),
   );
@@ -89,7 +90,7 @@ export async function runNlbridge(p: Profile, figures: Figures, o: NlbridgeOptio
       if (!(sat > 0)) throw new Error('no saturation rate');
       const rate = sat / 2;
       const count = Math.max(100, Math.round(rate * p.halfSatSeconds));
-      const r = await clientRun(p, { url: d.ws(), clients: 1, membersPerRun: 1, latency: true, flood: { count, seconds: count / rate + 2, rate } });
+      const r = await clientRun(p, { url: d.ws(), clients: 1, latency: true, flood: { count, seconds: count / rate + 2, rate } });
       return { ...r, value: num(r.p50_us), rate };
     }),
   );
@@ -98,7 +99,7 @@ export async function runNlbridge(p: Profile, figures: Figures, o: NlbridgeOptio
       withDaemon(p, o, `fanout${k}`, async (d) => {
         const rate = p.fanoutDeliveriesPerSecond / k;
         const count = Math.max(10, Math.round(rate * p.fanoutSeconds));
-        const r = await clientRun(p, { url: d.ws(), clients: k, membersPerRun: 1, flood: { count, seconds: p.fanoutSeconds + 5, rate } });
+        const r = await clientRun(p, { url: d.ws(), clients: k, flood: { count, seconds: p.fanoutSeconds + 5, rate } });
         return { ...r, offered: p.fanoutDeliveriesPerSecond };
       }),
     );

@@ -26,8 +26,10 @@ export interface FloodOptions {
   seconds: number;
   /** msg/s; 0 or absent = as fast as possible. */
   rate?: number;
-  /** Payload bytes (at least the 24-byte bench payload). */
+  /** Payload bytes (at least the 36-byte bench payload). */
   payload?: number;
+  /** Send probes (not counted by receivers). */
+  probe?: boolean;
 }
 
 /** Run the C sender to completion; resolves with its result line. */
@@ -35,6 +37,7 @@ export async function flood(o: FloodOptions): Promise<JsonObject> {
   const args: (string | number)[] = ['-g', o.group, '-n', o.count, '-t', o.seconds, '-p', USERSOCK];
   if (o.rate) args.push('-r', Math.max(1, Math.round(o.rate)));
   if (o.payload) args.push('-s', o.payload);
+  if (o.probe) args.push('-P');
   const p = startC('nlb_flood', args);
   const line = await p.waitForKey('sent', (o.seconds + 10) * 1000);
   await p.stop();

@@ -86,11 +86,11 @@ export async function runWebsocketd(p: Profile, figures: Figures): Promise<void>
   }
 
   const thr = await measure(figures, 'ws_one_frame', 'websocketd', () =>
-    withWebsocketd(p, (url) => clientRun(p, { url, clients: 1, membersPerRun: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })),
+    withWebsocketd(p, (url) => clientRun(p, { url, clients: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })),
   );
   await measure(figures, 'latency_1k', 'websocketd', () =>
     withWebsocketd(p, async (url) => {
-      const r = await clientRun(p, { url, clients: 1, membersPerRun: 1, latency: true, flood: { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 } });
+      const r = await clientRun(p, { url, clients: 1, latency: true, flood: { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 } });
       return { ...r, value: num(r.p50_us), rate: 1000 };
     }),
   );
@@ -100,7 +100,7 @@ export async function runWebsocketd(p: Profile, figures: Figures): Promise<void>
       if (!(sat > 0)) throw new Error('no saturation rate');
       const rate = sat / 2;
       const count = Math.max(100, Math.round(rate * p.halfSatSeconds));
-      const r = await clientRun(p, { url, clients: 1, membersPerRun: 1, latency: true, flood: { count, seconds: count / rate + 2, rate } });
+      const r = await clientRun(p, { url, clients: 1, latency: true, flood: { count, seconds: count / rate + 2, rate } });
       return { ...r, value: num(r.p50_us), rate };
     }),
   );
@@ -109,7 +109,7 @@ export async function runWebsocketd(p: Profile, figures: Figures): Promise<void>
       withWebsocketd(p, async (url) => {
         const rate = p.fanoutDeliveriesPerSecond / k;
         const count = Math.max(10, Math.round(rate * p.fanoutSeconds));
-        const r = await clientRun(p, { url, clients: k, membersPerRun: k, flood: { count, seconds: p.fanoutSeconds + 5, rate } });
+        const r = await clientRun(p, { url, clients: k, flood: { count, seconds: p.fanoutSeconds + 5, rate } });
         return { ...r, offered: p.fanoutDeliveriesPerSecond };
       }),
     );
