@@ -19,7 +19,7 @@ export const ADDON_INDEX = path.join(ROOT, 'dist/addon/index.js');
  * the high ones are less likely to meet another program's traffic, and every
  * message carries a per-run tag in nlmsg_pid so stray traffic is recognisable.
  */
-export const G = { a: 21, b: 22, c: 23, d: 24, flood: 27 } as const;
+export const G = { a: 21, b: 22, c: 23, d: 24, flood: 29 } as const;
 export const bit = (group: number): number => (1 << (group - 1)) >>> 0;
 
 /** A per-run tag written into nlmsg_pid by our senders. */
