@@ -44,8 +44,11 @@ function counted(n: number): void {
   received += n;
 }
 
+let cpuAtReady: NodeJS.CpuUsage | undefined;
+
 function snapshot(withDrops: boolean) {
   const seconds = lastNs > firstNs ? Number(lastNs - firstNs) / 1e9 : 0;
+  const cpu = process.cpuUsage(cpuAtReady);
   const drops = withDrops ? procNetlinkDrops(portId) : null;
   return {
     impl: cfg.impl,
@@ -56,6 +59,9 @@ function snapshot(withDrops: boolean) {
     lostReported: lost,
     drops,
     errors,
+    // CPU the receiving process spent per message (user + system): its cost
+    // independent of how fast the sender went.
+    cpuNsPerMsg: received > 0 ? ((cpu.user + cpu.system) * 1000) / received : null,
   };
 }
 
@@ -111,6 +117,7 @@ if (cfg.impl === 'addon') openAddon();
 else openNpmNetlink();
 
 out({ ready: true, impl: cfg.impl, portId });
+cpuAtReady = process.cpuUsage();
 const startNs = process.hrtime.bigint();
 let lastReported = -1;
 const timer = setInterval(() => {

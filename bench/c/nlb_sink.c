@@ -256,12 +256,19 @@ int main(int argc, char **argv)
 	}
 	{
 		double secs = last_ns > first_ns ? (last_ns - first_ns) / 1e9 : 0;
+		struct rusage ru;
+		double cpu_ns = 0;
+
+		if (getrusage(RUSAGE_SELF, &ru) == 0)
+			cpu_ns = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e9 +
+				 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e3;
 
 		printf("{\"sockets\":%lu,\"received\":%" PRIu64 ",\"min_per_socket\":%" PRIu64
 		       ",\"max_per_socket\":%" PRIu64 ",\"seconds\":%.6f,\"rate\":%.1f,"
-		       "\"drops\":%" PRIu64 ",\"enobufs\":%" PRIu64 ",\"foreign\":%" PRIu64,
+		       "\"drops\":%" PRIu64 ",\"enobufs\":%" PRIu64 ",\"foreign\":%" PRIu64
+		       ",\"cpuNsPerMsg\":%.1f",
 		       nsock, total, min_rx, max_rx, secs, secs > 0 ? total / secs : 0.0,
-		       drops, enobufs, foreign);
+		       drops, enobufs, foreign, total ? cpu_ns / total : 0.0);
 	}
 	if (record_latency) {
 		qsort(lat, lat_n, sizeof(*lat), cmp_u64);

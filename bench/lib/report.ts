@@ -88,6 +88,7 @@ function detail(figure: string, m: Measurement | undefined): string {
     }
     if (typeof m.offered === 'string') parts.push(`offered ${m.offered}`);
     if (Number.isFinite(n('overruns'))) parts.push(`overruns ${fmtNum(n('overruns'))}`);
+    if (Number.isFinite(n('cpuNsPerMsg'))) parts.push(`receiver CPU ${fmtNum(n('cpuNsPerMsg') / 1000)} µs/msg`);
     if (typeof m.survived === 'boolean') parts.push(`survived ${m.survived ? 'yes' : 'NO'}`);
     if (m.exit && typeof m.exit === 'object' && (m.exit as { signal?: string }).signal) parts.push(`(${(m.exit as { signal: string }).signal})`);
   }

@@ -75,6 +75,7 @@ export async function runCeiling(p: Profile, figures: Figures): Promise<number> 
       sendRate: sent.rate,
       lost: num(sent.sent) - num(got.received),
       drops: got.drops,
+      cpuNsPerMsg: got.cpuNsPerMsg,
       survived: true,
     };
   });
@@ -154,6 +155,7 @@ async function nodeReceiver(p: Profile, impl: 'addon' | 'npm-netlink'): Promise<
       lost: num(sent.sent) - num(last.received ?? 0),
       overruns: last.overruns ?? 0,
       drops: last.drops ?? null,
+      cpuNsPerMsg: last.cpuNsPerMsg ?? null,
       survived,
       exit: { code: exit.code, signal: exit.signal },
       stderr: survived ? undefined : agent.stderr().slice(-300),
