@@ -30,6 +30,10 @@
 
 #include <uapi/linux/dummy_netlink.h>
 
+#ifndef DNL_HAVE_TIMER_SHUTDOWN	/* probed by Kbuild: before 6.2 */
+#define timer_shutdown_sync del_timer_sync
+#endif
+
 static int unit = DNL_UNIT_DEFAULT;
 module_param(unit, int, 0444);
 MODULE_PARM_DESC(unit, "Netlink protocol unit, 23..31 (default 25)");

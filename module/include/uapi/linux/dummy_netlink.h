@@ -9,6 +9,25 @@
  *
  * Every message is a struct nlmsghdr followed by the payload of its type.
  * All integers are in host byte order, as everywhere in netlink.
+ *
+ * The kernel handles a message only when it carries NLM_F_REQUEST (others
+ * are skipped by netlink_rcv_skb() and acked 0 if NLM_F_ACK) and was sent
+ * to the kernel directly (nl_pid 0, nl_groups 0) or to a group in the
+ * module's r_grps; a copy to another group is counted as ignored. Copies
+ * of one message (same sender port id and nlmsg_seq, one per group) are
+ * handled once; the repeats are counted as ignored and acked 0.
+ *
+ * Error acks (NLMSG_ERROR, sent whether or not NLM_F_ACK was asked; with
+ * NETLINK_EXT_ACK they carry a text):
+ *   -EINVAL	nlmsg_len under NLMSG_HDRLEN or beyond the datagram, trailing
+ *		bytes, a payload too short for its struct, reserved not zero,
+ *		n_groups not in 1..DNL_BCAST_GROUPS_MAX, RELAY to port 0,
+ *		STATS request with a payload
+ *   -EOPNOTSUPP	unknown message type
+ *   -EMSGSIZE	data part larger than DNL_PAYLOAD_MAX
+ *   -ERANGE	BCAST group not in 1..ngroups
+ *   -EPERM	sender without CAP_NET_ADMIN and module without allow_unpriv
+ *   -ECONNREFUSED, -EAGAIN	RELAY target port gone, or its queue full
  */
 #ifndef _UAPI_LINUX_DUMMY_NETLINK_H
 #define _UAPI_LINUX_DUMMY_NETLINK_H
@@ -28,7 +47,10 @@
 #define DNL_NGROUPS_MIN		32
 #define DNL_NGROUPS_MAX		1024
 
-/* Largest payload the module accepts in one message. */
+/*
+ * Largest data part the module accepts: a DATA payload, or the bytes after
+ * struct dnl_relay / the group list of struct dnl_bcast.
+ */
 #define DNL_PAYLOAD_MAX		4096
 
 /* Most groups one BCAST request may name. */
@@ -85,11 +107,11 @@ struct dnl_tick {
 struct dnl_stats {
 	__u32 version;		/* DNL_VERSION */
 	__u32 unit;
-	__u64 received;		/* messages handed to the module */
+	__u64 received;		/* requests handed to the module, malformed included */
 	__u64 accepted;		/* DATA kept (to the kernel or to an r_grps group) */
-	__u64 ignored;		/* DATA to a group outside r_grps, or a repeat */
+	__u64 ignored;		/* to a group outside r_grps, or a repeat */
 	__u64 relayed;		/* RELAY delivered */
-	__u64 broadcast;	/* BCAST copies delivered (one per group) */
+	__u64 broadcast;	/* BCAST copies, one per group named (listened to or not) */
 	__u64 ticks;		/* TICK rounds sent */
 	__u64 errors;		/* rejected requests (each got an error ack) */
 };
