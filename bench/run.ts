@@ -70,8 +70,32 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(outDir, 'latest.md'), table);
   fs.writeFileSync(path.join(outDir, 'latest.svg'), svgChart(figures, defs, `nlbridge vs C ceiling, npm netlink and websocketd — ${when}, ${m.cpus} × ${m.cpu}`));
 
+  // A full run of every section refreshes the table in the READMEs that carry the markers.
+  if (p.name === 'full' && !only && !option('out')) {
+    for (const readme of [path.join(ROOT, 'README.md'), path.join(ROOT, 'bench', 'README.md')]) updateReadme(readme, table);
+  }
+
   process.stdout.write('\n' + table);
   process.stdout.write(`\nbench: ${seconds.toFixed(1)} s; results in ${path.relative(process.cwd(), outDir) || '.'}/latest.{json,md,svg}\n`);
+}
+
+const START = '<!-- bench:latest:start -->';
+const END = '<!-- bench:latest:end -->';
+
+/** Replace what sits between the markers, when the file has them. */
+function updateReadme(file: string, table: string): void {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return;
+  }
+  const a = text.indexOf(START);
+  const b = text.indexOf(END);
+  if (a < 0 || b < a) return;
+  const chart = path.relative(path.dirname(file), path.join(ROOT, 'bench', 'results', 'latest.svg'));
+  const body = `${START}\n${table}\n![nlbridge vs C ceiling, npm netlink and websocketd](${chart})\n${END}`;
+  fs.writeFileSync(file, text.slice(0, a) + body + text.slice(b + END.length));
 }
 
 main().catch((err) => {

@@ -50,7 +50,7 @@ async function startDaemon(p: Profile, o: NlbridgeOptions, tag: string): Promise
 }
 
 function daemonArgs(port: number, p: Profile): string[] {
-  return ['--port', String(port), '--host', '127.0.0.1', '--protocol', 'usersock', '--auth', 'none', '--log-level', 'warn', '--receive-buffer', String(p.rcvbuf)];
+  return ['--port', String(port), '--host', '127.0.0.1', '--protocol', 'usersock', '--auth', 'none', '--log-level', 'warn', '--rcvbuf', String(p.rcvbuf)];
 }
 
 async function stopDaemon(d: Daemon): Promise<void> {
