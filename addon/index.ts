@@ -12,4 +12,4 @@ export type {
   SendResult,
 } from './types';
 export * from './codec';
-export * as dnl from './dummy_netlink';
+export * from './dummy_netlink';
