@@ -44,7 +44,7 @@ function counted(n: number): void {
   received += n;
 }
 
-let cpuAtReady: NodeJS.CpuUsage | undefined;
+let cpuAtReady = process.cpuUsage();
 
 function snapshot(withDrops: boolean) {
   const seconds = lastNs > firstNs ? Number(lastNs - firstNs) / 1e9 : 0;
