@@ -54,6 +54,15 @@ start_rr() {
 }
 stop_rr() { kill "$(cat $T/$1.pid)" 2>/dev/null; wait "$(cat $T/$1.pid)" 2>/dev/null; }
 count() { grep -c -- "$2" $T/$1.out; }
+# wait_for NAME PATTERN: until rr NAME has printed PATTERN (3 s at most).
+wait_for() {
+	i=0
+	while ! grep -q -- "$2" $T/$1.out; do
+		i=$((i + 1))
+		[ $i -gt 150 ] && return 1
+		usleep 20000
+	done
+}
 param() { cat /sys/module/dummy_netlink/parameters/$1; }
 
 # --- without the module: the tools say what is missing ----------------------
@@ -73,9 +82,11 @@ check params_visible sh -c '[ "$(cat /sys/module/dummy_netlink/parameters/r_grps
 start_rr rr rr_nlk -g 10 || ko seed_rr_start
 rr_pid=$(cat $T/rr.pid)
 sleep 1
-ticks=$(count rr 'type=TICK')
-distinct=$(grep 'type=TICK' $T/rr.out | sed 's/.* counter=\([0-9]*\).*/\1/' | sort -u | wc -l)
-if [ "$ticks" -ge 3 ] && [ "$ticks" = "$distinct" ] && grep -q 'port=0 group=2 .*type=TICK.*tick_group=2 period_ms=200' $T/rr.out; then
+# one snapshot: rr_nlk keeps writing ticks while we count
+cp $T/rr.out $T/rrsnap.out
+ticks=$(count rrsnap 'type=TICK')
+distinct=$(grep 'type=TICK' $T/rrsnap.out | sed 's/.* counter=\([0-9]*\).*/\1/' | sort -u | wc -l)
+if [ "$ticks" -ge 3 ] && [ "$ticks" = "$distinct" ] && grep -q 'port=0 group=2 .*type=TICK.*tick_group=2 period_ms=200' $T/rrsnap.out; then
 	ok seed_rr_gets_ticks
 else
 	ko seed_rr_gets_ticks "ticks=$ticks distinct=$distinct: $(tail -n 2 $T/rr.out)"
@@ -88,8 +99,6 @@ check seed_g1_acked ww_nlk -g 1 -a -m seed-g1
 stats
 [ "$(stat accepted)" = $((acc0 + 1)) ] && ok seed_g1_kernel_accepts || ko seed_g1_kernel_accepts "accepted $acc0 -> $(stat accepted)"
 [ "$(dmesg | grep -c 'group 1 seq 1 len 7: seed-g1')" = 1 ] && ok seed_g1_kernel_prints || ko seed_g1_kernel_prints "$(dmesg | tail -n 3)"
-usleep 200000
-[ "$(count rr seed-g1)" = 0 ] && ok seed_g1_rr_does_not || ko seed_g1_rr_does_not "$(grep seed-g1 $T/rr.out)"
 
 # bash> ./ww_nlk -g 9   -> the kernel and rr_nlk each receive exactly once
 acc0=$(stat accepted)
@@ -100,14 +109,17 @@ stats
 [ "$(stat accepted)" = $((acc0 + 1)) ] && [ "$(stat ignored)" = $((ign0 + 1)) ] &&
 	ok seed_g9_kernel_once || ko seed_g9_kernel_once "accepted $acc0 -> $(stat accepted), ignored $ign0 -> $(stat ignored)"
 [ "$(dmesg | grep -c 'seed-g9')" = 1 ] && ok seed_g9_kernel_prints_once || ko seed_g9_kernel_prints_once "$(dmesg | grep seed-g9)"
-usleep 200000
+# rr_nlk reads in order: once seed-g9 is there, seed-g1 would be too.
+wait_for rr seed-g9
+usleep 100000
+[ "$(count rr seed-g1)" = 0 ] && ok seed_g1_rr_does_not || ko seed_g1_rr_does_not "$(grep seed-g1 $T/rr.out)"
 [ "$(count rr 'seed-g9')" = 1 ] && grep -q 'group=4 seq=1 type=DATA.*data="seed-g9"' $T/rr.out &&
 	ok seed_g9_rr_once || ko seed_g9_rr_once "$(grep seed-g9 $T/rr.out)"
 
 # bash> ./ww_nlk -i ${rr_nlk_pid}   -> the kernel unicasts to rr_nlk
 rel0=$(stat relayed)
 check seed_relay_acked ww_nlk -i "$rr_pid" -a -m seed-relay
-usleep 200000
+wait_for rr seed-relay
 [ "$(count rr 'seed-relay')" = 1 ] && grep -q '^port=0 group=0 seq=1 type=DATA .*data="seed-relay"' $T/rr.out &&
 	ok seed_relay_rr_gets_it_from_kernel || ko seed_relay_rr_gets_it_from_kernel "$(grep seed-relay $T/rr.out)"
 stats
@@ -117,12 +129,13 @@ stats
 start_rr rr40 rr_nlk -G 40 -P 0 || ko bcast40_rr_start
 bc0=$(stat broadcast)
 check bcast40_acked ww_nlk -b 40 -a -m to-40
-usleep 200000
+wait_for rr40 to-40
 grep -q '^port=0 group=40 seq=1 type=DATA .*data="to-40"' $T/rr40.out && ok bcast40_reaches_G40 || ko bcast40_reaches_G40 "$(cat $T/rr40.out)"
 [ "$(count rr 'to-40')" = 0 ] && ok bcast40_not_elsewhere || ko bcast40_not_elsewhere
 start_rr rrm rr_nlk -G 33,40 -P 0 || ko bcast_multi_rr_start
 check bcast_multi_acked ww_nlk -b 33,40,2,4 -a -m to-many
-usleep 200000
+wait_for rrm to-many; wait_for rr to-many; wait_for rr40 to-many
+usleep 100000 # time for a duplicate to show
 [ "$(count rrm 'to-many')" = 1 ] && [ "$(count rr 'to-many')" = 1 ] && [ "$(count rr40 'to-many')" = 1 ] &&
 	ok bcast_multi_group_reader_prints_once || ko bcast_multi_group_reader_prints_once "rrm=$(count rrm to-many) rr=$(count rr to-many) rr40=$(count rr40 to-many)"
 stats
@@ -200,7 +213,7 @@ check allow_unpriv_insmod insmod $KO allow_unpriv=1 period_ms=0
 check allow_unpriv_send raw_nlk -U 65534 -- ww_nlk -a -m from-nobody
 start_rr rru raw_nlk -U 65534 -- rr_nlk -g 2 -P 0 -n 1 || ko allow_unpriv_join_start
 ww_nlk -b 2 -m to-nobody >/dev/null 2>&1
-usleep 200000
+wait_for rru to-nobody
 grep -q 'to-nobody' $T/rru.out && ok allow_unpriv_join || ko allow_unpriv_join "$(cat $T/rru.out $T/rru.err)"
 stop_rr rru
 check allow_unpriv_rmmod rmmod dummy_netlink
