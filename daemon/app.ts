@@ -1,0 +1,199 @@
+// buildApp(config, deps): the fastify instance with every route and hook; no
+// listen (main.ts does that, tests use real listeners or inject).
+
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import websocket from '@fastify/websocket';
+import type { Logger } from 'pino';
+import type { Bus } from './bus';
+import type { Config } from './config';
+import { Problem } from './errors';
+import type { Metrics } from './metrics';
+import {
+  APP_SUBPROTOCOL,
+  TOKEN_SUBPROTOCOL_PREFIX,
+  bearerFromHeader,
+  hostAllowed,
+  offeredSubprotocols,
+  originAllowed,
+  tokenFromSubprotocols,
+  tokenMatches,
+  type AuthSetup,
+} from './security';
+import { AJV_OPTIONS, problemFromAjv } from './validation';
+import { groupsRoutes, type Stream } from './routes/groups';
+import { healthRoutes } from './routes/health';
+import { metricsRoutes } from './routes/metrics';
+import { sendRoutes } from './routes/send';
+import { specRoutes } from './routes/spec';
+import { statusRoutes } from './routes/status';
+
+export interface AppDeps {
+  bus: Bus;
+  metrics: Metrics;
+  auth: AuthSetup;
+  /** pino logger; false = silent. */
+  logger: Logger | false;
+  version?: string;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    nlbridge: { streams: Set<Stream>; stopping: boolean };
+  }
+}
+
+/** Paths served without a token (the Host check still applies). */
+const PUBLIC_PATHS = new Set(['/healthz', '/openapi.yaml']);
+
+/** A request that came over a unix socket (authorized by the socket's mode and group). */
+export function viaUnixSocket(request: FastifyRequest): boolean {
+  return request.raw.socket.remoteAddress === undefined && request.raw.socket.remotePort === undefined && !('_isLightMyRequest' in request.raw);
+}
+
+export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  const { bus, metrics, auth } = deps;
+  const app = Fastify({
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
+    bodyLimit: config.bodyLimit,
+    ajv: { customOptions: { ...AJV_OPTIONS } },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  }) as unknown as FastifyInstance;
+  const streams = new Set<Stream>();
+  app.decorate('nlbridge', { streams, stopping: false });
+
+  const listenPort = (): number | null => {
+    const a = app.server.address();
+    return a !== null && typeof a === 'object' ? a.port : null;
+  };
+
+  // Fixed one-minute windows per token (or per client address without auth):
+  // keyed by token, since every local client is 127.0.0.1.
+  const rateWindows = new Map<string, { start: number; count: number }>();
+
+  app.addHook('onRequest', async (request, reply) => {
+    const url = request.url.split('?')[0];
+    if (!viaUnixSocket(request)) {
+      const host = request.headers.host;
+      const hostOk = hostAllowed(host, config.allowedHosts, listenPort());
+      if (!hostOk) {
+        metrics.authFailures.inc({ reason: 'host' });
+        throw new Problem('HOST_NOT_ALLOWED', `Host "${String(host ?? '').slice(0, 100)}" is not in the allow-list (--allowed-hosts)`, { field: 'Host' });
+      }
+      const origin = request.headers.origin;
+      if (!originAllowed(origin, host, config.allowedOrigins, hostOk)) {
+        metrics.authFailures.inc({ reason: 'origin' });
+        throw new Problem('ORIGIN_NOT_ALLOWED', `Origin "${String(origin).slice(0, 100)}" may not use this API (--allowed-origins)`, { field: 'Origin' });
+      }
+      if (auth.token !== null && !PUBLIC_PATHS.has(url)) {
+        const given =
+          bearerFromHeader(request.headers.authorization) ??
+          (request.ws ? tokenFromSubprotocols(offeredSubprotocols(request.headers['sec-websocket-protocol'])) : null);
+        if (given === null || !tokenMatches(given, auth.token)) {
+          metrics.authFailures.inc({ reason: given === null ? 'no-token' : 'bad-token' });
+          reply.header('www-authenticate', 'Bearer realm="nlbridge"');
+          throw new Problem(
+            'UNAUTHORIZED',
+            given === null
+              ? 'a bearer token is required: Authorization: Bearer <token> (WebSocket: subprotocol bearer.<token>)'
+              : 'the bearer token is wrong',
+            { field: 'Authorization' },
+          );
+        }
+      }
+    }
+    if (config.rateLimit > 0 && request.method === 'POST') {
+      const key = auth.token !== null ? 'token' : (request.ip ?? 'unix');
+      const now = Date.now();
+      let w = rateWindows.get(key);
+      if (!w || now - w.start >= 60000) rateWindows.set(key, (w = { start: now, count: 0 }));
+      if (++w.count > config.rateLimit) {
+        reply.header('retry-after', String(Math.ceil((w.start + 60000 - now) / 1000)));
+        throw new Problem('RATE_LIMITED', `more than ${config.rateLimit} requests per minute`);
+      }
+    }
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode });
+  });
+
+  app.setErrorHandler((err: FastifyError | Problem, request, reply) => {
+    let problem: Problem;
+    if (err instanceof Problem) problem = err;
+    else if ((err as FastifyError).validation) {
+      problem = problemFromAjv((err as FastifyError).validation as never, (err as FastifyError).validationContext);
+    } else {
+      const e = err as FastifyError;
+      switch (e.code) {
+        case 'FST_ERR_CTP_BODY_TOO_LARGE':
+          problem = new Problem('PAYLOAD_TOO_LARGE', `body is larger than ${config.bodyLimit} bytes (--body-limit)`, { field: 'body' });
+          break;
+        case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+          problem = new Problem('UNSUPPORTED_MEDIA_TYPE', `Content-Type "${String(request.headers['content-type'] ?? '')}" is not supported; send application/json`, { field: 'Content-Type' });
+          break;
+        case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+          problem = new Problem('VALIDATION', 'body is empty; send a JSON object', { field: 'body' });
+          break;
+        case 'FST_ERR_CTP_INVALID_JSON_BODY':
+          problem = new Problem('VALIDATION', `body is not valid JSON: ${e.message}`, { field: 'body' });
+          break;
+        default:
+          if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {
+            problem = new Problem(e.statusCode === 413 ? 'PAYLOAD_TOO_LARGE' : e.statusCode === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'VALIDATION', e.message, { field: 'body' });
+          } else {
+            request.log.error({ err }, 'request failed');
+            problem = new Problem('INTERNAL', 'internal error (see the daemon log)');
+          }
+      }
+    }
+    if (problem.status >= 500) request.log.warn({ code: problem.code, errno: problem.errno }, problem.message);
+    reply.code(problem.status).type('application/problem+json').send(problem.body());
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const p = new Problem('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
+    reply.code(404).type('application/problem+json').send(p.body());
+  });
+
+  await app.register(websocket, {
+    options: {
+      maxPayload: config.wsMaxPayload,
+      // A browser's offered subprotocols must be answered with one of them:
+      // prefer the application's name, else echo the token-bearing one.
+      handleProtocols: (protocols: Set<string>) => {
+        if (protocols.has(APP_SUBPROTOCOL)) return APP_SUBPROTOCOL;
+        for (const p of protocols) if (p.startsWith(TOKEN_SUBPROTOCOL_PREFIX)) return p;
+        return false;
+      },
+    },
+    preClose(done) {
+      for (const s of streams) s.ws.close(1001, 'server shutting down');
+      const wss = this.websocketServer;
+      // Clients that do not answer the close handshake are cut after a second.
+      const timer = setTimeout(() => {
+        for (const c of wss.clients) c.terminate();
+      }, 1000);
+      timer.unref();
+      wss.close(() => {
+        clearTimeout(timer);
+        done();
+      });
+    },
+  });
+
+  sendRoutes(app, bus);
+  groupsRoutes(app, bus, config, metrics, streams);
+  statusRoutes(app, bus, metrics, auth, deps.version ?? '0.1.0', () => streams.size);
+  metricsRoutes(app, bus, metrics);
+  healthRoutes(app, bus, () => app.nlbridge.stopping);
+  specRoutes(app);
+
+  // Runs after in-flight requests finished: then the netlink sockets go.
+  app.addHook('onClose', async () => {
+    for (const s of streams) s.close();
+    await bus.close();
+  });
+
+  return app;
+}

@@ -1,0 +1,60 @@
+// One logical message sent to several groups arrives once per joined group
+// (senders send one copy per group, all with the same seq: the kernel only
+// broadcasts to ffs(nl_groups)). A receiver must hand it to each of its
+// consumers once. Copies arrive microseconds apart; the window is bounded both
+// in time and in size so a flood cannot grow it.
+
+/** Identity of a logical message: the sender's real port id, nlmsg_pid, seq and type. */
+export function copyKey(senderPortId: number, nlmsgPid: number, seq: number, type: number): string {
+  return `${senderPortId}:${nlmsgPid}:${seq}:${type}`;
+}
+
+interface Entry<T> {
+  at: number;
+  served: Set<T>;
+}
+
+export class DedupeWindow<T> {
+  private readonly entries = new Map<string, Entry<T>>();
+
+  constructor(
+    readonly windowMs = 1000,
+    readonly maxEntries = 8192,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * The consumers that already got the message with this key, to be added to
+   * by the caller. A key older than the window starts over: senders reuse
+   * sequence numbers (each ww_nlk run starts at 1).
+   */
+  served(key: string, now: number): { served: Set<T>; repeat: boolean } {
+    this.expire(now);
+    const e = this.entries.get(key);
+    if (e !== undefined && now - e.at <= this.windowMs) return { served: e.served, repeat: true };
+    const fresh: Entry<T> = { at: now, served: new Set<T>() };
+    this.entries.delete(key);
+    this.entries.set(key, fresh);
+    if (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next().value as string;
+      this.entries.delete(oldest);
+    }
+    return { served: fresh.served, repeat: false };
+  }
+
+  /** Forgets a consumer (it closed), so the window holds no reference to it. */
+  forget(consumer: T): void {
+    for (const e of this.entries.values()) e.served.delete(consumer);
+  }
+
+  private expire(now: number): void {
+    // Map iterates in insertion order, which is arrival order.
+    for (const [key, e] of this.entries) {
+      if (now - e.at <= this.windowMs) break;
+      this.entries.delete(key);
+    }
+  }
+}

@@ -1,0 +1,98 @@
+// Every error the API returns, in one table. Responses are RFC 9457
+// application/problem+json: { type, title, status, detail, code, field?, errno? }.
+
+export const PROBLEMS = {
+  VALIDATION: { status: 400, title: 'Invalid request' },
+  BAD_GROUPS: { status: 400, title: 'Invalid group selection' },
+  BAD_DATA: { status: 400, title: 'Invalid payload encoding' },
+  UNAUTHORIZED: { status: 401, title: 'Authentication required' },
+  HOST_NOT_ALLOWED: { status: 403, title: 'Host not allowed' },
+  ORIGIN_NOT_ALLOWED: { status: 403, title: 'Origin not allowed' },
+  PERMISSION_DENIED: { status: 403, title: 'The daemon lacks a netlink privilege' },
+  NOT_FOUND: { status: 404, title: 'Not found' },
+  PORT_UNREACHABLE: { status: 404, title: 'No socket has that port id' },
+  METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
+  NO_KERNEL_ENDPOINT: { status: 409, title: 'No kernel endpoint on this protocol' },
+  NEEDS_KERNEL: { status: 409, title: 'Needs the dummy_netlink kernel module' },
+  PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload too large' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type' },
+  UPGRADE_REQUIRED: { status: 426, title: 'WebSocket upgrade required' },
+  RATE_LIMITED: { status: 429, title: 'Too many requests' },
+  INTERNAL: { status: 500, title: 'Internal error' },
+  SEND_FAILED: { status: 502, title: 'Netlink send failed' },
+  PEER_BUSY: { status: 503, title: 'Receiver busy' },
+  SHUTTING_DOWN: { status: 503, title: 'Shutting down' },
+  KERNEL_TIMEOUT: { status: 504, title: 'The kernel did not answer in time' },
+} as const;
+
+export type ProblemCode = keyof typeof PROBLEMS;
+
+export interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  field?: string;
+  errno?: string;
+  [extra: string]: unknown;
+}
+
+export function problemType(code: ProblemCode): string {
+  return `urn:nlbridge:problem:${code.toLowerCase().replace(/_/g, '-')}`;
+}
+
+export class Problem extends Error {
+  readonly code: ProblemCode;
+  readonly status: number;
+  readonly field?: string;
+  readonly errno?: string;
+  readonly extra?: Record<string, unknown>;
+
+  constructor(
+    code: ProblemCode,
+    detail: string,
+    opts: { field?: string; errno?: string; extra?: Record<string, unknown> } = {},
+  ) {
+    super(detail);
+    this.name = 'Problem';
+    this.code = code;
+    this.status = PROBLEMS[code].status;
+    if (opts.field !== undefined) this.field = opts.field;
+    if (opts.errno !== undefined) this.errno = opts.errno;
+    if (opts.extra !== undefined) this.extra = opts.extra;
+  }
+
+  body(): ProblemBody {
+    const b: ProblemBody = {
+      type: problemType(this.code),
+      title: PROBLEMS[this.code].title,
+      status: this.status,
+      detail: this.message,
+      code: this.code,
+    };
+    if (this.field !== undefined) b.field = this.field;
+    if (this.errno !== undefined) b.errno = this.errno;
+    if (this.extra) Object.assign(b, this.extra);
+    return b;
+  }
+}
+
+/** Maps a syscall failure's code to the problem that fits it. */
+export function problemForErrno(code: string, detail: string, field?: string): Problem {
+  const opts = { errno: code, ...(field !== undefined ? { field } : {}) };
+  switch (code) {
+    case 'EPERM':
+    case 'EACCES':
+      return new Problem('PERMISSION_DENIED', detail, opts);
+    case 'EAGAIN':
+    case 'ENOBUFS':
+      return new Problem('PEER_BUSY', detail, opts);
+    case 'EMSGSIZE':
+      return new Problem('PAYLOAD_TOO_LARGE', detail, opts);
+    case 'EINVAL':
+      return new Problem('VALIDATION', detail, opts);
+    default:
+      return new Problem('SEND_FAILED', detail, opts);
+  }
+}

@@ -1,0 +1,85 @@
+// WebSocket frames. A received message is encoded once per arrival (not once
+// per client): `messageTail` is the JSON after the per-stream counter, and
+// each client prefixes its own `n`.
+
+import { isUtf8 } from 'node:buffer';
+import { flagNames, type NlMsgHeader } from '../addon/codec';
+import { DnlMsgType, decodeTick, dnlTypeName } from '../addon/dummy_netlink';
+
+/** One received netlink message, as the bus hands it to subscribers. */
+export interface RxMessage {
+  /** Arrival group, 0 for a unicast. */
+  group: number;
+  /** The sender's real port id (from the datagram's source address). */
+  portId: number;
+  uid?: number;
+  header: NlMsgHeader;
+  payload: Buffer;
+  /** The message's own bytes (header + payload), for ?format=binary. */
+  bytes: Buffer;
+  truncated: boolean;
+  receivedAt: number;
+  /** Sent by this bridge (its tx socket or a client's own socket). */
+  fromBridge: boolean;
+  /** Cached encoding, filled by messageTail(). */
+  tail?: string;
+}
+
+const CONTROL_NAMES: Record<number, string> = { 1: 'NOOP', 2: 'ERROR', 3: 'DONE', 4: 'OVERRUN' };
+
+export function typeName(type: number, dummy: boolean): string | null {
+  if (CONTROL_NAMES[type]) return CONTROL_NAMES[type];
+  return dummy ? dnlTypeName(type) : null;
+}
+
+/** JSON of a message after `{"type":"message","n":N,` — computed once per message. */
+export function messageTail(m: RxMessage, dummy: boolean): string {
+  if (m.tail !== undefined) return m.tail;
+  const name = typeName(m.header.type, dummy);
+  const o: Record<string, unknown> = {
+    group: m.group,
+    portId: m.portId,
+    nlmsgPid: m.header.pid,
+    seq: m.header.seq,
+    msgType: name ?? m.header.type,
+    typeNumber: m.header.type,
+    flags: flagNames(m.header.flags),
+  };
+  if (m.uid !== undefined) o.uid = m.uid;
+  if (dummy && m.header.type === DnlMsgType.TICK) {
+    try {
+      const t = decodeTick(m.payload);
+      o.tick = {
+        counter: Number(t.counter),
+        timeNs: t.timeNs.toString(),
+        time: new Date(Number(t.timeNs / 1000000n)).toISOString(),
+        group: t.group,
+        periodMs: t.periodMs,
+      };
+    } catch {
+      o.tickError = 'payload shorter than struct dnl_tick';
+    }
+  }
+  if (isUtf8(m.payload)) {
+    o.encoding = 'utf8';
+    o.data = m.payload.toString('utf8');
+  } else {
+    o.encoding = 'base64';
+    o.data = m.payload.toString('base64');
+  }
+  o.length = m.payload.length;
+  if (m.truncated) o.truncated = true;
+  if (m.fromBridge) o.fromBridge = true;
+  o.receivedAt = new Date(m.receivedAt).toISOString();
+  m.tail = JSON.stringify(o).slice(1);
+  return m.tail;
+}
+
+export function messageFrame(n: number, tail: string): string {
+  return `{"type":"message","n":${n},${tail}`;
+}
+
+/** Any non-message frame: hello, dropped, overrun, sent, error, malformed. */
+export function eventFrame(type: string, n: number, fields: Record<string, unknown>): string {
+  return JSON.stringify({ type, n, ...fields });
+}

@@ -1,0 +1,90 @@
+// Group masks and lists as users write them. Pure functions: the REST body,
+// the WebSocket path and the query string all go through here.
+
+/** Highest group number a netlink unit can offer (dummy_netlink's ngroups cap). */
+export const GROUP_MAX = 1024;
+
+/** Groups a 32-bit sockaddr_nl.nl_groups mask can name. */
+export const MASK_GROUPS = 32;
+
+export class GroupSpecError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GroupSpecError';
+  }
+}
+
+const MASK_TEXT = /^(?:0[xX][0-9a-fA-F]+|0[bB][01]+|[0-9]+)$/;
+
+/**
+ * Parses a mask written as decimal, 0x… or 0b… (bit 0 = group 1). Masks may
+ * be wider than 32 bits (a BigInt), up to group GROUP_MAX.
+ */
+export function parseMaskText(text: string): number[] {
+  if (typeof text !== 'string' || !MASK_TEXT.test(text)) {
+    throw new GroupSpecError(`"${String(text).slice(0, 40)}" is not a group mask (decimal, 0x… or 0b…)`);
+  }
+  const lower = text.toLowerCase();
+  // BigInt('0b…') and BigInt('0x…') parse the prefixes; a leading-zero decimal is still decimal.
+  const mask = lower.startsWith('0x') || lower.startsWith('0b') ? BigInt(lower) : BigInt(lower.replace(/^0+(?=\d)/, ''));
+  return groupsOfMask(mask);
+}
+
+/** Group numbers of a mask (bit i = group i+1), ascending. */
+export function groupsOfMask(mask: bigint | number): number[] {
+  let m = typeof mask === 'bigint' ? mask : BigInt(mask);
+  if (m < 0n) throw new GroupSpecError('a group mask cannot be negative');
+  if (m === 0n) throw new GroupSpecError('the mask selects no group');
+  if (m >> BigInt(GROUP_MAX) !== 0n) throw new GroupSpecError(`the mask names a group above ${GROUP_MAX}`);
+  const out: number[] = [];
+  for (let g = 1; m !== 0n; g++, m >>= 1n) if (m & 1n) out.push(g);
+  return out;
+}
+
+/** Parses "2,40" (also with spaces) into sorted unique group numbers. */
+export function parseGroupList(text: string): number[] {
+  if (typeof text !== 'string' || text.trim() === '') throw new GroupSpecError('the group list is empty');
+  const out = new Set<number>();
+  for (const part of text.split(',')) {
+    const t = part.trim();
+    if (!/^[0-9]+$/.test(t)) throw new GroupSpecError(`"${t.slice(0, 20)}" is not a group number`);
+    out.add(checkGroup(Number(t)));
+  }
+  return [...out].sort((a, b) => a - b);
+}
+
+export function checkGroup(g: number): number {
+  if (!Number.isInteger(g) || g < 1 || g > GROUP_MAX) {
+    throw new GroupSpecError(`group ${g} is outside 1..${GROUP_MAX}`);
+  }
+  return g;
+}
+
+/**
+ * The `groups` field of a send request: a mask as a number (32-bit) or text,
+ * or an explicit list of group numbers.
+ */
+export function parseGroupsField(value: unknown): number[] {
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+      throw new GroupSpecError('a numeric mask must be an integer in 0..4294967295 (use a string or a list for groups above 32)');
+    }
+    return groupsOfMask(value);
+  }
+  if (typeof value === 'string') return parseMaskText(value);
+  if (Array.isArray(value)) {
+    if (value.length === 0) throw new GroupSpecError('the group list is empty');
+    const out = new Set<number>();
+    for (const g of value) {
+      if (typeof g !== 'number') throw new GroupSpecError('a group list holds group numbers');
+      out.add(checkGroup(g));
+    }
+    return [...out].sort((a, b) => a - b);
+  }
+  throw new GroupSpecError('groups must be a mask (number, "0b1010", "0xa") or a list of group numbers');
+}
+
+/** The 32-bit nl_groups bit of a group 1..32. */
+export function groupBit(group: number): number {
+  return (1 << (group - 1)) >>> 0;
+}

@@ -1,0 +1,316 @@
+// WebSocket streams: /groups/:mask and /groups?list=2,40.
+//
+// Works on the raw `ws` socket and its bufferedAmount (the stream wrapper of
+// @fastify/websocket stalls at a 16 kB highWaterMark: fastify-websocket#289).
+
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
+import type { WebSocket, RawData } from 'ws';
+import type { Bus, Endpoint, MalformedInfo, Subscriber } from '../bus';
+import type { Config } from '../config';
+import { Problem } from '../errors';
+import { eventFrame, messageFrame, messageTail, type RxMessage } from '../frames';
+import { GroupSpecError, parseGroupList, parseMaskText } from '../groups';
+import type { Metrics } from '../metrics';
+import { parametersSchema } from '../spec';
+import { validateSendRequest } from '../validation';
+import { toSendRequest, type SendBody } from './send';
+
+interface StreamQuery {
+  format?: 'json' | 'binary';
+  batch?: string;
+  unicast?: string;
+  list?: string;
+}
+
+const truthy = (v: string | undefined): boolean => v === '1' || v === 'true';
+
+export interface StreamOptions {
+  groups: number[];
+  format: 'json' | 'binary';
+  batch: boolean;
+  unicast: boolean;
+  bufferBytes: number;
+  stallMs: number;
+  maxPayload: number;
+}
+
+/** How often a client over its backlog is looked at (drain → 'dropped' notice; stall → 1013). */
+const DRAIN_CHECK_MS = 25;
+
+export class Stream implements Subscriber {
+  readonly groups: number[];
+  private n = 0;
+  private dropped = 0;
+  private overSince: number | null = null;
+  private batchFrames: string[] = [];
+  private drainTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  endpoint: Endpoint | null = null;
+
+  constructor(
+    readonly ws: WebSocket,
+    private readonly opts: StreamOptions,
+    private readonly bus: Bus,
+    private readonly metrics: Metrics,
+    private readonly log: FastifyBaseLogger,
+  ) {
+    this.groups = opts.groups;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  hello(): void {
+    const proto = this.bus.protocol;
+    this.sendText(
+      eventFrame('hello', 0, {
+        portId: this.endpoint ? this.endpoint.portId : this.bus.tx.portId,
+        bridgePortId: this.bus.tx.portId,
+        groups: this.groups,
+        protocol: { name: proto.name, number: proto.number },
+        format: this.opts.format,
+        batch: this.opts.batch,
+        unicast: this.opts.unicast,
+        limits: { maxPayload: this.opts.maxPayload, bufferBytes: this.opts.bufferBytes, stallMs: this.opts.stallMs },
+      }),
+    );
+  }
+
+  deliver(m: RxMessage): void {
+    if (this.closed) return;
+    const n = ++this.n;
+    if (!this.hasRoom()) {
+      this.dropped++;
+      this.metrics.wsDropped.inc();
+      return;
+    }
+    if (this.opts.format === 'binary') {
+      this.ws.send(m.bytes, { binary: true });
+      this.metrics.wsFrames.inc();
+      return;
+    }
+    const frame = messageFrame(n, messageTail(m, this.bus.protocol.name === 'dummy'));
+    if (this.opts.batch) this.batchFrames.push(frame);
+    else this.sendText(frame);
+  }
+
+  flush(): void {
+    if (this.batchFrames.length === 0 || this.closed) return;
+    const text = this.batchFrames.join('\n');
+    this.batchFrames = [];
+    this.sendText(text);
+  }
+
+  overrun(lost: number): void {
+    if (this.closed) return;
+    this.event('overrun', { lost });
+  }
+
+  malformed(info: MalformedInfo): void {
+    if (this.closed) return;
+    this.event('malformed', { ...info });
+  }
+
+  /** An event frame: never dropped (they are how loss is reported), kept in order with batched messages. */
+  event(type: string, fields: Record<string, unknown>): void {
+    const frame = eventFrame(type, ++this.n, fields);
+    if (this.opts.batch && this.opts.format === 'json') this.batchFrames.push(frame);
+    else {
+      this.flush();
+      this.sendText(frame);
+    }
+  }
+
+  private sendText(text: string): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(text);
+    this.metrics.wsFrames.inc();
+  }
+
+  /** Room in the client's backlog; starts the watch that reports drops and closes stalled clients. */
+  private hasRoom(): boolean {
+    if (this.ws.bufferedAmount <= this.opts.bufferBytes) {
+      if (this.dropped > 0) this.reportDropped();
+      return true;
+    }
+    if (this.overSince === null) {
+      this.overSince = Date.now();
+      this.drainTimer ??= setInterval(() => this.checkDrain(), DRAIN_CHECK_MS);
+    }
+    return false;
+  }
+
+  private checkDrain(): void {
+    if (this.closed) return this.stopDrainWatch();
+    if (this.ws.bufferedAmount <= this.opts.bufferBytes) {
+      this.overSince = null;
+      this.stopDrainWatch();
+      if (this.dropped > 0) this.reportDropped();
+      return;
+    }
+    if (this.overSince !== null && Date.now() - this.overSince > this.opts.stallMs) {
+      this.metrics.wsClosedSlow.inc();
+      this.log.warn({ dropped: this.dropped, bufferedAmount: this.ws.bufferedAmount }, 'closing a WebSocket client that stayed over its backlog (1013)');
+      this.stopDrainWatch();
+      this.ws.close(1013, 'too slow: backlog over limit');
+      // A client that does not read will not complete the closing handshake either.
+      setTimeout(() => this.ws.terminate(), 1000).unref();
+    }
+  }
+
+  private reportDropped(): void {
+    const count = this.dropped;
+    this.dropped = 0;
+    this.overSince = null;
+    this.event('dropped', { count });
+  }
+
+  private stopDrainWatch(): void {
+    if (this.drainTimer) clearInterval(this.drainTimer);
+    this.drainTimer = null;
+  }
+
+  /** What the client wrote: text → DATA to the groups; a JSON object → a full /send request. */
+  async onClientMessage(data: RawData, isBinary: boolean): Promise<void> {
+    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    const from = this.endpoint ?? undefined;
+    if (!isBinary) {
+      const text = buf.toString('utf8');
+      if (text.trimStart().startsWith('{')) {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          parsed = undefined;
+        }
+        if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
+          const body = { ...(parsed as Record<string, unknown>) };
+          const id = body.id;
+          delete body.id;
+          const idField = id === undefined ? {} : { id };
+          try {
+            validateSendRequest(body);
+            const report = await this.bus.send(toSendRequest(body as SendBody), from);
+            if (!this.closed) this.event('sent', { ...idField, report });
+          } catch (err) {
+            this.replyError(err, idField);
+          }
+          return;
+        }
+      }
+    }
+    try {
+      await this.bus.send({ groups: this.groups, data: buf }, from);
+    } catch (err) {
+      this.replyError(err, {});
+    }
+  }
+
+  private replyError(err: unknown, idField: Record<string, unknown>): void {
+    if (this.closed) return;
+    if (err instanceof Problem) {
+      this.event('error', { ...idField, problem: err.body() });
+      return;
+    }
+    this.log.error({ err }, 'WebSocket send failed');
+    this.event('error', { ...idField, problem: new Problem('INTERNAL', 'internal error').body() });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopDrainWatch();
+    this.bus.unsubscribe(this);
+    if (this.endpoint) this.bus.closeClientEndpoint(this.endpoint);
+  }
+}
+
+/** Parses the stream's groups; throws Problem (400). */
+export function streamGroups(request: FastifyRequest): number[] {
+  const params = request.params as { mask?: string };
+  const query = request.query as StreamQuery;
+  try {
+    if (params.mask !== undefined) return parseMaskText(params.mask);
+    return parseGroupList(query.list ?? '');
+  } catch (err) {
+    if (err instanceof GroupSpecError) {
+      const field = params.mask !== undefined ? 'mask' : 'list';
+      throw new Problem('BAD_GROUPS', `${field}: ${err.message}`, { field });
+    }
+    throw err;
+  }
+}
+
+export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, metrics: Metrics, streams: Set<Stream>): void {
+  const upgradeRequired = async (): Promise<never> => {
+    throw new Problem('UPGRADE_REQUIRED', 'this is a WebSocket endpoint: connect with a WebSocket client (e.g. websocat ws://127.0.0.1:8080/groups/10)');
+  };
+
+  const wsHandler = (socket: WebSocket, request: FastifyRequest): void => {
+    const query = request.query as StreamQuery;
+    const opts: StreamOptions = {
+      groups: (request as FastifyRequest & { streamGroups: number[] }).streamGroups,
+      format: query.format ?? 'json',
+      batch: truthy(query.batch),
+      unicast: truthy(query.unicast),
+      bufferBytes: config.wsBufferBytes,
+      stallMs: config.wsStallMs,
+      maxPayload: config.wsMaxPayload,
+    };
+    const log = request.log.child({ ws: true, groups: opts.groups });
+    const stream = new Stream(socket, opts, bus, metrics, log);
+    try {
+      if (opts.unicast) {
+        stream.endpoint = bus.openClientEndpoint(
+          (m) => stream.deliver(m),
+          () => stream.flush(),
+          (lost) => stream.overrun(lost),
+        );
+      }
+      bus.subscribe(stream);
+    } catch (err) {
+      stream.close();
+      const problem = err instanceof Problem ? err : new Problem('INTERNAL', 'internal error');
+      if (!(err instanceof Problem)) log.error({ err }, 'WebSocket subscription failed');
+      socket.send(eventFrame('error', 1, { problem: problem.body() }));
+      socket.close(problem.status >= 500 ? 1011 : 1008, problem.code);
+      return;
+    }
+    streams.add(stream);
+    metrics.wsClients.set({}, streams.size);
+    log.info({ unicast: opts.unicast, portId: stream.endpoint?.portId, format: opts.format }, 'WebSocket client subscribed');
+    stream.hello();
+    socket.on('message', (data, isBinary) => void stream.onClientMessage(data, isBinary));
+    socket.on('close', (code) => {
+      stream.close();
+      streams.delete(stream);
+      metrics.wsClients.set({}, streams.size);
+      log.info({ code }, 'WebSocket client left');
+    });
+    socket.on('error', (err) => log.debug({ err }, 'WebSocket error'));
+  };
+
+  const preValidation = async (request: FastifyRequest): Promise<void> => {
+    const groups = streamGroups(request);
+    bus.checkGroups(groups, (request.params as { mask?: string }).mask !== undefined ? 'mask' : 'list');
+    (request as FastifyRequest & { streamGroups: number[] }).streamGroups = groups;
+  };
+
+  app.route({
+    method: 'GET',
+    url: '/groups/:mask',
+    schema: { params: parametersSchema('/groups/{mask}', 'get', 'path'), querystring: parametersSchema('/groups/{mask}', 'get', 'query') },
+    preHandler: preValidation,
+    handler: upgradeRequired,
+    wsHandler,
+  });
+  app.route({
+    method: 'GET',
+    url: '/groups',
+    schema: { querystring: parametersSchema('/groups', 'get', 'query') },
+    preHandler: preValidation,
+    handler: upgradeRequired,
+    wsHandler,
+  });
+}

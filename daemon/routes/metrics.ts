@@ -1,0 +1,22 @@
+// GET /metrics (Prometheus text).
+
+import type { FastifyInstance } from 'fastify';
+import type { Bus } from '../bus';
+import type { Metrics } from '../metrics';
+
+export function metricsRoutes(app: FastifyInstance, bus: Bus, metrics: Metrics): void {
+  app.get('/metrics', async (_request, reply) => {
+    let drops = 0;
+    try {
+      drops = bus.isClosed ? 0 : bus.rx.drops();
+    } catch {
+      drops = 0;
+    }
+    reply.type('text/plain; version=0.0.4; charset=utf-8');
+    return metrics.render({
+      nlbridge_joined_groups: { help: 'Groups the receive socket belongs to', value: bus.joinedGroups().length },
+      nlbridge_unicast_clients: { help: 'WebSocket clients with a netlink socket of their own', value: bus.clientEndpointCount },
+      nlbridge_rx_socket_drops: { help: 'SK_MEMINFO_DROPS of the shared receive socket', value: drops },
+    });
+  });
+}
