@@ -306,6 +306,16 @@ static int dnl_dispatch(struct sk_buff *skb, struct nlmsghdr *nlh,
 		return -EPERM;
 	}
 
+	/*
+	 * group 0: sent to the kernel directly; otherwise a group copy. A
+	 * copy to a group outside r_grps is not for the kernel, whatever its
+	 * type: user sockets may use the groups for messages of their own.
+	 */
+	if (group && (group > 32 || !(r_grps & BIT(group - 1)))) {
+		atomic64_inc(&dnl_counters.ignored);
+		return 0;
+	}
+
 	switch (nlh->nlmsg_type) {
 	case DNL_MSG_DATA:
 	case DNL_MSG_RELAY:
@@ -317,11 +327,6 @@ static int dnl_dispatch(struct sk_buff *skb, struct nlmsghdr *nlh,
 		return -EOPNOTSUPP;
 	}
 
-	/* group 0: sent to the kernel directly; otherwise a group copy. */
-	if (group && (group > 32 || !(r_grps & BIT(group - 1)))) {
-		atomic64_inc(&dnl_counters.ignored);
-		return 0;
-	}
 	if (dnl_seen(NETLINK_CB(skb).portid, nlh->nlmsg_seq)) {
 		atomic64_inc(&dnl_counters.ignored);
 		return 0;

@@ -189,9 +189,11 @@ int main(int argc, char **argv)
 		nlk_join(fd, groups[i]);
 	nlk_set_int(fd, SOL_NETLINK, NETLINK_PKTINFO, 1);
 	nlk_set_int(fd, SOL_SOCKET, SO_RCVBUF, RR_RCVBUF);
-	fprintf(stderr, "rr_nlk: listening on protocol %d port %u groups %#x%s%s\n",
-		unit, nlk_port_of(fd), mask, ngroups ? " +" : "",
-		ngroups ? "-G list" : "");
+	fprintf(stderr, "rr_nlk: listening on protocol %d port %u groups %#x",
+		unit, nlk_port_of(fd), mask);
+	for (i = 0; i < ngroups; i++)
+		fprintf(stderr, "%s%u", i ? "," : " and ", groups[i]);
+	fputc('\n', stderr);
 
 	for (;;) {
 		char cbuf[CMSG_SPACE(sizeof(struct nl_pktinfo))];

@@ -52,6 +52,8 @@ const CASES = [
   'multi_in_one_datagram',
   'trailing_junk',
   'not_a_request_skipped',
+  'unknown_type_on_r_grps_group',
+  'unknown_type_on_other_group_ignored',
   'errors_counted',
   'dup_seq_acked',
   'dup_seq_ignored',

@@ -2,8 +2,9 @@
 /*
  * raw_nlk: test helper for the QEMU scenario.
  *
- *   raw_nlk [-p UNIT] [-e CODE[,CODE...]] CASE
- *	sends the hand-made datagram CASE to the kernel with NLM_F_ACK, prints
+ *   raw_nlk [-p UNIT] [-g GROUP] [-e CODE[,CODE...]] CASE
+ *	sends the hand-made datagram CASE to the kernel (or, with -g, to group
+ *	GROUP 1..32, which the kernel also sees) with NLM_F_ACK, prints
  *	one line per ack and exits 0 when the acks' codes are exactly the
  *	expected list (OK, EINVAL, EOPNOTSUPP, ...), 1 otherwise.
  *   raw_nlk -U UID -- PROG [ARGS...]
@@ -27,7 +28,7 @@ struct raw_frame {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: raw_nlk [-p UNIT] [-e CODE[,CODE...]] CASE\n"
+		"usage: raw_nlk [-p UNIT] [-g GROUP] [-e CODE[,CODE...]] CASE\n"
 		"       raw_nlk -U UID -- PROG [ARGS...]\n"
 		"cases: short overlong underlen unknown reserved relay-short relay-dead\n"
 		"       bcast-range bcast-zero bcast-count toolarge stats-payload dup\n"
@@ -51,9 +52,13 @@ static struct nlmsghdr *raw_put(struct raw_frame *f, uint16_t type,
 	return nlh;
 }
 
+static uint32_t raw_groups;	/* nl_groups of every send */
+
 static void raw_send(int fd, const struct raw_frame *f)
 {
-	struct sockaddr_nl to = { .nl_family = AF_NETLINK };
+	struct sockaddr_nl to = {
+		.nl_family = AF_NETLINK, .nl_groups = raw_groups,
+	};
 
 	if (sendto(fd, f->buf, f->len, 0, (struct sockaddr *)&to,
 		   sizeof(to)) < 0)
@@ -178,8 +183,11 @@ int main(int argc, char **argv)
 
 	nlk_prog = "raw_nlk";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((opt = getopt(argc, argv, "+p:e:U:h")) != -1) {
+	while ((opt = getopt(argc, argv, "+p:g:e:U:h")) != -1) {
 		switch (opt) {
+		case 'g':
+			raw_groups = 1u << (nlk_number(optarg, "-g GROUP", 1, 32) - 1);
+			break;
 		case 'p':
 			unit = (int)nlk_number(optarg, "-p UNIT", 0, 31);
 			break;

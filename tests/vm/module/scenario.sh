@@ -175,8 +175,10 @@ check bad_stats_payload raw_nlk -e EINVAL stats-payload
 check multi_in_one_datagram raw_nlk -e OK,EOPNOTSUPP multi
 check trailing_junk raw_nlk -e OK,EINVAL trailing
 check not_a_request_skipped raw_nlk -e OK noreq
+check unknown_type_on_r_grps_group raw_nlk -g 1 -e EOPNOTSUPP unknown
+check unknown_type_on_other_group_ignored raw_nlk -g 3 -e OK unknown
 stats
-[ "$(stat errors)" = $((e0 + 14)) ] && ok errors_counted || ko errors_counted "errors $e0 -> $(stat errors)"
+[ "$(stat errors)" = $((e0 + 15)) ] && ok errors_counted || ko errors_counted "errors $e0 -> $(stat errors)"
 i0=$(stat ignored)
 check dup_seq_acked raw_nlk -e OK,OK dup
 stats
