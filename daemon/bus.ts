@@ -420,7 +420,6 @@ export class Bus {
     if (hasRelay && proto.name !== 'dummy') {
       throw new Problem('NEEDS_KERNEL', `relay: RELAY is a dummy_netlink request; protocol ${proto.name} (${proto.number}) has no such kernel endpoint`, { field: 'relay' });
     }
-    this.checkGroups(groups, 'groups');
     const wide = groups.some((g) => g > MASK_GROUPS);
     if (wide && proto.name !== 'dummy') {
       throw new Problem(
@@ -429,6 +428,7 @@ export class Bus {
         { field: 'groups' },
       );
     }
+    this.checkGroups(groups, 'groups');
     if (wide && groups.length > DNL_BCAST_GROUPS_MAX) {
       throw new Problem('BAD_GROUPS', `groups: one BCAST names at most ${DNL_BCAST_GROUPS_MAX} groups, got ${groups.length}`, { field: 'groups' });
     }
