@@ -7,6 +7,11 @@
  *	GROUP 1..32, which the kernel also sees) with NLM_F_ACK, prints
  *	one line per ack and exits 0 when the acks' codes are exactly the
  *	expected list (OK, EINVAL, EOPNOTSUPP, ...), 1 otherwise.
+ *   raw_nlk [-p UNIT] -F COUNT
+ *	sends COUNT pseudo-random datagrams (seeded by the pid, printed) to the
+ *	kernel and to groups 1..4: headers with random lengths, types near the
+ *	protocol's, random flags, RELAY/BCAST bodies with random fields.
+ *	Drains the acks as it goes; exits 0 when every send was accepted.
  *   raw_nlk -U UID -- PROG [ARGS...]
  *	drops to UID/GID UID with no supplementary groups (and so no
  *	capabilities), then runs PROG.
@@ -29,6 +34,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: raw_nlk [-p UNIT] [-g GROUP] [-e CODE[,CODE...]] CASE\n"
+		"       raw_nlk [-p UNIT] -F COUNT\n"
 		"       raw_nlk -U UID -- PROG [ARGS...]\n"
 		"cases: short overlong underlen unknown reserved relay-short relay-dead\n"
 		"       bcast-range bcast-zero bcast-count toolarge stats-payload dup\n"
@@ -137,6 +143,97 @@ static int raw_case(int fd, const char *name, uint32_t seq0)
 	return 1;
 }
 
+static uint64_t raw_rng;
+
+static uint32_t raw_rand(void)
+{
+	/* xorshift64*: reproducible from the printed seed */
+	raw_rng ^= raw_rng >> 12;
+	raw_rng ^= raw_rng << 25;
+	raw_rng ^= raw_rng >> 27;
+	return (uint32_t)((raw_rng * 0x2545f4914f6cdd1dull) >> 32);
+}
+
+/* One random message at @p (room for @room bytes); returns its size. */
+static size_t raw_fuzz_msg(unsigned char *p, size_t room, int self_port)
+{
+	struct nlmsghdr *nlh = (struct nlmsghdr *)p;
+	size_t plen = raw_rand() % 96, i;
+	uint32_t *w;
+
+	if (raw_rand() % 16 == 0)
+		plen = raw_rand() % (DNL_PAYLOAD_MAX + 64);
+	if (NLMSG_SPACE(plen) > room)
+		plen = room - NLMSG_HDRLEN;
+	for (i = 0; i < plen; i++)
+		p[NLMSG_HDRLEN + i] = (unsigned char)raw_rand();
+	nlh->nlmsg_len = (uint32_t)NLMSG_LENGTH(plen);
+	nlh->nlmsg_type = (uint16_t)(0x0e + raw_rand() % 10);
+	nlh->nlmsg_flags = (uint16_t)(NLM_F_REQUEST | (raw_rand() & 0x1f));
+	nlh->nlmsg_seq = raw_rand();
+	nlh->nlmsg_pid = raw_rand();
+	w = (uint32_t *)NLMSG_DATA(nlh);
+	if (plen >= 8 && raw_rand() % 2) {
+		/* plausible RELAY/BCAST heads, so the deep paths run too */
+		w[0] = nlh->nlmsg_type == DNL_MSG_RELAY && raw_rand() % 2 ?
+			(uint32_t)self_port : raw_rand() % 70;
+		w[1] = raw_rand() % 8 ? 0 : raw_rand();
+		for (i = 2; i < plen / 4 && i < 70; i++)
+			w[i] = raw_rand() % 80;
+	}
+	switch (raw_rand() % 12) {
+	case 0:
+		nlh->nlmsg_len = raw_rand();
+		break;
+	case 1:
+		nlh->nlmsg_len = raw_rand() % NLMSG_HDRLEN;
+		break;
+	case 2:
+		nlh->nlmsg_len += raw_rand() % 8;
+		break;
+	}
+	return NLMSG_SPACE(plen);
+}
+
+static int raw_fuzz(int unit, unsigned long long count)
+{
+	static unsigned char buf[RAW_BUF];
+	unsigned long long i, acks = 0, refused = 0;
+	int fd = nlk_open(unit, 0, 0);
+	int self = (int)nlk_port_of(fd);
+
+	raw_rng = ((uint64_t)getpid() << 32) | 0x9e3779b9u;
+	printf("fuzz: seed %#llx, %llu datagrams\n",
+	       (unsigned long long)raw_rng, count);
+	nlk_set_int(fd, SOL_NETLINK, 11 /* NETLINK_EXT_ACK */, 1);
+	for (i = 0; i < count; i++) {
+		struct sockaddr_nl to = { .nl_family = AF_NETLINK };
+		size_t len = 0;
+		int n = 1 + (int)(raw_rand() % 3);
+
+		while (n-- && len + NLMSG_HDRLEN < sizeof(buf))
+			len += raw_fuzz_msg(buf + len, sizeof(buf) - len, self);
+		/* cut short; not to 0: netlink refuses that (ENODATA) */
+		if (raw_rand() % 8 == 0)
+			len = 1 + raw_rand() % len;
+		if (raw_rand() % 3 == 0)
+			to.nl_groups = 1u << (raw_rand() % 4);
+		if (sendto(fd, buf, len, 0, (struct sockaddr *)&to,
+			   sizeof(to)) < 0) {
+			if (errno != ECONNREFUSED)
+				nlk_die("fuzz: sendto: %s", strerror(errno));
+			refused++;
+		}
+		while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0 ||
+		       errno == ENOBUFS)
+			acks++;
+	}
+	printf("fuzz: %llu datagrams, %llu replies read, %llu refused\n",
+	       count, acks, refused);
+	close(fd);
+	return refused ? 1 : 0;
+}
+
 static int raw_run(int unit, const char *name, const char *expect)
 {
 	static unsigned char buf[RAW_BUF];
@@ -177,13 +274,14 @@ static int raw_run(int unit, const char *name, const char *expect)
 
 int main(int argc, char **argv)
 {
+	unsigned long long fuzz = 0;
 	const char *expect = NULL;
 	int unit = DNL_UNIT_DEFAULT, opt;
 	long uid = -1;
 
 	nlk_prog = "raw_nlk";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((opt = getopt(argc, argv, "+p:g:e:U:h")) != -1) {
+	while ((opt = getopt(argc, argv, "+p:g:e:F:U:h")) != -1) {
 		switch (opt) {
 		case 'g':
 			raw_groups = 1u << (nlk_number(optarg, "-g GROUP", 1, 32) - 1);
@@ -193,6 +291,9 @@ int main(int argc, char **argv)
 			break;
 		case 'e':
 			expect = optarg;
+			break;
+		case 'F':
+			fuzz = nlk_number(optarg, "-F COUNT", 1, 100000000);
 			break;
 		case 'U':
 			uid = (long)nlk_number(optarg, "-U UID", 1, 65535);
@@ -216,6 +317,8 @@ int main(int argc, char **argv)
 		execvp(argv[optind], argv + optind);
 		nlk_die("exec %s: %s", argv[optind], strerror(errno));
 	}
+	if (fuzz)
+		return raw_fuzz(unit, fuzz);
 	if (optind != argc - 1) {
 		usage(stderr);
 		return 2;

@@ -190,6 +190,27 @@ expect_fail ww_bad_flag "usage" ww_nlk -z
 expect_fail rr_port_taken "is taken" rr_nlk -g 2 -P "$rr_pid"
 expect_fail rr_group_out_of_range "out of range" rr_nlk -G 65 -P 0
 
+# --- fuzz: random frames from two senders at once, a reader on the groups ---
+stats
+r0=$(stat received); a0=$(stat accepted); i0=$(stat ignored); e0=$(stat errors); rl0=$(stat relayed); bc0=$(stat broadcast)
+raw_nlk -F 50000 >$T/fz1.out 2>&1 &
+f1=$!
+raw_nlk -F 50000 >$T/fz2.out 2>&1 &
+f2=$!
+wait $f1
+s1=$?
+wait $f2
+s2=$?
+[ $s1 = 0 ] && [ $s2 = 0 ] && ok fuzz_senders_finish || ko fuzz_senders_finish "$(cat $T/fz1.out $T/fz2.out | tr '\n' ' ')"
+cat $T/fz1.out $T/fz2.out
+stats
+[ "$(stat received)" -gt $((r0 + 50000)) ] && ok fuzz_kernel_still_answers || ko fuzz_kernel_still_answers "received $r0 -> $(stat received)"
+cat $T/stats.out
+[ "$(stat accepted)" -gt "$a0" ] && [ "$(stat ignored)" -gt "$i0" ] && [ "$(stat errors)" -gt "$e0" ] &&
+	[ "$(stat relayed)" -gt "$rl0" ] && [ "$(stat broadcast)" -gt "$bc0" ] &&
+	ok fuzz_reached_every_path || ko fuzz_reached_every_path "$(cat $T/stats.out)"
+kill -0 "$rr_pid" && ok fuzz_reader_alive || ko fuzz_reader_alive
+
 # --- unload is refused while a socket is open -------------------------------
 expect_fail rmmod_refused_while_open "" rmmod dummy_netlink
 stop_rr rr
