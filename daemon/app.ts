@@ -59,6 +59,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   }) as unknown as FastifyInstance;
+  // JSON only: a browser can send text/plain cross-site without a preflight.
+  app.removeContentTypeParser('text/plain');
   const streams = new Set<Stream>();
   app.decorate('nlbridge', { streams, stopping: false });
 
