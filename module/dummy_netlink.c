@@ -75,8 +75,9 @@ MODULE_PARM_DESC(allow_unpriv, "Let users without CAP_NET_ADMIN send and join gr
 struct dnl_recent {
 	u32 portid;
 	u32 seq;
-	unsigned long when;
+	u16 type;
 	bool used;
+	unsigned long when;
 };
 
 struct dnl_counters {
@@ -98,8 +99,8 @@ static DEFINE_SPINLOCK(dnl_recent_lock);
 static struct dnl_recent dnl_recent[DNL_RECENT_SIZE];
 static unsigned int dnl_recent_next;
 
-/* True when (portid, seq) was already accepted; otherwise records it. */
-static bool dnl_seen(u32 portid, u32 seq)
+/* True when (portid, seq, type) was already handled; else records it. */
+static bool dnl_seen(u32 portid, u32 seq, u16 type)
 {
 	unsigned long now = jiffies;
 	bool seen = false;
@@ -110,6 +111,7 @@ static bool dnl_seen(u32 portid, u32 seq)
 		struct dnl_recent *r = &dnl_recent[i];
 
 		if (r->used && r->portid == portid && r->seq == seq &&
+		    r->type == type &&
 		    time_before(now, r->when + DNL_RECENT_WINDOW)) {
 			seen = true;
 			break;
@@ -117,7 +119,8 @@ static bool dnl_seen(u32 portid, u32 seq)
 	}
 	if (!seen) {
 		dnl_recent[dnl_recent_next] = (struct dnl_recent) {
-			.portid = portid, .seq = seq, .when = now, .used = true,
+			.portid = portid, .seq = seq, .type = type,
+			.used = true, .when = now,
 		};
 		dnl_recent_next = (dnl_recent_next + 1) % DNL_RECENT_SIZE;
 	}
@@ -327,7 +330,12 @@ static int dnl_dispatch(struct sk_buff *skb, struct nlmsghdr *nlh,
 		return -EOPNOTSUPP;
 	}
 
-	if (dnl_seen(NETLINK_CB(skb).portid, nlh->nlmsg_seq)) {
+	/*
+	 * STATS only reads: every request is answered, so a poller that
+	 * reuses its seq is not left without a reply.
+	 */
+	if (nlh->nlmsg_type != DNL_MSG_STATS &&
+	    dnl_seen(NETLINK_CB(skb).portid, nlh->nlmsg_seq, nlh->nlmsg_type)) {
 		atomic64_inc(&dnl_counters.ignored);
 		return 0;
 	}

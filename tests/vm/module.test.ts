@@ -57,6 +57,8 @@ const CASES = [
   'errors_counted',
   'dup_seq_acked',
   'dup_seq_ignored',
+  'same_seq_stats_both_answered',
+  'same_seq_other_type_not_a_repeat',
   'fuzz_senders_finish',
   'fuzz_kernel_still_answers',
   'fuzz_reader_alive',

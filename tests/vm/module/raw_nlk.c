@@ -38,7 +38,7 @@ static void usage(FILE *f)
 		"       raw_nlk -U UID -- PROG [ARGS...]\n"
 		"cases: short overlong underlen unknown reserved relay-short relay-dead\n"
 		"       bcast-range bcast-zero bcast-count toolarge stats-payload dup\n"
-		"       multi trailing noreq\n");
+		"       stats-twice same-seq-types multi trailing noreq\n");
 }
 
 /* Appends one message; returns its header for tweaks. */
@@ -119,6 +119,21 @@ static int raw_case(int fd, const char *name, uint32_t seq0)
 	} else if (!strcmp(name, "dup")) {
 		raw_put(&f, DNL_MSG_DATA, "dup", 3);
 		raw_send(fd, &f);
+		raw_send(fd, &f);
+		return 2;
+	} else if (!strcmp(name, "stats-twice")) {
+		raw_put(&f, DNL_MSG_STATS, NULL, 0);
+		raw_send(fd, &f);
+		raw_send(fd, &f);
+		return 4;
+	} else if (!strcmp(name, "same-seq-types")) {
+		struct dnl_relay r = { .portid = RAW_DEAD_PORT };
+
+		raw_put(&f, DNL_MSG_DATA, "first", 5);
+		raw_send(fd, &f);
+		f.len = 0;
+		f.seq--;
+		raw_put(&f, DNL_MSG_RELAY, &r, sizeof(r));
 		raw_send(fd, &f);
 		return 2;
 	} else if (!strcmp(name, "multi")) {
@@ -256,6 +271,14 @@ static int raw_run(int unit, const char *name, const char *expect)
 		     nlh = NLMSG_NEXT(nlh, n)) {
 			const struct nlmsgerr *e = NLMSG_DATA(nlh);
 
+			if (nlh->nlmsg_type == DNL_MSG_STATS) {
+				printf("reply seq=%u STATS\n", nlh->nlmsg_seq);
+				snprintf(got + strlen(got),
+					 sizeof(got) - strlen(got), "%sSTATS",
+					 acks ? "," : "");
+				acks++;
+				continue;
+			}
 			if (nlh->nlmsg_type != NLMSG_ERROR)
 				continue;
 			printf("ack seq=%u error=%d (%s)\n", nlh->nlmsg_seq,

@@ -183,6 +183,8 @@ i0=$(stat ignored)
 check dup_seq_acked raw_nlk -e OK,OK dup
 stats
 [ "$(stat ignored)" = $((i0 + 1)) ] && ok dup_seq_ignored || ko dup_seq_ignored "ignored $i0 -> $(stat ignored)"
+check same_seq_stats_both_answered raw_nlk -e STATS,OK,STATS,OK stats-twice
+check same_seq_other_type_not_a_repeat raw_nlk -e OK,ECONNREFUSED same-seq-types
 expect_fail ww_relay_dead_port "ECONNREFUSED" ww_nlk -i 2147483632 -a
 expect_fail ww_relay_dead_port_extack "RELAY target" ww_nlk -i 2147483632 -a
 expect_fail ww_direct_unknown_port "no socket has port id" ww_nlk -d 2147483632

@@ -14,8 +14,10 @@
  * are skipped by netlink_rcv_skb() and acked 0 if NLM_F_ACK) and was sent
  * to the kernel directly (nl_pid 0, nl_groups 0) or to a group in the
  * module's r_grps; a copy to another group is counted as ignored. Copies
- * of one message (same sender port id and nlmsg_seq, one per group) are
- * handled once; the repeats are counted as ignored and acked 0.
+ * of one message (same sender port id, nlmsg_seq and type, one per group,
+ * within 2 s) are handled once; the repeats are counted as ignored and
+ * acked 0. STATS requests are always answered. So a sender gives each
+ * message its own nlmsg_seq.
  *
  * Error acks (NLMSG_ERROR, sent whether or not NLM_F_ACK was asked; with
  * NETLINK_EXT_ACK they carry a text):
