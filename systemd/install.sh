@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Builds nlbridge and installs it into a system root (default /):
+#
+#   /usr/lib/nlbridge/                 daemon: dist/, build/Release/*.node,
+#                                      production node_modules, openapi.yaml
+#   /lib/modules/VER/extra/dummy_netlink.ko   + depmod
+#   /usr/src/dummy_netlink-VERSION/    module source + dkms.conf (DKMS)
+#   /usr/bin/rr_nlk, /usr/bin/ww_nlk   netlink peers for the module's unit
+#   /lib/systemd/system/nlbridge.{service,socket}
+#   /lib/udev/rules.d/60-nlbridge.rules
+#   /usr/lib/modules-load.d/dummy_netlink.conf
+#   /etc/modprobe.d/dummy_netlink.conf module parameters  (kept if present)
+#   /etc/nlbridge/nlbridge.json        daemon config      (kept if present)
+#   /etc/nlbridge/token                bearer token, 0600 (kept if present)
+#
+# and enables nlbridge.service. Running it again gives the same result.
+#
+#   sudo ./systemd/install.sh [--root DIR] [--kernel VER] [--rebuild] [--no-enable]
+#   sudo ./systemd/install.sh [--root DIR] [--kernel VER] --uninstall
+#
+# --kernel  the kernel to build the module for (default: uname -r); its
+#           headers must be in /lib/modules/VER/build or
+#           /usr/src/linux-headers-VER.
+# --rebuild run `npm run build` even when dist/ and the addon exist.
+# --uninstall removes everything above, /etc files included.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/.." && pwd)
+ROOT=/
+KVER=
+UNINSTALL=0
+REBUILD=0
+ENABLE=1
+
+die() {
+	echo "install.sh: error: $*" >&2
+	exit 1
+}
+say() { echo "install.sh: $*" >&2; }
+
+while (($#)); do
+	case $1 in
+	--root) ROOT=${2:?--root needs a directory}; shift 2 ;;
+	--root=*) ROOT=${1#*=}; shift ;;
+	--kernel) KVER=${2:?--kernel needs a version}; shift 2 ;;
+	--kernel=*) KVER=${1#*=}; shift ;;
+	--uninstall) UNINSTALL=1; shift ;;
+	--rebuild) REBUILD=1; shift ;;
+	--no-enable) ENABLE=0; shift ;;
+	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown argument '$1' (see --help)" ;;
+	esac
+done
+
+[[ -d $ROOT ]] || die "--root $ROOT is not a directory"
+ROOT=$(cd "$ROOT" && pwd)
+R=${ROOT%/} # prefix for paths; empty for /
+KVER=${KVER:-$(uname -r)}
+LIVE=0
+[[ $ROOT == / ]] && LIVE=1
+((EUID == 0)) || die "run as root (it writes to $ROOT)"
+
+VERSION=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$SRC/package.json" | head -n 1)
+[[ -n $VERSION ]] || die "no version in $SRC/package.json"
+
+LIBDIR=/usr/lib/nlbridge
+UNITDIR=/lib/systemd/system
+UDEVDIR=/lib/udev/rules.d
+MODDIR=/lib/modules/$KVER/extra
+DKMSDIR=/usr/src/dummy_netlink-$VERSION
+# Every file and directory this script owns, for --uninstall.
+OWNED=(
+	"$LIBDIR"
+	"$MODDIR/dummy_netlink.ko"
+	"$DKMSDIR"
+	/usr/bin/rr_nlk
+	/usr/bin/ww_nlk
+	"$UNITDIR/nlbridge.service"
+	"$UNITDIR/nlbridge.socket"
+	"$UDEVDIR/60-nlbridge.rules"
+	/usr/lib/modules-load.d/dummy_netlink.conf
+	/etc/modprobe.d/dummy_netlink.conf
+	/etc/nlbridge
+)
+
+systemctl_root() {
+	if ((LIVE)); then systemctl "$@"; else systemctl --root="$ROOT" "$@"; fi
+}
+
+run_depmod() {
+	if [[ -d $R/lib/modules/$KVER ]]; then
+		depmod -b "$ROOT" "$KVER" || die "depmod -b $ROOT $KVER failed"
+	fi
+}
+
+if ((UNINSTALL)); then
+	if ((LIVE)); then
+		systemctl disable --now nlbridge.socket nlbridge.service 2>/dev/null || true
+		modprobe -r dummy_netlink 2>/dev/null || say "dummy_netlink stays loaded (in use?)"
+	elif [[ -e $R$UNITDIR/nlbridge.service ]]; then
+		systemctl_root disable nlbridge.socket nlbridge.service >/dev/null 2>&1 || true
+	fi
+	for p in "${OWNED[@]}"; do rm -rf "${R:?}$p"; done
+	rmdir "$R$MODDIR" 2>/dev/null || true
+	run_depmod
+	if ((LIVE)); then
+		systemctl daemon-reload
+		udevadm control --reload 2>/dev/null || true
+	fi
+	say "uninstalled from $ROOT (kernel $KVER)"
+	exit 0
+fi
+
+# --- build ---------------------------------------------------------------
+command -v node >/dev/null || die "node (>= 20) is needed to build"
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
+	die "node $(node --version) is too old: nlbridge needs Node >= 20"
+for tool in make cc depmod; do
+	command -v "$tool" >/dev/null || die "'$tool' is needed (apt-get install build-essential kmod)"
+done
+KDIR=
+for d in "/lib/modules/$KVER/build" "/usr/src/linux-headers-$KVER"; do
+	[[ -f $d/Makefile ]] && KDIR=$d && break
+done
+[[ -n $KDIR ]] || die "no kernel headers for $KVER (apt-get install linux-headers-$KVER, or pass --kernel)"
+
+cd "$SRC"
+if [[ ! -d node_modules ]]; then
+	say "npm ci (dependencies, addon, TypeScript)"
+	npm ci --no-audit --no-fund >&2
+elif ((REBUILD)) || [[ ! -f build/Release/nlbridge_netlink.node || ! -f dist/daemon/main.js ]]; then
+	say "npm run build (addon, TypeScript)"
+	npm run build >&2
+fi
+[[ -f build/Release/nlbridge_netlink.node ]] || die "the addon was not built (build/Release/nlbridge_netlink.node)"
+[[ -f dist/daemon/main.js ]] || die "the daemon was not compiled (dist/daemon/main.js)"
+
+STAGE=$(mktemp -d "${TMPDIR:-/tmp}/nlbridge-install.XXXXXX")
+trap 'rm -rf "$STAGE"' EXIT
+
+# Production node_modules: prune a copy (offline; the tree's own stays whole).
+say "production node_modules"
+mkdir -p "$STAGE/app"
+cp package.json package-lock.json "$STAGE/app/"
+cp -a node_modules "$STAGE/app/"
+(cd "$STAGE/app" && npm prune --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null) ||
+	die "npm prune --omit=dev failed"
+find "$STAGE/app/node_modules" -mindepth 1 -maxdepth 1 -type d -empty -delete
+
+# Module and tools, built in a private copy (module/ may be in use by others).
+say "dummy_netlink.ko for $KVER ($KDIR)"
+mkdir -p "$STAGE/module"
+cp -r module/Kbuild module/dummy_netlink.c module/include "$STAGE/module/"
+make -s -C "$KDIR" M="$STAGE/module" modules >&2 || die "building dummy_netlink.ko for $KVER failed"
+for t in rr_nlk ww_nlk; do
+	cc -O2 -Wall -Wextra -std=gnu11 -Imodule/include/uapi -Imodule/tools -o "$STAGE/$t" "module/tools/$t.c" ||
+		die "building $t failed"
+done
+
+# --- install -------------------------------------------------------------
+say "installing into $ROOT"
+rm -rf "${R:?}$LIBDIR"
+install -d -m 0755 "$R$LIBDIR/dist" "$R$LIBDIR/build/Release"
+cp -r dist/addon dist/daemon "$R$LIBDIR/dist/"
+find "$R$LIBDIR/dist" -name '*.map' -delete
+install -m 0755 build/Release/nlbridge_netlink.node "$R$LIBDIR/build/Release/"
+install -m 0644 package.json openapi.yaml "$R$LIBDIR/"
+install -m 0644 "$HERE/README.md" "$R$LIBDIR/README.md"
+cp -a "$STAGE/app/node_modules" "$R$LIBDIR/"
+chown -R root:root "$R$LIBDIR"
+chmod -R u=rwX,go=rX "$R$LIBDIR"
+
+install -D -m 0644 "$STAGE/module/dummy_netlink.ko" "$R$MODDIR/dummy_netlink.ko"
+rm -rf "${R:?}$DKMSDIR"
+install -d -m 0755 "$R$DKMSDIR"
+cp -r module/Kbuild module/dummy_netlink.c module/include "$R$DKMSDIR/"
+sed "s/@VERSION@/$VERSION/" "$HERE/dkms/dkms.conf" >"$R$DKMSDIR/dkms.conf"
+install -D -m 0755 "$STAGE/rr_nlk" "$R/usr/bin/rr_nlk"
+install -D -m 0755 "$STAGE/ww_nlk" "$R/usr/bin/ww_nlk"
+
+install -D -m 0644 "$HERE/nlbridge.service" "$R$UNITDIR/nlbridge.service"
+install -D -m 0644 "$HERE/nlbridge.socket" "$R$UNITDIR/nlbridge.socket"
+install -D -m 0644 "$HERE/udev/60-nlbridge.rules" "$R$UDEVDIR/60-nlbridge.rules"
+install -D -m 0644 "$HERE/modules-load.d/dummy_netlink.conf" "$R/usr/lib/modules-load.d/dummy_netlink.conf"
+
+# Configuration is the admin's once it exists.
+keep_or_install() { # SRC DEST MODE
+	if [[ -e $R$2 ]]; then
+		say "keeping existing $2"
+	else
+		install -D -m "$3" "$1" "$R$2"
+	fi
+}
+keep_or_install "$HERE/modprobe.d/dummy_netlink.conf" /etc/modprobe.d/dummy_netlink.conf 0644
+install -d -m 0755 "$R/etc/nlbridge"
+keep_or_install "$HERE/nlbridge.json" /etc/nlbridge/nlbridge.json 0644
+if [[ ! -s $R/etc/nlbridge/token ]]; then
+	(umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$R/etc/nlbridge/token")
+	say "generated /etc/nlbridge/token (0600)"
+fi
+chmod 0600 "$R/etc/nlbridge/token"
+
+run_depmod
+[[ -x $R/usr/bin/node ]] || say "warning: $ROOT/usr/bin/node is missing; nlbridge.service runs /usr/bin/node (>= 20)"
+
+if ((LIVE)); then
+	systemctl daemon-reload
+	udevadm control --reload 2>/dev/null || true
+fi
+if ((ENABLE)); then
+	systemctl_root enable nlbridge.service >&2
+fi
+say "installed nlbridge $VERSION for kernel $KVER into $ROOT"
+if ((LIVE)); then
+	say "start: modprobe dummy_netlink && systemctl start nlbridge; token: /etc/nlbridge/token"
+fi
