@@ -626,7 +626,10 @@ export class Bus {
   private route(m: RxMessage, now: number): void {
     const subs = this.byGroup.get(m.group);
     if (!subs || subs.size === 0) return;
-    if (!this.dedupe) {
+    // Copies of one logical message arrive once per group; with subscribers on
+    // a single group there is nothing to dedupe, and the window (a string key,
+    // a Map update and a Set per message) was the largest cost per message.
+    if (!this.dedupe || this.byGroup.size === 1) {
       for (const s of subs) {
         s.deliver(m);
         this.touched.add(s);

@@ -37,6 +37,9 @@ export interface StreamOptions {
 /** How often a client over its backlog is looked at (drain → 'dropped' notice; stall → 1013). */
 const DRAIN_CHECK_MS = 25;
 
+/** Most frames held corked before they go out in one writev (see Stream.deliver). */
+const CORK_FRAMES = 64;
+
 export class Stream implements Subscriber {
   readonly groups: number[];
   private n = 0;
@@ -45,6 +48,9 @@ export class Stream implements Subscriber {
   private batchFrames: string[] = [];
   private drainTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** The TCP socket while corked for a batch (see deliver), and frames written since the last uncork. */
+  private corked: { cork(): void; uncork(): void } | null = null;
+  private corkedFrames = 0;
   endpoint: Endpoint | null = null;
 
   constructor(
@@ -80,6 +86,23 @@ export class Stream implements Subscriber {
   deliver(m: RxMessage): void {
     if (this.closed) return;
     const n = ++this.n;
+    // ws writes each frame with its own writev; corked, the frames of one
+    // netlink batch leave in writevs of up to CORK_FRAMES (the loopback TCP
+    // send was the largest cost per message). flush(), called by the bus at
+    // the end of every batch, uncorks. Not the whole batch in one go: corked
+    // bytes count in bufferedAmount, and a large batch would trip the backlog guard.
+    if (this.corked === null) {
+      const sock = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+      if (sock) {
+        sock.cork();
+        this.corked = sock;
+        this.corkedFrames = 0;
+      }
+    } else if (++this.corkedFrames >= CORK_FRAMES) {
+      this.corked.uncork();
+      this.corked.cork();
+      this.corkedFrames = 0;
+    }
     if (!this.hasRoom()) {
       this.dropped++;
       this.metrics.wsDropped.inc();
@@ -96,10 +119,16 @@ export class Stream implements Subscriber {
   }
 
   flush(): void {
-    if (this.batchFrames.length === 0 || this.closed) return;
-    const text = this.batchFrames.join('\n');
-    this.batchFrames = [];
-    this.sendText(text);
+    if (this.batchFrames.length !== 0 && !this.closed) {
+      const text = this.batchFrames.join('\n');
+      this.batchFrames = [];
+      this.sendText(text);
+    }
+    if (this.corked !== null) {
+      const sock = this.corked;
+      this.corked = null;
+      sock.uncork();
+    }
   }
 
   overrun(lost: number): void {
