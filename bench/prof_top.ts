@@ -3,7 +3,9 @@
 // went: self time per function, and inclusive time of the daemon's and the
 // addon's own functions.
 //
-//   node dist/bench/prof_top.js FILE.cpuprofile [TOP]
+//   node dist/bench/prof_top.js FILE.cpuprofile [TOP] [all]
+//
+// With `all`, inclusive time lists every function, not only project code.
 
 import * as fs from 'node:fs';
 
@@ -69,8 +71,9 @@ function main(): void {
   const pct = (us: number) => `${((100 * us) / total).toFixed(1).padStart(5)} %`;
   process.stdout.write(`${file}: ${(total / 1e6).toFixed(2)} s sampled, idle ${pct(idle)}\n\nself time:\n`);
   for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`${pct(us)}  ${k}\n`);
-  process.stdout.write('\ninclusive time, project code (dist/):\n');
-  for (const [k, us] of [...inclusive].filter(([k]) => k.includes('dist/')).sort((a, b) => b[1] - a[1]).slice(0, top)) {
+  const all = process.argv[4] === 'all';
+  process.stdout.write(`\ninclusive time, ${all ? 'every function' : 'project code (dist/)'}:\n`);
+  for (const [k, us] of [...inclusive].filter(([k]) => all || k.includes('dist/')).sort((a, b) => b[1] - a[1]).slice(0, top)) {
     process.stdout.write(`${pct(us)}  ${k}\n`);
   }
 }
