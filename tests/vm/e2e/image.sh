@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Builds the disk image for the end-to-end test: a Debian bookworm root with
+# systemd (mmdebstrap; the tarball is cached under .cache/vm/ keyed by a hash
+# of the package list and this script), the project installed with
+# systemd/install.sh --root, /usr/bin/node, the kernel's modules, and the
+# test's guest side (agent, port proxy, network). Prints the image's path.
+#
+#   tests/vm/e2e/image.sh                   # kernel: newest with image + headers
+#   KVER=6.1.0-56-amd64 tests/vm/e2e/image.sh
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../../.." && pwd)
+CACHE=${NLB_VM_CACHE:-$ROOT/.cache/vm}
+WORK=${NLB_VM_WORK:-$CACHE/e2e}
+MIRROR=${NLB_VM_MIRROR:-http://deb.debian.org/debian}
+SECURITY_MIRROR=${NLB_VM_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+# The guest's packages. curl and iproute2 are used by the test in the guest.
+PACKAGES=(systemd systemd-sysv udev kmod curl iproute2 procps libstdc++6 e2fsprogs)
+
+log() { echo "image.sh: $*" >&2; }
+die() {
+	echo "image.sh: error: $*" >&2
+	exit 1
+}
+t0=$(date +%s)
+((EUID == 0)) || die "needs root (mmdebstrap, file ownership in the image)"
+for tool in mmdebstrap mkfs.ext4 depmod; do
+	command -v "$tool" >/dev/null || die "'$tool' is missing (apt-get install mmdebstrap e2fsprogs kmod)"
+done
+
+if [[ -z ${KVER:-} ]]; then
+	KVER=$(for img in /boot/vmlinuz-*; do
+		v=${img#/boot/vmlinuz-}
+		[[ -d /usr/src/linux-headers-$v && -d /lib/modules/$v/kernel ]] && echo "$v"
+	done | sort -V | tail -n 1)
+fi
+[[ -n $KVER && -r /boot/vmlinuz-$KVER && -r /boot/initrd.img-$KVER && -d /lib/modules/$KVER/kernel ]] ||
+	die "no kernel with /boot/vmlinuz-VER, /boot/initrd.img-VER and /lib/modules/VER (KVER='${KVER:-}'; apt-get install linux-image-amd64 linux-headers-amd64)"
+
+# --- the root file system, cached ------------------------------------------
+mkdir -p "$CACHE"
+KEY=$( (
+	printf '%s\n' "${PACKAGES[@]}" "$MIRROR" "$SECURITY_MIRROR"
+	sed -n '/^# --- the root file system/,/^# --- end of the cached part/p' "$0"
+) | sha256sum | cut -c1-16)
+TARBALL=$CACHE/bookworm-$KEY.tar
+if [[ ! -s $TARBALL ]]; then
+	log "building the bookworm root file system ($TARBALL)"
+	tb=$(date +%s)
+	# Only the Debian mirrors: no other network access is needed or allowed.
+	mmdebstrap --variant=apt --mode=root --format=tar --quiet \
+		--include="$(
+			IFS=,
+			echo "${PACKAGES[*]}"
+		)" \
+		--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+		--dpkgopt='path-exclude=/usr/share/locale/*' \
+		bookworm "$TARBALL.tmp" \
+		"deb $MIRROR bookworm main" \
+		"deb $MIRROR bookworm-updates main" \
+		"deb $SECURITY_MIRROR bookworm-security main" >&2 ||
+		die "mmdebstrap failed"
+	mv "$TARBALL.tmp" "$TARBALL"
+	log "root file system built in $(($(date +%s) - tb)) s"
+	# Older tarballs of this cache are stale.
+	find "$CACHE" -maxdepth 1 -name 'bookworm-*.tar' ! -name "bookworm-$KEY.tar" -delete
+fi
+# --- end of the cached part ---------------------------------------------------
+
+STAGE=$WORK/root
+rm -rf "$STAGE"
+mkdir -p "$STAGE"
+tar -xf "$TARBALL" -C "$STAGE"
+
+# The kernel's modules: everything but the large driver families a VM without
+# graphics, sound or wireless never loads (virtio, networking and file
+# systems stay).
+log "kernel modules for $KVER"
+mkdir -p "$STAGE/usr/lib/modules/$KVER"
+(cd "/lib/modules/$KVER" && tar -cf - \
+	--exclude='kernel/drivers/gpu' --exclude='kernel/drivers/media' --exclude='kernel/sound' \
+	--exclude='kernel/drivers/net/wireless' --exclude='kernel/drivers/infiniband' \
+	--exclude='kernel/drivers/staging' --exclude='kernel/drivers/scsi' --exclude='kernel/drivers/iio' \
+	--exclude='kernel/drivers/bluetooth' --exclude='kernel/net/bluetooth' --exclude='kernel/net/mac80211' \
+	--exclude='kernel/net/wireless' --exclude='kernel/drivers/hid' --exclude='kernel/drivers/usb' \
+	--exclude='build' --exclude='source' --exclude='updates' --exclude='extra' .) |
+	tar -xf - -C "$STAGE/usr/lib/modules/$KVER"
+
+# Node: the host's binary (NodeSource, links only glibc/libstdc++, which
+# bookworm has). Checked to run in the guest's root before we go on.
+NODE=$(command -v node)
+install -m 0755 "$NODE" "$STAGE/usr/bin/node"
+chroot "$STAGE" /usr/bin/node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
+	die "$NODE does not run in the bookworm root (or is older than 20)"
+
+# The project, exactly as a user installs it.
+log "systemd/install.sh --root $STAGE --kernel $KVER"
+"$ROOT/systemd/install.sh" --root "$STAGE" --kernel "$KVER" >&2
+
+# --- the test's side of the guest ------------------------------------------
+G=$HERE/guest
+echo nlbridge-e2e >"$STAGE/etc/hostname"
+printf '/dev/vda / ext4 rw,noatime 0 1\n' >"$STAGE/etc/fstab"
+passwd -R "$STAGE" -d root >/dev/null
+install -D -m 0644 "$G/10-eth.network" "$STAGE/etc/systemd/network/10-eth.network"
+install -D -m 0755 "$G/agent.js" "$STAGE/usr/local/lib/nlbridge-test/agent.js"
+for u in nlbridge-test-agent.service nlbridge-test-proxy.socket nlbridge-test-proxy.service; do
+	install -m 0644 "$G/$u" "$STAGE/etc/systemd/system/$u"
+done
+systemctl --root="$STAGE" enable systemd-networkd.service nlbridge-test-agent.service nlbridge-test-proxy.socket >/dev/null 2>&1
+# Nothing in this VM needs them, and they cost seconds of emulated boot.
+systemctl --root="$STAGE" mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
+	systemd-networkd-wait-online.service fstrim.timer dpkg-db-backup.timer >/dev/null 2>&1 || true
+
+IMG=$WORK/disk.img
+rm -f "$IMG"
+truncate -s 3G "$IMG"
+mkfs.ext4 -q -F -L nlbridge-e2e -E lazy_itable_init=1,lazy_journal_init=1 -d "$STAGE" "$IMG" ||
+	die "mkfs.ext4 -d failed"
+rm -rf "$STAGE"
+log "image ready in $(($(date +%s) - t0)) s: $IMG (kernel $KVER)"
+echo "KVER=$KVER"
+echo "IMG=$IMG"
