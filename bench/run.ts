@@ -52,7 +52,9 @@ async function main(): Promise<void> {
 
   const defs = figureDefs([...p.fanoutSockets, ...p.fanoutClients, ...p.websocketdFanoutClients]);
   const largestFanout = Math.max(...p.fanoutClients);
-  const tgs = targets(figures, largestFanout);
+  // Issue 6: ≥ 100,000 deliveries/s to 1,000 clients with no loss (offered a little more, so the figure can show it).
+  const fanoutGoal = p.name === 'full' ? 100_000 : p.fanoutDeliveriesPerSecond * 0.9;
+  const tgs = targets(figures, largestFanout, fanoutGoal);
   const m = machine();
   const when = started.toISOString().replace(/\.\d+Z$/, 'Z');
   let table = markdown(figures, defs, tgs, m, when, p.name);

@@ -57,7 +57,7 @@ export const FULL: Profile = {
   wsFloodCount: 600_000,
   wsFloodSeconds: 3,
   fanoutClients: [100, 1000],
-  fanoutDeliveriesPerSecond: 100_000,
+  fanoutDeliveriesPerSecond: 120_000,
   fanoutSeconds: 3,
   clientsPerProcess: 250,
   websocketdFanoutClients: [100, 1000],
