@@ -50,10 +50,33 @@ export function viaUnixSocket(request: FastifyRequest): boolean {
   return request.raw.socket.remoteAddress === undefined && request.raw.socket.remotePort === undefined && !('_isLightMyRequest' in request.raw);
 }
 
+/** Query values that look like secrets are masked before a URL reaches the log. */
+export function redactUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const params = url
+    .slice(q + 1)
+    .split('&')
+    .map((kv) => {
+      const eq = kv.indexOf('=');
+      const key = eq < 0 ? kv : kv.slice(0, eq);
+      return eq >= 0 && /token|auth|key|secret|pass|bearer/i.test(key) ? `${key}=[REDACTED]` : kv;
+    });
+  return `${url.slice(0, q)}?${params.join('&')}`;
+}
+
+const requestSerializer = (req: { method?: string; url?: string; host?: string; hostname?: string; ip?: string; socket?: { remotePort?: number } }): Record<string, unknown> => ({
+  method: req.method,
+  url: redactUrl(req.url ?? ''),
+  host: req.host ?? req.hostname,
+  remoteAddress: req.ip,
+  remotePort: req.socket?.remotePort,
+});
+
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const { bus, metrics, auth } = deps;
   const app = Fastify({
-    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
+    ...(deps.logger ? { loggerInstance: deps.logger.child({}, { serializers: { req: requestSerializer as never } }) } : { logger: false }),
     bodyLimit: config.bodyLimit,
     ajv: { customOptions: { ...AJV_OPTIONS } },
     return503OnClosing: true,
@@ -63,6 +86,34 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.removeContentTypeParser('text/plain');
   const streams = new Set<Stream>();
   app.decorate('nlbridge', { streams, stopping: false });
+
+  // Registered before our hooks: its onRequest marks upgrade requests, and its
+  // onResponse destroys the socket of an upgrade we refuse.
+  await app.register(websocket, {
+    options: {
+      maxPayload: config.wsMaxPayload,
+      // A browser's offered subprotocols must be answered with one of them:
+      // prefer the application's name, else echo the token-bearing one.
+      handleProtocols: (protocols: Set<string>) => {
+        if (protocols.has(APP_SUBPROTOCOL)) return APP_SUBPROTOCOL;
+        for (const p of protocols) if (p.startsWith(TOKEN_SUBPROTOCOL_PREFIX)) return p;
+        return false;
+      },
+    },
+    preClose(done) {
+      for (const s of streams) s.ws.close(1001, 'server shutting down');
+      const wss = this.websocketServer;
+      // Clients that do not answer the close handshake are cut after a second.
+      const timer = setTimeout(() => {
+        for (const c of wss.clients) c.terminate();
+      }, 1000);
+      timer.unref();
+      wss.close(() => {
+        clearTimeout(timer);
+        done();
+      });
+    },
+  });
 
   const listenPort = (): number | null => {
     const a = app.server.address();
@@ -90,7 +141,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       if (auth.token !== null && !PUBLIC_PATHS.has(url)) {
         const given =
           bearerFromHeader(request.headers.authorization) ??
-          (request.ws ? tokenFromSubprotocols(offeredSubprotocols(request.headers['sec-websocket-protocol'])) : null);
+          (String(request.headers.upgrade ?? '').toLowerCase() === 'websocket' ? tokenFromSubprotocols(offeredSubprotocols(request.headers['sec-websocket-protocol'])) : null);
         if (given === null || !tokenMatches(given, auth.token)) {
           metrics.authFailures.inc({ reason: given === null ? 'no-token' : 'bad-token' });
           reply.header('www-authenticate', 'Bearer realm="nlbridge"');
@@ -156,32 +207,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.setNotFoundHandler((request, reply) => {
     const p = new Problem('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
     reply.code(404).type('application/problem+json').send(p.body());
-  });
-
-  await app.register(websocket, {
-    options: {
-      maxPayload: config.wsMaxPayload,
-      // A browser's offered subprotocols must be answered with one of them:
-      // prefer the application's name, else echo the token-bearing one.
-      handleProtocols: (protocols: Set<string>) => {
-        if (protocols.has(APP_SUBPROTOCOL)) return APP_SUBPROTOCOL;
-        for (const p of protocols) if (p.startsWith(TOKEN_SUBPROTOCOL_PREFIX)) return p;
-        return false;
-      },
-    },
-    preClose(done) {
-      for (const s of streams) s.ws.close(1001, 'server shutting down');
-      const wss = this.websocketServer;
-      // Clients that do not answer the close handshake are cut after a second.
-      const timer = setTimeout(() => {
-        for (const c of wss.clients) c.terminate();
-      }, 1000);
-      timer.unref();
-      wss.close(() => {
-        clearTimeout(timer);
-        done();
-      });
-    },
   });
 
   sendRoutes(app, bus);

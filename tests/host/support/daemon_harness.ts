@@ -228,7 +228,8 @@ export function connect(d: Pick<Daemon, 'wsBase' | 'token'>, urlPath: string, op
     if (opts.auth !== false && d.token && !opts.protocols) headers.authorization = `Bearer ${d.token}`;
     const ws = new WebSocket(d.wsBase + urlPath, opts.protocols ?? [], { headers, ...(opts.origin ? { origin: opts.origin } : {}) });
     const client = new WsClient(ws);
-    ws.once('unexpected-response', (_req, res) => {
+    ws.once('unexpected-response', (req, res) => {
+      res.on('end', () => req.destroy());
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
       res.on('end', () => {
