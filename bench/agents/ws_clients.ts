@@ -43,6 +43,7 @@ let failed = 0;
 let doneClients = 0;
 let finished = false;
 const scratch: BenchMsg[] = [];
+let cpuAtReady = process.cpuUsage();
 
 function out(obj: object): void {
   process.stdout.write(JSON.stringify(obj) + '\n');
@@ -128,6 +129,12 @@ function finish(reason: string): void {
       seconds,
       rate: seconds > 0 ? received / seconds : 0,
       latency: cfg.latency ? summarizeNs(latNs) : undefined,
+      // This client process's CPU (user + system) since it was ready: when it
+      // nears `seconds`, the client, not the server, set the pace.
+      cpuSeconds: (() => {
+        const c = process.cpuUsage(cpuAtReady);
+        return (c.user + c.system) / 1e6;
+      })(),
       closes,
       errors,
     },
@@ -145,6 +152,7 @@ async function main(): Promise<void> {
     await Promise.all(batch);
   }
   out({ ready: true, connected, failed, connectMs: Date.now() - t0 });
+  cpuAtReady = process.cpuUsage();
   const startNs = process.hrtime.bigint();
   const timer = setInterval(() => {
     const now = process.hrtime.bigint();

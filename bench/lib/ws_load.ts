@@ -31,6 +31,8 @@ export interface Aggregate {
   lossPct: number;
   seconds: number;
   closes: Record<string, number>;
+  /** CPU the client processes used from connected to done (includes probes and warm-up). */
+  clientCpuSeconds: number;
 }
 
 export type ClientRunResult = Measurement & Aggregate;
@@ -98,12 +100,14 @@ export function aggregate(results: JsonObject[], sent: number, clients: number):
   let seconds = 0;
   let connected = 0;
   let minPerClient = Infinity;
+  let clientCpuSeconds = 0;
   const closes: Record<string, number> = {};
   for (const r of results) {
     deliveries += num(r.received);
     seconds = Math.max(seconds, num(r.seconds));
     connected += num(r.connected);
     minPerClient = Math.min(minPerClient, num(r.minPerClient));
+    clientCpuSeconds += num(r.cpuSeconds);
     for (const [code, n] of Object.entries((r.closes as Record<string, number>) ?? {})) closes[code] = (closes[code] ?? 0) + n;
   }
   const expected = sent * clients;
@@ -117,6 +121,7 @@ export function aggregate(results: JsonObject[], sent: number, clients: number):
     lossPct: expected > 0 ? (100 * (expected - deliveries)) / expected : 0,
     seconds,
     closes,
+    clientCpuSeconds,
   };
 }
 

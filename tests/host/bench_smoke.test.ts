@@ -1,0 +1,86 @@
+// The bench with tiny counts (issue 6): every figure of every system must
+// still come out, with sane numbers, so `npm run bench` cannot rot.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const RUN = path.join(ROOT, 'dist', 'bench', 'run.js');
+
+interface Measurement {
+  value: number | null;
+  error?: string;
+  [k: string]: unknown;
+}
+
+// Figures and the systems each must report; the fan-out ids follow the smoke profile (3 and 6 clients).
+const EXPECTED: Record<string, string[]> = {
+  socket_flood: ['c', 'addon', 'npm-netlink'],
+  ws_one_frame: ['nlbridge', 'nlbridge-batch', 'nlbridge-binary', 'websocketd'],
+  fanout_3: ['c', 'nlbridge', 'websocketd'],
+  fanout_6: ['c', 'nlbridge'],
+  latency_1k: ['c', 'nlbridge', 'websocketd'],
+  latency_half: ['c', 'nlbridge', 'websocketd'],
+  http_send: ['nlbridge', 'bare-fastify'],
+  ws_ingress: ['nlbridge', 'c'],
+  memory_idle: ['nlbridge', 'websocketd'],
+  memory_per_client: ['nlbridge', 'websocketd'],
+  memory_slow_reader: ['nlbridge'],
+};
+
+const RATES = new Set(['socket_flood', 'ws_one_frame', 'fanout_3', 'fanout_6', 'http_send', 'ws_ingress']);
+
+test('bench smoke run reports every row with sane numbers', { timeout: 240_000 }, () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'nlbridge-bench-'));
+  const run = spawnSync(process.execPath, [RUN, '--smoke', `--out=${out}`], { encoding: 'utf8', timeout: 230_000, cwd: ROOT });
+  assert.equal(run.status, 0, `bench exited ${run.status} ${run.signal ?? ''}\n${run.stderr.slice(-3000)}`);
+
+  const result = JSON.parse(fs.readFileSync(path.join(out, 'latest.json'), 'utf8')) as {
+    profile: string;
+    machine: { cpus: number };
+    figures: Record<string, Record<string, Measurement>>;
+    targets: { id: string; met: boolean | null }[];
+  };
+  assert.equal(result.profile, 'smoke');
+  assert.ok(result.machine.cpus >= 1);
+
+  for (const [figure, systems] of Object.entries(EXPECTED)) {
+    for (const system of systems) {
+      const m = result.figures[figure]?.[system];
+      assert.ok(m, `${figure}/${system} missing`);
+      assert.equal(typeof m.value, 'number', `${figure}/${system} not measured: ${m.error}`);
+      const v = m.value as number;
+      assert.ok(Number.isFinite(v), `${figure}/${system} = ${v}`);
+      if (RATES.has(figure)) assert.ok(v > 0, `${figure}/${system} rate ${v} must be positive`);
+      if (figure.startsWith('latency')) {
+        const p50 = m.p50_us as number;
+        const p99 = m.p99_us as number;
+        assert.ok(p50 > 0 && p99 > 0, `${figure}/${system} latency ${p50}/${p99}`);
+        assert.ok(p50 <= p99, `${figure}/${system}: p50 ${p50} > p99 ${p99}`);
+      }
+      if (figure === 'memory_idle') assert.ok(v > 1 << 20, `${figure}/${system}: RSS ${v} below 1 MiB`);
+    }
+  }
+  for (const system of EXPECTED.socket_flood) {
+    assert.equal(typeof result.figures.socket_flood[system].survived, 'boolean', `survived flag of ${system}`);
+  }
+  // The C receiver and the addon must come through a flood alive.
+  assert.equal(result.figures.socket_flood.c.survived, true);
+  assert.equal(result.figures.socket_flood.addon.survived, true);
+
+  // Every target of issue 6 is evaluated (met or not, never unmeasured).
+  assert.ok(result.targets.length >= 11);
+  for (const t of result.targets) assert.notEqual(t.met, null, `target ${t.id} not evaluated`);
+
+  const table = fs.readFileSync(path.join(out, 'latest.md'), 'utf8');
+  assert.match(table, /\| target \(issue 6\) \|/);
+  assert.match(table, /websocketd \+ rr_nlk/);
+  const svg = fs.readFileSync(path.join(out, 'latest.svg'), 'utf8');
+  assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  assert.match(svg, /websocketd/);
+  fs.rmSync(out, { recursive: true, force: true });
+});
