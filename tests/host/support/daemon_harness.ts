@@ -139,6 +139,8 @@ export type Frame = Record<string, unknown> & { type: string; n: number };
 /** A WebSocket client that queues frames for `next`. */
 export class WsClient {
   readonly frames: (Frame | Buffer)[] = [];
+  /** Every frame ever received (next() does not take from this one). */
+  readonly all: (Frame | Buffer)[] = [];
   private waiters: (() => void)[] = [];
   /** Frames that did not match openapi.yaml's StreamFrame. */
   readonly specErrors: string[] = [];
@@ -148,7 +150,10 @@ export class WsClient {
 
   constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (isBinary) this.frames.push(Buffer.from(data));
+      if (isBinary) {
+        this.frames.push(Buffer.from(data));
+        this.all.push(Buffer.from(data));
+      }
       else {
         for (const line of data.toString('utf8').split('\n')) {
           const frame = JSON.parse(line) as Frame;
@@ -158,6 +163,7 @@ export class WsClient {
             this.specErrors.push((err as Error).message);
           }
           this.frames.push(frame);
+          this.all.push(frame);
         }
       }
       this.wake();
