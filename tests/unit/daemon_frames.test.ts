@@ -1,0 +1,76 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { encodeTick, DnlMsgType } from '../../addon/dummy_netlink';
+import { eventFrame, messageFrame, messageTail, type RxMessage } from '../../daemon/frames';
+
+function rx(payload: Buffer, over: Partial<RxMessage> = {}): RxMessage {
+  return {
+    group: 2,
+    portId: 4242,
+    header: { length: 16 + payload.length, type: 0x10, flags: 0x5, seq: 7, pid: 99 },
+    payload,
+    bytes: Buffer.alloc(0),
+    truncated: false,
+    receivedAt: Date.UTC(2026, 0, 1),
+    fromBridge: false,
+    ...over,
+  };
+}
+
+test('a message frame: n first, then the once-encoded tail', () => {
+  const m = rx(Buffer.from('héllo'));
+  const frame = JSON.parse(messageFrame(3, messageTail(m, false))) as Record<string, unknown>;
+  assert.deepEqual(frame, {
+    type: 'message',
+    n: 3,
+    group: 2,
+    portId: 4242,
+    nlmsgPid: 99,
+    seq: 7,
+    msgType: 16,
+    typeNumber: 16,
+    flags: ['REQUEST', 'ACK'],
+    encoding: 'utf8',
+    data: 'héllo',
+    length: 6,
+    receivedAt: '2026-01-01T00:00:00.000Z',
+  });
+});
+
+test('the tail is computed once per message and shared by every client', () => {
+  const m = rx(Buffer.from('x'));
+  const t1 = messageTail(m, false);
+  assert.equal(messageTail(m, false), t1);
+  assert.equal(m.tail, t1);
+  const a = JSON.parse(messageFrame(1, t1)) as { n: number; data: string };
+  const b = JSON.parse(messageFrame(900, t1)) as { n: number; data: string };
+  assert.equal(a.n, 1);
+  assert.equal(b.n, 900);
+  assert.equal(a.data, b.data);
+});
+
+test('invalid UTF-8 goes as base64; dummy types by name; TICK decoded', () => {
+  const bin = JSON.parse(messageFrame(1, messageTail(rx(Buffer.from([0xc3, 0x28])), false))) as Record<string, unknown>;
+  assert.equal(bin.encoding, 'base64');
+  assert.equal(bin.data, Buffer.from([0xc3, 0x28]).toString('base64'));
+  const dataOnDummy = JSON.parse(messageFrame(1, messageTail(rx(Buffer.from('a')), true))) as Record<string, unknown>;
+  assert.equal(dataOnDummy.msgType, 'DATA');
+  const tick = encodeTick({ counter: 5n, timeNs: 1767225600123456789n, group: 3, periodMs: 1000 });
+  const t = JSON.parse(messageFrame(1, messageTail(rx(tick, { header: { length: 40, type: DnlMsgType.TICK, flags: 0, seq: 5, pid: 0 } }), true))) as Record<string, unknown>;
+  assert.equal(t.msgType, 'TICK');
+  assert.deepEqual(t.tick, { counter: 5, timeNs: '1767225600123456789', time: '2026-01-01T00:00:00.123Z', group: 3, periodMs: 1000 });
+  const ctl = JSON.parse(messageFrame(1, messageTail(rx(Buffer.alloc(0), { header: { length: 16, type: 3, flags: 2, seq: 1, pid: 0 } }), false))) as Record<string, unknown>;
+  assert.equal(ctl.msgType, 'DONE');
+  assert.deepEqual(ctl.flags, ['MULTI']);
+});
+
+test('uid, truncated and fromBridge appear only when true/known', () => {
+  const f = JSON.parse(messageFrame(1, messageTail(rx(Buffer.from('a'), { uid: 1000, truncated: true, fromBridge: true }), false))) as Record<string, unknown>;
+  assert.equal(f.uid, 1000);
+  assert.equal(f.truncated, true);
+  assert.equal(f.fromBridge, true);
+});
+
+test('event frames', () => {
+  assert.deepEqual(JSON.parse(eventFrame('dropped', 12, { count: 3 })), { type: 'dropped', n: 12, count: 3 });
+});
