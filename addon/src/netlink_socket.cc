@@ -726,6 +726,10 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// addon/src/sd_notify.cc (the daemon's systemd notifications); C linkage
+// reaches it from inside this anonymous namespace.
+extern "C" void NlbridgeRegisterSdNotify(Napi::Env env, Napi::Object exports);
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* state = new AddonState;
   Napi::Function ctor = NetlinkHandle::Define(env);
@@ -733,6 +737,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonState>(state);
   exports.Set("NetlinkHandle", ctor);
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
+  NlbridgeRegisterSdNotify(env, exports);
   return exports;
 }
 
