@@ -38,7 +38,7 @@ export interface AppDeps {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    nlbridge: { streams: Set<Stream>; stopping: boolean };
+    nlbridge: { streams: Set<Stream>; stopping: boolean; routes: { method: string; url: string }[] };
   }
 }
 
@@ -85,7 +85,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // JSON only: a browser can send text/plain cross-site without a preflight.
   app.removeContentTypeParser('text/plain');
   const streams = new Set<Stream>();
-  app.decorate('nlbridge', { streams, stopping: false });
+  const routes: { method: string; url: string }[] = [];
+  app.decorate('nlbridge', { streams, stopping: false, routes });
+  // The served routes, so a test can hold them against openapi.yaml.
+  app.addHook('onRoute', (r) => {
+    for (const method of Array.isArray(r.method) ? r.method : [r.method]) if (method !== 'HEAD') routes.push({ method, url: r.url });
+  });
 
   // Registered before our hooks: its onRequest marks upgrade requests, and its
   // onResponse destroys the socket of an upgrade we refuse.

@@ -48,6 +48,7 @@ export class Stream implements Subscriber {
   private batchFrames: string[] = [];
   private drainTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  private flushScheduled = false;
   /** The TCP socket while corked for a batch (see deliver), and frames written since the last uncork. */
   private corked: { cork(): void; uncork(): void } | null = null;
   private corkedFrames = 0;
@@ -144,8 +145,17 @@ export class Stream implements Subscriber {
   /** An event frame: never dropped (they are how loss is reported), kept in order with batched messages. */
   event(type: string, fields: Record<string, unknown>): void {
     const frame = eventFrame(type, ++this.n, fields);
-    if (this.opts.batch && this.opts.format === 'json') this.batchFrames.push(frame);
-    else {
+    if (this.opts.batch && this.opts.format === 'json') {
+      this.batchFrames.push(frame);
+      // Events raised outside a receive batch (sent, error, dropped) flush on their own.
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => {
+          this.flushScheduled = false;
+          this.flush();
+        });
+      }
+    } else {
       this.flush();
       this.sendText(frame);
     }
