@@ -92,6 +92,10 @@ function detail(figure: string, m: Measurement | undefined): string {
     if (typeof m.survived === 'boolean') parts.push(`survived ${m.survived ? 'yes' : 'NO'}`);
     if (m.exit && typeof m.exit === 'object' && (m.exit as { signal?: string }).signal) parts.push(`(${(m.exit as { signal: string }).signal})`);
   }
+  if (Array.isArray(m.runs) && m.runs.length > 1) {
+    const vals = (m.runs as (number | null)[]).map((v) => (v === null ? 'n/a' : fmtNum(v)));
+    parts.push(`best of ${m.runs.length} (${vals.join(' / ')})`);
+  }
   return parts.join(', ');
 }
 
