@@ -96,6 +96,7 @@ function detail(figure: string, m: Measurement | undefined): string {
     const vals = (m.runs as (number | null)[]).map((v) => (v === null ? 'n/a' : fmtNum(v)));
     parts.push(`best of ${m.runs.length} (${vals.join(' / ')})`);
   }
+  if (Array.isArray(m.failedRuns) && m.failedRuns.length > 0) parts.push(`${m.failedRuns.length} run(s) failed: ${String(m.failedRuns[0]).slice(0, 80)}`);
   return parts.join(', ');
 }
 
