@@ -16,7 +16,8 @@ WORK=${NLB_VM_WORK:-$CACHE/e2e}
 MIRROR=${NLB_VM_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${NLB_VM_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 # The guest's packages. curl and iproute2 are used by the test in the guest.
-PACKAGES=(systemd systemd-sysv udev kmod curl iproute2 procps libstdc++6 e2fsprogs)
+# libnss-systemd resolves DynamicUser= names (ps shows "nlbridge").
+PACKAGES=(systemd systemd-sysv libnss-systemd udev kmod curl iproute2 procps libstdc++6 e2fsprogs)
 
 log() { echo "image.sh: $*" >&2; }
 die() {
@@ -108,6 +109,11 @@ install -D -m 0755 "$G/agent.js" "$STAGE/usr/local/lib/nlbridge-test/agent.js"
 for u in nlbridge-test-agent.service nlbridge-test-proxy.socket nlbridge-test-proxy.service; do
 	install -m 0644 "$G/$u" "$STAGE/etc/systemd/system/$u"
 done
+# Debugging aid only (never set by the test): a drop-in for nlbridge.service.
+if [[ -n ${NLB_VM_UNIT_DROPIN:-} ]]; then
+	install -D -m 0644 "$NLB_VM_UNIT_DROPIN" "$STAGE/etc/systemd/system/nlbridge.service.d/90-debug.conf"
+	log "debug drop-in $NLB_VM_UNIT_DROPIN installed"
+fi
 systemctl --root="$STAGE" enable systemd-networkd.service nlbridge-test-agent.service nlbridge-test-proxy.socket >/dev/null 2>&1
 # Nothing in this VM needs them, and they cost seconds of emulated boot.
 systemctl --root="$STAGE" mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \

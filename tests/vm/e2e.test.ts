@@ -1,0 +1,344 @@
+// End to end on a booted Debian system: tests/vm/e2e/image.sh builds a
+// bookworm root (mmdebstrap, cached), installs the project into it with
+// systemd/install.sh --root, and the VM boots Debian's kernel under QEMU.
+// Clients on the host (curl, HTTP, WebSocket) reach the daemon through a
+// forwarded port; netlink peers in the guest (rr_nlk, ww_nlk) are driven
+// through a guest agent. Prints "N passed, N failed" at the end.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import path from 'node:path';
+import { buildImage, readConsole, ROOT, sleep, Vm, type WsClient } from './e2e/vm';
+
+// The commands systemd/README.md's "Install on a system" gives, run here as
+// written (as root, in the guest; the install itself by image.sh).
+const README_COMMANDS = {
+  install: './systemd/install.sh --root "$ROOT_DIR" --kernel "$KVER"',
+  status: 'systemctl status nlbridge',
+  params: 'cat /sys/module/dummy_netlink/parameters/r_grps /sys/module/dummy_netlink/parameters/b_grp',
+  curlStatus: 'curl -s -H "Authorization: Bearer $(cat /etc/nlbridge/token)" http://127.0.0.1:8080/status',
+  reload: [
+    'systemctl stop nlbridge',
+    'modprobe -r dummy_netlink',
+    'modprobe dummy_netlink b_grp=4 period_ms=200',
+    'systemctl start nlbridge',
+  ],
+  logs: 'journalctl -u nlbridge -b',
+};
+
+const TICK_GROUP = 2; // b_grp=2 in systemd/modprobe.d/dummy_netlink.conf
+const CAP_NET_ADMIN = 12;
+
+let vm: Vm | null = null;
+let passed = 0;
+let failed = 0;
+const timings: Record<string, number> = {};
+const t0 = Date.now();
+
+/** A test that counts toward the summary line. */
+function vmTest(name: string, fn: (vm: Vm) => Promise<void>, timeoutMs = 120_000): void {
+  test(name, { timeout: timeoutMs }, async () => {
+    try {
+      assert.ok(vm, 'the VM did not boot');
+      await fn(vm);
+      passed++;
+    } catch (err) {
+      failed++;
+      throw err;
+    }
+  });
+}
+
+function hostCurl(args: string[]): Promise<{ code: number; stdout: string }> {
+  return new Promise((resolve) => {
+    execFile('curl', args, { encoding: 'utf8', timeout: 30_000 }, (err, stdout) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout });
+    });
+  });
+}
+
+async function mainPid(v: Vm): Promise<number> {
+  return Number((await v.unitProps('nlbridge.service', ['MainPID'])).MainPID);
+}
+
+function isTick(f: Record<string, unknown>): boolean {
+  return f.type === 'message' && f.msgType === 'TICK';
+}
+
+before(async () => {
+  const image = await buildImage();
+  timings.imageSeconds = image.seconds;
+  vm = new Vm(image.kver, image.img);
+  timings.bootSeconds = await vm.boot();
+  vm.token = (await vm.ok('cat /etc/nlbridge/token')).trim();
+  await vm.waitActive('nlbridge.service', 120_000).catch(() => undefined);
+}, { timeout: 14 * 60_000 });
+
+after(async () => {
+  if (vm) {
+    if (failed > 0) {
+      const j = await vm.sh(`${README_COMMANDS.logs} --no-pager | tail -n 60`).catch(() => null);
+      if (j) process.stderr.write(`--- guest journal (nlbridge) ---\n${j.stdout}\n`);
+    }
+    await vm.shutdown();
+  }
+  timings.totalSeconds = (Date.now() - t0) / 1000;
+  process.stdout.write(`# vm e2e timings: ${JSON.stringify(timings)}\n`);
+  process.stdout.write(`# vm e2e: ${passed} passed, ${failed} failed\n`);
+  if (!vm) process.stderr.write(readConsole({ consoleLog: path.join(ROOT, '.cache/vm/e2e/console.log') } as Vm).slice(-4000));
+});
+
+test('systemd/README.md gives exactly the commands this test runs', () => {
+  const readme = fs.readFileSync(path.join(ROOT, 'systemd', 'README.md'), 'utf8');
+  for (const cmd of Object.values(README_COMMANDS).flat()) assert.ok(readme.includes(cmd), `README lacks: ${cmd}`);
+  const image = fs.readFileSync(path.join(ROOT, 'tests', 'vm', 'e2e', 'image.sh'), 'utf8');
+  assert.ok(image.includes('"$ROOT/systemd/install.sh" --root "$STAGE" --kernel "$KVER"'));
+});
+
+vmTest('dummy_netlink was loaded at boot with the configured parameters', async (v) => {
+  // systemd-modules-load loaded it (its only module), before nlbridge started.
+  const ml = await v.unitProps('systemd-modules-load.service', ['ActiveState', 'ExecMainStatus', 'ActiveEnterTimestampMonotonic']);
+  assert.deepEqual([ml.ActiveState, ml.ExecMainStatus], ['active', '0']);
+  const kmsg = await v.ok('journalctl -k -b --no-pager -o cat');
+  assert.match(kmsg, /dummy_netlink: unit 25, 64 groups, r_grps 0x3, b_grp 0x2, period 1000 ms/);
+  const nb = await v.unitProps('nlbridge.service', ['ExecMainStartTimestampMonotonic']);
+  assert.ok(Number(ml.ActiveEnterTimestampMonotonic) <= Number(nb.ExecMainStartTimestampMonotonic), 'nlbridge started before the module was loaded');
+  const params = await v.ok(README_COMMANDS.params);
+  assert.deepEqual(params.trim().split('\n'), ['3', '2']);
+  const more = await v.ok('cd /sys/module/dummy_netlink/parameters && cat period_ms ngroups');
+  assert.deepEqual(more.trim().split('\n'), ['1000', '64']);
+  const status = await v.http('GET', '/status');
+  assert.equal(status.status, 200, status.body);
+  const s = status.json as { protocol: { name: string; number: number }; module: Record<string, unknown> };
+  assert.equal(s.protocol.name, 'dummy');
+  assert.equal(s.protocol.number, 25);
+  assert.deepEqual({ r_grps: s.module.r_grps, b_grp: s.module.b_grp, period_ms: s.module.period_ms, ngroups: s.module.ngroups }, { r_grps: 3, b_grp: 2, period_ms: 1000, ngroups: 64 });
+});
+
+vmTest('nlbridge.service is enabled, active and reported ready (Type=notify)', async (v) => {
+  const p = await v.unitProps('nlbridge.service', ['ActiveState', 'SubState', 'UnitFileState', 'Type', 'StatusText', 'NRestarts', 'WatchdogUSec']);
+  assert.equal(p.UnitFileState, 'enabled');
+  assert.equal(p.Type, 'notify');
+  // Type=notify: "active" only after READY=1; the STATUS= text came with it.
+  assert.equal(p.ActiveState, 'active', JSON.stringify(p));
+  assert.equal(p.SubState, 'running');
+  assert.match(p.StatusText, /serving on protocol dummy/);
+  assert.equal(p.NRestarts, '0', 'restarted during boot (watchdog or crash)');
+  const st = await v.ok(`${README_COMMANDS.status} --no-pager`);
+  assert.match(st, /Active: active \(running\)/);
+});
+
+vmTest('the daemon runs as an unprivileged dynamic user with only CAP_NET_ADMIN', async (v) => {
+  const pid = await mainPid(v);
+  assert.ok(pid > 0);
+  const status = await v.ok(`cat /proc/${pid}/status`);
+  const field = (k: string): string => new RegExp(`^${k}:\\s*(.+)$`, 'm').exec(status)?.[1] ?? '';
+  const uids = field('Uid').split(/\s+/).map(Number);
+  assert.equal(uids.length, 4);
+  for (const u of uids) assert.ok(u >= 61184 && u <= 65519, `uid ${u} is not a DynamicUser uid`);
+  const want = (1n << BigInt(CAP_NET_ADMIN)).toString(16).padStart(16, '0');
+  for (const k of ['CapEff', 'CapPrm', 'CapAmb', 'CapBnd']) assert.equal(field(k), want, k);
+  assert.equal(field('NoNewPrivs'), '1');
+  const user = (await v.ok(`ps -o user= -p ${pid}`)).trim();
+  assert.equal(user, 'nlbridge');
+});
+
+vmTest('curl from the host: /status with the token, 401 without, Host checked', async (v) => {
+  const base = `http://127.0.0.1:${v.apiPort}`;
+  const ok = await hostCurl(['-s', '-H', 'Host: 127.0.0.1:8080', '-H', `Authorization: Bearer ${v.token}`, `${base}/status`]);
+  assert.equal(ok.code, 0);
+  assert.equal((JSON.parse(ok.stdout) as { protocol: { name: string } }).protocol.name, 'dummy');
+  const noToken = await hostCurl(['-s', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Host: 127.0.0.1:8080', `${base}/status`]);
+  assert.equal(noToken.stdout, '401');
+  const badHost = await hostCurl(['-s', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Host: evil.example', '-H', `Authorization: Bearer ${v.token}`, `${base}/status`]);
+  assert.notEqual(badHost.stdout, '200');
+  const inGuest = await v.ok(README_COMMANDS.curlStatus);
+  assert.equal((JSON.parse(inGuest) as { protocol: { name: string } }).protocol.name, 'dummy');
+});
+
+vmTest('POST /send reaches the kernel (STATS accepted goes up) and an in-guest rr_nlk', async (v) => {
+  await v.spawnJob('rr2', 'exec rr_nlk -g 2');
+  await sleep(1500);
+  const before = await v.http('GET', '/kernel/stats');
+  assert.equal(before.status, 200, before.body);
+  const accepted0 = (before.json as { accepted: number }).accepted;
+  const r = await v.http('POST', '/send', { groups: [2], data: 'e2e-post-send', ack: true });
+  assert.equal(r.status, 200, r.body);
+  const deadline = Date.now() + 10_000;
+  let out = '';
+  while (Date.now() < deadline) {
+    out = (await v.jobOutput('rr2')).stdout;
+    if (out.includes('e2e-post-send')) break;
+    await sleep(250);
+  }
+  await v.killJob('rr2');
+  assert.match(out, /group=2 .*data="e2e-post-send"/);
+  const afterStats = await v.http('GET', '/kernel/stats');
+  assert.ok((afterStats.json as { accepted: number }).accepted > accepted0, `${afterStats.body} vs accepted ${accepted0}`);
+});
+
+vmTest('a WebSocket on the tick group receives TICKs from the kernel', async (v) => {
+  const ws = await v.ws(`/groups/${1 << (TICK_GROUP - 1)}`);
+  try {
+    const hello = await ws.waitFor((f) => f.type === 'hello', 10_000, 'hello');
+    assert.deepEqual(hello.groups, [TICK_GROUP]);
+    await ws.waitFor((f) => isTick(f) && ws.frames.filter(isTick).length >= 2, 10_000, 'two TICKs');
+    const tick = ws.frames.find(isTick)!;
+    assert.equal(tick.group, TICK_GROUP);
+    assert.equal(tick.portId, 0);
+  } finally {
+    ws.close();
+  }
+});
+
+vmTest('a WebSocket subscriber sees a message from an in-guest ww_nlk -g', async (v) => {
+  const ws = await v.ws('/groups/4');
+  try {
+    await ws.waitFor((f) => f.type === 'hello', 10_000, 'hello');
+    await v.ok('ww_nlk -g 4 -m e2e-from-ww_nlk');
+    const m = await ws.waitFor((f) => f.type === 'message' && f.data === 'e2e-from-ww_nlk', 10_000, 'the ww_nlk message');
+    assert.equal(m.group, 3);
+  } finally {
+    ws.close();
+  }
+});
+
+vmTest('ww_nlk -i <port id> (kernel RELAY) reaches a ?unicast=1 WebSocket client', async (v) => {
+  const ws = await v.ws('/groups/4?unicast=1');
+  try {
+    const hello = await ws.waitFor((f) => f.type === 'hello', 10_000, 'hello');
+    const portId = hello.portId as number;
+    assert.ok(Number.isInteger(portId) && portId !== 0);
+    assert.notEqual(portId, hello.bridgePortId);
+    await v.ok(`ww_nlk -i ${portId} -a -m e2e-relay`);
+    const m = await ws.waitFor((f) => f.type === 'message' && f.data === 'e2e-relay', 10_000, 'the relayed message');
+    assert.equal(m.group, 0);
+    assert.equal(m.portId, 0, 'a RELAY arrives from the kernel');
+  } finally {
+    ws.close();
+  }
+});
+
+vmTest('rmmod is refused while the daemon holds the unit open', async (v) => {
+  const r = await v.sh('rmmod dummy_netlink');
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /in use/i);
+  assert.equal((await v.ok('test -d /sys/module/dummy_netlink && echo loaded')).trim(), 'loaded');
+});
+
+async function reconnectAndTick(v: Vm, group = TICK_GROUP): Promise<void> {
+  let ws: WsClient | null = null;
+  const deadline = Date.now() + 30_000;
+  while (!ws) {
+    try {
+      ws = await v.ws(`/groups/${1 << (group - 1)}`);
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(250);
+    }
+  }
+  try {
+    await ws.waitFor(isTick, 10_000, 'a TICK after reconnecting');
+  } finally {
+    ws.close();
+  }
+}
+
+vmTest('systemctl restart: clients are closed with 1001, reconnect, ticks flow', async (v) => {
+  const pid0 = await mainPid(v);
+  const ws = await v.ws(`/groups/${1 << (TICK_GROUP - 1)}`);
+  await ws.waitFor(isTick, 10_000, 'a TICK');
+  await v.ok('systemctl restart nlbridge', 90_000);
+  assert.equal(await Promise.race([ws.closed, sleep(10_000).then(() => -1)]), 1001);
+  const pid1 = await mainPid(v);
+  assert.ok(pid1 > 0 && pid1 !== pid0);
+  await reconnectAndTick(v);
+  const p = await v.unitProps('nlbridge.service', ['ActiveState']);
+  assert.equal(p.ActiveState, 'active');
+});
+
+vmTest('SIGTERM under load: in-flight POST /send requests are answered, exit status 0', async (v) => {
+  // 40 POSTs from in-guest curl, then stop: each curl gets an answer or a
+  // refused connection, never a dropped one (curl 52 empty reply, 56 reset).
+  const script = [
+    'tok=$(cat /etc/nlbridge/token)',
+    'for i in $(seq 40); do curl -s -o /dev/null -w "%{http_code}\\n" -H "Authorization: Bearer $tok" -H "Content-Type: application/json" -d "{\\"groups\\":[3],\\"data\\":\\"load-$i\\"}" http://127.0.0.1:8080/send >/tmp/curl.$i 2>&1; echo "rc=$? $(cat /tmp/curl.$i)" >>/tmp/curl.all & done',
+    'sleep 0.3; systemctl stop nlbridge; wait',
+    'cat /tmp/curl.all; rm -f /tmp/curl.*',
+  ].join('\n');
+  const out = await v.ok(script, 90_000);
+  const lines = out.trim().split('\n');
+  assert.equal(lines.length, 40, out);
+  for (const l of lines) assert.match(l, /^rc=(0 [1-5]\d\d|7 000)$/, `a request was dropped: ${l}`);
+  assert.ok(lines.some((l) => l.startsWith('rc=0 200')), 'no request was served before the stop');
+  const p = await v.unitProps('nlbridge.service', ['Result', 'ExecMainStatus', 'ActiveState']);
+  assert.deepEqual([p.ActiveState, p.Result, p.ExecMainStatus], ['inactive', 'success', '0']);
+  await v.ok('systemctl start nlbridge', 90_000);
+  await v.waitActive('nlbridge.service', 60_000);
+});
+
+vmTest('kill -9 under load: systemd restarts it within 2 s, clients reconnect, no wedged sockets', async (v) => {
+  await v.spawnJob('load', 'exec ww_nlk -g 4 -c 1000000 -m load');
+  const ws = await v.ws('/groups/4');
+  await ws.waitFor((f) => f.type === 'message', 10_000, 'load traffic');
+  const pid0 = await mainPid(v);
+  const ms = Number(
+    await v.ok(
+      [
+        `pid=${pid0}; t0=$(date +%s%N); kill -9 $pid`,
+        // The unit's cgroup lists the new process as soon as systemd forks it
+        // (cheaper to poll under emulation than systemctl).
+        'procs=/sys/fs/cgroup/system.slice/nlbridge.service/cgroup.procs',
+        'for i in $(seq 1000); do n=$(head -n 1 $procs 2>/dev/null); [ -n "$n" ] && [ "$n" != "$pid" ] && break; sleep 0.01; done',
+        'echo $(( ($(date +%s%N) - t0) / 1000000 ))',
+      ].join('\n'),
+    ),
+  );
+  timings.killRestartMs = ms;
+  assert.ok(ms <= 2000, `restarted after ${ms} ms`);
+  // 1006 (connection lost), or 1013 if the flood had already closed it as slow.
+  assert.notEqual(await Promise.race([ws.closed, sleep(10_000).then(() => -1)]), -1, 'the client was not disconnected');
+  await v.waitActive('nlbridge.service', 60_000);
+  await v.killJob('load');
+  const pid1 = await mainPid(v);
+  assert.notEqual(pid1, pid0);
+  const p = await v.unitProps('nlbridge.service', ['NRestarts']);
+  assert.ok(Number(p.NRestarts) >= 1);
+  // The killed process's sockets are gone (its tx port id was its pid).
+  const socks = await v.ok('cat /proc/net/netlink');
+  const ports = socks.trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((c) => c[1] === '25').map((c) => Number(c[2]));
+  assert.ok(!ports.includes(pid0), `port ${pid0} of the killed daemon is still open`);
+  await reconnectAndTick(v);
+});
+
+vmTest('the documented module reload works (stop, modprobe -r, modprobe with new parameters, start)', async (v) => {
+  for (const cmd of README_COMMANDS.reload) await v.ok(cmd, 90_000);
+  await v.waitActive('nlbridge.service', 60_000);
+  const params = await v.ok(README_COMMANDS.params);
+  assert.deepEqual(params.trim().split('\n'), ['3', '4']);
+  const s = (await v.http('GET', '/status')).json as { module: { b_grp: number; period_ms: number } };
+  assert.deepEqual([s.module.b_grp, s.module.period_ms], [4, 200]);
+  await reconnectAndTick(v, 3);
+});
+
+vmTest('module absent at start: the daemon says so, no restart storm, comes up once the module is loaded', async (v) => {
+  await v.ok('systemctl stop nlbridge && modprobe -r dummy_netlink && systemctl reset-failed nlbridge; true', 90_000);
+  const since = (await v.ok('date +%s')).trim();
+  const start = await v.sh('systemctl start nlbridge', 90_000);
+  assert.notEqual(start.code, 0, 'start succeeded without the module');
+  const journal = await v.ok(`journalctl -u nlbridge --since @${since} --no-pager -o cat`);
+  assert.match(journal, /dummy_netlink module is not loaded/);
+  await sleep(5000);
+  const p = await v.unitProps('nlbridge.service', ['ActiveState', 'NRestarts', 'ExecMainStatus']);
+  assert.equal(p.ActiveState, 'failed');
+  assert.equal(p.ExecMainStatus, '2');
+  assert.equal(p.NRestarts, '0', 'restarted in a loop without the module');
+  // Loading the module (with /etc/modprobe.d's parameters) brings it up.
+  await v.ok('modprobe dummy_netlink');
+  await v.waitActive('nlbridge.service', 60_000);
+  const s = (await v.http('GET', '/status')).json as { protocol: { name: string }; module: { b_grp: number } };
+  assert.equal(s.protocol.name, 'dummy');
+  assert.equal(s.module.b_grp, 2);
+  await reconnectAndTick(v);
+}, 180_000);
