@@ -79,7 +79,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     ...(deps.logger ? { loggerInstance: deps.logger.child({}, { serializers: { req: requestSerializer as never } }) } : { logger: false }),
     bodyLimit: config.bodyLimit,
     ajv: { customOptions: { ...AJV_OPTIONS } },
-    return503OnClosing: true,
+    // While closing, requests on kept-alive connections get our own 503 problem (onRequest below).
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
   }) as unknown as FastifyInstance;
   // JSON only: a browser can send text/plain cross-site without a preflight.
@@ -134,8 +135,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // keyed by token, since every local client is 127.0.0.1.
   const rateWindows = new Map<string, { start: number; count: number }>();
 
+  app.addHook('preClose', async () => {
+    app.nlbridge.stopping = true;
+  });
+
   app.addHook('onRequest', async (request, reply) => {
     const url = request.url.split('?')[0];
+    if (app.nlbridge.stopping && url !== '/healthz') {
+      reply.header('connection', 'close');
+      throw new Problem('SHUTTING_DOWN', 'the bridge is shutting down');
+    }
     if (!viaUnixSocket(request)) {
       const host = request.headers.host;
       const hostOk = hostAllowed(host, config.allowedHosts, listenPort());

@@ -117,7 +117,7 @@ async function main(): Promise<number> {
     level: config.logLevel,
     base: { pid: process.pid, name: 'nlbridge' },
     redact: ['req.headers.authorization', 'req.headers["sec-websocket-protocol"]'],
-  });
+  }, pino.destination({ dest: 1, sync: true }));
 
   let protocol;
   try {

@@ -113,3 +113,17 @@ describe('openapi.yaml', () => {
     assert.throws(() => assertMatchesSpec('GET', '/undocumented', 200, 'application/json', {}), /not in openapi\.yaml/);
   });
 });
+
+describe('closing', () => {
+  test('requests on a kept-alive connection during close get a 503 problem; /healthz says stopping', async () => {
+    const d = await startDaemon();
+    d.app.nlbridge.stopping = true;
+    const r = await call(d, 'GET', '/status');
+    assert.equal(r.status, 503);
+    assert.equal((r.json as { code: string }).code, 'SHUTTING_DOWN');
+    const h = await call(d, 'GET', '/healthz');
+    assert.equal(h.status, 503);
+    assert.equal((h.json as { status: string }).status, 'stopping');
+    await d.close();
+  });
+});
