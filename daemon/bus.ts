@@ -468,7 +468,7 @@ export class Bus {
       }
     };
 
-    let bytes = 0;
+    let bytes: number;
     if (hasRelay) {
       const buf = encodeMessage({ type: DnlMsgType.RELAY, flags, seq, pid, payload: encodeRelay(req.relay!, req.data) });
       bytes = buf.length;

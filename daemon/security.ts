@@ -51,7 +51,7 @@ export function setupAuth(config: Config, env: NodeJS.ProcessEnv, netAdmin: bool
     try {
       text = fs.readFileSync(file, 'utf8');
     } catch (err) {
-      if (config.tokenFile) throw new Error(`--token-file: cannot read ${file}: ${(err as Error).message}`);
+      if (config.tokenFile) throw new Error(`--token-file: cannot read ${file}: ${(err as Error).message}`, { cause: err });
       continue;
     }
     const token = text.trim();

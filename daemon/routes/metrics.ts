@@ -6,7 +6,7 @@ import type { Metrics } from '../metrics';
 
 export function metricsRoutes(app: FastifyInstance, bus: Bus, metrics: Metrics): void {
   app.get('/metrics', async (_request, reply) => {
-    let drops = 0;
+    let drops: number;
     try {
       drops = bus.isClosed ? 0 : bus.rx.drops();
     } catch {
