@@ -1,0 +1,148 @@
+// systemd/install.sh into a scratch root: what it installs, that a second run
+// changes nothing the admin owns, that --uninstall removes it all, that
+// errors are plain and non-zero, and that the DKMS tree it installs builds.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const INSTALL = path.join(ROOT, 'systemd', 'install.sh');
+
+function newestKernelWithHeaders(): string {
+  const versions = fs
+    .readdirSync('/boot')
+    .filter((f) => f.startsWith('vmlinuz-'))
+    .map((f) => f.slice('vmlinuz-'.length))
+    .filter((v) => fs.existsSync(`/usr/src/linux-headers-${v}/Makefile`) || fs.existsSync(`/lib/modules/${v}/build/Makefile`));
+  versions.sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const v = versions.at(-1);
+  if (!v) throw new Error('no kernel with headers in /boot and /usr/src (apt-get install linux-image-amd64 linux-headers-amd64)');
+  return v;
+}
+
+function run(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(INSTALL, args, { encoding: 'utf8', timeout: 300_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Every path under dir (relative), with a type and, for files, a hash-free size+mode. */
+function listing(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    const full = path.join(dir, rel);
+    const st = fs.lstatSync(full);
+    if (st.isDirectory()) {
+      if (rel) out.push(`${rel}/`);
+      for (const e of fs.readdirSync(full).sort()) walk(path.join(rel, e));
+    } else if (st.isSymbolicLink()) {
+      out.push(`${rel} -> ${fs.readlinkSync(full)}`);
+    } else {
+      out.push(`${rel} ${(st.mode & 0o7777).toString(8)}`);
+    }
+  };
+  walk('');
+  return out;
+}
+
+const KVER = newestKernelWithHeaders();
+let target = '';
+
+before(() => {
+  target = fs.mkdtempSync(path.join(os.tmpdir(), 'nlbridge-root-'));
+});
+after(() => {
+  if (target) fs.rmSync(target, { recursive: true, force: true });
+});
+
+test('install.sh --root installs the daemon, module, tools, units, config and enables the service', { timeout: 300_000 }, () => {
+  const r = run(['--root', target, '--kernel', KVER]);
+  assert.equal(r.code, 0, r.stderr);
+  const has = (p: string): boolean => fs.existsSync(path.join(target, p));
+  for (const p of [
+    'usr/lib/nlbridge/dist/daemon/main.js',
+    'usr/lib/nlbridge/build/Release/nlbridge_netlink.node',
+    'usr/lib/nlbridge/openapi.yaml',
+    'usr/lib/nlbridge/package.json',
+    'usr/lib/nlbridge/node_modules/fastify/package.json',
+    `lib/modules/${KVER}/extra/dummy_netlink.ko`,
+    `lib/modules/${KVER}/modules.dep`,
+    'usr/bin/rr_nlk',
+    'usr/bin/ww_nlk',
+    'lib/systemd/system/nlbridge.service',
+    'lib/systemd/system/nlbridge.socket',
+    'lib/udev/rules.d/60-nlbridge.rules',
+    'usr/lib/modules-load.d/dummy_netlink.conf',
+    'etc/modprobe.d/dummy_netlink.conf',
+    'etc/nlbridge/nlbridge.json',
+    'etc/nlbridge/token',
+    'usr/src/dummy_netlink-0.1.0/dkms.conf',
+  ]) {
+    assert.ok(has(p), `${p} missing`);
+  }
+  // Production dependencies only.
+  for (const dev of ['typescript', 'eslint', 'fast-check', 'netlink', '@types']) assert.ok(!has(`usr/lib/nlbridge/node_modules/${dev}`), `dev dependency ${dev} installed`);
+  assert.ok(!has('usr/lib/nlbridge/dist/tests'));
+  const link = fs.readlinkSync(path.join(target, 'etc/systemd/system/multi-user.target.wants/nlbridge.service'));
+  assert.match(link, /\/lib\/systemd\/system\/nlbridge\.service$/);
+  const token = fs.statSync(path.join(target, 'etc/nlbridge/token'));
+  assert.equal(token.mode & 0o777, 0o600);
+  assert.match(fs.readFileSync(path.join(target, 'etc/nlbridge/token'), 'utf8'), /^[0-9a-f]{64}$/);
+  const dep = fs.readFileSync(path.join(target, `lib/modules/${KVER}/modules.dep`), 'utf8');
+  assert.match(dep, /^extra\/dummy_netlink\.ko:/m);
+  const modinfo = execFileSync('modinfo', ['-F', 'vermagic', path.join(target, `lib/modules/${KVER}/extra/dummy_netlink.ko`)], { encoding: 'utf8' });
+  assert.ok(modinfo.startsWith(`${KVER} `), modinfo);
+});
+
+test('a second run keeps the admin\'s config and token and gives the same tree', { timeout: 300_000 }, () => {
+  const conf = path.join(target, 'etc/nlbridge/nlbridge.json');
+  const edited = '{ "port": 9090, "protocol": "dummy" }\n';
+  fs.writeFileSync(conf, edited);
+  const token = fs.readFileSync(path.join(target, 'etc/nlbridge/token'), 'utf8');
+  const before = listing(target);
+  const r = run(['--root', target, '--kernel', KVER]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(fs.readFileSync(conf, 'utf8'), edited);
+  assert.equal(fs.readFileSync(path.join(target, 'etc/nlbridge/token'), 'utf8'), token);
+  assert.deepEqual(listing(target), before);
+});
+
+test('the installed DKMS tree builds with dkms.conf\'s MAKE line', { timeout: 300_000 }, () => {
+  const src = path.join(target, 'usr/src/dummy_netlink-0.1.0');
+  // dkms copies the source to $dkms_tree/NAME/VERSION/build and runs MAKE[0] there.
+  const dkmsTree = fs.mkdtempSync(path.join(os.tmpdir(), 'nlbridge-dkms-'));
+  try {
+    const build = path.join(dkmsTree, 'dummy_netlink', '0.1.0', 'build');
+    fs.mkdirSync(path.dirname(build), { recursive: true });
+    fs.cpSync(src, build, { recursive: true });
+    const kdir = fs.existsSync(`/lib/modules/${KVER}/build/Makefile`) ? `/lib/modules/${KVER}/build` : `/usr/src/linux-headers-${KVER}`;
+    const script = `set -e; kernel_source_dir=${kdir}; dkms_tree=${dkmsTree}; . ./dkms.conf; test "$PACKAGE_VERSION" = 0.1.0; test "$BUILT_MODULE_NAME" = dummy_netlink; eval "\${MAKE[0]}"`;
+    execFileSync('bash', ['-c', script], { cwd: build, stdio: ['ignore', 'ignore', 'pipe'] });
+    assert.ok(fs.existsSync(path.join(build, 'dummy_netlink.ko')));
+  } finally {
+    fs.rmSync(dkmsTree, { recursive: true, force: true });
+  }
+});
+
+test('--uninstall removes everything it installed', { timeout: 120_000 }, () => {
+  const r = run(['--root', target, '--kernel', KVER, '--uninstall']);
+  assert.equal(r.code, 0, r.stderr);
+  const left = listing(target).filter((p) => !p.endsWith('/') && !p.startsWith(`lib/modules/${KVER}/modules.`));
+  assert.deepEqual(left, []);
+  // A second uninstall is harmless.
+  assert.equal(run(['--root', target, '--kernel', KVER, '--uninstall']).code, 0);
+});
+
+test('errors are plain and non-zero', { timeout: 60_000 }, () => {
+  const bad = run(['--root', target, '--kernel', '0.0.0-nonexistent']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /no kernel headers for 0\.0\.0-nonexistent/);
+  const noRoot = run(['--root', path.join(target, 'missing')]);
+  assert.notEqual(noRoot.code, 0);
+  assert.match(noRoot.stderr, /is not a directory/);
+  const unknown = run(['--frobnicate']);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /unknown argument '--frobnicate'/);
+});
