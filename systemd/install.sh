@@ -21,7 +21,7 @@
 # --kernel  the kernel to build the module for (default: uname -r); its
 #           headers must be in /lib/modules/VER/build or
 #           /usr/src/linux-headers-VER.
-# --rebuild run `npm run build` even when dist/ and the addon exist.
+# --rebuild rebuild the addon and dist/ even when they look up to date.
 # --uninstall removes everything above, /etc files included.
 set -euo pipefail
 
@@ -129,9 +129,18 @@ cd "$SRC"
 if [[ ! -d node_modules ]]; then
 	say "npm ci (dependencies, addon, TypeScript)"
 	npm ci --no-audit --no-fund >&2
-elif ((REBUILD)) || [[ ! -f build/Release/nlbridge_netlink.node || ! -f dist/daemon/main.js ]]; then
-	say "npm run build (addon, TypeScript)"
-	npm run build >&2
+else
+	# Rebuild what is missing or older than its sources.
+	addon=build/Release/nlbridge_netlink.node
+	if ((REBUILD)) || [[ ! -f $addon ]] || [[ -n $(find binding.gyp addon/src -newer "$addon" -print -quit) ]]; then
+		say "node-gyp rebuild (addon)"
+		npx --no-install node-gyp rebuild >&2
+	fi
+	if ((REBUILD)) || [[ ! -f dist/daemon/main.js ]] ||
+		[[ -n $(find addon daemon tsconfig.json -name '*.ts' -newer dist/daemon/main.js -print -quit) ]]; then
+		say "tsc (daemon)"
+		npx --no-install tsc -p tsconfig.json >&2
+	fi
 fi
 [[ -f build/Release/nlbridge_netlink.node ]] || die "the addon was not built (build/Release/nlbridge_netlink.node)"
 [[ -f dist/daemon/main.js ]] || die "the daemon was not compiled (dist/daemon/main.js)"
