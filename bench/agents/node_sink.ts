@@ -7,7 +7,8 @@
 // argv[2]: {"impl":"addon"|"npm-netlink","group":N,"expect":N,"maxSeconds":S,"idleMs":MS,"rcvbuf":BYTES}
 
 import * as path from 'node:path';
-import { countBenchMessages, procNetlinkDrops } from '../lib/nlmsg';
+import { countBenchMessages, parsePayload, procNetlinkDrops } from '../lib/nlmsg';
+import { summarizeNs } from '../lib/stats';
 import type { Datagram, NetlinkSocketOptions, OverrunEvent } from '../../addon/types';
 
 interface Config {
@@ -18,6 +19,8 @@ interface Config {
   maxSeconds: number;
   idleMs: number;
   rcvbuf: number;
+  /** Record each message's send→receive latency (paced runs). */
+  latency?: boolean;
 }
 
 const cfg = JSON.parse(process.argv[2]) as Config;
@@ -34,6 +37,18 @@ let close: () => void = () => undefined;
 
 function out(obj: object): void {
   process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+const latNs: number[] = [];
+
+/** Bench messages in one datagram; with cfg.latency, their latencies too. */
+function take(buf: Buffer): number {
+  if (!cfg.latency) return countBenchMessages(buf);
+  const now = process.hrtime.bigint();
+  const p = buf.length >= 16 ? parsePayload(buf.subarray(16)) : null;
+  if (!p || p.probe) return 0;
+  latNs.push(Number(now - p.sendNs));
+  return 1;
 }
 
 function counted(n: number): void {
@@ -62,6 +77,7 @@ function snapshot(withDrops: boolean) {
     // CPU the receiving process spent per message (user + system): its cost
     // independent of how fast the sender went.
     cpuNsPerMsg: received > 0 ? ((cpu.user + cpu.system) * 1000) / received : null,
+    latency: cfg.latency && withDrops ? summarizeNs(latNs) : undefined,
   };
 }
 
@@ -91,7 +107,7 @@ function openAddon(): void {
   });
   sock.on('datagrams', (batch) => {
     let n = 0;
-    for (const d of batch) n += countBenchMessages(d.data);
+    for (const d of batch) n += take(d.data);
     counted(n);
   });
   sock.join(cfg.group);
@@ -103,7 +119,7 @@ function openNpmNetlink(): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { RawNetlinkSocket } = require('netlink') as typeof import('netlink');
   const sock = new RawNetlinkSocket(protocol, { recvBufferSize: cfg.rcvbuf, sendBufferSize: 1 << 20 });
-  sock.on('message', (msg: Buffer) => counted(countBenchMessages(msg)));
+  sock.on('message', (msg: Buffer) => counted(take(msg)));
   sock.on('error', (err: { code?: string }) => {
     if (err.code === 'ENOBUFS') overruns++;
     else errors++;

@@ -28,7 +28,7 @@ export function figureDefs(fanoutCounts: number[]): FigureDef[] {
     { id: 'socket_flood', label: 'netlink → 1 socket, flood', unit: 'msg/s', systems: ['c', 'addon', 'npm-netlink'] },
     { id: 'ws_one_frame', label: 'netlink → 1 WS client, flood', unit: 'msg/s', systems: ['nlbridge', 'nlbridge-batch', 'nlbridge-binary', 'websocketd'] },
     ...fan.map((k): FigureDef => ({ id: `fanout_${k}`, label: `fan-out to ${k} clients`, unit: 'deliveries/s', systems: ['c', 'nlbridge', 'websocketd'] })),
-    { id: 'latency_1k', label: 'latency p50 at 1,000 msg/s', unit: 'µs', systems: ['c', 'nlbridge', 'websocketd'] },
+    { id: 'latency_1k', label: 'latency p50 at 1,000 msg/s', unit: 'µs', systems: ['c', 'addon', 'npm-netlink', 'nlbridge', 'websocketd'] },
     { id: 'latency_half', label: 'latency p50 at half saturation', unit: 'µs', systems: ['c', 'nlbridge', 'websocketd'] },
     { id: 'http_send', label: 'POST /send', unit: 'req/s', systems: ['nlbridge', 'bare-fastify'] },
     { id: 'ws_ingress', label: 'WS frames → netlink sends', unit: 'sends/s', systems: ['nlbridge', 'c'] },

@@ -127,18 +127,21 @@ async function latencyRun(p: Profile, rate: number, count: number): Promise<Meas
  * One Node receiver (addon or npm `netlink`) under the flood, in its own
  * process. An abort is a result: survived=false with what it counted until then.
  */
-async function nodeReceiver(p: Profile, impl: 'addon' | 'npm-netlink'): Promise<Measurement> {
+async function nodeReceiver(p: Profile, impl: 'addon' | 'npm-netlink', paced?: { rate: number; count: number }): Promise<Measurement> {
+  const count = paced?.count ?? p.floodCount;
+  const seconds = paced ? paced.count / paced.rate + 2 : p.floodSeconds;
   const agent = startAgent('node_sink', {
     impl,
     group: p.group,
-    expect: p.floodCount,
-    maxSeconds: p.floodSeconds + 5,
-    idleMs: 500,
+    expect: count,
+    maxSeconds: seconds + 5,
+    idleMs: paced ? 1500 : 500,
     rcvbuf: p.rcvbuf,
+    latency: paced !== undefined,
   });
   try {
     await agent.waitForKey('ready', 10_000);
-    const sent = await flood({ group: p.group, count: p.floodCount, seconds: p.floodSeconds });
+    const sent = await flood({ group: p.group, count, seconds, rate: paced?.rate });
     let result: JsonObject | undefined;
     try {
       result = (await agent.waitForKey('result', (p.floodSeconds + 8) * 1000)).result as JsonObject;
@@ -148,6 +151,11 @@ async function nodeReceiver(p: Profile, impl: 'addon' | 'npm-netlink'): Promise<
     const exit = await agent.stop(2000);
     const survived = result !== undefined && exit.code === 0 && exit.signal === null;
     const last = result ?? ((agent.last('progress')?.progress as JsonObject | undefined) ?? {});
+    const lat = last.latency as { p50_us: number; p99_us: number; max_us: number; n: number } | undefined;
+    if (paced) {
+      if (!lat || lat.n === 0) throw new Error(`${impl}: no latency samples (exit ${exit.code ?? exit.signal})`);
+      return { value: lat.p50_us, p50_us: lat.p50_us, p99_us: lat.p99_us, max_us: lat.max_us, samples: lat.n, rate: paced.rate, lost: num(sent.sent) - num(last.received ?? 0), survived };
+    }
     return {
       value: num(last.rate),
       received: last.received ?? 0,
@@ -168,4 +176,8 @@ async function nodeReceiver(p: Profile, impl: 'addon' | 'npm-netlink'): Promise<
 export async function runNodeReceivers(p: Profile, figures: Figures): Promise<void> {
   await measure(figures, 'socket_flood', 'addon', () => bestOf(p.repeats, () => nodeReceiver(p, 'addon'), higherValue));
   await measure(figures, 'socket_flood', 'npm-netlink', () => bestOf(p.repeats, () => nodeReceiver(p, 'npm-netlink'), higherValue));
+  // Socket-level latency at 1,000 msg/s: what the addon adds before any bridge work.
+  for (const impl of ['addon', 'npm-netlink'] as const) {
+    await measure(figures, 'latency_1k', impl, () => bestOf(p.repeats, () => nodeReceiver(p, impl, { rate: 1000, count: p.latencyCount }), lowerP99));
+  }
 }

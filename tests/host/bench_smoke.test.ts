@@ -23,7 +23,7 @@ const EXPECTED: Record<string, string[]> = {
   ws_one_frame: ['nlbridge', 'nlbridge-batch', 'nlbridge-binary', 'websocketd'],
   fanout_3: ['c', 'nlbridge', 'websocketd'],
   fanout_6: ['c', 'nlbridge'],
-  latency_1k: ['c', 'nlbridge', 'websocketd'],
+  latency_1k: ['c', 'addon', 'npm-netlink', 'nlbridge', 'websocketd'],
   latency_half: ['c', 'nlbridge', 'websocketd'],
   http_send: ['nlbridge', 'bare-fastify'],
   ws_ingress: ['nlbridge', 'c'],
