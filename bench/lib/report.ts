@@ -206,62 +206,50 @@ function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-/** Horizontal bars on a log scale: throughput figures of the three systems (and npm netlink). */
+/**
+ * Horizontal bars, one group per throughput figure, each group on its own
+ * linear scale (its largest bar is full width): the three systems (and npm
+ * netlink) side by side, with the values written out.
+ */
 export function svgChart(figures: Figures, defs: FigureDef[], title: string): string {
   const groups = defs.filter((d) => d.unit === 'msg/s' || d.unit === 'deliveries/s');
-  const rows: { label: string; system: string; value: number; group: string }[] = [];
-  for (const d of groups) {
-    for (const s of d.systems) {
-      const m = figures[d.id]?.[s];
-      if (!m) continue;
-      rows.push({ label: d.label, system: s, value: m.value ?? NaN, group: d.id });
-    }
-  }
   const W = 900;
-  const left = 380;
+  const left = 260;
+  const barArea = W - left - 110;
   const barH = 18;
   const gap = 4;
   const groupGap = 16;
   const top = 50;
-  const minExp = 3; // 1k
-  const maxExp = 7; // 10M
-  const scale = (v: number) => ((Math.log10(Math.max(v, 10 ** minExp)) - minExp) / (maxExp - minExp)) * (W - left - 110);
   let y = top;
   const parts: string[] = [];
-  let lastGroup = '';
-  for (const r of rows) {
-    if (r.group !== lastGroup) {
-      if (lastGroup) y += groupGap;
-      parts.push(`<text x="10" y="${y + 13}" font-weight="bold">${esc(r.label)}</text>`);
-      y += barH + gap;
-      lastGroup = r.group;
-    }
-    const name = SYSTEM_NAMES[r.system] ?? r.system;
-    parts.push(`<text x="24" y="${y + 13}">${esc(name)}</text>`);
-    if (Number.isFinite(r.value)) {
-      const w = Math.max(1, scale(r.value));
-      parts.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${COLORS[r.system] ?? '#888'}"/>`);
-      parts.push(`<text x="${(left + w + 6).toFixed(1)}" y="${y + 13}">${esc(fmtNum(r.value))}</text>`);
-    } else {
-      parts.push(`<text x="${left + 4}" y="${y + 13}" fill="#888">n/a</text>`);
-    }
+  for (const d of groups) {
+    const rows = d.systems.map((s) => ({ system: s, m: figures[d.id]?.[s] })).filter((r) => r.m !== undefined);
+    if (rows.length === 0) continue;
+    const max = Math.max(1, ...rows.map((r) => r.m!.value ?? 0));
+    parts.push(`<text x="10" y="${y + 13}" font-weight="bold">${esc(d.label)} (${esc(d.unit)})</text>`);
     y += barH + gap;
+    for (const r of rows) {
+      const name = SYSTEM_NAMES[r.system] ?? r.system;
+      parts.push(`<text x="24" y="${y + 13}">${esc(name)}</text>`);
+      const v = r.m!.value;
+      if (v !== null && Number.isFinite(v)) {
+        const w = Math.max(1, (v / max) * barArea);
+        parts.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${COLORS[r.system] ?? '#888'}"/>`);
+        parts.push(`<text x="${(left + w + 6).toFixed(1)}" y="${y + 13}">${esc(fmtNum(v))}</text>`);
+      } else {
+        parts.push(`<text x="${left + 4}" y="${y + 13}" fill="#888">n/a</text>`);
+      }
+      y += barH + gap;
+    }
+    y += groupGap;
   }
-  const axisY = y + 6;
-  for (let e = minExp; e <= maxExp; e++) {
-    const x = left + scale(10 ** e);
-    parts.push(`<line x1="${x.toFixed(1)}" y1="${top - 6}" x2="${x.toFixed(1)}" y2="${axisY}" stroke="#ddd"/>`);
-    parts.push(`<text x="${x.toFixed(1)}" y="${axisY + 16}" text-anchor="middle" fill="#555">${['1k', '10k', '100k', '1M', '10M'][e - minExp]}</text>`);
-  }
-  const H = axisY + 40;
+  const H = y + 30;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="10" y="24" font-size="15" font-weight="bold">${esc(title)}</text>`,
-    // grid first so bars draw over it
-    ...parts.filter((p) => p.startsWith('<line')),
-    ...parts.filter((p) => !p.startsWith('<line')),
-    `<text x="${left}" y="${H - 8}" fill="#555">messages (or deliveries) per second, log scale; higher is better</text>`,
+    ...parts,
+    `<text x="10" y="${H - 10}" fill="#555">Higher is better. Each group is scaled to its own largest bar.</text>`,
     '</svg>',
     '',
   ].join('\n');
