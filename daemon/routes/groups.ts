@@ -37,6 +37,9 @@ export interface StreamOptions {
 /** How often a client over its backlog is looked at (drain → 'dropped' notice; stall → 1013). */
 const DRAIN_CHECK_MS = 25;
 
+/** A client that answers no ping for this long is cut (half-open TCP would hold its subscription forever). */
+export const PING_INTERVAL_MS = 30000;
+
 /** Most frames held corked before they go out in one writev (see Stream.deliver). */
 const CORK_FRAMES = 64;
 
@@ -256,6 +259,24 @@ export class Stream implements Subscriber {
     this.event('error', { ...idField, problem: new Problem('INTERNAL', 'internal error').body() });
   }
 
+  private alive = true;
+
+  /** Called every PING_INTERVAL_MS: cuts a client that did not answer the previous ping. */
+  ping(): void {
+    if (this.closed) return;
+    if (!this.alive) {
+      this.log.info('WebSocket client did not answer a ping; cutting it');
+      this.ws.terminate();
+      return;
+    }
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  pong(): void {
+    this.alive = true;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -282,6 +303,12 @@ export function streamGroups(request: FastifyRequest): number[] {
 }
 
 export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, metrics: Metrics, streams: Set<Stream>): void {
+  const pinger = setInterval(() => {
+    for (const s of streams) s.ping();
+  }, PING_INTERVAL_MS);
+  pinger.unref();
+  app.addHook('onClose', async () => clearInterval(pinger));
+
   const upgradeRequired = async (): Promise<never> => {
     throw new Problem('UPGRADE_REQUIRED', 'this is a WebSocket endpoint: connect with a WebSocket client (e.g. websocat ws://127.0.0.1:8080/groups/10)');
   };
@@ -321,6 +348,7 @@ export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
     log.info({ unicast: opts.unicast, portId: stream.endpoint?.portId, format: opts.format }, 'WebSocket client subscribed');
     stream.hello();
     socket.on('message', (data, isBinary) => void stream.onClientMessage(data, isBinary));
+    socket.on('pong', () => stream.pong());
     socket.on('close', (code) => {
       stream.close();
       streams.delete(stream);

@@ -1,0 +1,113 @@
+// The per-client policy of a WebSocket stream, over a fake socket whose
+// backlog the test sets: drop above the limit, tell the count on drain,
+// close 1013 when stalled, cut a client that stops answering pings.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Metrics } from '../../daemon/metrics';
+import { Stream, type StreamOptions } from '../../daemon/routes/groups';
+import type { Bus } from '../../daemon/bus';
+import type { RxMessage } from '../../daemon/frames';
+
+class FakeWs {
+  readonly OPEN = 1;
+  readyState = 1;
+  bufferedAmount = 0;
+  sent: (string | Buffer)[] = [];
+  closedWith: [number, string] | null = null;
+  terminated = false;
+  pings = 0;
+  send(d: string | Buffer): void {
+    this.sent.push(d);
+  }
+  close(code: number, reason: string): void {
+    this.closedWith = [code, reason];
+  }
+  terminate(): void {
+    this.terminated = true;
+  }
+  ping(): void {
+    this.pings++;
+  }
+}
+
+const fakeBus = { protocol: { name: 'usersock', number: 2 }, tx: { portId: 7 }, unsubscribe: () => undefined } as unknown as Bus;
+const silentLog = { info: () => undefined, warn: () => undefined, debug: () => undefined, error: () => undefined } as never;
+
+function make(opts: Partial<StreamOptions> = {}): { ws: FakeWs; stream: Stream; metrics: Metrics } {
+  const ws = new FakeWs();
+  const metrics = new Metrics();
+  const stream = new Stream(ws as never, { groups: [2], format: 'json', batch: false, unicast: false, bufferBytes: 1000, stallMs: 100, maxPayload: 65536, ...opts }, fakeBus, metrics, silentLog);
+  return { ws, stream, metrics };
+}
+
+function msg(seq: number): RxMessage {
+  return { group: 2, portId: 9, header: { length: 17, type: 16, flags: 0, seq, pid: 0 }, payload: Buffer.from('x'), bytes: Buffer.alloc(17), truncated: false, receivedAt: 0, fromBridge: false };
+}
+
+const frames = (ws: FakeWs): Record<string, unknown>[] => ws.sent.map((s) => JSON.parse(String(s)) as Record<string, unknown>);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+test('over the backlog frames are dropped (using up their n); on drain one dropped event tells the count', async () => {
+  const { ws, stream, metrics } = make({ stallMs: 60000 });
+  stream.deliver(msg(1));
+  ws.bufferedAmount = 5000;
+  stream.deliver(msg(2));
+  stream.deliver(msg(3));
+  assert.equal(ws.sent.length, 1);
+  assert.equal(metrics.wsDropped.total(), 2);
+  ws.bufferedAmount = 0;
+  await sleep(80);
+  const f = frames(ws);
+  assert.deepEqual(f[1], { type: 'dropped', n: 4, count: 2 });
+  stream.deliver(msg(4));
+  assert.equal(frames(ws)[2].n, 5);
+  stream.close();
+});
+
+test('a client over its backlog longer than stallMs is closed with 1013', async () => {
+  const { ws, stream, metrics } = make({ stallMs: 50 });
+  ws.bufferedAmount = 5000;
+  stream.deliver(msg(1));
+  await sleep(150);
+  assert.deepEqual(ws.closedWith, [1013, 'too slow: backlog over limit']);
+  assert.equal(metrics.wsClosedSlow.total(), 1);
+  stream.close();
+});
+
+test('events are not dropped and batch mode packs lines', () => {
+  const { ws, stream } = make({ batch: true });
+  stream.deliver(msg(1));
+  stream.deliver(msg(2));
+  stream.overrun(5);
+  stream.flush();
+  assert.equal(ws.sent.length, 1);
+  const lines = String(ws.sent[0]).split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(
+    lines.map((l) => [l.type, l.n]),
+    [
+      ['message', 1],
+      ['message', 2],
+      ['overrun', 3],
+    ],
+  );
+  const slow = make();
+  slow.ws.bufferedAmount = 1e9;
+  slow.stream.overrun(3);
+  assert.equal(frames(slow.ws)[0].type, 'overrun', 'an overrun is told even to a client over its backlog');
+  stream.close();
+  slow.stream.close();
+});
+
+test('a client that does not answer a ping is cut at the next one', () => {
+  const { ws, stream } = make();
+  stream.ping();
+  assert.equal(ws.pings, 1);
+  stream.pong();
+  stream.ping();
+  assert.equal(ws.pings, 2);
+  assert.equal(ws.terminated, false);
+  stream.ping();
+  assert.equal(ws.terminated, true);
+  stream.close();
+});
