@@ -53,7 +53,7 @@ function onMessage(i: number, data: WebSocket.RawData, isBinary: boolean): void 
   const now = process.hrtime.bigint();
   frames++;
   scratch.length = 0;
-  const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+  const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
   if (isBinary) decoder.fromBinary(buf, scratch);
   else decoder.fromText(buf.toString('utf8'), scratch);
   let n = 0;
