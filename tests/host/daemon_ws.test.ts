@@ -230,6 +230,20 @@ describe('WebSocket /groups', () => {
     }
   });
 
+  test('a client frame over --ws-max-payload closes the stream with 1009; nothing is sent', async () => {
+    const rr = new RrNlk(['-g', String(bit(9))]);
+    const { client } = await connect(d, '/groups?list=9');
+    try {
+      await rr.portId;
+      client.send(`${TAG}-big-`.padEnd(64 * 1024 + 1, 'x'));
+      assert.equal(await client.closed, 1009);
+      await sleep(200);
+      assert.equal(rr.with(`${TAG}-big-`).length, 0);
+    } finally {
+      rr.kill();
+    }
+  });
+
   test('non-UTF-8 payloads arrive as base64', async () => {
     const { client } = await connect(d, '/groups?list=8');
     const sender = NetlinkSocket.open({ protocol: USERSOCK });
