@@ -636,7 +636,7 @@ export class Bus {
       }
       return;
     }
-    const { served, repeat } = this.dedupe.served(copyKey(m.portId, m.header.pid, m.header.seq, m.header.type), now);
+    const { served, repeat } = this.dedupe.served(copyKey(m.portId, m.header.pid, m.header.seq, m.header.type), now, m.group);
     let fresh = 0;
     for (const s of subs) {
       if (served.has(s)) continue;

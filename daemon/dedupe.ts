@@ -12,6 +12,8 @@ export function copyKey(senderPortId: number, nlmsgPid: number, seq: number, typ
 interface Entry<T> {
   at: number;
   served: Set<T>;
+  /** Groups this key arrived on: a copy comes on another group, never on the same one. */
+  groups: Set<number>;
 }
 
 export class DedupeWindow<T> {
@@ -31,11 +33,16 @@ export class DedupeWindow<T> {
    * by the caller. A key older than the window starts over: senders reuse
    * sequence numbers (each ww_nlk run starts at 1).
    */
-  served(key: string, now: number): { served: Set<T>; repeat: boolean } {
+  served(key: string, now: number, group?: number): { served: Set<T>; repeat: boolean } {
     this.expire(now);
     const e = this.entries.get(key);
-    if (e !== undefined && now - e.at <= this.windowMs) return { served: e.served, repeat: true };
-    const fresh: Entry<T> = { at: now, served: new Set<T>() };
+    // The same key again on a group it already came on is a new message from
+    // a sender that does not vary its seq (many leave it at 0), not a copy.
+    if (e !== undefined && now - e.at <= this.windowMs && (group === undefined || !e.groups.has(group))) {
+      if (group !== undefined) e.groups.add(group);
+      return { served: e.served, repeat: true };
+    }
+    const fresh: Entry<T> = { at: now, served: new Set<T>(), groups: new Set(group === undefined ? [] : [group]) };
     this.entries.delete(key);
     this.entries.set(key, fresh);
     if (this.entries.size > this.maxEntries) {

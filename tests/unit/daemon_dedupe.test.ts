@@ -47,3 +47,14 @@ test('forget removes a consumer from every entry', () => {
   assert.ok(!w.served('a', 1).served.has('x'));
   assert.ok(!w.served('b', 1).served.has('x'));
 });
+
+test('the same key again on the same group is a new message, not a copy (senders that keep seq at 0)', () => {
+  const w = new DedupeWindow<string>(1000);
+  w.served('k', 0, 2).served.add('a');
+  const copy = w.served('k', 1, 4);
+  assert.equal(copy.repeat, true, 'a copy arrives on another group');
+  assert.ok(copy.served.has('a'));
+  const next = w.served('k', 2, 2);
+  assert.equal(next.repeat, false, 'a second message on group 2 with the same seq');
+  assert.equal(next.served.size, 0);
+});
