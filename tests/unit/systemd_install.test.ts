@@ -87,6 +87,8 @@ test('install.sh --root installs the daemon, module, tools, units, config and en
   assert.ok(!has('usr/lib/nlbridge/dist/tests'));
   const link = fs.readlinkSync(path.join(target, 'etc/systemd/system/multi-user.target.wants/nlbridge.service'));
   assert.match(link, /\/lib\/systemd\/system\/nlbridge\.service$/);
+  // Started again whenever the module is loaded (60-nlbridge.rules makes it a device unit).
+  assert.equal(fs.readlinkSync(path.join(target, 'etc/systemd/system/sys-module-dummy_netlink.device.wants/nlbridge.service')), link);
   const token = fs.statSync(path.join(target, 'etc/nlbridge/token'));
   assert.equal(token.mode & 0o777, 0o600);
   assert.match(fs.readFileSync(path.join(target, 'etc/nlbridge/token'), 'utf8'), /^[0-9a-f]{64}$/);

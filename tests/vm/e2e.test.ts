@@ -37,17 +37,24 @@ const timings: Record<string, number> = {};
 const t0 = Date.now();
 
 /** A test that counts toward the summary line. */
-function vmTest(name: string, fn: (vm: Vm) => Promise<void>, timeoutMs = 120_000): void {
+function countedTest(name: string, fn: () => Promise<void>, timeoutMs = 120_000): void {
   test(name, { timeout: timeoutMs }, async () => {
     try {
-      assert.ok(vm, 'the VM did not boot');
-      await fn(vm);
+      await fn();
       passed++;
     } catch (err) {
       failed++;
       throw err;
     }
   });
+}
+
+/** A counted test on the booted VM. */
+function vmTest(name: string, fn: (vm: Vm) => Promise<void>, timeoutMs = 120_000): void {
+  countedTest(name, async () => {
+    assert.ok(vm, 'the VM did not boot');
+    await fn(vm);
+  }, timeoutMs);
 }
 
 function hostCurl(args: string[]): Promise<{ code: number; stdout: string }> {
@@ -89,7 +96,7 @@ after(async () => {
   if (!vm) process.stderr.write(readConsole({ consoleLog: path.join(ROOT, '.cache/vm/e2e/console.log') } as Vm).slice(-4000));
 });
 
-test('systemd/README.md gives exactly the commands this test runs', () => {
+countedTest('systemd/README.md gives exactly the commands this test runs', async () => {
   const readme = fs.readFileSync(path.join(ROOT, 'systemd', 'README.md'), 'utf8');
   for (const cmd of Object.values(README_COMMANDS).flat()) assert.ok(readme.includes(cmd), `README lacks: ${cmd}`);
   const image = fs.readFileSync(path.join(ROOT, 'tests', 'vm', 'e2e', 'image.sh'), 'utf8');
@@ -272,6 +279,8 @@ vmTest('SIGTERM under load: in-flight POST /send requests are answered, exit sta
   assert.equal(lines.length, 40, out);
   for (const l of lines) assert.match(l, /^rc=(0 [1-5]\d\d|7 000)$/, `a request was dropped: ${l}`);
   assert.ok(lines.some((l) => l.startsWith('rc=0 200')), 'no request was served before the stop');
+  timings.sigtermRequests = lines.length;
+  timings.sigtermAnswered = lines.filter((l) => l.startsWith('rc=0 ')).length;
   const p = await v.unitProps('nlbridge.service', ['Result', 'ExecMainStatus', 'ActiveState']);
   assert.deepEqual([p.ActiveState, p.Result, p.ExecMainStatus], ['inactive', 'success', '0']);
   await v.ok('systemctl start nlbridge', 90_000);
@@ -341,4 +350,13 @@ vmTest('module absent at start: the daemon says so, no restart storm, comes up o
   assert.equal(s.protocol.name, 'dummy');
   assert.equal(s.module.b_grp, 2);
   await reconnectAndTick(v);
+}, 180_000);
+
+vmTest('a disabled nlbridge.service is not started by loading the module', async (v) => {
+  await v.ok('systemctl disable --now nlbridge && modprobe -r dummy_netlink && modprobe dummy_netlink', 90_000);
+  await sleep(3000);
+  const p = await v.unitProps('nlbridge.service', ['ActiveState', 'UnitFileState']);
+  assert.deepEqual([p.ActiveState, p.UnitFileState], ['inactive', 'disabled']);
+  await v.ok('systemctl enable --now nlbridge', 90_000);
+  await v.waitActive('nlbridge.service', 60_000);
 }, 180_000);
