@@ -133,6 +133,8 @@ function ratioTarget(id: string, label: string, a: number, b: number, goal: numb
 export function targets(figures: Figures, largestFanout: number, fanoutGoal: number): Target[] {
   const t: Target[] = [];
   t.push(ratioTarget('addon_vs_npm', 'addon ÷ npm netlink, socket flood', val(figures, 'socket_flood', 'addon'), val(figures, 'socket_flood', 'npm-netlink'), 3));
+  // The same target, independent of how fast the sender went: what one message costs each receiver.
+  t.push(ratioTarget('addon_vs_npm_cpu', 'same, as receiver capacity: npm netlink CPU/msg ÷ addon CPU/msg', val(figures, 'socket_flood', 'npm-netlink', 'cpuNsPerMsg'), val(figures, 'socket_flood', 'addon', 'cpuNsPerMsg'), 3));
   t.push(ratioTarget('addon_vs_c', 'addon ÷ C ceiling, socket flood', val(figures, 'socket_flood', 'addon'), val(figures, 'socket_flood', 'c'), 0.7));
   const survived = figures.socket_flood?.addon?.survived;
   t.push({ id: 'addon_survives', label: 'addon survives the flood', measured: survived === true ? 1 : 0, shown: survived === true ? 'yes' : 'no', goal: 'yes', met: survived === undefined ? null : survived === true });
