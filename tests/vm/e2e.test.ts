@@ -265,7 +265,15 @@ vmTest('systemctl restart: clients are closed with 1001, reconnect, ticks flow',
   assert.equal(p.ActiveState, 'active');
 });
 
-vmTest('SIGTERM under load: in-flight POST /send requests are answered, exit status 0', async (v) => {
+vmTest('systemd-analyze verify finds nothing wrong with the installed units', async (v) => {
+  const r = await v.sh('systemd-analyze verify nlbridge.service nlbridge.socket', 60_000);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr.trim(), '');
+});
+
+vmTest('SIGTERM under load: in-flight POST /send requests are answered, clients closed with 1001, exit status 0', async (v) => {
+  const ws = await v.ws(`/groups/${1 << (TICK_GROUP - 1)}`);
+  await ws.waitFor((f) => f.type === 'hello', 10_000, 'hello');
   // 40 POSTs from in-guest curl, then stop: each curl gets an answer or a
   // refused connection, never a dropped one (curl 52 empty reply, 56 reset).
   const script = [
@@ -281,6 +289,7 @@ vmTest('SIGTERM under load: in-flight POST /send requests are answered, exit sta
   assert.ok(lines.some((l) => l.startsWith('rc=0 200')), 'no request was served before the stop');
   timings.sigtermRequests = lines.length;
   timings.sigtermAnswered = lines.filter((l) => l.startsWith('rc=0 ')).length;
+  assert.equal(await Promise.race([ws.closed, sleep(10_000).then(() => -1)]), 1001);
   const p = await v.unitProps('nlbridge.service', ['Result', 'ExecMainStatus', 'ActiveState']);
   assert.deepEqual([p.ActiveState, p.Result, p.ExecMainStatus], ['inactive', 'success', '0']);
   await v.ok('systemctl start nlbridge', 90_000);
@@ -308,7 +317,7 @@ vmTest('kill -9 under load: systemd restarts it within 2 s, clients reconnect, n
   assert.ok(ms <= 2000, `restarted after ${ms} ms`);
   // 1006 (connection lost), or 1013 if the flood had already closed it as slow.
   assert.notEqual(await Promise.race([ws.closed, sleep(10_000).then(() => -1)]), -1, 'the client was not disconnected');
-  await v.waitActive('nlbridge.service', 60_000);
+  timings.killReadyMs = ms + (await v.waitActive('nlbridge.service', 60_000));
   await v.killJob('load');
   const pid1 = await mainPid(v);
   assert.notEqual(pid1, pid0);
@@ -351,6 +360,21 @@ vmTest('module absent at start: the daemon says so, no restart storm, comes up o
   assert.equal(s.module.b_grp, 2);
   await reconnectAndTick(v);
 }, 180_000);
+
+vmTest('socket activation: nlbridge.socket starts the daemon on the first connection', async (v) => {
+  await v.ok('systemctl disable --now nlbridge.service && systemctl enable --now nlbridge.socket', 90_000);
+  const p0 = await v.unitProps('nlbridge.service', ['ActiveState']);
+  assert.equal(p0.ActiveState, 'inactive');
+  const status = await v.ok(`${README_COMMANDS.curlStatus.replace('curl -s', 'curl -s --max-time 60')}`, 90_000);
+  assert.equal((JSON.parse(status) as { protocol: { name: string } }).protocol.name, 'dummy');
+  const p1 = await v.unitProps('nlbridge.service', ['ActiveState', 'StatusText']);
+  assert.equal(p1.ActiveState, 'active');
+  const journal = await v.ok('journalctl -u nlbridge -n 20 --no-pager -o cat');
+  assert.match(journal, /LISTEN_FDS/);
+  await v.ok('systemctl disable --now nlbridge.socket nlbridge.service && systemctl enable --now nlbridge.service', 90_000);
+  await v.waitActive('nlbridge.service', 60_000);
+  await reconnectAndTick(v);
+}, 240_000);
 
 vmTest('a disabled nlbridge.service is not started by loading the module', async (v) => {
   await v.ok('systemctl disable --now nlbridge && modprobe -r dummy_netlink && modprobe dummy_netlink', 90_000);

@@ -94,6 +94,10 @@ export class Vm {
     log(`qemu-system-x86_64 ${args.join(' ')}`);
     const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'inherit', 'inherit'] });
     this.qemu = qemu;
+    // Never leave a guest running behind a crashed or interrupted test run.
+    const killOnExit = (): void => void qemu.kill('SIGKILL');
+    process.once('exit', killOnExit);
+    qemu.once('exit', () => process.off('exit', killOnExit));
     this.exited = new Promise((resolve) => qemu.on('exit', (code) => resolve(code)));
     let exitedEarly = false;
     void this.exited.then(() => (exitedEarly = true));
