@@ -32,13 +32,23 @@ class Family {
   }
 }
 
+const NEEDS_ESCAPE = /[\\\n"]/;
+
 function escapeLabel(v: string): string {
+  if (!NEEDS_ESCAPE.test(v)) return v;
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
+// Called for every message received and every request (bench/, issue 6):
+// one numeric label, the common case, needs no sort and no escaping.
 function labelText(labels: Labels): string {
-  const keys = Object.keys(labels).sort();
+  const keys = Object.keys(labels);
   if (keys.length === 0) return '';
+  if (keys.length === 1) {
+    const v = labels[keys[0]];
+    return `{${keys[0]}="${typeof v === 'number' ? v : escapeLabel(v)}"}`;
+  }
+  keys.sort();
   return `{${keys.map((k) => `${k}="${escapeLabel(String(labels[k]))}"`).join(',')}}`;
 }
 
