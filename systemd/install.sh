@@ -11,7 +11,7 @@
 #   /usr/lib/modules-load.d/dummy_netlink.conf
 #   /etc/modprobe.d/dummy_netlink.conf module parameters  (kept if present)
 #   /etc/nlbridge/nlbridge.json        daemon config      (kept if present)
-#   /etc/nlbridge/token                bearer token, 0600 (kept if present)
+#   /etc/credstore/nlbridge.token      bearer token, 0600 (kept if present)
 #
 # and enables nlbridge.service. Running it again gives the same result.
 #
@@ -82,6 +82,7 @@ OWNED=(
 	/usr/lib/modules-load.d/dummy_netlink.conf
 	/etc/modprobe.d/dummy_netlink.conf
 	/etc/nlbridge
+	/etc/credstore/nlbridge.token
 )
 
 systemctl_root() {
@@ -102,7 +103,7 @@ if ((UNINSTALL)); then
 		systemctl_root disable nlbridge.socket nlbridge.service >/dev/null 2>&1 || true
 	fi
 	for p in "${OWNED[@]}"; do rm -rf "${R:?}$p"; done
-	rmdir "$R$MODDIR" 2>/dev/null || true
+	rmdir "$R$MODDIR" "$R/etc/credstore" 2>/dev/null || true
 	run_depmod
 	if ((LIVE)); then
 		systemctl daemon-reload
@@ -204,11 +205,14 @@ keep_or_install() { # SRC DEST MODE
 keep_or_install "$HERE/modprobe.d/dummy_netlink.conf" /etc/modprobe.d/dummy_netlink.conf 0644
 install -d -m 0755 "$R/etc/nlbridge"
 keep_or_install "$HERE/nlbridge.json" /etc/nlbridge/nlbridge.json 0644
-if [[ ! -s $R/etc/nlbridge/token ]]; then
-	(umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$R/etc/nlbridge/token")
-	say "generated /etc/nlbridge/token (0600)"
+# The token, for LoadCredential=token:nlbridge.token (systemd's credential store).
+TOKEN=/etc/credstore/nlbridge.token
+[[ -d $R/etc/credstore ]] || install -d -m 0700 "$R/etc/credstore"
+if [[ ! -s $R$TOKEN ]]; then
+	(umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$R$TOKEN")
+	say "generated $TOKEN (0600)"
 fi
-chmod 0600 "$R/etc/nlbridge/token"
+chmod 0600 "$R$TOKEN"
 
 run_depmod
 [[ -x $R/usr/bin/node ]] || say "warning: $ROOT/usr/bin/node is missing; nlbridge.service runs /usr/bin/node (>= 20)"
@@ -222,5 +226,5 @@ if ((ENABLE)); then
 fi
 say "installed nlbridge $VERSION for kernel $KVER into $ROOT"
 if ((LIVE)); then
-	say "start: modprobe dummy_netlink && systemctl start nlbridge; token: /etc/nlbridge/token"
+	say "start: modprobe dummy_netlink && systemctl start nlbridge; token: $TOKEN"
 fi

@@ -77,7 +77,7 @@ test('install.sh --root installs the daemon, module, tools, units, config and en
     'usr/lib/modules-load.d/dummy_netlink.conf',
     'etc/modprobe.d/dummy_netlink.conf',
     'etc/nlbridge/nlbridge.json',
-    'etc/nlbridge/token',
+    'etc/credstore/nlbridge.token',
     'usr/src/dummy_netlink-0.1.0/dkms.conf',
   ]) {
     assert.ok(has(p), `${p} missing`);
@@ -89,9 +89,10 @@ test('install.sh --root installs the daemon, module, tools, units, config and en
   assert.match(link, /\/lib\/systemd\/system\/nlbridge\.service$/);
   // Started again whenever the module is loaded (60-nlbridge.rules makes it a device unit).
   assert.equal(fs.readlinkSync(path.join(target, 'etc/systemd/system/sys-module-dummy_netlink.device.wants/nlbridge.service')), link);
-  const token = fs.statSync(path.join(target, 'etc/nlbridge/token'));
+  const token = fs.statSync(path.join(target, 'etc/credstore/nlbridge.token'));
   assert.equal(token.mode & 0o777, 0o600);
-  assert.match(fs.readFileSync(path.join(target, 'etc/nlbridge/token'), 'utf8'), /^[0-9a-f]{64}$/);
+  assert.equal(fs.statSync(path.join(target, 'etc/credstore')).mode & 0o777, 0o700);
+  assert.match(fs.readFileSync(path.join(target, 'etc/credstore/nlbridge.token'), 'utf8'), /^[0-9a-f]{64}$/);
   const dep = fs.readFileSync(path.join(target, `lib/modules/${KVER}/modules.dep`), 'utf8');
   assert.match(dep, /^extra\/dummy_netlink\.ko:/m);
   const modinfo = execFileSync('modinfo', ['-F', 'vermagic', path.join(target, `lib/modules/${KVER}/extra/dummy_netlink.ko`)], { encoding: 'utf8' });
@@ -102,12 +103,12 @@ test('a second run keeps the admin\'s config and token and gives the same tree',
   const conf = path.join(target, 'etc/nlbridge/nlbridge.json');
   const edited = '{ "port": 9090, "protocol": "dummy" }\n';
   fs.writeFileSync(conf, edited);
-  const token = fs.readFileSync(path.join(target, 'etc/nlbridge/token'), 'utf8');
+  const token = fs.readFileSync(path.join(target, 'etc/credstore/nlbridge.token'), 'utf8');
   const before = listing(target);
   const r = run(['--root', target, '--kernel', KVER]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(fs.readFileSync(conf, 'utf8'), edited);
-  assert.equal(fs.readFileSync(path.join(target, 'etc/nlbridge/token'), 'utf8'), token);
+  assert.equal(fs.readFileSync(path.join(target, 'etc/credstore/nlbridge.token'), 'utf8'), token);
   assert.deepEqual(listing(target), before);
 });
 

@@ -17,7 +17,7 @@ const README_COMMANDS = {
   install: './systemd/install.sh --root "$ROOT_DIR" --kernel "$KVER"',
   status: 'systemctl status nlbridge',
   params: 'cat /sys/module/dummy_netlink/parameters/r_grps /sys/module/dummy_netlink/parameters/b_grp',
-  curlStatus: 'curl -s -H "Authorization: Bearer $(cat /etc/nlbridge/token)" http://127.0.0.1:8080/status',
+  curlStatus: 'curl -s -H "Authorization: Bearer $(cat /etc/credstore/nlbridge.token)" http://127.0.0.1:8080/status',
   reload: [
     'systemctl stop nlbridge',
     'modprobe -r dummy_netlink',
@@ -25,6 +25,7 @@ const README_COMMANDS = {
     'systemctl start nlbridge',
   ],
   logs: 'journalctl -u nlbridge -b',
+  runtimeToken: 'cat /run/nlbridge/token',
 };
 
 const TICK_GROUP = 2; // b_grp=2 in systemd/modprobe.d/dummy_netlink.conf
@@ -78,7 +79,7 @@ before(async () => {
   timings.imageSeconds = image.seconds;
   vm = new Vm(image.kver, image.img);
   timings.bootSeconds = await vm.boot();
-  vm.token = (await vm.ok('cat /etc/nlbridge/token')).trim();
+  vm.token = (await vm.ok('cat /etc/credstore/nlbridge.token')).trim();
   await vm.waitActive('nlbridge.service', 120_000).catch(() => undefined);
 }, { timeout: 14 * 60_000 });
 
@@ -277,7 +278,7 @@ vmTest('SIGTERM under load: in-flight POST /send requests are answered, clients 
   // 40 POSTs from in-guest curl, then stop: each curl gets an answer or a
   // refused connection, never a dropped one (curl 52 empty reply, 56 reset).
   const script = [
-    'tok=$(cat /etc/nlbridge/token)',
+    'tok=$(cat /etc/credstore/nlbridge.token)',
     'for i in $(seq 40); do curl -s -o /dev/null -w "%{http_code}\\n" -H "Authorization: Bearer $tok" -H "Content-Type: application/json" -d "{\\"groups\\":[3],\\"data\\":\\"load-$i\\"}" http://127.0.0.1:8080/send >/tmp/curl.$i 2>&1; echo "rc=$? $(cat /tmp/curl.$i)" >>/tmp/curl.all & done',
     'sleep 0.3; systemctl stop nlbridge; wait',
     'cat /tmp/curl.all; rm -f /tmp/curl.*',
@@ -374,6 +375,23 @@ vmTest('socket activation: nlbridge.socket starts the daemon on the first connec
   await v.ok('systemctl disable --now nlbridge.socket nlbridge.service && systemctl enable --now nlbridge.service', 90_000);
   await v.waitActive('nlbridge.service', 60_000);
   await reconnectAndTick(v);
+}, 240_000);
+
+vmTest('without /etc/credstore/nlbridge.token the unit still starts, with a token in /run/nlbridge/token', async (v) => {
+  await v.ok('mv /etc/credstore/nlbridge.token /root/nlbridge.token && systemctl restart nlbridge', 90_000);
+  try {
+    await v.waitActive('nlbridge.service', 60_000);
+    const runtime = (await v.ok(README_COMMANDS.runtimeToken)).trim();
+    assert.match(runtime, /^[0-9a-f]{64}$/);
+    assert.notEqual(runtime, v.token);
+    assert.equal((await v.http('GET', '/status')).status, 401, 'the old token still works');
+    assert.equal((await v.http('GET', '/status', undefined, { token: runtime })).status, 200);
+    assert.equal((await v.ok('stat -c %a /run/nlbridge/token')).trim(), '600');
+  } finally {
+    await v.ok('mv /root/nlbridge.token /etc/credstore/nlbridge.token && systemctl restart nlbridge', 90_000);
+  }
+  await v.waitActive('nlbridge.service', 60_000);
+  assert.equal((await v.http('GET', '/status')).status, 200);
 }, 240_000);
 
 vmTest('a disabled nlbridge.service is not started by loading the module', async (v) => {
