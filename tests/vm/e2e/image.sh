@@ -105,7 +105,9 @@ echo nlbridge-e2e >"$STAGE/etc/hostname"
 printf '/dev/vda / ext4 rw,noatime 0 1\n' >"$STAGE/etc/fstab"
 passwd -R "$STAGE" -d root >/dev/null
 install -D -m 0644 "$G/10-eth.network" "$STAGE/etc/systemd/network/10-eth.network"
-install -D -m 0755 "$G/agent.js" "$STAGE/usr/local/lib/nlbridge-test/agent.js"
+AGENT=$ROOT/dist/tests/vm/e2e/guest/agent.js # tsc output of guest/agent.ts
+[[ -f $AGENT ]] || die "$AGENT is missing: run tsc -p tsconfig.json (npm test does)"
+install -D -m 0644 "$AGENT" "$STAGE/usr/local/lib/nlbridge-test/agent.js"
 for u in nlbridge-test-agent.service nlbridge-test-proxy.socket nlbridge-test-proxy.service; do
 	install -m 0644 "$G/$u" "$STAGE/etc/systemd/system/$u"
 done
