@@ -8,6 +8,7 @@
 // .cache/bench/smoke/ unless --out says otherwise).
 
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { CACHE_DIR, ROOT } from './lib/proc';
 import { groupMembers } from './lib/netlink_groups';
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
   const cpuProf = process.argv.includes('--cpu-prof');
 
   const started = new Date();
+  const loadAtStart = os.loadavg()[0];
   const t0 = Date.now();
   const figures: Figures = {};
   buildC();
@@ -49,6 +51,8 @@ async function main(): Promise<void> {
   if (sections.has('websocketd')) await runWebsocketd(p, figures);
   if (sections.has('nlbridge')) await runNlbridge(p, figures, { cpuProfDir: cpuProf ? path.join(CACHE_DIR, 'prof') : undefined, ceiling: saturation });
   const seconds = (Date.now() - t0) / 1000;
+  // Other work on the machine during the run (1-minute load average), to read the figures by.
+  const load = { atStart: loadAtStart, atEnd: os.loadavg()[0] };
 
   const defs = figureDefs([...p.fanoutSockets, ...p.fanoutClients, ...p.websocketdFanoutClients]);
   const largestFanout = Math.max(...p.fanoutClients);
@@ -57,7 +61,7 @@ async function main(): Promise<void> {
   const tgs = targets(figures, largestFanout, fanoutGoal);
   const m = machine();
   const when = started.toISOString().replace(/\.\d+Z$/, 'Z');
-  let table = markdown(figures, defs, tgs, m, when, p.name);
+  let table = markdown(figures, defs, tgs, m, when, p.name, load);
   if (strangers > 0) table = `**Warning: ${strangers} other socket(s) listened on the bench group during this run.**\n\n` + table;
   const result = {
     bench: 'nlbridge issue 6',
@@ -67,6 +71,7 @@ async function main(): Promise<void> {
     machine: m,
     settings: p,
     groupListenersAtStart: strangers,
+    loadAverage: load,
     figures,
     targets: tgs,
   };

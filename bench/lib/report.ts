@@ -205,9 +205,10 @@ export function machine(): Machine {
   };
 }
 
-export function markdown(figures: Figures, defs: FigureDef[], tgs: Target[], m: Machine, when: string, profile: string): string {
+export function markdown(figures: Figures, defs: FigureDef[], tgs: Target[], m: Machine, when: string, profile: string, load?: { atStart: number; atEnd: number }): string {
   const lines: string[] = [];
-  lines.push(`Run ${when} (${profile} profile) on ${m.cpus} × ${m.cpu}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}.`);
+  const loadText = load ? ` Load average ${load.atStart.toFixed(2)} at the start, ${load.atEnd.toFixed(2)} at the end.` : '';
+  lines.push(`Run ${when} (${profile} profile) on ${m.cpus} × ${m.cpu}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}.${loadText}`);
   lines.push('');
   lines.push('| figure | system | value | detail |');
   lines.push('|---|---|---:|---|');
