@@ -13,6 +13,8 @@ export interface Profile {
   /** Socket-level flood: messages, and its time bound. */
   floodCount: number;
   floodSeconds: number;
+  /** C sender processes of the socket-level flood: two, so the flood outruns even the C receiver. */
+  floodSenders: number;
   /** C 1→N: sockets and messages per run. */
   fanoutSockets: number[];
   fanoutCount: number;
@@ -52,6 +54,7 @@ export const FULL: Profile = {
   rcvbuf: 4 << 20,
   floodCount: 1_000_000,
   floodSeconds: 3,
+  floodSenders: 2,
   fanoutSockets: [100, 1000],
   fanoutCount: 20_000,
   latencyCount: 3000,
@@ -81,6 +84,7 @@ export const SMOKE: Profile = {
   rcvbuf: 4 << 20,
   floodCount: 20_000,
   floodSeconds: 1,
+  floodSenders: 2,
   fanoutSockets: [3, 6],
   fanoutCount: 2000,
   latencyCount: 200,

@@ -30,10 +30,22 @@ export interface FloodOptions {
   payload?: number;
   /** Send probes (not counted by receivers). */
   probe?: boolean;
+  /** Sender processes sharing the count (unpaced floods only). */
+  senders?: number;
 }
 
 /** Run the C sender to completion; resolves with its result line. */
 export async function flood(o: FloodOptions): Promise<JsonObject> {
+  const senders = o.senders ?? 1;
+  if (senders > 1) {
+    // Several senders at once, each with its share of the count; one result.
+    const parts = await Promise.all(
+      Array.from({ length: senders }, (_, i) => flood({ ...o, senders: 1, count: Math.floor(o.count / senders) + (i < o.count % senders ? 1 : 0) })),
+    );
+    const sent = parts.reduce((a, r) => a + num(r.sent), 0);
+    const seconds = Math.max(...parts.map((r) => num(r.seconds)));
+    return { sent, seconds, rate: sent / seconds, senders, perSender: parts.map((r) => num(r.rate)) };
+  }
   const args: (string | number)[] = ['-g', o.group, '-n', o.count, '-t', o.seconds, '-p', USERSOCK];
   if (o.rate) args.push('-r', Math.max(1, Math.round(o.rate)));
   if (o.payload) args.push('-s', o.payload);
@@ -67,7 +79,7 @@ async function sinkWithFlood(p: Profile, sinkOpts: Parameters<typeof startSink>[
 /** C ceiling figures; returns the 1→1 saturation rate (for half-saturation runs). */
 export async function runCeiling(p: Profile, figures: Figures): Promise<number> {
   const rx = await measure(figures, 'socket_flood', 'c', () => bestOf(p.repeats, async () => {
-    const { sent, got } = await sinkWithFlood(p, { expect: p.floodCount, seconds: p.floodSeconds + 5 }, { count: p.floodCount, seconds: p.floodSeconds });
+    const { sent, got } = await sinkWithFlood(p, { expect: p.floodCount, seconds: p.floodSeconds + 5 }, { count: p.floodCount, seconds: p.floodSeconds, senders: p.floodSenders });
     return {
       value: num(got.rate),
       received: got.received,
@@ -141,7 +153,7 @@ async function nodeReceiver(p: Profile, impl: 'addon' | 'npm-netlink', paced?: {
   });
   try {
     await agent.waitForKey('ready', 10_000);
-    const sent = await flood({ group: p.group, count, seconds, rate: paced?.rate });
+    const sent = await flood({ group: p.group, count, seconds, rate: paced?.rate, senders: paced ? 1 : p.floodSenders });
     let result: JsonObject | undefined;
     try {
       result = (await agent.waitForKey('result', (p.floodSeconds + 8) * 1000)).result as JsonObject;
