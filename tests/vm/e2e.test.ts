@@ -402,3 +402,25 @@ vmTest('a disabled nlbridge.service is not started by loading the module', async
   await v.ok('systemctl enable --now nlbridge', 90_000);
   await v.waitActive('nlbridge.service', 60_000);
 }, 180_000);
+
+vmTest('watchdog: pings keep the daemon up past WatchdogSec; a frozen one is killed and restarted', async (v) => {
+  const p0 = await v.unitProps('nlbridge.service', ['WatchdogUSec', 'NRestarts', 'MainPID']);
+  assert.equal(p0.WatchdogUSec, '30s');
+  const pid = Number(p0.MainPID);
+  // Alive for longer than WatchdogSec without a restart: the pings arrive.
+  const age = Number((await v.ok(`ps -o etimes= -p ${pid}`)).trim());
+  if (age < 40) await sleep((40 - age) * 1000);
+  const p1 = await v.unitProps('nlbridge.service', ['NRestarts', 'MainPID', 'ActiveState']);
+  assert.deepEqual([p1.MainPID, p1.NRestarts, p1.ActiveState], [String(pid), p0.NRestarts, 'active']);
+  const since = (await v.ok('date +%s')).trim();
+  await v.ok(`kill -STOP ${pid}`);
+  const deadline = Date.now() + 90_000;
+  while (Number((await v.unitProps('nlbridge.service', ['MainPID'])).MainPID) === pid) {
+    assert.ok(Date.now() < deadline, 'a frozen daemon was not killed by the watchdog');
+    await sleep(1000);
+  }
+  const journal = await v.ok(`journalctl -u nlbridge --since @${since} --no-pager -o cat`);
+  assert.match(journal, /[Ww]atchdog timeout/);
+  await v.waitActive('nlbridge.service', 60_000);
+  await reconnectAndTick(v);
+}, 240_000);
