@@ -18,6 +18,7 @@ import type { RxMessage } from './frames';
 import { MASK_GROUPS, groupBit } from './groups';
 import type { Metrics } from './metrics';
 import type { ProtocolInfo } from './protocol';
+import { CursorError, RING_DEFAULTS, Ring, type GapInfo, type RingOptions } from './ring';
 
 export type OpenSocket = (opts: NetlinkSocketOptions) => NetlinkSocket;
 
@@ -33,6 +34,8 @@ export interface MalformedInfo {
 export interface Subscriber {
   readonly groups: readonly number[];
   deliver(m: RxMessage): void;
+  /** The cursor a resume asked for is not covered: what was lost. */
+  gap?(info: GapInfo): void;
   /** End of one receive batch: a chance to pack what was delivered. */
   flush(): void;
   overrun(lost: number): void;
@@ -87,6 +90,10 @@ export interface BusOptions {
   rcvbuf: number;
   ackTimeoutMs: number;
   dedupeWindowMs: number;
+  /** The resume ring's bounds (default RING_DEFAULTS). */
+  ring?: RingOptions;
+  /** How long a group stays joined after its last subscriber left (default 0). */
+  ringLingerMs?: number;
   log: Logger;
   metrics: Metrics;
   openSocket?: OpenSocket;
@@ -214,12 +221,17 @@ export class Bus {
   readonly tx: Endpoint;
   readonly rx: NetlinkSocket;
   readonly rxBufferBytes: number;
+  readonly ring: Ring;
+  private readonly dedupeWindowMs: number;
   private readonly log: Logger;
   private readonly metrics: Metrics;
   private readonly ackTimeoutMs: number;
   private readonly openSocket: OpenSocket;
   private readonly dedupe: DedupeWindow<Subscriber> | null;
+  /** Subscribers per joined group; 0 while the group lingers (see release). */
   private readonly groupRefs = new Map<number, number>();
+  private readonly lingers = new Map<number, NodeJS.Timeout>();
+  private readonly lingerMs: number;
   private readonly byGroup = new Map<number, Set<Subscriber>>();
   private readonly subscribers = new Set<Subscriber>();
   private readonly clientEndpoints = new Set<Endpoint>();
@@ -237,6 +249,10 @@ export class Bus {
     this.metrics = opts.metrics;
     this.ackTimeoutMs = opts.ackTimeoutMs;
     this.openSocket = opts.openSocket ?? ((o) => NetlinkSocket.open(o));
+    this.ring = new Ring(opts.ring ?? RING_DEFAULTS);
+    this.ring.onEvict = (reason) => this.metrics.ringEvicted.inc({ reason });
+    this.dedupeWindowMs = opts.dedupeWindowMs;
+    this.lingerMs = opts.ringLingerMs ?? 0;
     this.dedupe = opts.dedupeWindowMs > 0 ? new DedupeWindow<Subscriber>(opts.dedupeWindowMs) : null;
     // Seqs start at a random point so two daemon runs do not reuse them inside a peer's dedupe window.
     this.seq = Math.floor(Math.random() * 0x7fffffff);
@@ -302,6 +318,37 @@ export class Bus {
     }
   }
 
+  /** Checks a resume cursor (?since, Last-Event-ID); throws Problem 400. */
+  checkCursor(since: string, field: string): void {
+    try {
+      this.ring.since(since, [], Date.now());
+    } catch (err) {
+      if (err instanceof CursorError) throw new Problem('VALIDATION', `${field}: ${err.message}`, { field });
+      throw err;
+    }
+  }
+
+  /**
+   * Hands a just-subscribed consumer what the ring holds of its groups after
+   * `since` (a gap first when the cursor is not covered). Called in the same
+   * tick as subscribe(): no live message can come between, so the seam has no
+   * gap, and the live stream starts after the newest replayed message. The
+   * replayed messages are marked in the dedupe window so a late copy on
+   * another group is not delivered again.
+   */
+  replay(sub: Subscriber, since: string): void {
+    const now = Date.now();
+    const { gap, messages } = this.ring.since(since, sub.groups, now);
+    if (gap) sub.gap?.(gap);
+    for (const m of messages) {
+      if (this.dedupe && now - m.receivedAt <= this.dedupeWindowMs) {
+        this.dedupe.served(copyKey(m.portId, m.header.pid, m.header.seq, m.header.type), now, m.group).served.add(sub);
+      }
+      sub.deliver(m);
+    }
+    sub.flush();
+  }
+
   /** Joins what the subscriber needs (refcounted). Throws Problem. */
   subscribe(sub: Subscriber): void {
     if (this.closed) throw new Problem('SHUTTING_DOWN', 'the bridge is shutting down');
@@ -309,26 +356,26 @@ export class Bus {
     const joinedNow: number[] = [];
     try {
       for (const g of sub.groups) {
-        const refs = this.groupRefs.get(g) ?? 0;
-        if (refs === 0) {
+        const refs = this.groupRefs.get(g);
+        if (refs === undefined) {
           this.rx.join(g);
           joinedNow.push(g);
           this.log.debug({ group: g }, 'joined group');
-        }
-        this.groupRefs.set(g, refs + 1);
+        } else if (refs === 0) this.cancelLinger(g);
+        this.groupRefs.set(g, (refs ?? 0) + 1);
       }
     } catch (err) {
       // Undo the refs taken so far (the failing group took none).
       for (const g of sub.groups) {
+        if (g === (err as { group?: number }).group) break;
         const refs = this.groupRefs.get(g);
         if (refs === undefined) break;
-        if (joinedNow.includes(g) || refs > 0) {
-          if (refs <= 1) {
+        if (refs <= 1) {
+          if (joinedNow.includes(g)) {
             this.groupRefs.delete(g);
-            if (joinedNow.includes(g)) this.tryLeave(g);
-          } else this.groupRefs.set(g, refs - 1);
-        }
-        if (g === (err as { group?: number }).group) break;
+            this.tryLeave(g);
+          } else this.release(g);
+        } else this.groupRefs.set(g, refs - 1);
       }
       const e = err as NetlinkError;
       throw problemForErrno(e.code ?? 'EINVAL', `mask: joining the groups failed: ${e.message}`, 'mask');
@@ -348,12 +395,40 @@ export class Bus {
       set?.delete(sub);
       if (set && set.size === 0) this.byGroup.delete(g);
       const refs = this.groupRefs.get(g) ?? 0;
-      if (refs <= 1) {
-        this.groupRefs.delete(g);
-        this.tryLeave(g);
-      } else this.groupRefs.set(g, refs - 1);
+      if (refs <= 1) this.release(g);
+      else this.groupRefs.set(g, refs - 1);
     }
     this.dedupe?.forget(sub);
+  }
+
+  /**
+   * The last subscriber of `g` left. The group stays joined for the linger
+   * time (--ring-linger-ms) so the ring keeps what arrives while a client
+   * reconnects to resume; then it is left.
+   */
+  private release(g: number): void {
+    if (this.lingerMs <= 0 || this.closed) {
+      this.groupRefs.delete(g);
+      this.tryLeave(g);
+      return;
+    }
+    this.groupRefs.set(g, 0);
+    this.cancelLinger(g);
+    const t = setTimeout(() => {
+      this.lingers.delete(g);
+      if (this.groupRefs.get(g) === 0) {
+        this.groupRefs.delete(g);
+        this.tryLeave(g);
+      }
+    }, this.lingerMs);
+    t.unref();
+    this.lingers.set(g, t);
+  }
+
+  private cancelLinger(g: number): void {
+    const t = this.lingers.get(g);
+    if (t) clearTimeout(t);
+    this.lingers.delete(g);
   }
 
   private tryLeave(g: number): void {
@@ -591,7 +666,7 @@ export class Bus {
       if (d.truncated) this.metrics.truncated.inc();
       const { messages, error } = decodeDatagram(d.data);
       for (const msg of messages) {
-        this.route(
+        const kept = this.ring.append(
           {
             group: d.group,
             portId: d.portId,
@@ -605,6 +680,7 @@ export class Bus {
           },
           now,
         );
+        this.route(kept, now);
       }
       if (error) {
         this.metrics.rejected.inc({ reason: error.code });
@@ -673,6 +749,8 @@ export class Bus {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const t of this.lingers.values()) clearTimeout(t);
+    this.lingers.clear();
     await Promise.allSettled([...this.inflight]);
     for (const ep of this.clientEndpoints) ep.close();
     this.clientEndpoints.clear();

@@ -29,6 +29,10 @@ export interface Config {
   rcvbuf: number;
   ackTimeoutMs: number;
   dedupeWindowMs: number;
+  ringMessages: number;
+  ringMaxAgeMs: number;
+  ringMaxBytes: number;
+  ringLingerMs: number;
   rateLimit: number;
   logLevel: string;
   shutdownTimeoutMs: number;
@@ -69,6 +73,10 @@ const OPTIONS: OptionSpec[] = [
   { key: 'rcvbuf', flag: '--rcvbuf', env: 'NLBRIDGE_RCVBUF', kind: 'int', min: 1024, max: 1024 * 1024 * 1024, help: 'netlink receive buffer in bytes (default 8388608)' },
   { key: 'ackTimeoutMs', flag: '--ack-timeout-ms', env: 'NLBRIDGE_ACK_TIMEOUT_MS', kind: 'int', min: 1, max: 60000, help: 'how long to wait for kernel acks and replies (default 1000)' },
   { key: 'dedupeWindowMs', flag: '--dedupe-window-ms', env: 'NLBRIDGE_DEDUPE_WINDOW_MS', kind: 'int', min: 0, max: 60000, help: 'copies of one message within this window are delivered once (default 1000)' },
+  { key: 'ringMessages', flag: '--ring-messages', env: 'NLBRIDGE_RING_MESSAGES', kind: 'int', min: 0, max: 10000000, help: 'received messages kept for resume (?since, Last-Event-ID) and /recent (default 10000; 0 = none)' },
+  { key: 'ringMaxAgeMs', flag: '--ring-max-age-ms', env: 'NLBRIDGE_RING_MAX_AGE_MS', kind: 'int', min: 1, max: 86400000, help: 'kept messages older than this are dropped (default 300000)' },
+  { key: 'ringMaxBytes', flag: '--ring-max-bytes', env: 'NLBRIDGE_RING_MAX_BYTES', kind: 'int', min: 0, max: 4 * 1024 * 1024 * 1024, help: 'memory cap of the kept messages, bytes (default 16777216)' },
+  { key: 'ringLingerMs', flag: '--ring-linger-ms', env: 'NLBRIDGE_RING_LINGER_MS', kind: 'int', min: 0, max: 86400000, help: 'a group stays joined this long after its last subscriber left, so a client can resume (default 60000)' },
   { key: 'rateLimit', flag: '--rate-limit', env: 'NLBRIDGE_RATE_LIMIT', kind: 'int', min: 0, max: 1e9, help: 'POST /send requests per minute per token/client (default 0 = unlimited)' },
   { key: 'logLevel', flag: '--log-level', env: 'NLBRIDGE_LOG_LEVEL', kind: 'level', help: 'fatal|error|warn|info|debug|trace|silent (default info)' },
   { key: 'shutdownTimeoutMs', flag: '--shutdown-timeout-ms', env: 'NLBRIDGE_SHUTDOWN_TIMEOUT_MS', kind: 'int', min: 100, max: 60000, help: 'force exit this long after SIGTERM (default 5000)' },
@@ -94,6 +102,10 @@ export const DEFAULTS: Config = {
   rcvbuf: 8 * 1024 * 1024,
   ackTimeoutMs: 1000,
   dedupeWindowMs: 1000,
+  ringMessages: 10000,
+  ringMaxAgeMs: 300000,
+  ringMaxBytes: 16 * 1024 * 1024,
+  ringLingerMs: 60000,
   rateLimit: 0,
   logLevel: 'info',
   shutdownTimeoutMs: 5000,

@@ -21,6 +21,8 @@ export interface RxMessage {
   receivedAt: number;
   /** Sent by this bridge (its tx socket or a client's own socket). */
   fromBridge: boolean;
+  /** Daemon-wide cursor ("<epoch>-<seq>", see ring.ts); messages of a client's own socket have none. */
+  cursor?: string;
   /** Cached encoding, filled by messageTail(). */
   tail?: string;
 }
@@ -76,12 +78,14 @@ export function messageTail(m: RxMessage, dummy: boolean): string {
     const data = utf8 ? JSON.stringify(m.payload.toString('utf8')) : `"${m.payload.toString('base64')}"`;
     const h = m.header;
     m.tail =
+      (m.cursor === undefined ? '' : `"cursor":"${m.cursor}",`) +
       `"group":${m.group},"portId":${m.portId},"nlmsgPid":${h.pid},"seq":${h.seq},"msgType":${name === null ? h.type : JSON.stringify(name)},` +
       `"typeNumber":${h.type},"flags":${flagJson(h.flags)},"encoding":"${utf8 ? 'utf8' : 'base64'}","data":${data},` +
       `"length":${m.payload.length},"receivedAt":"${isoTime(m.receivedAt)}"}`;
     return m.tail;
   }
   const o: Record<string, unknown> = {
+    ...(m.cursor === undefined ? {} : { cursor: m.cursor }),
     group: m.group,
     portId: m.portId,
     nlmsgPid: m.header.pid,

@@ -150,7 +150,12 @@ async function main(): Promise<number> {
   const metrics = new Metrics();
   let bus: Bus;
   try {
-    bus = new Bus({ protocol, rcvbuf: config.rcvbuf, ackTimeoutMs: config.ackTimeoutMs, dedupeWindowMs: config.dedupeWindowMs, log: log.child({ component: 'bus' }), metrics });
+    bus = new Bus({ protocol, rcvbuf: config.rcvbuf, ackTimeoutMs: config.ackTimeoutMs, dedupeWindowMs: config.dedupeWindowMs,
+      ring: { maxMessages: config.ringMessages, maxAgeMs: config.ringMaxAgeMs, maxBytes: config.ringMaxBytes },
+      ringLingerMs: config.ringLingerMs,
+      log: log.child({ component: 'bus' }),
+      metrics,
+    });
   } catch (err) {
     log.fatal({ err }, `cannot open netlink protocol ${protocol.number}`);
     return 1;

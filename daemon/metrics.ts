@@ -68,6 +68,7 @@ export class Metrics {
   readonly wsClosedSlow = new Family('nlbridge_websocket_closed_slow_total', 'Clients closed with 1013 for staying over their backlog', 'counter');
   readonly httpRequests = new Family('nlbridge_http_requests_total', 'HTTP requests, by route and status', 'counter');
   readonly authFailures = new Family('nlbridge_auth_refusals_total', 'Requests refused by Host, Origin or token checks, by reason', 'counter');
+  readonly ringEvicted = new Family('nlbridge_ring_evicted_messages_total', 'Messages dropped from the resume ring, by reason (count, age, bytes)', 'counter');
 
   private readonly families: Family[] = [
     this.sent,
@@ -85,6 +86,7 @@ export class Metrics {
     this.wsClosedSlow,
     this.httpRequests,
     this.authFailures,
+    this.ringEvicted,
   ];
 
   render(gauges: Record<string, { help: string; value: number }> = {}): string {

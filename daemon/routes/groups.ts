@@ -6,6 +6,7 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket, RawData } from 'ws';
 import type { Bus, Endpoint, MalformedInfo, Subscriber } from '../bus';
+import type { GapInfo } from '../ring';
 import type { Config } from '../config';
 import { Problem } from '../errors';
 import { eventFrame, messageFrame, messageTail, type RxMessage } from '../frames';
@@ -20,6 +21,7 @@ interface StreamQuery {
   batch?: string;
   unicast?: string;
   list?: string;
+  since?: string;
 }
 
 const truthy = (v: string | undefined): boolean => v === '1' || v === 'true';
@@ -143,6 +145,11 @@ export class Stream implements Subscriber {
   malformed(info: MalformedInfo): void {
     if (this.closed) return;
     this.event('malformed', { ...info });
+  }
+
+  gap(info: GapInfo): void {
+    if (this.closed) return;
+    this.event('gap', { ...info });
   }
 
   /** An event frame: never dropped (they are how loss is reported), kept in order with batched messages. */
@@ -347,6 +354,8 @@ export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
     metrics.wsClients.set({}, streams.size);
     log.info({ unicast: opts.unicast, portId: stream.endpoint?.portId, format: opts.format }, 'WebSocket client subscribed');
     stream.hello();
+    // Same tick as subscribe(): nothing live can come between the replay and the stream.
+    if (query.since !== undefined) bus.replay(stream, query.since);
     socket.on('message', (data, isBinary) => void stream.onClientMessage(data, isBinary));
     socket.on('pong', () => stream.pong());
     socket.on('close', (code) => {
@@ -361,6 +370,8 @@ export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
   const preValidation = async (request: FastifyRequest): Promise<void> => {
     const groups = streamGroups(request);
     bus.checkGroups(groups, (request.params as { mask?: string }).mask !== undefined ? 'mask' : 'list');
+    const since = (request.query as StreamQuery).since;
+    if (since !== undefined) bus.checkCursor(since, 'since');
     (request as FastifyRequest & { streamGroups: number[] }).streamGroups = groups;
   };
 
@@ -379,5 +390,20 @@ export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
     preHandler: preValidation,
     handler: upgradeRequired,
     wsHandler,
+  });
+
+  app.route({
+    method: 'GET',
+    url: '/groups/:mask/recent',
+    schema: { params: parametersSchema('/groups/{mask}/recent', 'get', 'path'), querystring: parametersSchema('/groups/{mask}/recent', 'get', 'query') },
+    handler: async (request) => {
+      const groups = streamGroups(request);
+      bus.checkGroups(groups, 'mask');
+      const limit = Number((request.query as { limit?: string }).limit ?? 100);
+      if (!(limit >= 1 && limit <= 10000)) throw new Problem('VALIDATION', `limit: must be 1..10000, got ${limit}`, { field: 'limit' });
+      const dummy = bus.protocol.name === 'dummy';
+      const messages = bus.ring.recent(groups, limit, Date.now()).map((m, i) => JSON.parse(messageFrame(i + 1, messageTail(m, dummy))) as unknown);
+      return { epoch: bus.ring.epoch, newest: bus.ring.last > 0 ? bus.ring.cursorOf(bus.ring.last) : null, messages };
+    },
   });
 }

@@ -11,7 +11,7 @@ describe('WebSocket /groups', () => {
   let d: Daemon;
   before(async () => {
     buildTools();
-    d = await startDaemon();
+    d = await startDaemon({ config: { ringLingerMs: 300 } });
   });
   after(() => d.close());
 
@@ -42,7 +42,10 @@ describe('WebSocket /groups', () => {
       await client.close();
     }
     await sleep(50);
-    assert.deepEqual(d.bus.joinedGroups(), [], 'the last subscriber leaving leaves the groups');
+    assert.deepEqual(d.bus.subscriberCounts(), { '5': 0, '6': 0 }, 'the groups linger (--ring-linger-ms) for a resume');
+    assert.deepEqual(d.bus.rx.memberships(), [5, 6]);
+    await sleep(400);
+    assert.deepEqual(d.bus.joinedGroups(), [], 'the last subscriber leaving leaves the groups after the linger');
     assert.deepEqual(d.bus.rx.memberships(), []);
   });
 

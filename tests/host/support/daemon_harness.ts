@@ -61,7 +61,12 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   const logger = logs
     ? pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) })
     : pino({ level: 'silent' });
-  const bus = new Bus({ protocol, rcvbuf: config.rcvbuf, ackTimeoutMs: config.ackTimeoutMs, dedupeWindowMs: config.dedupeWindowMs, log: logger, metrics });
+  const bus = new Bus({ protocol, rcvbuf: config.rcvbuf, ackTimeoutMs: config.ackTimeoutMs, dedupeWindowMs: config.dedupeWindowMs,
+    ring: { maxMessages: config.ringMessages, maxAgeMs: config.ringMaxAgeMs, maxBytes: config.ringMaxBytes },
+    ringLingerMs: config.ringLingerMs,
+    log: logger,
+    metrics,
+  });
   const token = opts.token ?? null;
   const auth: AuthSetup = { mode: config.auth, token, source: token ? 'test' : null, generated: false };
   const app = await buildApp(config, { bus, metrics, auth, logger });
