@@ -21,6 +21,7 @@ import {
 } from './security';
 import { AJV_OPTIONS, problemFromAjv } from './validation';
 import { groupsRoutes, type Stream } from './routes/groups';
+import { eventsRoutes } from './routes/events';
 import { healthRoutes } from './routes/health';
 import { metricsRoutes } from './routes/metrics';
 import { sendRoutes } from './routes/send';
@@ -230,6 +231,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
 
   sendRoutes(app, bus);
   groupsRoutes(app, bus, config, metrics, streams);
+  eventsRoutes(app, bus, config, metrics);
   statusRoutes(app, bus, metrics, auth, deps.version ?? '0.1.0', () => streams.size);
   metricsRoutes(app, bus, metrics);
   healthRoutes(app, bus, () => app.nlbridge.stopping);

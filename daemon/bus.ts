@@ -749,7 +749,10 @@ export class Bus {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const t of this.lingers.values()) clearTimeout(t);
+    for (const [g, t] of this.lingers) {
+      clearTimeout(t);
+      if (this.groupRefs.get(g) === 0) this.groupRefs.delete(g);
+    }
     this.lingers.clear();
     await Promise.allSettled([...this.inflight]);
     for (const ep of this.clientEndpoints) ep.close();
