@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import path from 'node:path';
 import { buildImage, readConsole, ROOT, sleep, Vm, type WsClient } from './e2e/vm';
 
-// The commands systemd/README.md's "Install on a system" gives, run here as
+// The commands "Install on a system" gives (systemd/README.md and README.md), run here as
 // written (as root, in the guest; the install itself by image.sh).
 const README_COMMANDS = {
   install: './systemd/install.sh --root "$ROOT_DIR" --kernel "$KVER"',
@@ -97,9 +97,11 @@ after(async () => {
   if (!vm) process.stderr.write(readConsole({ consoleLog: path.join(ROOT, '.cache/vm/e2e/console.log') } as Vm).slice(-4000));
 });
 
-countedTest('systemd/README.md gives exactly the commands this test runs', async () => {
-  const readme = fs.readFileSync(path.join(ROOT, 'systemd', 'README.md'), 'utf8');
-  for (const cmd of Object.values(README_COMMANDS).flat()) assert.ok(readme.includes(cmd), `README lacks: ${cmd}`);
+countedTest('systemd/README.md and README.md give exactly the commands this test runs', async () => {
+  for (const file of [path.join('systemd', 'README.md'), 'README.md']) {
+    const readme = fs.readFileSync(path.join(ROOT, file), 'utf8');
+    for (const cmd of Object.values(README_COMMANDS).flat()) assert.ok(readme.includes(cmd), `${file} lacks: ${cmd}`);
+  }
   const image = fs.readFileSync(path.join(ROOT, 'tests', 'vm', 'e2e', 'image.sh'), 'utf8');
   assert.ok(image.includes('"$ROOT/systemd/install.sh" --root "$STAGE" --kernel "$KVER"'));
 });
