@@ -1,0 +1,119 @@
+// A real daemon process (node dist/daemon/main.js) on NETLINK_USERSOCK for the
+// reliability cases: spawned, its pino JSON log collected, stopped with SIGTERM.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { REPO_ROOT } from './report';
+
+export const MAIN = path.join(REPO_ROOT, 'dist', 'daemon', 'main.js');
+
+export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
+
+export interface DaemonProc {
+  proc: ChildProcess;
+  pid: number;
+  port: number;
+  base: string;
+  wsBase: string;
+  token: string | null;
+  dir: string;
+  logs: LogLine[];
+  /** SIGTERM, then the exit code (SIGKILL after 8 s). */
+  stop(): Promise<number | null>;
+  alive(): boolean;
+}
+
+/**
+ * Starts the daemon with `args` added to `--protocol usersock --host 127.0.0.1
+ * --port 0`. As root with `--auth auto` it generates a token into its
+ * directory (read back here).
+ */
+export async function spawnDaemon(args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<DaemonProc> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'nlb-rel-'));
+  const tokenOut = path.join(dir, 'token');
+  const proc = spawn(
+    process.execPath,
+    [MAIN, '--protocol', 'usersock', '--host', '127.0.0.1', '--port', '0', '--token-out', tokenOut, ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env, NOTIFY_SOCKET: '', WATCHDOG_USEC: '' } },
+  );
+  const logs: LogLine[] = [];
+  let out = '';
+  let err = '';
+  let exited: number | null | undefined;
+  const exit = new Promise<number | null>((resolve) =>
+    proc.on('exit', (code) => {
+      exited = code;
+      resolve(code);
+    }),
+  );
+  proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const listening = new Promise<number>((resolve, reject) => {
+    proc.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      let i;
+      while ((i = out.indexOf('\n')) >= 0) {
+        const line = out.slice(0, i);
+        out = out.slice(i + 1);
+        if (!line.trim()) continue;
+        let j: LogLine;
+        try {
+          j = JSON.parse(line) as LogLine;
+        } catch {
+          j = { msg: line };
+        }
+        logs.push(j);
+        const m = /^listening on http:\/\/127\.0\.0\.1:(\d+)$/.exec(String(j.msg ?? ''));
+        if (m) resolve(Number(m[1]));
+      }
+    });
+    void exit.then((code) => reject(new Error(`daemon exited ${code} before listening: ${err}${logs.map((l) => JSON.stringify(l)).join('\n')}`)));
+    setTimeout(() => reject(new Error(`daemon did not listen within 10 s: ${err}`)), 10000).unref();
+  });
+  const port = await listening;
+  let token: string | null = null;
+  if (logs.some((l) => /bearer token is required/.test(String(l.msg)))) {
+    const f = logs.find((l) => typeof l.tokenFile === 'string')?.tokenFile as string;
+    token = readFileSync(f, 'utf8').trim();
+  }
+  return {
+    proc,
+    pid: proc.pid!,
+    port,
+    base: `http://127.0.0.1:${port}`,
+    wsBase: `ws://127.0.0.1:${port}`,
+    token,
+    dir,
+    logs,
+    alive: () => exited === undefined,
+    stop: async () => {
+      if (exited !== undefined) return exited;
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 8000);
+      const code = await exit;
+      clearTimeout(t);
+      return code;
+    },
+  };
+}
+
+/** RSS of a process in bytes (VmRSS). */
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** Rows of /proc/net/netlink (Inode → Drops etc.). */
+export function procNetlink(): { eth: number; pid: number; groups: string; rmem: number; drops: number; inode: number }[] {
+  const lines = readFileSync('/proc/net/netlink', 'utf8').trim().split('\n').slice(1);
+  return lines.map((l) => {
+    const f = l.trim().split(/\s+/);
+    // sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+    return { eth: Number(f[1]), pid: Number(f[2]), groups: f[3], rmem: Number(f[4]), drops: Number(f[8]), inode: Number(f[9]) };
+  });
+}
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
