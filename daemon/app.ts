@@ -16,11 +16,11 @@ import {
   offeredSubprotocols,
   originAllowed,
   tokenFromSubprotocols,
-  tokenMatches,
   type AuthSetup,
 } from './security';
 import { AJV_OPTIONS, problemFromAjv } from './validation';
 import { groupsRoutes, type Stream } from './routes/groups';
+import { FULL_SCOPE, scopeOf, type Scope } from './scopes';
 import { eventsRoutes } from './routes/events';
 import { healthRoutes } from './routes/health';
 import { metricsRoutes } from './routes/metrics';
@@ -38,6 +38,10 @@ export interface AppDeps {
 }
 
 declare module 'fastify' {
+  interface FastifyRequest {
+    /** The presented token's scope; null = unlimited (no token required, the main token, or the unix socket). */
+    nlbridgeScope: Scope | null;
+  }
   interface FastifyInstance {
     nlbridge: { streams: Set<Stream>; stopping: boolean; routes: { method: string; url: string }[] };
   }
@@ -89,6 +93,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const streams = new Set<Stream>();
   const routes: { method: string; url: string }[] = [];
   app.decorate('nlbridge', { streams, stopping: false, routes });
+  app.decorateRequest('nlbridgeScope', null);
   // The served routes, so a test can hold them against openapi.yaml.
   app.addHook('onRoute', (r) => {
     for (const method of Array.isArray(r.method) ? r.method : [r.method]) if (method !== 'HEAD') routes.push({ method, url: r.url });
@@ -162,7 +167,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
         const given =
           bearerFromHeader(request.headers.authorization) ??
           (String(request.headers.upgrade ?? '').toLowerCase() === 'websocket' ? tokenFromSubprotocols(offeredSubprotocols(request.headers['sec-websocket-protocol'])) : null);
-        if (given === null || !tokenMatches(given, auth.token)) {
+        const scope = given === null ? null : scopeOf(given, auth.token, auth.scoped ?? []);
+        if (given === null || scope === null) {
           metrics.authFailures.inc({ reason: given === null ? 'no-token' : 'bad-token' });
           reply.header('www-authenticate', 'Bearer realm="nlbridge"');
           throw new Problem(
@@ -173,6 +179,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
             { field: 'Authorization' },
           );
         }
+        request.nlbridgeScope = scope === FULL_SCOPE ? null : scope;
       }
     }
     if (config.rateLimit > 0 && request.method === 'POST') {

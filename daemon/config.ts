@@ -3,6 +3,7 @@
 // NLBRIDGE_CONFIG, else /etc/nlbridge/nlbridge.json when it exists), defaults.
 
 import * as fs from 'node:fs';
+import { ScopeConfigError, parseTokenSpecs, type ScopedTokenSpec } from './scopes';
 
 export type ProtocolSetting = 'auto' | 'usersock' | 'dummy' | number;
 export type AuthMode = 'auto' | 'token' | 'none';
@@ -33,6 +34,8 @@ export interface Config {
   ringMaxAgeMs: number;
   ringMaxBytes: number;
   ringLingerMs: number;
+  /** Scoped tokens (config file "tokens" only; see scopes.ts). */
+  tokens: ScopedTokenSpec[];
   rateLimit: number;
   logLevel: string;
   shutdownTimeoutMs: number;
@@ -106,6 +109,7 @@ export const DEFAULTS: Config = {
   ringMaxAgeMs: 300000,
   ringMaxBytes: 16 * 1024 * 1024,
   ringLingerMs: 60000,
+  tokens: [],
   rateLimit: 0,
   logLevel: 'info',
   shutdownTimeoutMs: 5000,
@@ -247,6 +251,15 @@ export function loadConfig(opts: LoadOptions): LoadResult {
     }
     const byKey = new Map(OPTIONS.map((o) => [o.key as string, o]));
     for (const [k, v] of Object.entries(parsed)) {
+      if (k === 'tokens') {
+        try {
+          config.tokens = parseTokenSpecs(v);
+        } catch (err) {
+          if (err instanceof ScopeConfigError) throw new ConfigError(`${configFile}: "tokens"`, err.message);
+          throw err;
+        }
+        continue;
+      }
       const spec = byKey.get(k);
       if (!spec) throw new ConfigError(`${configFile}: "${k}"`, 'unknown setting (see --help for names)');
       set(spec, v, `${configFile}: "${k}"`);
@@ -281,6 +294,10 @@ export function helpText(): string {
     lines.push(`${''.padEnd(32)}env ${o.env}, file key "${o.key}"`);
   }
   lines.push('  --help                        this text');
+  lines.push('');
+  lines.push('Scoped tokens: config file only, file key "tokens": a list of {"name", "token" | "tokenFile" |');
+  lines.push('"credential" (a systemd credential name), "read", "sendGroups", "sendPorts" ("*" or a list; left out');
+  lines.push('= no limit), "kernel" (RELAY, BCAST and port 0; default true)}.');
   lines.push('');
   lines.push('Systemd: LISTEN_FDS (socket activation), NOTIFY_SOCKET, WATCHDOG_USEC, CREDENTIALS_DIRECTORY,');
   lines.push('RUNTIME_DIRECTORY are honoured. Invalid settings exit with status 2.');

@@ -146,6 +146,10 @@ async function main(): Promise<number> {
   } else {
     log.info({ tokenFile: auth.source }, 'a bearer token is required; read from file');
   }
+  if (auth.token !== null && auth.scoped && auth.scoped.length > 0) {
+    // Names and limits only, never the secrets.
+    log.info({ scopedTokens: auth.scoped.map((t) => t.scope) }, `${auth.scoped.length} scoped token(s) accepted besides the main one`);
+  }
 
   const metrics = new Metrics();
   let bus: Bus;

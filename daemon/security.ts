@@ -5,6 +5,7 @@ import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { AuthMode, Config } from './config';
+import { resolveTokens, type ScopedToken } from './scopes';
 
 /** CAP_NET_ADMIN is capability 12. */
 const CAP_NET_ADMIN = 12;
@@ -32,6 +33,8 @@ export interface AuthSetup {
   source: string | null;
   /** True when the daemon generated it. */
   generated: boolean;
+  /** Scoped tokens (config "tokens"), accepted besides the main token. */
+  scoped?: ScopedToken[];
 }
 
 /**
@@ -41,8 +44,10 @@ export interface AuthSetup {
  * $RUNTIME_DIRECTORY/token or .cache/nlbridge/token under the cwd.
  */
 export function setupAuth(config: Config, env: NodeJS.ProcessEnv, netAdmin: boolean, cwd = process.cwd()): AuthSetup {
-  const required = config.auth === 'token' || (config.auth === 'auto' && netAdmin);
-  if (!required) return { mode: config.auth, token: null, source: null, generated: false };
+  const scoped = resolveTokens(config.tokens, env);
+  // Configured scoped tokens make `auto` require a token: they exist to limit access.
+  const required = config.auth === 'token' || (config.auth === 'auto' && (netAdmin || scoped.length > 0));
+  if (!required) return { mode: config.auth, token: null, source: null, generated: false, scoped: [] };
   const candidates: string[] = [];
   if (config.tokenFile) candidates.push(config.tokenFile);
   else if (env.CREDENTIALS_DIRECTORY) candidates.push(path.join(env.CREDENTIALS_DIRECTORY, 'token'));
@@ -58,7 +63,7 @@ export function setupAuth(config: Config, env: NodeJS.ProcessEnv, netAdmin: bool
     if (!/^[\x21-\x7e]{16,}$/.test(token)) {
       throw new Error(`--token-file: the token in ${file} must be at least 16 printable ASCII characters without spaces`);
     }
-    return { mode: config.auth, token, source: file, generated: false };
+    return { mode: config.auth, token, source: file, generated: false, scoped };
   }
   const out = config.tokenOut ?? (env.RUNTIME_DIRECTORY ? path.join(env.RUNTIME_DIRECTORY.split(':')[0], 'token') : path.join(cwd, '.cache/nlbridge/token'));
   const token = randomBytes(32).toString('hex');
@@ -75,7 +80,7 @@ export function setupAuth(config: Config, env: NodeJS.ProcessEnv, netAdmin: bool
   } finally {
     fs.closeSync(fd);
   }
-  return { mode: config.auth, token, source: out, generated: true };
+  return { mode: config.auth, token, source: out, generated: true, scoped };
 }
 
 /** Constant-time token comparison (hashing first equalizes the lengths). */

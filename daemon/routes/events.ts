@@ -10,6 +10,7 @@ import type { Config } from '../config';
 import { eventFrame, messageFrame, messageTail, type RxMessage } from '../frames';
 import type { Metrics } from '../metrics';
 import type { GapInfo } from '../ring';
+import { checkRead } from '../scopes';
 import { parametersSchema } from '../spec';
 import { streamGroups } from './groups';
 
@@ -132,6 +133,7 @@ export function eventsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
     preHandler: async (request: FastifyRequest) => {
       const groups = streamGroups(request);
       bus.checkGroups(groups, 'mask');
+      checkRead(request.nlbridgeScope, groups, 'mask');
       const last = request.headers['last-event-id'];
       if (typeof last === 'string' && last !== '') bus.checkCursor(last, 'Last-Event-ID');
       const since = (request.query as { since?: string }).since;

@@ -12,6 +12,7 @@ import { Problem } from '../errors';
 import { eventFrame, messageFrame, messageTail, type RxMessage } from '../frames';
 import { GroupSpecError, parseGroupList, parseMaskText } from '../groups';
 import type { Metrics } from '../metrics';
+import { checkRead, checkSend, type Scope } from '../scopes';
 import { parametersSchema } from '../spec';
 import { validateSendRequest } from '../validation';
 import { toSendRequest, type SendBody } from './send';
@@ -34,6 +35,8 @@ export interface StreamOptions {
   bufferBytes: number;
   stallMs: number;
   maxPayload: number;
+  /** The token's scope (null = unlimited): what the client writes is checked against it. */
+  scope?: Scope | null;
 }
 
 /** How often a client over its backlog is looked at (drain → 'dropped' notice; stall → 1013). */
@@ -240,7 +243,9 @@ export class Stream implements Subscriber {
           const idField = id === undefined ? {} : { id };
           try {
             validateSendRequest(body);
-            const report = await this.bus.send(toSendRequest(body as SendBody), from);
+            const req = toSendRequest(body as SendBody);
+            checkSend(this.opts.scope ?? null, req);
+            const report = await this.bus.send(req, from);
             if (!this.closed) this.event('sent', { ...idField, report });
           } catch (err) {
             this.replyError(err, idField);
@@ -250,7 +255,9 @@ export class Stream implements Subscriber {
       }
     }
     try {
-      await this.bus.send({ groups: this.groups, data: buf }, from);
+      const req = { groups: this.groups, data: buf };
+      checkSend(this.opts.scope ?? null, req);
+      await this.bus.send(req, from);
     } catch (err) {
       this.replyError(err, {});
     }
@@ -330,6 +337,7 @@ export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
       bufferBytes: config.wsBufferBytes,
       stallMs: config.wsStallMs,
       maxPayload: config.wsMaxPayload,
+      scope: request.nlbridgeScope,
     };
     const log = request.log.child({ ws: true, groups: opts.groups });
     const stream = new Stream(socket, opts, bus, metrics, log);
@@ -369,7 +377,9 @@ export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
 
   const preValidation = async (request: FastifyRequest): Promise<void> => {
     const groups = streamGroups(request);
-    bus.checkGroups(groups, (request.params as { mask?: string }).mask !== undefined ? 'mask' : 'list');
+    const field = (request.params as { mask?: string }).mask !== undefined ? 'mask' : 'list';
+    bus.checkGroups(groups, field);
+    checkRead(request.nlbridgeScope, groups, field);
     const since = (request.query as StreamQuery).since;
     if (since !== undefined) bus.checkCursor(since, 'since');
     (request as FastifyRequest & { streamGroups: number[] }).streamGroups = groups;
@@ -399,6 +409,7 @@ export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
     handler: async (request) => {
       const groups = streamGroups(request);
       bus.checkGroups(groups, 'mask');
+      checkRead(request.nlbridgeScope, groups, 'mask');
       const limit = Number((request.query as { limit?: string }).limit ?? 100);
       if (!(limit >= 1 && limit <= 10000)) throw new Problem('VALIDATION', `limit: must be 1..10000, got ${limit}`, { field: 'limit' });
       const dummy = bus.protocol.name === 'dummy';

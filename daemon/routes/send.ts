@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Bus, SendRequest } from '../bus';
 import { Problem } from '../errors';
 import { GroupSpecError, parseGroupsField } from '../groups';
+import { checkSend } from '../scopes';
 import { requestBodySchema } from '../spec';
 
 export interface SendBody {
@@ -58,7 +59,9 @@ export function sendRoutes(app: FastifyInstance, bus: Bus): void {
     '/send',
     { schema: { body: requestBodySchema('/send', 'post') } },
     async (request) => {
-      const report = await bus.send(toSendRequest(request.body));
+      const req = toSendRequest(request.body);
+      checkSend(request.nlbridgeScope, req);
+      const report = await bus.send(req);
       request.log.debug({ seq: report.seq, results: report.results.length }, 'sent');
       return report;
     },

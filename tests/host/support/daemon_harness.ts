@@ -14,6 +14,7 @@ import { DEFAULTS, type Config } from '../../../daemon/config';
 import { Metrics } from '../../../daemon/metrics';
 import { resolveProtocol } from '../../../daemon/protocol';
 import type { AuthSetup } from '../../../daemon/security';
+import type { ScopedToken } from '../../../daemon/scopes';
 import { assertFrameMatchesSpec, assertMatchesSpec } from './daemon_spec';
 
 export const ROOT = path.resolve(__dirname, '../../../..');
@@ -48,6 +49,8 @@ export interface Daemon {
 export interface StartOptions {
   config?: Partial<Config>;
   token?: string | null;
+  /** Scoped tokens accepted besides `token` (config "tokens"). */
+  scoped?: ScopedToken[];
   /** Capture log lines (JSON objects) here. */
   logs?: Record<string, unknown>[];
 }
@@ -68,7 +71,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
     metrics,
   });
   const token = opts.token ?? null;
-  const auth: AuthSetup = { mode: config.auth, token, source: token ? 'test' : null, generated: false };
+  const auth: AuthSetup = { mode: config.auth, token, source: token ? 'test' : null, generated: false, scoped: opts.scoped ?? [] };
   const app = await buildApp(config, { bus, metrics, auth, logger });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;

@@ -1,0 +1,163 @@
+// Scoped tokens: a token may be limited to the groups it can read, the groups
+// and port ids it can send to, and whether it may use the kernel's RELAY and
+// BCAST. A limit left out is no limit; an empty list allows nothing.
+//
+// Configured in the config file ("tokens": [...]), each with its secret
+// inline ("token"), in a file ("tokenFile"), or as a systemd credential
+// ("credential": NAME → $CREDENTIALS_DIRECTORY/NAME). Secrets are never
+// logged: only the names are.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { SendRequest } from './bus';
+import { Problem } from './errors';
+import { MASK_GROUPS } from './groups';
+import { tokenMatches } from './security';
+
+export type Allow = '*' | readonly number[];
+
+export interface Scope {
+  /** A name for logs and problems (never the secret). */
+  name: string;
+  read: Allow;
+  sendGroups: Allow;
+  sendPorts: Allow;
+  /** RELAY, BCAST (groups above 32) and unicast to port 0. */
+  kernel: boolean;
+}
+
+export interface ScopedToken {
+  token: string;
+  scope: Scope;
+}
+
+/** A "tokens" entry of the config file, before its secret is read. */
+export interface ScopedTokenSpec {
+  name: string;
+  token?: string;
+  tokenFile?: string;
+  credential?: string;
+  read?: Allow;
+  sendGroups?: Allow;
+  sendPorts?: Allow;
+  kernel?: boolean;
+}
+
+export class ScopeConfigError extends Error {}
+
+const KEYS = new Set(['name', 'token', 'tokenFile', 'credential', 'read', 'sendGroups', 'sendPorts', 'kernel']);
+
+function allow(raw: unknown, where: string, max: number): Allow | undefined {
+  if (raw === undefined) return undefined;
+  if (raw === '*') return '*';
+  if (Array.isArray(raw) && raw.every((n) => Number.isInteger(n) && n >= 0 && n <= max)) return [...(raw as number[])];
+  throw new ScopeConfigError(`${where}: must be "*" or a list of integers 0..${max}, got ${JSON.stringify(raw)}`);
+}
+
+/** Validates the config file's "tokens" value (secrets are not echoed in errors). */
+export function parseTokenSpecs(raw: unknown): ScopedTokenSpec[] {
+  if (!Array.isArray(raw)) throw new ScopeConfigError('tokens: must be a list of {name, token|tokenFile|credential, read, sendGroups, sendPorts, kernel}');
+  const names = new Set<string>();
+  return raw.map((e: unknown, i) => {
+    const where = `tokens[${i}]`;
+    if (e === null || typeof e !== 'object' || Array.isArray(e)) throw new ScopeConfigError(`${where}: must be an object`);
+    const o = e as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!KEYS.has(k)) throw new ScopeConfigError(`${where}.${k}: unknown key`);
+    if (typeof o.name !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(o.name)) throw new ScopeConfigError(`${where}.name: must be 1..64 of A-Z a-z 0-9 _ . -`);
+    if (names.has(o.name)) throw new ScopeConfigError(`${where}.name: "${o.name}" is used twice`);
+    names.add(o.name);
+    const sources = ['token', 'tokenFile', 'credential'].filter((k) => o[k] !== undefined);
+    if (sources.length !== 1) throw new ScopeConfigError(`${where}: give exactly one of token, tokenFile, credential`);
+    for (const k of sources) if (typeof o[k] !== 'string' || o[k] === '') throw new ScopeConfigError(`${where}.${k}: must be a non-empty string`);
+    if (o.credential !== undefined && !/^[A-Za-z0-9_.-]+$/.test(o.credential as string)) throw new ScopeConfigError(`${where}.credential: must be a credential name`);
+    if (o.kernel !== undefined && typeof o.kernel !== 'boolean') throw new ScopeConfigError(`${where}.kernel: must be true or false`);
+    const spec: ScopedTokenSpec = { name: o.name };
+    if (o.token !== undefined) spec.token = o.token as string;
+    if (o.tokenFile !== undefined) spec.tokenFile = o.tokenFile as string;
+    if (o.credential !== undefined) spec.credential = o.credential as string;
+    const read = allow(o.read, `${where}.read`, 1 << 20);
+    const sendGroups = allow(o.sendGroups, `${where}.sendGroups`, 1 << 20);
+    const sendPorts = allow(o.sendPorts, `${where}.sendPorts`, 0xffffffff);
+    if (read !== undefined) spec.read = read;
+    if (sendGroups !== undefined) spec.sendGroups = sendGroups;
+    if (sendPorts !== undefined) spec.sendPorts = sendPorts;
+    if (o.kernel !== undefined) spec.kernel = o.kernel as boolean;
+    return spec;
+  });
+}
+
+/** Reads each spec's secret (file or systemd credential). Throws ScopeConfigError naming the token, never its secret. */
+export function resolveTokens(specs: readonly ScopedTokenSpec[], env: NodeJS.ProcessEnv): ScopedToken[] {
+  return specs.map((s) => {
+    let secret: string;
+    if (s.token !== undefined) secret = s.token;
+    else {
+      let file: string;
+      if (s.tokenFile !== undefined) file = s.tokenFile;
+      else {
+        if (!env.CREDENTIALS_DIRECTORY) throw new ScopeConfigError(`tokens "${s.name}": credential ${s.credential} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=)`);
+        file = path.join(env.CREDENTIALS_DIRECTORY, s.credential!);
+      }
+      try {
+        secret = fs.readFileSync(file, 'utf8').trim();
+      } catch (err) {
+        throw new ScopeConfigError(`tokens "${s.name}": cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
+      }
+    }
+    if (!/^[\x21-\x7e]{16,}$/.test(secret)) throw new ScopeConfigError(`tokens "${s.name}": the token must be at least 16 printable ASCII characters without spaces`);
+    return {
+      token: secret,
+      scope: { name: s.name, read: s.read ?? '*', sendGroups: s.sendGroups ?? '*', sendPorts: s.sendPorts ?? '*', kernel: s.kernel ?? true },
+    };
+  });
+}
+
+export const FULL_SCOPE: Scope = { name: 'main', read: '*', sendGroups: '*', sendPorts: '*', kernel: true };
+
+/**
+ * The scope of a presented token: the main token is unlimited. Every
+ * candidate is compared (constant time each, no early exit), so the time
+ * does not tell which one matched or how far a guess got.
+ */
+export function scopeOf(given: string, main: string | null, scoped: readonly ScopedToken[]): Scope | null {
+  let found: Scope | null = null;
+  if (main !== null && tokenMatches(given, main)) found = FULL_SCOPE;
+  for (const t of scoped) {
+    if (tokenMatches(given, t.token) && found === null) found = t.scope;
+  }
+  return found;
+}
+
+const allows = (a: Allow, n: number): boolean => a === '*' || a.includes(n);
+const list = (a: Allow): string => (a === '*' ? 'all' : a.length === 0 ? 'none' : a.join(','));
+
+/** Throws 403 PERMISSION_DENIED unless the scope may read every group. */
+export function checkRead(scope: Scope | null, groups: readonly number[], field: string): void {
+  if (scope === null) return;
+  const refused = groups.filter((g) => !allows(scope.read, g));
+  if (refused.length > 0) {
+    throw new Problem('PERMISSION_DENIED', `${field}: token "${scope.name}" may not read group${refused.length > 1 ? 's' : ''} ${refused.join(',')} (it may read: ${list(scope.read)})`, {
+      field,
+      extra: { refused: { read: refused } },
+    });
+  }
+}
+
+/** Throws 403 PERMISSION_DENIED naming what the scope does not allow in this send. */
+export function checkSend(scope: Scope | null, req: SendRequest): void {
+  if (scope === null) return;
+  const deny = (field: string, what: string, allowed: string, refused: Record<string, unknown>): never => {
+    throw new Problem('PERMISSION_DENIED', `${field}: token "${scope.name}" may not ${what} (${allowed})`, { field, extra: { refused } });
+  };
+  const groups = req.groups ?? [];
+  const badGroups = groups.filter((g) => !allows(scope.sendGroups, g));
+  if (badGroups.length > 0) deny('groups', `send to group${badGroups.length > 1 ? 's' : ''} ${badGroups.join(',')}`, `it may send to groups: ${list(scope.sendGroups)}`, { groups: badGroups });
+  if (!scope.kernel) {
+    if (req.relay !== undefined) deny('relay', "use the kernel's RELAY", 'kernel requests are not allowed', { kernel: 'RELAY' });
+    const wide = groups.filter((g) => g > MASK_GROUPS);
+    if (wide.length > 0) deny('groups', `use the kernel's BCAST (groups ${wide.join(',')} are above ${MASK_GROUPS})`, 'kernel requests are not allowed', { kernel: 'BCAST' });
+    if (req.pid === 0) deny('pid', 'send to the kernel (port 0)', 'kernel requests are not allowed', { kernel: 'port 0' });
+  }
+  if (req.pid !== undefined && req.pid !== 0 && !allows(scope.sendPorts, req.pid)) deny('pid', `send to port ${req.pid}`, `it may send to ports: ${list(scope.sendPorts)}`, { ports: [req.pid] });
+  if (req.relay !== undefined && !allows(scope.sendPorts, req.relay)) deny('relay', `relay to port ${req.relay}`, `it may send to ports: ${list(scope.sendPorts)}`, { ports: [req.relay] });
+}
