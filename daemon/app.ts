@@ -48,7 +48,7 @@ declare module 'fastify' {
 }
 
 /** Paths served without a token (the Host check still applies). */
-const PUBLIC_PATHS = new Set(['/healthz', '/openapi.yaml']);
+const PUBLIC_PATHS = new Set(['/healthz', '/openapi.yaml', '/asyncapi.yaml']);
 
 /** A request that came over a unix socket (authorized by the socket's mode and group). */
 export function viaUnixSocket(request: FastifyRequest): boolean {
