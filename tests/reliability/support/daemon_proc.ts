@@ -1,7 +1,7 @@
 // A real daemon process (node dist/daemon/main.js) on NETLINK_USERSOCK for the
 // reliability cases: spawned, its pino JSON log collected, stopped with SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from './report';
@@ -29,12 +29,12 @@ export interface DaemonProc {
  * --port 0`. As root with `--auth auto` it generates a token into its
  * directory (read back here).
  */
-export async function spawnDaemon(args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<DaemonProc> {
+export async function spawnDaemon(args: string[] = [], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Promise<DaemonProc> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'nlb-rel-'));
   const tokenOut = path.join(dir, 'token');
   const proc = spawn(
     process.execPath,
-    [MAIN, '--protocol', 'usersock', '--host', '127.0.0.1', '--port', '0', '--token-out', tokenOut, ...args],
+    [...nodeArgs, MAIN, '--protocol', 'usersock', '--host', '127.0.0.1', '--port', '0', '--token-out', tokenOut, ...args],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env, NOTIFY_SOCKET: '', WATCHDOG_USEC: '' } },
   );
   const logs: LogLine[] = [];
@@ -116,4 +116,34 @@ export function procNetlink(): { eth: number; pid: number; groups: string; rmem:
 export function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
+/**
+ * A preload (node -r) that measures the daemon's event-loop delay with
+ * perf_hooks.monitorEventLoopDelay: on SIGUSR2 it writes {p50, p99, max (ms),
+ * count} to `out` and starts a fresh histogram.
+ */
+export function eventLoopProbe(dir: string): { nodeArgs: string[]; read(pid: number): Promise<{ p50: number; p99: number; max: number; count: number }> } {
+  const preload = path.join(dir, 'eld_probe.js');
+  const out = path.join(dir, 'eld.json');
+  writeFileSync(
+    preload,
+    `const { monitorEventLoopDelay } = require('node:perf_hooks');
+let h = monitorEventLoopDelay({ resolution: 1 }); h.enable();
+process.on('SIGUSR2', () => {
+  const r = { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6, count: h.count };
+  h.disable(); h = monitorEventLoopDelay({ resolution: 1 }); h.enable();
+  require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(r));
+});
+`,
+  );
+  return {
+    nodeArgs: ['-r', preload],
+    read: async (pid: number) => {
+      rmSync(out, { force: true });
+      process.kill(pid, 'SIGUSR2');
+      for (let i = 0; i < 200 && !existsSync(out); i++) await new Promise((r) => setTimeout(r, 10));
+      return JSON.parse(readFileSync(out, 'utf8')) as { p50: number; p99: number; max: number; count: number };
+    },
+  };
 }
