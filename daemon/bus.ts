@@ -18,7 +18,7 @@ import type { RxMessage } from './frames';
 import { MASK_GROUPS, groupBit } from './groups';
 import type { Metrics } from './metrics';
 import type { ProtocolInfo } from './protocol';
-import { CursorError, RING_DEFAULTS, Ring, type GapInfo, type RingOptions } from './ring';
+import { CatchUp, CursorError, RING_DEFAULTS, Ring, type CatchUpTarget, type GapInfo, type RingOptions } from './ring';
 
 export type OpenSocket = (opts: NetlinkSocketOptions) => NetlinkSocket;
 
@@ -329,24 +329,22 @@ export class Bus {
   }
 
   /**
-   * Hands a just-subscribed consumer what the ring holds of its groups after
-   * `since` (a gap first when the cursor is not covered). Called in the same
-   * tick as subscribe(): no live message can come between, so the seam has no
-   * gap, and the live stream starts after the newest replayed message. The
-   * replayed messages are marked in the dedupe window so a late copy on
-   * another group is not delivered again.
+   * Resumes a just-subscribed consumer after `since`: what the ring holds of
+   * its groups is written at the pace the client drains (a gap event first
+   * when the cursor is not covered), then the live stream. Called in the same
+   * tick as subscribe(). Replayed messages are marked in the dedupe window so
+   * a late copy on another group is not delivered again.
    */
-  replay(sub: Subscriber, since: string): void {
-    const now = Date.now();
-    const { gap, messages } = this.ring.since(since, sub.groups, now);
-    if (gap) sub.gap?.(gap);
-    for (const m of messages) {
+  resume(sub: Subscriber & CatchUpTarget, since: string, stallMs: number, onStall: () => void): CatchUp {
+    const c = new CatchUp(this.ring, sub, since, stallMs, onStall, (m) => {
+      const now = Date.now();
       if (this.dedupe && now - m.receivedAt <= this.dedupeWindowMs) {
-        this.dedupe.served(copyKey(m.portId, m.header.pid, m.header.seq, m.header.type), now, m.group).served.add(sub);
+        // No group: a key already seen on its group is not taken for a new message.
+        this.dedupe.served(copyKey(m.portId, m.header.pid, m.header.seq, m.header.type), now).served.add(sub);
       }
-      sub.deliver(m);
-    }
-    sub.flush();
+    });
+    c.pump();
+    return c;
   }
 
   /** Joins what the subscriber needs (refcounted). Throws Problem. */

@@ -9,7 +9,7 @@ import type { Bus, MalformedInfo, Subscriber } from '../bus';
 import type { Config } from '../config';
 import { eventFrame, messageFrame, messageTail, type RxMessage } from '../frames';
 import type { Metrics } from '../metrics';
-import type { GapInfo } from '../ring';
+import type { CatchUp, GapInfo } from '../ring';
 import { checkRead } from '../scopes';
 import { parametersSchema } from '../spec';
 import { streamGroups } from './groups';
@@ -56,7 +56,24 @@ export class SseStream implements Subscriber {
     }, 0);
   }
 
+  /** A resume in progress: live messages with a cursor are read from the ring by it instead. */
+  catchUp: CatchUp | null = null;
+
   deliver(m: RxMessage): void {
+    if (this.catchUp !== null && this.catchUp.active && m.cursor !== undefined) return;
+    this.send(m);
+  }
+
+  room(): boolean {
+    return !this.closed && !this.res.destroyed && this.res.writableLength <= this.config.wsBufferBytes;
+  }
+
+  stalled(): void {
+    this.metrics.wsClosedSlow.inc();
+    this.res.destroy();
+  }
+
+  send(m: RxMessage): void {
     if (this.closed) return;
     const n = ++this.n;
     if (this.res.writableLength > this.config.wsBufferBytes) {
@@ -110,6 +127,7 @@ export class SseStream implements Subscriber {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.catchUp?.stop();
     clearInterval(this.heartbeat);
     this.bus.unsubscribe(this);
   }
@@ -157,7 +175,7 @@ export function eventsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
       request.log.info({ groups, since }, 'SSE client subscribed');
       // Same tick as subscribe(): nothing live can come between the replay and the stream.
       stream.start();
-      if (since !== undefined) bus.replay(stream, since);
+      if (since !== undefined) stream.catchUp = bus.resume(stream, since, config.wsStallMs, () => stream.stalled());
       reply.raw.on('close', () => {
         stream.close();
         open.delete(stream);

@@ -6,7 +6,7 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket, RawData } from 'ws';
 import type { Bus, Endpoint, MalformedInfo, Subscriber } from '../bus';
-import type { GapInfo } from '../ring';
+import type { CatchUp, GapInfo } from '../ring';
 import type { Config } from '../config';
 import { Problem } from '../errors';
 import { eventFrame, messageFrame, messageTail, type RxMessage } from '../frames';
@@ -92,7 +92,29 @@ export class Stream implements Subscriber {
     );
   }
 
+  /** A resume in progress (?since=): live messages with a cursor are read from the ring by it instead. */
+  catchUp: CatchUp | null = null;
+
   deliver(m: RxMessage): void {
+    if (this.catchUp !== null && this.catchUp.active && m.cursor !== undefined) return;
+    this.send(m);
+  }
+
+  /** For the catch-up: whether the client's backlog has room. */
+  room(): boolean {
+    return !this.closed && this.ws.readyState === this.ws.OPEN && this.ws.bufferedAmount <= this.opts.bufferBytes;
+  }
+
+  /** For the catch-up: a client that stayed full for --ws-stall-ms. */
+  stalled(): void {
+    this.metrics.wsClosedSlow.inc();
+    this.log.warn({ bufferedAmount: this.ws.bufferedAmount }, 'closing a resuming WebSocket client that stayed over its backlog (1013)');
+    this.ws.close(1013, 'too slow: backlog over limit');
+    setTimeout(() => this.ws.terminate(), 1000).unref();
+  }
+
+  /** Writes one message frame (or counts it dropped when the backlog is full). */
+  send(m: RxMessage): void {
     if (this.closed) return;
     const n = ++this.n;
     // ws writes each frame with its own writev; corked, the frames of one
@@ -294,6 +316,7 @@ export class Stream implements Subscriber {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.catchUp?.stop();
     this.stopDrainWatch();
     this.bus.unsubscribe(this);
     if (this.endpoint) this.bus.closeClientEndpoint(this.endpoint);
@@ -363,7 +386,7 @@ export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
     log.info({ unicast: opts.unicast, portId: stream.endpoint?.portId, format: opts.format }, 'WebSocket client subscribed');
     stream.hello();
     // Same tick as subscribe(): nothing live can come between the replay and the stream.
-    if (query.since !== undefined) bus.replay(stream, query.since);
+    if (query.since !== undefined) stream.catchUp = bus.resume(stream, query.since, config.wsStallMs, () => stream.stalled());
     socket.on('message', (data, isBinary) => void stream.onClientMessage(data, isBinary));
     socket.on('pong', () => stream.pong());
     socket.on('close', (code) => {

@@ -122,6 +122,37 @@ describe('resume', () => {
 });
 
 describe('gaps', () => {
+  test('a backlog far over the client buffer is replayed at its pace, live traffic meanwhile: all once, in order, nothing dropped', async () => {
+    const d = await startDaemon({ config: { wsBufferBytes: 16 * 1024 } });
+    const sender = new Sender();
+    try {
+      const prefix = `${TAG}-pace`;
+      const a = await connect(d, `/groups/${bit(G3)}`);
+      await sender.run(G3, prefix, 0, 1);
+      const m0 = await a.client.next((f) => f.data === `${prefix}-0`);
+      await a.client.close();
+      await sender.run(G3, prefix, 1, 3001); // ≈ 1 MB of frames while away
+      await sleep(100);
+      const b = await connect(d, `/groups/${bit(G3)}?since=${String(m0.cursor)}`);
+      try {
+        await sender.run(G3, prefix, 3001, 4001, 20); // live, while the backlog is still being written
+        await waitFor(() => {
+          const m = messages(b.client, prefix);
+          return m.length > 0 && indexOf(prefix, m[m.length - 1].data) === 4000;
+        }, 10000, 'the last message');
+        const idx = messages(b.client, prefix).map((f) => indexOf(prefix, f.data));
+        assert.equal(idx.length, 4000);
+        idx.forEach((v, i) => assert.equal(v, i + 1));
+        assert.ok(!b.client.all.some((f) => !Buffer.isBuffer(f) && ['gap', 'dropped'].includes(f.type)), 'nothing dropped, no gap');
+      } finally {
+        await b.client.close();
+      }
+    } finally {
+      sender.close();
+      await d.close();
+    }
+  });
+
   test('a cursor older than the ring gets a gap with the count lost, then the held messages and the live stream', async () => {
     const d = await startDaemon({ config: { ringMessages: 10 } });
     const sender = new Sender();
@@ -137,12 +168,18 @@ describe('gaps', () => {
       try {
         const gap = await b.client.next((f) => f.type === 'gap');
         assert.equal(gap.reason, 'evicted');
-        assert.equal(gap.lost, 20, '30 later messages, 10 held');
         assert.equal(gap.since, m0.cursor);
+        // 30 later messages, 10 held: 20 lost (more if other host traffic on the group took ring slots).
+        assert.ok(Number(gap.lost) >= 20, `lost ${String(gap.lost)}`);
+        const seq = (c: unknown): number => Number(String(c).split('-')[1]);
+        assert.equal(seq(gap.resumeFrom), seq(m0.cursor) + Number(gap.lost) + 1, 'resumeFrom is right after what was lost');
         await sender.run(G1, prefix, 31, 32);
-        await waitFor(() => messages(b.client, prefix).length === 11, 3000, 'held + live');
-        assert.deepEqual(messages(b.client, prefix).map((f) => indexOf(prefix, f.data)), [21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31]);
-        assert.equal(gap.resumeFrom, messages(b.client, prefix)[0].cursor);
+        await waitFor(() => messages(b.client, prefix).some((f) => f.data === `${prefix}-31`), 3000, 'held + live');
+        const idx = messages(b.client, prefix).map((f) => indexOf(prefix, f.data));
+        const from = 31 - idx.length + 1;
+        assert.ok(from >= 21 && idx.length >= 2, `held ${idx.join(',')}`);
+        assert.deepEqual(idx, Array.from({ length: idx.length }, (_, i) => from + i), 'the held ones in order, then the live one');
+        if (from === 21) assert.equal(gap.resumeFrom, messages(b.client, prefix)[0].cursor);
       } finally {
         await b.client.close();
       }

@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CursorError, ENTRY_OVERHEAD, Ring, parseCursor } from '../../daemon/ring';
+import { CatchUp, CursorError, ENTRY_OVERHEAD, Ring, parseCursor, type GapInfo } from '../../daemon/ring';
 import type { RxMessage } from '../../daemon/frames';
 import { encodeMessage } from '../../addon/codec';
 import { messageFrame, messageTail } from '../../daemon/frames';
@@ -100,4 +100,42 @@ test('since: a later copy of a message the client already had (before the cursor
   r.append(msg(4, 2, 'b'), 1000);
   assert.deepEqual(r.since(a.cursor!, [2, 4], 1000).messages.map((m) => m.payload.toString()), ['b']);
   assert.deepEqual(r.since(a.cursor!, [4], 1000).messages.map((m) => m.payload.toString()), ['a', 'b'], 'a subscriber of 4 alone never had it');
+});
+
+test('CatchUp: writes only while the client has room, tells a gap once, ends caught up in the tick it reaches the newest', async () => {
+  const r = new Ring({ maxMessages: 600, maxAgeMs: 1e9, maxBytes: 1e12 }, 'e6');
+  const now = Date.now();
+  for (let i = 1; i <= 1000; i++) r.append(msg(2, i, `m${i}`, now), now);
+  const sent: string[] = [];
+  const gaps: GapInfo[] = [];
+  let budget = 100;
+  let flushes = 0;
+  let stalled = false;
+  const target = {
+    groups: [2],
+    room: () => budget > 0,
+    send: (m: { payload: Buffer }) => {
+      budget--;
+      sent.push(m.payload.toString());
+    },
+    gap: (g: GapInfo) => gaps.push(g),
+    flush: () => void flushes++,
+  };
+  const c = new CatchUp(r, target as never, 'e6-10', 60000, () => (stalled = true));
+  c.pump();
+  assert.equal(sent.length, 100, 'stopped at the client limit');
+  assert.ok(c.active);
+  assert.deepEqual(gaps.map((g) => [g.reason, g.lost]), [['evicted', 390]]);
+  budget = 1e9;
+  await new Promise((res) => setTimeout(res, 60));
+  assert.equal(c.active, false, 'caught up');
+  assert.equal(gaps.length, 1, 'the gap is told once');
+  assert.deepEqual(sent, Array.from({ length: 600 }, (_, i) => `m${401 + i}`));
+  assert.ok(flushes >= 3);
+  assert.equal(stalled, false);
+  const stuck = new CatchUp(r, { ...target, room: () => false } as never, 'e6-500', 30, () => (stalled = true));
+  stuck.pump();
+  await new Promise((res) => setTimeout(res, 120));
+  assert.equal(stalled, true, 'a client that never drains is given up on');
+  assert.equal(stuck.active, false);
 });
