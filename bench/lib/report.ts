@@ -170,7 +170,7 @@ export function targets(figures: Figures, largestFanout: number, fanoutGoal: num
   t.push(ratioTarget('addon_vs_npm_cpu', 'same, as receiver capacity: npm netlink CPU/msg ÷ addon CPU/msg', val(figures, 'socket_flood', 'npm-netlink', 'cpuNsPerMsg'), val(figures, 'socket_flood', 'addon', 'cpuNsPerMsg'), 3));
   t.push(ratioTarget('addon_vs_c', 'addon ÷ C ceiling, socket flood', val(figures, 'socket_flood', 'addon'), val(figures, 'socket_flood', 'c'), 0.7));
   const survived = figures.socket_flood?.addon?.survived;
-  t.push({ id: 'addon_survives', label: 'addon survives the flood', measured: survived === true ? 1 : 0, shown: survived === true ? 'yes' : 'no', goal: 'yes', met: survived === undefined ? null : survived === true });
+  t.push({ id: 'addon_survives', label: 'addon survives the flood', measured: survived === true ? 1 : 0, shown: survived === undefined ? 'n/a' : survived ? 'yes' : 'no', goal: 'yes', met: survived === undefined ? null : survived === true });
   t.push(floodRatioTarget('batch_vs_websocketd', 'one client ?batch=1 ÷ websocketd', figures, 'ws_one_frame', 'nlbridge-batch', 'websocketd', 2));
   t.push(floodRatioTarget('frame_vs_websocketd', 'one client, one msg/frame ÷ websocketd', figures, 'ws_one_frame', 'nlbridge', 'websocketd', 1.2));
   t.push(ratioTarget('p50_vs_websocketd', 'p50 at 1,000 msg/s: nlbridge ÷ websocketd', val(figures, 'latency_1k', 'nlbridge', 'p50_us'), val(figures, 'latency_1k', 'websocketd', 'p50_us'), 0.5, false));

@@ -47,6 +47,12 @@ export const PING_INTERVAL_MS = 30000;
 
 /** Most frames held corked before they go out in one writev (see Stream.deliver). */
 const CORK_FRAMES = 64;
+/**
+ * A batched frame is sent once it holds this many bytes, even mid-batch: a
+ * receive batch can hold thousands of messages, and one multi-megabyte frame
+ * makes the client wait for all of it and the daemon build it in one piece.
+ */
+const BATCH_FRAME_BYTES = 64 * 1024;
 
 export class Stream implements Subscriber {
   readonly groups: number[];
@@ -54,6 +60,7 @@ export class Stream implements Subscriber {
   private dropped = 0;
   private overSince: number | null = null;
   private batchFrames: string[] = [];
+  private batchBytes = 0;
   private drainTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private flushScheduled = false;
@@ -145,16 +152,24 @@ export class Stream implements Subscriber {
       return;
     }
     const frame = messageFrame(n, messageTail(m, this.bus.protocol.name === 'dummy'));
-    if (this.opts.batch) this.batchFrames.push(frame);
-    else this.sendText(frame);
+    if (this.opts.batch) {
+      this.batchFrames.push(frame);
+      this.batchBytes += frame.length;
+      if (this.batchBytes >= BATCH_FRAME_BYTES) this.sendBatch();
+    } else this.sendText(frame);
   }
 
-  flush(): void {
+  private sendBatch(): void {
     if (this.batchFrames.length !== 0 && !this.closed) {
       const text = this.batchFrames.join('\n');
       this.batchFrames = [];
+      this.batchBytes = 0;
       this.sendText(text);
     }
+  }
+
+  flush(): void {
+    this.sendBatch();
     if (this.corked !== null) {
       const sock = this.corked;
       this.corked = null;
@@ -182,6 +197,7 @@ export class Stream implements Subscriber {
     const frame = eventFrame(type, ++this.n, fields);
     if (this.opts.batch && this.opts.format === 'json') {
       this.batchFrames.push(frame);
+      this.batchBytes += frame.length;
       // Events raised outside a receive batch (sent, error, dropped) flush on their own.
       if (!this.flushScheduled) {
         this.flushScheduled = true;

@@ -65,6 +65,18 @@ test('over the backlog frames are dropped (using up their n); on drain one dropp
   stream.close();
 });
 
+test('batch mode: a large receive batch leaves in frames of about 64 KiB, every message once and in order', () => {
+  const { ws, stream } = make({ batch: true, bufferBytes: 1e9 });
+  for (let i = 1; i <= 3000; i++) stream.deliver(msg(i));
+  stream.flush();
+  const sizes = ws.sent.map((f) => String(f).length);
+  assert.ok(ws.sent.length > 1, `one batch of 3000 messages in ${ws.sent.length} frame(s)`);
+  for (const size of sizes.slice(0, -1)) assert.ok(size >= 64 * 1024 && size < 65 * 1024, `frame of ${size} bytes`);
+  const ns = ws.sent.flatMap((f) => String(f).split('\n').map((l) => (JSON.parse(l) as { n: number }).n));
+  assert.deepEqual(ns, Array.from({ length: 3000 }, (_, i) => i + 1));
+  stream.close();
+});
+
 test('a client over its backlog longer than stallMs is closed with 1013', async () => {
   const { ws, stream, metrics } = make({ stallMs: 50 });
   ws.bufferedAmount = 5000;
