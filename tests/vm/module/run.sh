@@ -7,11 +7,22 @@
 #   tests/vm/module/run.sh            build everything, boot, run
 #   KVER=6.1.0-56-amd64 tests/vm/module/run.sh
 #   QEMU_TIMEOUT=300 ...              seconds before the guest is killed
+#   MODE=abuse BURSTS=5 SENDERS=4 FRAMES=50000 tests/vm/module/run.sh
+#                                     reliability case 9 (abuse.sh, abuse_nlk)
+#                                     instead of scenario.sh
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
-WORK=${WORK:-$ROOT/.cache/vm-module}
+MODE=${MODE:-scenario}
+case $MODE in
+scenario) WORK=${WORK:-$ROOT/.cache/vm-module} ;;
+abuse) WORK=${WORK:-$ROOT/.cache/vm-module-abuse} ;;
+*)
+	echo "run.sh: MODE=$MODE is neither scenario nor abuse" >&2
+	exit 2
+	;;
+esac
 QEMU_TIMEOUT=${QEMU_TIMEOUT:-240}
 APT_PACKAGES=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio gcc make libc6-dev)
 
@@ -52,11 +63,19 @@ CFLAGS=(-O2 -Wall -Wextra -Werror -std=gnu11 -static -I"$ROOT/module/include/uap
 cc "${CFLAGS[@]}" -o "$WORK/root/bin/rr_nlk" "$ROOT/module/tools/rr_nlk.c"
 cc "${CFLAGS[@]}" -o "$WORK/root/bin/ww_nlk" "$ROOT/module/tools/ww_nlk.c"
 cc "${CFLAGS[@]}" -o "$WORK/root/bin/raw_nlk" "$HERE/raw_nlk.c"
+# abuse: SLUB's consistency checks, red zones and poisoning, so a
+# use-after-free or overflow in the module shows as "BUG kmalloc-..." in dmesg.
+KERNEL_DEBUG=
+if [[ $MODE == abuse ]]; then
+	KERNEL_DEBUG=" slub_debug=FZP"
+	cc "${CFLAGS[@]}" -o "$WORK/root/bin/abuse_nlk" "$HERE/abuse_nlk.c"
+	printf 'BURSTS=%d\nSENDERS=%d\nFRAMES=%d\n' "${BURSTS:-5}" "${SENDERS:-4}" "${FRAMES:-50000}" >"$WORK/root/abuse.conf"
+fi
 
 cp /bin/busybox "$WORK/root/bin/busybox"
 cp "$WORK/src/dummy_netlink.ko" "$WORK/root/"
 install -m 0755 "$HERE/init.sh" "$WORK/root/init"
-install -m 0644 "$HERE/scenario.sh" "$WORK/root/scenario.sh"
+install -m 0644 "$HERE/$([[ $MODE == abuse ]] && echo abuse.sh || echo scenario.sh)" "$WORK/root/scenario.sh"
 (cd "$WORK/root" && find . | cpio -o -H newc --quiet | gzip -1) >"$WORK/initramfs.cpio.gz"
 log "built in $(($(date +%s) - t0)) s; booting (tcg, timeout ${QEMU_TIMEOUT}s)"
 
@@ -66,7 +85,7 @@ set +e
 timeout --foreground -k 5 "$QEMU_TIMEOUT" qemu-system-x86_64 \
 	-accel tcg -m 512 -smp 2 -nographic -no-reboot -nodefaults -serial stdio \
 	-kernel "/boot/vmlinuz-$KVER" -initrd "$WORK/initramfs.cpio.gz" \
-	-append "console=ttyS0 panic=-1 quiet" </dev/null | tr -d '\r' | tee "$WORK/console.log"
+	-append "console=ttyS0 panic=-1 quiet$KERNEL_DEBUG" </dev/null | tr -d '\r' | tee "$WORK/console.log"
 qemu_rc=${PIPESTATUS[0]}
 set -e
 log "qemu exited with $qemu_rc after $(($(date +%s) - t0)) s in all"
