@@ -1,8 +1,9 @@
 // buildApp(config, deps): the fastify instance with every route and hook; no
 // listen (main.ts does that, tests use real listeners or inject).
 
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import websocket from '@fastify/websocket';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Bus } from './bus';
 import type { Config } from './config';
@@ -78,6 +79,21 @@ const requestSerializer = (req: { method?: string; url?: string; host?: string; 
   remotePort: req.socket?.remotePort,
 });
 
+/**
+ * HTTP that Node's parser refuses (a bad method token or request line,
+ * conflicting lengths, headers too large or too slow) never reaches a route:
+ * answer it with the same problem+json a route would, then close.
+ */
+function clientError(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  if (socket.writable) {
+    const body = JSON.stringify(new Problem('VALIDATION', `malformed HTTP request (${err.code ?? err.message})`).body());
+    socket.write(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  this.log.debug({ err }, 'malformed HTTP request');
+  socket.destroy(err);
+}
+
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const { bus, metrics, auth } = deps;
   const app = Fastify({
@@ -87,6 +103,18 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     // While closing, requests on kept-alive connections get our own 503 problem (onRequest below).
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    // The spec lets a mask be 300 characters (fastify's default cap is 100,
+    // answered with a bare 414); longer ones are the schema's 400.
+    maxParamLength: 1024,
+    // Errors raised before routing (an undecodable %-escape, a param over
+    // the cap) and HTTP the parser refuses are problems like every other.
+    frameworkErrors: (err, request, reply) => {
+      const bad = err.code === 'FST_ERR_BAD_URL' || err.code === 'FST_ERR_MAX_PARAM_LENGTH';
+      const p = bad ? new Problem('VALIDATION', `the URL cannot be routed: ${err.message}`, { field: 'url' }) : new Problem('INTERNAL', 'internal error (see the daemon log)');
+      if (!bad) request.log.error({ err }, 'request failed');
+      void (reply as unknown as FastifyReply).code(p.status).type('application/problem+json').send(p.body());
+    },
+    clientErrorHandler: clientError,
   }) as unknown as FastifyInstance;
   // JSON only: a browser can send text/plain cross-site without a preflight.
   app.removeContentTypeParser('text/plain');
@@ -203,6 +231,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.setErrorHandler((err: FastifyError | Problem, request, reply) => {
     let problem: Problem;
     if (err instanceof Problem) problem = err;
+    // No route: its body (unparsable, too large, of another type) does not matter.
+    else if (request.is404) problem = new Problem('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
     else if ((err as FastifyError).validation) {
       problem = problemFromAjv((err as FastifyError).validation as never, (err as FastifyError).validationContext);
     } else {

@@ -158,6 +158,10 @@ export function eventsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
       if (since !== undefined) bus.checkCursor(since, 'since');
     },
     handler: async (request, reply) => {
+      if (request.method === 'HEAD') {
+        // Node sends a HEAD answer's headers only at end(): an endless stream would never answer.
+        return reply.code(200).type('text/event-stream; charset=utf-8').header('cache-control', 'no-cache').send('');
+      }
       const groups = streamGroups(request);
       const last = request.headers['last-event-id'];
       // Last-Event-ID is what an EventSource sends on reconnect: it is newer than the URL's since.

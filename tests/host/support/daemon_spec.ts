@@ -18,8 +18,11 @@ export function templateOf(doc: OpenApiDoc, urlPath: string): string | null {
   return null;
 }
 
-/** Throws when the response does not match the spec. Undocumented paths may only answer 404 problems. */
-export function assertMatchesSpec(method: string, urlPath: string, status: number, contentType: string, body: unknown): void {
+/**
+ * Throws when the response does not match the spec. Undocumented paths may only answer 404 problems.
+ * `checkBody: false` checks status and content type only (a HEAD answer, which has no body).
+ */
+export function assertMatchesSpec(method: string, urlPath: string, status: number, contentType: string, body: unknown, opts: { checkBody?: boolean } = {}): void {
   const { doc } = loadSpec();
   const tpl = templateOf(doc, urlPath);
   const m = method.toLowerCase();
@@ -37,6 +40,7 @@ export function assertMatchesSpec(method: string, urlPath: string, status: numbe
   const mediaType = contentType.split(';')[0].trim();
   const media = content[mediaType];
   if (!media) throw new Error(`${method} ${urlPath} ${status}: content type ${mediaType} is not documented (${Object.keys(content).join(', ')})`);
+  if (opts.checkBody === false) return;
   const key = `${tpl ?? '*'} ${m} ${status} ${mediaType}`;
   let v = compiled.get(key);
   if (!v) {
@@ -57,4 +61,18 @@ export function assertFrameMatchesSpec(frame: unknown): void {
     compiled.set('frame', v);
   }
   if (!v(frame)) throw new Error(`frame does not match StreamFrame: ${ajv.errorsText(v.errors)}\n${JSON.stringify(frame).slice(0, 500)}`);
+}
+
+/** Throws unless the response is an RFC 9457 problem (components/responses/Problem) with that status. */
+export function assertIsProblem(status: number, contentType: string, body: unknown): void {
+  const { doc } = loadSpec();
+  const mediaType = contentType.split(';')[0].trim();
+  if (mediaType !== 'application/problem+json') throw new Error(`status ${status}: content type ${mediaType || '(none)'} is not application/problem+json`);
+  let v = compiled.get('problem');
+  if (!v) {
+    v = ajv.compile(deref(doc, doc.components.schemas.Problem) as object);
+    compiled.set('problem', v);
+  }
+  if (!v(body)) throw new Error(`status ${status}: body is not a Problem: ${ajv.errorsText(v.errors)}\n${JSON.stringify(body).slice(0, 500)}`);
+  if ((body as { status?: unknown }).status !== status) throw new Error(`problem says status ${String((body as { status?: unknown }).status)}, the response is ${status}`);
 }
