@@ -4,6 +4,7 @@
 # of the package list and this script), the project installed with
 # systemd/install.sh --root, /usr/bin/node, the kernel's modules, and the
 # test's guest side (agent, port proxy, network). Prints the image's path.
+# The image itself is cached too, keyed by everything that goes into it.
 #
 #   tests/vm/e2e/image.sh                   # kernel: newest with image + headers
 #   KVER=6.1.0-56-amd64 tests/vm/e2e/image.sh
@@ -69,6 +70,29 @@ if [[ ! -s $TARBALL ]]; then
 fi
 # --- end of the cached part ---------------------------------------------------
 
+# --- the disk image, cached by everything that goes into it -----------------
+# The VM boots it with -snapshot (tests/vm/e2e/vm.ts), so it stays as built
+# and every test file of a run (e2e, reliability case 8) boots the same one.
+IMG=$WORK/disk.img
+mkdir -p "$WORK"
+IMG_KEY=$( (
+	echo "$TARBALL $KVER"
+	sha256sum "$0"
+	stat -c '%n %s %Y' "$(command -v node)"
+	[[ -z ${NLB_VM_UNIT_DROPIN:-} ]] || sha256sum "$NLB_VM_UNIT_DROPIN"
+	cd "$ROOT" && find module systemd tests/vm/e2e/guest dist/addon dist/daemon \
+		dist/tests/vm/e2e/guest build/Release/nlbridge_netlink.node package.json package-lock.json \
+		openapi.yaml asyncapi.yaml -type f ! -name '*.o' ! -name '*.ko' ! -name '*.mod*' \
+		! -name '.*' ! -name 'Module.symvers' ! -name 'modules.order' -print0 2>/dev/null |
+		sort -z | xargs -0 sha256sum
+) | sha256sum | cut -c1-16)
+if [[ -s $IMG && $(cat "$IMG.key" 2>/dev/null) == "$IMG_KEY" ]]; then
+	log "image up to date (key $IMG_KEY): $IMG (kernel $KVER)"
+	echo "KVER=$KVER"
+	echo "IMG=$IMG"
+	exit 0
+fi
+
 STAGE=$WORK/root
 rm -rf "$STAGE"
 mkdir -p "$STAGE"
@@ -121,11 +145,13 @@ systemctl --root="$STAGE" enable systemd-networkd.service nlbridge-test-agent.se
 systemctl --root="$STAGE" mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
 	systemd-networkd-wait-online.service fstrim.timer dpkg-db-backup.timer >/dev/null 2>&1 || true
 
-IMG=$WORK/disk.img
-rm -f "$IMG"
-truncate -s 3G "$IMG"
-mkfs.ext4 -q -F -L nlbridge-e2e -E lazy_itable_init=1,lazy_journal_init=1 -d "$STAGE" "$IMG" ||
+# Built aside and renamed: a VM still running on the old image keeps its file.
+rm -f "$IMG.key" "$IMG.tmp"
+truncate -s 3G "$IMG.tmp"
+mkfs.ext4 -q -F -L nlbridge-e2e -E lazy_itable_init=1,lazy_journal_init=1 -d "$STAGE" "$IMG.tmp" ||
 	die "mkfs.ext4 -d failed"
+mv "$IMG.tmp" "$IMG"
+echo "$IMG_KEY" >"$IMG.key"
 rm -rf "$STAGE"
 log "image ready in $(($(date +%s) - t0)) s: $IMG (kernel $KVER)"
 echo "KVER=$KVER"

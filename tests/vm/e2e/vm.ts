@@ -88,7 +88,9 @@ export class Vm {
       '-serial', `file:${this.consoleLog}`,
       '-kernel', `/boot/vmlinuz-${this.kver}`, '-initrd', `/boot/initrd.img-${this.kver}`,
       '-append', 'root=/dev/vda rw console=ttyS0 panic=-1',
-      '-drive', `file=${this.img},if=virtio,format=raw`,
+      // -snapshot: the guest's writes go to a temporary overlay, so the cached
+      // image (image.sh) is booted unchanged by every test that uses it.
+      '-snapshot', '-drive', `file=${this.img},if=virtio,format=raw`,
       '-nic', `user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${this.apiPort}-:8081,hostfwd=tcp:127.0.0.1:${this.agentPort}-:7000`,
     ];
     log(`qemu-system-x86_64 ${args.join(' ')}`);
