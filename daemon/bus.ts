@@ -629,7 +629,9 @@ export class Bus {
       }
       if (firstError) {
         const e = firstError as NetlinkError;
-        throw problemForErrno(e.code, `send failed: ${e.message}`, hasGroups ? 'groups' : hasRelay ? 'relay' : 'pid');
+        const p = problemForErrno(e.code, `send failed: ${e.message}`, hasGroups ? 'groups' : hasRelay ? 'relay' : 'pid');
+        // With what happened per destination, as the busy and unreachable answers above.
+        throw new Problem(p.code, p.message, { field: p.field, errno: p.errno, extra });
       }
     }
     return report;

@@ -164,7 +164,7 @@ for (const errno of ['EAGAIN', 'ENOBUFS']) {
       assert.equal(p.code, 'PEER_BUSY', name);
       assert.equal(p.errno, errno, name);
       assert.equal(p.field, field, name);
-      assert.ok((p.results ?? []).every((x) => x.code === errno), `${name}: ${JSON.stringify(p.results)}`);
+      assert.ok(p.results && p.results.length > 0 && p.results.every((x) => x.code === errno), `${name}: results ${JSON.stringify(p.results)}`);
     }
     const wsProblem = result.wsAnswer.problem as { status: number; code: string; errno: string } | undefined;
     assert.equal(result.wsAnswer.type, 'error', JSON.stringify(result.wsAnswer));
