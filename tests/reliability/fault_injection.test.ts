@@ -13,7 +13,8 @@
 //  - sendto EAGAIN / ENOBUFS: nothing reached → 503 PEER_BUSY with that errno
 //    (over HTTP and as a WebSocket `error` frame), counted in
 //    nlbridge_send_errors_total; nothing phantom arrives.
-// After each fault: the daemon is alive, and traffic sent after strace left
+// Receive faults come every 2nd call (between real reads) and as a run of
+// 300 consecutive calls. After each fault: the daemon is alive, and traffic sent after strace left
 // (netlink → WebSocket, POST /send → WebSocket and a peer) arrives whole.
 
 import { after, before, test } from 'node:test';
@@ -122,13 +123,19 @@ const figures: string[] = [];
 let phase = 0;
 let allPass = true;
 
-for (const errno of ['ENOBUFS', 'EAGAIN', 'EINTR']) {
-  test(`recvmmsg ${errno} (every 2nd call) while ${DURING} multicasts arrive: nothing lost, no false overrun, then delivery goes on`, async () => {
+/** Every 2nd call (interleaved with real reads), and a run of 300 consecutive calls (back-to-back retries and wake-ups). */
+const PATTERNS = [
+  { when: '2+2', what: 'every 2nd call' },
+  { when: '1..300', what: 'calls 1..300' },
+];
+const RECEIVE_CASES = ['ENOBUFS', 'EAGAIN', 'EINTR'].flatMap((errno) => PATTERNS.map((p) => ({ errno, ...p })));
+for (const { errno, when, what } of RECEIVE_CASES) {
+  test(`recvmmsg ${errno} (${what}) while ${DURING} multicasts arrive: nothing lost, no false overrun, then delivery goes on`, async () => {
     const pid = (TAG + 10 * ++phase) >>> 0;
     const overruns0 = await metric('nlbridge_netlink_overruns_total');
     const drops0 = rxDrops();
     const overrunFrames0 = events(sub, 'overrun').length;
-    const { result: seqs, injected, calls } = await withFault('recvmmsg', `error=${errno}:when=2+2`, () => multicast(pid, DURING));
+    const { result: seqs, injected, calls } = await withFault('recvmmsg', `error=${errno}:when=${when}`, () => multicast(pid, DURING));
     assert.ok(injected > 0, `strace injected no ${errno} (${calls} recvmmsg calls seen)`);
     assert.equal(new Set(seqs).size, DURING, 'each multicast arrived once');
     assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'in order');
@@ -140,7 +147,7 @@ for (const errno of ['ENOBUFS', 'EAGAIN', 'EINTR']) {
     // The socket is not stuck once strace has gone.
     const afterSeqs = await multicast(pid + 1, AFTER);
     assert.equal(new Set(afterSeqs).size, AFTER);
-    figures.push(`recvmmsg ${errno}: ${injected} of ${calls} calls injected, ${seqs.length}/${DURING} received in order, 0 drops, 0 overrun events, then ${afterSeqs.length}/${AFTER}`);
+    figures.push(`recvmmsg ${errno} ${what}: ${injected} of ${calls} calls injected, ${seqs.length}/${DURING} received in order, 0 drops, 0 overrun events, then ${afterSeqs.length}/${AFTER}`);
   });
 }
 
@@ -190,8 +197,9 @@ for (const errno of ['EAGAIN', 'ENOBUFS']) {
 
 test('summary: the daemon survived every fault', async () => {
   const h = await call(d, 'GET', '/healthz');
-  allPass = d.alive() && h.status === 200 && figures.length === 5;
+  const cases = RECEIVE_CASES.length + 2;
+  allPass = d.alive() && h.status === 200 && figures.length === cases;
   recordCase({ name: '6b. Injected faults', figure: `strace -e inject on the daemon's main thread — ${figures.join('; ')}; /healthz ${h.status}`, pass: allPass });
-  assert.equal(figures.length, 5, 'every fault case passed');
+  assert.equal(figures.length, cases, 'every fault case passed');
   assert.equal(h.status, 200);
 });
