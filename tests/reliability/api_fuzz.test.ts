@@ -458,6 +458,7 @@ const rawRequest: fc.Arbitrary<FuzzRequest> = fc
     'POST /send HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5',
     'GET /status\u0000 HTTP/1.1',
     'GET  /status HTTP/1.1',
+    `GET /status HTTP/1.1\r\nX-Big: ${'a'.repeat(20000)}`, // over Node's 16 KiB of headers
   )
   .map((line) => {
     // What a lenient parser would see, to check an answer that is not a refusal.
