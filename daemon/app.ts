@@ -118,6 +118,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   }) as unknown as FastifyInstance;
   // JSON only: a browser can send text/plain cross-site without a preflight.
   app.removeContentTypeParser('text/plain');
+  // Node hands CONNECT to a 'connect' listener and, without one, closes the
+  // connection unanswered: this is no proxy, say so like any unknown method.
+  app.server.on('connect', (req: { method?: string; url?: string }, socket: Duplex) => {
+    const body = JSON.stringify(new Problem('NOT_FOUND', `no route ${req.method} ${String(req.url).slice(0, 100)}`).body());
+    socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
   const streams = new Set<Stream>();
   const routes: { method: string; url: string }[] = [];
   app.decorate('nlbridge', { streams, stopping: false, routes });

@@ -459,6 +459,8 @@ const rawRequest: fc.Arbitrary<FuzzRequest> = fc
     'GET /status\u0000 HTTP/1.1',
     'GET  /status HTTP/1.1',
     `GET /status HTTP/1.1\r\nX-Big: ${'a'.repeat(20000)}`, // over Node's 16 KiB of headers
+    'CONNECT /status HTTP/1.1',
+    'CONNECT 127.0.0.1:22 HTTP/1.1',
   )
   .map((line) => {
     // What a lenient parser would see, to check an answer that is not a refusal.
