@@ -9,8 +9,9 @@
 //    paced at R msg/s for STEP_SECONDS. A step is clean when every client got
 //    every message exactly once and in order within LAG_MS of the sender's
 //    end, with no event frame (dropped, overrun, ...), no netlink overrun and
-//    the sender on pace. R doubles from RAMP_START until a step is not clean,
-//    then BISECT_STEPS bisections; saturation = the highest clean R.
+//    the sender on pace; a step is clean or not by the majority of STEP_TRIES
+//    attempts. R doubles from RAMP_START until a step is not clean, then
+//    BISECT_STEPS bisections; saturation = the highest clean R.
 // 2. Soak on a fresh daemon (so the ramp's overload leaves nothing behind):
 //    the same 100 clients at half of that saturation for the soak's duration.
 //    Pass: each client received every message, exactly once and in order; the
@@ -35,7 +36,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import http from 'node:http';
 import path from 'node:path';
 import { Proc, sleep, type JsonObject } from '../../bench/lib/proc';
@@ -52,6 +54,8 @@ const LAG_MS = 300;
 const RAMP_START = 200;
 const RAMP_MAX = 64_000;
 const BISECT_STEPS = 3;
+const STEP_TRIES = 3;
+const NEEDED = Math.ceil((STEP_TRIES + 1) / 2);
 /** RSS slope limit over the soak's second half, bytes per minute (why this value: see the test). */
 const RSS_SLOPE_LIMIT = 2 * 1024 * 1024;
 const FD_WARMUP = Math.min(30, SOAK_SECONDS / 4);
@@ -169,11 +173,12 @@ class Clients {
     let up = false;
     // Only a probed line printed after this reset's answer counts.
     const all = Promise.all(this.agents.map((a, i) => a.waitFor((l) => 'probed' in l && a.lines.indexOf(l) > a.lines.indexOf(answers[i]), 15_000)));
+    let failed = false;
     all.then(
       () => (up = true),
-      () => undefined,
+      () => (failed = true),
     );
-    while (!up) {
+    while (!up && !failed) {
       await flood(200, 5, 1, true);
       await Promise.race([all, sleep(100)]);
     }
@@ -230,6 +235,12 @@ class Clients {
 }
 
 const fdCount = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+const CLK_TCK = 100;
+/** utime + stime of a process, in clock ticks (/proc/PID/stat fields 14 and 15). */
+const cpuTicks = (pid: number): number => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return Number(f[11]) + Number(f[12]);
+};
 
 /** Least-squares slope of y over x. */
 function slope(xs: number[], ys: number[]): number {
@@ -249,10 +260,32 @@ interface Step {
   rate: number;
   clean: boolean;
   why: string;
+  /** Attempts made (see step). */
+  tries: number;
 }
 
-/** One ramp step at `rate` msg/s: clean or not, and why not. */
+/**
+ * A ramp step at `rate` msg/s, decided by a majority of STEP_TRIES attempts
+ * (two clean or two unclean, at most three): on a shared 2-core host another
+ * process can stall the daemon for a second, which a 3 s step cannot absorb,
+ * or leave it a quiet moment; one attempt alone would let either decide the
+ * saturation the whole soak depends on.
+ */
 async function step(d: DaemonProc, clients: Clients, rate: number): Promise<Step> {
+  const whys: string[] = [];
+  let clean = 0;
+  let tries = 0;
+  while (clean < NEEDED && tries - clean < NEEDED) {
+    tries++;
+    const why = await attempt(d, clients, rate);
+    if (why) whys.push(why);
+    else clean++;
+  }
+  return { rate, clean: clean >= NEEDED, why: whys.join('; '), tries };
+}
+
+/** One attempt at `rate` msg/s: '' when clean, else why not. */
+async function attempt(d: DaemonProc, clients: Clients, rate: number): Promise<string> {
   const count = Math.round(rate * STEP_SECONDS);
   await clients.reset();
   const m0 = await metrics(d);
@@ -269,7 +302,7 @@ async function step(d: DaemonProc, clients: Clients, rate: number): Promise<Step
   if (m1.wsDropped > m0.wsDropped) why.push(`frames dropped ${m1.wsDropped - m0.wsDropped}`);
   if (r.open < CLIENTS) why.push(`${CLIENTS - r.open} clients closed ${JSON.stringify(r.closes)}`);
   if (why.length) await clients.quiet();
-  return { rate, clean: why.length === 0, why: why.join(', ') };
+  return why.join(', ');
 }
 
 /** Saturation of the 100-client fan-out on a daemon of its own: the highest clean step. */
@@ -315,7 +348,7 @@ after(async () => {
 
 test(`case 7: soak, ${CLIENTS} clients at half of saturation for ${SOAK_SECONDS} s`, async () => {
   const sat = await saturation();
-  const ramp = sat.steps.map((s) => `${s.rate}${s.clean ? '✓' : `✗ (${s.why})`}`).join(', ');
+  const ramp = sat.steps.map((s) => `${s.rate}${s.clean ? '✓' : '✗'}${s.why ? ` (${s.why})` : ''}`).join(', ');
   console.log(`# saturation ${sat.rate} msg/s × ${CLIENTS} clients = ${sat.rate * CLIENTS} deliveries/s; ramp: ${ramp}`);
   assert.ok(sat.rate >= RAMP_START, `no clean ramp step: ${ramp}`);
   assert.ok(sat.steps.some((s) => !s.clean), `the ramp never saturated up to ${RAMP_MAX} msg/s: ${ramp}`);
@@ -336,8 +369,38 @@ test(`case 7: soak, ${CLIENTS} clients at half of saturation for ${SOAK_SECONDS}
   };
   sample();
   const sampler = setInterval(sample, 1000);
+  // Every 5 s: how far the slowest client is behind the sender's schedule,
+  // the daemon's CPU share and the host's load, to tell a daemon that falls
+  // behind from one the host does not run (the failure message shows them).
+  const progress: { t: number; behind: number; daemonCpu: number; load1: number; events: number }[] = [];
+  let cpuPrev = cpuTicks(pid);
+  let tPrev = Date.now();
+  let polling = false;
+  const poller = setInterval(() => {
+    if (polling) return;
+    polling = true;
+    void clients
+      .report()
+      .then((rep) => {
+        const now = Date.now();
+        const cpu = cpuTicks(pid);
+        const t = (now - t0) / 1000;
+        progress.push({
+          t,
+          behind: Math.min(count, Math.round(rate * t)) - rep.min,
+          daemonCpu: (cpu - cpuPrev) / CLK_TCK / ((now - tPrev) / 1000),
+          load1: os.loadavg()[0],
+          events: Object.values(rep.events).reduce((a, b) => a + b, 0),
+        });
+        cpuPrev = cpu;
+        tPrev = now;
+      })
+      .catch(() => undefined)
+      .finally(() => (polling = false));
+  }, 5000);
   const sent = await flood(rate, count, SOAK_SECONDS + 30);
   clearInterval(sampler);
+  clearInterval(poller);
   sample();
   const r = await clients.waitFor(count, 10_000);
   // Before any HTTP request of ours: the fds are the daemon's own and the 100 clients'.
@@ -347,7 +410,15 @@ test(`case 7: soak, ${CLIENTS} clients at half of saturation for ${SOAK_SECONDS}
   await clients.exit();
 
   // The series, for a look at the trend (e.g. a plot) when the case fails.
-  writeFileSync(SAMPLES, JSON.stringify({ rate, seconds: SOAK_SECONDS, saturation: sat, samples }));
+  writeFileSync(SAMPLES, JSON.stringify({ rate, seconds: SOAK_SECONDS, saturation: sat, samples, progress }));
+  const worst = progress.reduce((w, p) => (p.behind > w.behind ? p : w), progress[0] ?? { t: 0, behind: 0, daemonCpu: 0, load1: 0, events: 0 });
+  const firstEvent = progress.find((p) => p.events > 0);
+  const overrunLogs = d.logs.filter((l) => /overrun/i.test(String(l.msg))).length;
+  const diagnosis =
+    `slowest client at most ${worst.behind} messages behind (at ${worst.t.toFixed(0)} s: daemon CPU ${(worst.daemonCpu * 100).toFixed(0)} %, host load ${worst.load1.toFixed(1)}); ` +
+    `daemon CPU ${(Math.min(...progress.map((p) => p.daemonCpu)) * 100).toFixed(0)}–${(Math.max(...progress.map((p) => p.daemonCpu)) * 100).toFixed(0)} % per 5 s, host load ${Math.min(...progress.map((p) => p.load1)).toFixed(1)}–${Math.max(...progress.map((p) => p.load1)).toFixed(1)}` +
+    (firstEvent ? `; first event frames by ${firstEvent.t.toFixed(0)} s (daemon CPU ${(firstEvent.daemonCpu * 100).toFixed(0)} %, load ${firstEvent.load1.toFixed(1)}), ${overrunLogs} overrun log lines` : '');
+  console.log(`# ${diagnosis}`);
   const half = samples.filter((s) => s.t >= SOAK_SECONDS / 2 && s.t <= SOAK_SECONDS);
   const perMin = slope(
     half.map((s) => s.t / 60),
@@ -365,7 +436,7 @@ test(`case 7: soak, ${CLIENTS} clients at half of saturation for ${SOAK_SECONDS}
   const mb = (b: number): string => (b / MB).toFixed(1);
 
   const figure =
-    `saturation ${sat.rate} msg/s × ${CLIENTS} clients = ${sat.rate * CLIENTS} deliveries/s (ramp ${sat.steps.map((s) => `${s.rate}${s.clean ? '✓' : '✗'}`).join(' ')}); ` +
+    `saturation ${sat.rate} msg/s × ${CLIENTS} clients = ${sat.rate * CLIENTS} deliveries/s (ramp ${sat.steps.map((s) => `${s.rate}${s.clean ? '✓' : '✗'}${s.tries > 2 ? `(${s.tries} tries)` : ''}`).join(' ')}); ` +
     `soak ${SOAK_SECONDS} s at ${rate} msg/s (${rate * CLIENTS} deliveries/s, sender ${Math.round(sent.rate)}): ${sent.sent} sent, every client got min ${r.min} / max ${r.max}, ` +
     `${r.disorder} out of order, events ${JSON.stringify(r.events)}, ${r.open}/${CLIENTS} open; overrun lost ${m1.overrunLost}, rx drops ${m1.rxDrops}, frames dropped ${m1.wsDropped}, closed slow ${m1.closedSlow}; ` +
     `RSS ${mb(rssFirst)} → ${mb(rssWarm)} at ${SOAK_SECONDS / 2} s → ${mb(rssEnd)} MB (max ${mb(rssMax)}), second-half slope ${(perMin / MB).toFixed(3)} MB/min ` +
@@ -396,7 +467,7 @@ test(`case 7: soak, ${CLIENTS} clients at half of saturation for ${SOAK_SECONDS}
   assert.equal(sent.failed, 0);
   assert.ok(sent.rate > 0.97 * rate, `the sender kept its pace (${sent.rate} of ${rate} msg/s)`);
   assert.equal(r.open, CLIENTS, `every client still open (closes ${JSON.stringify(r.closes)})`);
-  assert.equal(r.min, count, 'every client received every message');
+  assert.equal(r.min, count, `every client received every message (${diagnosis})`);
   assert.equal(r.max, count, 'no client received more than was sent');
   assert.equal(r.disorder, 0, `every message at its place (first off: ${JSON.stringify(r.firstDisorder)})`);
   assert.deepEqual(r.events, {}, 'no dropped/overrun/gap event');
