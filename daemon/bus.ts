@@ -153,7 +153,9 @@ export class Endpoint {
     const now = Date.now();
     for (const d of batch) {
       const { messages, error } = decodeDatagram(d.data);
-      if (error) this.metrics.rejected.inc({ reason: error.code });
+      if (d.truncated) this.metrics.truncated.inc();
+      // A datagram longer than the read buffer lost its tail even when the cut fell between messages.
+      if (error || d.truncated) this.metrics.rejected.inc({ reason: d.truncated ? 'ETRUNC' : error!.code });
       for (const msg of messages) {
         const h = msg.header;
         // Replies from the kernel (port 0) to one of our pending requests.
@@ -682,11 +684,14 @@ export class Bus {
         );
         this.route(kept, now);
       }
-      if (error) {
-        this.metrics.rejected.inc({ reason: error.code });
+      // A cut datagram is malformed even when the cut fell between two
+      // messages: its tail is lost, and subscribers must be told so.
+      if (error || d.truncated) {
+        const reason = d.truncated ? 'ETRUNC' : error!.code;
+        this.metrics.rejected.inc({ reason });
         const subs = this.byGroup.get(d.group);
         if (subs) {
-          const info: MalformedInfo = { group: d.group, portId: d.portId, reason: d.truncated ? 'ETRUNC' : error.code, offset: error.offset, length: d.length };
+          const info: MalformedInfo = { group: d.group, portId: d.portId, reason, offset: error ? error.offset : d.data.length, length: d.length };
           for (const s of subs) {
             s.malformed(info);
             this.touched.add(s);

@@ -207,8 +207,15 @@ export class Stream implements Subscriber {
         });
       }
     } else {
-      this.flush();
+      // Not flush(), which uncorks: one writev per event, and a peer sending
+      // malformed datagrams made that a syscall per datagram (reliability
+      // case 2). Corked, the event still leaves in order, with the batch.
       this.sendText(frame);
+      if (this.corked !== null && ++this.corkedFrames >= CORK_FRAMES) {
+        this.corked.uncork();
+        this.corked.cork();
+        this.corkedFrames = 0;
+      }
     }
   }
 
