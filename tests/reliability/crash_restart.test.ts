@@ -21,6 +21,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import path from 'node:path';
 import { buildImage, sleep, Vm, type WsClient } from '../vm/e2e/vm';
 import { spawnDaemon } from './support/daemon_proc';
@@ -160,7 +161,7 @@ after(async () => {
     }
     await vm.shutdown();
   }
-  const pass = failures.length === 0 && figures.length === 2;
+  const pass = failures.length === 0 && figures.length === 3;
   recordCase({
     name: '8. Crash and restart',
     figure: `${figures.join('; ')}${failures.length ? `; FAILED: ${failures.join('; ')}` : ''} (VM booted in ${bootSeconds.toFixed(0)} s, TCG)`,
@@ -319,3 +320,46 @@ step('SIGTERM under load: in-flight POST /send answered, WebSocket clients close
   assert.deepEqual(codes, [1001, 1001]);
   assert.deepEqual([p.ActiveState, p.Result, p.ExecMainStatus], ['inactive', 'success', '0']);
 }, 240_000);
+
+// The same SIGTERM race, made exact outside the VM: connections the daemon
+// has accepted before the signal, whose POST arrives just after it. From the
+// client's side these requests are in flight (connected, being sent); they
+// must be answered (a 503 while closing is an answer), not reset.
+test('SIGTERM: POSTs on connections accepted just before the signal are answered, not reset', { timeout: 60_000 }, async () => {
+  const d = await spawnDaemon();
+  const CONNECTIONS = 5;
+  const outcomes: Promise<string>[] = [];
+  const socks: net.Socket[] = [];
+  try {
+    for (let i = 0; i < CONNECTIONS; i++) {
+      const s = net.connect(d.port, '127.0.0.1');
+      await new Promise<void>((resolve, reject) => s.once('connect', resolve).once('error', reject));
+      let data = '';
+      s.on('data', (c: Buffer) => (data += c.toString()));
+      outcomes.push(
+        new Promise((resolve) => {
+          s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+          s.on('close', () => resolve(/^HTTP\/1\.1 (\d{3})/.exec(data)?.[1] ?? 'closed without an answer'));
+        }),
+      );
+      socks.push(s);
+    }
+    const body = JSON.stringify({ groups: [3], data: 'sigterm-race' });
+    d.proc.kill('SIGTERM');
+    await sleep(5);
+    for (const s of socks) {
+      s.end(
+        `POST /send HTTP/1.1\r\nHost: 127.0.0.1:${d.port}\r\nAuthorization: Bearer ${d.token}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    }
+    const got = await Promise.all(outcomes);
+    const answered = got.filter((o) => /^\d{3}$/.test(o)).length;
+    figures.push(`native daemon, ${CONNECTIONS} connections accepted before SIGTERM with their POST sent 5 ms after it: ${answered} answered, outcomes ${got.join('/')}`);
+    if (answered !== CONNECTIONS) failures.push(`SIGTERM race: ${CONNECTIONS - answered}/${CONNECTIONS} requests on accepted connections were ${got.filter((o) => !/^\d{3}$/.test(o)).join('/')}`);
+    assert.equal(answered, CONNECTIONS, `outcomes: ${got.join(', ')}`);
+  } finally {
+    for (const s of socks) s.destroy();
+    await d.stop();
+  }
+});
