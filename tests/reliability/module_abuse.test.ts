@@ -90,9 +90,10 @@ test(`case 9: dummy_netlink under ${TOTAL} random frames, relays to dead ports a
   const figure = fig
     ? `${frames} random frames (${BURSTS} loads × ${SENDERS} concurrent senders, 3 readers) in ${fig[5]} s guest time ` +
       `(${Math.min(...rates)}–${Math.max(...rates)} frames/s under TCG with slub_debug=FZP); ${handled} requests handled, ` +
-      `${replies} acks/replies each matched to the predicted verdict, ${mismatches} mismatches; STATS deltas equal the prediction in every burst ` +
+      `${replies} acks/replies each matched to the predicted verdict, ${mismatches} mismatches; STATS deltas equal the prediction in every load ` +
+      `and received = accepted + ignored + errors + relayed + BCAST done + STATS done ` +
       `(${errors} errors, ${relayEagain} RELAYs to full readers → EAGAIN); rmmod after close ${BURSTS}/${BURSTS}, ${fig[4]} load/unload cycles; ` +
-      `dmesg: 0 oops/BUG/WARNING/leak lines; SUnreclaim ${fig[6]} kB, skbuff_head_cache ${fig[7]} objects after; ${elapsed.toFixed(0)} s in all` +
+      `dmesg: 0 oops/BUG/WARNING/leak/slub lines of ${fig[8]}; after vs before: SUnreclaim ${Number(fig[6]) >= 0 ? '+' : ''}${fig[6]} kB, skbuff_head_cache ${Number(fig[7]) >= 0 ? '+' : ''}${fig[7]} objects; ${elapsed.toFixed(0)} s in all` +
       (failures.length ? `; FAILED: ${failures.join('; ')}` : '')
     : `no FIGURE line from the guest (run.sh exit ${code}); failures: ${failures.join('; ') || 'none'}`;
   recordCase({ name: '9. Kernel module under abuse', figure, pass });
