@@ -194,6 +194,12 @@ export class Stream implements Subscriber {
 
   /** An event frame: never dropped (they are how loss is reported), kept in order with batched messages. */
   event(type: string, fields: Record<string, unknown>): void {
+    // Never dropped, but not unbounded either: a client over its backlog is
+    // watched as when messages are dropped, and closed with 1013 after
+    // --ws-stall-ms. A peer sending only malformed datagrams makes events the
+    // whole stream, and a stalled client's backlog grew without limit
+    // (reliability case 2).
+    this.watchBacklog();
     const frame = eventFrame(type, ++this.n, fields);
     if (this.opts.batch && this.opts.format === 'json') {
       this.batchFrames.push(frame);
@@ -231,11 +237,16 @@ export class Stream implements Subscriber {
       if (this.dropped > 0) this.reportDropped();
       return true;
     }
-    if (this.overSince === null) {
+    this.watchBacklog();
+    return false;
+  }
+
+  /** Over the backlog: starts the watch that reports drops and closes a client stalled for --ws-stall-ms. */
+  private watchBacklog(): void {
+    if (this.overSince === null && this.ws.bufferedAmount > this.opts.bufferBytes) {
       this.overSince = Date.now();
       this.drainTimer ??= setInterval(() => this.checkDrain(), DRAIN_CHECK_MS);
     }
-    return false;
   }
 
   private checkDrain(): void {
