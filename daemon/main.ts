@@ -15,6 +15,9 @@ import { ProtocolError, resolveProtocol } from './protocol';
 import { holdsNetAdmin, setupAuth } from './security';
 import { hasNativeSdNotify, notifyWanted, sdNotify, watchdogIntervalMs } from './sd_notify';
 
+/** How long a stopping daemon still accepts requests, to answer them 503. */
+const SHUTDOWN_GRACE_MS = 250;
+
 const VERSION: string = (() => {
   try {
     return (JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../package.json'), 'utf8')) as { version: string }).version;
@@ -196,9 +199,16 @@ async function main(): Promise<number> {
         resolve(1);
       }, config.shutdownTimeoutMs);
       force.unref();
-      const closeExtra = Promise.all(extra.map((s) => new Promise<void>((r) => s.close(() => r()))));
-      for (const s of extra) s.closeIdleConnections();
-      Promise.all([app.close(), closeExtra]).then(
+      // Keep listening a moment, answering 503 (see the stopping hook in app.ts):
+      // Node's close() resets connections whose request is not read yet and
+      // drops ones still waiting to be accepted, so a request sent just after
+      // the signal would otherwise get ECONNRESET instead of an answer.
+      const closeAll = (): Promise<unknown> => {
+        const closeExtra = Promise.all(extra.map((s) => new Promise<void>((r) => s.close(() => r()))));
+        for (const s of extra) s.closeIdleConnections();
+        return Promise.all([app.close(), closeExtra]);
+      };
+      new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS)).then(closeAll).then(
         () => {
           clearTimeout(force);
           if (config.unixSocket) fs.rmSync(config.unixSocket, { force: true });
