@@ -3,6 +3,7 @@
 
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import websocket from '@fastify/websocket';
+import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Bus } from './bus';
@@ -79,6 +80,12 @@ const requestSerializer = (req: { method?: string; url?: string; host?: string; 
   remotePort: req.socket?.remotePort,
 });
 
+/** A whole HTTP/1.1 response carrying a problem, for sockets no route answers. */
+function rawProblemResponse(p: Problem): string {
+  const body = JSON.stringify(p.body());
+  return `HTTP/1.1 ${p.status} ${STATUS_CODES[p.status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
 /**
  * HTTP that Node's parser refuses (a bad method token or request line,
  * conflicting lengths, headers too large or too slow) never reaches a route:
@@ -86,10 +93,7 @@ const requestSerializer = (req: { method?: string; url?: string; host?: string; 
  */
 function clientError(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  if (socket.writable) {
-    const body = JSON.stringify(new Problem('VALIDATION', `malformed HTTP request (${err.code ?? err.message})`).body());
-    socket.write(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-  }
+  if (socket.writable) socket.write(rawProblemResponse(new Problem('VALIDATION', `malformed HTTP request (${err.code ?? err.message})`)));
   this.log.debug({ err }, 'malformed HTTP request');
   socket.destroy(err);
 }
@@ -121,8 +125,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // Node hands CONNECT to a 'connect' listener and, without one, closes the
   // connection unanswered: this is no proxy, say so like any unknown method.
   app.server.on('connect', (req: { method?: string; url?: string }, socket: Duplex) => {
-    const body = JSON.stringify(new Problem('NOT_FOUND', `no route ${req.method} ${String(req.url).slice(0, 100)}`).body());
-    socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    socket.end(rawProblemResponse(new Problem('NOT_FOUND', `no route ${req.method} ${String(req.url).slice(0, 100)}`)));
   });
   const streams = new Set<Stream>();
   const routes: { method: string; url: string }[] = [];

@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import { NetlinkSocket, type NetlinkError } from '../addon/socket';
 import type { Datagram, NetlinkSocketOptions } from '../addon/types';
-import { NLMSG_ERROR, NLM_F_ACK, NLM_F_REQUEST, decodeAck, decodeDatagram, encodeMessage } from '../addon/codec';
+import { NLMSG_ERROR, NLM_F_ACK, NLM_F_REQUEST, decodeAck, decodeDatagram, encodeMessage, type NlMessage } from '../addon/codec';
 import { DNL_BCAST_GROUPS_MAX, DnlMsgType, decodeStats, encodeBcast, encodeRelay, type DnlStats } from '../addon/dummy_netlink';
 import { DedupeWindow, copyKey } from './dedupe';
 import { Problem, problemForErrno } from './errors';
@@ -107,6 +107,20 @@ interface Waiter {
   settle: () => void;
 }
 
+/**
+ * Decodes a received datagram and counts it in /metrics when it was cut or
+ * malformed. A cut datagram (longer than the read buffer) is rejected even
+ * when the cut fell between two messages: its tail is lost all the same.
+ */
+function decodeCounted(d: Datagram, metrics: Metrics): { messages: NlMessage[]; reject: { reason: string; offset: number } | null } {
+  const { messages, error } = decodeDatagram(d.data);
+  if (d.truncated) metrics.truncated.inc();
+  if (!error && !d.truncated) return { messages, reject: null };
+  const reject = { reason: d.truncated ? 'ETRUNC' : error!.code, offset: error ? error.offset : d.data.length };
+  metrics.rejected.inc({ reason: reject.reason });
+  return { messages, reject };
+}
+
 /** A socket the bridge sends from; it also collects acks and replies to its seqs. */
 export class Endpoint {
   private readonly waiters = new Map<number, Waiter>();
@@ -152,10 +166,7 @@ export class Endpoint {
   private readonly onDatagrams = (batch: Datagram[]): void => {
     const now = Date.now();
     for (const d of batch) {
-      const { messages, error } = decodeDatagram(d.data);
-      if (d.truncated) this.metrics.truncated.inc();
-      // A datagram longer than the read buffer lost its tail even when the cut fell between messages.
-      if (error || d.truncated) this.metrics.rejected.inc({ reason: d.truncated ? 'ETRUNC' : error!.code });
+      const { messages } = decodeCounted(d, this.metrics);
       for (const msg of messages) {
         const h = msg.header;
         // Replies from the kernel (port 0) to one of our pending requests.
@@ -665,8 +676,7 @@ export class Bus {
     const now = Date.now();
     for (const d of batch) {
       this.metrics.received.inc({ group: d.group });
-      if (d.truncated) this.metrics.truncated.inc();
-      const { messages, error } = decodeDatagram(d.data);
+      const { messages, reject } = decodeCounted(d, this.metrics);
       for (const msg of messages) {
         const kept = this.ring.append(
           {
@@ -684,14 +694,10 @@ export class Bus {
         );
         this.route(kept, now);
       }
-      // A cut datagram is malformed even when the cut fell between two
-      // messages: its tail is lost, and subscribers must be told so.
-      if (error || d.truncated) {
-        const reason = d.truncated ? 'ETRUNC' : error!.code;
-        this.metrics.rejected.inc({ reason });
+      if (reject) {
         const subs = this.byGroup.get(d.group);
         if (subs) {
-          const info: MalformedInfo = { group: d.group, portId: d.portId, reason, offset: error ? error.offset : d.data.length, length: d.length };
+          const info: MalformedInfo = { group: d.group, portId: d.portId, reason: reject.reason, offset: reject.offset, length: d.length };
           for (const s of subs) {
             s.malformed(info);
             this.touched.add(s);
