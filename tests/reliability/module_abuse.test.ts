@@ -13,11 +13,9 @@
 // dmesg, slabs back to where they were.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { REPO_ROOT, recordCase } from './support/report';
+import { runModuleHarness } from '../vm/support/module_harness';
+import { recordCase } from './support/report';
 
-const HARNESS = path.join(REPO_ROOT, 'tests', 'vm', 'module', 'run.sh');
 const BURSTS = 5;
 const SENDERS = 4;
 const FRAMES = 50_000; // per sender and burst: 5 × 4 × 50,000 = 1,000,000
@@ -38,40 +36,13 @@ const CASES = [
   'slub_debug_on',
 ];
 
-function runHarness(): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(HARNESS, [], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, MODE: 'abuse', BURSTS: String(BURSTS), SENDERS: String(SENDERS), FRAMES: String(FRAMES), QEMU_TIMEOUT: String(QEMU_TIMEOUT_S) },
-    });
-    let output = '';
-    const onData = (chunk: Buffer): void => {
-      const text = chunk.toString('utf8');
-      output += text;
-      process.stderr.write(text);
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    const timer = setTimeout(() => child.kill('SIGKILL'), BUDGET_MS);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
-
 function sum(output: string, re: RegExp): number {
   return [...output.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
 }
 
 test(`case 9: dummy_netlink under ${TOTAL} random frames, relays to dead ports and load/unload cycles`, { timeout: BUDGET_MS + 10_000 }, async () => {
   const started = Date.now();
-  const { code, output } = await runHarness();
+  const { code, output } = await runModuleHarness({ MODE: 'abuse', BURSTS: String(BURSTS), SENDERS: String(SENDERS), FRAMES: String(FRAMES), QEMU_TIMEOUT: String(QEMU_TIMEOUT_S) }, BUDGET_MS);
   const elapsed = (Date.now() - started) / 1000;
 
   const failures = [...output.matchAll(/^FAIL: (.*)$/gm)].map((m) => m[1]);

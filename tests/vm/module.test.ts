@@ -6,11 +6,7 @@
 // "RESULT: N passed, N failed".
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-
-const ROOT = path.resolve(__dirname, '../../..');
-const HARNESS = path.join(ROOT, 'tests', 'vm', 'module', 'run.sh');
+import { runModuleHarness } from './support/module_harness';
 
 // Every case the scenario must run; a case that disappears is a failure too.
 const CASES = [
@@ -95,33 +91,9 @@ const CASES = [
 // Package install + build + boot + scenario; the budget is 5 minutes.
 const BUDGET_MS = 5 * 60 * 1000;
 
-function runHarness(): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(HARNESS, [], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    const onData = (chunk: Buffer): void => {
-      const text = chunk.toString('utf8');
-      output += text;
-      // Stream the guest's console so a slow or stuck run shows where it is.
-      process.stderr.write(text);
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    const timer = setTimeout(() => child.kill('SIGKILL'), BUDGET_MS);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
-}
-
 test('dummy_netlink under QEMU: the seed session and every scenario case pass', { timeout: BUDGET_MS + 10_000 }, async () => {
   const started = Date.now();
-  const { code, output } = await runHarness();
+  const { code, output } = await runModuleHarness({}, BUDGET_MS);
   const elapsed = Date.now() - started;
 
   const result = /^RESULT: (\d+) passed, (\d+) failed$/m.exec(output);
