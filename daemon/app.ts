@@ -150,7 +150,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       },
     },
     preClose(done) {
-      for (const s of streams) s.ws.close(1001, 'server shutting down');
+      for (const s of streams) s.closeWs(1001, 'server shutting down');
       const wss = this.websocketServer;
       // Clients that do not answer the close handshake are cut after a second.
       const timer = setTimeout(() => {

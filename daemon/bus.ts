@@ -678,17 +678,20 @@ export class Bus {
       this.metrics.received.inc({ group: d.group });
       const { messages, reject } = decodeCounted(d, this.metrics);
       for (const msg of messages) {
+        // Every field written, in one order: one object shape on the hot path.
         const kept = this.ring.append(
           {
             group: d.group,
             portId: d.portId,
-            ...(d.uid !== undefined ? { uid: d.uid } : {}),
+            uid: d.uid,
             header: msg.header,
             payload: msg.payload,
             bytes: messageBytes(d.data, msg.payload),
             truncated: false,
             receivedAt: now,
             fromBridge: this.bridgePorts.has(d.portId),
+            cursor: undefined,
+            tail: undefined,
           },
           now,
         );

@@ -7,6 +7,7 @@
 // only), so the entry of a seq is found by subtraction.
 
 import { randomBytes } from 'node:crypto';
+import { NLMSG_HDRLEN, decodeHeader } from '../addon/codec';
 import { copyKey } from './dedupe';
 import type { RxMessage } from './frames';
 
@@ -53,16 +54,52 @@ export function parseCursor(text: string): ParsedCursor {
 const COPY_LOOKBACK = 1024;
 const COPY_LOOKBACK_MS = 1000;
 
-export interface RingEntry {
-  m: RxMessage;
-  size: number;
+const FLAG_UID = 1;
+const FLAG_TRUNCATED = 2;
+const FLAG_FROM_BRIDGE = 4;
+
+const FIRST_SLOTS = 1024;
+const FIRST_ARENA_BYTES = 64 * 1024;
+
+/**
+ * Storage of the ring: the message bytes one after another in an arena used
+ * circularly, the rest in typed columns indexed by seq. Nothing per message
+ * is a JavaScript object: a ring of objects (a message, its header, two
+ * buffer views, an entry) put 10,000 live objects in the old generation and
+ * every scavenge paid for the ones just promoted (GC was the largest cost
+ * per message in the bench, issue 6). Messages are made as objects only when
+ * read (since, recent), which is rare.
+ */
+class Columns {
+  at: Float64Array;
+  group: Uint32Array;
+  portId: Uint32Array;
+  uid: Uint32Array;
+  flags: Uint8Array;
+  offset: Float64Array;
+  length: Uint32Array;
+  size: Float64Array;
+
+  constructor(readonly capacity: number) {
+    this.at = new Float64Array(capacity);
+    this.group = new Uint32Array(capacity);
+    this.portId = new Uint32Array(capacity);
+    this.uid = new Uint32Array(capacity);
+    this.flags = new Uint8Array(capacity);
+    this.offset = new Float64Array(capacity);
+    this.length = new Uint32Array(capacity);
+    this.size = new Float64Array(capacity);
+  }
 }
 
 export class Ring {
   readonly epoch: string;
-  private entries: RingEntry[] = [];
-  private head = 0;
-  /** seq of entries[head]; lastSeq + 1 when empty. */
+  /** Slot of seq s is s & (cols.capacity - 1); capacity is a power of two. */
+  private cols = new Columns(FIRST_SLOTS);
+  private arena = Buffer.allocUnsafeSlow(FIRST_ARENA_BYTES);
+  /** Where the next message's bytes go in the arena. */
+  private arenaTail = 0;
+  /** seq of the oldest held message; lastSeq + 1 when empty. */
   private firstSeq = 1;
   private lastSeq = 0;
   private heldBytes = 0;
@@ -77,7 +114,7 @@ export class Ring {
   }
 
   get size(): number {
-    return this.entries.length - this.head;
+    return this.lastSeq - this.firstSeq + 1;
   }
 
   get bytes(): number {
@@ -94,78 +131,132 @@ export class Ring {
   }
 
   /**
-   * Numbers a received message, keeps a copy of its bytes (the datagram buffer
-   * it points into is not retained) and evicts what no longer fits. Returns
-   * the message to route (the kept copy).
+   * Numbers a received message and keeps a copy of its bytes (the datagram
+   * buffer it points into is not retained), then evicts what no longer fits.
+   * Returns the message with its cursor set, to route.
    */
   append(m: RxMessage, now: number): RxMessage {
+    const len = m.bytes.length;
+    const offset = this.place(len);
+    m.bytes.copy(this.arena, offset);
+    if (this.size === this.cols.capacity) this.growColumns();
     const seq = ++this.lastSeq;
-    const bytes = Buffer.allocUnsafe(m.bytes.length);
-    m.bytes.copy(bytes);
-    const payloadStart = bytes.length - m.payload.length;
-    // Written out, not `{ ...m }` + `delete`: objects made by spread (and
-    // worse, with a property deleted) are slow to read, and every message is
-    // read on the hot path; messageTail went from 0.5 to 5–6.5 µs (bench/).
-    const kept: RxMessage = {
-      group: m.group,
-      portId: m.portId,
-      header: m.header,
-      payload: bytes.subarray(payloadStart),
-      bytes,
-      truncated: m.truncated,
-      receivedAt: m.receivedAt,
-      fromBridge: m.fromBridge,
-      cursor: this.cursorOf(seq),
-    };
-    if (m.uid !== undefined) kept.uid = m.uid;
-    const size = bytes.length + ENTRY_OVERHEAD + Math.max(0, m.payload.length * 2);
-    if (this.size === 0) this.firstSeq = seq;
-    this.entries.push({ m: kept, size });
+    const c = this.cols;
+    const i = seq & (c.capacity - 1);
+    c.at[i] = m.receivedAt;
+    c.group[i] = m.group;
+    c.portId[i] = m.portId;
+    c.uid[i] = m.uid ?? 0;
+    c.flags[i] = (m.uid !== undefined ? FLAG_UID : 0) | (m.truncated ? FLAG_TRUNCATED : 0) | (m.fromBridge ? FLAG_FROM_BRIDGE : 0);
+    c.offset[i] = offset;
+    c.length[i] = len;
+    const size = len + ENTRY_OVERHEAD + m.payload.length * 2;
+    c.size[i] = size;
     this.heldBytes += size;
+    this.arenaTail = offset + len;
     this.evict(now);
-    // Routed as a twin: the JSON that delivery caches on the message (tail)
-    // then dies young with the twin instead of being held by the ring for
-    // minutes; holding it cost ≈ 3 µs of GC per message in the bench.
-    const live: RxMessage = {
-      group: kept.group,
-      portId: kept.portId,
-      header: kept.header,
-      payload: kept.payload,
-      bytes: kept.bytes,
-      truncated: kept.truncated,
-      receivedAt: kept.receivedAt,
-      fromBridge: kept.fromBridge,
-      cursor: kept.cursor,
-    };
-    if (kept.uid !== undefined) live.uid = kept.uid;
-    return live;
+    m.cursor = this.cursorOf(seq);
+    return m;
   }
 
   /** Drops what is over count, bytes or age. */
   evict(now: number): void {
     const o = this.opts;
+    const c = this.cols;
     while (this.size > 0) {
-      const e = this.entries[this.head];
+      const i = this.firstSeq & (c.capacity - 1);
       let why: 'count' | 'bytes' | 'age' | null = null;
       if (this.size > o.maxMessages) why = 'count';
       else if (this.heldBytes > o.maxBytes) why = 'bytes';
-      else if (now - e.m.receivedAt > o.maxAgeMs) why = 'age';
+      else if (now - c.at[i] > o.maxAgeMs) why = 'age';
       if (why === null) break;
       this.evicted[why]++;
       this.onEvict?.(why);
-      this.heldBytes -= e.size;
-      this.entries[this.head] = undefined as unknown as RingEntry;
-      this.head++;
+      this.heldBytes -= c.size[i];
       this.firstSeq++;
     }
     if (this.size === 0) {
-      this.entries = [];
-      this.head = 0;
-      this.firstSeq = this.lastSeq + 1;
-    } else if (this.head > 1024 && this.head * 2 > this.entries.length) {
-      this.entries = this.entries.slice(this.head);
-      this.head = 0;
+      this.heldBytes = 0;
+      this.arenaTail = 0;
+      // A burst grew the storage; an empty ring gives it back.
+      if (this.arena.length > FIRST_ARENA_BYTES) this.arena = Buffer.allocUnsafeSlow(FIRST_ARENA_BYTES);
+      if (c.capacity > FIRST_SLOTS) this.cols = new Columns(FIRST_SLOTS);
     }
+  }
+
+  /** Where `len` bytes fit in the arena after the newest message (wrapping, or growing it). */
+  private place(len: number): number {
+    if (this.size === 0) {
+      this.arenaTail = 0;
+      if (len > this.arena.length) this.arena = Buffer.allocUnsafeSlow(Math.max(len, this.arena.length * 2));
+      return 0;
+    }
+    const head = this.cols.offset[this.firstSeq & (this.cols.capacity - 1)];
+    const tail = this.arenaTail;
+    if (tail > head) {
+      if (tail + len <= this.arena.length) return tail;
+      if (len <= head) return 0;
+    } else if (tail + len <= head) return tail;
+    this.growArena(len);
+    return this.arenaTail;
+  }
+
+  /** A larger arena with the held messages packed at its start, oldest first. */
+  private growArena(need: number): void {
+    const c = this.cols;
+    let live = 0;
+    for (let s = this.firstSeq; s <= this.lastSeq; s++) live += c.length[s & (c.capacity - 1)];
+    const next = Buffer.allocUnsafeSlow(Math.max(this.arena.length * 2, (live + need) * 2));
+    let at = 0;
+    for (let s = this.firstSeq; s <= this.lastSeq; s++) {
+      const i = s & (c.capacity - 1);
+      const off = c.offset[i];
+      this.arena.copy(next, at, off, off + c.length[i]);
+      c.offset[i] = at;
+      at += c.length[i];
+    }
+    this.arena = next;
+    this.arenaTail = at;
+  }
+
+  private growColumns(): void {
+    const old = this.cols;
+    const next = new Columns(old.capacity * 2);
+    for (let s = this.firstSeq; s <= this.lastSeq; s++) {
+      const i = s & (old.capacity - 1);
+      const j = s & (next.capacity - 1);
+      next.at[j] = old.at[i];
+      next.group[j] = old.group[i];
+      next.portId[j] = old.portId[i];
+      next.uid[j] = old.uid[i];
+      next.flags[j] = old.flags[i];
+      next.offset[j] = old.offset[i];
+      next.length[j] = old.length[i];
+      next.size[j] = old.size[i];
+    }
+    this.cols = next;
+  }
+
+  /** The held message `seq` as an object of its own (its bytes copied out of the arena). */
+  private message(seq: number): RxMessage {
+    const c = this.cols;
+    const i = seq & (c.capacity - 1);
+    const off = c.offset[i];
+    const bytes = Buffer.from(this.arena.subarray(off, off + c.length[i]));
+    const flags = c.flags[i];
+    const m: RxMessage = {
+      group: c.group[i],
+      portId: c.portId[i],
+      header: decodeHeader(bytes, 0),
+      payload: bytes.subarray(NLMSG_HDRLEN),
+      bytes,
+      truncated: (flags & FLAG_TRUNCATED) !== 0,
+      receivedAt: c.at[i],
+      fromBridge: (flags & FLAG_FROM_BRIDGE) !== 0,
+      cursor: this.cursorOf(seq),
+    };
+    if (flags & FLAG_UID) m.uid = c.uid[i];
+    return m;
   }
 
   /**
@@ -194,9 +285,11 @@ export class Ring {
     const want = new Set(groups);
     const copies = new CopyFilter();
     const out: RxMessage[] = [];
-    for (let i = this.entries.length - 1; i >= this.head && out.length < limit; i--) {
-      const m = this.entries[i].m;
-      if (want.has(m.group) && copies.first(m)) out.push(m);
+    const c = this.cols;
+    for (let s = this.lastSeq; s >= this.firstSeq && out.length < limit; s--) {
+      if (!want.has(c.group[s & (c.capacity - 1)])) continue;
+      const m = this.message(s);
+      if (copies.first(m)) out.push(m);
     }
     return out.reverse();
   }
@@ -205,20 +298,23 @@ export class Ring {
     const want = new Set(groups);
     const copies = new CopyFilter();
     const out: RxMessage[] = [];
-    const start = this.head + Math.max(0, fromSeq - this.firstSeq);
+    const c = this.cols;
+    const start = Math.max(fromSeq, this.firstSeq);
     // The client already has what came up to the cursor: a later copy of one
     // of those messages (on another of its groups) is not new. Copies arrive
     // together, so a short look-back suffices.
     const seed: RxMessage[] = [];
-    for (let i = start - 1; i >= this.head && seed.length < COPY_LOOKBACK; i--) {
-      const m = this.entries[i].m;
-      if (this.entries[start - 1].m.receivedAt - m.receivedAt > COPY_LOOKBACK_MS) break;
-      if (want.has(m.group)) seed.push(m);
+    const seedAt = start - 1 >= this.firstSeq ? c.at[(start - 1) & (c.capacity - 1)] : 0;
+    for (let s = start - 1; s >= this.firstSeq && seed.length < COPY_LOOKBACK; s--) {
+      const i = s & (c.capacity - 1);
+      if (seedAt - c.at[i] > COPY_LOOKBACK_MS) break;
+      if (want.has(c.group[i])) seed.push(this.message(s));
     }
     for (let i = seed.length - 1; i >= 0; i--) copies.first(seed[i]);
-    for (let i = start; i < this.entries.length && out.length < limit; i++) {
-      const m = this.entries[i].m;
-      if (want.has(m.group) && copies.first(m)) out.push(m);
+    for (let s = start; s <= this.lastSeq && out.length < limit; s++) {
+      if (!want.has(c.group[s & (c.capacity - 1)])) continue;
+      const m = this.message(s);
+      if (copies.first(m)) out.push(m);
     }
     return out;
   }

@@ -15,6 +15,7 @@ import type { Metrics } from '../metrics';
 import { checkRead, checkSend, type Scope } from '../scopes';
 import { parametersSchema } from '../spec';
 import { validateSendRequest } from '../validation';
+import { FrameWriter } from '../ws_writer';
 import { toSendRequest, type SendBody } from './send';
 
 interface StreamQuery {
@@ -45,8 +46,6 @@ const DRAIN_CHECK_MS = 25;
 /** A client that answers no ping for this long is cut (half-open TCP would hold its subscription forever). */
 export const PING_INTERVAL_MS = 30000;
 
-/** Most frames held corked before they go out in one writev (see Stream.deliver). */
-const CORK_FRAMES = 64;
 /**
  * A batched frame is sent once it holds this many bytes, even mid-batch: a
  * receive batch can hold thousands of messages, and one multi-megabyte frame
@@ -64,9 +63,8 @@ export class Stream implements Subscriber {
   private drainTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private flushScheduled = false;
-  /** The TCP socket while corked for a batch (see deliver), and frames written since the last uncork. */
-  private corked: { cork(): void; uncork(): void } | null = null;
-  private corkedFrames = 0;
+  /** Frames leave in one socket write per netlink batch (see ws_writer.ts). */
+  private readonly writer: FrameWriter;
   endpoint: Endpoint | null = null;
 
   constructor(
@@ -77,6 +75,7 @@ export class Stream implements Subscriber {
     private readonly log: FastifyBaseLogger,
   ) {
     this.groups = opts.groups;
+    this.writer = new FrameWriter(ws, (frames) => metrics.wsFrames.inc({}, frames));
   }
 
   get isClosed(): boolean {
@@ -116,7 +115,7 @@ export class Stream implements Subscriber {
   stalled(): void {
     this.metrics.wsClosedSlow.inc();
     this.log.warn({ bufferedAmount: this.ws.bufferedAmount }, 'closing a resuming WebSocket client that stayed over its backlog (1013)');
-    this.ws.close(1013, 'too slow: backlog over limit');
+    this.closeWs(1013, 'too slow: backlog over limit');
     setTimeout(() => this.ws.terminate(), 1000).unref();
   }
 
@@ -124,31 +123,13 @@ export class Stream implements Subscriber {
   send(m: RxMessage): void {
     if (this.closed) return;
     const n = ++this.n;
-    // ws writes each frame with its own writev; corked, the frames of one
-    // netlink batch leave in writevs of up to CORK_FRAMES (the loopback TCP
-    // send was the largest cost per message). flush(), called by the bus at
-    // the end of every batch, uncorks. Not the whole batch in one go: corked
-    // bytes count in bufferedAmount, and a large batch would trip the backlog guard.
-    if (this.corked === null) {
-      const sock = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-      if (sock) {
-        sock.cork();
-        this.corked = sock;
-        this.corkedFrames = 0;
-      }
-    } else if (++this.corkedFrames >= CORK_FRAMES) {
-      this.corked.uncork();
-      this.corked.cork();
-      this.corkedFrames = 0;
-    }
     if (!this.hasRoom()) {
       this.dropped++;
       this.metrics.wsDropped.inc();
       return;
     }
     if (this.opts.format === 'binary') {
-      this.ws.send(m.bytes, { binary: true });
-      this.metrics.wsFrames.inc();
+      this.writer.push(m.bytes);
       return;
     }
     const frame = messageFrame(n, messageTail(m, this.bus.protocol.name === 'dummy'));
@@ -170,11 +151,7 @@ export class Stream implements Subscriber {
 
   flush(): void {
     this.sendBatch();
-    if (this.corked !== null) {
-      const sock = this.corked;
-      this.corked = null;
-      sock.uncork();
-    }
+    this.writer.flush();
   }
 
   overrun(lost: number): void {
@@ -213,22 +190,20 @@ export class Stream implements Subscriber {
         });
       }
     } else {
-      // Not flush(), which uncorks: one writev per event, and a peer sending
-      // malformed datagrams made that a syscall per datagram (reliability
-      // case 2). Corked, the event still leaves in order, with the batch.
+      // Queued like messages, in order: a peer sending only malformed
+      // datagrams must not cost a write per datagram (reliability case 2).
       this.sendText(frame);
-      if (this.corked !== null && ++this.corkedFrames >= CORK_FRAMES) {
-        this.corked.uncork();
-        this.corked.cork();
-        this.corkedFrames = 0;
-      }
     }
   }
 
   private sendText(text: string): void {
-    if (this.ws.readyState !== this.ws.OPEN) return;
-    this.ws.send(text);
-    this.metrics.wsFrames.inc();
+    this.writer.push(text);
+  }
+
+  /** Closes the connection after what is queued (ws writes its close frame straight to the socket). */
+  closeWs(code: number, reason: string): void {
+    this.writer.flush();
+    this.ws.close(code, reason);
   }
 
   /** Room in the client's backlog; starts the watch that reports drops and closes stalled clients. */
@@ -261,7 +236,7 @@ export class Stream implements Subscriber {
       this.metrics.wsClosedSlow.inc();
       this.log.warn({ dropped: this.dropped, bufferedAmount: this.ws.bufferedAmount }, 'closing a WebSocket client that stayed over its backlog (1013)');
       this.stopDrainWatch();
-      this.ws.close(1013, 'too slow: backlog over limit');
+      this.closeWs(1013, 'too slow: backlog over limit');
       // A client that does not read will not complete the closing handshake either.
       setTimeout(() => this.ws.terminate(), 1000).unref();
     }
@@ -340,6 +315,7 @@ export class Stream implements Subscriber {
       return;
     }
     this.alive = false;
+    this.writer.flush();
     this.ws.ping();
   }
 
