@@ -133,6 +133,18 @@ export function decodeHeader(buf: Buffer, offset = 0): NlMsgHeader {
   };
 }
 
+/**
+ * The length of the one message that fills this datagram (its alignment
+ * padding aside), or 0 when the datagram holds anything else: several
+ * messages, or a malformed one (decodeDatagram says which). The receive path
+ * takes the common datagram without decodeDatagram's arrays and objects.
+ */
+export function soleMessageLength(buf: Buffer): number {
+  if (buf.length < NLMSG_HDRLEN) return 0;
+  const length = buf.readUInt32LE(0);
+  return length >= NLMSG_HDRLEN && length <= buf.length && align(length) >= buf.length ? length : 0;
+}
+
 export interface DecodeResult {
   messages: NlMessage[];
   /** The first fault; the messages before it are still returned. */

@@ -104,7 +104,8 @@ export class Ring {
   private lastSeq = 0;
   private heldBytes = 0;
   readonly evicted = { count: 0, age: 0, bytes: 0 };
-  onEvict: ((reason: 'count' | 'age' | 'bytes') => void) | null = null;
+  /** Told once per evict() and reason, with how many went (per message it was a metrics update each). */
+  onEvict: ((reason: 'count' | 'age' | 'bytes', count: number) => void) | null = null;
 
   constructor(
     readonly opts: RingOptions = RING_DEFAULTS,
@@ -163,6 +164,9 @@ export class Ring {
   evict(now: number): void {
     const o = this.opts;
     const c = this.cols;
+    let count = 0;
+    let age = 0;
+    let bytes = 0;
     while (this.size > 0) {
       const i = this.firstSeq & (c.capacity - 1);
       let why: 'count' | 'bytes' | 'age' | null = null;
@@ -170,10 +174,19 @@ export class Ring {
       else if (this.heldBytes > o.maxBytes) why = 'bytes';
       else if (now - c.at[i] > o.maxAgeMs) why = 'age';
       if (why === null) break;
-      this.evicted[why]++;
-      this.onEvict?.(why);
+      if (why === 'count') count++;
+      else if (why === 'bytes') bytes++;
+      else age++;
       this.heldBytes -= c.size[i];
       this.firstSeq++;
+    }
+    if (count + age + bytes > 0) {
+      this.evicted.count += count;
+      this.evicted.age += age;
+      this.evicted.bytes += bytes;
+      if (count > 0) this.onEvict?.('count', count);
+      if (age > 0) this.onEvict?.('age', age);
+      if (bytes > 0) this.onEvict?.('bytes', bytes);
     }
     if (this.size === 0) {
       this.heldBytes = 0;

@@ -18,6 +18,7 @@ import {
   encodeMessages,
   errnoCode,
   flagNames,
+  soleMessageLength,
 } from '../../addon/codec';
 
 function header(length: number, type = 0x10, flags = 0, seq = 0, pid = 0): Buffer {
@@ -217,4 +218,38 @@ test('random well-formed message lists round-trip exactly', () => {
     }),
     { numRuns: 2_000 },
   );
+});
+
+test('soleMessageLength agrees with decodeDatagram: > 0 exactly when the datagram is one well-formed message', () => {
+  const one = encodeMessage({ type: 16, flags: 1, seq: 1, pid: 2, payload: Buffer.from('hello') }); // 21 bytes, padded to 24
+  const cases: Buffer[] = [
+    one,
+    one.subarray(0, 21), // padding omitted
+    one.subarray(0, 22),
+    one.subarray(0, 20), // cut
+    Buffer.concat([one, one]),
+    Buffer.concat([one, Buffer.alloc(4)]), // leftover after the padding
+    Buffer.alloc(0),
+    Buffer.alloc(15),
+    Buffer.alloc(16), // nlmsg_len 0
+    encodeMessage({ type: 3, flags: 0, seq: 0, pid: 0 }), // header only
+  ];
+  // Random datagrams whose first word is sometimes a plausible length.
+  let seed = 7;
+  const rand = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  for (let i = 0; i < 3000; i++) {
+    const b = Buffer.alloc(rand(80));
+    for (let j = 0; j < b.length; j++) b[j] = rand(256);
+    if (b.length >= 4 && rand(2) === 0) b.writeUInt32LE(rand(b.length + 8), 0);
+    cases.push(b);
+  }
+  for (const b of cases) {
+    const { messages, error } = decodeDatagram(b);
+    const sole = soleMessageLength(b);
+    const expected = error === null && messages.length === 1 ? messages[0].header.length : 0;
+    assert.equal(sole, expected, b.toString('hex'));
+  }
 });
