@@ -496,9 +496,14 @@ export class Bus {
   send(req: SendRequest, from: Endpoint = this.tx): Promise<SendReport> {
     if (this.closed) return Promise.reject(new Problem('SHUTTING_DOWN', 'the bridge is shutting down'));
     const p = this.doSend(req, from);
-    this.inflight.add(p);
-    const forget = (): void => void this.inflight.delete(p);
-    p.then(forget, forget);
+    // Only a send waiting for acks is still in flight once doSend returns:
+    // close() waits for those. (Tracking every send cost two promise
+    // reactions per request, bench/.)
+    if (req.ack) {
+      this.inflight.add(p);
+      const forget = (): void => void this.inflight.delete(p);
+      p.then(forget, forget);
+    }
     return p;
   }
 

@@ -32,6 +32,13 @@ export function parseMaskText(text: string): number[] {
 
 /** Group numbers of a mask (bit i = group i+1), ascending. */
 export function groupsOfMask(mask: bigint | number): number[] {
+  // A 32-bit mask (every POST /send by mask) without BigInt arithmetic, which
+  // allocated per bit (bench/, issue 6).
+  if (typeof mask === 'number' && Number.isInteger(mask) && mask > 0 && mask <= 0xffffffff) {
+    const out: number[] = [];
+    for (let g = 1; g <= 32; g++) if ((mask >>> (g - 1)) & 1) out.push(g);
+    return out;
+  }
   let m = typeof mask === 'bigint' ? mask : BigInt(mask);
   if (m < 0n) throw new GroupSpecError('a group mask cannot be negative');
   if (m === 0n) throw new GroupSpecError('the mask selects no group');

@@ -48,6 +48,11 @@ function labelText(labels: Labels): string {
     const v = labels[keys[0]];
     return `{${keys[0]}="${typeof v === 'number' ? v : escapeLabel(v)}"}`;
   }
+  if (keys.length === 2) {
+    // Route and status of every HTTP request: in name order without a sort.
+    const [a, b] = keys[0] < keys[1] ? [keys[0], keys[1]] : [keys[1], keys[0]];
+    return `{${a}="${escapeLabel(String(labels[a]))}",${b}="${escapeLabel(String(labels[b]))}"}`;
+  }
   keys.sort();
   return `{${keys.map((k) => `${k}="${escapeLabel(String(labels[k]))}"`).join(',')}}`;
 }

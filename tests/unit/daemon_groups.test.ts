@@ -52,3 +52,16 @@ test('groupsOfMask and groupBit agree for every group 1..32', () => {
   }
   assert.equal(groupBit(32), 0x80000000);
 });
+
+test('groupsOfMask: a 32-bit number gives what the same mask as a BigInt gives', () => {
+  const masks = [1, 2, 3, 0x80000000, 0xffffffff, 0x7fffffff, 0x4000000];
+  let x = 12345;
+  for (let i = 0; i < 2000; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    if (x !== 0) masks.push(x);
+  }
+  for (const m of masks) assert.deepEqual(groupsOfMask(m), groupsOfMask(BigInt(m)), `mask ${m}`);
+  assert.throws(() => groupsOfMask(0), /no group/);
+  assert.throws(() => groupsOfMask(-1), /negative/);
+  assert.deepEqual(groupsOfMask(2 ** 32), [33], 'past 32 bits: the BigInt path');
+});
