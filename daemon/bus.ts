@@ -275,7 +275,6 @@ export class Bus {
     this.ackTimeoutMs = opts.ackTimeoutMs;
     this.openSocket = opts.openSocket ?? ((o) => NetlinkSocket.open(o));
     this.ring = new Ring(opts.ring ?? RING_DEFAULTS);
-    this.ring.onEvict = (reason, count) => this.metrics.ringEvicted.inc({ reason }, count);
     this.dedupeWindowMs = opts.dedupeWindowMs;
     this.lingerMs = opts.ringLingerMs ?? 0;
     this.dedupe = opts.dedupeWindowMs > 0 ? new DedupeWindow<Subscriber>(opts.dedupeWindowMs) : null;

@@ -103,9 +103,8 @@ export class Ring {
   private firstSeq = 1;
   private lastSeq = 0;
   private heldBytes = 0;
+  /** Messages evicted, by reason (read by /metrics: a metrics update per eviction was per message once the ring is full). */
   readonly evicted = { count: 0, age: 0, bytes: 0 };
-  /** Told once per evict() and reason, with how many went (per message it was a metrics update each). */
-  onEvict: ((reason: 'count' | 'age' | 'bytes', count: number) => void) | null = null;
 
   constructor(
     readonly opts: RingOptions = RING_DEFAULTS,
@@ -184,9 +183,6 @@ export class Ring {
       this.evicted.count += count;
       this.evicted.age += age;
       this.evicted.bytes += bytes;
-      if (count > 0) this.onEvict?.('count', count);
-      if (age > 0) this.onEvict?.('age', age);
-      if (bytes > 0) this.onEvict?.('bytes', bytes);
     }
     if (this.size === 0) {
       this.heldBytes = 0;

@@ -44,12 +44,26 @@ function writeHeader(out: Buffer, at: number, opcode: number, len: number): numb
   return at + 10;
 }
 
-/** Encodes frames (a string is a text frame, a Buffer a binary one) into one buffer. */
-export function encodeFrames(frames: readonly (string | Buffer)[], lengths: number[] = []): Buffer {
+/**
+ * A frame: a string is a text frame, a Buffer a binary one, and an array of
+ * strings one text frame of those lines joined by "\n" (?batch=1), written
+ * line by line instead of joined first (the join was a copy of every line).
+ */
+export type Frame = string | Buffer | readonly string[];
+
+function byteLength(f: Frame): number {
+  if (typeof f === 'string') return Buffer.byteLength(f, 'utf8');
+  if (Buffer.isBuffer(f)) return f.length;
+  let n = f.length - 1;
+  for (const line of f as readonly string[]) n += Buffer.byteLength(line, 'utf8');
+  return n;
+}
+
+/** Encodes frames into one buffer. */
+export function encodeFrames(frames: readonly Frame[], lengths: number[] = []): Buffer {
   let total = 0;
   for (let i = 0; i < frames.length; i++) {
-    const f = frames[i];
-    const len = typeof f === 'string' ? Buffer.byteLength(f, 'utf8') : f.length;
+    const len = byteLength(frames[i]);
     lengths[i] = len;
     total += headerBytes(len) + len;
   }
@@ -61,11 +75,19 @@ export function encodeFrames(frames: readonly (string | Buffer)[], lengths: numb
     if (typeof f === 'string') {
       at = writeHeader(out, at, OP_TEXT, len);
       out.write(f, at, len, 'utf8');
-    } else {
+      at += len;
+    } else if (Buffer.isBuffer(f)) {
       at = writeHeader(out, at, OP_BINARY, len);
       f.copy(out, at);
+      at += len;
+    } else {
+      at = writeHeader(out, at, OP_TEXT, len);
+      const lines = f as readonly string[];
+      for (let j = 0; j < lines.length; j++) {
+        if (j > 0) out[at++] = 0x0a;
+        at += out.write(lines[j], at, 'utf8');
+      }
     }
-    at += len;
   }
   return out;
 }
@@ -74,7 +96,7 @@ export function encodeFrames(frames: readonly (string | Buffer)[], lengths: numb
 const scratchLengths: number[] = [];
 
 export class FrameWriter {
-  private queue: (string | Buffer)[] = [];
+  private queue: Frame[] = [];
   private queuedBytes = 0;
   private scheduled = false;
   private readonly socket: RawSocket | null;
@@ -90,15 +112,17 @@ export class FrameWriter {
   }
 
   /** Queues a frame; it is written at the end of this turn, or earlier once enough is queued. */
-  push(frame: string | Buffer): void {
+  push(frame: Frame): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
     if (this.socket === null) {
-      this.ws.send(frame, { binary: typeof frame !== 'string' });
+      const binary = Buffer.isBuffer(frame);
+      this.ws.send(binary || typeof frame === 'string' ? frame : frame.join('\n'), { binary });
       this.onWritten(1);
       return;
     }
     this.queue.push(frame);
-    this.queuedBytes += frame.length;
+    if (typeof frame === 'string' || Buffer.isBuffer(frame)) this.queuedBytes += frame.length;
+    else for (const line of frame as readonly string[]) this.queuedBytes += line.length + 1;
     if (this.queuedBytes >= WRITE_BYTES || this.queue.length >= WRITE_FRAMES) this.flush();
     else if (!this.scheduled) {
       this.scheduled = true;

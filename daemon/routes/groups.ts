@@ -142,10 +142,10 @@ export class Stream implements Subscriber {
 
   private sendBatch(): void {
     if (this.batchFrames.length !== 0 && !this.closed) {
-      const text = this.batchFrames.join('\n');
+      const lines = this.batchFrames;
       this.batchFrames = [];
       this.batchBytes = 0;
-      this.sendText(text);
+      this.writer.push(lines);
     }
   }
 

@@ -13,6 +13,10 @@ export function metricsRoutes(app: FastifyInstance, bus: Bus, metrics: Metrics):
       drops = 0;
     }
     bus.ring.evict(Date.now());
+    for (const reason of ['count', 'age', 'bytes'] as const) {
+      const n = bus.ring.evicted[reason];
+      if (n > 0) metrics.ringEvicted.set({ reason }, n);
+    }
     reply.type('text/plain; version=0.0.4; charset=utf-8');
     return metrics.render({
       nlbridge_joined_groups: { help: 'Groups the receive socket belongs to', value: bus.joinedGroups().length },

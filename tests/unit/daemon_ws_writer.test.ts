@@ -32,10 +32,12 @@ test('encodeFrames: text and binary frames at every header-length boundary decod
   }
   // Multi-byte UTF-8: the header carries bytes, not characters (41 chars, 123/126/127 bytes).
   frames.push('é'.repeat(61) + 'x', 'é'.repeat(63), '€'.repeat(42) + 'x');
-  const got = await decode(encodeFrames(frames));
-  assert.equal(got.length, frames.length);
+  // Lines of a batched frame: one text frame, joined by "\n".
+  const batches: string[][] = [['{"n":1}'], ['a', 'é€', ''], Array.from({ length: 300 }, (_, i) => `{"n":${i},"data":"${'z'.repeat(i)}"}`)];
+  const got = await decode(encodeFrames([...frames, ...batches]));
+  assert.equal(got.length, frames.length + batches.length);
   got.forEach((g, i) => {
-    const f = frames[i];
+    const f = i < frames.length ? frames[i] : batches[i - frames.length].join('\n');
     if (typeof f === 'string') assert.equal(g.text, f, `frame ${i}`);
     else assert.deepEqual(g.bin, f, `frame ${i}`);
   });
@@ -71,15 +73,17 @@ test('FrameWriter: the frames of one turn leave in one write, in order; counted'
   w.push('one');
   w.push(Buffer.from([1, 2, 3]));
   w.push('three');
+  w.push(['four', 'five']);
   assert.equal(socket.writes.length, 0, 'nothing written inside the turn');
   await Promise.resolve();
   assert.equal(socket.writes.length, 1);
-  assert.equal(counted, 3);
+  assert.equal(counted, 4);
   const got = await decode(socket.writes[0]);
   assert.deepEqual(got, [
     { text: 'one', bin: null },
     { text: null, bin: Buffer.from([1, 2, 3]) },
     { text: 'three', bin: null },
+    { text: 'four\nfive', bin: null },
   ]);
 });
 
