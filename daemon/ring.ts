@@ -4,7 +4,7 @@
 // so a cursor from before a restart is recognised as such.
 //
 // Sequence numbers in the ring are contiguous (eviction is from the front
-// only), so the entry of a seq is found by subtraction.
+// only), so the slot of a seq is found by masking (see Columns).
 
 import { randomBytes } from 'node:crypto';
 import { NLMSG_HDRLEN, decodeHeader } from '../addon/codec';
@@ -22,7 +22,12 @@ export interface RingOptions {
 
 export const RING_DEFAULTS: RingOptions = { maxMessages: 10000, maxAgeMs: 5 * 60 * 1000, maxBytes: 16 * 1024 * 1024 };
 
-/** Accounted per entry on top of the message bytes: the object, its cached JSON (counted when made) and the slot. */
+/**
+ * Accounted per entry on top of the message bytes (and twice the payload,
+ * for its JSON when replayed): what an entry cost when the ring held objects.
+ * Kept so that --ring-max-bytes means what it meant; the columns now cost
+ * ≈ 41 bytes per slot.
+ */
 export const ENTRY_OVERHEAD = 256;
 
 export interface GapInfo {
