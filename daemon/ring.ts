@@ -362,7 +362,7 @@ export interface CatchUpTarget {
   /** Writes one message frame now. */
   send(m: RxMessage): void;
   gap(info: GapInfo): void;
-  /** End of a chunk (uncork). */
+  /** End of a chunk: write what was queued. */
   flush(): void;
 }
 
