@@ -54,7 +54,7 @@ export type Frame = string | Buffer | readonly string[];
 function byteLength(f: Frame): number {
   if (typeof f === 'string') return Buffer.byteLength(f, 'utf8');
   if (Buffer.isBuffer(f)) return f.length;
-  let n = f.length - 1;
+  let n = Math.max(0, f.length - 1);
   for (const line of f as readonly string[]) n += Buffer.byteLength(line, 'utf8');
   return n;
 }
@@ -127,7 +127,7 @@ export class FrameWriter {
     else if (!this.scheduled) {
       this.scheduled = true;
       // A microtask runs when the current callback (a netlink batch, a
-      // timer, a client's message) returns: one write per turn at most.
+      // timer, a client's message) returns: what it queued leaves in one write.
       queueMicrotask(this.flushQueued);
     }
   }
