@@ -394,9 +394,7 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     return env.Undefined();
   }
   Napi::Value SetNoEnobufs(const Napi::CallbackInfo& info) {
-    Napi::Value r = SetFlag(info, SOL_NETLINK, NETLINK_NO_ENOBUFS, "NETLINK_NO_ENOBUFS");
-    if (!info.Env().IsExceptionPending()) no_enobufs_ = info[0].ToBoolean().Value();
-    return r;
+    return SetFlag(info, SOL_NETLINK, NETLINK_NO_ENOBUFS, "NETLINK_NO_ENOBUFS");
   }
   Napi::Value SetPassCred(const Napi::CallbackInfo& info) {
     return SetFlag(info, SOL_SOCKET, SO_PASSCRED, "SO_PASSCRED");
@@ -615,14 +613,12 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
       if (rc < 0 && recv_errno == 0) recv_errno = -rc;
     }
 
-    // The drop counter only moves in an overrun, and the first drop of every
-    // overrun sets sk_err, which the next read returns as ENOBUFS (or poll as
-    // EPOLLERR): read the counter then, not on every wake-up. The drops of
-    // the rest of that congestion happened before this drain emptied the
-    // queue, so they are in the count read now. With NETLINK_NO_ENOBUFS
-    // there is no such signal and the counter is read every time.
+    // Read on every wake-up. Reading it only after an overrun signal
+    // (ENOBUFS, EPOLLERR) until the next drain was tried to save the
+    // syscall, and lost counts: reliability case 6 saw 10–15 % of the drops
+    // never told (bench/README.md).
     uint32_t drops = last_drops_;
-    if (fd() >= 0 && (enobufs > 0 || rearm || no_enobufs_ || recv_errno != 0)) ReadDrops(&drops);
+    if (fd() >= 0) ReadDrops(&drops);
     bool drops_changed = drops != last_drops_;
     last_drops_ = drops;
     if (count == 0 && enobufs == 0 && !drops_changed && recv_errno == 0) return;
@@ -713,7 +709,6 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
   bool refed_ = true;
   bool strong_ = false;
   uint32_t last_drops_ = 0;
-  bool no_enobufs_ = false;
   Napi::FunctionReference on_batch_;
   std::unique_ptr<Napi::AsyncContext> async_context_;
   uint8_t* slot_area_ = nullptr;

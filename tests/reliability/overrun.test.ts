@@ -23,6 +23,8 @@ const bit = (g: number): number => (1 << (g - 1)) >>> 0;
 let d: DaemonProc;
 const frames = (c: WsClient, type: string): Frame[] => c.all.filter((f): f is Frame => !Buffer.isBuffer(f) && f.type === type);
 const lostOf = (c: WsClient): number => frames(c, 'overrun').reduce((s, f) => s + Number(f.lost), 0);
+// Frames the daemon dropped for a client over its WebSocket backlog, and told it.
+const droppedOf = (c: WsClient): number => frames(c, 'dropped').reduce((s, f) => s + Number(f.count), 0);
 
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
@@ -61,7 +63,14 @@ test(`case 6: ${COUNT.toLocaleString('en')} multicasts into a 64 KiB receive buf
   assert.equal(res.sent, COUNT);
   const mine = (c: WsClient): number => frames(c, 'message').filter((f) => f.nlmsgPid === TAG && f.length === PAYLOAD).length;
   // Settled: the drop counter, the loss told to the client and what it received add up to what was sent.
-  await until(() => mine(a) + lostOf(a) >= COUNT && mine(b) + lostOf(b) >= COUNT, 15000, `received + lost = ${COUNT} (a: ${mine(a)} + ${lostOf(a)})`);
+  // The batched client b may also be told of frames dropped over its WebSocket
+  // backlog: the daemon outruns this test's client when the host is busy
+  // (seen: 82 of 100,000 in a run after the addon flood tests).
+  await until(
+    () => mine(a) + lostOf(a) >= COUNT && mine(b) + lostOf(b) + droppedOf(b) >= COUNT,
+    15000,
+    `received + lost = ${COUNT} (a: ${mine(a)} + ${lostOf(a)}; b: ${mine(b)} + ${lostOf(b)} + dropped ${droppedOf(b)})`,
+  );
   await sleep(300);
   const drops = row().drops - drops0;
   const lost = lostOf(a);
@@ -70,7 +79,7 @@ test(`case 6: ${COUNT.toLocaleString('en')} multicasts into a 64 KiB receive buf
   assert.equal(lost, drops, `told ${lost} lost, /proc/net/netlink Drops grew by ${drops}`);
   assert.equal(mine(a) + lost, COUNT);
   assert.equal(lostOf(b), lost, 'the second subscriber of the group is told the same count');
-  assert.equal(mine(b), mine(a));
+  assert.equal(mine(b) + droppedOf(b), mine(a), 'b received or was told dropped every message a received');
   assert.equal(lostOf(other), lost, 'a subscriber of another group is told too (the socket is shared)');
   assert.equal(frames(a, 'dropped').length, 0, 'no WebSocket-side loss muddles the count');
   const metrics = (await call(d, 'GET', '/metrics')).text;
