@@ -168,9 +168,6 @@ export class Ring {
   evict(now: number): void {
     const o = this.opts;
     const c = this.cols;
-    let count = 0;
-    let age = 0;
-    let bytes = 0;
     while (this.size > 0) {
       const i = this.firstSeq & (c.capacity - 1);
       let why: 'count' | 'bytes' | 'age' | null = null;
@@ -178,16 +175,9 @@ export class Ring {
       else if (this.heldBytes > o.maxBytes) why = 'bytes';
       else if (now - c.at[i] > o.maxAgeMs) why = 'age';
       if (why === null) break;
-      if (why === 'count') count++;
-      else if (why === 'bytes') bytes++;
-      else age++;
+      this.evicted[why]++;
       this.heldBytes -= c.size[i];
       this.firstSeq++;
-    }
-    if (count + age + bytes > 0) {
-      this.evicted.count += count;
-      this.evicted.age += age;
-      this.evicted.bytes += bytes;
     }
     if (this.size === 0) {
       this.heldBytes = 0;

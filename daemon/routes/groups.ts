@@ -113,9 +113,15 @@ export class Stream implements Subscriber {
 
   /** For the catch-up: a client that stayed full for --ws-stall-ms. */
   stalled(): void {
+    this.closeSlow({}, 'closing a resuming WebSocket client that stayed over its backlog (1013)');
+  }
+
+  /** Closes a client that stayed over its backlog for --ws-stall-ms with 1013, and cuts it a second later. */
+  private closeSlow(logFields: Record<string, unknown>, message: string): void {
     this.metrics.wsClosedSlow.inc();
-    this.log.warn({ bufferedAmount: this.ws.bufferedAmount }, 'closing a resuming WebSocket client that stayed over its backlog (1013)');
+    this.log.warn({ ...logFields, bufferedAmount: this.ws.bufferedAmount }, message);
     this.closeWs(1013, 'too slow: backlog over limit');
+    // A client that does not read will not complete the closing handshake either.
     setTimeout(() => this.ws.terminate(), 1000).unref();
   }
 
@@ -233,12 +239,8 @@ export class Stream implements Subscriber {
       return;
     }
     if (this.overSince !== null && Date.now() - this.overSince > this.opts.stallMs) {
-      this.metrics.wsClosedSlow.inc();
-      this.log.warn({ dropped: this.dropped, bufferedAmount: this.ws.bufferedAmount }, 'closing a WebSocket client that stayed over its backlog (1013)');
       this.stopDrainWatch();
-      this.closeWs(1013, 'too slow: backlog over limit');
-      // A client that does not read will not complete the closing handshake either.
-      setTimeout(() => this.ws.terminate(), 1000).unref();
+      this.closeSlow({ dropped: this.dropped }, 'closing a WebSocket client that stayed over its backlog (1013)');
     }
   }
 
