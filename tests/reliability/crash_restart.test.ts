@@ -164,7 +164,7 @@ after(async () => {
   const pass = failures.length === 0 && figures.length === 3;
   recordCase({
     name: '8. Crash and restart',
-    figure: `${figures.join('; ')}${failures.length ? `; FAILED: ${failures.join('; ')}` : ''} (VM booted in ${bootSeconds.toFixed(0)} s, TCG)`,
+    figure: `${figures.join('; ')}${failures.length ? `; FAILED: ${failures.join('; ')}` : ''} (VM booted in ${bootSeconds.toFixed(0)} s, TCG${vm && vm.bootAttempts > 1 ? `, boot attempt ${vm.bootAttempts}` : ''})`,
     pass,
   });
 });

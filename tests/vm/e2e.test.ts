@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import path from 'node:path';
-import { buildImage, readConsole, ROOT, sleep, Vm, type WsClient } from './e2e/vm';
+import { buildImage, ROOT, sleep, Vm, type WsClient } from './e2e/vm';
 
 // The commands "Install on a system" gives (systemd/README.md and README.md), run here as
 // written (as root, in the guest; the install itself by image.sh).
@@ -79,6 +79,7 @@ before(async () => {
   timings.imageSeconds = image.seconds;
   vm = new Vm(image.kver, image.img);
   timings.bootSeconds = await vm.boot();
+  timings.bootAttempts = vm.bootAttempts;
   vm.token = (await vm.ok('cat /etc/credstore/nlbridge.token')).trim();
   await vm.waitActive('nlbridge.service', 120_000).catch(() => undefined);
 }, { timeout: 14 * 60_000 });
@@ -94,7 +95,6 @@ after(async () => {
   timings.totalSeconds = (Date.now() - t0) / 1000;
   process.stdout.write(`# vm e2e timings: ${JSON.stringify(timings)}\n`);
   process.stdout.write(`# vm e2e: ${passed} passed, ${failed} failed\n`);
-  if (!vm) process.stderr.write(readConsole({ consoleLog: path.join(ROOT, '.cache/vm/e2e/console.log') } as Vm).slice(-4000));
 });
 
 countedTest('systemd/README.md and README.md give exactly the commands this test runs', async () => {
