@@ -113,14 +113,21 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     // The spec lets a mask be 300 characters (fastify's default cap is 100,
-    // answered with a bare 414); longer ones are the schema's 400.
-    maxParamLength: 1024,
+    // answered with a bare 414); longer ones are the schema's 400. Under
+    // routerOptions: the top-level option prints FSTDEP022 at every start.
+    routerOptions: { maxParamLength: 1024 },
     // Errors raised before routing (an undecodable %-escape, a param over
     // the cap) and HTTP the parser refuses are problems like every other.
     frameworkErrors: (err, request, reply) => {
       const bad = err.code === 'FST_ERR_BAD_URL' || err.code === 'FST_ERR_MAX_PARAM_LENGTH';
       const p = bad ? new Problem('VALIDATION', `the URL cannot be routed: ${err.message}`, { field: 'url' }) : new Problem('INTERNAL', 'internal error (see the daemon log)');
       if (!bad) request.log.error({ err }, 'request failed');
+      // An upgrade request's socket is off Node's HTTP server once handed to
+      // the 'upgrade' listener, and @fastify/websocket's onResponse (which
+      // closes it for routed refusals) does not run for an unroutable URL:
+      // close it after the answer, or it stays open, half-closed, for good.
+      // (IncomingMessage.upgrade is set by Node but missing from its types.)
+      if ((request.raw as { upgrade?: boolean }).upgrade === true) reply.raw.once('finish', () => request.raw.socket.destroy());
       void (reply as unknown as FastifyReply).code(p.status).type('application/problem+json').send(p.body());
     },
     clientErrorHandler: clientError,

@@ -181,6 +181,9 @@ describe('daemon process', () => {
       await sleep(100);
       assert.match(notes, /^STOPPING=1$/m);
       assert.ok(p.logs.some((l) => l.msg === 'stopped'));
+      // A whole life (start, clients, SIGTERM) prints nothing but its log:
+      // no Node or fastify warning (fastify 5.12's FSTDEP022 once did).
+      assert.equal(p.stderr, '');
     } finally {
       p.child.kill('SIGKILL');
       sink.kill();

@@ -2,6 +2,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as net from 'node:net';
 import { NetlinkSocket } from '../../addon/socket';
 import { decodeDatagram, encodeMessage } from '../../addon/codec';
 import type { Datagram } from '../../addon/types';
@@ -72,6 +73,40 @@ describe('WebSocket /groups', () => {
     } finally {
       await client.close();
     }
+  });
+
+  test('a mask in the path may be 300 characters (fastify caps params at 100 unless told); 1,100 are refused naming the url, the socket closed', async () => {
+    // 0x, 297 zeros, then 10: groups 2 and 4, written as wide as the spec allows.
+    const { client, hello } = await connect(d, `/groups/0x${'0'.repeat(297)}a`);
+    try {
+      assert.deepEqual(hello.groups, [2, 4]);
+    } finally {
+      await client.close();
+    }
+    // An upgrade whose URL cannot be routed: answered 400 naming the url, and
+    // the server closes the socket (it is off Node's keep-alive by then; left
+    // open, every such request would hold a descriptor for good).
+    const sock = net.connect(d.port, '127.0.0.1');
+    let answer = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (c: string) => (answer += c));
+    const closedByServer = new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), 3000);
+      sock.on('end', () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+    sock.write(
+      `GET /groups/${'1'.repeat(1100)} HTTP/1.1\r\nHost: 127.0.0.1:${d.port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${d.token ? `Authorization: Bearer ${d.token}\r\n` : ''}\r\n`,
+    );
+    const closed = await closedByServer;
+    sock.destroy();
+    assert.match(answer, /^HTTP\/1\.1 400 /);
+    const problem = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { field?: string };
+    assert.equal(problem.field, 'url', answer);
+    assert.ok(closed, 'the server left the refused upgrade socket open');
   });
 
   test('/groups?list= with the same semantics; two subscribers of different groups each get one copy', async () => {
