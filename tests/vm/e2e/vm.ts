@@ -103,10 +103,11 @@ export class Vm {
       failure = outcome === 'exited' ? `qemu exited during boot after ${seconds.toFixed(0)} s` : `the guest agent did not answer within ${attemptTimeoutMs / 1000} s`;
       await this.kill();
       const kept = this.consoleLog.replace(/\.log$/, `.attempt-${this.bootAttempts}.log`);
-      fs.copyFileSync(this.consoleLog, kept);
+      if (fs.existsSync(this.consoleLog)) fs.copyFileSync(this.consoleLog, kept);
       const tail = readConsole(this).split('\n').slice(-40).join('\n');
       process.stderr.write(`e2e: boot attempt ${this.bootAttempts} of ${attempts}: ${failure}; qemu killed; its console (${kept}) ends:\n${tail}\n`);
     }
+    this.bootAttempts = attempts;
     throw new Error(`${failure}, in each of ${attempts} boot attempts (consoles: ${path.dirname(this.consoleLog)}/console.attempt-N.log, tails on stderr)`);
   }
 
