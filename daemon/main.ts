@@ -101,6 +101,19 @@ async function listen(app: FastifyInstance, config: Config, log: pino.Logger): P
 }
 
 async function main(): Promise<number> {
+  // Signals are ours from the first line: one that came while the daemon was
+  // still setting up (even after it logged "listening") ended the process by
+  // the default action, resetting the connections it had accepted. Until the
+  // shutdown below is in place, a signal is remembered and acted on then.
+  let earlySignal: string | null = null;
+  // A second one before then ends it at once, as a second Ctrl-C would.
+  let onSignal = (signal: string): void => {
+    if (earlySignal !== null) process.exit(1);
+    earlySignal = signal;
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+
   let loaded;
   try {
     loaded = loadConfig({ argv: process.argv.slice(2), env: process.env });
@@ -222,8 +235,8 @@ async function main(): Promise<number> {
         },
       );
     };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    onSignal = stop;
+    if (earlySignal !== null) stop(earlySignal);
   });
 }
 

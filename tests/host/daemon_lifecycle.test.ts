@@ -190,6 +190,19 @@ describe('daemon process', () => {
     }
   });
 
+  test('SIGTERM while still starting (netlink open, not yet listening): a clean stop once up, exit 0, not death by signal', async () => {
+    const p = run(['--port', '0', '--auth', 'none']);
+    try {
+      await p.waitLog((l) => l.msg === 'netlink sockets open');
+      p.child.kill('SIGTERM');
+      assert.deepEqual(await p.exited, { code: 0, signal: null });
+      assert.ok(p.logs.some((l) => l.msg === 'shutting down' && l.signal === 'SIGTERM'));
+      assert.ok(p.logs.some((l) => l.msg === 'stopped'));
+    } finally {
+      p.child.kill('SIGKILL');
+    }
+  });
+
   test('socket activation: serves on fd 3 from LISTEN_FDS', async () => {
     const server = net.createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
