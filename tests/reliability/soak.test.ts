@@ -15,20 +15,28 @@
 // 2. Soak on a fresh daemon (so the ramp's overload leaves nothing behind):
 //    100 new clients at half of that saturation for the soak's duration.
 //    Pass: each client received every message, exactly once and in order; the
-//    daemon's netlink overrun and frame-drop metrics stay 0; the least-squares
-//    slope of its RSS (sampled every second) over the second half is under
-//    RSS_SLOPE_LIMIT; its open fds at the end equal those after FD_WARMUP
-//    seconds within FD_TOLERANCE.
+//    daemon's netlink overrun and frame-drop metrics stay 0; its live heap
+//    after full GCs grows by at most HEAP_GROWTH_LIMIT and its RSS at the end
+//    is within RSS_BAND of the first half's highest (both after warm-up); its
+//    open fds at the end equal those after FD_WARMUP seconds within
+//    FD_TOLERANCE.
 //
-// Why 2 MB/min: after its first ~35 s (resume ring full at 10,000 messages,
-// V8 heap sized) the daemon's RSS stays in a band a few MB wide; on this
-// 2-core host, busy with other tests, least-squares slopes over every 150 s
-// window after that ranged from -0.97 to +1.10 MB/min (1,600 msg/s, 300 s
-// run). The limit is about twice that wander. At the soak's rate it is a few
-// tens of bytes per message (the figure prints it): anything retained per
-// message (a received message with its JSON frame is over 200 B) or per
-// delivery (×100) exceeds it several times over; a leak of under ~20 B per
-// message could pass a 300 s soak, less so the 600 s one (twice the window).
+// Why not an RSS slope (the rule until 2026-11-29): between the daemon's full
+// GCs its RSS climbs, at 5,600 msg/s by ≈ 9 MB/min (garbage promoted to the
+// old generation), and drops at the next full GC, ≈ every 50–100 s; a 150 s
+// window's slope was -0.2 MB/min in one CI run and 9.1 in the next with the
+// same code (no leak: --trace-gc showed the live heap after every full GC at
+// 13–18 MB through a 200 s run). So the daemon runs with --trace-gc, and a
+// leak is looked for where it shows without that sawtooth:
+// - the live heap after full GCs (JavaScript retention: a received message
+//   with its JSON frame is over 200 B, per delivery ×100): at most 8 MB above
+//   its lowest after warm-up, a few bytes per message of the soak (the
+//   figure prints the bound);
+// - native memory and everything else: the RSS at the end at most 32 MB
+//   above the highest RSS of the first half after warm-up (the sawtooth's
+//   height is ≈ 10–25 MB); coarse, ≈ 40 B per message at 5,600 msg/s over
+//   the second half. The addon's own allocations are checked under ASan
+//   (tests/host/addon_asan.test.ts).
 // Half of saturation is a margin, not a guarantee: on this shared host one
 // run (each step then decided by a single attempt) measured 6,400 msg/s in a
 // quiet moment, soaked at 3,200 while other tests loaded the host, and lost
@@ -63,8 +71,17 @@ const RAMP_MAX = 64_000;
 const BISECT_STEPS = 3;
 const STEP_TRIES = 3;
 const NEEDED = Math.ceil((STEP_TRIES + 1) / 2);
-/** RSS slope limit over the soak's second half, bytes per minute (why this value: see the test). */
-const RSS_SLOPE_LIMIT = 2 * 1024 * 1024;
+/**
+ * Retention limits (why these values: see the top of the file): the live V8
+ * heap after the last full GC may exceed its lowest after HEAP_WARMUP by
+ * HEAP_GROWTH_LIMIT; the RSS at the end may exceed the highest RSS of the
+ * first half after warm-up by RSS_BAND.
+ */
+const HEAP_GROWTH_LIMIT = 8 * 1024 * 1024;
+const RSS_BAND = 32 * 1024 * 1024;
+const HEAP_WARMUP = Math.min(35, SOAK_SECONDS / 4);
+/** A --trace-gc line of a full GC: live heap (committed) before -> after, MB. */
+const FULL_GC = /Mark-Compact (?:\([a-z ]+\) )?[\d.]+ \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB/;
 const FD_WARMUP = Math.min(30, SOAK_SECONDS / 4);
 const FD_TOLERANCE = 2;
 const MB = 1024 * 1024;
@@ -362,17 +379,26 @@ test(`case 7: soak, ${CLIENTS} clients at half of saturation for ${SOAK_SECONDS}
 
   const rate = Math.floor(sat.rate / 2);
   const count = rate * SOAK_SECONDS;
-  d = await spawnDaemon(['--auth', 'none', '--log-level', 'info']);
-  const pid = d.pid;
+  const daemon = await spawnDaemon(['--auth', 'none', '--log-level', 'info'], {}, ['--trace-gc']);
+  d = daemon;
+  const pid = daemon.pid;
   const clients = await Clients.start(d);
   await clients.reset();
   const m0 = await metrics(d);
   console.log(`# soak: ${rate} msg/s × ${CLIENTS} clients = ${rate * CLIENTS} deliveries/s for ${SOAK_SECONDS} s (${count} messages)`);
 
   const samples: { t: number; rss: number; fds: number }[] = [];
+  // The live heap after each full GC, stamped with the sample that saw its --trace-gc line.
+  const fullGcs: { t: number; live: number }[] = [];
+  let logsSeen = daemon.logs.length;
   const t0 = Date.now();
   const sample = (): void => {
-    samples.push({ t: (Date.now() - t0) / 1000, rss: rssBytes(pid), fds: fdCount(pid) });
+    const t = (Date.now() - t0) / 1000;
+    samples.push({ t, rss: rssBytes(pid), fds: fdCount(pid) });
+    for (; logsSeen < daemon.logs.length; logsSeen++) {
+      const gc = FULL_GC.exec(String(daemon.logs[logsSeen].msg ?? ''));
+      if (gc) fullGcs.push({ t, live: Number(gc[1]) * MB });
+    }
   };
   sample();
   const sampler = setInterval(sample, 1000);
@@ -431,6 +457,11 @@ test(`case 7: soak, ${CLIENTS} clients at half of saturation for ${SOAK_SECONDS}
     half.map((s) => s.t / 60),
     half.map((s) => s.rss),
   );
+  const warmGcs = fullGcs.filter((g) => g.t >= HEAP_WARMUP);
+  const heapLow = warmGcs.length ? Math.min(...warmGcs.map((g) => g.live)) : 0;
+  const heapLast = warmGcs.length ? warmGcs[warmGcs.length - 1].live : 0;
+  const heapGrowth = heapLast - heapLow;
+  const firstHalfMax = Math.max(...samples.filter((s) => s.t >= HEAP_WARMUP && s.t < SOAK_SECONDS / 2).map((s) => s.rss));
   const fdWarm = samples.find((s) => s.t >= FD_WARMUP)!.fds;
   const fdMax = Math.max(...samples.filter((s) => s.t >= FD_WARMUP).map((s) => s.fds));
   const rssFirst = samples[0].rss;
@@ -438,16 +469,17 @@ test(`case 7: soak, ${CLIENTS} clients at half of saturation for ${SOAK_SECONDS}
   const rssEnd = samples[samples.length - 1].rss;
   const rssMax = Math.max(...samples.map((s) => s.rss));
   const delta = (k: keyof Metrics): number => m1[k] - m0[k];
-  // The bound in bytes per message: what a leak would have to hold per message to stay under it.
-  const perMsgBound = RSS_SLOPE_LIMIT / 60 / rate;
+  // The bounds in bytes per message: what a leak would have to hold per message to stay under them.
+  const heapPerMsgBound = HEAP_GROWTH_LIMIT / (rate * (SOAK_SECONDS - HEAP_WARMUP));
+  const rssPerMsgBound = RSS_BAND / (rate * SOAK_SECONDS / 2);
   const mb = (b: number): string => (b / MB).toFixed(1);
 
   const figure =
     `saturation ${sat.rate} msg/s × ${CLIENTS} clients = ${sat.rate * CLIENTS} deliveries/s (ramp ${sat.steps.map((s) => `${s.rate}${s.clean ? '✓' : '✗'}${s.tries > 2 ? `(${s.tries} tries)` : ''}`).join(' ')}); ` +
     `soak ${SOAK_SECONDS} s at ${rate} msg/s (${rate * CLIENTS} deliveries/s, sender ${Math.round(sent.rate)}): ${sent.sent} sent, every client got min ${r.min} / max ${r.max}, ` +
     `${r.disorder} out of order, events ${JSON.stringify(r.events)}, ${r.open}/${CLIENTS} open; overrun lost ${m1.overrunLost}, rx drops ${m1.rxDrops}, frames dropped ${m1.wsDropped}, closed slow ${m1.closedSlow}; ` +
-    `RSS ${mb(rssFirst)} → ${mb(rssWarm)} at ${SOAK_SECONDS / 2} s → ${mb(rssEnd)} MB (max ${mb(rssMax)}), second-half slope ${(perMin / MB).toFixed(3)} MB/min ` +
-    `(limit ${(RSS_SLOPE_LIMIT / MB).toFixed(0)} MB/min = ${perMsgBound.toFixed(1)} B per message); fds ${fdWarm} at ${FD_WARMUP} s → ${fdEnd} at the end (max ${fdMax}, tolerance ±${FD_TOLERANCE}); ` +
+    `live heap after ${warmGcs.length} full GCs from ${HEAP_WARMUP} s: ${warmGcs.length ? `${mb(heapLow)}–${mb(Math.max(...warmGcs.map((g) => g.live)))} MB, the last ${mb(heapLast)} (growth ${mb(heapGrowth)} MB, limit ${mb(HEAP_GROWTH_LIMIT)} = ${heapPerMsgBound.toFixed(1)} B per message)` : 'none'}; ` +
+    `RSS ${mb(rssFirst)} → ${mb(rssWarm)} at ${SOAK_SECONDS / 2} s → ${mb(rssEnd)} MB (max ${mb(rssMax)}; first-half max after warm-up ${mb(firstHalfMax)}, band ${mb(RSS_BAND)} = ${rssPerMsgBound.toFixed(1)} B per message; second-half slope ${(perMin / MB).toFixed(3)} MB/min, for the record); fds ${fdWarm} at ${FD_WARMUP} s → ${fdEnd} at the end (max ${fdMax}, tolerance ±${FD_TOLERANCE}); ` +
     `client processes' CPU ${r.cpuSeconds.toFixed(0)} s`;
   console.log(`# ${figure}`);
   const pass =
@@ -465,7 +497,8 @@ test(`case 7: soak, ${CLIENTS} clients at half of saturation for ${SOAK_SECONDS}
     m1.wsDropped === 0 &&
     m1.closedSlow === 0 &&
     delta('received') >= count &&
-    perMin < RSS_SLOPE_LIMIT &&
+    heapGrowth <= HEAP_GROWTH_LIMIT &&
+    rssEnd <= firstHalfMax + RSS_BAND &&
     Math.abs(fdEnd - fdWarm) <= FD_TOLERANCE;
   recordCase({ name: '7. Soak', figure, pass });
 
@@ -484,6 +517,7 @@ test(`case 7: soak, ${CLIENTS} clients at half of saturation for ${SOAK_SECONDS}
   assert.equal(m1.wsDropped, 0, 'no frame dropped for a slow client');
   assert.equal(m1.closedSlow, 0, 'no client closed as slow');
   assert.ok(delta('received') >= count, 'the daemon received every message');
-  assert.ok(perMin < RSS_SLOPE_LIMIT, `RSS slope over the second half ${(perMin / MB).toFixed(3)} MB/min`);
+  assert.ok(heapGrowth <= HEAP_GROWTH_LIMIT, `live heap after full GCs grew ${mb(heapGrowth)} MB (${warmGcs.map((g) => `${g.t.toFixed(0)} s: ${mb(g.live)}`).join(', ')})`);
+  assert.ok(rssEnd <= firstHalfMax + RSS_BAND, `RSS at the end ${mb(rssEnd)} MB, first-half max after warm-up ${mb(firstHalfMax)} MB`);
   assert.ok(Math.abs(fdEnd - fdWarm) <= FD_TOLERANCE, `fds ${fdWarm} after warm-up, ${fdEnd} at the end`);
 });
