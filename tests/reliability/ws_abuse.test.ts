@@ -343,8 +343,8 @@ async function churnRound(fd0: number): Promise<Round> {
     Array.from({ length: CHURN_PARALLEL }, async () => {
       while (next < CHURN) {
         // Also sampled here, while the other workers' connections are in
-        // flight: the 50 ms timer alone, starved by this very loop on a busy
-        // host, once saw a peak of 32 fds (baseline 24) in a clean-clone CI.
+        // flight: the 50 ms timer alone (it runs in this loop's process) once
+        // saw a peak of 32 fds, baseline 24, in a clean-clone CI.
         if (next % 25 === 0) peakFd = Math.max(peakFd, fdCount());
         const k = CHURN_KINDS[next++ % CHURN_KINDS.length];
         if (await churnOne(d.port, k)) upgraded++;
