@@ -85,7 +85,8 @@ describe('WebSocket /groups', () => {
     }
     // An upgrade whose URL cannot be routed: answered 400 naming the url, and
     // the server closes the socket (it is off Node's keep-alive by then; left
-    // open, every such request would hold a descriptor for good).
+    // open, every such request would hold a descriptor for good). Not
+    // rawRequest(): its Connection: close would have the server close anyway.
     const sock = net.connect(d.port, '127.0.0.1');
     let answer = '';
     sock.setEncoding('utf8');
