@@ -21,6 +21,9 @@ import {
   type AuthSetup,
 } from './security';
 import { AJV_OPTIONS, problemFromAjv } from './validation';
+import { createHttpServer, listenerKindOf } from './http_server';
+import { TokenLimits, type CredentialKey } from './token_limits';
+import { isUtf8 } from 'node:buffer';
 import { groupsRoutes, type Stream } from './routes/groups';
 import { FULL_SCOPE, scopeOf, type Scope } from './scopes';
 import { eventsRoutes } from './routes/events';
@@ -43,19 +46,30 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The presented token's scope; null = unlimited (no token required, the main token, or the unix socket). */
     nlbridgeScope: Scope | null;
+    /** Whose limits (streams, unicast sockets, sends per minute) this request draws on. */
+    nlbridgeCredential: CredentialKey;
   }
   interface FastifyInstance {
-    nlbridge: { streams: Set<Stream>; stopping: boolean; routes: { method: string; url: string }[] };
+    nlbridge: { streams: Set<Stream>; stopping: boolean; routes: { method: string; url: string }[]; limits: TokenLimits; metrics: Metrics };
   }
 }
 
 /** Paths served without a token (the Host check still applies). */
 const PUBLIC_PATHS = new Set(['/healthz', '/openapi.yaml', '/asyncapi.yaml']);
 
-/** A request that came over a unix socket (authorized by the socket's mode and group). */
+/**
+ * Paths that describe the whole daemon (every group's counters, clients,
+ * the kernel's statistics): the main token or the unix socket only.
+ */
+const WHOLE_DAEMON_PATHS = new Set(['/status', '/metrics', '/kernel/stats']);
+
+/** A request that came over the unix socket (authorized by the socket's mode and group), by the listener that accepted it. */
 export function viaUnixSocket(request: FastifyRequest): boolean {
-  return request.raw.socket.remoteAddress === undefined && request.raw.socket.remotePort === undefined && !('_isLightMyRequest' in request.raw);
+  return listenerKindOf(request.raw.socket) === 'unix';
 }
+
+/** fastify's inject: no socket, no listener; admitted as a TCP client would be. */
+const injected = (request: FastifyRequest): boolean => '_isLightMyRequest' in request.raw;
 
 function pathOf(url: string): string {
   const q = url.indexOf('?');
@@ -98,9 +112,16 @@ function rawProblemResponse(p: Problem): string {
  */
 function clientError(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  if (socket.writable) socket.write(rawProblemResponse(new Problem('VALIDATION', `malformed HTTP request (${err.code ?? err.message})`)));
-  this.log.debug({ err }, 'malformed HTTP request');
-  socket.destroy(err);
+  // Node's --headers-timeout-ms / --request-timeout-ms (http_server.ts): a
+  // slow or silent client is told, counted, and cut.
+  const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+  if (timedOut) this.nlbridge.metrics.limitRefusals.inc({ limit: 'request-timeout' });
+  const p = timedOut
+    ? new Problem('REQUEST_TIMEOUT', 'the request was not received in time (--headers-timeout-ms, --request-timeout-ms)')
+    : new Problem('VALIDATION', `malformed HTTP request (${err.code ?? err.message})`);
+  if (socket.writable) socket.write(rawProblemResponse(p));
+  this.log.debug({ err }, 'malformed or unfinished HTTP request');
+  socket.destroy();
 }
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
@@ -108,6 +129,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger.child({}, { serializers: { req: requestSerializer as never } }) } : { logger: false }),
     bodyLimit: config.bodyLimit,
+    // Timeouts, the connection cap and the listener tag (http_server.ts).
+    serverFactory: (handler) => createHttpServer(config, metrics, handler),
     ajv: { customOptions: { ...AJV_OPTIONS } },
     // While closing, requests on kept-alive connections get our own 503 problem (onRequest below).
     return503OnClosing: false,
@@ -134,6 +157,17 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   }) as unknown as FastifyInstance;
   // JSON only: a browser can send text/plain cross-site without a preflight.
   app.removeContentTypeParser('text/plain');
+  // JSON that is not UTF-8: the default parser decodes it with U+FFFD in
+  // place of the bad bytes, and the message would go out altered. Refused.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const bytes = body as Buffer;
+    if (!isUtf8(bytes)) {
+      done(new Problem('BAD_DATA', 'the body is not valid UTF-8 (JSON text must be; send binary data with "encoding": "base64" or "hex")', { field: 'body' }), undefined);
+      return;
+    }
+    parseJson(request, bytes.toString('utf8'), done);
+  });
   // Node hands CONNECT to a 'connect' listener and, without one, closes the
   // connection unanswered: this is no proxy, say so like any unknown method.
   app.server.on('connect', (req: { method?: string; url?: string }, socket: Duplex) => {
@@ -141,8 +175,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   const streams = new Set<Stream>();
   const routes: { method: string; url: string }[] = [];
-  app.decorate('nlbridge', { streams, stopping: false, routes });
+  const limits = new TokenLimits(config, metrics);
+  app.decorate('nlbridge', { streams, stopping: false, routes, limits, metrics });
   app.decorateRequest('nlbridgeScope', null);
+  app.decorateRequest('nlbridgeCredential', 'unix');
   // The served routes, so a test can hold them against openapi.yaml.
   app.addHook('onRoute', (r) => {
     for (const method of Array.isArray(r.method) ? r.method : [r.method]) if (method !== 'HEAD') routes.push({ method, url: r.url });
@@ -153,13 +189,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(websocket, {
     options: {
       maxPayload: config.wsMaxPayload,
-      // A browser's offered subprotocols must be answered with one of them:
-      // prefer the application's name, else echo the token-bearing one.
-      handleProtocols: (protocols: Set<string>) => {
-        if (protocols.has(APP_SUBPROTOCOL)) return APP_SUBPROTOCOL;
-        for (const p of protocols) if (p.startsWith(TOKEN_SUBPROTOCOL_PREFIX)) return p;
-        return false;
-      },
+      // Always the application's name, never the token-bearing one: a 101
+      // that echoes bearer.<token> puts the secret in every proxy's log.
+      // (Admission refuses an upgrade offering bearer.<token> without it.)
+      handleProtocols: (protocols: Set<string>) => (protocols.has(APP_SUBPROTOCOL) ? APP_SUBPROTOCOL : false),
     },
     preClose(done) {
       for (const s of streams) s.closeWs(1001, 'server shutting down');
@@ -185,10 +218,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     if (a !== null && typeof a === 'object') tcpPort = a.port;
     return tcpPort;
   };
-
-  // Fixed one-minute windows per token (or per client address without auth):
-  // keyed by token, since every local client is 127.0.0.1.
-  const rateWindows = new Map<string, { start: number; count: number }>();
 
   app.addHook('preClose', async () => {
     app.nlbridge.stopping = true;
@@ -217,22 +246,38 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       reply.header('connection', 'close');
       return new Problem('SHUTTING_DOWN', 'the bridge is shutting down');
     }
-    if (!viaUnixSocket(request)) {
+    if (viaUnixSocket(request)) {
+      request.nlbridgeCredential = 'unix';
+    } else {
+      // Not the unix socket, so a TCP client: one whose address is unknown
+      // has reset its connection already. Nobody will read the answer, and
+      // nothing runs for a peer we cannot name.
+      if (request.raw.socket.remoteAddress === undefined && !injected(request)) {
+        metrics.authFailures.inc({ reason: 'peer-gone' });
+        request.raw.socket.destroy();
+        return new Problem('VALIDATION', 'the connection was reset before its request was read');
+      }
       const host = request.headers.host;
       const hostOk = hostVerdict(host);
       if (!hostOk) {
         metrics.authFailures.inc({ reason: 'host' });
-        return new Problem('HOST_NOT_ALLOWED', `Host "${String(host ?? '').slice(0, 100)}" is not in the allow-list (--allowed-hosts)`, { field: 'Host' });
+        return new Problem('HOST_NOT_ALLOWED', host === undefined ? 'the request has no Host header' : `Host "${String(host).slice(0, 100)}" is not in the allow-list (--allowed-hosts)`, { field: 'Host' });
       }
       const origin = request.headers.origin;
       if (!originAllowed(origin, host, config.allowedOrigins, hostOk)) {
         metrics.authFailures.inc({ reason: 'origin' });
         return new Problem('ORIGIN_NOT_ALLOWED', `Origin "${String(origin).slice(0, 100)}" may not use this API (--allowed-origins)`, { field: 'Origin' });
       }
+      // @fastify/websocket marks a real upgrade (its onRequest runs first);
+      // only there is a subprotocol a credential.
+      const offered = (request as FastifyRequest & { ws?: boolean }).ws === true ? offeredSubprotocols(request.headers['sec-websocket-protocol']) : [];
+      const subprotocolToken = tokenFromSubprotocols(offered);
+      if (subprotocolToken !== null && !offered.includes(APP_SUBPROTOCOL)) {
+        return new Problem('VALIDATION', `offer the subprotocol "${APP_SUBPROTOCOL}" with the token one ("${APP_SUBPROTOCOL}, ${TOKEN_SUBPROTOCOL_PREFIX}<token>"): the answer names "${APP_SUBPROTOCOL}", never the token`, { field: 'Sec-WebSocket-Protocol' });
+      }
+      request.nlbridgeCredential = `ip:${request.ip}`;
       if (auth.token !== null && !PUBLIC_PATHS.has(pathOf(request.url))) {
-        const given =
-          bearerFromHeader(request.headers.authorization) ??
-          (String(request.headers.upgrade ?? '').toLowerCase() === 'websocket' ? tokenFromSubprotocols(offeredSubprotocols(request.headers['sec-websocket-protocol'])) : null);
+        const given = bearerFromHeader(request.headers.authorization) ?? subprotocolToken;
         const scope = given === null ? null : scopeOf(given, auth.token, auth.scoped ?? []);
         if (given === null || scope === null) {
           metrics.authFailures.inc({ reason: given === null ? 'no-token' : 'bad-token' });
@@ -240,22 +285,31 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
           return new Problem(
             'UNAUTHORIZED',
             given === null
-              ? 'a bearer token is required: Authorization: Bearer <token> (WebSocket: subprotocol bearer.<token>)'
+              ? 'a bearer token is required: Authorization: Bearer <token> (WebSocket: subprotocols nlbridge, bearer.<token>)'
               : 'the bearer token is wrong',
             { field: 'Authorization' },
           );
         }
-        request.nlbridgeScope = scope === FULL_SCOPE ? null : scope;
+        if (scope === FULL_SCOPE) {
+          request.nlbridgeCredential = 'token:main';
+        } else {
+          request.nlbridgeScope = scope;
+          request.nlbridgeCredential = `scoped:${scope.name}`;
+          const path = pathOf(request.url);
+          if (WHOLE_DAEMON_PATHS.has(path)) {
+            metrics.authFailures.inc({ reason: 'scope' });
+            return new Problem('PERMISSION_DENIED', `token "${scope.name}" may not read ${path}: it describes the whole daemon (use the main token or the unix socket)`, { field: 'Authorization' });
+          }
+        }
       }
     }
-    if (config.rateLimit > 0 && request.method === 'POST') {
-      const key = auth.token !== null ? 'token' : (request.ip ?? 'unix');
-      const now = Date.now();
-      let w = rateWindows.get(key);
-      if (!w || now - w.start >= 60000) rateWindows.set(key, (w = { start: now, count: 0 }));
-      if (++w.count > config.rateLimit) {
-        reply.header('retry-after', String(Math.ceil((w.start + 60000 - now) / 1000)));
-        return new Problem('RATE_LIMITED', `more than ${config.rateLimit} requests per minute`);
+    if (request.method === 'POST') {
+      try {
+        limits.spendSend(request.nlbridgeCredential);
+      } catch (err) {
+        if (!(err instanceof Problem)) throw err;
+        reply.header('retry-after', String(err.extra?.retryAfter ?? 60));
+        return err;
       }
     }
     return null;

@@ -37,6 +37,13 @@ export interface Config {
   /** Scoped tokens (config file "tokens" only; see scopes.ts). */
   tokens: ScopedTokenSpec[];
   rateLimit: number;
+  /** Connections each listener holds at most (WebSockets included). */
+  maxConnections: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxStreamsPerToken: number;
+  maxUnicastPerToken: number;
   logLevel: string;
   shutdownTimeoutMs: number;
 }
@@ -80,7 +87,13 @@ const OPTIONS: OptionSpec[] = [
   { key: 'ringMaxAgeMs', flag: '--ring-max-age-ms', env: 'NLBRIDGE_RING_MAX_AGE_MS', kind: 'int', min: 1, max: 86400000, help: 'kept messages older than this are dropped (default 300000)' },
   { key: 'ringMaxBytes', flag: '--ring-max-bytes', env: 'NLBRIDGE_RING_MAX_BYTES', kind: 'int', min: 0, max: 4 * 1024 * 1024 * 1024, help: 'memory cap of the kept messages, bytes (default 16777216)' },
   { key: 'ringLingerMs', flag: '--ring-linger-ms', env: 'NLBRIDGE_RING_LINGER_MS', kind: 'int', min: 0, max: 86400000, help: 'a group stays joined this long after its last subscriber left, so a client can resume (default 60000)' },
-  { key: 'rateLimit', flag: '--rate-limit', env: 'NLBRIDGE_RATE_LIMIT', kind: 'int', min: 0, max: 1e9, help: 'POST /send requests per minute per token/client (default 0 = unlimited)' },
+  { key: 'rateLimit', flag: '--rate-limit', env: 'NLBRIDGE_RATE_LIMIT', kind: 'int', min: 0, max: 1e9, help: 'sends per minute per token (POST /send and WebSocket writes; default 0 = unlimited)' },
+  { key: 'maxConnections', flag: '--max-connections', env: 'NLBRIDGE_MAX_CONNECTIONS', kind: 'int', min: 1, max: 1000000, help: 'connections each listener holds, WebSockets included; more are closed at once (default 4096)' },
+  { key: 'headersTimeoutMs', flag: '--headers-timeout-ms', env: 'NLBRIDGE_HEADERS_TIMEOUT_MS', kind: 'int', min: 100, max: 3600000, help: 'a connection must send its request headers within this time (default 10000)' },
+  { key: 'requestTimeoutMs', flag: '--request-timeout-ms', env: 'NLBRIDGE_REQUEST_TIMEOUT_MS', kind: 'int', min: 100, max: 3600000, help: 'and its whole request within this time; at least --headers-timeout-ms (default 30000)' },
+  { key: 'keepAliveTimeoutMs', flag: '--keep-alive-timeout-ms', env: 'NLBRIDGE_KEEP_ALIVE_TIMEOUT_MS', kind: 'int', min: 100, max: 3600000, help: 'an idle kept-alive connection is closed after this time (default 5000)' },
+  { key: 'maxStreamsPerToken', flag: '--max-streams-per-token', env: 'NLBRIDGE_MAX_STREAMS_PER_TOKEN', kind: 'int', min: 1, max: 1000000, help: 'WebSocket and SSE streams one token (or the unix socket) may hold (default 2048)' },
+  { key: 'maxUnicastPerToken', flag: '--max-unicast-per-token', env: 'NLBRIDGE_MAX_UNICAST_PER_TOKEN', kind: 'int', min: 0, max: 100000, help: 'of them with ?unicast=1, each a netlink socket with its own receive buffer (default 16)' },
   { key: 'logLevel', flag: '--log-level', env: 'NLBRIDGE_LOG_LEVEL', kind: 'level', help: 'fatal|error|warn|info|debug|trace|silent (default info)' },
   { key: 'shutdownTimeoutMs', flag: '--shutdown-timeout-ms', env: 'NLBRIDGE_SHUTDOWN_TIMEOUT_MS', kind: 'int', min: 100, max: 60000, help: 'force exit this long after SIGTERM (default 5000)' },
 ];
@@ -111,6 +124,12 @@ export const DEFAULTS: Config = {
   ringLingerMs: 60000,
   tokens: [],
   rateLimit: 0,
+  maxConnections: 4096,
+  headersTimeoutMs: 10000,
+  requestTimeoutMs: 30000,
+  keepAliveTimeoutMs: 5000,
+  maxStreamsPerToken: 2048,
+  maxUnicastPerToken: 16,
   logLevel: 'info',
   shutdownTimeoutMs: 5000,
 };
@@ -275,6 +294,9 @@ export function loadConfig(opts: LoadOptions): LoadResult {
   if (config.port === null && config.unixSocket === null && !opts.env.LISTEN_FDS) {
     throw new ConfigError('--port', 'is off and no --unix-socket is set: nothing to listen on');
   }
+  if (config.requestTimeoutMs < config.headersTimeoutMs) {
+    throw new ConfigError('--request-timeout-ms', `must be at least --headers-timeout-ms (${config.headersTimeoutMs}), got ${config.requestTimeoutMs}`);
+  }
   return { kind: 'config', config, configFile };
 }
 
@@ -297,7 +319,9 @@ export function helpText(): string {
   lines.push('');
   lines.push('Scoped tokens: config file only, file key "tokens": a list of {"name", "token" | "tokenFile" |');
   lines.push('"credential" (a systemd credential name), "read", "sendGroups", "sendPorts" ("*" or a list; left out');
-  lines.push('= no limit), "kernel" (RELAY, BCAST and port 0; default true)}.');
+  lines.push('= no limit), "sendTypes" ("*" or a list of nlmsg_type values; default [16], DATA only),');
+  lines.push('"kernel" (RELAY, BCAST and port 0; default true)}. Scoped tokens may not read /status, /metrics or');
+  lines.push('/kernel/stats (they describe the whole daemon): those need the main token or the unix socket.');
   lines.push('');
   lines.push('Systemd: LISTEN_FDS (socket activation), NOTIFY_SOCKET, WATCHDOG_USEC, CREDENTIALS_DIRECTORY,');
   lines.push('RUNTIME_DIRECTORY are honoured. Invalid settings exit with status 2.');

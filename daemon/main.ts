@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app';
+import { createHttpServer } from './http_server';
 import { Bus } from './bus';
 import { ConfigError, loadConfig, type Config } from './config';
 import { Metrics } from './metrics';
@@ -47,9 +48,9 @@ function listenOn(server: net.Server, target: net.ListenOptions | { fd: number }
   });
 }
 
-/** A second HTTP server feeding the same fastify router (and its WebSocket upgrades). */
-function extraServer(app: FastifyInstance): http.Server {
-  const s = http.createServer((req, res) => app.routing(req, res));
+/** A second HTTP server feeding the same fastify router (and its WebSocket upgrades), under the same bounds. */
+function extraServer(app: FastifyInstance, config: Config): http.Server {
+  const s = createHttpServer(config, app.nlbridge.metrics, (req, res) => app.routing(req, res));
   s.on('upgrade', (req, socket, head) => app.server.emit('upgrade', req, socket, head));
   return s;
 }
@@ -67,7 +68,7 @@ async function listen(app: FastifyInstance, config: Config, log: pino.Logger): P
   if (fds.length > 0) {
     await listenOn(app.server, { fd: fds[0] });
     for (const fd of fds.slice(1)) {
-      const s = extraServer(app);
+      const s = extraServer(app, config);
       await listenOn(s, { fd });
       extra.push(s);
     }
@@ -90,7 +91,7 @@ async function listen(app: FastifyInstance, config: Config, log: pino.Logger): P
     await listenOn(app.server, { host: config.host, port: config.port });
     log.info({ address: app.server.address() }, `listening on http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${(app.server.address() as net.AddressInfo).port}`);
     if (unixPath) {
-      const s = extraServer(app);
+      const s = extraServer(app, config);
       await listenUnix(s, unixPath);
       extra.push(s);
     }

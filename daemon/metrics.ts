@@ -73,6 +73,7 @@ export class Metrics {
   readonly wsClosedSlow = new Family('nlbridge_websocket_closed_slow_total', 'Clients closed with 1013 for staying over their backlog', 'counter');
   readonly httpRequests = new Family('nlbridge_http_requests_total', 'HTTP requests, by route and status', 'counter');
   readonly authFailures = new Family('nlbridge_auth_refusals_total', 'Requests refused by Host, Origin or token checks, by reason', 'counter');
+  readonly limitRefusals = new Family('nlbridge_limit_refusals_total', 'Connections, streams, sends and requests refused by a bound, by limit (connections, request-timeout, streams, unicast, rate)', 'counter');
   readonly ringEvicted = new Family('nlbridge_ring_evicted_messages_total', 'Messages dropped from the resume ring, by reason (count, age, bytes)', 'counter');
 
   private readonly families: Family[] = [
@@ -92,6 +93,7 @@ export class Metrics {
     this.httpRequests,
     this.authFailures,
     this.ringEvicted,
+    this.limitRefusals,
   ];
 
   render(gauges: Record<string, { help: string; value: number }> = {}): string {

@@ -1,6 +1,7 @@
 // Scoped tokens: a token may be limited to the groups it can read, the groups
-// and port ids it can send to, and whether it may use the kernel's RELAY and
-// BCAST. A limit left out is no limit; an empty list allows nothing.
+// and port ids it can send to, the message types it may send, and whether it
+// may use the kernel's RELAY and BCAST. A limit left out is no limit (but
+// for types: DATA only, see below); an empty list allows nothing.
 //
 // Configured in the config file ("tokens": [...]), each with its secret
 // inline ("token"), in a file ("tokenFile"), or as a systemd credential
@@ -9,6 +10,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { DnlMsgType } from '../addon/dummy_netlink';
 import type { SendRequest } from './bus';
 import { Problem } from './errors';
 import { MASK_GROUPS } from './groups';
@@ -22,6 +24,12 @@ export interface Scope {
   read: Allow;
   sendGroups: Allow;
   sendPorts: Allow;
+  /**
+   * nlmsg_type values it may send. DATA only unless configured: the kernel
+   * module acts on a message by its type, so a group copy typed RELAY or
+   * BCAST would reach ports and groups outside sendPorts and sendGroups.
+   */
+  sendTypes: Allow;
   /** RELAY, BCAST (groups above 32) and unicast to port 0. */
   kernel: boolean;
 }
@@ -40,12 +48,13 @@ export interface ScopedTokenSpec {
   read?: Allow;
   sendGroups?: Allow;
   sendPorts?: Allow;
+  sendTypes?: Allow;
   kernel?: boolean;
 }
 
 export class ScopeConfigError extends Error {}
 
-const KEYS = new Set(['name', 'token', 'tokenFile', 'credential', 'read', 'sendGroups', 'sendPorts', 'kernel']);
+const KEYS = new Set(['name', 'token', 'tokenFile', 'credential', 'read', 'sendGroups', 'sendPorts', 'sendTypes', 'kernel']);
 
 function allow(raw: unknown, where: string, max: number): Allow | undefined {
   if (raw === undefined) return undefined;
@@ -78,9 +87,11 @@ export function parseTokenSpecs(raw: unknown): ScopedTokenSpec[] {
     const read = allow(o.read, `${where}.read`, 1 << 20);
     const sendGroups = allow(o.sendGroups, `${where}.sendGroups`, 1 << 20);
     const sendPorts = allow(o.sendPorts, `${where}.sendPorts`, 0xffffffff);
+    const sendTypes = allow(o.sendTypes, `${where}.sendTypes`, 0xffff);
     if (read !== undefined) spec.read = read;
     if (sendGroups !== undefined) spec.sendGroups = sendGroups;
     if (sendPorts !== undefined) spec.sendPorts = sendPorts;
+    if (sendTypes !== undefined) spec.sendTypes = sendTypes;
     if (o.kernel !== undefined) spec.kernel = o.kernel as boolean;
     return spec;
   });
@@ -107,12 +118,19 @@ export function resolveTokens(specs: readonly ScopedTokenSpec[], env: NodeJS.Pro
     if (!/^[\x21-\x7e]{16,}$/.test(secret)) throw new ScopeConfigError(`tokens "${s.name}": the token must be at least 16 printable ASCII characters without spaces`);
     return {
       token: secret,
-      scope: { name: s.name, read: s.read ?? '*', sendGroups: s.sendGroups ?? '*', sendPorts: s.sendPorts ?? '*', kernel: s.kernel ?? true },
+      scope: {
+        name: s.name,
+        read: s.read ?? '*',
+        sendGroups: s.sendGroups ?? '*',
+        sendPorts: s.sendPorts ?? '*',
+        sendTypes: s.sendTypes ?? [DnlMsgType.DATA],
+        kernel: s.kernel ?? true,
+      },
     };
   });
 }
 
-export const FULL_SCOPE: Scope = { name: 'main', read: '*', sendGroups: '*', sendPorts: '*', kernel: true };
+export const FULL_SCOPE: Scope = { name: 'main', read: '*', sendGroups: '*', sendPorts: '*', sendTypes: '*', kernel: true };
 
 /**
  * The scope of a presented token: the main token is unlimited. Every
@@ -149,6 +167,8 @@ export function checkSend(scope: Scope | null, req: SendRequest): void {
   const deny = (field: string, what: string, allowed: string, refused: Record<string, unknown>): never => {
     throw new Problem('PERMISSION_DENIED', `${field}: token "${scope.name}" may not ${what} (${allowed})`, { field, extra: { refused } });
   };
+  const type = req.type ?? DnlMsgType.DATA;
+  if (!allows(scope.sendTypes, type)) deny('type', `send messages of type ${type}`, `it may send types: ${list(scope.sendTypes)}`, { types: [type] });
   const groups = req.groups ?? [];
   const badGroups = groups.filter((g) => !allows(scope.sendGroups, g));
   if (badGroups.length > 0) deny('groups', `send to group${badGroups.length > 1 ? 's' : ''} ${badGroups.join(',')}`, `it may send to groups: ${list(scope.sendGroups)}`, { groups: badGroups });

@@ -152,6 +152,7 @@ export function eventsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
       const groups = streamGroups(request);
       bus.checkGroups(groups, 'mask');
       checkRead(request.nlbridgeScope, groups, 'mask');
+      app.nlbridge.limits.checkStream(request.nlbridgeCredential, false);
       const last = request.headers['last-event-id'];
       if (typeof last === 'string' && last !== '') bus.checkCursor(last, 'Last-Event-ID');
       const since = (request.query as { since?: string }).since;
@@ -166,6 +167,8 @@ export function eventsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
       const last = request.headers['last-event-id'];
       // Last-Event-ID is what an EventSource sends on reconnect: it is newer than the URL's since.
       const since = typeof last === 'string' && last !== '' ? last : (request.query as { since?: string }).since;
+      // Taken before anything is held: it throws (429) when the token's streams are all in use.
+      const release = app.nlbridge.limits.holdStream(request.nlbridgeCredential, false);
       const stream = new SseStream(groups, reply.raw, bus, config, metrics);
       bus.subscribe(stream);
       reply.hijack();
@@ -182,6 +185,7 @@ export function eventsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
       if (since !== undefined) stream.catchUp = bus.resume(stream, since, config.wsStallMs, () => stream.stalled());
       reply.raw.on('close', () => {
         stream.close();
+        release();
         open.delete(stream);
         request.log.info('SSE client left');
       });

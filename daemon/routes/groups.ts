@@ -38,6 +38,8 @@ export interface StreamOptions {
   maxPayload: number;
   /** The token's scope (null = unlimited): what the client writes is checked against it. */
   scope?: Scope | null;
+  /** Spends one send from the client's credential's budget (throws 429 RATE_LIMITED when spent). */
+  spendSend?: () => void;
 }
 
 /** How often a client over its backlog is looked at (drain → 'dropped' notice; stall → 1013). */
@@ -278,6 +280,7 @@ export class Stream implements Subscriber {
             validateSendRequest(body);
             const req = toSendRequest(body as SendBody);
             checkSend(this.opts.scope ?? null, req);
+            this.opts.spendSend?.();
             const report = await this.bus.send(req, from);
             if (!this.closed) this.event('sent', { ...idField, report });
           } catch (err) {
@@ -290,6 +293,7 @@ export class Stream implements Subscriber {
     try {
       const req = { groups: this.groups, data: buf };
       checkSend(this.opts.scope ?? null, req);
+      this.opts.spendSend?.();
       await this.bus.send(req, from);
     } catch (err) {
       this.replyError(err, {});
@@ -364,6 +368,7 @@ export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
 
   const wsHandler = (socket: WebSocket, request: FastifyRequest): void => {
     const query = request.query as StreamQuery;
+    const credential = request.nlbridgeCredential;
     const opts: StreamOptions = {
       groups: (request as FastifyRequest & { streamGroups: number[] }).streamGroups,
       format: query.format ?? 'json',
@@ -373,10 +378,15 @@ export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
       stallMs: config.wsStallMs,
       maxPayload: config.wsMaxPayload,
       scope: request.nlbridgeScope,
+      spendSend: () => app.nlbridge.limits.spendSend(credential),
     };
     const log = request.log.child({ ws: true, groups: opts.groups });
     const stream = new Stream(socket, opts, bus, metrics, log);
+    let release = (): void => {};
     try {
+      // Checked in preValidation too; taken here, where the stream exists,
+      // since concurrent upgrades can all pass that check.
+      release = app.nlbridge.limits.holdStream(credential, opts.unicast);
       if (opts.unicast) {
         stream.endpoint = bus.openClientEndpoint(
           (m) => stream.deliver(m),
@@ -387,10 +397,11 @@ export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
       bus.subscribe(stream);
     } catch (err) {
       stream.close();
+      release();
       const problem = err instanceof Problem ? err : new Problem('INTERNAL', 'internal error');
       if (!(err instanceof Problem)) log.error({ err }, 'WebSocket subscription failed');
       socket.send(eventFrame('error', 1, { problem: problem.body() }));
-      socket.close(problem.status >= 500 ? 1011 : 1008, problem.code);
+      socket.close(problem.status >= 500 ? 1011 : problem.status === 429 ? 1013 : 1008, problem.code);
       return;
     }
     streams.add(stream);
@@ -403,6 +414,7 @@ export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
     socket.on('pong', () => stream.pong());
     socket.on('close', (code) => {
       stream.close();
+      release();
       streams.delete(stream);
       metrics.wsClients.set({}, streams.size);
       log.info({ code }, 'WebSocket client left');
@@ -415,6 +427,7 @@ export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
     const field = (request.params as { mask?: string }).mask !== undefined ? 'mask' : 'list';
     bus.checkGroups(groups, field);
     checkRead(request.nlbridgeScope, groups, field);
+    app.nlbridge.limits.checkStream(request.nlbridgeCredential, truthy((request.query as StreamQuery).unicast));
     const since = (request.query as StreamQuery).since;
     if (since !== undefined) bus.checkCursor(since, 'since');
     (request as FastifyRequest & { streamGroups: number[] }).streamGroups = groups;

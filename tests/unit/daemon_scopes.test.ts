@@ -85,15 +85,30 @@ test('scopeOf: the main token is unlimited, a scoped one has its scope, anything
 });
 
 test('read scope refuses groups outside it, naming them', () => {
-  const s: Scope = { name: 'reader', read: [2, 4], sendGroups: '*', sendPorts: '*', kernel: true };
+  const s: Scope = { name: 'reader', read: [2, 4], sendGroups: '*', sendPorts: '*', sendTypes: [16], kernel: true };
   checkRead(s, [2, 4], 'mask');
   checkRead(null, [1, 2, 3], 'mask');
   denied(() => checkRead(s, [2, 3, 5], 'mask'), 'mask', /token "reader" may not read groups 3,5 \(it may read: 2,4\)/, { read: [3, 5] });
   denied(() => checkRead({ ...s, read: [] }, [1], 'list'), 'list', /may read: none/, { read: [1] });
 });
 
+test('send scope: message types, DATA only unless configured (a typed group copy is a kernel request)', () => {
+  const [dataOnly] = resolveTokens(parseTokenSpecs([{ name: 'd', token: 'd'.repeat(16) }]), {});
+  assert.deepEqual(dataOnly.scope.sendTypes, [16]);
+  const data = Buffer.alloc(0);
+  checkSend(dataOnly.scope, { groups: [3], data });
+  checkSend(dataOnly.scope, { groups: [3], type: 16, data });
+  denied(() => checkSend(dataOnly.scope, { groups: [3], type: 17, data }), 'type', /token "d" may not send messages of type 17 \(it may send types: 16\)/, { types: [17] });
+  denied(() => checkSend(dataOnly.scope, { pid: 99, type: 18, data }), 'type', /type 18/, { types: [18] });
+  const [typed] = resolveTokens(parseTokenSpecs([{ name: 't', token: 't'.repeat(16), sendTypes: [16, 0x30] }]), {});
+  checkSend(typed.scope, { groups: [3], type: 0x30, data });
+  const [any] = resolveTokens(parseTokenSpecs([{ name: 'a', token: 'a'.repeat(16), sendTypes: '*' }]), {});
+  checkSend(any.scope, { groups: [3], type: 17, data });
+  assert.throws(() => parseTokenSpecs([{ name: 'x', token: 'x'.repeat(16), sendTypes: [70000] }]), /tokens\[0\]\.sendTypes: must be "\*" or a list of integers 0\.\.65535/);
+});
+
 test('send scope: groups, ports, kernel RELAY / BCAST / port 0', () => {
-  const s: Scope = { name: 'sender', read: [], sendGroups: [3, 40], sendPorts: [1234], kernel: false };
+  const s: Scope = { name: 'sender', read: [], sendGroups: [3, 40], sendPorts: [1234], sendTypes: [16], kernel: false };
   const data = Buffer.alloc(0);
   checkSend(s, { groups: [3], data });
   checkSend(s, { pid: 1234, data });

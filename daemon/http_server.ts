@@ -1,0 +1,62 @@
+// The Node HTTP servers the app is reached through (TCP, the unix socket,
+// sockets from systemd), with the bounds every connection lives under, and
+// the one fact admission must not guess: which listener accepted a
+// connection.
+//
+// Why by listener: the unix socket is authorized by its file mode and group,
+// so its requests skip the token, Host and Origin checks. Guessing "unix"
+// from a missing remoteAddress let a TCP client in with full rights: send a
+// request, reset the connection at once (SO_LINGER {1, 0}), and getpeername
+// fails by the time the request is looked at (reliability case 12).
+
+import * as http from 'node:http';
+import type { Socket } from 'node:net';
+import type { Config } from './config';
+import type { Metrics } from './metrics';
+
+export type ListenerKind = 'tcp' | 'unix';
+
+const LISTENER_KIND = Symbol('nlbridge.listenerKind');
+
+type TaggedSocket = Socket & { [LISTENER_KIND]?: ListenerKind };
+
+/**
+ * How the listener that accepted `socket` is reached; undefined for a socket
+ * no listener accepted (fastify's inject), which admission treats as TCP.
+ */
+export function listenerKindOf(socket: Socket): ListenerKind | undefined {
+  return (socket as TaggedSocket)[LISTENER_KIND];
+}
+
+/** How often Node looks for connections past their headers or request timeout. */
+const TIMEOUT_CHECK_MS = 1000;
+
+export type ServerBounds = Pick<Config, 'maxConnections' | 'headersTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs'>;
+
+/**
+ * A server with the connection bounds of `config` whose every connection is
+ * tagged with its listener's kind. The kind is read from the listening
+ * address when a connection arrives (a path for a unix socket), so it is
+ * right for sockets handed over by systemd too.
+ */
+export function createHttpServer(config: ServerBounds, metrics: Metrics, handler?: http.RequestListener): http.Server {
+  const server = http.createServer(
+    {
+      // A request without Host must reach admission, which answers the
+      // documented 403 HOST_NOT_ALLOWED problem (Node's own answer is a bare 400).
+      requireHostHeader: false,
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      keepAliveTimeout: config.keepAliveTimeoutMs,
+      connectionsCheckingInterval: TIMEOUT_CHECK_MS,
+    },
+    handler,
+  );
+  // Per listener; upgraded WebSockets stay counted until they close.
+  server.maxConnections = config.maxConnections;
+  server.on('drop', () => metrics.limitRefusals.inc({ limit: 'connections' }));
+  server.on('connection', (socket: TaggedSocket) => {
+    socket[LISTENER_KIND] = typeof server.address() === 'string' ? 'unix' : 'tcp';
+  });
+  return server;
+}
