@@ -156,8 +156,15 @@ async function main(): Promise<number> {
     log.fatal((err as Error).message);
     return 2;
   }
-  if (auth.token === null) {
-    log.info({ auth: config.auth, netAdmin }, 'no token required (the daemon holds no CAP_NET_ADMIN, or --auth none)');
+  if (auth.token === null && !netAdmin) {
+    // Not an error: a user may run it for themselves. But say what it means.
+    log.warn(
+      { auth: config.auth, netAdmin },
+      'the daemon holds no CAP_NET_ADMIN: no token is required, so any local user can send through it (with no more rights than their own: ' +
+        'NETLINK_USERSOCK lets anyone send); streams cannot join groups (EPERM) and are refused; see "Unprivileged start" in daemon/README.md',
+    );
+  } else if (auth.token === null) {
+    log.info({ auth: config.auth, netAdmin }, 'no token required (--auth none)');
   } else if (auth.generated) {
     log.info({ tokenFile: auth.source, netAdmin }, `a bearer token is required; one was generated into ${auth.source} (mode 0600): curl -H "Authorization: Bearer $(cat ${auth.source})" …`);
   } else {
