@@ -55,12 +55,13 @@ describe('authentication', () => {
     assert.equal(ws.status, 401);
   });
 
-  test('WebSocket: Authorization header, or the bearer.<token> subprotocol (echoed, or nlbridge when offered)', async () => {
+  test('WebSocket: Authorization header, or the bearer.<token> subprotocol offered with nlbridge (never echoed)', async () => {
     const a = await connect(d, '/groups/2');
     await a.client.close();
-    const b = await connect(d, '/groups/2', { protocols: [`bearer.${TOKEN}`] });
-    assert.equal(b.client.ws.protocol, `bearer.${TOKEN}`);
-    await b.client.close();
+    const alone = await refusal(connect(d, '/groups/2', { protocols: [`bearer.${TOKEN}`] }));
+    assert.equal(alone.status, 400);
+    assert.equal(alone.body.field, 'Sec-WebSocket-Protocol');
+    assert.ok(!JSON.stringify(alone.body).includes(TOKEN));
     const c = await connect(d, '/groups/2', { protocols: ['nlbridge', `bearer.${TOKEN}`] });
     assert.equal(c.client.ws.protocol, 'nlbridge');
     await c.client.close();

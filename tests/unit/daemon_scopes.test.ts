@@ -62,7 +62,7 @@ test('secrets from a file and from a systemd credential; auto mode then requires
     ]);
     const toks = resolveTokens(specs, { CREDENTIALS_DIRECTORY: dir });
     assert.equal(toks[0].token, READER);
-    assert.deepEqual(toks[0].scope, { name: 'reader', read: [2], sendGroups: '*', sendPorts: '*', kernel: true });
+    assert.deepEqual(toks[0].scope, { name: 'reader', read: [2], sendGroups: '*', sendPorts: '*', sendTypes: [16], kernel: true });
     assert.equal(toks[1].token, SENDER);
     assert.throws(() => resolveTokens(specs, {}), /credential token\.reader needs \$CREDENTIALS_DIRECTORY/);
     assert.throws(() => resolveTokens(parseTokenSpecs([{ name: 'short', token: 'abc' }]), {}), /at least 16/);
