@@ -1,7 +1,7 @@
 // buildApp(config, deps): the fastify instance with every route and hook; no
 // listen (main.ts does that, tests use real listeners or inject).
 
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import websocket from '@fastify/websocket';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -132,6 +132,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     // Timeouts, the connection cap and the listener tag (http_server.ts).
     serverFactory: (handler) => createHttpServer(config, metrics, handler),
     ajv: { customOptions: { ...AJV_OPTIONS } },
+    // Two info lines per request meet journald's rate limit at bench rates and
+    // write synchronously: requests are logged at debug (onResponse) and
+    // counted in nlbridge_http_requests_total.
+    logController: new LogController({ disableRequestLogging: true }),
     // While closing, requests on kept-alive connections get our own 503 problem (onRequest below).
     return503OnClosing: false,
     forceCloseConnections: 'idle',
@@ -331,6 +335,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // Callback style: an async hook costs a promise and a tick on every request.
   app.addHook('onResponse', (request, reply, done) => {
     metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode });
+    request.log.debug({ req: request, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime }, 'request completed');
     done();
   });
 
@@ -369,9 +374,23 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     reply.code(problem.status).type('application/problem+json').send(problem.body());
   });
 
+  // A path that exists with other methods is 405 with Allow (RFC 9110 15.5.6), not 404.
+  let routeMatchers: { method: string; path: RegExp }[] | null = null;
+  const methodsFor = (path: string): string[] => {
+    routeMatchers ??= routes.map((r) => ({ method: r.method, path: new RegExp(`^${r.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+')}$`) }));
+    const methods = new Set(routeMatchers.filter((m) => m.path.test(path)).map((m) => m.method));
+    if (methods.has('GET')) methods.add('HEAD');
+    return [...methods].sort();
+  };
   app.setNotFoundHandler((request, reply) => {
-    const p = new Problem('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
-    reply.code(404).type('application/problem+json').send(p.body());
+    const path = pathOf(request.url);
+    const allowed = methodsFor(path);
+    const p =
+      allowed.length > 0
+        ? new Problem('METHOD_NOT_ALLOWED', `${request.method} is not served on ${path}; it serves ${allowed.join(', ')}`, { field: 'method' })
+        : new Problem('NOT_FOUND', `no route ${request.method} ${path}`);
+    if (allowed.length > 0) reply.header('allow', allowed.join(', '));
+    reply.code(p.status).type('application/problem+json').send(p.body());
   });
 
   sendRoutes(app, bus);

@@ -235,7 +235,7 @@ export function loadConfig(opts: LoadOptions): LoadResult {
       continue;
     }
     const spec = byFlag.get(name);
-    if (!spec) throw new ConfigError(name, 'unknown option (see --help)');
+    if (!spec) throw new ConfigError(name, 'unknown option');
     if (value === undefined) {
       value = args[++i];
       if (value === undefined) throw new ConfigError(name, 'needs a value');

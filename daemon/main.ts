@@ -9,6 +9,7 @@ import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app';
 import { createHttpServer } from './http_server';
+import { createLogger } from './log';
 import { Bus } from './bus';
 import { ConfigError, loadConfig, type Config } from './config';
 import { Metrics } from './metrics';
@@ -130,11 +131,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const config = loaded.config;
-  const log = pino({
-    level: config.logLevel,
-    base: { pid: process.pid, name: 'nlbridge' },
-    redact: ['req.headers.authorization', 'req.headers["sec-websocket-protocol"]'],
-  }, pino.destination({ dest: 1, sync: true }));
+  const log = createLogger(config.logLevel);
 
   let protocol;
   try {
