@@ -48,11 +48,18 @@ export interface Config {
   shutdownTimeoutMs: number;
 }
 
+/** The daemon's exit statuses (help text, man page). */
+export const EXIT_STATUS = [
+  { code: 0, meaning: 'stopped by SIGTERM/SIGINT, or --help/--version' },
+  { code: 1, meaning: 'a runtime failure (cannot open netlink, cannot listen, shutdown too slow)' },
+  { code: 2, meaning: 'invalid settings, or the configured protocol is not available (not retried by the unit)' },
+] as const;
+
 export const DEFAULT_CONFIG_FILE = '/etc/nlbridge/nlbridge.json';
 
 type Kind = 'string' | 'int' | 'port' | 'bool' | 'list' | 'mode' | 'protocol' | 'auth' | 'level';
 
-interface OptionSpec {
+export interface OptionSpec {
   key: keyof Config;
   flag: string;
   env: string;
@@ -63,7 +70,7 @@ interface OptionSpec {
   nullable?: boolean;
 }
 
-const OPTIONS: OptionSpec[] = [
+export const OPTIONS: readonly OptionSpec[] = [
   { key: 'host', flag: '--host', env: 'NLBRIDGE_HOST', kind: 'string', help: 'TCP address to listen on (default 127.0.0.1)' },
   { key: 'port', flag: '--port', env: 'NLBRIDGE_PORT', kind: 'port', help: 'TCP port (default 8080); "off" for no TCP listener' },
   { key: 'unixSocket', flag: '--unix-socket', env: 'NLBRIDGE_UNIX_SOCKET', kind: 'string', nullable: true, help: 'also listen on this unix socket path (access = its file mode and group, no token)' },
@@ -210,7 +217,7 @@ export interface LoadOptions {
   fileExists?: (path: string) => boolean;
 }
 
-export type LoadResult = { kind: 'help'; text: string } | { kind: 'config'; config: Config; configFile: string | null };
+export type LoadResult = { kind: 'help'; text: string } | { kind: 'version' } | { kind: 'config'; config: Config; configFile: string | null };
 
 /** Parses flags, env and file. Throws ConfigError naming the offending source. */
 export function loadConfig(opts: LoadOptions): LoadResult {
@@ -225,6 +232,7 @@ export function loadConfig(opts: LoadOptions): LoadResult {
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === '--help' || arg === '-h') return { kind: 'help', text: helpText() };
+    if (arg === '--version' || arg === '-V') return { kind: 'version' };
     const eq = arg.indexOf('=');
     const name = eq >= 0 ? arg.slice(0, eq) : arg;
     let value: string | undefined = eq >= 0 ? arg.slice(eq + 1) : undefined;
@@ -315,7 +323,8 @@ export function helpText(): string {
     lines.push(`${left}${o.help}`);
     lines.push(`${''.padEnd(32)}env ${o.env}, file key "${o.key}"`);
   }
-  lines.push('  --help                        this text');
+  lines.push('  --help, -h                    this text');
+  lines.push('  --version, -V                 the version');
   lines.push('');
   lines.push('Scoped tokens: config file only, file key "tokens": a list of {"name", "token" | "tokenFile" |');
   lines.push('"credential" (a systemd credential name), "read", "sendGroups", "sendPorts" ("*" or a list; left out');
@@ -324,6 +333,8 @@ export function helpText(): string {
   lines.push('/kernel/stats (they describe the whole daemon): those need the main token or the unix socket.');
   lines.push('');
   lines.push('Systemd: LISTEN_FDS (socket activation), NOTIFY_SOCKET, WATCHDOG_USEC, CREDENTIALS_DIRECTORY,');
-  lines.push('RUNTIME_DIRECTORY are honoured. Invalid settings exit with status 2.');
+  lines.push('RUNTIME_DIRECTORY are honoured.');
+  lines.push('');
+  lines.push(`Exit status: ${EXIT_STATUS.map((e) => `${e.code} ${e.meaning}`).join('; ')}.`);
   return lines.join('\n') + '\n';
 }

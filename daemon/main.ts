@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // nlbridge entry: config → bus → app → listen → tell systemd; signals.
 
 import * as fs from 'node:fs';
@@ -128,6 +129,10 @@ async function main(): Promise<number> {
   }
   if (loaded.kind === 'help') {
     process.stdout.write(loaded.text);
+    return 0;
+  }
+  if (loaded.kind === 'version') {
+    process.stdout.write(`nlbridge ${VERSION}\n`);
     return 0;
   }
   const config = loaded.config;
