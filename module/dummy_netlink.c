@@ -203,13 +203,15 @@ static struct dnl_sender *dnl_sender_idle(unsigned long now)
 
 /*
  * The once-only state of the socket that sent @skb, held until
- * dnl_sender_put(); ERR_PTR(-ENOBUFS) when no slot is free.
+ * dnl_sender_put(); ERR_PTR(-ENOBUFS) when all once_senders slots are in
+ * use, ERR_PTR(-ENOMEM) when a slot could not be allocated.
  */
 static struct dnl_sender *dnl_sender_get(struct sk_buff *skb)
 {
 	u32 portid = NETLINK_CB(skb).portid;
 	unsigned long ino = sock_i_ino(NETLINK_CB(skb).sk);
 	struct dnl_sender *s, *fresh;
+	bool full = false;
 
 	spin_lock(&dnl_senders_lock);
 	s = dnl_sender_find(portid, ino);
@@ -225,7 +227,8 @@ static struct dnl_sender *dnl_sender_get(struct sk_buff *skb)
 	/* Another thread sending on the same socket may have added it. */
 	s = dnl_sender_find(portid, ino);
 	if (!s) {
-		if (fresh && dnl_nsenders < once_senders) {
+		full = dnl_nsenders >= once_senders;
+		if (fresh && !full) {
 			s = fresh;
 			fresh = NULL;
 			mutex_init(&s->lock);
@@ -250,7 +253,7 @@ static struct dnl_sender *dnl_sender_get(struct sk_buff *skb)
 		s->users++;
 	spin_unlock(&dnl_senders_lock);
 	kfree(fresh);
-	return s ?: ERR_PTR(-ENOBUFS);
+	return s ?: ERR_PTR(full ? -ENOBUFS : -ENOMEM);
 }
 
 static void dnl_sender_put(struct dnl_sender *s)
@@ -513,8 +516,10 @@ static int dnl_rcv_once(struct sk_buff *skb, struct nlmsghdr *nlh,
 
 	s = dnl_sender_get(skb);
 	if (IS_ERR(s)) {
-		atomic64_inc(&dnl_counters.once_full);
-		NL_SET_ERR_MSG_MOD(extack, "once-only table full (once_senders): retry in 2 s");
+		if (PTR_ERR(s) == -ENOBUFS) {
+			atomic64_inc(&dnl_counters.once_full);
+			NL_SET_ERR_MSG_MOD(extack, "once-only table full: retry in 2 s");
+		}
 		return PTR_ERR(s);
 	}
 	mutex_lock(&s->lock);

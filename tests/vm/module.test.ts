@@ -98,6 +98,7 @@ const CASES = [
   'allow_unpriv_insmod',
   'allow_unpriv_send',
   'relayed_origin_unforgeable',
+  'relayed_creds_are_requesters',
   'allow_unpriv_join',
   'allow_unpriv_rmmod',
   'param_ngroups_small',

@@ -18,6 +18,7 @@
  *	drops to UID/GID UID with no supplementary groups (and so no
  *	capabilities), then runs PROG.
  */
+#define _GNU_SOURCE	/* struct ucred, SCM_CREDENTIALS */
 #include "nlk_common.h"
 
 #include <grp.h>
@@ -332,16 +333,21 @@ static int raw_fuzz(int unit, unsigned long long count)
 	return refused ? 1 : 0;
 }
 
-/* Prints a RELAYED message: who asked, as the module wrote it. */
-static void raw_print_relayed(const struct nlmsghdr *nlh, uint32_t from)
+/*
+ * Prints a relay's delivery: who asked, as the module wrote it, and the
+ * credentials that came with it (SO_PASSCRED; uid 4294967295: none).
+ */
+static void raw_print_relayed(const struct nlmsghdr *nlh, uint32_t from,
+			      const struct ucred *creds)
 {
 	struct dnl_relayed r = { 0 };
 	size_t len = nlh->nlmsg_len - NLMSG_HDRLEN;
 
 	if (len >= sizeof(r))
 		memcpy(&r, NLMSG_DATA(nlh), sizeof(r));
-	printf("relayed seq=%u port=%u relayed_from=%u relayed_uid=%u len=%zu\n",
-	       nlh->nlmsg_seq, from, r.portid, r.uid, len);
+	printf("relayed seq=%u port=%u relayed_from=%u relayed_uid=%u creds_uid=%u len=%zu\n",
+	       nlh->nlmsg_seq, from, r.portid, r.uid, (unsigned int)creds->uid,
+	       len);
 }
 
 /*
@@ -380,18 +386,28 @@ static int raw_read(int fd, int wait_ms, char *got, size_t size)
 {
 	static unsigned char buf[RAW_BUF];
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	char cbuf[CMSG_SPACE(sizeof(struct ucred))];
 	struct sockaddr_nl from = { 0 };
-	socklen_t fromlen = sizeof(from);
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr msg = {
+		.msg_name = &from, .msg_namelen = sizeof(from),
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+	};
+	struct ucred creds = { .pid = -1, .uid = (uid_t)-1 };
+	struct cmsghdr *c;
 	struct nlmsghdr *nlh;
 	int replies = 0;
 	ssize_t n;
 
 	if (poll(&pfd, 1, wait_ms) <= 0)
 		return -1;
-	n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from,
-		     &fromlen);
+	n = recvmsg(fd, &msg, 0);
 	if (n < 0)
 		nlk_die("recv: %s", strerror(errno));
+	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS)
+			memcpy(&creds, CMSG_DATA(c), sizeof(creds));
 	for (nlh = (struct nlmsghdr *)buf; NLMSG_OK(nlh, (size_t)n);
 	     nlh = NLMSG_NEXT(nlh, n)) {
 		const struct nlmsgerr *e = NLMSG_DATA(nlh);
@@ -399,7 +415,7 @@ static int raw_read(int fd, int wait_ms, char *got, size_t size)
 
 		if (nlh->nlmsg_type == DNL_MSG_RELAYED ||
 		    nlh->nlmsg_type == DNL_MSG_DATA) {
-			raw_print_relayed(nlh, from.nl_pid);
+			raw_print_relayed(nlh, from.nl_pid, &creds);
 			continue;
 		}
 		if (nlh->nlmsg_type == DNL_MSG_STATS) {
@@ -430,6 +446,7 @@ static int raw_run(int unit, const char *name, const char *expect)
 	int want, replies = 0, n, ok = 1;
 
 	nlk_set_int(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1);
+	nlk_set_int(fd, SOL_SOCKET, SO_PASSCRED, 1);
 	want = raw_case(fd, name, (uint32_t)getpid() << 8);
 	while (replies < want) {
 		n = raw_read(fd, 2000, got, sizeof(got));

@@ -322,6 +322,10 @@ wait_for rrroot nobody-relay
 grep -q '^{"port":0,"group":0,.*"type":"RELAYED",.*"relayedFrom":{"portId":[1-9][0-9]*,"uid":65534},"data":"nobody-relay"}$' $T/rrroot.out &&
 	ok relayed_origin_unforgeable || ko relayed_origin_unforgeable "$(cat $T/rrroot.out $T/nrelay.out)"
 stop_rr rrroot
+# nobody's relay to itself: the header and the credentials both say 65534
+raw_nlk -U 65534 -- raw_nlk -e OK relay-self >$T/nself.out 2>&1 &&
+	grep -q '^relayed seq=.* port=0 relayed_from=[1-9][0-9]* relayed_uid=65534 creds_uid=65534 ' $T/nself.out &&
+	ok relayed_creds_are_requesters || ko relayed_creds_are_requesters "$(cat $T/nself.out)"
 start_rr rru raw_nlk -U 65534 -- rr_nlk -g 2 -P 0 -n 1 || ko allow_unpriv_join_start
 ww_nlk -b 2 -m to-nobody >/dev/null 2>&1
 wait_for rru to-nobody
