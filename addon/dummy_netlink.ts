@@ -8,6 +8,10 @@ export const DNL_NGROUPS_MIN = 32;
 export const DNL_NGROUPS_MAX = 1024;
 export const DNL_PAYLOAD_MAX = 4096;
 export const DNL_BCAST_GROUPS_MAX = 64;
+/** Once-only: a copy is recognised this long after the first, ... */
+export const DNL_ONCE_WINDOW_MS = 2000;
+/** ... and across fewer than this many of the same socket's own requests. */
+export const DNL_ONCE_KEYS = 120;
 
 export enum DnlMsgType {
   DATA = 0x10,

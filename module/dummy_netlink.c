@@ -117,14 +117,13 @@ MODULE_PARM_DESC(log_data, "Log each accepted DATA message, rate-limited (defaul
  * flood from one socket cannot push out another's keys. A sender is its
  * port id and its socket's inode number: a socket that binds a port id just
  * given up is another sender. Each keeps the keys of its last DNL_ONCE_KEYS
- * handled requests, each for DNL_ONCE_WINDOW; the keys and the head fit one
- * 2 KiB slab object. A sender whose newest key has expired has nothing left
+ * handled requests, each for DNL_ONCE_WINDOW_MS; the keys and the head fit
+ * one 2 KiB slab object. A sender whose newest key has expired has nothing left
  * to protect: once once_senders senders are held, its slot goes to the next
  * new sender. When every slot holds a sender with a live key, a new
  * sender's request is refused with -ENOBUFS and counted in once_full.
  */
-#define DNL_ONCE_KEYS		120
-#define DNL_ONCE_WINDOW		(2 * HZ)
+#define DNL_ONCE_WINDOW		msecs_to_jiffies(DNL_ONCE_WINDOW_MS)
 #define DNL_ONCE_HASH_BITS	8
 
 struct dnl_once_key {

@@ -20,8 +20,9 @@
  *
  * Copies of one message (same sending socket, nlmsg_seq and type: one per
  * group, and perhaps one to the kernel) are handled once, if they come
- * within 2 s of the first and with fewer than 120 other requests of the
- * same socket in between; the repeats are counted as ignored and acked 0.
+ * within DNL_ONCE_WINDOW_MS of the first and with fewer than DNL_ONCE_KEYS
+ * other requests of the same socket in between; the repeats are counted as
+ * ignored and acked 0.
  * Other senders do not shorten that window. Only a request that succeeded
  * is remembered: one that failed may be retried with the same nlmsg_seq.
  * STATS requests are always answered. So a sender gives each message its
@@ -69,6 +70,13 @@
 
 /* Most groups one BCAST request may name. */
 #define DNL_BCAST_GROUPS_MAX	64
+
+/*
+ * Once-only: how long, and across how many of the sender's own requests,
+ * the module recognises a copy of a message it has handled.
+ */
+#define DNL_ONCE_WINDOW_MS	2000
+#define DNL_ONCE_KEYS		120
 
 /* Message types; values below NLMSG_MIN_TYPE (0x10) are netlink's own. */
 enum dnl_msg_type {
