@@ -2,12 +2,16 @@
 // tests/unit/uapi_mirror.test.ts parses the header and checks every constant
 // and struct size here against it: change both together.
 
-export const DNL_VERSION = 1;
+export const DNL_VERSION = 2;
 export const DNL_UNIT_DEFAULT = 25;
 export const DNL_NGROUPS_MIN = 32;
 export const DNL_NGROUPS_MAX = 1024;
 export const DNL_PAYLOAD_MAX = 4096;
 export const DNL_BCAST_GROUPS_MAX = 64;
+/** Once-only: a copy is recognised this long after the first, ... */
+export const DNL_ONCE_WINDOW_MS = 2000;
+/** ... and across fewer than this many of the same socket's own requests. */
+export const DNL_ONCE_KEYS = 120;
 
 export enum DnlMsgType {
   DATA = 0x10,
@@ -15,14 +19,17 @@ export enum DnlMsgType {
   BCAST = 0x12,
   TICK = 0x13,
   STATS = 0x14,
+  /** A RELAY's delivery, from port 0: struct dnl_relayed (who asked), then the data. */
+  RELAYED = 0x15,
 }
 
 /** Byte sizes of the UAPI structs (no padding in any of them). */
 export const DNL_STRUCT_SIZES = {
   dnl_relay: 8,
+  dnl_relayed: 8,
   dnl_bcast: 8,
   dnl_tick: 24,
-  dnl_stats: 64,
+  dnl_stats: 80,
 } as const;
 
 export function dnlTypeName(type: number): string | null {
@@ -48,6 +55,41 @@ export function encodeRelay(portId: number, data: Uint8Array): Buffer {
 export function decodeRelay(payload: Buffer): { portId: number; data: Buffer } {
   need(payload, DNL_STRUCT_SIZES.dnl_relay, 'dnl_relay');
   return { portId: payload.readUInt32LE(0), data: payload.subarray(DNL_STRUCT_SIZES.dnl_relay) };
+}
+
+/** Who asked for a relay, as the module wrote it (struct dnl_relayed). */
+export interface DnlRelayedFrom {
+  /** The requester's real port id. */
+  portId: number;
+  /** The requesting task's uid, in the initial user namespace. */
+  uid: number;
+}
+
+/**
+ * The module's delivery of a RELAY: only the module writes this type from
+ * port 0, so trust the header only when the sender's port id is 0 (a user
+ * socket may send any type, this one included). Returns null for a message
+ * that is not a RELAYED from port 0.
+ */
+export function decodeRelayed(
+  type: number,
+  senderPortId: number,
+  payload: Buffer,
+): { relayedFrom: DnlRelayedFrom; data: Buffer } | null {
+  if (type !== DnlMsgType.RELAYED || senderPortId !== 0) return null;
+  need(payload, DNL_STRUCT_SIZES.dnl_relayed, 'dnl_relayed');
+  return {
+    relayedFrom: { portId: payload.readUInt32LE(0), uid: payload.readUInt32LE(4) },
+    data: payload.subarray(DNL_STRUCT_SIZES.dnl_relayed),
+  };
+}
+
+export function encodeRelayed(from: DnlRelayedFrom, data: Uint8Array): Buffer {
+  const out = Buffer.alloc(DNL_STRUCT_SIZES.dnl_relayed + data.byteLength);
+  out.writeUInt32LE(from.portId, 0);
+  out.writeUInt32LE(from.uid, 4);
+  out.set(data, DNL_STRUCT_SIZES.dnl_relayed);
+  return out;
 }
 
 /** BCAST request payload: broadcast `data` to each of `groups`. */
@@ -105,15 +147,22 @@ export const DNL_STATS_COUNTERS = [
   'broadcast',
   'ticks',
   'errors',
+  'once_full',
+  'once_senders',
 ] as const;
+
+/** Counters a version-1 module sends; later ones read as 0n from it. */
+const DNL_STATS_V1_COUNTERS = 7;
+const DNL_STATS_V1_BYTES = 8 + 8 * DNL_STATS_V1_COUNTERS;
 
 export type DnlStats = { version: number; unit: number } & Record<(typeof DNL_STATS_COUNTERS)[number], bigint>;
 
 export function decodeStats(payload: Buffer): DnlStats {
-  need(payload, DNL_STRUCT_SIZES.dnl_stats, 'dnl_stats');
+  need(payload, DNL_STATS_V1_BYTES, 'dnl_stats');
   const stats = { version: payload.readUInt32LE(0), unit: payload.readUInt32LE(4) } as DnlStats;
   DNL_STATS_COUNTERS.forEach((name, i) => {
-    stats[name] = payload.readBigUInt64LE(8 + 8 * i);
+    const at = 8 + 8 * i;
+    stats[name] = at + 8 <= payload.length ? payload.readBigUInt64LE(at) : 0n;
   });
   return stats;
 }

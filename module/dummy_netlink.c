@@ -9,21 +9,27 @@
  * nl_groups set and nl_pid 0 broadcasts to the group and then unicasts the
  * same message to the kernel socket with NETLINK_CB(skb).dst_group set to
  * that group. The input path below therefore sees every group send on the
- * unit and keeps those whose group is in r_grps.
+ * unit and keeps the DATA copies whose group is in r_grps.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/atomic.h>
 #include <linux/capability.h>
+#include <linux/cred.h>
+#include <linux/err.h>
+#include <linux/hashtable.h>
 #include <linux/jiffies.h>
 #include <linux/kernel.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
 #include <linux/netlink.h>
 #include <linux/skbuff.h>
+#include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/timekeeping.h>
 #include <linux/timer.h>
+#include <linux/uidgid.h>
 #include <net/net_namespace.h>
 #include <net/netlink.h>
 #include <net/sock.h>
@@ -34,50 +40,112 @@
 #define timer_shutdown_sync del_timer_sync
 #endif
 
+/*
+ * The kernel's number parsers answer a value too large for its type with
+ * -ERANGE and anything else unparsable with -EINVAL. Every bad value is
+ * -EINVAL here, as module/README.md says; parse_args() still logs the
+ * parameter's name and value.
+ */
+static int dnl_param_set_uint(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint(val, kp) ? -EINVAL : 0;
+}
+
+static int dnl_param_set_int(const char *val, const struct kernel_param *kp)
+{
+	return param_set_int(val, kp) ? -EINVAL : 0;
+}
+
+static const struct kernel_param_ops dnl_uint_ops = {
+	.set = dnl_param_set_uint,
+	.get = param_get_uint,
+};
+
+static const struct kernel_param_ops dnl_int_ops = {
+	.set = dnl_param_set_int,
+	.get = param_get_int,
+};
+
 static int unit = DNL_UNIT_DEFAULT;
-module_param(unit, int, 0444);
+module_param_cb(unit, &dnl_int_ops, &unit, 0444);
+__MODULE_PARM_TYPE(unit, "int");
 MODULE_PARM_DESC(unit, "Netlink protocol unit, 23..31 (default 25)");
 
 static uint r_grps;
-module_param(r_grps, uint, 0444);
-MODULE_PARM_DESC(r_grps, "Mask of groups 1..32 whose messages the kernel accepts");
+module_param_cb(r_grps, &dnl_uint_ops, &r_grps, 0444);
+__MODULE_PARM_TYPE(r_grps, "uint");
+MODULE_PARM_DESC(r_grps, "Mask of groups 1..32 whose DATA copies the kernel accepts");
 
 static uint b_grp;
-module_param(b_grp, uint, 0444);
+module_param_cb(b_grp, &dnl_uint_ops, &b_grp, 0444);
+__MODULE_PARM_TYPE(b_grp, "uint");
 MODULE_PARM_DESC(b_grp, "Mask of groups 1..32 the periodic TICK is broadcast to");
 
 static uint period_ms = 1000;
-module_param(period_ms, uint, 0444);
+module_param_cb(period_ms, &dnl_uint_ops, &period_ms, 0444);
+__MODULE_PARM_TYPE(period_ms, "uint");
 MODULE_PARM_DESC(period_ms, "TICK period in ms, 10..3600000; 0 sends no ticks (default 1000)");
 
 static uint ngroups = DNL_NGROUPS_MIN;
-module_param(ngroups, uint, 0444);
+module_param_cb(ngroups, &dnl_uint_ops, &ngroups, 0444);
+__MODULE_PARM_TYPE(ngroups, "uint");
 MODULE_PARM_DESC(ngroups, "Number of multicast groups of the unit, 32..1024 (default 32)");
+
+static uint once_senders = 1024;
+module_param_cb(once_senders, &dnl_uint_ops, &once_senders, 0444);
+__MODULE_PARM_TYPE(once_senders, "uint");
+MODULE_PARM_DESC(once_senders, "Sending sockets the once-only table holds at most, 1..65536 (default 1024)");
 
 static bool allow_unpriv;
 module_param(allow_unpriv, bool, 0444);
 MODULE_PARM_DESC(allow_unpriv, "Let users without CAP_NET_ADMIN send and join groups (default N)");
 
+/* Read per message: root may switch it at run time. */
+static bool log_data;
+module_param(log_data, bool, 0644);
+MODULE_PARM_DESC(log_data, "Log each accepted DATA message, rate-limited (default N)");
+
 #define DNL_UNIT_MIN		23	/* 0..22 are assigned in <linux/netlink.h> */
 #define DNL_PERIOD_MIN_MS	10
 #define DNL_PERIOD_MAX_MS	3600000
+#define DNL_ONCE_SENDERS_MAX	65536
 #define DNL_LOG_BYTES		64	/* payload bytes shown in a log line */
 
 /*
- * Copies of one logical message (one per group, same sender and nlmsg_seq)
- * reach the input path back to back. The table remembers the last accepted
- * messages for a short window, so a copy is recognised without keeping state
- * for ever; a sender reusing a sequence number later is a new message.
+ * Once-only (module/README.md, "Copies of one message"). The copies of one
+ * message come from one sending socket, so keys are kept per sender, and a
+ * flood from one socket cannot push out another's keys. A sender is its
+ * port id and its socket's inode number: a socket that binds a port id just
+ * given up is another sender. Each keeps the keys of its last DNL_ONCE_KEYS
+ * handled requests, each for DNL_ONCE_WINDOW_MS; the keys and the head fit
+ * one 2 KiB slab object. A sender whose newest key has expired has nothing left
+ * to protect: once once_senders senders are held, its slot goes to the next
+ * new sender. When every slot holds a sender with a live key, a new
+ * sender's request is refused with -ENOBUFS and counted in once_full.
  */
-#define DNL_RECENT_SIZE		64
-#define DNL_RECENT_WINDOW	(2 * HZ)
+#define DNL_ONCE_WINDOW		msecs_to_jiffies(DNL_ONCE_WINDOW_MS)
+#define DNL_ONCE_HASH_BITS	8
 
-struct dnl_recent {
-	u32 portid;
-	u32 seq;
-	u16 type;
-	bool used;
+struct dnl_once_key {
 	unsigned long when;
+	u32 seq;
+	u16 type;	/* 0: unused (only types >= NLMSG_MIN_TYPE are recorded) */
+};
+
+struct dnl_sender {
+	struct hlist_node node;	/* in dnl_senders, under dnl_senders_lock */
+	unsigned long ino;
+	u32 portid;
+	unsigned int users;	/* requests in flight, under dnl_senders_lock */
+	/*
+	 * Check, handle, record: one request of this sender at a time, so two
+	 * threads sending copies on one socket cannot both miss the key.
+	 * Different senders run in parallel.
+	 */
+	struct mutex lock;
+	unsigned long last;	/* newest key; read under dnl_senders_lock when !users */
+	unsigned int next;	/* slot of the next key */
+	struct dnl_once_key keys[DNL_ONCE_KEYS];
 };
 
 struct dnl_counters {
@@ -88,6 +156,7 @@ struct dnl_counters {
 	atomic64_t broadcast;
 	atomic64_t ticks;
 	atomic64_t errors;
+	atomic64_t once_full;
 };
 
 static struct sock *dnl_sock;
@@ -95,58 +164,170 @@ static struct timer_list dnl_tick_timer;
 static u64 dnl_tick_counter;
 static struct dnl_counters dnl_counters;
 
-static DEFINE_SPINLOCK(dnl_recent_lock);
-static struct dnl_recent dnl_recent[DNL_RECENT_SIZE];
-static unsigned int dnl_recent_next;
+/*
+ * Only the input path takes this lock, and the input runs in the sending
+ * task's context (netlink_unicast_kernel(), inside sendmsg()), never in a
+ * softirq or the tick timer: a plain spin_lock is enough.
+ */
+static DEFINE_SPINLOCK(dnl_senders_lock);
+static DEFINE_HASHTABLE(dnl_senders, DNL_ONCE_HASH_BITS);
+static unsigned int dnl_nsenders;
 
-/* True when (portid, seq, type) was already handled; else records it. */
-static bool dnl_seen(u32 portid, u32 seq, u16 type)
+static u32 dnl_sender_hash(u32 portid, unsigned long ino)
 {
-	unsigned long now = jiffies;
-	bool seen = false;
-	unsigned int i;
+	return portid ^ (u32)ino;
+}
 
-	spin_lock_bh(&dnl_recent_lock);
-	for (i = 0; i < DNL_RECENT_SIZE; i++) {
-		struct dnl_recent *r = &dnl_recent[i];
+static struct dnl_sender *dnl_sender_find(u32 portid, unsigned long ino)
+{
+	struct dnl_sender *s;
 
-		if (r->used && r->portid == portid && r->seq == seq &&
-		    r->type == type &&
-		    time_before(now, r->when + DNL_RECENT_WINDOW)) {
-			seen = true;
-			break;
-		}
-	}
-	if (!seen) {
-		dnl_recent[dnl_recent_next] = (struct dnl_recent) {
-			.portid = portid, .seq = seq, .type = type,
-			.used = true, .when = now,
-		};
-		dnl_recent_next = (dnl_recent_next + 1) % DNL_RECENT_SIZE;
-	}
-	spin_unlock_bh(&dnl_recent_lock);
-	return seen;
+	hash_for_each_possible(dnl_senders, s, node, dnl_sender_hash(portid, ino))
+		if (s->portid == portid && s->ino == ino)
+			return s;
+	return NULL;
+}
+
+/* A sender with no request in flight whose keys have all expired. */
+static struct dnl_sender *dnl_sender_idle(unsigned long now)
+{
+	struct dnl_sender *s;
+	unsigned int bkt;
+
+	hash_for_each(dnl_senders, bkt, s, node)
+		if (!s->users && !time_before(now, s->last + DNL_ONCE_WINDOW))
+			return s;
+	return NULL;
 }
 
 /*
- * A message carrying exactly @len bytes of @data, or NULL. No nlmsg_end():
- * it would round nlmsg_len up to the padded size.
+ * The once-only state of the socket that sent @skb, held until
+ * dnl_sender_put(); ERR_PTR(-ENOBUFS) when all once_senders slots are in
+ * use, ERR_PTR(-ENOMEM) when a slot could not be allocated.
+ */
+static struct dnl_sender *dnl_sender_get(struct sk_buff *skb)
+{
+	u32 portid = NETLINK_CB(skb).portid;
+	unsigned long ino = sock_i_ino(NETLINK_CB(skb).sk);
+	struct dnl_sender *s, *fresh;
+	bool full = false;
+
+	spin_lock(&dnl_senders_lock);
+	s = dnl_sender_find(portid, ino);
+	if (s) {
+		s->users++;
+		spin_unlock(&dnl_senders_lock);
+		return s;
+	}
+	spin_unlock(&dnl_senders_lock);
+
+	fresh = kmalloc(sizeof(*fresh), GFP_KERNEL);
+	spin_lock(&dnl_senders_lock);
+	/* Another thread sending on the same socket may have added it. */
+	s = dnl_sender_find(portid, ino);
+	if (!s) {
+		full = dnl_nsenders >= once_senders;
+		if (fresh && !full) {
+			s = fresh;
+			fresh = NULL;
+			mutex_init(&s->lock);
+			dnl_nsenders++;
+		} else {
+			s = dnl_sender_idle(jiffies);
+			if (s)
+				hash_del(&s->node);
+		}
+		if (s) {
+			s->portid = portid;
+			s->ino = ino;
+			s->users = 0;
+			s->last = jiffies - DNL_ONCE_WINDOW;
+			s->next = 0;
+			memset(s->keys, 0, sizeof(s->keys));
+			hash_add(dnl_senders, &s->node,
+				 dnl_sender_hash(portid, ino));
+		}
+	}
+	if (s)
+		s->users++;
+	spin_unlock(&dnl_senders_lock);
+	kfree(fresh);
+	return s ?: ERR_PTR(full ? -ENOBUFS : -ENOMEM);
+}
+
+static void dnl_sender_put(struct dnl_sender *s)
+{
+	spin_lock(&dnl_senders_lock);
+	s->users--;
+	spin_unlock(&dnl_senders_lock);
+}
+
+/*
+ * Keys are recorded in time order: the walk goes from the newest back and
+ * stops at the first expired one.
+ */
+static bool dnl_once_seen(const struct dnl_sender *s, u32 seq, u16 type,
+			  unsigned long now)
+{
+	unsigned int i;
+
+	for (i = 1; i <= DNL_ONCE_KEYS; i++) {
+		const struct dnl_once_key *k =
+			&s->keys[(s->next + DNL_ONCE_KEYS - i) % DNL_ONCE_KEYS];
+
+		if (!k->type || !time_before(now, k->when + DNL_ONCE_WINDOW))
+			return false;
+		if (k->seq == seq && k->type == type)
+			return true;
+	}
+	return false;
+}
+
+static void dnl_once_record(struct dnl_sender *s, u32 seq, u16 type,
+			    unsigned long now)
+{
+	s->keys[s->next] = (struct dnl_once_key) {
+		.when = now, .seq = seq, .type = type,
+	};
+	s->next = (s->next + 1) % DNL_ONCE_KEYS;
+	s->last = now;
+}
+
+static void dnl_senders_free(void)
+{
+	struct dnl_sender *s;
+	struct hlist_node *tmp;
+	unsigned int bkt;
+
+	hash_for_each_safe(dnl_senders, bkt, tmp, s, node) {
+		hash_del(&s->node);
+		kfree(s);
+	}
+	dnl_nsenders = 0;
+}
+
+/*
+ * A message whose payload is @hlen bytes of @head then @len bytes of @data,
+ * or NULL. No nlmsg_end(): it would round nlmsg_len up to the padded size.
  */
 static struct sk_buff *dnl_new_msg(u32 pid, u32 seq, int type,
+				   const void *head, size_t hlen,
 				   const void *data, size_t len, gfp_t gfp)
 {
 	struct nlmsghdr *nlh;
 	struct sk_buff *skb;
 
-	skb = nlmsg_new(len, gfp);
+	skb = nlmsg_new(hlen + len, gfp);
 	if (!skb)
 		return NULL;
-	nlh = nlmsg_put(skb, pid, seq, type, len, 0);
+	nlh = nlmsg_put(skb, pid, seq, type, hlen + len, 0);
 	if (!nlh) {
 		kfree_skb(skb);
 		return NULL;
 	}
-	memcpy(nlmsg_data(nlh), data, len);
+	if (hlen)
+		memcpy(nlmsg_data(nlh), head, hlen);
+	memcpy((u8 *)nlmsg_data(nlh) + hlen, data, len);
 	return skb;
 }
 
@@ -160,10 +341,13 @@ static int dnl_rcv_data(struct sk_buff *skb, struct nlmsghdr *nlh,
 		return -EMSGSIZE;
 	}
 	atomic64_inc(&dnl_counters.accepted);
-	pr_info_ratelimited("DATA from port %u group %u seq %u len %d: %*pE\n",
-			    NETLINK_CB(skb).portid, NETLINK_CB(skb).dst_group,
-			    nlh->nlmsg_seq, len, min(len, DNL_LOG_BYTES),
-			    nlmsg_data(nlh));
+	/* Any sender can trigger this: off unless asked, rate-limited when on. */
+	if (log_data)
+		pr_info_ratelimited("DATA from port %u group %u seq %u len %d: %*pE\n",
+				    NETLINK_CB(skb).portid,
+				    NETLINK_CB(skb).dst_group, nlh->nlmsg_seq,
+				    len, min(len, DNL_LOG_BYTES),
+				    nlmsg_data(nlh));
 	return 0;
 }
 
@@ -172,6 +356,7 @@ static int dnl_rcv_relay(struct sk_buff *skb, struct nlmsghdr *nlh,
 {
 	const struct dnl_relay *req = nlmsg_data(nlh);
 	int len = nlmsg_len(nlh) - (int)sizeof(*req);
+	struct dnl_relayed origin;
 	struct sk_buff *out;
 	int err;
 
@@ -192,10 +377,22 @@ static int dnl_rcv_relay(struct sk_buff *skb, struct nlmsghdr *nlh,
 		return -EINVAL;
 	}
 
-	out = dnl_new_msg(NETLINK_CB(skb).portid, nlh->nlmsg_seq, DNL_MSG_DATA,
-			  req + 1, len, GFP_KERNEL);
+	/*
+	 * The delivery comes from port 0 like the module's own messages: its
+	 * type and a header only the module writes say whose it is. The
+	 * credentials are the requester's (netlink_sendmsg() filled them in
+	 * from the sending task), so SO_PASSCRED shows them too.
+	 */
+	origin = (struct dnl_relayed) {
+		.portid = NETLINK_CB(skb).portid,
+		.uid = from_kuid_munged(&init_user_ns, NETLINK_CB(skb).creds.uid),
+	};
+	out = dnl_new_msg(NETLINK_CB(skb).portid, nlh->nlmsg_seq,
+			  DNL_MSG_RELAYED, &origin, sizeof(origin), req + 1, len,
+			  GFP_KERNEL);
 	if (!out)
 		return -ENOMEM;
+	NETLINK_CB(out).creds = NETLINK_CB(skb).creds;
 	/* Consumes @out; a dead port gives -ECONNREFUSED, a full one -EAGAIN. */
 	err = netlink_unicast(dnl_sock, out, req->portid, MSG_DONTWAIT);
 	if (err < 0) {
@@ -253,7 +450,7 @@ static int dnl_rcv_bcast(struct sk_buff *skb, struct nlmsghdr *nlh,
 		if (!netlink_has_listeners(dnl_sock, groups[i]))
 			continue;
 		out = dnl_new_msg(NETLINK_CB(skb).portid, nlh->nlmsg_seq,
-				  DNL_MSG_DATA, data, len, GFP_KERNEL);
+				  DNL_MSG_DATA, NULL, 0, data, len, GFP_KERNEL);
 		if (!out)
 			return -ENOMEM;
 		NETLINK_CB(out).dst_group = groups[i];
@@ -282,6 +479,7 @@ static int dnl_rcv_stats(struct sk_buff *skb, struct nlmsghdr *nlh,
 		.broadcast = atomic64_read(&dnl_counters.broadcast),
 		.ticks = atomic64_read(&dnl_counters.ticks),
 		.errors = atomic64_read(&dnl_counters.errors),
+		.once_full = atomic64_read(&dnl_counters.once_full),
 	};
 	struct sk_buff *out;
 	int err;
@@ -290,13 +488,63 @@ static int dnl_rcv_stats(struct sk_buff *skb, struct nlmsghdr *nlh,
 		NL_SET_ERR_MSG_MOD(extack, "STATS request carries a payload");
 		return -EINVAL;
 	}
+	spin_lock(&dnl_senders_lock);
+	stats.once_senders = dnl_nsenders;
+	spin_unlock(&dnl_senders_lock);
 	out = dnl_new_msg(NETLINK_CB(skb).portid, nlh->nlmsg_seq,
-			  DNL_MSG_STATS, &stats, sizeof(stats), GFP_KERNEL);
+			  DNL_MSG_STATS, NULL, 0, &stats, sizeof(stats),
+			  GFP_KERNEL);
 	if (!out)
 		return -ENOMEM;
 	err = netlink_unicast(dnl_sock, out, NETLINK_CB(skb).portid,
 			      MSG_DONTWAIT);
 	return err < 0 ? err : 0;
+}
+
+/*
+ * DATA, RELAY and BCAST, once per sender, seq and type. The key is
+ * recorded only when the request succeeded: a request that failed (a RELAY
+ * to a port that was not there yet, say) may be retried with its seq.
+ */
+static int dnl_rcv_once(struct sk_buff *skb, struct nlmsghdr *nlh,
+			struct netlink_ext_ack *extack)
+{
+	struct dnl_sender *s;
+	unsigned long now;
+	int err;
+
+	s = dnl_sender_get(skb);
+	if (IS_ERR(s)) {
+		if (PTR_ERR(s) == -ENOBUFS) {
+			atomic64_inc(&dnl_counters.once_full);
+			NL_SET_ERR_MSG_MOD(extack, "once-only table full: retry in 2 s");
+		}
+		return PTR_ERR(s);
+	}
+	mutex_lock(&s->lock);
+	now = jiffies;
+	if (dnl_once_seen(s, nlh->nlmsg_seq, nlh->nlmsg_type, now)) {
+		atomic64_inc(&dnl_counters.ignored);
+		err = 0;
+		goto unlock;
+	}
+	switch (nlh->nlmsg_type) {
+	case DNL_MSG_DATA:
+		err = dnl_rcv_data(skb, nlh, extack);
+		break;
+	case DNL_MSG_RELAY:
+		err = dnl_rcv_relay(skb, nlh, extack);
+		break;
+	default:
+		err = dnl_rcv_bcast(skb, nlh, extack);
+		break;
+	}
+	if (!err)
+		dnl_once_record(s, nlh->nlmsg_seq, nlh->nlmsg_type, now);
+unlock:
+	mutex_unlock(&s->lock);
+	dnl_sender_put(s);
+	return err;
 }
 
 static int dnl_dispatch(struct sk_buff *skb, struct nlmsghdr *nlh,
@@ -318,37 +566,31 @@ static int dnl_dispatch(struct sk_buff *skb, struct nlmsghdr *nlh,
 		atomic64_inc(&dnl_counters.ignored);
 		return 0;
 	}
+	/*
+	 * A group copy is a message to the group's readers that the kernel
+	 * also reads. Requests (RELAY, BCAST, STATS) are for the kernel
+	 * alone: sending one to a group must not make the kernel act on it,
+	 * or a sender allowed on a group would act as the kernel.
+	 */
+	if (group && nlh->nlmsg_type != DNL_MSG_DATA) {
+		NL_SET_ERR_MSG_MOD(extack, "group copies carry DATA only; send requests to port 0");
+		return -EPROTOTYPE;
+	}
 
 	switch (nlh->nlmsg_type) {
 	case DNL_MSG_DATA:
 	case DNL_MSG_RELAY:
 	case DNL_MSG_BCAST:
+		return dnl_rcv_once(skb, nlh, extack);
 	case DNL_MSG_STATS:
-		break;
+		/*
+		 * STATS only reads: every request is answered, so a poller
+		 * that reuses its seq is not left without a reply.
+		 */
+		return dnl_rcv_stats(skb, nlh, extack);
 	default:
 		NL_SET_ERR_MSG_MOD(extack, "unknown message type");
 		return -EOPNOTSUPP;
-	}
-
-	/*
-	 * STATS only reads: every request is answered, so a poller that
-	 * reuses its seq is not left without a reply.
-	 */
-	if (nlh->nlmsg_type != DNL_MSG_STATS &&
-	    dnl_seen(NETLINK_CB(skb).portid, nlh->nlmsg_seq, nlh->nlmsg_type)) {
-		atomic64_inc(&dnl_counters.ignored);
-		return 0;
-	}
-
-	switch (nlh->nlmsg_type) {
-	case DNL_MSG_DATA:
-		return dnl_rcv_data(skb, nlh, extack);
-	case DNL_MSG_RELAY:
-		return dnl_rcv_relay(skb, nlh, extack);
-	case DNL_MSG_BCAST:
-		return dnl_rcv_bcast(skb, nlh, extack);
-	default:
-		return dnl_rcv_stats(skb, nlh, extack);
 	}
 }
 
@@ -421,7 +663,7 @@ static void dnl_tick(struct timer_list *timer)
 		if (!netlink_has_listeners(dnl_sock, tick.group))
 			continue;
 		out = dnl_new_msg(0, lower_32_bits(tick.counter), DNL_MSG_TICK,
-				  &tick, sizeof(tick), GFP_ATOMIC);
+				  NULL, 0, &tick, sizeof(tick), GFP_ATOMIC);
 		if (!out)
 			break;
 		NETLINK_CB(out).dst_group = tick.group;
@@ -447,6 +689,11 @@ static int __init dnl_check_params(void)
 	    (period_ms < DNL_PERIOD_MIN_MS || period_ms > DNL_PERIOD_MAX_MS)) {
 		pr_err("period_ms=%u is neither 0 nor in %d..%d\n", period_ms,
 		       DNL_PERIOD_MIN_MS, DNL_PERIOD_MAX_MS);
+		return -EINVAL;
+	}
+	if (once_senders < 1 || once_senders > DNL_ONCE_SENDERS_MAX) {
+		pr_err("once_senders=%u is not in 1..%d\n", once_senders,
+		       DNL_ONCE_SENDERS_MAX);
 		return -EINVAL;
 	}
 	return 0;
@@ -488,7 +735,12 @@ static void __exit dnl_exit(void)
 {
 	/* The tick callback uses the socket: stop it for good first. */
 	timer_shutdown_sync(&dnl_tick_timer);
+	/*
+	 * rmmod is refused while a user socket of the unit is open, so no
+	 * input is running: the once-only table has no user left.
+	 */
 	netlink_kernel_release(dnl_sock);
+	dnl_senders_free();
 	pr_info("unloaded after %llu ticks\n",
 		(unsigned long long)atomic64_read(&dnl_counters.ticks));
 }
@@ -498,4 +750,8 @@ module_exit(dnl_exit);
 
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("Raw netlink unit for multicast and unicast experiments");
-MODULE_ALIAS_NET_PF_PROTO(PF_NETLINK, DNL_UNIT_DEFAULT);
+/*
+ * No MODULE_ALIAS_NET_PF_PROTO: with it, any user's socket(AF_NETLINK, _,
+ * 25) would load the module (and so start nlbridge.service through its udev
+ * rule). It is loaded at boot (modules-load.d) or by root.
+ */

@@ -7,6 +7,7 @@
 #define NLK_COMMON_H
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +26,19 @@
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
 #endif
+#ifndef NLM_F_CAPPED
+#define NLM_F_CAPPED	0x100
+#endif
+#ifndef NLM_F_ACK_TLVS
+#define NLM_F_ACK_TLVS	0x200
+#endif
+#ifndef NETLINK_CAP_ACK
+#define NETLINK_CAP_ACK	10
+#endif
+#ifndef NETLINK_EXT_ACK
+#define NETLINK_EXT_ACK	11
+#endif
+#define NLK_NLMSGERR_ATTR_MSG	1
 
 static const char *nlk_prog = "nlk";
 
@@ -94,6 +108,7 @@ NLK_HELPER const char *nlk_type_name(uint16_t type)
 	case DNL_MSG_BCAST: return "BCAST";
 	case DNL_MSG_TICK: return "TICK";
 	case DNL_MSG_STATS: return "STATS";
+	case DNL_MSG_RELAYED: return "RELAYED";
 	}
 	return NULL;
 }
@@ -117,6 +132,7 @@ NLK_HELPER const char *nlk_errno_name(int err)
 	case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
 	case EOPNOTSUPP: return "EOPNOTSUPP";
 	case EADDRINUSE: return "EADDRINUSE";
+	case EPROTOTYPE: return "EPROTOTYPE";
 	case ENOBUFS: return "ENOBUFS";
 	case ECONNREFUSED: return "ECONNREFUSED";
 	}
@@ -218,6 +234,44 @@ NLK_HELPER void nlk_text_bytes(FILE *f, const unsigned char *p, size_t len)
 		else
 			fprintf(f, "\\x%02x", c);
 	}
+}
+
+/* A STATS reply of a version-1 module ends before once_full. */
+#define NLK_STATS_V1_SIZE	offsetof(struct dnl_stats, once_full)
+
+/* The STATS reply @nlh into @s; counters an older module lacks are 0. */
+NLK_HELPER void nlk_stats_copy(struct dnl_stats *s, const struct nlmsghdr *nlh)
+{
+	size_t len = nlh->nlmsg_len - NLMSG_HDRLEN;
+
+	memset(s, 0, sizeof(*s));
+	memcpy(s, NLMSG_DATA(nlh), len < sizeof(*s) ? len : sizeof(*s));
+}
+
+/* The text of an extended ack (NETLINK_EXT_ACK), or NULL. */
+NLK_HELPER const char *nlk_ext_msg(const struct nlmsghdr *nlh)
+{
+	const struct nlmsgerr *e = NLMSG_DATA(nlh);
+	size_t off, end = nlh->nlmsg_len;
+
+	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
+		return NULL;
+	off = NLMSG_HDRLEN + sizeof(*e);
+	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
+		off += NLMSG_ALIGN(e->msg.nlmsg_len) - NLMSG_HDRLEN;
+	while (off + 4 <= end) {
+		const unsigned char *a = (const unsigned char *)nlh + off;
+		uint16_t alen, atype;
+
+		memcpy(&alen, a, 2);
+		memcpy(&atype, a + 2, 2);
+		if (alen < 4 || off + alen > end)
+			return NULL;
+		if (atype == NLK_NLMSGERR_ATTR_MSG && alen > 4 && a[alen - 1] == 0)
+			return (const char *)a + 4;
+		off += (alen + 3u) & ~3u;
+	}
+	return NULL;
 }
 
 NLK_HELPER double nlk_now(void)

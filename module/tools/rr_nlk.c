@@ -62,10 +62,27 @@ static int rr_repeat(const struct nlmsghdr *nlh, uint32_t port)
 	return 0;
 }
 
-static void rr_print_payload(const struct nlmsghdr *nlh, int json)
+static void rr_print_payload(const struct nlmsghdr *nlh, uint32_t port,
+			     int json)
 {
 	const unsigned char *p = NLMSG_DATA(nlh);
 	size_t len = nlh->nlmsg_len - NLMSG_HDRLEN;
+
+	/*
+	 * Only the module writes RELAYED from port 0; from any other port
+	 * the header is whatever a user wrote, and is shown as data.
+	 */
+	if (nlh->nlmsg_type == DNL_MSG_RELAYED && port == 0 &&
+	    len >= sizeof(struct dnl_relayed)) {
+		struct dnl_relayed r;
+
+		memcpy(&r, p, sizeof(r));
+		printf(json ? ",\"relayedFrom\":{\"portId\":%u,\"uid\":%u}"
+			    : " relayed_from=%u relayed_uid=%u",
+		       r.portid, r.uid);
+		p += sizeof(r);
+		len -= sizeof(r);
+	}
 
 	if (nlh->nlmsg_type == DNL_MSG_TICK && len >= sizeof(struct dnl_tick)) {
 		struct dnl_tick t;
@@ -77,19 +94,21 @@ static void rr_print_payload(const struct nlmsghdr *nlh, int json)
 		       (unsigned long long)t.time_ns, t.group, t.period_ms);
 		return;
 	}
-	if (nlh->nlmsg_type == DNL_MSG_STATS && len >= sizeof(struct dnl_stats)) {
+	if (nlh->nlmsg_type == DNL_MSG_STATS && len >= NLK_STATS_V1_SIZE) {
 		struct dnl_stats s;
 
-		memcpy(&s, p, sizeof(s));
-		printf(json ? ",\"received\":%llu,\"accepted\":%llu,\"ignored\":%llu,\"relayed\":%llu,\"broadcast\":%llu,\"ticks\":%llu,\"errors\":%llu"
-			    : " received=%llu accepted=%llu ignored=%llu relayed=%llu broadcast=%llu ticks=%llu errors=%llu",
+		nlk_stats_copy(&s, nlh);
+		printf(json ? ",\"received\":%llu,\"accepted\":%llu,\"ignored\":%llu,\"relayed\":%llu,\"broadcast\":%llu,\"ticks\":%llu,\"errors\":%llu,\"once_full\":%llu,\"once_senders\":%llu"
+			    : " received=%llu accepted=%llu ignored=%llu relayed=%llu broadcast=%llu ticks=%llu errors=%llu once_full=%llu once_senders=%llu",
 		       (unsigned long long)s.received,
 		       (unsigned long long)s.accepted,
 		       (unsigned long long)s.ignored,
 		       (unsigned long long)s.relayed,
 		       (unsigned long long)s.broadcast,
 		       (unsigned long long)s.ticks,
-		       (unsigned long long)s.errors);
+		       (unsigned long long)s.errors,
+		       (unsigned long long)s.once_full,
+		       (unsigned long long)s.once_senders);
 		return;
 	}
 	if (nlh->nlmsg_type == NLMSG_ERROR && len >= sizeof(struct nlmsgerr)) {
@@ -124,7 +143,7 @@ static void rr_print(const struct nlmsghdr *nlh, uint32_t port,
 		    : "port=%u group=%u seq=%u type=%s pid=%u flags=%#x len=%u",
 	       port, group, nlh->nlmsg_seq, name, nlh->nlmsg_pid,
 	       nlh->nlmsg_flags, nlh->nlmsg_len - (uint32_t)NLMSG_HDRLEN);
-	rr_print_payload(nlh, json);
+	rr_print_payload(nlh, port, json);
 	fputs(json ? "}\n" : "\n", stdout);
 	fflush(stdout);
 }

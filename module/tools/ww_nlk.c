@@ -10,20 +10,6 @@
 #include <getopt.h>
 #include <poll.h>
 
-#ifndef NLM_F_CAPPED
-#define NLM_F_CAPPED	0x100
-#endif
-#ifndef NLM_F_ACK_TLVS
-#define NLM_F_ACK_TLVS	0x200
-#endif
-#ifndef NETLINK_EXT_ACK
-#define NETLINK_EXT_ACK	11
-#endif
-#ifndef NETLINK_CAP_ACK
-#define NETLINK_CAP_ACK	10
-#endif
-#define WW_NLMSGERR_ATTR_MSG	1
-
 #define WW_TIMEOUT_MS	2000
 #define WW_DATA_MAX	65536
 #define WW_RECV_SIZE	(64 * 1024)
@@ -107,37 +93,11 @@ static void ww_build(struct ww *w, uint32_t seq)
 	w->msglen = nlh->nlmsg_len;
 }
 
-/* The text of an extended ack, or NULL. */
-static const char *ww_ext_msg(const struct nlmsghdr *nlh)
-{
-	const struct nlmsgerr *e = NLMSG_DATA(nlh);
-	size_t off, end = nlh->nlmsg_len;
-
-	if (!(nlh->nlmsg_flags & NLM_F_ACK_TLVS))
-		return NULL;
-	off = NLMSG_HDRLEN + sizeof(*e);
-	if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
-		off += NLMSG_ALIGN(e->msg.nlmsg_len) - NLMSG_HDRLEN;
-	while (off + 4 <= end) {
-		const unsigned char *a = (const unsigned char *)nlh + off;
-		uint16_t alen, atype;
-
-		memcpy(&alen, a, 2);
-		memcpy(&atype, a + 2, 2);
-		if (alen < 4 || off + alen > end)
-			return NULL;
-		if (atype == WW_NLMSGERR_ATTR_MSG && alen > 4 && a[alen - 1] == 0)
-			return (const char *)a + 4;
-		off += (alen + 3u) & ~3u;
-	}
-	return NULL;
-}
-
 static void ww_print_ack(struct ww *w, const struct nlmsghdr *nlh,
 			 uint32_t group)
 {
 	const struct nlmsgerr *e = NLMSG_DATA(nlh);
-	const char *ext = ww_ext_msg(nlh);
+	const char *ext = nlk_ext_msg(nlh);
 	int err = -e->error;
 
 	if (err)
@@ -164,14 +124,16 @@ static void ww_print_ack(struct ww *w, const struct nlmsghdr *nlh,
 
 static void ww_print_stats(struct ww *w, const struct dnl_stats *s)
 {
-	printf(w->json ? "{\"stats\":true,\"version\":%u,\"unit\":%u,\"received\":%llu,\"accepted\":%llu,\"ignored\":%llu,\"relayed\":%llu,\"broadcast\":%llu,\"ticks\":%llu,\"errors\":%llu}\n"
-		       : "stats version=%u unit=%u received=%llu accepted=%llu ignored=%llu relayed=%llu broadcast=%llu ticks=%llu errors=%llu\n",
+	printf(w->json ? "{\"stats\":true,\"version\":%u,\"unit\":%u,\"received\":%llu,\"accepted\":%llu,\"ignored\":%llu,\"relayed\":%llu,\"broadcast\":%llu,\"ticks\":%llu,\"errors\":%llu,\"once_full\":%llu,\"once_senders\":%llu}\n"
+		       : "stats version=%u unit=%u received=%llu accepted=%llu ignored=%llu relayed=%llu broadcast=%llu ticks=%llu errors=%llu once_full=%llu once_senders=%llu\n",
 	       s->version, s->unit, (unsigned long long)s->received,
 	       (unsigned long long)s->accepted,
 	       (unsigned long long)s->ignored,
 	       (unsigned long long)s->relayed,
 	       (unsigned long long)s->broadcast,
-	       (unsigned long long)s->ticks, (unsigned long long)s->errors);
+	       (unsigned long long)s->ticks, (unsigned long long)s->errors,
+	       (unsigned long long)s->once_full,
+	       (unsigned long long)s->once_senders);
 	fflush(stdout);
 }
 
@@ -235,10 +197,10 @@ static void ww_collect(struct ww *w, uint32_t seq, uint32_t group,
 				if (e->error)
 					want_stats = 0;
 			} else if (nlh->nlmsg_type == DNL_MSG_STATS &&
-				   nlh->nlmsg_len >= NLMSG_LENGTH(sizeof(struct dnl_stats))) {
+				   nlh->nlmsg_len >= NLMSG_LENGTH(NLK_STATS_V1_SIZE)) {
 				struct dnl_stats s;
 
-				memcpy(&s, NLMSG_DATA(nlh), sizeof(s));
+				nlk_stats_copy(&s, nlh);
 				ww_print_stats(w, &s);
 				want_stats = 0;
 			}

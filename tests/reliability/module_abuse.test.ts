@@ -9,7 +9,10 @@
 // Every ack is checked against what the protocol says, and the module's
 // STATS must have moved by exactly what the senders predict. Between bursts:
 // rmmod with the sockets closed, ten load/unload cycles with the tick
-// running. At the end: no oops, BUG, WARNING, leak or slab poison report in
+// running. Then once-only under load (issue 14): 4 concurrent ww_nlk × 10,000
+// messages, each to three r_grps groups, all with seqs 1..10,000 — accepted
+// must be exactly 40,000 and ignored 80,000 — and the issue's 3 × 300 on two
+// groups (900 / 900). At the end: no oops, BUG, WARNING, leak or slab poison report in
 // dmesg, slabs back to where they were.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,6 +32,10 @@ const BUDGET_MS = (QEMU_TIMEOUT_S + 60) * 1000;
 const CASES = [
   ...Array.from({ length: BURSTS }, (_, i) => [`burst${i + 1}_counters_consistent`, `burst${i + 1}_no_socket_left`, `burst${i + 1}_rmmod`]).flat(),
   'load_unload_cycles',
+  'once_insmod',
+  'once_4x10000_exact',
+  'once_3x300_exact',
+  'once_rmmod',
   'module_gone',
   'slab_not_grown',
   'skbs_freed',
@@ -56,7 +63,19 @@ test(`case 9: dummy_netlink under ${TOTAL} random frames, relays to dead ports a
   const errors = sum(output, /^burst \d+: module received=\d+ accepted=\d+ ignored=\d+ errors=(\d+)/gm);
   const relayEagain = sum(output, /^burst \d+: module .* relay_eagain=(\d+)/gm);
   const rates = [...output.matchAll(/^burst \d+: seed .* \((\d+) frames\/s\)/gm)].map((m) => Number(m[1]));
-  const pass = code === 0 && failures.length === 0 && missing.length === 0 && frames === TOTAL && mismatches === 0;
+  const once = [...output.matchAll(/^ONCE: name=(\S+) senders=(\d+) messages=(\d+) copies=(\d+) accepted=(\d+) ignored=(\d+) errors=(\d+) centiseconds=(\d+)$/gm)].map((m) => ({
+    name: m[1]!,
+    senders: Number(m[2]),
+    messages: Number(m[3]),
+    copies: Number(m[4]),
+    accepted: Number(m[5]),
+    ignored: Number(m[6]),
+    errors: Number(m[7]),
+    seconds: Number(m[8]) / 100,
+  }));
+  const load = once.find((o) => o.name === 'once_4x10000');
+  const loadOk = load !== undefined && load.accepted === 40_000 && load.ignored === 80_000 && load.errors === 0;
+  const pass = code === 0 && failures.length === 0 && missing.length === 0 && frames === TOTAL && mismatches === 0 && loadOk;
 
   const figure = fig
     ? `${frames} random frames (${BURSTS} loads × ${SENDERS} concurrent senders, 3 readers) in ${fig[5]} s guest time ` +
@@ -64,6 +83,7 @@ test(`case 9: dummy_netlink under ${TOTAL} random frames, relays to dead ports a
       `${replies} acks/replies each matched to the predicted verdict, ${mismatches} mismatches; STATS deltas equal the prediction in every load ` +
       `and received = accepted + ignored + errors + relayed + BCAST done + STATS done ` +
       `(${errors} errors, ${relayEagain} RELAYs to full readers → EAGAIN); rmmod after close ${BURSTS}/${BURSTS}, ${fig[4]} load/unload cycles; ` +
+      `once-only under load: ${once.map((o) => `${o.senders} senders × ${o.messages / o.senders} messages (${o.copies} copies) → accepted ${o.accepted}, ignored ${o.ignored}, errors ${o.errors} in ${o.seconds.toFixed(1)} s`).join('; ')}; ` +
       `dmesg: 0 oops/BUG/WARNING/leak/slub lines of ${fig[8]}; after vs before: SUnreclaim ${Number(fig[6]) >= 0 ? '+' : ''}${fig[6]} kB, skbuff_head_cache ${Number(fig[7]) >= 0 ? '+' : ''}${fig[7]} objects; ${elapsed.toFixed(0)} s in all` +
       (failures.length ? `; FAILED: ${failures.join('; ')}` : '')
     : `no FIGURE line from the guest (run.sh exit ${code}); failures: ${failures.join('; ') || 'none'}`;
@@ -74,5 +94,7 @@ test(`case 9: dummy_netlink under ${TOTAL} random frames, relays to dead ports a
   assert.ok(fig, 'the guest printed no FIGURE line');
   assert.equal(frames, TOTAL);
   assert.equal(mismatches, 0);
+  assert.ok(load, 'the guest printed no ONCE line for 4 × 10,000');
+  assert.deepEqual([load.accepted, load.ignored, load.errors], [40_000, 80_000, 0], 'once-only under load');
   assert.equal(code, 0, 'run.sh exit status');
 });

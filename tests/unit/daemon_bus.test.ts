@@ -169,7 +169,7 @@ test('a kernel that does not answer: the ack is ETIMEDOUT after ackTimeoutMs', a
 });
 
 test('STATS: decoded reply; silence is KERNEL_TIMEOUT; a refusal is a problem with its errno', async () => {
-  const stats: DnlStats = { version: 1, unit: 25, received: 9n, accepted: 8n, ignored: 1n, relayed: 2n, broadcast: 3n, ticks: 4n, errors: 0n };
+  const stats: DnlStats = { version: 2, unit: 25, received: 9n, accepted: 8n, ignored: 1n, relayed: 2n, broadcast: 3n, ticks: 4n, errors: 0n, once_full: 0n, once_senders: 1n };
   const ok = makeBus(kernel(() => 0, stats));
   assert.deepEqual(await ok.bus.kernelStats(), stats);
   await ok.bus.close();

@@ -49,7 +49,8 @@ test('every DNL_ #define in the header has the same value in the mirror', () => 
 
 test('message types match enum dnl_msg_type, name for name', () => {
   const members = enumMembers('dnl_msg_type');
-  assert.equal(members.size, 5);
+  assert.equal(members.size, 6);
+  assert.equal(members.size, Object.keys(dnl.DnlMsgType).filter((k) => Number.isNaN(Number(k))).length, 'the mirror has no type the header lacks');
   for (const [name, value] of members) {
     const short = name.replace(/^DNL_MSG_/, '') as keyof typeof dnl.DnlMsgType;
     assert.equal(dnl.DnlMsgType[short], value, name);
@@ -57,10 +58,20 @@ test('message types match enum dnl_msg_type, name for name', () => {
   }
 });
 
-test('struct sizes match the header', () => {
+test('struct sizes match the header, and every struct of the header is mirrored', () => {
   for (const [name, size] of Object.entries(dnl.DNL_STRUCT_SIZES)) {
     assert.equal(structSize(name), size, name);
   }
+  const structs = [...source.matchAll(/^struct (dnl_\w+) \{/gm)].map((m) => m[1]);
+  assert.deepEqual(structs.sort(), Object.keys(dnl.DNL_STRUCT_SIZES).sort());
+});
+
+test('struct dnl_relayed is the requester port id then uid, as decodeRelayed reads them', () => {
+  const body = /struct dnl_relayed \{([^}]*)\}/.exec(source)![1]!;
+  assert.deepEqual([...body.matchAll(/__u32\s+(\w+);/g)].map((m) => m[1]), ['portid', 'uid']);
+  const payload = dnl.encodeRelayed({ portId: 0x01020304, uid: 65534 }, Buffer.from('x'));
+  assert.equal(payload.readUInt32LE(0), 0x01020304);
+  assert.equal(payload.readUInt32LE(4), 65534);
 });
 
 test('dnl_stats counters are the header fields, in order', () => {

@@ -1,8 +1,10 @@
 // The kernel module on a real kernel: tests/vm/module/run.sh builds
 // dummy_netlink.ko and the tools, boots Debian's kernel under QEMU with them
 // in a busybox initramfs, and runs tests/vm/module/scenario.sh (the seed's
-// session, then BCAST, STATS, malformed frames, privileges, unload, 100
-// load/unload cycles). The guest reports PASS/FAIL per case and a final
+// session, then BCAST, STATS, malformed frames, DATA-only group copies,
+// once-only per sending socket, RELAYED origin, privileges, no autoload,
+// parameters, log_data, the once-only table's bound, unload, 100 load/unload
+// cycles). The guest reports PASS/FAIL per case and a final
 // "RESULT: N passed, N failed".
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +13,9 @@ import { runModuleHarness } from './support/module_harness';
 // Every case the scenario must run; a case that disappears is a failure too.
 const CASES = [
   'tools_without_module',
+  'no_autoload_socket_fails',
+  'no_autoload_module_absent',
+  'no_autoload_modprobe_by_name',
   'seed_insmod',
   'params_visible',
   'seed_rr_gets_ticks',
@@ -51,6 +56,21 @@ const CASES = [
   'unknown_type_on_r_grps_group',
   'unknown_type_on_other_group_ignored',
   'errors_counted',
+  'group_relay_refused',
+  'group_bcast_refused',
+  'group_stats_refused',
+  'group_outside_r_grps_relay_ignored',
+  'group_requests_counted_not_done',
+  'direct_relay_still_done',
+  'direct_bcast_still_done',
+  'direct_stats_still_done',
+  'once_gap_acked',
+  'once_gap_70_between',
+  'once_gap_window_is_120_own',
+  'once_3_senders_x_300',
+  'once_port_reuse_new_sender',
+  'once_failed_relay_retried',
+  'once_retry_counted',
   'dup_seq_acked',
   'dup_seq_ignored',
   'same_seq_stats_both_answered',
@@ -77,6 +97,8 @@ const CASES = [
   'unpriv_rmmod',
   'allow_unpriv_insmod',
   'allow_unpriv_send',
+  'relayed_origin_unforgeable',
+  'relayed_creds_are_requesters',
   'allow_unpriv_join',
   'allow_unpriv_rmmod',
   'param_ngroups_small',
@@ -84,6 +106,19 @@ const CASES = [
   'param_unit_assigned',
   'param_period_tiny',
   'param_errors_logged',
+  'param_mask_over_32_bits_einval',
+  'param_unit_over_32_bits_einval',
+  'param_once_senders_zero',
+  'log_data_insmod',
+  'log_data_default_off',
+  'log_data_off_silent',
+  'log_data_on_at_run_time',
+  'log_data_rmmod',
+  'once_full_insmod',
+  'once_full_refused',
+  'once_full_counted',
+  'once_full_slot_reused_after_2s',
+  'once_full_rmmod',
   'load_unload_100',
   'dmesg_clean',
 ];

@@ -2,7 +2,8 @@
 # Reliability case 9, inside the QEMU guest (run.sh MODE=abuse installs it as
 # /scenario.sh): bursts of random frames from concurrent senders, with
 # readers, one load of the module per burst and load/unload cycles between
-# bursts; then dmesg must be clean. /abuse.conf sets BURSTS, SENDERS and
+# bursts; then once-only under load (4 senders x 10,000 messages to three
+# r_grps groups; 3 x 300 to two); then dmesg must be clean. /abuse.conf sets BURSTS, SENDERS and
 # FRAMES (per sender and burst). Prints PASS/FAIL lines, the figures
 # ("FIGURE: ...") and "RESULT: N passed, N failed".
 
@@ -59,6 +60,41 @@ while [ $b -le "$BURSTS" ]; do
 	b=$((b + 1))
 done
 secs=$(($(cut -d. -f1 /proc/uptime) - t0))
+
+# Once-only under load (issue 14): concurrent senders, every message to
+# three groups of r_grps, all senders using the same seqs 1..N. Each
+# message must be accepted once and its other two copies ignored.
+stat() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" /tmp/stats.out; }
+centis() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }
+# once_load NAME SENDERS COUNT MASK COPIES: checks accepted and ignored.
+once_load() {
+	ww_nlk -s >/tmp/stats.out
+	a0=$(stat accepted); i0=$(stat ignored); e0=$(stat errors)
+	c0=$(centis)
+	k=1
+	while [ $k -le "$2" ]; do
+		ww_nlk -g "$4" -c "$3" -m "$1-$k" >/tmp/once$k.out 2>&1 &
+		k=$((k + 1))
+	done
+	wait
+	c1=$(centis)
+	ww_nlk -s >/tmp/stats.out
+	acc=$(($(stat accepted) - a0)); ign=$(($(stat ignored) - i0)); err=$(($(stat errors) - e0))
+	echo "ONCE: name=$1 senders=$2 messages=$(($2 * $3)) copies=$(($2 * $3 * $5)) accepted=$acc ignored=$ign errors=$err centiseconds=$((c1 - c0))"
+	if [ "$acc $ign $err" = "$(($2 * $3)) $(($2 * $3 * ($5 - 1))) 0" ]; then
+		ok "$1_exact"
+	else
+		ko "$1_exact" "accepted $acc ignored $ign errors $err: $(cat /tmp/once1.out)"
+	fi
+}
+if insmod $KO r_grps=7 period_ms=0; then
+	ok once_insmod
+	once_load once_4x10000 4 10000 7 3
+	once_load once_3x300 3 300 3 2
+	if rmmod dummy_netlink; then ok once_rmmod; else ko once_rmmod; fi
+else
+	ko once_insmod
+fi
 [ $cycles = $((BURSTS * 10)) ] && ok load_unload_cycles || ko load_unload_cycles "$cycles/$((BURSTS * 10))"
 ! grep -q dummy_netlink /proc/modules && ok module_gone || ko module_gone
 

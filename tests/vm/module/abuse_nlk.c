@@ -16,7 +16,8 @@
  * and without NLM_F_REQUEST and NLM_F_ACK; DATA, RELAY, BCAST and STATS
  * payloads that are well formed or corrupted; broken nlmsg_len; trailing
  * bytes; datagrams cut short) and sends each to the kernel directly, to a
- * group in r_grps, or to another group. It predicts from the protocol
+ * group in r_grps (where only DATA is taken; any other type is refused
+ * with EPROTOTYPE), or to another group. It predicts from the protocol
  * (include/uapi/linux/dummy_netlink.h and netlink_rcv_skb()) what the
  * module must do with every message, and after every send reads every ack
  * and reply (the kernel's input runs inside sendmsg(), so they are all
@@ -375,12 +376,16 @@ static size_t ab_datagram(struct ab_ctx *c, unsigned char *buf, uint32_t group,
 		e->seq = nlh->nlmsg_seq;
 		e->ack = !!(nlh->nlmsg_flags & NLM_F_ACK);
 		if (!(nlh->nlmsg_flags & NLM_F_REQUEST) ||
-		    nlh->nlmsg_type < NLMSG_MIN_TYPE)
+		    nlh->nlmsg_type < NLMSG_MIN_TYPE) {
 			e->kind = AB_SKIPPED;
-		else if (!to_kernel)
+		} else if (!to_kernel) {
 			e->kind = AB_IGNORED;
-		else
+		} else if (group && nlh->nlmsg_type != DNL_MSG_DATA) {
+			e->kind = AB_ERROR;
+			e->err = EPROTOTYPE;
+		} else {
 			ab_predict(c, nlh, e);
+		}
 		step = NLMSG_ALIGN(nlh->nlmsg_len);
 		off += step > len - off ? len - off : step;
 	}
@@ -438,7 +443,7 @@ static unsigned int ab_drain(struct ab_ctx *c, struct ab_reply *r,
 		left = (size_t)got;
 		for (nlh = (struct nlmsghdr *)buf; NLMSG_OK(nlh, left);
 		     nlh = NLMSG_NEXT(nlh, left)) {
-			if (nlh->nlmsg_type == DNL_MSG_DATA) {
+			if (nlh->nlmsg_type == DNL_MSG_RELAYED) {
 				c->t->relay_rx++;	/* a RELAY to itself */
 				continue;
 			}
@@ -644,10 +649,10 @@ static struct dnl_stats ab_stats(void)
 		   sizeof(to)) < 0)
 		nlk_die("STATS: sendto: %s", strerror(errno));
 	n = recv(fd, buf, sizeof(buf), 0);
-	if (n < (ssize_t)NLMSG_LENGTH(sizeof(s)) ||
+	if (n < (ssize_t)NLMSG_LENGTH(NLK_STATS_V1_SIZE) ||
 	    ((struct nlmsghdr *)buf)->nlmsg_type != DNL_MSG_STATS)
 		nlk_die("STATS: no reply (%zd bytes)", n);
-	memcpy(&s, NLMSG_DATA((struct nlmsghdr *)buf), sizeof(s));
+	nlk_stats_copy(&s, (struct nlmsghdr *)buf);
 	close(fd);
 	return s;
 }

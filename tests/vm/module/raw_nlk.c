@@ -2,11 +2,13 @@
 /*
  * raw_nlk: test helper for the QEMU scenario.
  *
- *   raw_nlk [-p UNIT] [-g GROUP] [-e CODE[,CODE...]] CASE
+ *   raw_nlk [-p UNIT] [-g GROUP] [-n OWN] [-e CODE[,CODE...]] CASE
  *	sends the hand-made datagram CASE to the kernel (or, with -g, to group
  *	GROUP 1..32, which the kernel also sees) with NLM_F_ACK, prints
- *	one line per ack and exits 0 when the acks' codes are exactly the
- *	expected list (OK, EINVAL, EOPNOTSUPP, ...), 1 otherwise.
+ *	one line per ack (and the kernel's extended-ack text), one per
+ *	RELAYED message that reaches it, and exits 0 when the acks' codes are
+ *	exactly the expected list (OK, EINVAL, EOPNOTSUPP, ...) and the case's
+ *	own check holds, 1 otherwise. -n: the "gap" case's own messages.
  *   raw_nlk [-p UNIT] -F COUNT
  *	sends COUNT pseudo-random datagrams (seeded by the pid, printed) to the
  *	kernel and to groups 1..4: headers with random lengths, types near the
@@ -16,6 +18,7 @@
  *	drops to UID/GID UID with no supplementary groups (and so no
  *	capabilities), then runs PROG.
  */
+#define _GNU_SOURCE	/* struct ucred, SCM_CREDENTIALS */
 #include "nlk_common.h"
 
 #include <grp.h>
@@ -38,7 +41,8 @@ static void usage(FILE *f)
 		"       raw_nlk -U UID -- PROG [ARGS...]\n"
 		"cases: short overlong underlen unknown reserved relay-short relay-dead\n"
 		"       bcast-range bcast-zero bcast-count toolarge stats-payload dup\n"
-		"       stats-twice same-seq-types multi trailing noreq\n");
+		"       stats-twice same-seq-types multi trailing noreq relay-self\n"
+		"       bcast-ok stats gap relay-retry\n");
 }
 
 /* Appends one message; returns its header for tweaks. */
@@ -58,7 +62,14 @@ static struct nlmsghdr *raw_put(struct raw_frame *f, uint16_t type,
 	return nlh;
 }
 
+static int raw_unit = DNL_UNIT_DEFAULT;
 static uint32_t raw_groups;	/* nl_groups of every send */
+static unsigned int raw_gap_own = 70;	/* -n: the "gap" case */
+#define RAW_GAP_OTHER	70
+#define RAW_RETRY_PORT	(RAW_DEAD_PORT - 1)
+/* relay-retry: the late target's socket, and the seq it must receive */
+static int raw_retry_fd = -1;
+static uint32_t raw_retry_seq;
 
 static void raw_send(int fd, const struct raw_frame *f)
 {
@@ -69,6 +80,49 @@ static void raw_send(int fd, const struct raw_frame *f)
 	if (sendto(fd, f->buf, f->len, 0, (struct sockaddr *)&to,
 		   sizeof(to)) < 0)
 		nlk_die("sendto: %s", strerror(errno));
+}
+
+static void raw_send_to(int fd, const struct raw_frame *f, uint32_t groups)
+{
+	struct sockaddr_nl to = {
+		.nl_family = AF_NETLINK, .nl_groups = groups,
+	};
+
+	if (sendto(fd, f->buf, f->len, 0, (struct sockaddr *)&to,
+		   sizeof(to)) < 0)
+		nlk_die("sendto: %s", strerror(errno));
+}
+
+/*
+ * gap: message X to group 1, then RAW_GAP_OTHER DATA from another socket
+ * and raw_gap_own of its own (no NLM_F_ACK: acked only on error), then X's
+ * copy to group 2. The kernel must see X once while fewer than
+ * DNL_ONCE_KEYS of the sender's own requests come in between.
+ */
+static int raw_gap(int fd, uint32_t seq0)
+{
+	struct raw_frame x = { .seq = seq0 }, f;
+	struct nlmsghdr *nlh;
+	int other = nlk_open(raw_unit, 0, 0);
+	unsigned int i;
+
+	raw_put(&x, DNL_MSG_DATA, "gap-x", 5);
+	raw_send_to(fd, &x, 1u << 0);
+	for (i = 0; i < RAW_GAP_OTHER; i++) {
+		f = (struct raw_frame){ .seq = seq0 + i };
+		nlh = raw_put(&f, DNL_MSG_DATA, "gap-other", 9);
+		nlh->nlmsg_flags = NLM_F_REQUEST;
+		raw_send_to(other, &f, 0);
+	}
+	close(other);
+	for (i = 0; i < raw_gap_own; i++) {
+		f = (struct raw_frame){ .seq = seq0 + 1 + i };
+		nlh = raw_put(&f, DNL_MSG_DATA, "gap-own", 7);
+		nlh->nlmsg_flags = NLM_F_REQUEST;
+		raw_send_to(fd, &f, 0);
+	}
+	raw_send_to(fd, &x, 1u << 1);
+	return 2;
 }
 
 /* Builds CASE into one or two datagrams; returns how many acks to expect. */
@@ -147,6 +201,36 @@ static int raw_case(int fd, const char *name, uint32_t seq0)
 		f.len += 5;
 		raw_send(fd, &f);
 		return 2;
+	} else if (!strcmp(name, "relay-self")) {
+		struct {
+			struct dnl_relay r;
+			char data[4];
+		} req = { .r = { .portid = nlk_port_of(fd) }, .data = "self" };
+
+		raw_put(&f, DNL_MSG_RELAY, &req, sizeof(req));
+	} else if (!strcmp(name, "bcast-ok")) {
+		uint32_t b[3] = { 1, 0, 3 };
+
+		raw_put(&f, DNL_MSG_BCAST, b, sizeof(b));
+	} else if (!strcmp(name, "stats")) {
+		raw_put(&f, DNL_MSG_STATS, NULL, 0);
+	} else if (!strcmp(name, "gap")) {
+		return raw_gap(fd, seq0);
+	} else if (!strcmp(name, "relay-retry")) {
+		struct {
+			struct dnl_relay r;
+			char data[5];
+		} req = { .r = { .portid = RAW_RETRY_PORT }, .data = "retry" };
+		int acks = 0;
+
+		raw_put(&f, DNL_MSG_RELAY, &req, sizeof(req));
+		raw_send(fd, &f);
+		/* the first try is refused before the port exists; then it does */
+		raw_retry_fd = nlk_open(raw_unit, RAW_RETRY_PORT, 0);
+		raw_retry_seq = f.seq;
+		raw_send(fd, &f);
+		acks = 2;
+		return acks;
 	} else if (!strcmp(name, "noreq")) {
 		/* Not a request: netlink_rcv_skb acks it 0 and skips it. */
 		nlh = raw_put(&f, 0x42, "noreq", 5);
@@ -249,50 +333,139 @@ static int raw_fuzz(int unit, unsigned long long count)
 	return refused ? 1 : 0;
 }
 
-static int raw_run(int unit, const char *name, const char *expect)
+/*
+ * Prints a relay's delivery: who asked, as the module wrote it, and the
+ * credentials that came with it (SO_PASSCRED; uid 4294967295: none).
+ */
+static void raw_print_relayed(const struct nlmsghdr *nlh, uint32_t from,
+			      const struct ucred *creds)
+{
+	struct dnl_relayed r = { 0 };
+	size_t len = nlh->nlmsg_len - NLMSG_HDRLEN;
+
+	if (len >= sizeof(r))
+		memcpy(&r, NLMSG_DATA(nlh), sizeof(r));
+	printf("relayed seq=%u port=%u relayed_from=%u relayed_uid=%u creds_uid=%u len=%zu\n",
+	       nlh->nlmsg_seq, from, r.portid, r.uid, (unsigned int)creds->uid,
+	       len);
+}
+
+/*
+ * relay-retry: the target bound after the first try must get the retry.
+ * Any message with the request's seq counts (whatever its type), so the
+ * check says only "delivered or not".
+ */
+static int raw_retry_delivered(void)
 {
 	static unsigned char buf[RAW_BUF];
+	struct pollfd pfd = { .fd = raw_retry_fd, .events = POLLIN };
+	struct nlmsghdr *nlh;
+	ssize_t n;
+
+	if (poll(&pfd, 1, 1000) <= 0) {
+		printf("relay-retry: the retry was not delivered\n");
+		return 0;
+	}
+	n = recv(raw_retry_fd, buf, sizeof(buf), 0);
+	nlh = (struct nlmsghdr *)buf;
+	if (n < (ssize_t)NLMSG_HDRLEN || nlh->nlmsg_seq != raw_retry_seq) {
+		printf("relay-retry: got %zd bytes, not seq %u\n", n,
+		       raw_retry_seq);
+		return 0;
+	}
+	printf("relay-retry: delivered seq=%u type=%s\n", nlh->nlmsg_seq,
+	       nlk_type_name(nlh->nlmsg_type) ?: "?");
+	return 1;
+}
+
+/*
+ * Reads one datagram from @fd (waiting up to @wait_ms) and notes its acks
+ * and STATS replies in @got; returns how many, or -1 when nothing came.
+ */
+static int raw_read(int fd, int wait_ms, char *got, size_t size)
+{
+	static unsigned char buf[RAW_BUF];
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	char cbuf[CMSG_SPACE(sizeof(struct ucred))];
+	struct sockaddr_nl from = { 0 };
+	struct iovec iov = { buf, sizeof(buf) };
+	struct msghdr msg = {
+		.msg_name = &from, .msg_namelen = sizeof(from),
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+	};
+	struct ucred creds = { .pid = -1, .uid = (uid_t)-1 };
+	struct cmsghdr *c;
+	struct nlmsghdr *nlh;
+	int replies = 0;
+	ssize_t n;
+
+	if (poll(&pfd, 1, wait_ms) <= 0)
+		return -1;
+	n = recvmsg(fd, &msg, 0);
+	if (n < 0)
+		nlk_die("recv: %s", strerror(errno));
+	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS)
+			memcpy(&creds, CMSG_DATA(c), sizeof(creds));
+	for (nlh = (struct nlmsghdr *)buf; NLMSG_OK(nlh, (size_t)n);
+	     nlh = NLMSG_NEXT(nlh, n)) {
+		const struct nlmsgerr *e = NLMSG_DATA(nlh);
+		const char *ext;
+
+		if (nlh->nlmsg_type == DNL_MSG_RELAYED ||
+		    nlh->nlmsg_type == DNL_MSG_DATA) {
+			raw_print_relayed(nlh, from.nl_pid, &creds);
+			continue;
+		}
+		if (nlh->nlmsg_type == DNL_MSG_STATS) {
+			printf("reply seq=%u STATS\n", nlh->nlmsg_seq);
+			snprintf(got + strlen(got), size - strlen(got), "%sSTATS",
+				 *got ? "," : "");
+			replies++;
+			continue;
+		}
+		if (nlh->nlmsg_type != NLMSG_ERROR)
+			continue;
+		printf("ack seq=%u error=%d (%s)\n", nlh->nlmsg_seq, -e->error,
+		       nlk_errno_name(-e->error));
+		ext = nlk_ext_msg(nlh);
+		if (ext)
+			printf("    kernel says: %s\n", ext);
+		snprintf(got + strlen(got), size - strlen(got), "%s%s",
+			 *got ? "," : "", nlk_errno_name(-e->error));
+		replies++;
+	}
+	return replies;
+}
+
+static int raw_run(int unit, const char *name, const char *expect)
+{
 	char got[256] = "";
 	int fd = nlk_open(unit, 0, 0);
-	int want = raw_case(fd, name, (uint32_t)getpid() << 8);
-	int acks = 0;
+	int want, replies = 0, n, ok = 1;
 
-	while (acks < want) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		struct nlmsghdr *nlh;
-		ssize_t n;
-
-		if (poll(&pfd, 1, 2000) <= 0)
-			break;
-		n = recv(fd, buf, sizeof(buf), 0);
+	nlk_set_int(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1);
+	nlk_set_int(fd, SOL_SOCKET, SO_PASSCRED, 1);
+	want = raw_case(fd, name, (uint32_t)getpid() << 8);
+	while (replies < want) {
+		n = raw_read(fd, 2000, got, sizeof(got));
 		if (n < 0)
-			nlk_die("recv: %s", strerror(errno));
-		for (nlh = (struct nlmsghdr *)buf; NLMSG_OK(nlh, (size_t)n);
-		     nlh = NLMSG_NEXT(nlh, n)) {
-			const struct nlmsgerr *e = NLMSG_DATA(nlh);
-
-			if (nlh->nlmsg_type == DNL_MSG_STATS) {
-				printf("reply seq=%u STATS\n", nlh->nlmsg_seq);
-				snprintf(got + strlen(got),
-					 sizeof(got) - strlen(got), "%sSTATS",
-					 acks ? "," : "");
-				acks++;
-				continue;
-			}
-			if (nlh->nlmsg_type != NLMSG_ERROR)
-				continue;
-			printf("ack seq=%u error=%d (%s)\n", nlh->nlmsg_seq,
-			       -e->error, nlk_errno_name(-e->error));
-			snprintf(got + strlen(got), sizeof(got) - strlen(got),
-				 "%s%s", acks ? "," : "",
-				 nlk_errno_name(-e->error));
-			acks++;
-		}
+			break;
+		replies += n;
 	}
-	printf("%s: acks %s (expected %s)\n", name, acks ? got : "none",
+	/*
+	 * The kernel's input runs inside sendto(): whatever else it answered
+	 * (the ack after a STATS reply, a RELAYED to itself) is queued now.
+	 */
+	while (raw_read(fd, 0, got, sizeof(got)) >= 0)
+		;
+	if (raw_retry_fd >= 0)
+		ok = raw_retry_delivered();
+	printf("%s: acks %s (expected %s)\n", name, *got ? got : "none",
 	       expect ? expect : "-");
 	close(fd);
-	return expect && strcmp(got, expect) ? 1 : 0;
+	return (expect && strcmp(got, expect)) || !ok ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -304,13 +477,17 @@ int main(int argc, char **argv)
 
 	nlk_prog = "raw_nlk";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((opt = getopt(argc, argv, "+p:g:e:F:U:h")) != -1) {
+	while ((opt = getopt(argc, argv, "+p:g:n:e:F:U:h")) != -1) {
 		switch (opt) {
 		case 'g':
 			raw_groups = 1u << (nlk_number(optarg, "-g GROUP", 1, 32) - 1);
 			break;
 		case 'p':
 			unit = (int)nlk_number(optarg, "-p UNIT", 0, 31);
+			raw_unit = unit;
+			break;
+		case 'n':
+			raw_gap_own = (unsigned int)nlk_number(optarg, "-n OWN", 0, 100000);
 			break;
 		case 'e':
 			expect = optarg;

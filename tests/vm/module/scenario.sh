@@ -68,10 +68,23 @@ param() { cat /sys/module/dummy_netlink/parameters/$1; }
 # --- without the module: the tools say what is missing ----------------------
 expect_fail tools_without_module "is dummy_netlink loaded" ww_nlk -a
 
+# --- no autoload: a user's socket() on unit 25 does not load the module -----
+# The module installed as modprobe would find it, and the kernel's
+# request_module() pointed at busybox's modprobe: with an alias
+# net-pf-16-proto-25 the socket() below would load it.
+mkdir -p "/lib/modules/$(uname -r)"
+cp $KO "/lib/modules/$(uname -r)/"
+depmod
+echo /bin/modprobe >/proc/sys/kernel/modprobe
+expect_fail no_autoload_socket_fails "is dummy_netlink loaded" raw_nlk -U 65534 -- ww_nlk -a
+grep -q '^dummy_netlink ' /proc/modules && ko no_autoload_module_absent "$(grep dummy_netlink /proc/modules)" || ok no_autoload_module_absent
+check no_autoload_modprobe_by_name sh -c 'modprobe dummy_netlink && grep -q "^dummy_netlink " /proc/modules && rmmod dummy_netlink'
+
 # --- the seed's session -----------------------------------------------------
 # bash> insmod ./dummy_netlink r_grps=3 b_grp=2 (plus a faster tick and
 # 64 groups for the BCAST-to-40 case below)
-check seed_insmod insmod $KO r_grps=3 b_grp=2 period_ms=200 ngroups=64
+# (log_data=1: the seed's "the kernel prints what it receives")
+check seed_insmod insmod $KO r_grps=3 b_grp=2 period_ms=200 ngroups=64 log_data=1
 check params_visible sh -c '[ "$(cat /sys/module/dummy_netlink/parameters/r_grps)" = 3 ] &&
 	[ "$(cat /sys/module/dummy_netlink/parameters/b_grp)" = 2 ] &&
 	[ "$(cat /sys/module/dummy_netlink/parameters/unit)" = 25 ] &&
@@ -120,8 +133,12 @@ usleep 100000
 rel0=$(stat relayed)
 check seed_relay_acked ww_nlk -i "$rr_pid" -a -m seed-relay
 wait_for rr seed-relay
-[ "$(count rr 'seed-relay')" = 1 ] && grep -q '^port=0 group=0 seq=1 type=DATA .*data="seed-relay"' $T/rr.out &&
-	ok seed_relay_rr_gets_it_from_kernel || ko seed_relay_rr_gets_it_from_kernel "$(grep seed-relay $T/rr.out)"
+# from port 0, but typed RELAYED and naming the requester: pid (nlmsg_pid)
+# and relayed_from are both the requester's port id, uid root's
+rl=$(grep 'seed-relay' $T/rr.out)
+[ "$(count rr 'seed-relay')" = 1 ] && echo "$rl" | grep -q '^port=0 group=0 seq=1 type=RELAYED .*relayed_uid=0 data="seed-relay"' &&
+	[ -n "$(echo "$rl" | sed -n 's/.* pid=\([0-9]*\) .*relayed_from=\1 .*/x/p')" ] &&
+	ok seed_relay_rr_gets_it_from_kernel || ko seed_relay_rr_gets_it_from_kernel "$rl"
 stats
 [ "$(stat relayed)" = $((rel0 + 1)) ] && ok seed_relay_counted || ko seed_relay_counted "relayed $rel0 -> $(stat relayed)"
 
@@ -155,7 +172,7 @@ stats
 exp="$((r0 + 5 + 4 + 1 + 6 + 1)) $((a0 + 5 + 3)) $((i0 + 4 + 3)) $((e0 + 1))"
 got="$(stat received) $(stat accepted) $(stat ignored) $(stat errors)"
 [ "$exp" = "$got" ] && ok stats_match_sent || ko stats_match_sent "expected $exp got $got"
-grep -q "version=1 unit=25" $T/stats.out && ok stats_version_unit || ko stats_version_unit "$(cat $T/stats.out)"
+grep -q "version=2 unit=25" $T/stats.out && ok stats_version_unit || ko stats_version_unit "$(cat $T/stats.out)"
 
 # --- malformed and refused requests get the right ack ----------------------
 stats
@@ -175,10 +192,70 @@ check bad_stats_payload raw_nlk -e EINVAL stats-payload
 check multi_in_one_datagram raw_nlk -e OK,EOPNOTSUPP multi
 check trailing_junk raw_nlk -e OK,EINVAL trailing
 check not_a_request_skipped raw_nlk -e OK noreq
-check unknown_type_on_r_grps_group raw_nlk -g 1 -e EOPNOTSUPP unknown
+check unknown_type_on_r_grps_group raw_nlk -g 1 -e EPROTOTYPE unknown
 check unknown_type_on_other_group_ignored raw_nlk -g 3 -e OK unknown
 stats
 [ "$(stat errors)" = $((e0 + 15)) ] && ok errors_counted || ko errors_counted "errors $e0 -> $(stat errors)"
+
+# --- group copies carry DATA only: requests go to the kernel directly ----------
+stats
+e0=$(stat errors); rl0=$(stat relayed); bc0=$(stat broadcast)
+raw_nlk -g 1 -e EPROTOTYPE relay-self >$T/grelay.out 2>&1 && ! grep -q '^relayed' $T/grelay.out &&
+	grep -q 'kernel says: .*group copies carry DATA only' $T/grelay.out &&
+	ok group_relay_refused || ko group_relay_refused "$(cat $T/grelay.out)"
+check group_bcast_refused raw_nlk -g 2 -e EPROTOTYPE bcast-ok
+check group_stats_refused raw_nlk -g 1 -e EPROTOTYPE stats
+raw_nlk -g 3 -e OK relay-self >$T/g3relay.out 2>&1 && ! grep -q '^relayed' $T/g3relay.out &&
+	ok group_outside_r_grps_relay_ignored || ko group_outside_r_grps_relay_ignored "$(cat $T/g3relay.out)"
+stats
+[ "$(stat errors)" = $((e0 + 3)) ] && [ "$(stat relayed)" = "$rl0" ] && [ "$(stat broadcast)" = "$bc0" ] &&
+	ok group_requests_counted_not_done || ko group_requests_counted_not_done "$(cat $T/stats.out)"
+raw_nlk -e OK relay-self >$T/drelay.out 2>&1 && grep -q '^relayed seq=.* port=0 relayed_from=[1-9]' $T/drelay.out &&
+	ok direct_relay_still_done || ko direct_relay_still_done "$(cat $T/drelay.out)"
+check direct_bcast_still_done raw_nlk -e OK bcast-ok
+check direct_stats_still_done raw_nlk -e STATS,OK stats
+
+# --- once-only: per sending socket, under load, across port reuse -------------
+# X to group 1, 70 DATA from another socket and 70 of X's sender, X to
+# group 2: X once (the old shared 64-key table handled it twice).
+stats
+a0=$(stat accepted); i0=$(stat ignored)
+check once_gap_acked raw_nlk -n 70 -e OK,OK gap
+stats
+[ "$(stat accepted) $(stat ignored)" = "$((a0 + 141)) $((i0 + 1))" ] && ok once_gap_70_between ||
+	ko once_gap_70_between "accepted $a0 -> $(stat accepted), ignored $i0 -> $(stat ignored)"
+# The documented bound: 130 of the sender's own requests in between are more
+# than the 120 keys a sender keeps, and X's second copy counts again.
+a0=$(stat accepted); i0=$(stat ignored)
+raw_nlk -n 130 -e OK,OK gap >/dev/null 2>&1
+stats
+[ "$(stat accepted) $(stat ignored)" = "$((a0 + 202)) $i0" ] && ok once_gap_window_is_120_own ||
+	ko once_gap_window_is_120_own "accepted $a0 -> $(stat accepted), ignored $i0 -> $(stat ignored)"
+# Three concurrent senders, each message to groups 1 and 2 (both in r_grps).
+a0=$(stat accepted); i0=$(stat ignored); e0=$(stat errors)
+ww_nlk -g 3 -c 300 -m c1 >/dev/null 2>&1 &
+p1=$!
+ww_nlk -g 3 -c 300 -m c2 >/dev/null 2>&1 &
+p2=$!
+ww_nlk -g 3 -c 300 -m c3 >/dev/null 2>&1 &
+p3=$!
+wait $p1 $p2 $p3
+stats
+[ "$(stat accepted) $(stat ignored) $(stat errors)" = "$((a0 + 900)) $((i0 + 900)) $e0" ] && ok once_3_senders_x_300 ||
+	ko once_3_senders_x_300 "accepted $a0 -> $(stat accepted), ignored $i0 -> $(stat ignored), errors $e0 -> $(stat errors)"
+# A socket that binds the port id another just closed is a new sender.
+a0=$(stat accepted); i0=$(stat ignored)
+ww_nlk -P 4242 -g 3 -c 3 -m reuse-a >/dev/null 2>&1
+ww_nlk -P 4242 -g 3 -c 3 -m reuse-b >/dev/null 2>&1
+stats
+[ "$(stat accepted) $(stat ignored)" = "$((a0 + 6)) $((i0 + 6))" ] && ok once_port_reuse_new_sender ||
+	ko once_port_reuse_new_sender "accepted $a0 -> $(stat accepted), ignored $i0 -> $(stat ignored)"
+# A RELAY refused (no such port yet) is not remembered: its retry with the
+# same seq, once the port exists, is delivered.
+rl0=$(stat relayed)
+check once_failed_relay_retried raw_nlk -e ECONNREFUSED,OK relay-retry
+stats
+[ "$(stat relayed)" = $((rl0 + 1)) ] && ok once_retry_counted || ko once_retry_counted "relayed $rl0 -> $(stat relayed)"
 i0=$(stat ignored)
 check dup_seq_acked raw_nlk -e OK,OK dup
 stats
@@ -236,6 +313,19 @@ expect_fail unpriv_join_refused "permission denied" raw_nlk -U 65534 -- rr_nlk -
 check unpriv_rmmod rmmod dummy_netlink
 check allow_unpriv_insmod insmod $KO allow_unpriv=1 period_ms=0
 check allow_unpriv_send raw_nlk -U 65534 -- ww_nlk -a -m from-nobody
+# A RELAY from nobody to root's socket: from port 0, but typed RELAYED and
+# naming nobody, in the JSON too.
+start_rr rrroot rr_nlk -P 0 -j || ko relayed_origin_rr_start
+rport=$(sed -n 's/.* port \([0-9]*\) groups.*/\1/p' $T/rrroot.err)
+raw_nlk -U 65534 -- ww_nlk -i "$rport" -a -m nobody-relay >$T/nrelay.out 2>&1
+wait_for rrroot nobody-relay
+grep -q '^{"port":0,"group":0,.*"type":"RELAYED",.*"relayedFrom":{"portId":[1-9][0-9]*,"uid":65534},"data":"nobody-relay"}$' $T/rrroot.out &&
+	ok relayed_origin_unforgeable || ko relayed_origin_unforgeable "$(cat $T/rrroot.out $T/nrelay.out)"
+stop_rr rrroot
+# nobody's relay to itself: the header and the credentials both say 65534
+raw_nlk -U 65534 -- raw_nlk -e OK relay-self >$T/nself.out 2>&1 &&
+	grep -q '^relayed seq=.* port=0 relayed_from=[1-9][0-9]* relayed_uid=65534 creds_uid=65534 ' $T/nself.out &&
+	ok relayed_creds_are_requesters || ko relayed_creds_are_requesters "$(cat $T/nself.out)"
 start_rr rru raw_nlk -U 65534 -- rr_nlk -g 2 -P 0 -n 1 || ko allow_unpriv_join_start
 ww_nlk -b 2 -m to-nobody >/dev/null 2>&1
 wait_for rru to-nobody
@@ -249,6 +339,33 @@ expect_fail param_ngroups_large "" insmod $KO ngroups=4096
 expect_fail param_unit_assigned "" insmod $KO unit=2
 expect_fail param_period_tiny "" insmod $KO period_ms=5
 dmesg | grep -q 'dummy_netlink: ngroups=16 is not in 32..1024' && ok param_errors_logged || ko param_errors_logged
+# Beyond 32 bits: the kernel's parser says ERANGE; the module says EINVAL,
+# as its README does for every bad value.
+expect_fail param_mask_over_32_bits_einval "Invalid argument" insmod $KO b_grp=0x100000000
+expect_fail param_unit_over_32_bits_einval "Invalid argument" insmod $KO unit=0x100000000
+expect_fail param_once_senders_zero "" insmod $KO once_senders=0
+
+# --- per-message log: off unless log_data=1 (also at run time) ------------------
+check log_data_insmod insmod $KO period_ms=0
+[ "$(param log_data)" = N ] && ok log_data_default_off || ko log_data_default_off "$(param log_data)"
+ww_nlk -a -m quiet-data >/dev/null 2>&1
+dmesg | grep -q 'quiet-data' && ko log_data_off_silent "$(dmesg | grep quiet-data)" || ok log_data_off_silent
+echo 1 >/sys/module/dummy_netlink/parameters/log_data
+ww_nlk -a -m loud-data >/dev/null 2>&1
+[ "$(dmesg | grep -c 'DATA from port .* loud-data')" = 1 ] && ok log_data_on_at_run_time || ko log_data_on_at_run_time "$(dmesg | tail -n 2)"
+check log_data_rmmod rmmod dummy_netlink
+
+# --- the once-only table's bound: full is refused and counted -------------------
+check once_full_insmod insmod $KO period_ms=0 once_senders=2
+ww_nlk -m full-a >/dev/null 2>&1
+ww_nlk -m full-b >/dev/null 2>&1
+ww_nlk -a -m full-c >$T/full.out 2>&1
+grep -q 'ENOBUFS' $T/full.out && grep -q 'once-only table full' $T/full.out && ok once_full_refused || ko once_full_refused "$(cat $T/full.out)"
+stats
+[ "$(stat once_full) $(stat once_senders) $(stat accepted)" = "1 2 2" ] && ok once_full_counted || ko once_full_counted "$(cat $T/stats.out)"
+usleep 2300000 # past the 2 s window of full-a and full-b
+check once_full_slot_reused_after_2s ww_nlk -a -m full-d
+check once_full_rmmod rmmod dummy_netlink
 
 # --- 100 load/unload cycles, with the tick running ---------------------------
 i=0

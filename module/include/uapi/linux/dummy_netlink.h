@@ -12,12 +12,21 @@
  *
  * The kernel handles a message only when it carries NLM_F_REQUEST (others
  * are skipped by netlink_rcv_skb() and acked 0 if NLM_F_ACK) and was sent
- * to the kernel directly (nl_pid 0, nl_groups 0) or to a group in the
- * module's r_grps; a copy to another group is counted as ignored. Copies
- * of one message (same sender port id, nlmsg_seq and type, one per group,
- * within 2 s) are handled once; the repeats are counted as ignored and
- * acked 0. STATS requests are always answered. So a sender gives each
- * message its own nlmsg_seq.
+ * to the kernel directly (nl_pid 0, nl_groups 0) or, for DNL_MSG_DATA
+ * only, to a group in the module's r_grps. A copy to another group is
+ * counted as ignored, whatever its type. RELAY, BCAST and STATS are
+ * requests to the kernel: sent as a copy to an r_grps group they are
+ * refused (-EPROTOTYPE), never executed.
+ *
+ * Copies of one message (same sending socket, nlmsg_seq and type: one per
+ * group, and perhaps one to the kernel) are handled once, if they come
+ * within DNL_ONCE_WINDOW_MS of the first and with fewer than DNL_ONCE_KEYS
+ * other requests of the same socket in between; the repeats are counted as
+ * ignored and acked 0.
+ * Other senders do not shorten that window. Only a request that succeeded
+ * is remembered: one that failed may be retried with the same nlmsg_seq.
+ * STATS requests are always answered. So a sender gives each message its
+ * own nlmsg_seq.
  *
  * Error acks (NLMSG_ERROR, sent whether or not NLM_F_ACK was asked; with
  * NETLINK_EXT_ACK they carry a text):
@@ -25,18 +34,22 @@
  *		bytes, a payload too short for its struct, reserved not zero,
  *		n_groups not in 1..DNL_BCAST_GROUPS_MAX, RELAY to port 0,
  *		STATS request with a payload
- *   -EOPNOTSUPP	unknown message type
+ *   -EPROTOTYPE	a type other than DATA as a copy to an r_grps group
+ *   -EOPNOTSUPP	unknown message type (sent to the kernel directly)
  *   -EMSGSIZE	data part larger than DNL_PAYLOAD_MAX
  *   -ERANGE	BCAST group not in 1..ngroups
  *   -EPERM	sender without CAP_NET_ADMIN and module without allow_unpriv
  *   -ECONNREFUSED, -EAGAIN	RELAY target port gone, or its queue full
+ *   -ENOBUFS	the once-only table is full: every one of its once_senders
+ *		slots holds a socket that sent within 2 s (counted in
+ *		once_full)
  */
 #ifndef _UAPI_LINUX_DUMMY_NETLINK_H
 #define _UAPI_LINUX_DUMMY_NETLINK_H
 
 #include <linux/types.h>
 
-#define DNL_VERSION		1
+#define DNL_VERSION		2
 
 /*
  * Units 0-22 are assigned in <linux/netlink.h> (NETLINK_SMC is 22) and
@@ -58,6 +71,13 @@
 /* Most groups one BCAST request may name. */
 #define DNL_BCAST_GROUPS_MAX	64
 
+/*
+ * Once-only: how long, and across how many of the sender's own requests,
+ * the module recognises a copy of a message it has handled.
+ */
+#define DNL_ONCE_WINDOW_MS	2000
+#define DNL_ONCE_KEYS		120
+
 /* Message types; values below NLMSG_MIN_TYPE (0x10) are netlink's own. */
 enum dnl_msg_type {
 	/* A user payload: to groups, to a port, or to the kernel. */
@@ -70,16 +90,31 @@ enum dnl_msg_type {
 	DNL_MSG_TICK = 0x13,
 	/* Request (empty payload) and reply (struct dnl_stats). */
 	DNL_MSG_STATS = 0x14,
+	/* A RELAY's delivery, from port 0: struct dnl_relayed, then the data. */
+	DNL_MSG_RELAYED = 0x15,
 };
 
 /*
  * RELAY request payload; the data to deliver follows the struct. The kernel
- * delivers it to @portid as a DNL_MSG_DATA whose nlmsg_pid is the requester's
- * port id and whose nlmsg_seq is the request's.
+ * delivers it to @portid as a DNL_MSG_RELAYED whose nlmsg_pid is the
+ * requester's port id and whose nlmsg_seq is the request's.
  */
 struct dnl_relay {
 	__u32 portid;
 	__u32 reserved;		/* must be zero */
+};
+
+/*
+ * DNL_MSG_RELAYED payload: who asked, then the data. It arrives from port 0
+ * like the kernel's own messages, but only the module writes this type from
+ * port 0, so a receiver that trusts port 0 tells a relay from the kernel by
+ * its type, and the requester by these fields (and SCM_CREDENTIALS, which
+ * carry the requester's credentials). A RELAYED type from any other port
+ * is a user's message like any other.
+ */
+struct dnl_relayed {
+	__u32 portid;		/* the requester's real port id */
+	__u32 uid;		/* the requesting task's uid, in the initial user namespace */
 };
 
 /*
@@ -116,6 +151,9 @@ struct dnl_stats {
 	__u64 broadcast;	/* BCAST copies, one per group named (listened to or not) */
 	__u64 ticks;		/* TICK rounds sent */
 	__u64 errors;		/* rejected requests (each got an error ack) */
+	/* since DNL_VERSION 2 */
+	__u64 once_full;	/* requests refused (-ENOBUFS): once-only table full */
+	__u64 once_senders;	/* sending sockets the once-only table holds now */
 };
 
 #endif /* _UAPI_LINUX_DUMMY_NETLINK_H */
