@@ -15,7 +15,7 @@ import { Bus } from './bus';
 import { ConfigError, loadConfig, type Config } from './config';
 import { Metrics } from './metrics';
 import { ProtocolError, resolveProtocol } from './protocol';
-import { holdsNetAdmin, setupAuth } from './security';
+import { configSecretProblem, holdsNetAdmin, saveTokenFiles, setupAuth, TokenStoreError, type AuthSetup } from './security';
 import { hasNativeSdNotify, notifyWanted, sdNotify, watchdogIntervalMs } from './sd_notify';
 
 /** How long a stopping daemon still accepts requests, to answer them 503. */
@@ -59,12 +59,117 @@ function extraServer(app: FastifyInstance, config: Config): http.Server {
 
 function groupId(group: string): number {
   if (/^[0-9]+$/.test(group)) return Number(group);
-  const out = execFileSync('getent', ['group', group], { encoding: 'utf8' });
+  let out: string;
+  try {
+    out = execFileSync('getent', ['group', group], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    throw new ListenError(`--unix-socket-group: no group named ${group}`, 2);
+  }
   return Number(out.split(':')[2]);
 }
 
-async function listen(app: FastifyInstance, config: Config, log: pino.Logger): Promise<http.Server[]> {
+/** A listener the daemon could not set up, with what to tell the operator (no stack) and the exit code. */
+class ListenError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+function tcpListenError(err: unknown, host: string, port: number): Error {
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  switch ((err as NodeJS.ErrnoException).code) {
+    case 'EADDRINUSE':
+      return new ListenError(`${where} is in use (another nlbridge?); use --port`, 1);
+    case 'EACCES':
+      return new ListenError(`${where}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE); use --port`, 1);
+    case 'EADDRNOTAVAIL':
+      return new ListenError(`${where}: ${host} is not an address of this machine; use --host`, 2);
+    default:
+      return err as Error;
+  }
+}
+
+/** Whether something accepts connections on the unix socket at `p`. */
+function socketAnswers(p: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect(p);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Binds the unix socket so that it is born with its mode (and group): the
+ * kernel creates the file with 0777 & ~umask, so the umask is set for the
+ * bind (Node binds synchronously inside listen()), and, for a group, the
+ * effective gid too (files take the creator's fsgid). Nothing is changed by
+ * path afterwards, so a name swapped for a symlink after the bind cannot
+ * redirect a chmod or chown. Without CAP_SETGID (setegid refused) the group
+ * is set with lchown, which never follows a symlink; what remains then is
+ * that someone who may write the socket's directory can swap the file
+ * between the bind and the lchown and have their own file (not a target of
+ * theirs) given the group: put the socket in a directory only the daemon
+ * writes (its RuntimeDirectory), or use nlbridge.socket's SocketMode=/SocketGroup=.
+ */
+async function listenUnixSocket(server: http.Server, p: string, mode: number, group: string | null): Promise<void> {
+  let st: fs.Stats | null = null;
+  try {
+    st = fs.lstatSync(p);
+  } catch {
+    /* absent */
+  }
+  if (st !== null) {
+    if (!st.isSocket()) throw new ListenError(`--unix-socket: ${p} exists and is not a socket (${st.isSymbolicLink() ? 'a symbolic link' : 'a file'}); remove it or choose another path`, 2);
+    if (await socketAnswers(p)) throw new ListenError(`--unix-socket: ${p} is in use (another nlbridge?); stop it or choose another path`, 1);
+    fs.unlinkSync(p); // a stale socket left by a daemon that died
+  }
+  const gid = group === null ? null : groupId(group);
+  const savedGid = process.getegid?.() ?? 0;
+  let gidAtBind = gid === null || gid === savedGid;
+  await new Promise<void>((resolve, reject) => {
+    const savedMask = process.umask(0o777 & ~mode);
+    try {
+      if (!gidAtBind) {
+        try {
+          process.setegid?.(gid!);
+          gidAtBind = true;
+        } catch {
+          /* no CAP_SETGID: lchown below */
+        }
+      }
+      server.once('error', reject);
+      server.listen({ path: p }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    } finally {
+      process.umask(savedMask);
+      if ((process.getegid?.() ?? savedGid) !== savedGid) process.setegid?.(savedGid);
+    }
+  }).catch((err: unknown) => {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new ListenError(`--unix-socket: ${p} is in use; choose another path`, 1);
+    if (code === 'ENOENT' || code === 'EACCES' || code === 'ENOTDIR') throw new ListenError(`--unix-socket: cannot create ${p} (${code}): its directory must exist and be writable by the daemon`, 2);
+    throw err;
+  });
+  if (!gidAtBind) fs.lchownSync(p, process.geteuid?.() ?? 0, gid!);
+}
+
+interface Listening {
+  extra: http.Server[];
+  /** What to log once the token files are written: [fields, message]. */
+  announce: [Record<string, unknown>, string][];
+}
+
+async function listen(app: FastifyInstance, config: Config): Promise<Listening> {
   const extra: http.Server[] = [];
+  const announce: Listening['announce'] = [];
   const fds = listenFds(process.env);
   await app.ready();
   if (fds.length > 0) {
@@ -74,33 +179,57 @@ async function listen(app: FastifyInstance, config: Config, log: pino.Logger): P
       await listenOn(s, { fd });
       extra.push(s);
     }
-    log.info({ fds, address: app.server.address() }, 'listening on sockets from systemd (LISTEN_FDS)');
-    return extra;
+    announce.push([{ fds, address: app.server.address() }, 'listening on sockets from systemd (LISTEN_FDS)']);
+    return { extra, announce };
   }
   const unixPath = config.unixSocket;
   const listenUnix = async (server: http.Server, p: string): Promise<void> => {
-    try {
-      if (fs.statSync(p).isSocket()) fs.unlinkSync(p);
-    } catch {
-      /* absent */
-    }
-    await listenOn(server, { path: p });
-    fs.chmodSync(p, config.unixSocketMode);
-    if (config.unixSocketGroup) fs.chownSync(p, process.getuid?.() ?? 0, groupId(config.unixSocketGroup));
-    log.info({ path: p, mode: config.unixSocketMode.toString(8), group: config.unixSocketGroup }, 'listening on unix socket (access by file mode and group, no token)');
+    await listenUnixSocket(server, p, config.unixSocketMode, config.unixSocketGroup);
+    announce.push([{ path: p, mode: config.unixSocketMode.toString(8), group: config.unixSocketGroup }, 'listening on unix socket (access by file mode and group, no token)']);
   };
   if (config.port !== null) {
-    await listenOn(app.server, { host: config.host, port: config.port });
-    log.info({ address: app.server.address() }, `listening on http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${(app.server.address() as net.AddressInfo).port}`);
+    try {
+      await listenOn(app.server, { host: config.host, port: config.port });
+    } catch (err) {
+      throw tcpListenError(err, config.host, config.port);
+    }
+    announce.push([{ address: app.server.address() }, `listening on http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${(app.server.address() as net.AddressInfo).port}`]);
     if (unixPath) {
       const s = extraServer(app, config);
-      await listenUnix(s, unixPath);
       extra.push(s);
+      await listenUnix(s, unixPath);
     }
   } else if (unixPath) {
     await listenUnix(app.server, unixPath);
   }
-  return extra;
+  return { extra, announce };
+}
+
+/** Says whether a token is required and where it is (never the token). */
+function logAuth(log: pino.Logger, auth: AuthSetup, netAdmin: boolean, config: Config): void {
+  if (auth.token === null) {
+    if (!netAdmin) {
+      // Not an error: a user may run it for themselves. But say what it means.
+      log.warn(
+        { auth: config.auth, netAdmin },
+        'the daemon holds no CAP_NET_ADMIN: no token is required, so any local user can send through it (with no more rights than their own: ' +
+          'NETLINK_USERSOCK lets anyone send); streams cannot join groups (EPERM) and are refused; see "Unprivileged start" in daemon/README.md',
+      );
+    } else log.info({ auth: config.auth, netAdmin }, 'no token required (--auth none)');
+    return;
+  }
+  const use = auth.headerFile ? `: curl -H @${auth.headerFile} …` : '';
+  if (auth.generated && auth.kept) {
+    log.info({ tokenFile: auth.source, headerFile: auth.headerFile, netAdmin }, `a bearer token is required; the one in ${auth.source} is kept from an earlier start (delete the file for a new one)${use}`);
+  } else if (auth.generated) {
+    log.info({ tokenFile: auth.source, headerFile: auth.headerFile, netAdmin }, `a bearer token is required; a new one was made into ${auth.source} (mode 0600)${use}`);
+  } else {
+    log.info({ tokenFile: auth.source, headerFile: auth.headerFile }, `a bearer token is required; read from file${use}`);
+  }
+  if (auth.scoped && auth.scoped.length > 0) {
+    // Names and limits only, never the secrets.
+    log.info({ scopedTokens: auth.scoped.map((t) => t.scope) }, `${auth.scoped.length} scoped token(s) accepted besides the main one`);
+  }
 }
 
 async function main(): Promise<number> {
@@ -151,6 +280,11 @@ async function main(): Promise<number> {
   log.info({ protocol: protocol.name, number: protocol.number, kernelEndpoint: protocol.kernelEndpoint, module: protocol.module, configFile: loaded.configFile }, `netlink protocol ${protocol.name} (${protocol.number}): ${protocol.reason}`);
 
   const netAdmin = holdsNetAdmin();
+  const secretProblem = configSecretProblem(config, loaded.configFile);
+  if (secretProblem !== null) {
+    log.fatal(secretProblem);
+    return 2;
+  }
   let auth;
   try {
     auth = setupAuth(config, process.env, netAdmin);
@@ -158,25 +292,7 @@ async function main(): Promise<number> {
     log.fatal((err as Error).message);
     return 2;
   }
-  if (auth.token === null && !netAdmin) {
-    // Not an error: a user may run it for themselves. But say what it means.
-    log.warn(
-      { auth: config.auth, netAdmin },
-      'the daemon holds no CAP_NET_ADMIN: no token is required, so any local user can send through it (with no more rights than their own: ' +
-        'NETLINK_USERSOCK lets anyone send); streams cannot join groups (EPERM) and are refused; see "Unprivileged start" in daemon/README.md',
-    );
-  } else if (auth.token === null) {
-    log.info({ auth: config.auth, netAdmin }, 'no token required (--auth none)');
-  } else if (auth.generated) {
-    log.info({ tokenFile: auth.source, netAdmin }, `a bearer token is required; one was generated into ${auth.source} (mode 0600): curl -H "Authorization: Bearer $(cat ${auth.source})" …`);
-  } else {
-    log.info({ tokenFile: auth.source }, 'a bearer token is required; read from file');
-  }
-  if (auth.token !== null && auth.scoped && auth.scoped.length > 0) {
-    // Names and limits only, never the secrets.
-    log.info({ scopedTokens: auth.scoped.map((t) => t.scope) }, `${auth.scoped.length} scoped token(s) accepted besides the main one`);
-  }
-
+  for (const w of auth.warnings ?? []) log.warn(w);
   const metrics = new Metrics();
   let bus: Bus;
   try {
@@ -187,6 +303,14 @@ async function main(): Promise<number> {
       metrics,
     });
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if ((code === 'MODULE_NOT_FOUND' || code === 'ERR_DLOPEN_FAILED') && /nlbridge_netlink\.node/.test(String((err as Error).message))) {
+      const root = path.resolve(__dirname, '../..');
+      log.fatal(code === 'MODULE_NOT_FOUND'
+        ? `the native addon is not built (${path.join(root, 'build/Release/nlbridge_netlink.node')} is missing): build it with "npm ci" (or "npx node-gyp rebuild") in ${root}`
+        : `the native addon ${path.join(root, 'build/Release/nlbridge_netlink.node')} cannot be loaded (${String((err as Error).message).split('\n')[0]}): rebuild it with "npx node-gyp rebuild" in ${root}`);
+      return 1;
+    }
     log.fatal({ err }, `cannot open netlink protocol ${protocol.number}`);
     return 1;
   }
@@ -195,11 +319,18 @@ async function main(): Promise<number> {
   const app = await buildApp(config, { bus, metrics, auth, logger: log, version: VERSION });
   let extra: http.Server[];
   try {
-    extra = await listen(app, config, log);
+    const listening = await listen(app, config);
+    extra = listening.extra;
+    // Only now, with every listener bound: a start that fails (the port held
+    // by a running daemon) never touches that daemon's token files.
+    saveTokenFiles(auth);
+    logAuth(log, auth, netAdmin, config);
+    for (const [fields, msg] of listening.announce) log.info(fields, msg);
   } catch (err) {
-    log.fatal({ err }, 'cannot listen');
+    if (err instanceof ListenError || err instanceof TokenStoreError) log.fatal(err.message);
+    else log.fatal({ err }, 'cannot listen');
     await app.close();
-    return 1;
+    return err instanceof ListenError ? err.exitCode : err instanceof TokenStoreError ? 2 : 1;
   }
 
   if (notifyWanted() && !hasNativeSdNotify()) log.warn('NOTIFY_SOCKET is set but the addon has no sdNotify: systemd will not hear READY=1');
