@@ -27,12 +27,19 @@ const QUICK_SKIPS: Record<string, string> = {
   'host/daemon_resume.test.js': 'one case floods the ring for a minute',
 };
 
-/** The test files of @dir (as node --test finds them: *.test.js), recursively, sorted. */
+const SOURCE_TESTS = path.resolve(DIST_TESTS, '../../tests');
+
+/**
+ * The test files of @dir (as node --test finds them: *.test.js), recursively,
+ * sorted; not those whose .ts is gone (tsc leaves the output of a moved or
+ * removed test behind in dist/).
+ */
 function testFiles(dir: string): string[] {
   return fs
     .readdirSync(dir, { recursive: true, encoding: 'utf8' })
     .filter((f) => f.endsWith('.test.js'))
     .map((f) => path.join(dir, f))
+    .filter((f) => fs.existsSync(path.join(SOURCE_TESTS, path.relative(DIST_TESTS, f)).replace(/\.js$/, '.ts')))
     .sort();
 }
 
@@ -48,9 +55,12 @@ function main(): number {
     process.stderr.write(`usage: run.js LEVEL... (levels: ${LEVELS.join(', ')}${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''})\n`);
     return 2;
   }
-  let targets = levels.map((l) => path.join(DIST_TESTS, l)).filter((d) => fs.existsSync(d));
+  let targets = levels
+    .map((l) => path.join(DIST_TESTS, l))
+    .filter((d) => fs.existsSync(d))
+    .flatMap(testFiles);
   if (quick) {
-    targets = targets.flatMap(testFiles).filter((f) => !(path.relative(DIST_TESTS, f) in QUICK_SKIPS));
+    targets = targets.filter((f) => !(path.relative(DIST_TESTS, f) in QUICK_SKIPS));
     for (const [file, why] of Object.entries(QUICK_SKIPS)) log(`quick: leaving out ${file} (${why}; npm test runs it)`);
   }
   const nodeTest = [process.execPath, '--test', '--test-concurrency=1', ...targets];
@@ -66,7 +76,7 @@ function main(): number {
       const why = (probe.error?.message ?? probe.stderr).trim();
       log(`not root, and no user namespace here (${why}): the netlink tests need CAP_NET_ADMIN`);
       log(`running the unit tests only; \`sudo npm test\` runs ${levels.filter((l) => l !== 'unit').join(', ')} too`);
-      argv = [process.execPath, '--test', '--test-concurrency=1', path.join(DIST_TESTS, 'unit')];
+      argv = [process.execPath, '--test', '--test-concurrency=1', ...testFiles(path.join(DIST_TESTS, 'unit'))];
       if (!levels.includes('unit')) return 0;
     }
   }
