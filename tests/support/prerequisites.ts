@@ -149,6 +149,8 @@ export function isRealRoot(): boolean {
 
 /** What a group of tests needs: packages, and whether it must be real root. */
 interface Need {
+  /** The tests that ask for it. */
+  tests: string;
   packages: string[];
   root?: string;
 }
@@ -157,24 +159,20 @@ const KERNEL_BUILD = ['build-essential', 'linux-image-amd64', 'linux-headers-amd
 
 /** The needs tests name in skipUnless(). */
 export const NEEDS = {
-  /** tests/vm/module.test.ts, reliability case 9: the module under QEMU in a busybox initramfs. */
-  'vm-module': { packages: [...KERNEL_BUILD, 'qemu-system-x86', 'busybox-static', 'cpio'] },
-  /** tests/vm/e2e.test.ts, reliability case 8: a booted Debian with systemd. */
+  'vm-module': { tests: 'vm/module (the module under QEMU), reliability 9', packages: [...KERNEL_BUILD, 'qemu-system-x86', 'busybox-static', 'cpio'] },
   'vm-e2e': {
+    tests: 'vm/e2e (a booted Debian with systemd), reliability 8',
     packages: [...KERNEL_BUILD, 'qemu-system-x86', 'mmdebstrap', 'e2fsprogs', 'kmod', 'systemd', 'curl'],
     root: 'root: the VM image is built with mmdebstrap --mode=root and holds root-owned files',
   },
-  /** systemd/install.sh into a scratch root, and its DKMS tree. */
-  install: { packages: [...KERNEL_BUILD, 'kmod', 'systemd'], root: 'root: systemd/install.sh refuses to run without it' },
-  /** checkpatch.pl and the W=1 build of the module. */
-  'module-style': { packages: [...KERNEL_BUILD, 'linux-source-6.1', 'perl', 'xz-utils'] },
-  'systemd-analyze': { packages: ['systemd'] },
-  strace: { packages: ['strace'] },
-  websocketd: { packages: ['websocketd', 'build-essential'] },
-  curl: { packages: ['curl'] },
-  python3: { packages: ['python3'] },
-  /** Runs a peer as the user nobody (setpriv). */
-  nobody: { packages: [], root: 'root: it runs a peer as the user nobody (setpriv)' },
+  install: { tests: 'vm/systemd_install', packages: [...KERNEL_BUILD, 'kmod', 'systemd'], root: 'root: systemd/install.sh refuses to run without it' },
+  'module-style': { tests: 'vm/module_style (checkpatch, W=1 build)', packages: [...KERNEL_BUILD, 'linux-source-6.1', 'perl', 'xz-utils'] },
+  'systemd-analyze': { tests: 'host/systemd_analyze, reliability 11', packages: ['systemd'] },
+  strace: { tests: 'reliability 6b', packages: ['strace'] },
+  websocketd: { tests: 'host/bench_smoke', packages: ['websocketd', 'build-essential'] },
+  curl: { tests: 'host/daemon_sse (curl -N), reliability 10 (unix socket)', packages: ['curl'] },
+  python3: { tests: 'reliability 6c, 6d', packages: ['python3'] },
+  nobody: { tests: 'reliability 6d, 10 (unix socket, unprivileged sender)', packages: [], root: 'root: it runs a peer as the user nobody (setpriv)' },
 } satisfies Record<string, Need>;
 
 export type NeedName = keyof typeof NEEDS;
@@ -228,11 +226,11 @@ function apt(args: string[]): { ok: boolean; output: string } {
   return { ok: r.status === 0, output: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? r.error.message : ''}` };
 }
 
-/** Which needs (and so which tests) a missing package disables. */
+/** The tests a missing package disables. */
 function neededBy(pkg: string): string[] {
-  return Object.entries(NEEDS)
-    .filter(([, n]) => (n as Need).packages.includes(pkg))
-    .map(([k]) => k);
+  return Object.values(NEEDS)
+    .filter((n) => (n as Need).packages.includes(pkg))
+    .map((n) => (n as Need).tests);
 }
 
 function main(): number {
@@ -241,7 +239,8 @@ function main(): number {
   const strict = process.env.CI === 'true' || process.env.CI === '1';
   const missing = PACKAGES.map((p) => ({ p, detail: p.missing() })).filter((m) => m.detail !== null);
   if (!missing.length) {
-    log(`all ${PACKAGES.length} packages the tests use are there${isRealRoot() ? '' : "; the tests that must be root (VM image, peers run as nobody) will skip: not root"}`);
+    const rootOnly = Object.values(NEEDS).filter((n) => (n as Need).root).map((n) => (n as Need).tests);
+    log(`all ${PACKAGES.length} packages the tests use are there${isRealRoot() ? '' : `; not root, so these skip: ${rootOnly.join('; ')}`}`);
     return 0;
   }
   const names = missing.map((m) => m.p.name);
@@ -249,12 +248,12 @@ function main(): number {
   log(`${canInstall ? 'installing' : 'missing'} ${names.join(' ')}:`);
   for (const { p, detail } of missing) log(`  ${p.name.padEnd(20)} ${p.why} [${detail}]`);
   let why = '';
-  if (!install) why = 'report only (--install installs)';
+  if (!install) why = 'this run only reports';
   else if (!isRealRoot()) why = 'not root';
   else if (inPath('apt-get') !== null) why = 'no apt-get on this machine';
   if (canInstall) {
     const heavy = names.some((n) => /^(linux-|qemu-)/.test(n));
-    log(`apt-get install, as root${heavy ? ' (the kernel, its headers and QEMU are most of it: ≈ 3 min on a fresh Debian 12)' : ''}`);
+    log(`apt-get install, as root${heavy ? ' (the kernel, its headers and QEMU are most of the download: a few minutes)' : ''}`);
     const t0 = Date.now();
     const update = apt(['update', '-qq']);
     const result = update.ok ? apt(['install', '-y', '-qq', ...names]) : update;
@@ -268,7 +267,7 @@ function main(): number {
   if (!still.length) return 0;
   const disabled = [...new Set(still.flatMap((p) => neededBy(p.name)))];
   log(`not installed (${why}): ${still.map((p) => p.name).join(' ')}`);
-  log(`the tests that need them will skip, saying why: ${disabled.join(', ')}`);
+  log(`the tests that need them will skip, saying why: ${disabled.join('; ')}`);
   log(`to run them: ${INSTALL_COMMAND}`);
   if (strict) {
     log('CI is set: every test must run here, so this is an error');
