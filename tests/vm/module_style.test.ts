@@ -28,14 +28,14 @@ function headersDir(): string {
     .readdirSync('/usr/src')
     .filter((d) => /^linux-headers-.*-amd64$/.test(d))
     .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
-  assert.ok(dirs.length > 0, 'no /usr/src/linux-headers-*-amd64 (apt-get install linux-headers-amd64)');
+  assert.ok(dirs.length > 0, 'no /usr/src/linux-headers-*-amd64 (sudo npm run prerequisites)');
   return path.join('/usr/src', dirs[dirs.length - 1]!);
 }
 
 before(() => {
   if (SKIP) return;
   if (SCRIPTS.every((s) => fs.existsSync(path.join(CHECKPATCH_DIR, s)))) return;
-  assert.ok(fs.existsSync(SOURCE_TARBALL), `${SOURCE_TARBALL} missing (apt-get install linux-source-6.1)`);
+  assert.ok(fs.existsSync(SOURCE_TARBALL), `${SOURCE_TARBALL} missing (sudo npm run prerequisites)`);
   fs.mkdirSync(CHECKPATCH_DIR, { recursive: true });
   execFileSync('tar', ['-xJf', SOURCE_TARBALL, '-C', CHECKPATCH_DIR, '--strip-components=2', '--wildcards', ...SCRIPTS.map((s) => `*/scripts/${s}`)], {
     stdio: ['ignore', 'ignore', 'inherit'],

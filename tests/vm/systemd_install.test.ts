@@ -22,7 +22,7 @@ function newestKernelWithHeaders(): string {
     .filter((v) => fs.existsSync(`/usr/src/linux-headers-${v}/Makefile`) || fs.existsSync(`/lib/modules/${v}/build/Makefile`));
   versions.sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   const v = versions.at(-1);
-  if (!v) throw new Error('no kernel with headers in /boot and /usr/src (apt-get install linux-image-amd64 linux-headers-amd64)');
+  if (!v) throw new Error('no kernel with headers in /boot and /usr/src (sudo npm run prerequisites)');
   return v;
 }
 
