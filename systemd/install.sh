@@ -2,7 +2,8 @@
 # Builds nlbridge and installs it into a system root (default /):
 #
 #   /usr/lib/nlbridge/                 daemon: dist/, build/Release/*.node,
-#                                      production node_modules, openapi.yaml
+#                                      production node_modules, openapi.yaml,
+#                                      asyncapi.yaml
 #   /lib/modules/VER/extra/dummy_netlink.ko   + depmod
 #   /usr/src/dummy_netlink-VERSION/    module source + dkms.conf (DKMS)
 #   /usr/bin/rr_nlk, /usr/bin/ww_nlk   netlink peers for the module's unit
@@ -175,7 +176,7 @@ install -d -m 0755 "$R$LIBDIR/dist" "$R$LIBDIR/build/Release"
 cp -r dist/addon dist/daemon "$R$LIBDIR/dist/"
 find "$R$LIBDIR/dist" -name '*.map' -delete
 install -m 0755 build/Release/nlbridge_netlink.node "$R$LIBDIR/build/Release/"
-install -m 0644 package.json openapi.yaml "$R$LIBDIR/"
+install -m 0644 package.json openapi.yaml asyncapi.yaml "$R$LIBDIR/"
 install -m 0644 "$HERE/README.md" "$R$LIBDIR/README.md"
 cp -a "$STAGE/app/node_modules" "$R$LIBDIR/"
 chown -R root:root "$R$LIBDIR"

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { skipUnless } from '../support/prerequisites';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const RUN = path.join(ROOT, 'dist', 'bench', 'run.js');
@@ -34,7 +35,7 @@ const EXPECTED: Record<string, string[]> = {
 
 const RATES = new Set(['socket_flood', 'ws_one_frame', 'fanout_3', 'fanout_6', 'http_send', 'ws_ingress']);
 
-test('bench smoke run reports every row with sane numbers', { timeout: 240_000 }, () => {
+test('bench smoke run reports every row with sane numbers', { timeout: 240_000, skip: skipUnless('websocketd') }, () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'nlbridge-bench-'));
   const run = spawnSync(process.execPath, [RUN, '--smoke', `--out=${out}`], { encoding: 'utf8', timeout: 230_000, cwd: ROOT });
   assert.equal(run.status, 0, `bench exited ${run.status} ${run.signal ?? ''}\n${run.stderr.slice(-3000)}`);

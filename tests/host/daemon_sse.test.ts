@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { TAG, bit, buildTools, call, sleep, startDaemon, wwNlk, type Daemon } from './support/daemon_harness';
 import { Sender, indexOf } from './support/flood_sender';
 import { SseClient, type SseEvent } from './support/sse_client';
+import { skipUnless } from '../support/prerequisites';
 
 const G1 = 27;
 const G2 = 28;
@@ -112,7 +113,7 @@ describe('SSE /groups/{mask}/events', () => {
     assert.equal((await call(d, 'GET', `/groups/${bit(G1)}/events`, { auth: false })).status, 401);
   });
 
-  test('curl -N streams it', async () => {
+  test('curl -N streams it', { skip: skipUnless('curl') }, async () => {
     const prefix = `${TAG}-curl`;
     const curl = spawn('curl', ['-sN', '-H', `Authorization: Bearer ${d.token}`, `${d.base}/groups/${bit(G1)}/events`]);
     let out = '';

@@ -6,27 +6,35 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { call, connect, rawRequest } from '../host/support/daemon_harness';
 import { assertMatchesSpec } from '../host/support/daemon_spec';
 import { recordCase } from './support/report';
 import { spawnDaemon, type DaemonProc } from './support/daemon_proc';
+import { skipUnless } from '../support/prerequisites';
 
 const RATE = 5;
 let d: DaemonProc;
 let sockDir: string;
 let sock: string;
+/** What nobody runs: a directory of its own, readable by anyone (the checkout may not be: a 0700 clone). */
+let nobodyDir: string;
 const figures: Record<string, number> = {};
 
 before(async () => {
   sockDir = mkdtempSync(path.join(os.tmpdir(), 'nlb-rel-unix-'));
   chmodSync(sockDir, 0o755); // traversable by anyone: only the socket's own mode may keep "nobody" out
   sock = path.join(sockDir, 'nlbridge.sock');
+  nobodyDir = mkdtempSync(path.join(os.tmpdir(), 'nlb-rel-nobody-'));
+  chmodSync(nobodyDir, 0o755);
+  // ws has no dependencies of its own: the package directory is all it needs.
+  cpSync(path.dirname(require.resolve('ws/package.json')), path.join(nobodyDir, 'node_modules', 'ws'), { recursive: true });
   d = await spawnDaemon(['--auth', 'auto', '--rate-limit', String(RATE), '--unix-socket', sock, '--allowed-origins', 'https://console.example']);
 });
 after(async () => {
+  rmSync(nobodyDir, { recursive: true, force: true });
   assert.equal(await d.stop(), 0);
 });
 
@@ -40,12 +48,12 @@ async function refusal(p: Promise<unknown>): Promise<{ status: number; body: Rec
   return { status: err.status, body: JSON.parse(err.body!) as Record<string, unknown> };
 }
 
-/** Runs `script` under node as nobody:nogroup with no capabilities; its stdout. */
+/** Runs `script` under node as nobody:nogroup with no capabilities, in nobodyDir (where `require('ws')` finds its copy); its stdout. */
 function asNobody(script: string): string {
   return execFileSync(
     'setpriv',
     ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', process.execPath, '-e', script],
-    { encoding: 'utf8', timeout: 10000 },
+    { encoding: 'utf8', timeout: 10000, cwd: nobodyDir },
   ).trim();
 }
 
@@ -144,7 +152,7 @@ test(`rate limit (${RATE}/min) is keyed by the token: unauthenticated floods fro
   assert.equal((await call(d, 'GET', '/status')).status, 200, 'reads are not limited');
 });
 
-test('unix socket: served without a token to its owner, unreachable for another user (mode 0660)', async () => {
+test('unix socket: served without a token to its owner, unreachable for another user (mode 0660)', { skip: skipUnless('nobody', 'curl') }, async () => {
   assert.equal(statSync(sock).mode & 0o777, 0o660);
   const own = execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', sock, 'http://localhost/status'], { encoding: 'utf8' });
   assert.equal(own, '200');
@@ -152,10 +160,10 @@ test('unix socket: served without a token to its owner, unreachable for another 
   assert.equal(asNobody(script), 'EACCES');
 });
 
-test('an unprivileged user cannot send through the privileged daemon without the token', async () => {
+test('an unprivileged user cannot send through the privileged daemon without the token', { skip: skipUnless('nobody') }, async () => {
   const script = `fetch(${JSON.stringify(d.base + '/send')}, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ groups: [30], data: 'nobody' }) }).then(async (r) => console.log(r.status + ' ' + (await r.json()).code), (e) => console.log('ERR ' + e.message))`;
   assert.equal(asNobody(script), '401 UNAUTHORIZED');
-  const ws = `const s = new (require(${JSON.stringify(require.resolve('ws'))}))(${JSON.stringify(d.wsBase + '/groups/2')}); s.on('unexpected-response', (q, r) => { console.log('HTTP ' + r.statusCode); process.exit(0); }); s.on('open', () => { console.log('OPEN'); process.exit(0); }); s.on('error', (e) => console.log('ERR ' + e.message));`;
+  const ws = `const s = new (require(${JSON.stringify(path.join(nobodyDir, 'node_modules', 'ws'))}))(${JSON.stringify(d.wsBase + '/groups/2')}); s.on('unexpected-response', (q, r) => { console.log('HTTP ' + r.statusCode); process.exit(0); }); s.on('open', () => { console.log('OPEN'); process.exit(0); }); s.on('error', (e) => console.log('ERR ' + e.message));`;
   assert.equal(asNobody(ws), 'HTTP 401');
   const metrics = await call(d, 'GET', '/metrics');
   const refusals = [...metrics.text.matchAll(/^nlbridge_auth_refusals_total\{reason="([^"]+)"\} (\d+)/gm)].map((m) => `${m[1]} ${m[2]}`);

@@ -26,9 +26,11 @@ import path from 'node:path';
 import { buildImage, sleep, Vm, type WsClient } from '../vm/e2e/vm';
 import { spawnDaemon } from './support/daemon_proc';
 import { recordCase } from './support/report';
+import { skipUnless } from '../support/prerequisites';
 
 const GROUP_MASK = 4; // group 3: not the tick group, not in r_grps
 const RESTART_LIMIT_MS = 2000;
+const SKIP = skipUnless('vm-e2e');
 
 let vm: Vm | null = null;
 const figures: string[] = [];
@@ -142,6 +144,7 @@ async function journalTime(v: Vm, sinceUs: number, re: RegExp): Promise<number |
 }
 
 before(async () => {
+  if (SKIP) return;
   const image = await buildImage();
   vm = new Vm(image.kver, image.img);
   bootSeconds = await vm.boot();
@@ -154,6 +157,7 @@ before(async () => {
 }, { timeout: 14 * 60_000 });
 
 after(async () => {
+  if (SKIP) return;
   if (vm) {
     if (failures.length) {
       const j = await vm.sh('journalctl -u nlbridge -b --no-pager | tail -n 40').catch(() => null);
@@ -171,7 +175,7 @@ after(async () => {
 
 /** A step whose failure is also written into the report's figure. */
 function step(name: string, fn: (v: Vm) => Promise<void>, timeoutMs: number): void {
-  test(name, { timeout: timeoutMs }, async () => {
+  test(name, { timeout: timeoutMs, skip: SKIP }, async () => {
     try {
       assert.ok(vm, 'the VM did not boot');
       await fn(vm);
@@ -325,7 +329,7 @@ step('SIGTERM under load: in-flight POST /send answered, WebSocket clients close
 // has accepted before the signal, whose POST arrives just after it. From the
 // client's side these requests are in flight (connected, being sent); they
 // must be answered (a 503 while closing is an answer), not reset.
-test('SIGTERM: POSTs on connections accepted just before the signal are answered, not reset', { timeout: 60_000 }, async () => {
+test('SIGTERM: POSTs on connections accepted just before the signal are answered, not reset', { timeout: 60_000, skip: SKIP }, async () => {
   const d = await spawnDaemon();
   const CONNECTIONS = 5;
   const outcomes: Promise<string>[] = [];

@@ -18,6 +18,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runModuleHarness } from '../vm/support/module_harness';
 import { recordCase } from './support/report';
+import { skipUnless } from '../support/prerequisites';
 
 const BURSTS = 5;
 const SENDERS = 4;
@@ -47,7 +48,7 @@ function sum(output: string, re: RegExp): number {
   return [...output.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
 }
 
-test(`case 9: dummy_netlink under ${TOTAL} random frames, relays to dead ports and load/unload cycles`, { timeout: BUDGET_MS + 10_000 }, async () => {
+test(`case 9: dummy_netlink under ${TOTAL} random frames, relays to dead ports and load/unload cycles`, { timeout: BUDGET_MS + 10_000, skip: skipUnless('vm-module') }, async () => {
   const started = Date.now();
   const { code, output } = await runModuleHarness({ MODE: 'abuse', BURSTS: String(BURSTS), SENDERS: String(SENDERS), FRAMES: String(FRAMES), QEMU_TIMEOUT: String(QEMU_TIMEOUT_S) }, BUDGET_MS);
   const elapsed = (Date.now() - started) / 1000;

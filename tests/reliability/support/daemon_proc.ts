@@ -133,7 +133,9 @@ let h = monitorEventLoopDelay({ resolution: 1 }); h.enable();
 process.on('SIGUSR2', () => {
   const r = { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6, count: h.count };
   h.disable(); h = monitorEventLoopDelay({ resolution: 1 }); h.enable();
-  require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(r));
+  // Written aside and renamed: the reader polls for the file and must never see it half written.
+  require('node:fs').writeFileSync(${JSON.stringify(out + '.tmp')}, JSON.stringify(r));
+  require('node:fs').renameSync(${JSON.stringify(out + '.tmp')}, ${JSON.stringify(out)});
 });
 `,
   );

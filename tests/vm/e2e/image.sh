@@ -28,7 +28,7 @@ die() {
 t0=$(date +%s)
 ((EUID == 0)) || die "needs root (mmdebstrap, file ownership in the image)"
 for tool in mmdebstrap mkfs.ext4 depmod; do
-	command -v "$tool" >/dev/null || die "'$tool' is missing (apt-get install mmdebstrap e2fsprogs kmod)"
+	command -v "$tool" >/dev/null || die "'$tool' is missing: sudo npm run prerequisites"
 done
 
 if [[ -z ${KVER:-} ]]; then
@@ -38,7 +38,7 @@ if [[ -z ${KVER:-} ]]; then
 	done | sort -V | tail -n 1)
 fi
 [[ -n $KVER && -r /boot/vmlinuz-$KVER && -r /boot/initrd.img-$KVER && -d /lib/modules/$KVER/kernel ]] ||
-	die "no kernel with /boot/vmlinuz-VER, /boot/initrd.img-VER and /lib/modules/VER (KVER='${KVER:-}'; apt-get install linux-image-amd64 linux-headers-amd64)"
+	die "no kernel with /boot/vmlinuz-VER, /boot/initrd.img-VER and /lib/modules/VER (KVER='${KVER:-}'): sudo npm run prerequisites"
 
 # --- the root file system, cached ------------------------------------------
 mkdir -p "$CACHE"

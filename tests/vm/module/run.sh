@@ -24,20 +24,22 @@ abuse) WORK=${WORK:-$ROOT/.cache/vm-module-abuse} ;;
 	;;
 esac
 QEMU_TIMEOUT=${QEMU_TIMEOUT:-240}
-APT_PACKAGES=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio gcc make libc6-dev)
 
 log() { echo "run.sh: $*" >&2; }
 t0=$(date +%s)
 
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+# Installs nothing: the packages are tests/support/prerequisites.ts's
+# (`sudo npm run prerequisites`), and the tests that call this skip without them.
+for tool in qemu-system-x86_64 cc make cpio gzip; do
+	command -v "$tool" >/dev/null || {
+		log "'$tool' is missing: sudo npm run prerequisites"
+		exit 1
+	}
 done
-if ((${#missing[@]})); then
-	log "installing ${missing[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
-fi
+[[ -x /bin/busybox ]] || {
+	log "/bin/busybox is missing (busybox-static): sudo npm run prerequisites"
+	exit 1
+}
 
 # The newest kernel that has both an image to boot and headers to build for.
 if [[ -z ${KVER:-} ]]; then
@@ -49,7 +51,7 @@ if [[ -z ${KVER:-} ]]; then
 	rm -f "${TMPDIR:-/tmp}/nlb-kver.$$"
 fi
 [[ -n $KVER && -r /boot/vmlinuz-$KVER && -d /usr/src/linux-headers-$KVER ]] || {
-	log "no kernel with both /boot/vmlinuz-VER and /usr/src/linux-headers-VER (KVER='$KVER')"
+	log "no kernel with both /boot/vmlinuz-VER and /usr/src/linux-headers-VER (KVER='$KVER'): sudo npm run prerequisites"
 	exit 1
 }
 log "kernel $KVER"
