@@ -7,6 +7,8 @@
 #   /lib/modules/VER/extra/dummy_netlink.ko   + depmod
 #   /usr/src/dummy_netlink-VERSION/    module source + dkms.conf (DKMS)
 #   /usr/bin/rr_nlk, /usr/bin/ww_nlk   netlink peers for the module's unit
+#   /usr/bin/nlbridge                  the daemon's command (--help, --version)
+#   /usr/share/man/man8/nlbridge.8     its man page
 #   /lib/systemd/system/nlbridge.{service,socket}
 #   /lib/udev/rules.d/60-nlbridge.rules
 #   /usr/lib/modules-load.d/dummy_netlink.conf
@@ -77,6 +79,8 @@ OWNED=(
 	"$DKMSDIR"
 	/usr/bin/rr_nlk
 	/usr/bin/ww_nlk
+	/usr/bin/nlbridge
+	/usr/share/man/man8/nlbridge.8
 	"$UNITDIR/nlbridge.service"
 	"$UNITDIR/nlbridge.socket"
 	"$UDEVDIR/60-nlbridge.rules"
@@ -189,6 +193,11 @@ cp -r module/Kbuild module/dummy_netlink.c module/include "$R$DKMSDIR/"
 sed "s/@VERSION@/$VERSION/" "$HERE/dkms/dkms.conf" >"$R$DKMSDIR/dkms.conf"
 install -D -m 0755 "$STAGE/rr_nlk" "$R/usr/bin/rr_nlk"
 install -D -m 0755 "$STAGE/ww_nlk" "$R/usr/bin/ww_nlk"
+# The command runs the installed daemon with the system's node (as the unit does).
+install -d -m 0755 "$R/usr/bin"
+printf '#!/bin/sh\nexec /usr/bin/node %s/dist/daemon/main.js "$@"\n' "$LIBDIR" >"$R/usr/bin/nlbridge"
+chmod 0755 "$R/usr/bin/nlbridge"
+install -D -m 0644 man/nlbridge.8 "$R/usr/share/man/man8/nlbridge.8"
 
 install -D -m 0644 "$HERE/nlbridge.service" "$R$UNITDIR/nlbridge.service"
 install -D -m 0644 "$HERE/nlbridge.socket" "$R$UNITDIR/nlbridge.socket"

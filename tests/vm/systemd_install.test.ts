@@ -77,6 +77,8 @@ test('install.sh --root installs the daemon, module, tools, units, config and en
     `lib/modules/${KVER}/modules.dep`,
     'usr/bin/rr_nlk',
     'usr/bin/ww_nlk',
+    'usr/bin/nlbridge',
+    'usr/share/man/man8/nlbridge.8',
     'lib/systemd/system/nlbridge.service',
     'lib/systemd/system/nlbridge.socket',
     'lib/udev/rules.d/60-nlbridge.rules',
@@ -88,6 +90,9 @@ test('install.sh --root installs the daemon, module, tools, units, config and en
   ]) {
     assert.ok(has(p), `${p} missing`);
   }
+  // The command runs the installed daemon with the system's node.
+  assert.equal(fs.statSync(path.join(target, 'usr/bin/nlbridge')).mode & 0o777, 0o755);
+  assert.match(fs.readFileSync(path.join(target, 'usr/bin/nlbridge'), 'utf8'), /^#!\/bin\/sh\nexec \/usr\/bin\/node \/usr\/lib\/nlbridge\/dist\/daemon\/main\.js "\$@"\n$/);
   // Production dependencies only.
   for (const dev of ['typescript', 'eslint', 'fast-check', 'netlink', '@types']) assert.ok(!has(`usr/lib/nlbridge/node_modules/${dev}`), `dev dependency ${dev} installed`);
   assert.ok(!has('usr/lib/nlbridge/dist/tests'));
