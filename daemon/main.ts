@@ -54,6 +54,8 @@ function listenOn(server: net.Server, target: net.ListenOptions | { fd: number }
 function extraServer(app: FastifyInstance, config: Config): http.Server {
   const s = createHttpServer(config, app.nlbridge.metrics, (req, res) => app.routing(req, res));
   s.on('upgrade', (req, socket, head) => app.server.emit('upgrade', req, socket, head));
+  // Malformed and timed-out requests get the same problem answer, and are counted.
+  s.on('clientError', (err, socket) => app.server.emit('clientError', err, socket));
   return s;
 }
 
