@@ -57,7 +57,7 @@ const ROWS: Row[] = [
   { name: 'ack as a string', body: { groups: 2, ack: 'yes' }, status: 400, code: 'VALIDATION', field: 'ack', detail: /ack must be boolean/ },
   { name: 'body over the limit', body: { groups: 2, data: 'x'.repeat(70 * 1024) }, status: 413, code: 'PAYLOAD_TOO_LARGE', field: 'body', detail: /body is larger than 65536 bytes/ },
   { name: 'group above 32 on usersock', body: { groups: [2, 40] }, status: 409, code: 'NEEDS_KERNEL', field: 'groups', detail: /groups: groups above 32 need the kernel's BCAST/ },
-  { name: 'GET /send', method: 'GET', path: '/send', status: 404, code: 'NOT_FOUND', detail: /no route GET \/send/ },
+  { name: 'GET /send (405, Allow: POST)', method: 'GET', path: '/send', status: 405, code: 'METHOD_NOT_ALLOWED', field: 'method', detail: /GET is not served on \/send; it serves POST/ },
   { name: 'unknown path', method: 'GET', path: '/nope', status: 404, code: 'NOT_FOUND', detail: /no route GET \/nope/ },
   { name: 'stream without an upgrade', method: 'GET', path: '/groups/10', status: 426, code: 'UPGRADE_REQUIRED', detail: /WebSocket endpoint/ },
   { name: 'stream mask not a number', ws: true, path: '/groups/abc', status: 400, code: 'VALIDATION', field: 'mask', detail: /params mask must match pattern/ },

@@ -29,9 +29,11 @@ export function assertMatchesSpec(method: string, urlPath: string, status: numbe
   const op = tpl ? doc.paths[tpl][m] : undefined;
   let responses = op?.responses;
   if (!op) {
-    // Unknown routes answer the generic 404 problem.
-    if (status !== 404) throw new Error(`${method} ${urlPath}: not in openapi.yaml and answered ${status}`);
-    responses = { '404': { $ref: '#/components/responses/Problem' } };
+    // Unknown paths answer the generic 404 problem; a known path asked with a
+    // method it does not serve, 405 (with Allow).
+    const expected = tpl ? 405 : 404;
+    if (status !== expected) throw new Error(`${method} ${urlPath}: not in openapi.yaml and answered ${status} (expected ${expected})`);
+    responses = { [String(expected)]: { $ref: '#/components/responses/Problem' } };
   }
   let resp = responses![String(status)];
   if (!resp) throw new Error(`${method} ${urlPath}: status ${status} is not documented in openapi.yaml (${Object.keys(responses!).join(', ')})`);
