@@ -441,6 +441,11 @@ vmTest('module absent at start: the daemon says so, no restart storm, comes up o
   assert.notEqual(start.code, 0, 'start succeeded without the module');
   const journal = await v.ok(`journalctl -u nlbridge --since @${since} --no-pager -o cat`);
   assert.match(journal, /dummy_netlink module is not loaded/);
+  // Logged at its priority (fatal → crit) under the identifier nlbridge: `-p err` finds it.
+  const errors = await v.ok(`journalctl -u nlbridge -p err --since @${since} --no-pager -o short`);
+  assert.match(errors, /nlbridge\[\d+\]: \{"level":60,.*dummy_netlink module is not loaded/);
+  const infoOnly = await v.ok(`journalctl -u nlbridge -p err --since @${since} --no-pager -o cat`);
+  assert.doesNotMatch(infoOnly, /"level":30/, 'an info line was stored at err or above');
   await sleep(5000);
   const p = await v.unitProps('nlbridge.service', ['ActiveState', 'NRestarts', 'ExecMainStatus']);
   assert.equal(p.ActiveState, 'failed');
