@@ -4,7 +4,7 @@
 
 import { isUtf8 } from 'node:buffer';
 import { flagNames, type NlMsgHeader } from '../addon/codec';
-import { DnlMsgType, decodeTick, dnlTypeName } from '../addon/dummy_netlink';
+import { DnlMsgType, decodeRelayed, decodeTick, dnlTypeName } from '../addon/dummy_netlink';
 
 /** One received netlink message, as the bus hands it to subscribers. */
 export interface RxMessage {
@@ -75,7 +75,8 @@ export function messageTail(m: RxMessage, dummy: boolean): string {
   // the same text the object below gives: 0.8 → 0.35 µs per message. The
   // uid is in it: the shared socket asks for credentials, so every message
   // has one.
-  if (!(dummy && m.header.type === DnlMsgType.TICK) && !m.truncated && !m.fromBridge) {
+  // TICK and RELAYED carry a header the module writes: decoded below.
+  if (!(dummy && (m.header.type === DnlMsgType.TICK || m.header.type === DnlMsgType.RELAYED)) && !m.truncated && !m.fromBridge) {
     const utf8 = isUtf8(m.payload);
     const data = utf8 ? JSON.stringify(m.payload.toString('utf8')) : `"${m.payload.toString('base64')}"`;
     const h = m.header;
@@ -110,14 +111,28 @@ export function messageTail(m: RxMessage, dummy: boolean): string {
       o.tickError = 'payload shorter than struct dnl_tick';
     }
   }
-  if (isUtf8(m.payload)) {
+  let data = m.payload;
+  if (dummy && m.header.type === DnlMsgType.RELAYED) {
+    // Only the kernel (port 0) writes a trustworthy origin; anyone else's
+    // RELAYED-typed message is shown as it came.
+    try {
+      const r = decodeRelayed(m.header.type, m.portId, m.payload);
+      if (r !== null) {
+        o.relayedFrom = r.relayedFrom;
+        data = r.data;
+      }
+    } catch {
+      o.relayedError = 'payload shorter than struct dnl_relayed';
+    }
+  }
+  if (isUtf8(data)) {
     o.encoding = 'utf8';
-    o.data = m.payload.toString('utf8');
+    o.data = data.toString('utf8');
   } else {
     o.encoding = 'base64';
-    o.data = m.payload.toString('base64');
+    o.data = data.toString('base64');
   }
-  o.length = m.payload.length;
+  o.length = data.length;
   if (m.truncated) o.truncated = true;
   if (m.fromBridge) o.fromBridge = true;
   o.receivedAt = isoTime(m.receivedAt);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeTick, DnlMsgType } from '../../addon/dummy_netlink';
+import { encodeRelayed, encodeTick, DnlMsgType } from '../../addon/dummy_netlink';
 import { eventFrame, messageFrame, messageTail, type RxMessage } from '../../daemon/frames';
 
 function rx(payload: Buffer, over: Partial<RxMessage> = {}): RxMessage {
@@ -73,4 +73,21 @@ test('uid, truncated and fromBridge appear only when true/known', () => {
 
 test('event frames', () => {
   assert.deepEqual(JSON.parse(eventFrame('dropped', 12, { count: 3 })), { type: 'dropped', n: 12, count: 3 });
+});
+
+test('RELAYED from the kernel shows relayedFrom (the requester the module wrote) and the data after that header', () => {
+  const payload = encodeRelayed({ portId: 4321, uid: 1000 }, Buffer.from('relayed-hi'));
+  const type = DnlMsgType.RELAYED;
+  const fromKernel = JSON.parse(messageFrame(1, messageTail(rx(payload, { portId: 0, group: 0, header: { length: 16 + payload.length, type, flags: 0, seq: 1, pid: 4321 } }), true))) as Record<string, unknown>;
+  assert.equal(fromKernel.msgType, 'RELAYED');
+  assert.deepEqual(fromKernel.relayedFrom, { portId: 4321, uid: 1000 });
+  assert.equal(fromKernel.data, 'relayed-hi');
+  assert.equal(fromKernel.length, 10);
+  // The same type from a user port is not trusted: shown as it came.
+  const forged = JSON.parse(messageFrame(1, messageTail(rx(payload, { portId: 777, header: { length: 16 + payload.length, type, flags: 0, seq: 1, pid: 0 } }), true))) as Record<string, unknown>;
+  assert.equal(forged.relayedFrom, undefined);
+  assert.equal(forged.length, payload.length);
+  // Too short for its header: said so, not thrown.
+  const short = JSON.parse(messageFrame(1, messageTail(rx(Buffer.from([1, 2, 3]), { portId: 0, header: { length: 19, type, flags: 0, seq: 1, pid: 0 } }), true))) as Record<string, unknown>;
+  assert.equal(short.relayedError, 'payload shorter than struct dnl_relayed');
 });

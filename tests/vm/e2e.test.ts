@@ -316,6 +316,11 @@ vmTest('ww_nlk -i <port id> (kernel RELAY) reaches a ?unicast=1 WebSocket client
     const m = await ws.waitFor((f) => f.type === 'message' && f.data === 'e2e-relay', 10_000, 'the relayed message');
     assert.equal(m.group, 0);
     assert.equal(m.portId, 0, 'a RELAY arrives from the kernel');
+    // …as RELAYED, with the requester the module wrote in front of the data (root's ww_nlk).
+    assert.equal(m.msgType, 'RELAYED');
+    const from = m.relayedFrom as { portId: number; uid: number };
+    assert.equal(from.uid, 0);
+    assert.ok(Number.isInteger(from.portId) && from.portId !== 0 && from.portId !== portId, JSON.stringify(from));
   } finally {
     ws.close();
   }
