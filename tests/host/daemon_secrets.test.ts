@@ -172,6 +172,25 @@ describe('token files', () => {
     assertPlainFailure(third, new RegExp(`^${tokenFile.replace(/[.]/g, '\\.')} may be read by others \\(mode 0644\\)`));
   });
 
+  test('under systemd (a credential token, RUNTIME_DIRECTORY): the header file goes to the runtime directory, no copy of the token, curl -H @ works', async () => {
+    const cred = fs.mkdtempSync(path.join(tmp, 'cred-'));
+    const runtime = fs.mkdtempSync(path.join(tmp, 'run-'));
+    fs.writeFileSync(path.join(cred, 'token'), 'credential-token-0123456789\n', { mode: 0o600 });
+    const cwd = fs.mkdtempSync(path.join(tmp, 'cwd-'));
+    const d = run(['--port', '0', '--auth', 'token'], { cwd, env: { CREDENTIALS_DIRECTORY: cred, RUNTIME_DIRECTORY: runtime } });
+    try {
+      const p = await port(d);
+      const header = path.join(runtime, 'auth.header');
+      assert.equal(fs.readFileSync(header, 'utf8'), 'Authorization: Bearer credential-token-0123456789\n');
+      assert.equal(fs.statSync(header).mode & 0o777, 0o600);
+      assert.deepEqual(fs.readdirSync(runtime), ['auth.header'], 'the credential is not copied');
+      assert.ok(!fs.existsSync(path.join(cwd, '.cache')), 'nothing under the working directory');
+      assert.equal(curl(['-H', `@${header}`, `http://127.0.0.1:${p}/status`]), '200');
+    } finally {
+      await d.stop();
+    }
+  });
+
   test('a planted .cache symlink: refused (exit 2) with a message naming the path, nothing written at its target', async () => {
     const cwd = fs.mkdtempSync(path.join(tmp, 'cwd-'));
     const target = fs.mkdtempSync(path.join(tmp, 'attacker-'));
