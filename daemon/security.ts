@@ -149,6 +149,7 @@ function enterOwnDir(parentFd: number, shown: string, name: string): number {
  * the directory checked here.
  */
 function openTokenDir(out: string, defaultDir: boolean, cwd: string): number {
+  if (!fs.existsSync('/proc/self/fd')) throw new TokenStoreError(`the token directory is walked through /proc/self/fd, and /proc is not mounted: mount it, or give a token with --token-file`);
   const dir = path.dirname(out);
   let parentFd: number;
   let parentPath: string;
@@ -360,24 +361,32 @@ export function saveTokenFiles(auth: AuthSetup): void {
         fs.unlinkSync(at(p.dirFd, tmp));
       }
     }
-    const header = `Authorization: Bearer ${p.token}\n`;
-    let current: string | null = null;
-    try {
-      const fd = fs.openSync(at(p.dirFd, HEADER_FILE), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-      try {
-        current = fs.fstatSync(fd).isFile() ? fs.readFileSync(fd, 'utf8') : null;
-      } finally {
-        fs.closeSync(fd);
-      }
-    } catch {
-      /* absent, or not a file: replaced below */
-    }
-    if (current !== header) {
-      const tmp = writeTemp(p.dirFd, HEADER_FILE, header);
-      fs.renameSync(at(p.dirFd, tmp), at(p.dirFd, HEADER_FILE));
-    }
+    writeHeader(p);
+  } catch (err) {
+    if (err instanceof TokenStoreError) throw err;
+    throw new TokenStoreError(`cannot write the token files in ${p.dir}: ${(err as Error).message}`);
   } finally {
     fs.closeSync(p.dirFd);
+  }
+}
+
+/** auth.header, replaced (rename) only when it does not hold this token's header already. */
+function writeHeader(p: PendingTokenFiles): void {
+  const header = `Authorization: Bearer ${p.token}\n`;
+  let current: string | null = null;
+  try {
+    const fd = fs.openSync(at(p.dirFd, HEADER_FILE), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    try {
+      current = fs.fstatSync(fd).isFile() ? fs.readFileSync(fd, 'utf8') : null;
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    /* absent, or not a file: replaced below */
+  }
+  if (current !== header) {
+    const tmp = writeTemp(p.dirFd, HEADER_FILE, header);
+    fs.renameSync(at(p.dirFd, tmp), at(p.dirFd, HEADER_FILE));
   }
 }
 

@@ -214,7 +214,32 @@ keep_or_install() { # SRC DEST MODE
 }
 keep_or_install "$HERE/modprobe.d/dummy_netlink.conf" /etc/modprobe.d/dummy_netlink.conf 0644
 install -d -m 0755 "$R/etc/nlbridge"
+# 0644 on purpose: the service is a DynamicUser with no group of its own, so
+# it reads its config as "others". The config therefore holds no secret: the
+# main token is a credential (below), scoped tokens use "credential" too, and
+# the daemon refuses an inline "token" in a config every user can read.
 keep_or_install "$HERE/nlbridge.json" /etc/nlbridge/nlbridge.json 0644
+# Tell the admin now about a kept config the service cannot use safely.
+node - "$R/etc/nlbridge/nlbridge.json" <<'EOF' || die "cannot check /etc/nlbridge/nlbridge.json"
+const fs = require('node:fs');
+const file = process.argv[2];
+const warn = (m) => process.stderr.write(`install.sh: warning: /etc/nlbridge/nlbridge.json ${m}\n`);
+const st = fs.statSync(file);
+if ((st.mode & 0o004) === 0) warn(`is not readable by others (mode 0${(st.mode & 0o777).toString(8)}): the service (DynamicUser) cannot read it; chmod 0644 it and keep secrets out of it`);
+let conf;
+try {
+  conf = JSON.parse(fs.readFileSync(file, 'utf8'));
+} catch (err) {
+  warn(`is not valid JSON (${err.message}): nlbridge will refuse to start`);
+  process.exit(0);
+}
+for (const t of Array.isArray(conf?.tokens) ? conf.tokens : []) {
+  const name = JSON.stringify(t?.name);
+  if (t?.token !== undefined) warn(`holds the secret of token ${name} inline: a config the service can read is readable by every local user, and nlbridge refuses to start with it; put the secret in /etc/credstore/ and use "credential"`);
+  if (t?.tokenFile !== undefined) warn(`names a tokenFile for token ${name}: the service (DynamicUser) can read it only if every local user can; use "credential" instead`);
+}
+if (conf?.tokenFile !== undefined) warn('sets "tokenFile": the service (DynamicUser) can read it only if every local user can; the main token comes from /etc/credstore/nlbridge.token');
+EOF
 # The token, for LoadCredential=token:nlbridge.token (systemd's credential store).
 TOKEN=/etc/credstore/nlbridge.token
 [[ -d $R/etc/credstore ]] || install -d -m 0700 "$R/etc/credstore"

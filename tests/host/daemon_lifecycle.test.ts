@@ -261,7 +261,9 @@ describe('daemon process', () => {
       const token = fs.readFileSync(file, 'utf8').trim();
       assert.equal(fs.statSync(file).mode & 0o777, 0o600);
       const line = await p.waitLog((l) => l.tokenFile === file);
-      assert.match(String(line.msg), /Authorization: Bearer \$\(cat /);
+      // The hint names the header file (curl -H @FILE), never a command that puts the token in argv.
+      assert.match(String(line.msg), /curl -H @\S+\/\.cache\/nlbridge\/auth\.header/);
+      assert.doesNotMatch(String(line.msg), /\$\(cat /);
       assert.equal((await get(port, '/status')).status, 401);
       assert.equal((await get(port, '/status', { authorization: `Bearer ${token}` })).status, 200);
       for (const l of p.logs) assert.ok(!JSON.stringify(l).includes(token));

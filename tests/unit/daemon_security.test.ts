@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DEFAULTS } from '../../daemon/config';
-import { bearerFromHeader, holdsNetAdmin, hostAllowed, offeredSubprotocols, originAllowed, setupAuth, tokenFromSubprotocols, tokenMatches } from '../../daemon/security';
+import { bearerFromHeader, holdsNetAdmin, hostAllowed, offeredSubprotocols, originAllowed, saveTokenFiles, setupAuth, tokenFromSubprotocols, tokenMatches } from '../../daemon/security';
 import { redactUrl } from '../../daemon/app';
 
 const HOSTS = DEFAULTS.allowedHosts;
@@ -60,10 +60,15 @@ test('auth setup: none without privileges in auto; a generated 0600 token otherw
     assert.equal(gen.generated, true);
     assert.equal(gen.source, path.join(dir, '.cache/nlbridge/token'));
     assert.match(gen.token!, /^[0-9a-f]{64}$/);
+    assert.ok(!fs.existsSync(gen.source!), 'nothing is written before the daemon listens');
+    saveTokenFiles(gen);
     assert.equal(fs.statSync(gen.source!).mode & 0o777, 0o600);
     assert.equal(fs.readFileSync(gen.source!, 'utf8').trim(), gen.token);
+    assert.equal(fs.readFileSync(path.join(dir, '.cache/nlbridge/auth.header'), 'utf8'), `Authorization: Bearer ${gen.token}\n`);
     const again = setupAuth({ ...DEFAULTS }, {}, true, dir);
-    assert.notEqual(again.token, gen.token, 'a new token per start');
+    assert.equal(again.token, gen.token, 'the token of an earlier start is kept');
+    assert.equal(again.kept, true);
+    saveTokenFiles(again);
     const rt = setupAuth({ ...DEFAULTS, auth: 'token' }, { RUNTIME_DIRECTORY: dir }, false, '/nonexistent');
     assert.equal(rt.source, path.join(dir, 'token'));
     const file = path.join(dir, 'given');

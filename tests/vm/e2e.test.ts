@@ -22,7 +22,7 @@ const README_COMMANDS = {
   install: './systemd/install.sh --root "$ROOT_DIR" --kernel "$KVER"',
   status: 'systemctl status nlbridge',
   params: 'cat /sys/module/dummy_netlink/parameters/r_grps /sys/module/dummy_netlink/parameters/b_grp',
-  curlStatus: 'curl -s -H "Authorization: Bearer $(cat /etc/credstore/nlbridge.token)" http://127.0.0.1:8080/status',
+  curlStatus: 'curl -s -H @/run/nlbridge/auth.header http://127.0.0.1:8080/status',
   reload: [
     'systemctl stop nlbridge',
     'modprobe -r dummy_netlink',

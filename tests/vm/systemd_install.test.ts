@@ -110,15 +110,21 @@ test('install.sh --root installs the daemon, module, tools, units, config and en
   assert.ok(modinfo.startsWith(`${KVER} `), modinfo);
 });
 
-test('a second run keeps the admin\'s config and token and gives the same tree', { timeout: 300_000, skip: SKIP }, () => {
+test('a second run keeps the admin\'s config and token and gives the same tree, and warns about secrets the config should not hold', { timeout: 300_000, skip: SKIP }, () => {
   const conf = path.join(target, 'etc/nlbridge/nlbridge.json');
-  const edited = '{ "port": 9090, "protocol": "dummy" }\n';
+  // The shipped config holds no secret and is readable by the DynamicUser service (as "others").
+  assert.equal(fs.statSync(conf).mode & 0o777, 0o644);
+  assert.doesNotMatch(fs.readFileSync(conf, 'utf8'), /"tokens"|"tokenFile"/);
+  const edited = '{ "port": 9090, "protocol": "dummy", "tokens": [{ "name": "dash", "token": "inline-secret-0123456789" }, { "name": "push", "tokenFile": "/etc/nlbridge/push.token" }] }\n';
   fs.writeFileSync(conf, edited);
   const token = fs.readFileSync(path.join(target, 'etc/credstore/nlbridge.token'), 'utf8');
   const before = listing(target);
   const r = run(['--root', target, '--kernel', KVER]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(fs.readFileSync(conf, 'utf8'), edited);
+  assert.match(r.stderr, /install\.sh: warning: \/etc\/nlbridge\/nlbridge\.json holds the secret of token "dash" inline: .*nlbridge refuses to start with it; put the secret in \/etc\/credstore\/ and use "credential"/);
+  assert.match(r.stderr, /install\.sh: warning: \/etc\/nlbridge\/nlbridge\.json names a tokenFile for token "push": .*use "credential" instead/);
+  assert.doesNotMatch(r.stderr, /inline-secret/, 'the secret itself is not printed');
   assert.equal(fs.readFileSync(path.join(target, 'etc/credstore/nlbridge.token'), 'utf8'), token);
   assert.deepEqual(listing(target), before);
 });
