@@ -737,6 +737,8 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
 // reaches it from inside this anonymous namespace. Weak, so a build of this
 // file alone (e.g. the ASan test's) still loads, just without sdNotify.
 extern "C" __attribute__((weak)) void NlbridgeRegisterSdNotify(Napi::Env env, Napi::Object exports);
+// addon/src/seccomp.cc (restrictNetlink), weak for the same reason.
+extern "C" __attribute__((weak)) void NlbridgeRegisterSeccomp(Napi::Env env, Napi::Object exports);
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* state = new AddonState;
@@ -746,6 +748,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NetlinkHandle", ctor);
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   if (NlbridgeRegisterSdNotify != nullptr) NlbridgeRegisterSdNotify(env, exports);
+  if (NlbridgeRegisterSeccomp != nullptr) NlbridgeRegisterSeccomp(env, exports);
   return exports;
 }
 
