@@ -13,95 +13,12 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { ADDON_INDEX, ROOT } from './support/netlink';
+import { buildSeccompProbe } from './support/seccomp_probe';
 
 const EPERM = os.constants.errno.EPERM;
 
-const PROBE_C = String.raw`
-#define _GNU_SOURCE
-#include <errno.h>
-#include <linux/io_uring.h>
-#include <net/if.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-/* "name value": 0 on success, else the errno; 1000+N killed by signal N. */
-static void report(const char *name, long rc) { printf("%s %d\n", name, rc >= 0 ? 0 : errno); }
-static int fd_or_report(const char *name, int domain, int type, int proto) {
-  int fd = socket(domain, type, proto);
-  if (fd < 0) report(name, -1);
-  return fd;
-}
-static void sockopt(const char *name, int domain, int type, int level, int opt, const void *val, socklen_t len) {
-  int fd = fd_or_report(name, domain, type, domain == AF_NETLINK ? 2 : 0);
-  if (fd < 0) return;
-  report(name, setsockopt(fd, level, opt, val, len));
-  close(fd);
-}
-static void ifflags(const char *name, int domain, int set) {
-  int fd = fd_or_report(name, domain, SOCK_DGRAM, 0);
-  if (fd < 0) return;
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  strcpy(ifr.ifr_name, "lo");
-  long rc = ioctl(fd, SIOCGIFFLAGS, &ifr);
-  if (rc == 0 && set) rc = ioctl(fd, SIOCSIFFLAGS, &ifr); /* the flags lo already has */
-  report(name, rc);
-  close(fd);
-}
-int main(int argc, char **argv) {
-  int one = 1;
-  static char zeros[1024];
-  for (int i = 1; i < argc; i++) {
-    const char *n = argv[i];
-    long rc = 0;
-    int fd;
-    if (!strcmp(n, "netlink_route")) { rc = fd = socket(AF_NETLINK, SOCK_RAW, 0); if (fd >= 0) close(fd); report(n, rc); }
-    else if (!strcmp(n, "netlink_netfilter")) { rc = fd = socket(AF_NETLINK, SOCK_RAW, 12); if (fd >= 0) close(fd); report(n, rc); }
-    else if (!strcmp(n, "netlink_usersock")) { rc = fd = socket(AF_NETLINK, SOCK_RAW, 2); if (fd >= 0) close(fd); report(n, rc); }
-    else if (!strcmp(n, "af_key")) { rc = fd = socket(15 /* AF_KEY */, SOCK_RAW, 2 /* PF_KEY_V2 */); if (fd >= 0) close(fd); report(n, rc); }
-    else if (!strcmp(n, "socketpair_unix")) { int sv[2]; rc = socketpair(AF_UNIX, SOCK_STREAM, 0, sv); if (rc == 0) { close(sv[0]); close(sv[1]); } report(n, rc); }
-    else if (!strcmp(n, "siocsifflags_inet")) ifflags(n, AF_INET, 1);
-    else if (!strcmp(n, "siocsifflags_unix")) ifflags(n, AF_UNIX, 1);
-    else if (!strcmp(n, "siocgifflags")) ifflags(n, AF_INET, 0);
-    else if (!strcmp(n, "siocgifindex")) report(n, if_nametoindex("lo") > 0 ? 0 : -1);
-    else if (!strcmp(n, "fionbio")) { fd = socket(AF_INET, SOCK_DGRAM, 0); report(n, ioctl(fd, FIONBIO, &one)); close(fd); }
-    else if (!strcmp(n, "ipt_set_replace")) sockopt(n, AF_INET, SOCK_DGRAM, SOL_IP, 64, zeros, sizeof zeros);
-    else if (!strcmp(n, "ip6t_set_replace")) sockopt(n, AF_INET6, SOCK_DGRAM, SOL_IPV6, 64, zeros, sizeof zeros);
-    else if (!strcmp(n, "so_mark")) sockopt(n, AF_INET, SOCK_DGRAM, SOL_SOCKET, SO_MARK, &one, sizeof one);
-    else if (!strcmp(n, "tcp_repair")) sockopt(n, AF_INET, SOCK_STREAM, SOL_TCP, TCP_REPAIR, &one, sizeof one);
-    else if (!strcmp(n, "ip_transparent")) sockopt(n, AF_INET, SOCK_DGRAM, SOL_IP, IP_TRANSPARENT, &one, sizeof one);
-    else if (!strcmp(n, "so_rcvbufforce")) { int big = 8 << 20; sockopt(n, AF_NETLINK, SOCK_RAW, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big); }
-    else if (!strcmp(n, "ip_ttl")) { int ttl = 9; sockopt(n, AF_INET, SOCK_DGRAM, SOL_IP, IP_TTL, &ttl, sizeof ttl); }
-    else if (!strcmp(n, "io_uring_setup")) { struct io_uring_params p; memset(&p, 0, sizeof p); rc = fd = syscall(__NR_io_uring_setup, 4, &p); if (fd >= 0) close(fd); report(n, rc); }
-    else if (!strcmp(n, "x32_getpid")) report(n, syscall(0x40000000 | 39));
-    else if (!strcmp(n, "i386_getpid")) {
-      /* int 0x80 from a 64-bit process: the i386 ABI (and its socketcall). */
-      pid_t c = fork();
-      if (c == 0) {
-        long ret;
-        __asm__ volatile("int $0x80" : "=a"(ret) : "a"(20L) : "memory", "cc", "r8", "r9", "r10", "r11");
-        _exit(ret == -EPERM ? 1 : ret > 0 ? 0 : 2);
-      }
-      int st;
-      waitpid(c, &st, 0);
-      if (WIFSIGNALED(st)) printf("%s %d\n", n, 1000 + WTERMSIG(st));
-      else printf("%s %d\n", n, WEXITSTATUS(st) == 1 ? EPERM : WEXITSTATUS(st) == 0 ? 0 : ENOSYS);
-    } else { printf("%s unknown\n", n); return 2; }
-  }
-  return 0;
-}
-`;
 
 /** Probes that fail with EPERM under the filter; unfiltered (as root) they must not. */
 const REFUSED = [
@@ -131,10 +48,7 @@ function runProbe(names: string[]): Record<string, number> {
 }
 
 before(() => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nlb-seccomp-'));
-  fs.writeFileSync(path.join(dir, 'probe.c'), PROBE_C);
-  probe = path.join(dir, 'probe');
-  execFileSync('cc', ['-O1', '-Wall', '-Werror', '-o', probe, path.join(dir, 'probe.c')]);
+  probe = buildSeccompProbe();
 });
 
 interface ChildRun {
@@ -144,9 +58,10 @@ interface ChildRun {
   stderr: string;
 }
 
-function runChild(src: string, env: NodeJS.ProcessEnv = {}): Promise<ChildRun> {
+function runChild(src: string, env: NodeJS.ProcessEnv = {}, wrapper: string[] = []): Promise<ChildRun> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['-e', src], { env: { ...process.env, ADDON_INDEX, ROOT, PROBE: probe, ...env } });
+    const argv = [...wrapper, process.execPath, '-e', src];
+    const p = spawn(argv[0], argv.slice(1), { env: { ...process.env, ADDON_INDEX, ROOT, PROBE: probe, ...env } });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -342,4 +257,43 @@ test('other CAP_NET_ADMIN paths (ioctl, netfilter sockopts, SO_MARK, TCP_REPAIR,
   // Not contained, but documented: os.networkInterfaces() needs NETLINK_ROUTE.
   assert.equal(out.networkInterfaces.ok, false);
   assert.match(out.networkInterfaces.message ?? '', /uv_interface_addresses/);
+});
+
+test('seccomp(2) refused by an outer filter (systemd without SystemCallFilter=seccomp): NetlinkError EPERM naming the cause, nothing installed', async () => {
+  const r = await runChild(`${CHILD_PRELUDE}
+    const out = { attempt: outcome(() => addon.restrictNetlink({ protocols: [2] })) };
+    out.retry = outcome(() => addon.restrictNetlink({ protocols: [2] }));
+    out.filters = /Seccomp_filters:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1];
+    out.route = openProto(0);
+    process.stdout.write(JSON.stringify(out));
+  `, {}, [probe, '--exec-without-seccomp']);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { attempt: { ok: boolean; name: string; code: string; errno: number; syscall: string; message: string }; retry: { ok: boolean; code: string }; filters: string; route: { ok: boolean } };
+  assert.equal(out.attempt.ok, false);
+  assert.equal(out.attempt.name, 'NetlinkError');
+  assert.equal(out.attempt.code, 'EPERM');
+  assert.equal(out.attempt.errno, -EPERM);
+  assert.equal(out.attempt.syscall, 'seccomp');
+  assert.match(out.attempt.message, /SystemCallFilter=/);
+  // A failed call leaves no state behind: the retry fails the same way, not EALREADY.
+  assert.equal(out.retry.code, 'EPERM');
+  assert.equal(out.filters, '1', 'only the outer filter');
+  assert.equal(out.route.ok, true);
+});
+
+test('an open io_uring (UV_USE_IO_URING=1) is refused with EBUSY: its submissions would bypass the filter', async () => {
+  const r = await runChild(`${CHILD_PRELUDE}
+    fs.readFile('/proc/self/status', () => {
+      const out = { attempt: outcome(() => addon.restrictNetlink({ protocols: [2] })) };
+      out.seccomp = seccompOf(process.pid);
+      process.stdout.write(JSON.stringify(out));
+    });
+  `, { UV_USE_IO_URING: '1' });
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { attempt: { ok: boolean; name: string; code: string; syscall: string; message: string }; seccomp: string };
+  assert.equal(out.attempt.ok, false);
+  assert.equal(out.attempt.name, 'NetlinkError');
+  assert.equal(out.attempt.code, 'EBUSY');
+  assert.match(out.attempt.message, /UV_USE_IO_URING/);
+  assert.equal(out.seccomp, '0');
 });
