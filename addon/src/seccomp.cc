@@ -158,17 +158,22 @@ constexpr uint32_t kSocketIoctlReads[] = {
 // Options (set and get) that need CAP_NET_ADMIN and give it away: netfilter's
 // socket interface (iptables, ip6tables, arptables, ebtables, IPVS all sit at
 // SOL_IP >= 64, ip6tables at SOL_IPV6 64/65), SO_MARK (bypasses policy
-// routing and firewall marks), TCP_REPAIR, IP(V6)_TRANSPARENT.
+// routing and firewall marks), TCP_REPAIR, IP(V6)_TRANSPARENT, and the
+// per-socket IPsec policies IP(V6)_IPSEC_POLICY / IP(V6)_XFRM_POLICY.
 void SockoptBlock(Program& p) {
   p.Load(ArgLo(1));  // level
   size_t ip = p.BeginIfEq(SOL_IP);
   p.Load(ArgLo(2));  // optname
   p.RetIfEq(IP_TRANSPARENT, kDeny);
+  p.RetIfEq(IP_IPSEC_POLICY, kDeny);
+  p.RetIfEq(IP_XFRM_POLICY, kDeny);
   p.RetIfGe(64, kDeny);
   p.Ret(kAllow);
   p.EndIf(ip);
   size_t ip6 = p.BeginIfEq(SOL_IPV6);
   p.Load(ArgLo(2));
+  p.RetIfEq(34, kDeny);  // IPV6_IPSEC_POLICY
+  p.RetIfEq(35, kDeny);  // IPV6_XFRM_POLICY
   p.RetIfEq(64, kDeny);  // IP6T_SO_SET_REPLACE / IP6T_SO_GET_INFO
   p.RetIfEq(65, kDeny);  // IP6T_SO_SET_ADD_COUNTERS / IP6T_SO_GET_ENTRIES
   p.RetIfEq(75, kDeny);  // IPV6_TRANSPARENT

@@ -31,6 +31,7 @@ const REFUSED = [
   'so_mark',
   'tcp_repair',
   'ip_transparent',
+  'ip_xfrm_policy',
   'io_uring_setup',
   'x32_getpid',
   'i386_getpid',
@@ -190,7 +191,7 @@ test('a second call: same protocols → alreadyRestricted, nothing added; other 
   assert.equal(out.route.code, 'EPERM');
 });
 
-test('other CAP_NET_ADMIN paths (ioctl, netfilter sockopts, SO_MARK, TCP_REPAIR, AF_KEY, io_uring, x32/i386) get EPERM; Node keeps working', { skip: process.getuid?.() !== 0 ? 'needs root: the unfiltered control must hold CAP_NET_ADMIN' : false }, async (t) => {
+test('other CAP_NET_ADMIN paths (ioctl, netfilter sockopts, SO_MARK, TCP_REPAIR, IP_TRANSPARENT, IP_XFRM_POLICY, AF_KEY, io_uring, x32/i386) get EPERM; Node keeps working', { skip: process.getuid?.() !== 0 ? 'needs root: the unfiltered control must hold CAP_NET_ADMIN' : false }, async (t) => {
   // The control: without the filter root may do all of it (or fails for
   // other reasons: ENOPROTOOPT without ip_tables, EINVAL for the empty
   // table, ENOSYS for x32 on a kernel without it).

@@ -89,6 +89,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(n, "ip6t_set_replace")) sockopt(n, AF_INET6, SOCK_DGRAM, SOL_IPV6, 64, zeros, sizeof zeros);
     else if (!strcmp(n, "so_mark")) sockopt(n, AF_INET, SOCK_DGRAM, SOL_SOCKET, SO_MARK, &one, sizeof one);
     else if (!strcmp(n, "tcp_repair")) sockopt(n, AF_INET, SOCK_STREAM, SOL_TCP, TCP_REPAIR, &one, sizeof one);
+    else if (!strcmp(n, "ip_xfrm_policy")) sockopt(n, AF_INET, SOCK_DGRAM, SOL_IP, IP_XFRM_POLICY, NULL, 0); /* clears the socket's policy */
     else if (!strcmp(n, "ip_transparent")) sockopt(n, AF_INET, SOCK_DGRAM, SOL_IP, IP_TRANSPARENT, &one, sizeof one);
     else if (!strcmp(n, "so_rcvbufforce")) { int big = 8 << 20; sockopt(n, AF_NETLINK, SOCK_RAW, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big); }
     else if (!strcmp(n, "ip_ttl")) { int ttl = 9; sockopt(n, AF_INET, SOCK_DGRAM, SOL_IP, IP_TTL, &ttl, sizeof ttl); }
