@@ -131,7 +131,7 @@ class Program {
     }
     ins_[n_++] = f;
   }
-  static constexpr size_t kCapacity = 256;
+  static constexpr size_t kCapacity = 512;  // 32 protocols need about 240
   sock_filter ins_[kCapacity];
   size_t n_ = 0;
   bool overflow_ = false;
