@@ -8,7 +8,7 @@
 // way a process short of memory would (NULL from malloc/realloc, bad_alloc
 // from operator new), and says so on stderr.
 
-import { before, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -79,12 +79,14 @@ void *operator new[](size_t n) {
 `;
 
 let injector = '';
+let dir = '';
 before(() => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nlb-failalloc-'));
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nlb-failalloc-'));
   fs.writeFileSync(path.join(dir, 'failalloc.cc'), INJECTOR_CC);
   injector = path.join(dir, 'failalloc.so');
   execFileSync('g++', ['-O1', '-fPIC', '-shared', '-Wall', '-Wextra', '-Werror', '-o', injector, path.join(dir, 'failalloc.cc'), '-ldl']);
 });
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 interface Run {
   code: number | null;

@@ -122,6 +122,7 @@ export function buildSeccompProbe(): string {
   fs.writeFileSync(path.join(dir, 'probe.c'), PROBE_C);
   const out = path.join(dir, 'probe');
   execFileSync('cc', ['-O1', '-Wall', '-Werror', '-o', out, path.join(dir, 'probe.c')]);
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   built = out;
   return out;
 }
