@@ -1,8 +1,10 @@
-// The addon's public surface: the socket, its types, the nlmsghdr codec and
-// the dummy_netlink UAPI mirror.
+// The addon's public surface: the socket, its types, the seccomp restriction,
+// the nlmsghdr codec and the dummy_netlink UAPI mirror.
 
 export { NetlinkSocket, NetlinkError, ffs, loadBinding, splitBatch } from './socket';
 export type { NativeBinding, NativeHandle, NativeBatchCallback, NetlinkSocketEvents } from './socket';
+export { restrictNetlink } from './seccomp';
+export type { NativeRestrictNetlink, NetlinkRestriction, RestrictNetlinkOptions } from './seccomp';
 export type {
   Datagram,
   NetlinkErrorShape,

@@ -15,7 +15,12 @@ import type {
   SendResult,
 } from './types';
 
-/** Receive callback of the native handle, called once per poll wake-up. */
+/**
+ * Receive callback of the native handle, called once per poll wake-up.
+ * `failedCall` names what `errno` came from: 'recvmmsg', 'uv_poll',
+ * 'uv_poll_start', or 'realloc' (ENOMEM: the batch buffer could not grow;
+ * the datagrams not read yet wait in the kernel's queue).
+ */
 export type NativeBatchCallback = (
   bytes: Buffer | null,
   meta: Uint32Array | null,
@@ -23,6 +28,7 @@ export type NativeBatchCallback = (
   totalDrops: number,
   enobufs: number,
   errno: number,
+  failedCall?: string,
 ) => void;
 
 /** One native socket (class NetlinkHandle in netlink_socket.cc). */
@@ -330,7 +336,7 @@ export class NetlinkSocket extends EventEmitter<NetlinkSocketEvents> {
   }
 
   // Runs inside the native poll callback: must not throw on its own account.
-  private readonly onBatch: NativeBatchCallback = (bytes, meta, count, totalDrops, _enobufs, errno) => {
+  private readonly onBatch: NativeBatchCallback = (bytes, meta, count, totalDrops, _enobufs, errno, failedCall = 'recvmmsg') => {
     if (this.closed) return;
     const lost = (totalDrops - this.lastDrops) >>> 0;
     // The drop counter is the truth; ENOBUFS only says a congestion began.
@@ -344,7 +350,8 @@ export class NetlinkSocket extends EventEmitter<NetlinkSocketEvents> {
       if (this.closed) return;
     }
     if (errno !== 0) {
-      const err = NetlinkError.fromErrno(-errno, 'recvmmsg', `recvmmsg on protocol ${this.protocol} port ${this.portId}`);
+      const attempted = failedCall === 'realloc' ? 'grow the receive batch' : failedCall;
+      const err = NetlinkError.fromErrno(-errno, failedCall, `${attempted} on protocol ${this.protocol} port ${this.portId}`);
       // An unhandled 'error' would throw out of the poll callback; warn instead.
       if (this.listenerCount('error') > 0) this.emit('error', err);
       else process.emitWarning(err);

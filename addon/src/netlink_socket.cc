@@ -2,10 +2,14 @@
 // uv_poll readiness with batched recvmmsg. Policy (events, error shapes,
 // what a send result means) lives in addon/socket.ts.
 //
-// Built with NAPI_DISABLE_CPP_EXCEPTIONS: nothing here throws a C++
-// exception, so nothing can reach std::terminate from a libuv callback.
-// Errors become pending JavaScript exceptions in methods, and arguments of
-// the receive callback in the poll path.
+// Built with NAPI_DISABLE_CPP_EXCEPTIONS (and node-gyp's -fno-exceptions):
+// nothing here throws a C++ exception, so nothing can reach std::terminate
+// from a libuv callback. Errors become pending JavaScript exceptions in
+// methods, and arguments of the receive callback in the poll path. That
+// includes running out of memory: std::bad_alloc cannot be caught here, so
+// nothing allocates through operator new or a growing std::vector; memory
+// comes from malloc/calloc/realloc and new (std::nothrow), and a NULL is an
+// ENOMEM error.
 
 #include <napi.h>
 #include <uv.h>
@@ -22,8 +26,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string>
-#include <vector>
 
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
@@ -80,6 +84,43 @@ Napi::Error SystemError(Napi::Env env, int err, const char* syscall,
   e.Set("syscall", Napi::String::New(env, syscall));
   return e;
 }
+
+// A byte buffer grown with realloc, where a failed growth is a return value.
+class ByteBuffer {
+ public:
+  ByteBuffer() = default;
+  ByteBuffer(const ByteBuffer&) = delete;
+  ByteBuffer& operator=(const ByteBuffer&) = delete;
+  ~ByteBuffer() { std::free(data_); }
+
+  // Room for `more` bytes past size(); false, and nothing changed, when
+  // memory is short. Doubles when it can, else grows to just what is asked.
+  bool Reserve(size_t more) {
+    if (more <= cap_ - size_) return true;
+    size_t need = size_ + more;
+    size_t cap = cap_ * 2 > need ? cap_ * 2 : need;
+    void* p = std::realloc(data_, cap);
+    if (p == nullptr && cap > need) p = std::realloc(data_, cap = need);
+    if (p == nullptr) return false;
+    data_ = static_cast<uint8_t*>(p);
+    cap_ = cap;
+    return true;
+  }
+  // Only after Reserve() made the room.
+  void Append(const void* src, size_t n) {
+    if (n == 0) return;
+    std::memcpy(data_ + size_, src, n);
+    size_ += n;
+  }
+  void Clear() { size_ = 0; }
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  size_t cap_ = 0;
+};
 
 std::string Hex(uint32_t v) {
   char buf[16];
@@ -231,7 +272,12 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
           .ThrowAsJavaScriptException();
       return;
     }
-    auto* res = new Resources;
+    auto* res = new (std::nothrow) Resources;
+    if (res == nullptr) {
+      ::close(fd);
+      SystemError(env, ENOMEM, "malloc", "allocate the socket's state").ThrowAsJavaScriptException();
+      return;
+    }
     res->fd = fd;
     res->owner = this;
     ++g_open_sockets;
@@ -255,8 +301,20 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
 
   void Release() {
     if (res_ != nullptr) ReleaseResources(res_);  // clears res_ via Detach()
+    FreeSlots();
+  }
+
+  void FreeSlots() {
     std::free(slot_area_);
+    std::free(msgs_);
+    std::free(iovs_);
+    std::free(addrs_);
+    std::free(ctrl_);
     slot_area_ = nullptr;
+    msgs_ = nullptr;
+    iovs_ = nullptr;
+    addrs_ = nullptr;
+    ctrl_ = nullptr;
   }
 
   bool CheckOpen(Napi::Env env, const char* syscall) {
@@ -327,10 +385,13 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
   Napi::Value ListMemberships(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!CheckOpen(env, "getsockopt")) return env.Undefined();
-    std::vector<uint32_t> words(8);
+    uint32_t inline_words[8] = {};
+    std::unique_ptr<uint32_t, decltype(&std::free)> heap(nullptr, &std::free);
+    uint32_t* words = inline_words;
+    size_t nwords = 8;
     for (;;) {
-      socklen_t len = static_cast<socklen_t>(words.size() * sizeof(uint32_t));
-      if (::getsockopt(fd(), SOL_NETLINK, NETLINK_LIST_MEMBERSHIPS, words.data(), &len) < 0) {
+      socklen_t len = static_cast<socklen_t>(nwords * sizeof(uint32_t));
+      if (::getsockopt(fd(), SOL_NETLINK, NETLINK_LIST_MEMBERSHIPS, words, &len) < 0) {
         int err = errno;
         SystemError(env, err, "getsockopt", "getsockopt NETLINK_LIST_MEMBERSHIPS")
             .ThrowAsJavaScriptException();
@@ -338,15 +399,21 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
       }
       // The kernel writes what fits and reports the size it needs.
       size_t need = (len + sizeof(uint32_t) - 1) / sizeof(uint32_t);
-      if (need <= words.size()) {
-        words.resize(need);
+      if (need <= nwords) {
+        nwords = need;
         break;
       }
-      words.assign(need, 0);
+      heap.reset(static_cast<uint32_t*>(std::calloc(need, sizeof(uint32_t))));
+      if (!heap) {
+        SystemError(env, ENOMEM, "calloc", "allocate the membership list").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      words = heap.get();
+      nwords = need;
     }
     Napi::Array out = Napi::Array::New(env);
     uint32_t n = 0;
-    for (size_t w = 0; w < words.size(); ++w)
+    for (size_t w = 0; w < nwords; ++w)
       for (uint32_t bit = 0; bit < 32; ++bit)
         if (words[w] & (1u << bit)) out.Set(n++, Napi::Number::New(env, w * 32 + bit + 1));
     return out;
@@ -473,10 +540,15 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
         SystemError(env, ENOMEM, "malloc", "allocate the receive batch").ThrowAsJavaScriptException();
         return env.Undefined();
       }
-      msgs_.assign(batch_, mmsghdr{});
-      iovs_.assign(batch_, iovec{});
-      addrs_.assign(batch_, sockaddr_nl{});
-      ctrl_.assign(batch_ * kCtrlBytes, 0);
+      msgs_ = static_cast<mmsghdr*>(std::calloc(batch_, sizeof(mmsghdr)));
+      iovs_ = static_cast<iovec*>(std::calloc(batch_, sizeof(iovec)));
+      addrs_ = static_cast<sockaddr_nl*>(std::calloc(batch_, sizeof(sockaddr_nl)));
+      ctrl_ = static_cast<uint8_t*>(std::calloc(batch_, kCtrlBytes));
+      if (msgs_ == nullptr || iovs_ == nullptr || addrs_ == nullptr || ctrl_ == nullptr) {
+        FreeSlots();
+        SystemError(env, ENOMEM, "calloc", "allocate the receive batch's headers").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
     }
     if (poll() == nullptr) {
       uv_loop_t* loop = nullptr;
@@ -484,7 +556,11 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
         Napi::Error::New(env, "no libuv loop for this environment").ThrowAsJavaScriptException();
         return env.Undefined();
       }
-      auto* handle = new uv_poll_t;
+      auto* handle = new (std::nothrow) uv_poll_t;
+      if (handle == nullptr) {
+        SystemError(env, ENOMEM, "malloc", "allocate the poll handle").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
       int rc = uv_poll_init(loop, handle, fd());
       if (rc < 0) {
         delete handle;
@@ -497,7 +573,14 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
       if (!refed_) uv_unref(reinterpret_cast<uv_handle_t*>(poll()));
     }
     on_batch_ = Napi::Persistent(info[0].As<Napi::Function>());
-    if (!async_context_) async_context_.reset(new Napi::AsyncContext(env, "nlbridge:NetlinkSocket"));
+    if (!async_context_) {
+      async_context_.reset(new (std::nothrow) Napi::AsyncContext(env, "nlbridge:NetlinkSocket"));
+      if (!async_context_) {
+        on_batch_.Reset();
+        SystemError(env, ENOMEM, "malloc", "allocate the async context").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+    }
     int rc = uv_poll_start(poll(), UV_READABLE, &NetlinkHandle::OnPoll);
     if (rc < 0) {
       SystemError(env, -rc, "uv_poll_start", "uv_poll_start").ThrowAsJavaScriptException();
@@ -555,16 +638,20 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
   // drops every multicast until the queue is empty, so stopping early would
   // lose more than necessary.
   void Drain(int status) {
-    out_bytes_.clear();
-    out_meta_.clear();
+    out_bytes_.Clear();
+    out_meta_.Clear();
     size_t count = 0;
     uint32_t enobufs = 0;
     int recv_errno = 0;
+    const char* failed_call = "recvmmsg";
     // libuv reports EPOLLERR as UV_EBADF and stops the handle. On a netlink
     // socket EPOLLERR means sk_err is set, normally ENOBUFS after an
     // overflow: the read below returns (and clears) it, then polling resumes.
     bool rearm = status == UV_EBADF;
-    if (status < 0 && !rearm) recv_errno = -status;
+    if (status < 0 && !rearm) {
+      recv_errno = -status;
+      failed_call = "uv_poll";
+    }
 
     while (recv_errno == 0 && fd() >= 0 && count < kMaxDatagramsPerWake &&
            out_bytes_.size() < kMaxBytesPerWake) {
@@ -576,7 +663,7 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
         h.msg_namelen = sizeof(sockaddr_nl);
         h.msg_iov = &iovs_[i];
         h.msg_iovlen = 1;
-        h.msg_control = ctrl_.data() + i * kCtrlBytes;
+        h.msg_control = ctrl_ + i * kCtrlBytes;
         h.msg_controllen = kCtrlBytes;
         h.msg_flags = 0;
         msgs_[i].msg_len = 0;
@@ -585,7 +672,16 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
       // msg_len even when the buffer was shorter.
       size_t want = kMaxDatagramsPerWake - count;
       if (want > batch_) want = batch_;
-      int n = ::recvmmsg(fd(), msgs_.data(), static_cast<unsigned>(want),
+      // Room for the whole read before reading it: when memory is short the
+      // drain stops here, hands over what it has with ENOMEM, and what is
+      // not read stays in the kernel's queue -- nothing is lost in between.
+      // (Address space only: pages are touched as datagrams are copied.)
+      if (!out_bytes_.Reserve(want * max_bytes_) || !out_meta_.Reserve(want * kMetaWords * sizeof(uint32_t))) {
+        recv_errno = ENOMEM;
+        failed_call = "realloc";
+        break;
+      }
+      int n = ::recvmmsg(fd(), msgs_, static_cast<unsigned>(want),
                          MSG_DONTWAIT | MSG_TRUNC, nullptr);
       if (n < 0) {
         int err = errno;
@@ -610,7 +706,10 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
 
     if (rearm && poll() != nullptr && !on_batch_.IsEmpty()) {
       int rc = uv_poll_start(poll(), UV_READABLE, &NetlinkHandle::OnPoll);
-      if (rc < 0 && recv_errno == 0) recv_errno = -rc;
+      if (rc < 0 && recv_errno == 0) {
+        recv_errno = -rc;
+        failed_call = "uv_poll_start";
+      }
     }
 
     // Read on every wake-up. Reading it only after an overrun signal
@@ -624,30 +723,30 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     if (count == 0 && enobufs == 0 && !drops_changed && recv_errno == 0) return;
     if (on_batch_.IsEmpty()) return;
 
-    Deliver(count, drops, enobufs, recv_errno);
+    Deliver(count, drops, enobufs, recv_errno, failed_call);
   }
 
   // The one call into JavaScript per wake-up. Raw napi with every status
   // checked: while a worker is being terminated JavaScript can no longer run
   // and each call may fail; then there is nobody to deliver to, so give up
   // quietly (node-addon-api's helpers would report a fatal error instead).
-  void Deliver(size_t count, uint32_t drops, uint32_t enobufs, int recv_errno) {
+  void Deliver(size_t count, uint32_t drops, uint32_t enobufs, int recv_errno, const char* failed_call) {
     napi_env env = Env();
     napi_handle_scope scope;
     if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-    napi_value args[6];
+    napi_value args[7];
     napi_value recv, fn, result;
     bool ok = true;
     if (count > 0) {
       void* copy = nullptr;
       napi_value ab;
       void* ab_data = nullptr;
-      size_t meta_bytes = out_meta_.size() * sizeof(uint32_t);
+      size_t meta_bytes = out_meta_.size();
       ok = napi_create_buffer_copy(env, out_bytes_.size(), out_bytes_.data(), &copy, &args[0]) == napi_ok &&
            napi_create_arraybuffer(env, meta_bytes, &ab_data, &ab) == napi_ok;
       if (ok) {
         std::memcpy(ab_data, out_meta_.data(), meta_bytes);
-        ok = napi_create_typedarray(env, napi_uint32_array, out_meta_.size(), ab, 0, &args[1]) == napi_ok;
+        ok = napi_create_typedarray(env, napi_uint32_array, meta_bytes / sizeof(uint32_t), ab, 0, &args[1]) == napi_ok;
       }
     } else {
       ok = napi_get_null(env, &args[0]) == napi_ok && napi_get_null(env, &args[1]) == napi_ok;
@@ -656,10 +755,11 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
          napi_create_uint32(env, drops, &args[3]) == napi_ok &&
          napi_create_uint32(env, enobufs, &args[4]) == napi_ok &&
          napi_create_int32(env, recv_errno, &args[5]) == napi_ok &&
+         napi_create_string_utf8(env, failed_call, NAPI_AUTO_LENGTH, &args[6]) == napi_ok &&
          napi_get_reference_value(env, static_cast<napi_ref>(on_batch_), &fn) == napi_ok && fn != nullptr &&
          napi_get_reference_value(env, static_cast<napi_ref>(*this), &recv) == napi_ok && recv != nullptr;
     if (ok) {
-      napi_status st = napi_make_callback(env, static_cast<napi_async_context>(*async_context_), recv, fn, 6,
+      napi_status st = napi_make_callback(env, static_cast<napi_async_context>(*async_context_), recv, fn, 7,
                                           args, &result);
       bool pending = false;
       if (st != napi_ok && napi_is_exception_pending(env, &pending) == napi_ok && pending) {
@@ -695,10 +795,10 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
         flags |= kFlagHasUid;
       }
     }
-    const uint8_t* src = static_cast<const uint8_t*>(iovs_[i].iov_base);
-    out_bytes_.insert(out_bytes_.end(), src, src + stored);
+    // Drain reserved room for the whole recvmmsg before it ran.
+    out_bytes_.Append(iovs_[i].iov_base, stored);
     uint32_t meta[kMetaWords] = {stored, real_len, addrs_[i].nl_pid, group, flags, uid};
-    out_meta_.insert(out_meta_.end(), meta, meta + kMetaWords);
+    out_meta_.Append(meta, sizeof meta);
   }
 
   int fd_ = -1;
@@ -711,13 +811,15 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
   uint32_t last_drops_ = 0;
   Napi::FunctionReference on_batch_;
   std::unique_ptr<Napi::AsyncContext> async_context_;
+  // The receive slots (batch_ of each), allocated by the first start().
   uint8_t* slot_area_ = nullptr;
-  std::vector<mmsghdr> msgs_;
-  std::vector<iovec> iovs_;
-  std::vector<sockaddr_nl> addrs_;
-  std::vector<uint8_t> ctrl_;
-  std::vector<uint8_t> out_bytes_;
-  std::vector<uint32_t> out_meta_;
+  mmsghdr* msgs_ = nullptr;
+  iovec* iovs_ = nullptr;
+  sockaddr_nl* addrs_ = nullptr;
+  uint8_t* ctrl_ = nullptr;
+  // One wake-up's datagrams, packed, and their metadata words.
+  ByteBuffer out_bytes_;
+  ByteBuffer out_meta_;
 };
 
 void DetachOwner(Resources* res) {
@@ -737,15 +839,22 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
 // reaches it from inside this anonymous namespace. Weak, so a build of this
 // file alone (e.g. the ASan test's) still loads, just without sdNotify.
 extern "C" __attribute__((weak)) void NlbridgeRegisterSdNotify(Napi::Env env, Napi::Object exports);
+// addon/src/seccomp.cc (restrictNetlink), weak for the same reason.
+extern "C" __attribute__((weak)) void NlbridgeRegisterSeccomp(Napi::Env env, Napi::Object exports);
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  auto* state = new AddonState;
+  auto* state = new (std::nothrow) AddonState;
+  if (state == nullptr) {
+    Napi::Error::New(env, "nlbridge: out of memory loading the addon").ThrowAsJavaScriptException();
+    return exports;
+  }
   Napi::Function ctor = NetlinkHandle::Define(env);
   state->handle_ctor = Napi::Persistent(ctor);
   env.SetInstanceData<AddonState>(state);
   exports.Set("NetlinkHandle", ctor);
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   if (NlbridgeRegisterSdNotify != nullptr) NlbridgeRegisterSdNotify(env, exports);
+  if (NlbridgeRegisterSeccomp != nullptr) NlbridgeRegisterSeccomp(env, exports);
   return exports;
 }
 
