@@ -80,7 +80,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'sysfsRoot', flag: '--sysfs-root', env: 'NLBRIDGE_SYSFS_ROOT', kind: 'string', help: 'where to look for module/dummy_netlink/parameters (default /sys)' },
   { key: 'auth', flag: '--auth', env: 'NLBRIDGE_AUTH', kind: 'auth', help: 'auto | token | none (default auto: a token is required when the daemon holds CAP_NET_ADMIN)' },
   { key: 'tokenFile', flag: '--token-file', env: 'NLBRIDGE_TOKEN_FILE', kind: 'string', nullable: true, help: 'file holding the bearer token (default $CREDENTIALS_DIRECTORY/token when set)' },
-  { key: 'tokenOut', flag: '--token-out', env: 'NLBRIDGE_TOKEN_OUT', kind: 'string', nullable: true, help: 'where to write a generated token (default $RUNTIME_DIRECTORY/token, else .cache/nlbridge/token)' },
+  { key: 'tokenOut', flag: '--token-out', env: 'NLBRIDGE_TOKEN_OUT', kind: 'string', nullable: true, help: 'where to write a generated token, kept across starts, with auth.header (a curl -H @FILE line) next to it (default $RUNTIME_DIRECTORY/token, else .cache/nlbridge/token)' },
   { key: 'allowedHosts', flag: '--allowed-hosts', env: 'NLBRIDGE_ALLOWED_HOSTS', kind: 'list', help: 'comma list of Host values accepted (default localhost,127.0.0.1,[::1] with the port)' },
   { key: 'allowedOrigins', flag: '--allowed-origins', env: 'NLBRIDGE_ALLOWED_ORIGINS', kind: 'list', help: 'comma list of extra Origins accepted (default none: only same-origin and no Origin)' },
   { key: 'bodyLimit', flag: '--body-limit', env: 'NLBRIDGE_BODY_LIMIT', kind: 'int', min: 1024, max: 16 * 1024 * 1024, help: 'largest request body in bytes (default 65536)' },
