@@ -272,7 +272,7 @@ describe('start-up failures', () => {
     const ok = run(['--config', conf, '--port', '0', '--auth', 'token', '--token-file', tokenFile], { cwd: tmp });
     try {
       const p = await port(ok);
-      assert.equal(curl(['-H', 'Authorization: Bearer inline-secret-0123456789', `http://127.0.0.1:${p}/status`]), '200');
+      assert.equal(curl(['-H', 'Authorization: Bearer inline-secret-0123456789', `http://127.0.0.1:${p}/groups/2/recent`]), '200', 'the scoped token is accepted (it may read group 2)');
       const warn = await ok.waitLog((l) => l.level === 40);
       assert.match(String(warn.msg), /--token-file .*main\.token may be read by every local user \(mode 0644\)/);
       assert.ok(!ok.logs.some(isFatal));
