@@ -45,7 +45,7 @@ export const ROUTES: Record<string, { path: string; body?: unknown; until?: RegE
   'GET /groups/{mask}': { path: '/groups/4', ws: true },
   'GET /groups/{mask}/events': { path: '/groups/4/events', until: /event: hello/ },
   'GET /groups/{mask}/recent': { path: '/groups/4/recent' },
-  'GET /groups': { path: '/groups?list=2,40', ws: true },
+  'GET /groups': { path: '/groups?list=2,3', ws: true },
   'GET /status': { path: '/status' },
   'GET /kernel/stats': { path: '/kernel/stats' },
   'GET /metrics': { path: '/metrics' },
