@@ -221,9 +221,11 @@ function log(line: string): void {
   process.stdout.write(`prerequisites: ${line}\n`);
 }
 
-function apt(args: string[]): { ok: boolean; output: string } {
-  const r = spawnSync('apt-get', args, { encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return { ok: r.status === 0, output: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? r.error.message : ''}` };
+/** apt-get with its output on the terminal (an install takes minutes); null when it succeeded, else what happened. */
+function apt(args: string[]): string | null {
+  const r = spawnSync('apt-get', args, { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status === 0) return null;
+  return `apt-get ${args[0]} ${r.error ? `could not run: ${r.error.message}` : `exited ${r.status ?? r.signal}`}`;
 }
 
 /** The tests a missing package disables. */
@@ -255,13 +257,10 @@ function main(): number {
     const heavy = names.some((n) => /^(linux-|qemu-)/.test(n));
     log(`apt-get install, as root${heavy ? ' (the kernel, its headers and QEMU are most of the download: a few minutes)' : ''}`);
     const t0 = Date.now();
-    const update = apt(['update', '-qq']);
-    const result = update.ok ? apt(['install', '-y', '-qq', ...names]) : update;
-    if (result.ok) {
-      log(`installed in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-    } else {
-      why = `apt-get ${update.ok ? 'install' : 'update'} failed (no network?): ${result.output.trim().split('\n').slice(-3).join(' | ')}`;
-    }
+    const failed = apt(['update', '-qq']) ?? apt(['install', '-y', '-qq', ...names]);
+    if (failed) why = `${failed} (no network? the lines above say)`;
+    else log(`apt-get install done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    if (!why) why = 'installed, but still not found';
   }
   const still = PACKAGES.filter((p) => p.missing() !== null);
   if (!still.length) return 0;
