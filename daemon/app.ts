@@ -339,11 +339,28 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     done();
   });
 
+  // A path that exists with other methods is 405 with Allow (RFC 9110 15.5.6), not 404.
+  let routeMatchers: { method: string; path: RegExp }[] | null = null;
+  const methodsFor = (path: string): string[] => {
+    routeMatchers ??= routes.map((r) => ({ method: r.method, path: new RegExp(`^${r.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+')}$`) }));
+    const methods = new Set(routeMatchers.filter((m) => m.path.test(path)).map((m) => m.method));
+    if (methods.has('GET')) methods.add('HEAD');
+    return [...methods].sort();
+  };
+  /** The answer for a request no route takes: 405 with Allow when the path is served with other methods, else 404. */
+  const notFound = (request: FastifyRequest, reply: FastifyReply): Problem => {
+    const path = pathOf(request.url);
+    const allowed = methodsFor(path);
+    if (allowed.length === 0) return new Problem('NOT_FOUND', `no route ${request.method} ${path}`);
+    reply.header('allow', allowed.join(', '));
+    return new Problem('METHOD_NOT_ALLOWED', `${request.method} is not served on ${path}; it serves ${allowed.join(', ')}`, { field: 'method' });
+  };
+
   app.setErrorHandler((err: FastifyError | Problem, request, reply) => {
     let problem: Problem;
     if (err instanceof Problem) problem = err;
     // No route: its body (unparsable, too large, of another type) does not matter.
-    else if (request.is404) problem = new Problem('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
+    else if (request.is404) problem = notFound(request, reply);
     else if ((err as FastifyError).validation) {
       problem = problemFromAjv((err as FastifyError).validation as never, (err as FastifyError).validationContext);
     } else {
@@ -374,22 +391,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     reply.code(problem.status).type('application/problem+json').send(problem.body());
   });
 
-  // A path that exists with other methods is 405 with Allow (RFC 9110 15.5.6), not 404.
-  let routeMatchers: { method: string; path: RegExp }[] | null = null;
-  const methodsFor = (path: string): string[] => {
-    routeMatchers ??= routes.map((r) => ({ method: r.method, path: new RegExp(`^${r.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+')}$`) }));
-    const methods = new Set(routeMatchers.filter((m) => m.path.test(path)).map((m) => m.method));
-    if (methods.has('GET')) methods.add('HEAD');
-    return [...methods].sort();
-  };
   app.setNotFoundHandler((request, reply) => {
-    const path = pathOf(request.url);
-    const allowed = methodsFor(path);
-    const p =
-      allowed.length > 0
-        ? new Problem('METHOD_NOT_ALLOWED', `${request.method} is not served on ${path}; it serves ${allowed.join(', ')}`, { field: 'method' })
-        : new Problem('NOT_FOUND', `no route ${request.method} ${path}`);
-    if (allowed.length > 0) reply.header('allow', allowed.join(', '));
+    const p = notFound(request, reply);
     reply.code(p.status).type('application/problem+json').send(p.body());
   });
 
