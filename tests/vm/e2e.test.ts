@@ -387,7 +387,11 @@ vmTest('socket activation: nlbridge.socket starts the daemon on the first connec
   await v.ok('systemctl disable --now nlbridge.service && systemctl enable --now nlbridge.socket', 90_000);
   const p0 = await v.unitProps('nlbridge.service', ['ActiveState']);
   assert.equal(p0.ActiveState, 'inactive');
-  const status = await v.ok(`${README_COMMANDS.curlStatus.replace('curl -s', 'curl -s --max-time 60')}`, 90_000);
+  // The first connection starts it (a public route: the header file is
+  // written by the daemon once it runs, so it cannot exist before).
+  const health = await v.ok('curl -s --max-time 60 http://127.0.0.1:8080/healthz', 90_000);
+  assert.equal((JSON.parse(health) as { status: string }).status, 'ok');
+  const status = await v.ok(README_COMMANDS.curlStatus, 30_000);
   assert.equal((JSON.parse(status) as { protocol: { name: string } }).protocol.name, 'dummy');
   const p1 = await v.unitProps('nlbridge.service', ['ActiveState', 'StatusText']);
   assert.equal(p1.ActiveState, 'active');
