@@ -54,8 +54,7 @@ export class TokenLimits {
 
   /** Throws 429 LIMIT_REACHED when the key may not open another stream (or unicast socket). */
   checkStream(key: CredentialKey, unicast: boolean): void {
-    const h = this.held.get(key);
-    if (h === undefined) return;
+    const h = this.held.get(key) ?? { streams: 0, unicast: 0 };
     if (h.streams >= this.config.maxStreamsPerToken) {
       this.metrics.limitRefusals.inc({ limit: 'streams' });
       throw new Problem('LIMIT_REACHED', `this token holds ${h.streams} streams, the most it may (--max-streams-per-token)`);
