@@ -10,7 +10,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ROOT, connect, sleep } from './support/daemon_harness';
+import { ROOT, connect, onJsonLines, sleep } from './support/daemon_harness';
 
 const MAIN = path.join(ROOT, 'dist/daemon/main.js');
 
@@ -32,20 +32,9 @@ function run(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; stdi
     : spawn(process.execPath, [MAIN, ...args], { env, cwd: opts.cwd ?? ROOT, stdio });
   const logs: Record<string, unknown>[] = [];
   const waiters: (() => void)[] = [];
-  let out = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    out += c.toString();
-    let i;
-    while ((i = out.indexOf('\n')) >= 0) {
-      const line = out.slice(0, i);
-      out = out.slice(i + 1);
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        logs.push({ raw: line });
-      }
-      for (const w of waiters.splice(0)) w();
-    }
+  onJsonLines(child.stdout!, (line) => {
+    logs.push(line);
+    for (const w of waiters.splice(0)) w();
   });
   const p: Proc = {
     child,

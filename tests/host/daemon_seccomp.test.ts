@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import WebSocket from 'ws';
-import { ROOT } from './support/daemon_harness';
+import { ROOT, onJsonLines } from './support/daemon_harness';
 import { buildSeccompProbe } from './support/seccomp_probe';
 
 const MAIN = path.join(ROOT, 'dist/daemon/main.js');
@@ -65,20 +65,9 @@ function startDaemon(wrapper: string[] = []): Daemon {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Array<Record<string, unknown>> = [];
-  let out = '';
   let err = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    out += c.toString();
-    let i;
-    while ((i = out.indexOf('\n')) >= 0) {
-      const line = out.slice(0, i);
-      out = out.slice(i + 1);
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        logs.push({ raw: line });
-      }
-    }
+  onJsonLines(child.stdout!, (line) => {
+    logs.push(line);
   });
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));

@@ -14,7 +14,7 @@ import WebSocket from 'ws';
 import type { Datagram } from '../../addon/types';
 import type { NetlinkSocket } from '../../addon/socket';
 import { open } from './support/netlink';
-import { ROOT } from './support/daemon_harness';
+import { ROOT, onJsonLines } from './support/daemon_harness';
 
 const G = 27;
 let proc: ChildProcess;
@@ -28,19 +28,11 @@ before(async () => {
     ['--inh-caps=-all', '--bounding-set=-all', process.execPath, path.join(ROOT, 'dist/daemon/main.js'), '--protocol', 'usersock', '--port', '0', '--token-out', path.join(dir, 'token')],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NOTIFY_SOCKET: '' } },
   );
-  let out = '';
   base = await new Promise<string>((resolve, reject) => {
-    proc.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      let i;
-      while ((i = out.indexOf('\n')) >= 0) {
-        const line = out.slice(0, i);
-        out = out.slice(i + 1);
-        const j = JSON.parse(line) as Record<string, unknown>;
-        logs.push(j);
-        const m = /^listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(String(j.msg));
-        if (m) resolve(m[1]);
-      }
+    onJsonLines(proc.stdout!, (j) => {
+      logs.push(j);
+      const m = /^listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(String(j.msg));
+      if (m) resolve(m[1]);
     });
     proc.on('exit', (code) => reject(new Error(`daemon exited ${code}`)));
     setTimeout(() => reject(new Error('daemon did not listen in 15 s')), 15000).unref();

@@ -5,6 +5,8 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 import pino from 'pino';
 import WebSocket from 'ws';
 import type { FastifyInstance } from 'fastify';
@@ -117,6 +119,22 @@ export async function call(
   if (ct.includes('json')) json = JSON.parse(text);
   assertMatchesSpec(method, urlPath, res.status, ct, json ?? text);
   return { status: res.status, headers: res.headers, text, json };
+}
+
+/**
+ * Calls `onLine` with each line a process writes, parsed as JSON (the
+ * daemon's pino log); a line that is not JSON comes as { raw: line }.
+ */
+export function onJsonLines(stream: Readable, onLine: (line: Record<string, unknown>) => void): void {
+  createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
+    let j: Record<string, unknown>;
+    try {
+      j = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      j = { raw: line };
+    }
+    onLine(j);
+  });
 }
 
 /** Raw HTTP/1.1 request (fetch cannot set Host). */
