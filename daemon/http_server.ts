@@ -36,8 +36,8 @@ export type ServerBounds = Pick<Config, 'maxConnections' | 'headersTimeoutMs' | 
 /**
  * A server with the connection bounds of `config` whose every connection is
  * tagged with its listener's kind. The kind is read from the listening
- * address when a connection arrives (a path for a unix socket), so it is
- * right for sockets handed over by systemd too.
+ * address once bound (a path for a unix socket), so it is right for sockets
+ * handed over by systemd too.
  */
 export function createHttpServer(config: ServerBounds, metrics: Metrics, handler?: http.RequestListener): http.Server {
   const server = http.createServer(
@@ -55,8 +55,14 @@ export function createHttpServer(config: ServerBounds, metrics: Metrics, handler
   // Per listener; upgraded WebSockets stay counted until they close.
   server.maxConnections = config.maxConnections;
   server.on('drop', () => metrics.limitRefusals.inc({ limit: 'connections' }));
+  // The listening address does not change once bound: read it once
+  // (address() is a getsockname(2)), not per connection.
+  let kind: ListenerKind = 'tcp';
+  server.on('listening', () => {
+    kind = typeof server.address() === 'string' ? 'unix' : 'tcp';
+  });
   server.on('connection', (socket: TaggedSocket) => {
-    socket[LISTENER_KIND] = typeof server.address() === 'string' ? 'unix' : 'tcp';
+    socket[LISTENER_KIND] = kind;
   });
   return server;
 }
