@@ -297,7 +297,7 @@ async function main(): Promise<number> {
     return 2;
   }
   for (const w of auth.warnings ?? []) log.warn(w);
-  const metrics = new Metrics();
+  const metrics = new Metrics({ version: VERSION });
   let bus: Bus;
   try {
     bus = new Bus({ protocol, rcvbuf: config.rcvbuf, ackTimeoutMs: config.ackTimeoutMs, dedupeWindowMs: config.dedupeWindowMs,
