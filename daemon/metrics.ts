@@ -175,6 +175,9 @@ export class Metrics {
     // process_* and nodejs_*: CPU, memory, fds, event-loop lag, GC. They are
     // read at scrape time too, but for the GC and event-loop observers.
     collectDefaultMetrics({ register: this.registry });
+    // Three of them are gauges named _total, which promtool refuses; their
+    // totals are the sums of nodejs_active_handles, _requests, _resources.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
   }
 
   /** The bus whose state the scrape-time gauges read (one per app). */
