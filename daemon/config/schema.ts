@@ -170,7 +170,7 @@ export const OPTION_SCHEMAS = {
 export function defaultText(schema: OptionSchema): string {
   const d = schema.default;
   if (schema['x-text'] === 'octal') return `0${(d as number).toString(8)}`;
-  if (Array.isArray(d)) return d.join(',');
+  if (Array.isArray(d)) return d.length ? d.join(',') : 'none';
   return String(d);
 }
 
