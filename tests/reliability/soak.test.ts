@@ -145,7 +145,7 @@ async function metrics(d: DaemonProc): Promise<Metrics> {
   return {
     overrunLost: sum('nlbridge_netlink_overrun_lost_messages_total'),
     overruns: sum('nlbridge_netlink_overruns_total'),
-    rxDrops: sum('nlbridge_rx_socket_drops'),
+    rxDrops: sum('nlbridge_rx_socket_drops_total'),
     wsDropped: sum('nlbridge_websocket_frames_dropped_total'),
     closedSlow: sum('nlbridge_websocket_closed_slow_total'),
     received: sum('nlbridge_received_messages_total', `group="${GROUP}"`),

@@ -12,7 +12,7 @@ import WebSocket from 'ws';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../../daemon/app';
 import { Bus } from '../../../daemon/bus';
-import { DEFAULTS, type Config } from '../../../daemon/config';
+import { DEFAULTS, type Config } from '../../../daemon/config/schema';
 import { Metrics } from '../../../daemon/metrics';
 import { resolveProtocol } from '../../../daemon/protocol';
 import type { AuthSetup } from '../../../daemon/security';
