@@ -230,12 +230,6 @@ export class WsClient {
     }
   }
 
-  /** JSON frames of type message whose data contains `marker`, after waiting `ms`. */
-  async messagesWith(marker: string, ms: number): Promise<Frame[]> {
-    await sleep(ms);
-    return this.frames.filter((f): f is Frame => !Buffer.isBuffer(f) && f.type === 'message' && String(f.data).includes(marker));
-  }
-
   send(data: string | Buffer): void {
     this.ws.send(data);
   }
