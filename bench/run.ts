@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { CACHE_DIR, ROOT } from './lib/proc';
 import { groupMembers } from './lib/netlink_groups';
 import { FULL, SMOKE } from './lib/profile';
-import { figureDefs, machine, markdown, svgChart, targets } from './lib/report';
+import { addedLatency, figureDefs, machine, markdown, svgChart, targets } from './lib/report';
 import type { Figures } from './lib/result';
 import { runNlbridge } from './scenarios/nlbridge';
 import { buildC, runCeiling, runNodeReceivers } from './scenarios/socket_level';
@@ -50,6 +50,7 @@ async function main(): Promise<void> {
   }
   if (sections.has('websocketd')) await runWebsocketd(p, figures);
   if (sections.has('nlbridge')) await runNlbridge(p, figures, { cpuProfDir: cpuProf ? path.join(CACHE_DIR, 'prof') : undefined, ceiling: saturation });
+  addedLatency(figures);
   const seconds = (Date.now() - t0) / 1000;
   // Other work on the machine during the run (1-minute load average), to read the figures by.
   const load = { atStart: loadAtStart, atEnd: os.loadavg()[0] };

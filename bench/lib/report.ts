@@ -12,6 +12,8 @@ export const SYSTEM_NAMES: Record<string, string> = {
   'nlbridge-batch': 'nlbridge ?batch=1',
   'nlbridge-binary': 'nlbridge ?format=binary',
   websocketd: 'websocketd + rr_nlk',
+  'nlbridge-creader': 'nlbridge, C reader',
+  'websocketd-creader': 'websocketd + rr_nlk, C reader',
   'bare-fastify': 'bare fastify route',
 };
 
@@ -28,7 +30,8 @@ export function figureDefs(fanoutCounts: number[]): FigureDef[] {
     { id: 'socket_flood', label: 'netlink → 1 socket, flood', unit: 'msg/s', systems: ['c', 'addon', 'npm-netlink'] },
     { id: 'ws_one_frame', label: 'netlink → 1 WS client, flood', unit: 'msg/s', systems: ['nlbridge', 'nlbridge-batch', 'nlbridge-binary', 'websocketd'] },
     ...fan.map((k): FigureDef => ({ id: `fanout_${k}`, label: `fan-out to ${k} clients`, unit: 'deliveries/s', systems: ['c', 'nlbridge', 'websocketd'] })),
-    { id: 'latency_1k', label: 'latency p50 at 1,000 msg/s', unit: 'µs', systems: ['c', 'addon', 'npm-netlink', 'nlbridge', 'websocketd'] },
+    { id: 'latency_1k', label: 'latency p50 at 1,000 msg/s', unit: 'µs', systems: ['c', 'addon', 'npm-netlink', 'nlbridge', 'websocketd', 'nlbridge-creader', 'websocketd-creader'] },
+    { id: 'latency_1k_added', label: 'p50 added over the netlink floor (C ceiling) at 1,000 msg/s', unit: 'µs', systems: ['nlbridge', 'websocketd', 'nlbridge-creader', 'websocketd-creader'] },
     { id: 'latency_half', label: 'latency p50 at half saturation', unit: 'µs', systems: ['c', 'nlbridge', 'websocketd'] },
     { id: 'http_send', label: 'POST /send', unit: 'req/s', systems: ['nlbridge', 'bare-fastify'] },
     { id: 'ws_ingress', label: 'WS frames → netlink sends', unit: 'sends/s', systems: ['nlbridge', 'c'] },
@@ -64,7 +67,9 @@ function detail(figure: string, m: Measurement | undefined): string {
   if (!m || m.value === null) return '';
   const parts: string[] = [];
   const n = (k: string) => (typeof m[k] === 'number' ? (m[k] as number) : NaN);
-  if (figure.startsWith('latency')) {
+  if (figure === 'latency_1k_added') {
+    parts.push(`p50 ${fmtNum(n('p50_us'))} − floor ${fmtNum(n('floor_us'))} µs`);
+  } else if (figure.startsWith('latency')) {
     parts.push(`p99 ${fmtNum(n('p99_us'))} µs`, `at ${fmtNum(n('rate'))} msg/s`);
     if (Number.isFinite(n('lost')) && n('lost') !== 0) parts.push(`lost ${fmtNum(n('lost'))}`);
   } else if (figure === 'http_send') {
@@ -174,6 +179,7 @@ export function targets(figures: Figures, largestFanout: number, fanoutGoal: num
   t.push(floodRatioTarget('batch_vs_websocketd', 'one client ?batch=1 ÷ websocketd', figures, 'ws_one_frame', 'nlbridge-batch', 'websocketd', 2));
   t.push(floodRatioTarget('frame_vs_websocketd', 'one client, one msg/frame ÷ websocketd', figures, 'ws_one_frame', 'nlbridge', 'websocketd', 1.2));
   t.push(ratioTarget('p50_vs_websocketd', 'p50 at 1,000 msg/s: nlbridge ÷ websocketd', val(figures, 'latency_1k', 'nlbridge', 'p50_us'), val(figures, 'latency_1k', 'websocketd', 'p50_us'), 0.5, false));
+  t.push(ratioTarget('p50_vs_websocketd_creader', 'p50 at 1,000 msg/s, C reader: nlbridge ÷ websocketd', val(figures, 'latency_1k', 'nlbridge-creader', 'p50_us'), val(figures, 'latency_1k', 'websocketd-creader', 'p50_us'), 0.5, false));
   const p99 = val(figures, 'latency_1k', 'nlbridge', 'p99_us');
   t.push({ id: 'p99_1k', label: 'p99 at 1,000 msg/s, nlbridge', measured: Number.isFinite(p99) ? p99 : null, shown: Number.isFinite(p99) ? `${fmtNum(p99)} µs` : 'n/a', goal: '≤ 1,000 µs', met: Number.isFinite(p99) ? p99 <= 1000 : null });
   const fan = val(figures, `fanout_${largestFanout}`, 'nlbridge');
@@ -184,6 +190,22 @@ export function targets(figures: Figures, largestFanout: number, fanoutGoal: num
   const perClient = val(figures, 'memory_per_client', 'nlbridge');
   t.push({ id: 'memory_per_client', label: 'idle memory per client, nlbridge', measured: Number.isFinite(perClient) ? perClient : null, shown: Number.isFinite(perClient) ? fmtBytes(perClient) : 'n/a', goal: '≤ 50 KB', met: Number.isFinite(perClient) ? perClient <= 50_000 : null });
   return t;
+}
+
+/**
+ * What each bridge and each reader adds to the raw netlink floor (the C
+ * receiver's p50 in the same run): derived, with both inputs kept beside it.
+ */
+export function addedLatency(figures: Figures): void {
+  const floor = val(figures, 'latency_1k', 'c', 'p50_us');
+  for (const s of ['nlbridge', 'websocketd', 'nlbridge-creader', 'websocketd-creader']) {
+    const p50 = val(figures, 'latency_1k', s, 'p50_us');
+    if (!Number.isFinite(p50) && !figures.latency_1k?.[s]) continue;
+    const added = p50 - floor;
+    (figures.latency_1k_added ??= {})[s] = Number.isFinite(added)
+      ? { value: added, p50_us: p50, floor_us: floor, from: `latency_1k.${s}.p50_us − latency_1k.c.p50_us` }
+      : { value: null, error: 'needs latency_1k of the C ceiling and of this system (run the socket section too)' };
+  }
 }
 
 export interface Machine {

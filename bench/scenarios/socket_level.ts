@@ -10,10 +10,10 @@ import { bestOf, higherValue, lowerP99, measure, num, type Figures, type Measure
 
 const USERSOCK = 2;
 
-/** Build nlb_flood and nlb_sink with cc -O2 into .cache/bench/. */
+/** Build nlb_flood, nlb_sink and nlb_ws_reader with cc -O2 into .cache/bench/. */
 export function buildC(): void {
   fs.mkdirSync(CACHE_DIR, { recursive: true });
-  for (const name of ['nlb_flood', 'nlb_sink']) {
+  for (const name of ['nlb_flood', 'nlb_sink', 'nlb_ws_reader']) {
     execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-o', path.join(CACHE_DIR, name), path.join(ROOT, 'bench', 'c', `${name}.c`)], {
       stdio: ['ignore', 'ignore', 'inherit'],
     });

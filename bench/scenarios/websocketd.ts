@@ -88,17 +88,19 @@ export async function runWebsocketd(p: Profile, figures: Figures): Promise<void>
   const thr = await measure(figures, 'ws_one_frame', 'websocketd', () =>
     bestOf(p.repeats, () => withWebsocketd(p, (url) => clientRun(p, { url, clients: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })), higherValue),
   );
-  await measure(figures, 'latency_1k', 'websocketd', () =>
-    bestOf(
-      p.repeats,
-      () =>
-        withWebsocketd(p, async (url) => {
-          const r = await clientRun(p, { url, clients: 1, latency: true, flood: { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 } });
-          return { ...r, value: num(r.p50_us), rate: 1000 };
-        }),
-      lowerP99,
-    ),
-  );
+  for (const reader of ['node', 'c'] as const) {
+    await measure(figures, 'latency_1k', reader === 'c' ? 'websocketd-creader' : 'websocketd', () =>
+      bestOf(
+        p.repeats,
+        () =>
+          withWebsocketd(p, async (url) => {
+            const r = await clientRun(p, { url, clients: 1, latency: true, reader, flood: { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 } });
+            return { ...r, value: num(r.p50_us), rate: 1000 };
+          }),
+        lowerP99,
+      ),
+    );
+  }
   await measure(figures, 'latency_half', 'websocketd', () =>
     withWebsocketd(p, async (url) => {
       const sat = num(thr.value);
