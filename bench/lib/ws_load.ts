@@ -76,11 +76,9 @@ export async function startClients(p: Profile, o: { url: string; clients: number
   const agents: Proc[] = [];
   if (o.reader === 'c') {
     if (o.pauseFirst) throw new Error('the C reader has no paused mode');
-    for (let i = 0; i < o.clients; i++) {
-      const args: (string | number)[] = ['-u', o.url, '-n', Math.min(o.expectPerClient, Number.MAX_SAFE_INTEGER), '-t', o.maxSeconds, '-i', o.idleMs ?? 1500];
-      if (o.latency) args.push('-L');
-      agents.push(startC('nlb_ws_reader', args));
-    }
+    const args: (string | number)[] = ['-u', o.url, '-k', o.clients, '-n', Math.min(o.expectPerClient, Number.MAX_SAFE_INTEGER), '-t', o.maxSeconds, '-i', o.idleMs ?? 1500];
+    if (o.latency) args.push('-L');
+    agents.push(startC('nlb_ws_reader', args));
   }
   for (let i = 0; o.reader !== 'c' && i < o.clients; i += p.clientsPerProcess) {
     const n = Math.min(p.clientsPerProcess, o.clients - i);

@@ -10,6 +10,7 @@ import { payloadText } from '../lib/nlmsg';
 import type { Profile } from '../lib/profile';
 import { bestOf, higherValue, lowerP99, measure, num, type Figures } from '../lib/result';
 import { clientRun, freePort, startClients, waitForPort } from '../lib/ws_load';
+import { ramp, startReaders, stopReaders, wsAttempt } from '../lib/ramp';
 import { flood, startSink } from './socket_level';
 
 // BENCH_DAEMON points at another build of the daemon's entry point.
@@ -103,15 +104,20 @@ export async function runNlbridge(p: Profile, figures: Figures, o: NlbridgeOptio
       return { ...r, value: num(r.p50_us), rate };
     }),
   );
+  // Fan-out at saturation, read by C readers (bench/lib/ramp.ts), one daemon per ramp.
   for (const k of p.fanoutClients) {
-    await measure(figures, `fanout_${k}`, 'nlbridge', () =>
-      withDaemon(p, o, `fanout${k}`, async (d) => {
-        const rate = p.fanoutDeliveriesPerSecond / k;
-        const count = Math.max(10, Math.round(rate * p.fanoutSeconds));
-        const r = await clientRun(p, { url: d.ws(), clients: k, flood: { count, seconds: p.fanoutSeconds + 5, rate } });
-        return { ...r, offered: p.fanoutDeliveriesPerSecond };
-      }),
-    );
+    for (const [system, query] of [['nlbridge', ''], ['nlbridge-batch', '?batch=1'], ['nlbridge-binary', '?format=binary']] as const) {
+      await measure(figures, `fanout_${k}`, system, () =>
+        withDaemon(p, o, `fanout${k}${query}`, async (d) => {
+          const readers = await startReaders(p, d.ws(query), k);
+          try {
+            return await ramp(p.fanoutRamp, k, (rate) => wsAttempt(p, readers, k, rate));
+          } finally {
+            await stopReaders(readers);
+          }
+        }),
+      );
+    }
   }
   await runHttpSend(p, figures, o);
   await runIngress(p, figures, o);

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { CACHE_DIR, ROOT, startAgent, startC, type JsonObject, type Proc } from '../lib/proc';
 import type { Profile } from '../lib/profile';
 import { bestOf, higherValue, lowerP99, measure, num, type Figures, type Measurement } from '../lib/result';
+import { ramp, sinkAttempt } from '../lib/ramp';
 
 const USERSOCK = 2;
 
@@ -91,21 +92,9 @@ export async function runCeiling(p: Profile, figures: Figures): Promise<number> 
       survived: true,
     };
   }, higherValue));
-  for (const k of p.fanoutSockets) {
-    await measure(figures, `fanout_${k}`, 'c', async () => {
-      const { sent, got } = await sinkWithFlood(p, { sockets: k, expect: p.fanoutCount, seconds: p.floodSeconds + 5 }, { count: p.fanoutCount, seconds: p.floodSeconds });
-      const expected = num(sent.sent) * k;
-      return {
-        value: num(got.rate),
-        clients: k,
-        offered: 'flood',
-        sent: sent.sent,
-        deliveries: got.received,
-        lost: expected - num(got.received),
-        lossPct: (100 * (expected - num(got.received))) / expected,
-        drops: got.drops,
-      };
-    });
+  // The C ceiling of fan-out: K netlink sockets in one process, ramped like the bridges.
+  for (const k of p.fanoutClients) {
+    await measure(figures, `fanout_${k}`, 'c', () => ramp(p.fanoutRamp, k, (rate) => sinkAttempt(p, k, rate)));
   }
   await measure(figures, 'latency_1k', 'c', () => bestOf(p.repeats, () => latencyRun(p, 1000, p.latencyCount), lowerP99));
   const sat = num(rx.value);

@@ -10,6 +10,7 @@ import { Proc, ROOT, pssBytes, sleep } from '../lib/proc';
 import type { Profile } from '../lib/profile';
 import { bestOf, higherValue, lowerP99, measure, num, type Figures } from '../lib/result';
 import { clientRun, freePort, startClients, waitForPort } from '../lib/ws_load';
+import { ramp, startReaders, stopReaders, wsAttempt } from '../lib/ramp';
 
 // BENCH_RR_NLK points at another build of rr_nlk (default: make -C module tools).
 const RR_NLK = process.env.BENCH_RR_NLK ?? path.join(ROOT, 'module', 'tools', 'rr_nlk');
@@ -114,10 +115,12 @@ export async function runWebsocketd(p: Profile, figures: Figures): Promise<void>
   for (const k of p.websocketdFanoutClients) {
     await measure(figures, `fanout_${k}`, 'websocketd', () =>
       withWebsocketd(p, async (url) => {
-        const rate = p.fanoutDeliveriesPerSecond / k;
-        const count = Math.max(10, Math.round(rate * p.fanoutSeconds));
-        const r = await clientRun(p, { url, clients: k, flood: { count, seconds: p.fanoutSeconds + 5, rate } });
-        return { ...r, offered: p.fanoutDeliveriesPerSecond };
+        const readers = await startReaders(p, url, k);
+        try {
+          return await ramp(p.fanoutRamp, k, (rate) => wsAttempt(p, readers, k, rate));
+        } finally {
+          await stopReaders(readers);
+        }
       }),
     );
   }
