@@ -78,7 +78,7 @@ export const FULL: Profile = {
   wsFloodCount: 600_000,
   wsFloodSeconds: 3,
   fanoutClients: [100, 1000],
-  fanoutRamp: { startDeliveries: 200_000, maxDeliveries: 12_800_000, bisections: 1, tries: 3, attemptSeconds: 2, lagMs: 300, clientsPerReader: 500 },
+  fanoutRamp: { startDeliveries: 200_000, maxDeliveries: 12_800_000, bisections: 1, tries: 3, attemptSeconds: 1, lagMs: 300, clientsPerReader: 500 },
   clientsPerProcess: 250,
   websocketdFanoutClients: [100, 1000],
   httpSeconds: 4,

@@ -7,7 +7,6 @@ import * as path from 'node:path';
 import { CACHE_DIR, ROOT, startAgent, startC, type JsonObject, type Proc } from '../lib/proc';
 import type { Profile } from '../lib/profile';
 import { bestOf, higherValue, lowerP99, measure, num, type Figures, type Measurement } from '../lib/result';
-import { ramp, sinkAttempt } from '../lib/ramp';
 
 const USERSOCK = 2;
 
@@ -92,11 +91,6 @@ export async function runCeiling(p: Profile, figures: Figures): Promise<number> 
       survived: true,
     };
   }, higherValue));
-  // The C ceiling of fan-out: K netlink sockets in one process, ramped like the bridges.
-  for (const k of p.fanoutClients) {
-    await measure(figures, `fanout_${k}`, 'c', () => ramp(p.fanoutRamp, k, (rate) => sinkAttempt(p, k, rate)));
-  }
-  await measure(figures, 'latency_1k', 'c', () => bestOf(p.repeats, () => latencyRun(p, 1000, p.latencyCount), lowerP99));
   const sat = num(rx.value);
   if (Number.isFinite(sat) && sat > 0) {
     await measure(figures, 'latency_half', 'c', () => latencyRun(p, sat / 2, Math.round((sat / 2) * p.halfSatSeconds)));
@@ -177,7 +171,11 @@ async function nodeReceiver(p: Profile, impl: 'addon' | 'npm-netlink', paced?: {
 export async function runNodeReceivers(p: Profile, figures: Figures): Promise<void> {
   await measure(figures, 'socket_flood', 'addon', () => bestOf(p.repeats, () => nodeReceiver(p, 'addon'), higherValue));
   await measure(figures, 'socket_flood', 'npm-netlink', () => bestOf(p.repeats, () => nodeReceiver(p, 'npm-netlink'), higherValue));
-  // Socket-level latency at 1,000 msg/s: what the addon adds before any bridge work.
+}
+
+/** Latency at 1,000 msg/s at the socket level: the C floor, then what the addon and npm `netlink` add before any bridge work. */
+export async function runSocketLatency(p: Profile, figures: Figures): Promise<void> {
+  await measure(figures, 'latency_1k', 'c', () => bestOf(p.repeats, () => latencyRun(p, 1000, p.latencyCount), lowerP99));
   for (const impl of ['addon', 'npm-netlink'] as const) {
     await measure(figures, 'latency_1k', impl, () => bestOf(p.repeats, () => nodeReceiver(p, impl, { rate: 1000, count: p.latencyCount }), lowerP99));
   }
