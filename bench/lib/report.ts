@@ -120,6 +120,27 @@ export interface Target {
   shown: string;
   goal: string;
   met: boolean | null;
+  /** Where `measured` comes from: a ratio is inputs[0] ÷ inputs[1], a single figure inputs[0] (bench/check_results.ts recomputes it). */
+  inputs?: Input[];
+}
+
+export interface Input {
+  figure: string;
+  system: string;
+  field: string;
+  value: number | null;
+}
+
+function input(figures: Figures, figure: string, system: string, field = 'value'): Input {
+  const v = val(figures, figure, system, field);
+  return { figure, system, field, value: Number.isFinite(v) ? v : null };
+}
+
+/** a ÷ b ≥ (or ≤) goal, read from two figures, with the inputs kept. */
+function ratioOf(figures: Figures, id: string, label: string, a: [string, string, string?], b: [string, string, string?], goal: number, atLeast = true): Target {
+  const ia = input(figures, a[0], a[1], a[2]);
+  const ib = input(figures, b[0], b[1], b[2]);
+  return { ...ratioTarget(id, label, ia.value ?? NaN, ib.value ?? NaN, goal, atLeast), inputs: [ia, ib] };
 }
 
 function val(figures: Figures, figure: string, system: string, field = 'value'): number {
@@ -163,7 +184,7 @@ export function senderLimited(m: Measurement | undefined): boolean {
 function floodRatioTarget(id: string, label: string, figures: Figures, figure: string, a: string, b: string, goal: number): Target {
   const ma = figures[figure]?.[a];
   const mb = figures[figure]?.[b];
-  const t = ratioTarget(id, label, ma?.value ?? NaN, mb?.value ?? NaN, goal);
+  const t = { ...ratioTarget(id, label, ma?.value ?? NaN, mb?.value ?? NaN, goal), inputs: [input(figures, figure, a), input(figures, figure, b)] };
   if (t.measured === null) return t;
   const la = senderLimited(ma);
   const lb = senderLimited(mb);
@@ -178,22 +199,22 @@ export function targets(figures: Figures, largestFanout: number, fanoutGoal: num
   const t: Target[] = [];
   t.push(floodRatioTarget('addon_vs_npm', 'addon ÷ npm netlink, socket flood', figures, 'socket_flood', 'addon', 'npm-netlink', 3));
   // The same target, independent of how fast the sender went: what one message costs each receiver.
-  t.push(ratioTarget('addon_vs_npm_cpu', 'same, as receiver capacity: npm netlink CPU/msg ÷ addon CPU/msg', val(figures, 'socket_flood', 'npm-netlink', 'cpuNsPerMsg'), val(figures, 'socket_flood', 'addon', 'cpuNsPerMsg'), 3));
-  t.push(ratioTarget('addon_vs_c', 'addon ÷ C ceiling, socket flood', val(figures, 'socket_flood', 'addon'), val(figures, 'socket_flood', 'c'), 0.7));
+  t.push(ratioOf(figures, 'addon_vs_npm_cpu', 'same, as receiver capacity: npm netlink CPU/msg ÷ addon CPU/msg', ['socket_flood', 'npm-netlink', 'cpuNsPerMsg'], ['socket_flood', 'addon', 'cpuNsPerMsg'], 3));
+  t.push(ratioOf(figures, 'addon_vs_c', 'addon ÷ C ceiling, socket flood', ['socket_flood', 'addon'], ['socket_flood', 'c'], 0.7));
   const survived = figures.socket_flood?.addon?.survived;
   t.push({ id: 'addon_survives', label: 'addon survives the flood', measured: survived === true ? 1 : 0, shown: survived === undefined ? 'n/a' : survived ? 'yes' : 'no', goal: 'yes', met: survived === undefined ? null : survived === true });
   t.push(floodRatioTarget('batch_vs_websocketd', 'one client ?batch=1 ÷ websocketd', figures, 'ws_one_frame', 'nlbridge-batch', 'websocketd', 2));
   t.push(floodRatioTarget('frame_vs_websocketd', 'one client, one msg/frame ÷ websocketd', figures, 'ws_one_frame', 'nlbridge', 'websocketd', 1.2));
-  t.push(ratioTarget('p50_vs_websocketd', 'p50 at 1,000 msg/s: nlbridge ÷ websocketd', val(figures, 'latency_1k', 'nlbridge', 'p50_us'), val(figures, 'latency_1k', 'websocketd', 'p50_us'), 0.5, false));
-  t.push(ratioTarget('p50_vs_websocketd_creader', 'p50 at 1,000 msg/s, C reader: nlbridge ÷ websocketd', val(figures, 'latency_1k', 'nlbridge-creader', 'p50_us'), val(figures, 'latency_1k', 'websocketd-creader', 'p50_us'), 0.5, false));
+  t.push(ratioOf(figures, 'p50_vs_websocketd', 'p50 at 1,000 msg/s, Node reader: nlbridge ÷ websocketd', ['latency_1k', 'nlbridge', 'p50_us'], ['latency_1k', 'websocketd', 'p50_us'], 0.5, false));
+  t.push(ratioOf(figures, 'p50_vs_websocketd_creader', 'p50 at 1,000 msg/s, C reader: nlbridge ÷ websocketd', ['latency_1k', 'nlbridge-creader', 'p50_us'], ['latency_1k', 'websocketd-creader', 'p50_us'], 0.5, false));
   const p99 = val(figures, 'latency_1k', 'nlbridge', 'p99_us');
   t.push({ id: 'p99_1k', label: 'p99 at 1,000 msg/s, nlbridge', measured: Number.isFinite(p99) ? p99 : null, shown: Number.isFinite(p99) ? `${fmtNum(p99)} µs` : 'n/a', goal: '≤ 1,000 µs', met: Number.isFinite(p99) ? p99 <= 1000 : null });
   const fan = val(figures, `fanout_${largestFanout}`, 'nlbridge');
   t.push({ id: 'fanout_rate', label: `fan-out to ${largestFanout} clients at saturation, one msg/frame, deliveries/s`, measured: Number.isFinite(fan) ? fan : null, shown: Number.isFinite(fan) ? fmtNum(fan) : 'n/a', goal: `≥ ${fmtNum(fanoutGoal)}`, met: Number.isFinite(fan) ? fan >= fanoutGoal : null });
-  t.push(ratioTarget('fanout_batch_vs_c', `fan-out to ${largestFanout} clients at saturation, ?batch=1 ÷ C ceiling`, val(figures, `fanout_${largestFanout}`, 'nlbridge-batch'), val(figures, `fanout_${largestFanout}`, 'c'), 0.5));
+  t.push(ratioOf(figures, 'fanout_batch_vs_c', `fan-out to ${largestFanout} clients at saturation, ?batch=1 ÷ C ceiling`, [`fanout_${largestFanout}`, 'nlbridge-batch'], [`fanout_${largestFanout}`, 'c'], 0.5));
   const fanLost = val(figures, `fanout_${largestFanout}`, 'nlbridge-batch', 'lostAtCapacity');
   t.push({ id: 'fanout_loss', label: `fan-out to ${largestFanout} clients, ?batch=1, messages lost at its capacity`, measured: Number.isFinite(fanLost) ? fanLost : null, shown: Number.isFinite(fanLost) ? fmtNum(fanLost) : 'n/a', goal: '0', met: Number.isFinite(fanLost) ? fanLost === 0 : null });
-  t.push(ratioTarget('send_vs_fastify', 'POST /send ÷ bare fastify', val(figures, 'http_send', 'nlbridge'), val(figures, 'http_send', 'bare-fastify'), 0.85));
+  t.push(ratioOf(figures, 'send_vs_fastify', 'POST /send ÷ bare fastify', ['http_send', 'nlbridge'], ['http_send', 'bare-fastify'], 0.85));
   const perClient = val(figures, 'memory_per_client', 'nlbridge');
   t.push({ id: 'memory_per_client', label: 'idle memory per client, nlbridge', measured: Number.isFinite(perClient) ? perClient : null, shown: Number.isFinite(perClient) ? fmtBytes(perClient) : 'n/a', goal: '≤ 50 KB', met: Number.isFinite(perClient) ? perClient <= 50_000 : null });
   return t;

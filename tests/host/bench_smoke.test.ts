@@ -81,6 +81,10 @@ test('bench smoke run reports every row with sane numbers', { timeout: 240_000, 
     assert.ok(t.met !== null || /sender-limited/.test(t.shown), `target ${t.id} not evaluated: ${t.shown}`);
   }
 
+  // Every ratio, best-of and saturation figure recomputes from the raw values kept in the file.
+  const check = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', 'check_results.js'), path.join(out, 'latest.json')], { encoding: 'utf8', cwd: ROOT });
+  assert.equal(check.status, 0, `check_results: ${check.stdout}${check.stderr}`);
+
   const table = fs.readFileSync(path.join(out, 'latest.md'), 'utf8');
   assert.match(table, /\| target \(issue 6\) \|/);
   assert.match(table, /websocketd \+ rr_nlk/);
