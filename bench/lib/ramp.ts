@@ -18,7 +18,7 @@ export interface Counts {
   /** Least and most messages a client (socket) had, lagMs after the sender's end. */
   min: number;
   max: number;
-  /** Messages not delivered (sent × clients − delivered) and out of order, at that moment. */
+  /** Messages never delivered (sent × clients − delivered, once the bridge's backlog drained), and out of order. */
   lost: number;
   disorder: number;
 }
@@ -195,20 +195,23 @@ export async function wsAttempt(p: Profile, readers: Proc[], clients: number, ra
     readerCpuSeconds: reps.reduce((n, r) => n + r.cpuSeconds, 0) - cpu0,
   };
   const v = verdict(base, clients, open, closes);
-  if (!v.clean) await quiet(readers);
-  return { ...base, ...v };
+  // Not there after lagMs is late or lost: what the backlog still brings is late.
+  const missingAtLag = base.lost;
+  if (!v.clean) base.lost = num(sent.sent) * clients - (await quiet(readers));
+  return { ...base, missingAtLag, ...v };
 }
 
-/** After an unclean attempt, wait until the bridge's backlog has drained (nothing new for 300 ms, at most 15 s). */
-async function quiet(readers: Proc[]): Promise<void> {
+/** After an unclean attempt, wait until the bridge's backlog has drained (nothing new for 300 ms, at most 15 s); the messages then delivered. */
+async function quiet(readers: Proc[]): Promise<number> {
   const until = Date.now() + 15_000;
   let last = -1;
   while (Date.now() < until) {
     const total = (await reports(readers)).reduce((n, r) => n + r.total, 0);
-    if (total === last) return;
+    if (total === last) return total;
     last = total;
     await sleep(300);
   }
+  return last;
 }
 
 /** One attempt of the C ceiling: nlb_sink with `clients` netlink sockets on the group. */
