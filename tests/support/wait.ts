@@ -38,7 +38,7 @@ export async function waitFor<T>(what: string, probe: () => T | Promise<T>, opts
   const until = opts.until ?? ((v: T) => v !== undefined && v !== null && v !== false);
   const interval = opts.intervalMs ?? 20;
   const start = Date.now();
-  let last: string = 'nothing (never probed)';
+  let last: string;
   for (let probes = 1; ; probes++) {
     try {
       const v = await probe();
