@@ -140,7 +140,7 @@ else
 	addon=build/Release/nlbridge_netlink.node
 	if ((REBUILD)) || [[ ! -f $addon ]] || [[ -n $(find binding.gyp addon/src -newer "$addon" -print -quit) ]]; then
 		say "node-gyp rebuild (addon)"
-		npx --no-install node-gyp rebuild >&2
+		node scripts/node_gyp_rebuild.js >&2
 	fi
 	if ((REBUILD)) || [[ ! -f dist/daemon/main.js ]] ||
 		[[ -n $(find addon daemon tsconfig.json -name '*.ts' -newer dist/daemon/main.js -print -quit) ]]; then
