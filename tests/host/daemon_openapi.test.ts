@@ -85,12 +85,19 @@ describe('openapi.yaml', () => {
     assert.equal(metrics.status, 200);
     assert.match(metrics.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     // Every sample line is "name{labels} value" of a declared family.
-    const declared = new Set([...metrics.text.matchAll(/^# TYPE (\S+) (counter|gauge)$/gm)].map((m) => m[1]));
+    // A histogram's samples are its name with _bucket, _sum and _count;
+    // values are floats as Go's ParseFloat reads them (exponents, +Inf).
+    const types = new Map([...metrics.text.matchAll(/^# TYPE (\S+) (counter|gauge|histogram)$/gm)].map((m) => [m[1], m[2]]));
+    const familyOf = (name: string): string | undefined => {
+      if (types.has(name)) return name;
+      const base = name.replace(/_(bucket|sum|count)$/, '');
+      return types.get(base) === 'histogram' ? base : undefined;
+    };
     for (const line of metrics.text.split('\n')) {
       if (!line || line.startsWith('#')) continue;
-      const m = /^([a-z_]+)(\{[^}]*\})? (\d+(\.\d+)?)$/.exec(line);
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (-?\d+(\.\d+)?(e[+-]?\d+)?|\+Inf)$/.exec(line);
       assert.ok(m, `bad sample line: ${line}`);
-      assert.ok(declared.has(m[1]), `undeclared family ${m[1]}`);
+      assert.ok(familyOf(m[1]), `undeclared family ${m[1]}`);
     }
     assert.equal((await call(d, 'GET', '/healthz')).status, 200);
     assert.equal((await call(d, 'GET', '/groups/0x8000/recent?limit=5')).status, 200);
