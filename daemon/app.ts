@@ -32,6 +32,7 @@ import { metricsRoutes } from './routes/metrics';
 import { sendRoutes } from './routes/send';
 import { specRoutes } from './routes/spec';
 import { statusRoutes } from './routes/status';
+import type { Fleet } from './fleet/index';
 
 export interface AppDeps {
   bus: Bus;
@@ -40,6 +41,8 @@ export interface AppDeps {
   /** pino logger; false = silent. */
   logger: Logger | false;
   version?: string;
+  /** The NATS side (daemon/fleet/), only with --nats: shown in /status, closed before the bus. */
+  fleet?: Fleet | null;
 }
 
 declare module 'fastify' {
@@ -399,7 +402,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   sendRoutes(app, bus);
   groupsRoutes(app, bus, config, metrics, streams);
   eventsRoutes(app, bus, config, metrics);
-  statusRoutes(app, bus, metrics, auth, deps.version ?? '0.1.0', () => streams.size);
+  statusRoutes(app, bus, metrics, auth, deps.version ?? '0.1.0', () => streams.size, deps.fleet ?? null);
   metricsRoutes(app, bus, metrics);
   healthRoutes(app, bus, () => app.nlbridge.stopping);
   specRoutes(app);
@@ -407,6 +410,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // Runs after in-flight requests finished: then the netlink sockets go.
   app.addHook('onClose', async () => {
     for (const s of streams) s.close();
+    await deps.fleet?.close();
     await bus.close();
   });
 

@@ -269,6 +269,23 @@ async function main(): Promise<number> {
     return 0;
   }
   const config = loaded.config;
+  // The fleet's code and the NATS client are loaded only with --nats.
+  let fleetCode: typeof import('./fleet/index') | null = null;
+  let fleetChecked: import('./fleet/index').CheckedFleet | null = null;
+  if (config.nats.length > 0) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const code = require('./fleet/index') as typeof import('./fleet/index');
+    fleetCode = code;
+    try {
+      fleetChecked = code.checkFleetSettings(config);
+    } catch (err) {
+      if (err instanceof code.FleetConfigError) {
+        process.stderr.write(`nlbridge: ${err.message}\n(see nlbridge --help)\n`);
+        return 2;
+      }
+      throw err;
+    }
+  }
   const log = createLogger(config.logLevel);
 
   let protocol;
@@ -334,7 +351,13 @@ async function main(): Promise<number> {
     log.warn({ err }, 'no seccomp filter on this architecture: code running in the daemon keeps the whole of CAP_NET_ADMIN');
   }
 
-  const app = await buildApp(config, { bus, metrics, auth, logger: log, version: VERSION });
+  let fleet: import('./fleet/index').Fleet | null = null;
+  if (fleetCode && fleetChecked) {
+    fleet = fleetCode.startFleet(config, fleetChecked, bus, log.child({ component: 'fleet' }));
+    const f = fleet;
+    metrics.exposeFleet(() => f.counts());
+  }
+  const app = await buildApp(config, { bus, metrics, auth, logger: log, version: VERSION, fleet });
   let extra: http.Server[];
   try {
     const listening = await listen(app, config);

@@ -83,6 +83,18 @@ export const LIMITS = ['connections', 'request-timeout', 'streams', 'unicast', '
 /** Why the resume ring drops a message (ring.ts evicted). */
 export const RING_EVICTION_REASONS = ['count', 'age', 'bytes'] as const;
 
+/** Why a message meant for NATS was dropped (daemon/fleet/publisher.ts). */
+export const NATS_DROP_REASONS = ['buffer', 'max-payload'] as const;
+
+/** What a scrape reads from the fleet. */
+export interface FleetGauges {
+  published: number;
+  dropped: Partial<Record<(typeof NATS_DROP_REASONS)[number], number>>;
+  connected: boolean;
+  reconnects: number;
+  heldBytes: number;
+}
+
 /** What a scrape reads from the bus (routes/metrics.ts connects it). */
 export interface BusGauges {
   joinedGroups(): number;
@@ -178,6 +190,45 @@ export class Metrics {
     // Three of them are gauges named _total, which promtool refuses; their
     // totals are the sums of nodejs_active_handles, _requests, _resources.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
+  }
+
+  /**
+   * The fleet's series (daemon/fleet/), registered only when it runs: a
+   * daemon without --nats exposes none of them. Read at scrape time.
+   */
+  exposeFleet(read: () => FleetGauges): void {
+    const registers = [this.registry];
+    new Counter({
+      name: 'nlbridge_nats_published_total',
+      help: 'Messages published on NATS and confirmed by the server (a flush answered after them)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read().published);
+      },
+    });
+    new Counter({
+      name: 'nlbridge_nats_dropped_total',
+      help: 'Messages meant for NATS and dropped, by reason (buffer: --nats-buffer-bytes full; max-payload: larger than the server takes)',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        const d = read().dropped;
+        for (const reason of NATS_DROP_REASONS) this.inc({ reason }, d[reason] ?? 0);
+      },
+    });
+    new Gauge({ name: 'nlbridge_nats_connected', help: '1 while connected to a NATS server, else 0', registers, collect() { this.set(read().connected ? 1 : 0); } });
+    new Counter({
+      name: 'nlbridge_nats_reconnects_total',
+      help: 'Reconnections to NATS after a lost connection',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read().reconnects);
+      },
+    });
+    new Gauge({ name: 'nlbridge_nats_held_bytes', help: 'Bytes of messages held for NATS (waiting, or not yet confirmed)', registers, collect() { this.set(read().heldBytes); } });
   }
 
   /** The bus whose state the scrape-time gauges read (one per app). */

@@ -186,6 +186,16 @@ export function loadConfig(opts: LoadOptions): LoadResult {
   if (config.port === null && config.unixSocket === null && !opts.env.LISTEN_FDS) {
     throw new ConfigError('--port', 'is off and no --unix-socket is set: nothing to listen on');
   }
+  if (config.nats.length === 0) {
+    // The NATS options mean nothing without servers: a forgotten --nats would
+    // otherwise leave the fleet silently off.
+    for (const key of ['natsCreds', 'natsTokenFile', 'natsPublish'] as const) {
+      if (config[key] !== null) throw new ConfigError(OPTIONS.find((o) => o.key === key)!.flag, 'needs --nats (the NATS servers)');
+    }
+  }
+  if (config.natsCreds !== null && config.natsTokenFile !== null) {
+    throw new ConfigError('--nats-token-file', 'and --nats-creds both given: use one way to authenticate to NATS');
+  }
   if (config.requestTimeoutMs < config.headersTimeoutMs) {
     throw new ConfigError('--request-timeout-ms', `must be at least --headers-timeout-ms (${config.headersTimeoutMs}), got ${config.requestTimeoutMs}`);
   }

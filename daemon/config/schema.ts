@@ -59,6 +59,15 @@ export interface Config {
   maxUnicastPerToken: number;
   logLevel: string;
   shutdownTimeoutMs: number;
+  /** NATS servers of the fleet (daemon/fleet/); empty = no NATS at all. */
+  nats: string[];
+  natsCreds: string | null;
+  natsTokenFile: string | null;
+  /** This host's name on the bus; null = the hostname up to its first dot. */
+  hostId: string | null;
+  /** Groups published on NATS, as given (a mask, or a list with a comma); null = none. */
+  natsPublish: string | null;
+  natsBufferBytes: number;
 }
 
 /** The keys a flag, variable and file key set ("tokens" is file-only, see tokens.ts). */
@@ -71,6 +80,7 @@ export interface OptionSchema {
   anyOf?: readonly object[];
   items?: object;
   minLength?: number;
+  pattern?: string;
   minimum?: number;
   maximum?: number;
   default: unknown;
@@ -164,6 +174,33 @@ export const OPTION_SCHEMAS = {
   maxUnicastPerToken: { ...int(0, 100000), default: 16, 'x-flag': '--max-unicast-per-token', 'x-env': 'NLBRIDGE_MAX_UNICAST_PER_TOKEN', description: 'of them with ?unicast=1, each a netlink socket with its own receive buffer (default {default})' },
   logLevel: { enum: LOG_LEVELS, default: 'info', 'x-must-be': `must be one of ${LOG_LEVELS.join(', ')}`, 'x-flag': '--log-level', 'x-env': 'NLBRIDGE_LOG_LEVEL', description: `${LOG_LEVELS.join('|')} (default {default})` },
   shutdownTimeoutMs: { ...int(100, 60000), default: 5000, 'x-flag': '--shutdown-timeout-ms', 'x-env': 'NLBRIDGE_SHUTDOWN_TIMEOUT_MS', description: 'force exit this long after SIGTERM (default {default})' },
+  nats: {
+    ...list,
+    items: { type: 'string', pattern: '^((nats|tls)://)?[^\\s/,]+$' },
+    'x-must-be': 'must be a comma-separated list of NATS server URLs (nats://HOST:PORT)',
+    default: [],
+    'x-flag': '--nats',
+    'x-env': 'NLBRIDGE_NATS',
+    description: 'comma list of NATS servers of the fleet (default {default}: no NATS, nothing of it is loaded)',
+  },
+  natsCreds: { ...nullableText, 'x-flag': '--nats-creds', 'x-env': 'NLBRIDGE_NATS_CREDS', description: 'NATS credentials file (JWT + nkey seed, as nsc writes it)' },
+  natsTokenFile: { ...nullableText, 'x-flag': '--nats-token-file', 'x-env': 'NLBRIDGE_NATS_TOKEN_FILE', description: 'file holding the NATS token (never the token itself on the command line)' },
+  hostId: {
+    type: ['string', 'null'],
+    pattern: '^[^.*>\\s]+$',
+    default: null,
+    'x-must-be': 'must be a NATS subject token (no ".", "*", ">" or whitespace)',
+    'x-flag': '--host-id',
+    'x-env': 'NLBRIDGE_HOST_ID',
+    description: "this host's name in the fleet's NATS subjects (default: the hostname up to its first dot)",
+  },
+  natsPublish: {
+    ...nullableText,
+    'x-flag': '--nats-publish',
+    'x-env': 'NLBRIDGE_NATS_PUBLISH',
+    description: 'groups published on NATS: a mask as in /groups/{mask} ("10", "0b1010": groups 2 and 4) or a list with a comma ("2,4", "2,") (default none)',
+  },
+  natsBufferBytes: { ...int(1024, 1024 * MiB), default: 8 * MiB, 'x-flag': '--nats-buffer-bytes', 'x-env': 'NLBRIDGE_NATS_BUFFER_BYTES', description: 'messages held for NATS while disconnected (or unconfirmed), bytes; beyond it they are dropped and counted (default {default})' },
 } as const satisfies Record<OptionKey, OptionSchema>;
 
 /** The default, as --help and the man page show it (a mode in octal, a list comma-joined). */

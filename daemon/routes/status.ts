@@ -4,9 +4,10 @@ import type { FastifyInstance } from 'fastify';
 import type { Bus } from '../bus';
 import type { Metrics } from '../metrics';
 import type { AuthSetup } from '../security';
+import type { Fleet } from '../fleet/index';
 import { DNL_STATS_COUNTERS } from '../../addon/dummy_netlink';
 
-export function statusRoutes(app: FastifyInstance, bus: Bus, metrics: Metrics, auth: AuthSetup, version: string, wsClients: () => number): void {
+export function statusRoutes(app: FastifyInstance, bus: Bus, metrics: Metrics, auth: AuthSetup, version: string, wsClients: () => number, fleet: Fleet | null = null): void {
   app.get('/status', async () => {
     const p = bus.protocol;
     return {
@@ -30,6 +31,7 @@ export function statusRoutes(app: FastifyInstance, bus: Bus, metrics: Metrics, a
         wsClosedSlow: metrics.wsClosedSlow.total(),
       },
       uptimeSeconds: Math.round((Date.now() - bus.startedAt) / 100) / 10,
+      ...(fleet ? { fleet: fleet.status() } : {}),
     };
   });
 

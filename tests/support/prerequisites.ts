@@ -111,6 +111,7 @@ export const PACKAGES: readonly Package[] = [
   { name: 'strace', why: 'injects syscall faults into the daemon (reliability case 6b)', missing: programs('strace') },
   { name: 'websocketd', why: 'the peer the benchmark compares against (host test bench_smoke)', missing: programs('websocketd') },
   { name: 'prometheus', why: "promtool check metrics lints the daemon's /metrics (host test daemon_metrics); the package also brings a Prometheus server, unused", missing: programs('promtool') },
+  { name: 'nats-server', why: 'the NATS server the fleet tests start on a random loopback port (host tests fleet_*; Debian installs it as /usr/sbin/nats-server)', missing: programs('nats-server') },
   { name: 'kmod', why: 'depmod and modinfo: systemd/install.sh and its test', missing: programs('depmod', 'modinfo') },
   {
     name: 'linux-image-amd64',
@@ -174,6 +175,7 @@ export const NEEDS = {
   curl: { tests: 'host/daemon_sse (curl -N), reliability 10 (unix socket)', packages: ['curl'] },
   promtool: { tests: 'host/daemon_metrics (promtool check metrics)', packages: ['prometheus'] },
   python3: { tests: 'reliability 6c, 6d', packages: ['python3'] },
+  'nats-server': { tests: 'host/fleet_* (publishing on NATS, a server killed under load)', packages: ['nats-server'] },
   nobody: { tests: 'reliability 6d, 10 (unix socket, unprivileged sender)', packages: [], root: 'root: it runs a peer as the user nobody (setpriv)' },
 } satisfies Record<string, Need>;
 

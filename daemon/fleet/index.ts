@@ -1,0 +1,250 @@
+// The fleet: this daemon's connection to NATS (issue 18). Loaded by main.ts
+// only when --nats is set, so a daemon without it loads none of this nor the
+// NATS client. Imports nothing HTTP: /status and /metrics read fleetStatus().
+//
+// The connection is never awaited by the daemon's start: the bridge serves
+// from its first second whether NATS is up, down or slow, and the client
+// dials forever in the background (maxReconnectAttempts -1, a backoff from
+// 250 ms doubling to 5 s, with jitter).
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as nats from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type pino from 'pino';
+import type { Subscriber } from '../bus';
+import { FleetPublisher, type DropReason, type Link, type PublisherCounts } from './publisher';
+import { defaultHostId, eventsSubject, groupSubject, isSubjectToken, parsePublishGroups } from './subjects';
+
+/** A fleet setting the daemon cannot start with (main.ts exits 2, naming `source`). */
+export class FleetConfigError extends Error {
+  constructor(
+    readonly source: string,
+    message: string,
+  ) {
+    super(`${source}: ${message}`);
+  }
+}
+
+export interface FleetSettings {
+  nats: string[];
+  natsCreds: string | null;
+  natsTokenFile: string | null;
+  hostId: string | null;
+  natsPublish: string | null;
+  natsBufferBytes: number;
+}
+
+/** What the fleet needs of the bus: the same two calls a WebSocket stream makes. */
+export interface FleetBus {
+  subscribe(sub: Subscriber): void;
+  unsubscribe(sub: Subscriber): void;
+}
+
+export interface FleetStatus {
+  connected: boolean;
+  url: string | null;
+  host: string;
+  groups: number[];
+  reconnects: number;
+  published: number;
+  dropped: number;
+  droppedBy: Record<DropReason, number>;
+  heldMessages: number;
+  heldBytes: number;
+}
+
+export interface Fleet {
+  status(): FleetStatus;
+  counts(): PublisherCounts & { connected: boolean; reconnects: number };
+  close(): Promise<void>;
+}
+
+/** Checks the settings and reads the secret files: everything that can be refused before anything is opened. */
+export interface CheckedFleet {
+  host: string;
+  groups: number[];
+  auth: { creds?: Uint8Array; token?: string };
+}
+
+export function checkFleetSettings(s: FleetSettings): CheckedFleet {
+  const host = s.hostId ?? defaultHostId(os.hostname());
+  if (!isSubjectToken(host)) {
+    throw new FleetConfigError('--host-id', `the hostname "${os.hostname()}" gives "${host}", not a NATS subject token (no ".", "*", ">" or whitespace): set --host-id`);
+  }
+  let groups: number[] = [];
+  if (s.natsPublish !== null) {
+    try {
+      groups = parsePublishGroups(s.natsPublish);
+    } catch (err) {
+      throw new FleetConfigError('--nats-publish', (err as Error).message);
+    }
+  }
+  const auth: { creds?: Uint8Array; token?: string } = {};
+  const read = (flag: string, file: string): Buffer => {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new FleetConfigError(flag, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  if (s.natsCreds !== null) auth.creds = read('--nats-creds', s.natsCreds);
+  if (s.natsTokenFile !== null) {
+    const token = read('--nats-token-file', s.natsTokenFile).toString('utf8').trim();
+    if (token === '') throw new FleetConfigError('--nats-token-file', `${s.natsTokenFile} is empty`);
+    auth.token = token;
+  }
+  return { host, groups, auth };
+}
+
+const BACKOFF_MIN_MS = 250;
+const BACKOFF_MAX_MS = 5000;
+
+/**
+ * Starts the fleet: subscribes the publisher to the bus at once (messages are
+ * held while NATS is not there yet) and dials NATS in the background.
+ */
+export function startFleet(settings: FleetSettings, checked: CheckedFleet, bus: FleetBus, log: pino.Logger): Fleet {
+  const { host, groups, auth } = checked;
+  let connected = false;
+  let reconnects = 0;
+  let attempt = 0;
+  let closing = false;
+  let nc: NatsConnection | null = null;
+
+  const publisher = new FleetPublisher({
+    host,
+    groups,
+    bufferBytes: settings.natsBufferBytes,
+    onDrop: (reason, n, detail) =>
+      log.warn({ reason, n, detail, bufferBytes: settings.natsBufferBytes }, reason === 'buffer' ? 'NATS buffer full: messages dropped (counted in nlbridge_nats_dropped_total, told on the events subject)' : 'a message over the NATS max_payload was dropped'),
+  });
+  if (groups.length > 0) bus.subscribe(publisher);
+
+  const linkOf = (c: NatsConnection): Link => ({
+    publish(subject, data, fields) {
+      if (fields === null) {
+        c.publish(subject, data);
+        return;
+      }
+      const h = nats.headers();
+      for (const [k, v] of fields) h.set(k, v);
+      c.publish(subject, data, { headers: h });
+    },
+    flush: () => c.flush(),
+    maxPayload: () => c.info?.max_payload ?? null,
+  });
+
+  const watch = async (c: NatsConnection): Promise<void> => {
+    for await (const s of c.status()) {
+      switch (s.type) {
+        case 'disconnect':
+          connected = false;
+          publisher.linkDown();
+          log.warn({ server: s.server, held: publisher.counts().heldMessages }, 'NATS disconnected: holding messages (up to --nats-buffer-bytes) and reconnecting');
+          break;
+        case 'reconnect':
+          connected = true;
+          reconnects++;
+          attempt = 0;
+          log.info({ server: s.server, reconnects, held: publisher.counts().heldMessages }, 'NATS reconnected');
+          publisher.linkUp(linkOf(c));
+          break;
+        case 'error':
+          // Permission violations, a server-side slow consumer (-ERR then a close), auth expiry.
+          log.warn({ err: s.error }, 'NATS server error');
+          break;
+        case 'staleConnection':
+          log.warn('NATS connection stale (pings unanswered): reconnecting');
+          break;
+        case 'ldm':
+          log.info({ server: s.server }, 'NATS server entering lame duck mode');
+          break;
+        default:
+          break;
+      }
+    }
+  };
+
+  const dial = (): void => {
+    if (closing) return;
+    nats
+      .connect({
+        servers: settings.nats,
+        name: `nlbridge ${host}`,
+        maxReconnectAttempts: -1,
+        waitOnFirstConnect: true,
+        reconnectDelayHandler: () => {
+          const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(attempt++, 8));
+          return base / 2 + Math.random() * (base / 2);
+        },
+        ...(auth.creds ? { authenticator: nats.credsAuthenticator(auth.creds) } : {}),
+        ...(auth.token ? { token: auth.token } : {}),
+      })
+      .then(
+        (c) => {
+          if (closing) {
+            void c.close();
+            return;
+          }
+          nc = c;
+          connected = true;
+          attempt = 0;
+          log.info({ server: c.getServer(), host, groups, subjects: groups.map((g) => groupSubject(host, g)), events: eventsSubject(host), maxPayload: c.info?.max_payload }, 'NATS connected');
+          watch(c).catch((err: unknown) => log.error({ err }, 'NATS status watch failed'));
+          publisher.linkUp(linkOf(c));
+          void c.closed().then((err) => {
+            if (closing) return;
+            // Closed by the client itself (an authorization error, …): dial again after a pause.
+            connected = false;
+            publisher.linkDown();
+            nc = null;
+            log.error({ err }, 'NATS connection closed; dialling again');
+            setTimeout(dial, BACKOFF_MAX_MS).unref();
+          });
+        },
+        (err: unknown) => {
+          if (closing) return;
+          log.error({ err, servers: settings.nats }, 'NATS connect failed; trying again');
+          setTimeout(dial, BACKOFF_MAX_MS).unref();
+        },
+      );
+  };
+  dial();
+
+  const status = (): FleetStatus => {
+    const c = publisher.counts();
+    return {
+      connected,
+      url: connected && nc ? nc.getServer() : null,
+      host,
+      groups,
+      reconnects,
+      published: c.published,
+      dropped: c.dropped.buffer + c.dropped['max-payload'],
+      droppedBy: c.dropped,
+      heldMessages: c.heldMessages,
+      heldBytes: c.heldBytes,
+    };
+  };
+
+  return {
+    status,
+    counts: () => ({ ...publisher.counts(), connected, reconnects }),
+    async close() {
+      if (closing) return;
+      bus.unsubscribe(publisher);
+      publisher.close();
+      // What is held gets one second to be confirmed; then the connection goes.
+      const c = nc;
+      if (c && connected) {
+        const deadline = Date.now() + 1000;
+        while (publisher.counts().heldMessages > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      }
+      closing = true;
+      if (c) await c.close().catch(() => undefined);
+      const left = publisher.counts();
+      log.info({ published: left.published, dropped: left.dropped, unsent: left.heldMessages }, 'NATS closed');
+    },
+  };
+}

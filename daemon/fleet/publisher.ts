@@ -1,0 +1,291 @@
+// The publishing side of the fleet: a subscriber of the bus, like a
+// WebSocket stream, that puts each message of the published groups on NATS.
+//
+// Why it keeps its own buffer (the issue's "Know the client"): the NATS
+// client has none across a reconnect — what sits in its outbound buffer when
+// the connection dies is discarded at the next dial, while its own counters
+// say it was sent — and publish() has no backpressure. So a message is only
+// counted as published once a flush (PING → PONG) that followed it came back:
+// the server read everything before the PING. Until then it stays here; when
+// the connection goes (or the flush is refused), the unconfirmed messages go
+// back to the front of the queue and are sent again after the reconnect.
+// That makes delivery across a reconnect at-least-once: a receiver drops a
+// repeat by its `n` header. What does not fit in --nats-buffer-bytes is
+// dropped at once, counted by reason, and told on the events subject.
+//
+// No NATS import here: the link is an interface (index.ts implements it over
+// @nats-io/transport-node), so this logic runs against anything.
+
+import type { MalformedInfo, Subscriber } from '../bus';
+import type { RxMessage } from '../frames';
+import { NATS_DROP_REASONS } from '../metrics';
+import { HEADERS, eventsSubject, groupSubject } from './subjects';
+
+export const DROP_REASONS = NATS_DROP_REASONS;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+/** What the publisher needs of a NATS connection. */
+export interface Link {
+  /** Hands a message to the client; throws when it refuses it (over max_payload, closed). */
+  publish(subject: string, data: Uint8Array, headers: readonly (readonly [string, string])[] | null): void;
+  /** Resolves once the server has read everything published before it; rejects when the connection goes first. */
+  flush(): Promise<void>;
+  /** The server's max_payload, once known. */
+  maxPayload(): number | null;
+}
+
+/** Per-message bytes counted beside the message itself: the subject and headers the client adds. */
+const OVERHEAD_BYTES = 96;
+
+interface MessageEntry {
+  kind: 'message';
+  n: number;
+  size: number;
+  m: RxMessage;
+}
+
+interface EventEntry {
+  kind: 'event';
+  /** Filled in until it is published: overruns that follow each other add up in one notice. */
+  event: Record<string, unknown>;
+}
+
+type Entry = MessageEntry | EventEntry;
+
+interface DropEpisode {
+  count: number;
+  from: number;
+  to: number;
+  reasons: Partial<Record<DropReason, number>>;
+}
+
+export interface PublisherCounts {
+  published: number;
+  dropped: Record<DropReason, number>;
+  /** Messages held here (waiting or unconfirmed) and their accounted bytes. */
+  heldMessages: number;
+  heldBytes: number;
+}
+
+export interface PublisherOptions {
+  host: string;
+  groups: readonly number[];
+  bufferBytes: number;
+  /** Bytes handed to the client and not yet confirmed by a flush (default: a quarter of the buffer, at most 1 MiB). */
+  unflushedBytes?: number;
+  /** Told once per drop episode and per refused message (the caller logs). */
+  onDrop?(reason: DropReason, n: number, detail?: string): void;
+}
+
+export class FleetPublisher implements Subscriber {
+  readonly groups: readonly number[];
+  private readonly host: string;
+  private readonly bufferBytes: number;
+  private readonly unflushedMax: number;
+  private readonly onDrop: PublisherOptions['onDrop'];
+  private readonly events: string;
+  private readonly subjects = new Map<number, string>();
+
+  private link: Link | null = null;
+  /** Entries not yet handed to the client; `head` is the first live index (shift() is O(n)). */
+  private waiting: Entry[] = [];
+  private head = 0;
+  /** Handed to the client, not yet confirmed by a flush. */
+  private unflushed: Entry[] = [];
+  private unflushedBytes = 0;
+  /** Bytes of messages in waiting + unflushed (events are not counted: one per episode). */
+  private heldBytes = 0;
+  private heldMessages = 0;
+  private flushing = false;
+  /** Bumped when the unconfirmed entries are taken back: a late flush answer of before is ignored. */
+  private epoch = 0;
+  private number = 0;
+  private published = 0;
+  private readonly dropped: Record<DropReason, number> = { buffer: 0, 'max-payload': 0 };
+  private episode: DropEpisode | null = null;
+  private closed = false;
+
+  constructor(opts: PublisherOptions) {
+    this.groups = [...opts.groups];
+    this.host = opts.host;
+    this.bufferBytes = opts.bufferBytes;
+    this.unflushedMax = opts.unflushedBytes ?? Math.min(1024 * 1024, Math.max(4096, Math.floor(opts.bufferBytes / 4)));
+    this.onDrop = opts.onDrop;
+    this.events = eventsSubject(opts.host);
+    for (const g of this.groups) this.subjects.set(g, groupSubject(opts.host, g));
+  }
+
+  counts(): PublisherCounts {
+    return { published: this.published, dropped: { ...this.dropped }, heldMessages: this.heldMessages, heldBytes: this.heldBytes };
+  }
+
+  /** The connection is up (first connect or reconnect): send what waits. */
+  linkUp(link: Link): void {
+    this.link = link;
+    this.pump();
+  }
+
+  /** The connection is gone: nothing more is handed to the client, and what it was not seen to confirm is taken back. */
+  linkDown(): void {
+    this.link = null;
+    this.takeBack();
+  }
+
+  // --- Subscriber (the bus calls these) ---
+
+  deliver(m: RxMessage): void {
+    if (this.closed) return;
+    const n = ++this.number;
+    const size = m.bytes.length + OVERHEAD_BYTES;
+    if (this.heldBytes + size > this.bufferBytes) {
+      this.drop('buffer', n);
+      return;
+    }
+    this.closeEpisode();
+    this.waiting.push({ kind: 'message', n, size, m });
+    this.heldBytes += size;
+    this.heldMessages++;
+  }
+
+  flush(): void {
+    this.pump();
+  }
+
+  overrun(lost: number): void {
+    const last = this.waiting.length > this.head ? this.waiting[this.waiting.length - 1] : null;
+    if (last?.kind === 'event' && last.event.type === 'overrun') (last.event.lost as number) += lost;
+    else this.waiting.push({ kind: 'event', event: { type: 'overrun', host: this.host, lost } });
+  }
+
+  malformed(_info: MalformedInfo): void {
+    // Counted by the bus (nlbridge_received_rejected_total); nothing of it is published.
+  }
+
+  /** Stops taking messages; what is left is the caller's to flush (see index.ts). */
+  close(): void {
+    this.closed = true;
+  }
+
+  // --- the queue ---
+
+  private drop(reason: DropReason, n: number, detail?: string): void {
+    this.dropped[reason]++;
+    const ep = this.episode;
+    if (ep) {
+      ep.count++;
+      ep.to = n;
+      ep.reasons[reason] = (ep.reasons[reason] ?? 0) + 1;
+    } else {
+      this.episode = { count: 1, from: n, to: n, reasons: { [reason]: 1 } };
+      this.onDrop?.(reason, n, detail);
+    }
+  }
+
+  /** A drop episode ends when a message is kept again (or the link is up with nothing waiting): its notice takes its place in the queue. */
+  private closeEpisode(): void {
+    const ep = this.episode;
+    if (!ep) return;
+    this.episode = null;
+    this.waiting.push({ kind: 'event', event: { type: 'dropped', host: this.host, count: ep.count, from: ep.from, to: ep.to, reasons: ep.reasons } });
+  }
+
+  private takeBack(): void {
+    this.epoch++;
+    this.flushing = false;
+    if (this.unflushed.length === 0) return;
+    this.waiting = this.unflushed.concat(this.waiting.slice(this.head));
+    this.head = 0;
+    this.unflushed = [];
+    this.unflushedBytes = 0;
+  }
+
+  private pump(): void {
+    const link = this.link;
+    if (!link) return;
+    if (this.episode && this.waiting.length === this.head) this.closeEpisode();
+    const maxPayload = link.maxPayload();
+    while (this.head < this.waiting.length && this.unflushedBytes < this.unflushedMax) {
+      const e = this.waiting[this.head];
+      if (e.kind === 'message' && maxPayload !== null && e.size - OVERHEAD_BYTES > maxPayload) {
+        // The client would throw; the server would refuse it anyway.
+        this.head++;
+        this.release(e);
+        this.drop('max-payload', e.n, `${e.m.bytes.length} bytes > max_payload ${maxPayload}`);
+        this.closeEpisode();
+        continue;
+      }
+      try {
+        if (e.kind === 'message') link.publish(this.subjects.get(e.m.group) ?? groupSubject(this.host, e.m.group), e.m.bytes, headersOf(e));
+        else link.publish(this.events, Buffer.from(JSON.stringify(e.event)), null);
+      } catch (err) {
+        if (e.kind === 'message' && /max_payload/i.test(String((err as Error).message))) {
+          this.head++;
+          this.release(e);
+          this.drop('max-payload', e.n, (err as Error).message);
+          this.closeEpisode();
+          continue;
+        }
+        // Closed or disconnected under us: the status loop will say so; keep it.
+        break;
+      }
+      this.head++;
+      this.unflushed.push(e);
+      if (e.kind === 'message') this.unflushedBytes += e.size;
+    }
+    this.compact();
+    if (this.unflushed.length > 0 && !this.flushing) this.startFlush(link);
+  }
+
+  private startFlush(link: Link): void {
+    this.flushing = true;
+    const epoch = this.epoch;
+    const k = this.unflushed.length;
+    link.flush().then(
+      () => {
+        if (epoch !== this.epoch) return;
+        const done = this.unflushed.splice(0, k);
+        for (const e of done) {
+          if (e.kind !== 'message') continue;
+          this.published++;
+          this.unflushedBytes -= e.size;
+          this.release(e);
+        }
+        this.flushing = false;
+        this.pump();
+      },
+      () => {
+        if (epoch !== this.epoch) return;
+        this.takeBack();
+      },
+    );
+  }
+
+  private release(e: MessageEntry): void {
+    this.heldBytes -= e.size;
+    this.heldMessages--;
+  }
+
+  private compact(): void {
+    if (this.head === this.waiting.length) {
+      this.waiting = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.waiting.length) {
+      this.waiting = this.waiting.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+
+function headersOf(e: MessageEntry): [string, string][] {
+  const m = e.m;
+  const h: [string, string][] = [
+    [HEADERS.number, String(e.n)],
+    [HEADERS.group, String(m.group)],
+    [HEADERS.port, String(m.portId)],
+    [HEADERS.seq, String(m.header.seq)],
+    [HEADERS.type, String(m.header.type)],
+    [HEADERS.flags, String(m.header.flags)],
+  ];
+  if (m.cursor !== undefined) h.push([HEADERS.cursor, m.cursor]);
+  return h;
+}

@@ -1,0 +1,70 @@
+// The fleet's names on NATS, and the --nats-publish value: pure functions.
+//
+//   nlbridge.<host>.g.<group>   a received message of <group> on <host>
+//   nlbridge.<host>.events      JSON notices: dropped, overrun
+//
+// So `nlbridge.*.g.2` is group 2 of every host, `nlbridge.A.g.*` every group
+// of host A, `nlbridge.>` everything. Host and group sit in the subject (a
+// NATS wildcard can select them; a header cannot); the rest of a message's
+// metadata travels in a few short headers (HEADERS below).
+
+import { GroupSpecError, parseGroupList, parseMaskText } from '../groups';
+
+export const SUBJECT_ROOT = 'nlbridge';
+
+export function groupSubject(host: string, group: number): string {
+  return `${SUBJECT_ROOT}.${host}.g.${group}`;
+}
+
+export function eventsSubject(host: string): string {
+  return `${SUBJECT_ROOT}.${host}.events`;
+}
+
+/**
+ * The header names, one or two letters each: every header is encoded per
+ * message and costs throughput (the issue measured 2–3× with two headers).
+ */
+export const HEADERS = {
+  /** The daemon's cursor of the message ("<epoch>-<seq>", as in WebSocket frames). */
+  cursor: 'c',
+  /** Arrival group (also in the subject). */
+  group: 'g',
+  /** The sender's real port id. */
+  port: 'p',
+  /** nlmsg_seq, nlmsg_type, nlmsg_flags as received. */
+  seq: 's',
+  type: 't',
+  flags: 'f',
+  /**
+   * This host's publish sequence: 1, 2, 3… per daemon run, one per message
+   * meant for NATS, dropped or not. A receiver that sees n jump knows how many
+   * it missed; one that sees n again (a resend after a reconnect) drops it.
+   */
+  number: 'n',
+} as const;
+
+/** A NATS subject token: what --host-id must be (no separators, wildcards or whitespace). */
+const SUBJECT_TOKEN = /^[^.*>\s]+$/;
+
+export function isSubjectToken(s: string): boolean {
+  return SUBJECT_TOKEN.test(s);
+}
+
+/** The default host id: the hostname up to its first dot (a dot would split the subject). */
+export function defaultHostId(hostname: string): string {
+  return hostname.split('.')[0];
+}
+
+/**
+ * --nats-publish: a mask as /groups/{mask} takes it ("10", "0b1010", "0xa"),
+ * or, with a comma, a list of group numbers ("2,4"; "2," is group 2 alone).
+ * Throws GroupSpecError.
+ */
+export function parsePublishGroups(text: string): number[] {
+  if (text.includes(',')) {
+    const parts = text.split(',').map((s) => s.trim()).filter(Boolean);
+    if (parts.length === 0) throw new GroupSpecError('the group list is empty');
+    return parseGroupList(parts.join(','));
+  }
+  return parseMaskText(text.trim());
+}

@@ -1,0 +1,167 @@
+// Issue 18, publishing: a spawned daemon with --nats puts each message of its
+// published groups on a real nats-server (started here on a random loopback
+// port), once, with its metadata in headers; a daemon without --nats loads
+// none of the NATS code; the NATS flags refuse bad values naming the flag.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { connect as natsConnect, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { NetlinkSocket } from '../../addon/socket';
+import { encodeMessage } from '../../addon/codec';
+import { skipUnless } from '../support/prerequisites';
+import { metricValue, waitFor } from '../support/wait';
+import { MAIN, spawnDaemon, type DaemonProc } from '../reliability/support/daemon_proc';
+import { USERSOCK, bit, sleep } from './support/daemon_harness';
+import { NatsServer } from './support/nats_server';
+
+async function getJson(d: DaemonProc, p: string): Promise<Record<string, unknown>> {
+  const res = await fetch(d.base + p, { headers: d.token ? { authorization: `Bearer ${d.token}` } : {} });
+  assert.equal(res.status, 200, p);
+  return (await res.json()) as Record<string, unknown>;
+}
+
+async function getText(d: DaemonProc, p: string): Promise<string> {
+  const res = await fetch(d.base + p, { headers: d.token ? { authorization: `Bearer ${d.token}` } : {} });
+  assert.equal(res.status, 200, p);
+  return res.text();
+}
+
+type FleetStatus = { connected: boolean; url: string | null; host: string; groups: number[]; reconnects: number; published: number; dropped: number; heldMessages: number };
+
+describe('fleet: publishing on NATS', { skip: skipUnless('nats-server') }, () => {
+  const server = new NatsServer();
+  let daemon: DaemonProc;
+  let nc: NatsConnection;
+  const got: Msg[] = [];
+
+  before(async () => {
+    await server.start();
+    nc = await natsConnect({ servers: server.url });
+    nc.subscribe('nlbridge.>', { callback: (_err, m) => void got.push(m) });
+    await nc.flush();
+    daemon = await spawnDaemon(['--nats', server.url, '--host-id', 'hostA', '--nats-publish', '2,4']);
+    await waitFor('the daemon connected to NATS', async () => ((await getJson(daemon, '/status')).fleet as FleetStatus).connected, { timeoutMs: 10000 });
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    await nc?.close();
+    await server.stop();
+  });
+
+  test('a message on groups 2 and 4 from a raw netlink sender reaches a subscriber of nlbridge.*.g.2 exactly once, with its headers', async () => {
+    const status = (await getJson(daemon, '/status')).fleet as FleetStatus;
+    assert.equal(status.host, 'hostA');
+    assert.deepEqual(status.groups, [2, 4]);
+    assert.match(String(status.url), new RegExp(`127\\.0\\.0\\.1:${server.port}$`));
+
+    const sender = NetlinkSocket.open({ protocol: USERSOCK });
+    try {
+      const bytes = encodeMessage({ type: 16, flags: 1, seq: 77, pid: 4242, payload: Buffer.from('hello-fleet') });
+      // One sendto with groups 2 and 4 broadcasts to group 2 only (ffs of the mask): two sends, one copy per group.
+      sender.send(bytes, { portId: 0, groups: bit(2) });
+      sender.send(bytes, { portId: 0, groups: bit(4) });
+      const received = await waitFor('the message on NATS', () => got.filter((m) => m.subject.startsWith('nlbridge.hostA.g.')), { timeoutMs: 5000, until: (l) => l.length >= 1 });
+      // Nothing more comes: the copy on group 4 is the same message (same sender, seq, type).
+      await sleep(500);
+      const all = got.filter((m) => m.subject.startsWith('nlbridge.hostA.g.'));
+      assert.equal(all.length, 1, `exactly once, got ${all.map((m) => m.subject).join(', ')}`);
+      const m = received[0];
+      assert.equal(m.subject, 'nlbridge.hostA.g.2');
+      assert.deepEqual(Buffer.from(m.data), bytes.subarray(0, 16 + 'hello-fleet'.length), 'the payload is the message bytes');
+      const h = m.headers!;
+      assert.equal(h.get('n'), '1', 'the first message of this host');
+      assert.equal(h.get('g'), '2');
+      assert.equal(h.get('p'), String(sender.portId), 'the real sender port id');
+      assert.equal(h.get('s'), '77');
+      assert.equal(h.get('t'), '16');
+      assert.equal(h.get('f'), '1');
+      assert.match(h.get('c'), /^[0-9a-f]+-[0-9]+$/, 'a cursor');
+      assert.equal([...h.keys()].length, 7, `few headers: ${[...h.keys()].join(',')}`);
+    } finally {
+      sender.close();
+    }
+    await waitFor('published counted', async () => ((await getJson(daemon, '/status')).fleet as FleetStatus).published, { timeoutMs: 3000, until: (n) => n === 1 });
+    const s2 = (await getJson(daemon, '/status')).fleet as FleetStatus;
+    assert.equal(s2.dropped, 0);
+    assert.equal(s2.heldMessages, 0);
+    const metrics = await getText(daemon, '/metrics');
+    assert.equal(metricValue(metrics, 'nlbridge_nats_published_total'), 1);
+    assert.equal(metricValue(metrics, 'nlbridge_nats_connected'), 1);
+    assert.equal(metricValue(metrics, 'nlbridge_nats_dropped_total', '{reason="buffer"}'), 0);
+    assert.equal(metricValue(metrics, 'nlbridge_nats_dropped_total', '{reason="max-payload"}'), 0);
+  });
+
+  test('what POST /send puts on group 2 is published too, numbered next', async () => {
+    const before = ((await getJson(daemon, '/status')).fleet as FleetStatus).published;
+    const res = await fetch(`${daemon.base}/send`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(daemon.token ? { authorization: `Bearer ${daemon.token}` } : {}) },
+      body: JSON.stringify({ groups: [2], data: 'from-post' }),
+    });
+    assert.equal(res.status, 200);
+    const m = (await waitFor('the POSTed message on NATS', () => got.find((x) => Buffer.from(x.data).includes(Buffer.from('from-post'))), { timeoutMs: 5000 }))!;
+    assert.equal(m.subject, 'nlbridge.hostA.g.2');
+    assert.equal(m.headers!.get('n'), String(before + 1));
+    assert.ok(daemon.alive());
+  });
+});
+
+describe('fleet: without --nats', () => {
+  test('a daemon without --nats loads no NATS code, shows no fleet, and serves as before', async () => {
+    const dir = fs.mkdtempSync('/tmp/nlb-nonats-');
+    const preload = path.join(dir, 'modules.js');
+    const out = path.join(dir, 'modules.json');
+    fs.writeFileSync(preload, `process.on('SIGUSR2', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(require.cache))));\n`);
+    const d = await spawnDaemon([], {}, ['-r', preload]);
+    try {
+      const status = await getJson(d, '/status');
+      assert.equal('fleet' in status, false);
+      const metrics = await getText(d, '/metrics');
+      assert.doesNotMatch(metrics, /nlbridge_nats_/);
+      const res = await fetch(`${d.base}/send`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(d.token ? { authorization: `Bearer ${d.token}` } : {}) },
+        body: JSON.stringify({ groups: [2], data: 'x' }),
+      });
+      assert.equal(res.status, 200);
+      process.kill(d.pid, 'SIGUSR2');
+      const modules = (await waitFor('the module list', () => (fs.existsSync(out) ? (JSON.parse(fs.readFileSync(out, 'utf8')) as string[]) : null), { timeoutMs: 5000 }))!;
+      assert.ok(modules.some((m) => m.includes(`${path.sep}daemon${path.sep}bus.js`)), 'the list is of the daemon');
+      assert.deepEqual(modules.filter((m) => m.includes('@nats-io') || m.includes(`${path.sep}fleet${path.sep}`)), []);
+    } finally {
+      await d.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('fleet: bad NATS settings', () => {
+  const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+    spawnSync(process.execPath, [MAIN, '--protocol', 'usersock', '--port', '0', ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 15000 });
+
+  const cases: [string, string[], NodeJS.ProcessEnv, RegExp][] = [
+    ['--host-id with a dot', ['--nats', 'nats://127.0.0.1:1', '--host-id', 'a.b'], {}, /^nlbridge: --host-id: must be a NATS subject token/],
+    ['--host-id with a wildcard', ['--nats', 'nats://127.0.0.1:1', '--host-id', 'a*'], {}, /^nlbridge: --host-id: must be a NATS subject token/],
+    ['--host-id with a space', ['--nats', 'nats://127.0.0.1:1', '--host-id', 'a b'], {}, /^nlbridge: --host-id: must be a NATS subject token/],
+    ['NLBRIDGE_HOST_ID with ">"', ['--nats', 'nats://127.0.0.1:1'], { NLBRIDGE_HOST_ID: 'a>' }, /^nlbridge: NLBRIDGE_HOST_ID: must be a NATS subject token/],
+    ['--nats-publish without --nats', ['--nats-publish', '2'], {}, /^nlbridge: --nats-publish: needs --nats/],
+    ['--nats-token-file without --nats', ['--nats-token-file', '/etc/hostname'], {}, /^nlbridge: --nats-token-file: needs --nats/],
+    ['--nats-publish 0', ['--nats', 'nats://127.0.0.1:1', '--nats-publish', '0'], {}, /^nlbridge: --nats-publish: the mask selects no group/],
+    ['--nats-publish junk', ['--nats', 'nats://127.0.0.1:1', '--nats-publish', 'two'], {}, /^nlbridge: --nats-publish: "two" is not a group mask/],
+    ['--nats-publish list', ['--nats', 'nats://127.0.0.1:1', '--nats-publish', '2,x'], {}, /^nlbridge: --nats-publish: "x" is not a group number/],
+    ['--nats not a URL', ['--nats', 'nats://a b'], {}, /^nlbridge: --nats: must be a comma-separated list of NATS server URLs/],
+    ['--nats-buffer-bytes too small', ['--nats', 'nats://127.0.0.1:1', '--nats-buffer-bytes', '10'], {}, /^nlbridge: --nats-buffer-bytes: must be an integer in 1024\.\./],
+    ['--nats-token-file missing', ['--nats', 'nats://127.0.0.1:1', '--nats-token-file', '/nonexistent/token'], {}, /^nlbridge: --nats-token-file: cannot read \/nonexistent\/token: ENOENT/],
+    ['--nats-creds and --nats-token-file', ['--nats', 'nats://127.0.0.1:1', '--nats-creds', '/etc/hostname', '--nats-token-file', '/etc/hostname'], {}, /^nlbridge: --nats-token-file: and --nats-creds both given/],
+  ];
+  for (const [name, args, env, want] of cases) {
+    test(`${name}: exit 2, naming it`, () => {
+      const r = run(args, env);
+      assert.equal(r.status, 2, `${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, want);
+    });
+  }
+});
