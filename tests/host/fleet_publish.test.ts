@@ -14,12 +14,16 @@ import { skipUnless } from '../support/prerequisites';
 import { metricValue, waitFor } from '../support/wait';
 import { MAIN, spawnDaemon, type DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, sleep } from './support/daemon_harness';
+import { assertMatchesSpec } from './support/daemon_spec';
 import { NatsServer } from './support/nats_server';
 
 async function getJson(d: DaemonProc, p: string): Promise<Record<string, unknown>> {
   const res = await fetch(d.base + p, { headers: d.token ? { authorization: `Bearer ${d.token}` } : {} });
   assert.equal(res.status, 200, p);
-  return (await res.json()) as Record<string, unknown>;
+  const body = (await res.json()) as Record<string, unknown>;
+  // The fleet object is part of the contract (openapi.yaml Status).
+  assertMatchesSpec('GET', p, res.status, res.headers.get('content-type') ?? '', body);
+  return body;
 }
 
 async function getText(d: DaemonProc, p: string): Promise<string> {
