@@ -186,7 +186,20 @@ export class FleetPublisher implements Subscriber {
     const ep = this.episode;
     if (!ep) return;
     this.episode = null;
-    this.waiting.push({ kind: 'event', event: { type: 'dropped', host: this.host, count: ep.count, from: ep.from, to: ep.to, reasons: ep.reasons } });
+    this.waiting.push(this.notice(ep));
+  }
+
+  private notice(ep: DropEpisode): EventEntry {
+    return { kind: 'event', event: { type: 'dropped', host: this.host, count: ep.count, from: ep.from, to: ep.to, reasons: ep.reasons } };
+  }
+
+  /** Drops the message at the head over max_payload; its notice takes its place, so it goes out next. */
+  private refuse(e: MessageEntry, detail: string): void {
+    this.release(e);
+    this.drop('max-payload', e.n, detail);
+    const ep = this.episode!;
+    this.episode = null;
+    this.waiting[this.head] = this.notice(ep);
   }
 
   private takeBack(): void {
@@ -208,10 +221,7 @@ export class FleetPublisher implements Subscriber {
       const e = this.waiting[this.head];
       if (e.kind === 'message' && maxPayload !== null && e.size - OVERHEAD_BYTES > maxPayload) {
         // The client would throw; the server would refuse it anyway.
-        this.head++;
-        this.release(e);
-        this.drop('max-payload', e.n, `${e.m.bytes.length} bytes > max_payload ${maxPayload}`);
-        this.closeEpisode();
+        this.refuse(e, `${e.m.bytes.length} bytes > max_payload ${maxPayload}`);
         continue;
       }
       try {
@@ -219,10 +229,7 @@ export class FleetPublisher implements Subscriber {
         else link.publish(this.events, Buffer.from(JSON.stringify(e.event)), null);
       } catch (err) {
         if (e.kind === 'message' && /max_payload/i.test(String((err as Error).message))) {
-          this.head++;
-          this.release(e);
-          this.drop('max-payload', e.n, (err as Error).message);
-          this.closeEpisode();
+          this.refuse(e, (err as Error).message);
           continue;
         }
         // Closed or disconnected under us: the status loop will say so; keep it.

@@ -1,0 +1,139 @@
+// daemon/fleet/publisher.ts over a fake link: counted as published only once
+// a flush is answered, taken back and resent when the link goes first, a
+// bounded buffer whose drops are counted and told once per episode, a bound
+// on what is handed over unconfirmed, max_payload. And the subject rules.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { RxMessage } from '../../daemon/frames';
+import { FleetPublisher, type Link } from '../../daemon/fleet/publisher';
+import { defaultHostId, isSubjectToken, parsePublishGroups } from '../../daemon/fleet/subjects';
+
+function msg(i: number, size = 16, group = 2): RxMessage {
+  const bytes = Buffer.alloc(size);
+  bytes.writeUInt32LE(size, 0);
+  return { group, portId: 7, header: { length: size, type: 16, flags: 0, seq: i, pid: 0 }, payload: bytes.subarray(16), bytes, truncated: false, receivedAt: 0, fromBridge: false, cursor: `e-${i}` };
+}
+
+class FakeLink implements Link {
+  sent: { subject: string; n: string | null; event: Record<string, unknown> | null }[] = [];
+  flushes: { resolve(): void; reject(e: Error): void }[] = [];
+  constructor(private readonly max: number | null = null) {}
+  publish(subject: string, data: Uint8Array, headers: readonly (readonly [string, string])[] | null): void {
+    this.sent.push({ subject, n: headers?.find(([k]) => k === 'n')?.[1] ?? null, event: headers ? null : (JSON.parse(Buffer.from(data).toString()) as Record<string, unknown>) });
+  }
+  flush(): Promise<void> {
+    return new Promise((resolve, reject) => this.flushes.push({ resolve, reject }));
+  }
+  maxPayload(): number | null {
+    return this.max;
+  }
+  /** Answers every pending flush. */
+  async answer(): Promise<void> {
+    while (this.flushes.length) {
+      this.flushes.shift()!.resolve();
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+}
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+test('held without a link; published only when a flush after it is answered', async () => {
+  const p = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1 << 20 });
+  for (let i = 1; i <= 3; i++) p.deliver(msg(i));
+  p.flush();
+  assert.deepEqual(p.counts(), { published: 0, dropped: { buffer: 0, 'max-payload': 0 }, heldMessages: 3, heldBytes: 3 * (16 + 96) });
+  const link = new FakeLink();
+  p.linkUp(link);
+  assert.deepEqual(link.sent.map((s) => [s.subject, s.n]), [['nlbridge.A.g.2', '1'], ['nlbridge.A.g.2', '2'], ['nlbridge.A.g.2', '3']]);
+  assert.equal(p.counts().published, 0, 'not before the PONG');
+  await link.answer();
+  assert.equal(p.counts().published, 3);
+  assert.equal(p.counts().heldMessages, 0);
+  assert.equal(p.counts().heldBytes, 0);
+});
+
+test('the link going before the answer: the unconfirmed are resent after the reconnect, counted once', async () => {
+  const p = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1 << 20 });
+  const first = new FakeLink();
+  p.linkUp(first);
+  p.deliver(msg(1));
+  p.deliver(msg(2));
+  p.flush();
+  assert.equal(first.sent.length, 2);
+  p.linkDown();
+  first.flushes.shift()!.reject(new Error('connection disconnected'));
+  await tick();
+  p.deliver(msg(3));
+  p.flush();
+  assert.equal(first.sent.length, 2, 'nothing handed over while down');
+  const second = new FakeLink();
+  p.linkUp(second);
+  assert.deepEqual(second.sent.map((s) => s.n), ['1', '2', '3'], 'resent in order');
+  await second.answer();
+  assert.equal(p.counts().published, 3);
+});
+
+test('a full buffer drops the newest, counted, with one notice per episode giving the n range', async () => {
+  const size = 16 + 96;
+  const p = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 3 * size });
+  for (let i = 1; i <= 10; i++) p.deliver(msg(i));
+  assert.deepEqual(p.counts().dropped, { buffer: 7, 'max-payload': 0 });
+  const link = new FakeLink();
+  p.linkUp(link);
+  await link.answer();
+  p.deliver(msg(11));
+  p.flush();
+  await link.answer();
+  assert.deepEqual(
+    link.sent.map((s) => s.n ?? s.event),
+    ['1', '2', '3', { type: 'dropped', host: 'A', count: 7, from: 4, to: 10, reasons: { buffer: 7 } }, '11'],
+  );
+  assert.equal(p.counts().published + p.counts().dropped.buffer, 11);
+});
+
+test('no more than the unflushed bound is handed over before an answer', async () => {
+  const size = 16 + 96;
+  const p = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1 << 20, unflushedBytes: 2 * size });
+  const link = new FakeLink();
+  p.linkUp(link);
+  for (let i = 1; i <= 5; i++) p.deliver(msg(i));
+  p.flush();
+  assert.equal(link.sent.length, 2);
+  await link.answer();
+  assert.equal(link.sent.length, 5);
+  await link.answer();
+  assert.equal(p.counts().published, 5);
+});
+
+test('a message over max_payload is dropped, counted and told; overruns add up in one notice', async () => {
+  const p = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1 << 20 });
+  const link = new FakeLink(100);
+  p.overrun(3);
+  p.overrun(4);
+  p.deliver(msg(1, 200));
+  p.deliver(msg(2, 20));
+  p.linkUp(link);
+  await link.answer();
+  assert.deepEqual(link.sent.map((s) => s.n ?? s.event), [
+    { type: 'overrun', host: 'A', lost: 7 },
+    { type: 'dropped', host: 'A', count: 1, from: 1, to: 1, reasons: { 'max-payload': 1 } },
+    '2',
+  ]);
+  assert.deepEqual(p.counts().dropped, { buffer: 0, 'max-payload': 1 });
+  assert.equal(p.counts().published, 1);
+});
+
+test('subjects: host ids, the default from a hostname, --nats-publish', () => {
+  for (const ok of ['A', 'host-1', 'web_02']) assert.ok(isSubjectToken(ok), ok);
+  for (const bad of ['a.b', 'a*', 'a>', 'a b', '', 'tab\t']) assert.ok(!isSubjectToken(bad), JSON.stringify(bad));
+  assert.equal(defaultHostId('web1.example.com'), 'web1');
+  assert.deepEqual(parsePublishGroups('10'), [2, 4]);
+  assert.deepEqual(parsePublishGroups('0b1010'), [2, 4]);
+  assert.deepEqual(parsePublishGroups('2,4'), [2, 4]);
+  assert.deepEqual(parsePublishGroups('2,'), [2]);
+  assert.deepEqual(parsePublishGroups('40, 2'), [2, 40]);
+  assert.throws(() => parsePublishGroups('0'), /selects no group/);
+  assert.throws(() => parsePublishGroups(','), /empty/);
+  assert.throws(() => parsePublishGroups('2,x'), /"x" is not a group number/);
+});
