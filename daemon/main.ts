@@ -16,6 +16,8 @@ import { Bus } from './bus';
 import { ConfigError, loadConfig } from './config/load';
 import type { Config } from './config/schema';
 import { Metrics } from './metrics';
+import { toSendRequest, type SendBody } from './routes/send';
+import { validateSendRequest } from './validation';
 import { ProtocolError, resolveProtocol } from './protocol';
 import { configSecretProblem, holdsNetAdmin, saveTokenFiles, setupAuth, TokenStoreError, type AuthSetup } from './security';
 import { hasNativeSdNotify, notifyWanted, sdNotify, watchdogIntervalMs } from './sd_notify';
@@ -353,7 +355,13 @@ async function main(): Promise<number> {
 
   let fleet: import('./fleet/index').Fleet | null = null;
   if (fleetCode && fleetChecked) {
-    fleet = fleetCode.startFleet(config, fleetChecked, bus, log.child({ component: 'fleet' }));
+    // The same steps as POST /send: the body's schema, the request, the bus.
+    const b = bus;
+    const send = async (body: unknown): Promise<unknown> => {
+      validateSendRequest(body);
+      return b.send(toSendRequest(body as SendBody));
+    };
+    fleet = fleetCode.startFleet(config, fleetChecked, bus, log.child({ component: 'fleet' }), send);
     const f = fleet;
     metrics.exposeFleet(() => f.counts());
   }

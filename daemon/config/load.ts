@@ -189,8 +189,8 @@ export function loadConfig(opts: LoadOptions): LoadResult {
   if (config.nats.length === 0) {
     // The NATS options mean nothing without servers: a forgotten --nats would
     // otherwise leave the fleet silently off.
-    for (const key of ['natsCreds', 'natsTokenFile', 'natsPublish'] as const) {
-      if (config[key] !== null) throw new ConfigError(OPTIONS.find((o) => o.key === key)!.flag, 'needs --nats (the NATS servers)');
+    for (const key of ['natsCreds', 'natsTokenFile', 'natsPublish', 'natsSend'] as const) {
+      if (config[key] !== null && config[key] !== 'off') throw new ConfigError(OPTIONS.find((o) => o.key === key)!.flag, 'needs --nats (the NATS servers)');
     }
   }
   if (config.natsCreds !== null && config.natsTokenFile !== null) {

@@ -68,6 +68,8 @@ export interface Config {
   /** Groups published on NATS, as given (a mask, or a list with a comma); null = none. */
   natsPublish: string | null;
   natsBufferBytes: number;
+  /** Answer send requests on nlbridge.<host>.send ('off' by default: anyone who may publish there sends with the daemon's privileges). */
+  natsSend: 'off' | 'on';
 }
 
 /** The keys a flag, variable and file key set ("tokens" is file-only, see tokens.ts). */
@@ -199,6 +201,14 @@ export const OPTION_SCHEMAS = {
     'x-flag': '--nats-publish',
     'x-env': 'NLBRIDGE_NATS_PUBLISH',
     description: 'groups published on NATS: a mask as in /groups/{mask} ("10", "0b1010": groups 2 and 4) or a list with a comma ("2,4", "2,") (default none)',
+  },
+  natsSend: {
+    enum: ['off', 'on'],
+    default: 'off',
+    'x-must-be': 'must be off or on',
+    'x-flag': '--nats-send',
+    'x-env': 'NLBRIDGE_NATS_SEND',
+    description: 'on: answer NATS requests on nlbridge.<host>.send with the body and answers of POST /send; whoever may publish there sends with the daemon\'s privileges, no scope applies yet (default {default})',
   },
   natsBufferBytes: { ...int(1024, 1024 * MiB), default: 8 * MiB, 'x-flag': '--nats-buffer-bytes', 'x-env': 'NLBRIDGE_NATS_BUFFER_BYTES', description: 'messages held for NATS while disconnected (or unconfirmed), bytes; beyond it they are dropped and counted (default {default})' },
 } as const satisfies Record<OptionKey, OptionSchema>;

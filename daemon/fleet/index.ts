@@ -10,11 +10,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as nats from '@nats-io/transport-node';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import type pino from 'pino';
 import type { Subscriber } from '../bus';
+import { Problem } from '../errors';
 import { FleetPublisher, type DropReason, type Link, type PublisherCounts } from './publisher';
-import { defaultHostId, eventsSubject, groupSubject, isSubjectToken, parsePublishGroups } from './subjects';
+import { defaultHostId, eventsSubject, groupSubject, isSubjectToken, parsePublishGroups, sendSubject } from './subjects';
 
 /** A fleet setting the daemon cannot start with (main.ts exits 2, naming `source`). */
 export class FleetConfigError extends Error {
@@ -33,7 +34,15 @@ export interface FleetSettings {
   hostId: string | null;
   natsPublish: string | null;
   natsBufferBytes: number;
+  natsSend: 'off' | 'on';
 }
+
+/**
+ * What a send request becomes (main.ts builds it from the same validation,
+ * request mapping and bus.send as POST /send): the report, or a thrown
+ * Problem-like error with body().
+ */
+export type SendHandler = (body: unknown) => Promise<unknown>;
 
 /** What the fleet needs of the bus: the same two calls a WebSocket stream makes. */
 export interface FleetBus {
@@ -104,7 +113,7 @@ const BACKOFF_MAX_MS = 5000;
  * Starts the fleet: subscribes the publisher to the bus at once (messages are
  * held while NATS is not there yet) and dials NATS in the background.
  */
-export function startFleet(settings: FleetSettings, checked: CheckedFleet, bus: FleetBus, log: pino.Logger): Fleet {
+export function startFleet(settings: FleetSettings, checked: CheckedFleet, bus: FleetBus, log: pino.Logger, send: SendHandler | null = null): Fleet {
   const { host, groups, auth } = checked;
   let connected = false;
   let reconnects = 0;
@@ -134,6 +143,32 @@ export function startFleet(settings: FleetSettings, checked: CheckedFleet, bus: 
     flush: () => c.flush(),
     maxPayload: () => c.info?.max_payload ?? null,
   });
+
+  // The answer of POST /send, from the same problem table (daemon/errors.ts), with its status in a header.
+  const answer = async (m: Msg): Promise<void> => {
+    let reply: unknown;
+    let status = 200;
+    try {
+      let body: unknown;
+      try {
+        body = JSON.parse(Buffer.from(m.data).toString('utf8'));
+      } catch (err) {
+        throw new Problem('VALIDATION', `body is not valid JSON: ${(err as Error).message}`, { field: 'body' });
+      }
+      reply = await send!(body);
+    } catch (err) {
+      let p = err as Problem;
+      if (!(err instanceof Problem)) {
+        log.error({ err }, 'NATS send request failed');
+        p = new Problem('INTERNAL', 'internal error');
+      }
+      reply = p.body();
+      status = p.status;
+    }
+    const h = nats.headers();
+    h.set('status', String(status));
+    m.respond(JSON.stringify(reply), { headers: h });
+  };
 
   const watch = async (c: NatsConnection): Promise<void> => {
     for await (const s of c.status()) {
@@ -192,6 +227,11 @@ export function startFleet(settings: FleetSettings, checked: CheckedFleet, bus: 
           attempt = 0;
           log.info({ server: c.getServer(), host, groups, subjects: groups.map((g) => groupSubject(host, g)), events: eventsSubject(host), maxPayload: c.info?.max_payload }, 'NATS connected');
           watch(c).catch((err: unknown) => log.error({ err }, 'NATS status watch failed'));
+          if (send && settings.natsSend === 'on') {
+            // The client subscribes again by itself after a reconnect.
+            c.subscribe(sendSubject(host), { callback: (_err, m) => void answer(m).catch((err: unknown) => log.error({ err }, 'NATS send reply failed')) });
+            log.warn({ subject: sendSubject(host) }, 'answering send requests on NATS (--nats-send on): whoever may publish on this subject sends with the daemon\'s privileges');
+          }
           publisher.linkUp(linkOf(c));
           void c.closed().then((err) => {
             if (closing) return;

@@ -2,6 +2,7 @@
 //
 //   nlbridge.<host>.g.<group>   a received message of <group> on <host>
 //   nlbridge.<host>.events      JSON notices: dropped, overrun
+//   nlbridge.<host>.send        requests: a POST /send body; the reply is its answer
 //
 // So `nlbridge.*.g.2` is group 2 of every host, `nlbridge.A.g.*` every group
 // of host A, `nlbridge.>` everything. Host and group sit in the subject (a
@@ -14,6 +15,11 @@ export const SUBJECT_ROOT = 'nlbridge';
 
 export function groupSubject(host: string, group: number): string {
   return `${SUBJECT_ROOT}.${host}.g.${group}`;
+}
+
+/** Request-reply sends to this host (--nats-send on): the body of POST /send, its answer. */
+export function sendSubject(host: string): string {
+  return `${SUBJECT_ROOT}.${host}.send`;
 }
 
 export function eventsSubject(host: string): string {

@@ -153,6 +153,8 @@ describe('fleet: bad NATS settings', () => {
     ['NLBRIDGE_HOST_ID with ">"', ['--nats', 'nats://127.0.0.1:1'], { NLBRIDGE_HOST_ID: 'a>' }, /^nlbridge: NLBRIDGE_HOST_ID: must be a NATS subject token/],
     ['--nats-publish without --nats', ['--nats-publish', '2'], {}, /^nlbridge: --nats-publish: needs --nats/],
     ['--nats-token-file without --nats', ['--nats-token-file', '/etc/hostname'], {}, /^nlbridge: --nats-token-file: needs --nats/],
+    ['--nats-send on without --nats', ['--nats-send', 'on'], {}, /^nlbridge: --nats-send: needs --nats/],
+    ['--nats-send maybe', ['--nats', 'nats://127.0.0.1:1', '--nats-send', 'maybe'], {}, /^nlbridge: --nats-send: must be off or on/],
     ['--nats-publish 0', ['--nats', 'nats://127.0.0.1:1', '--nats-publish', '0'], {}, /^nlbridge: --nats-publish: the mask selects no group/],
     ['--nats-publish junk', ['--nats', 'nats://127.0.0.1:1', '--nats-publish', 'two'], {}, /^nlbridge: --nats-publish: "two" is not a group mask/],
     ['--nats-publish list', ['--nats', 'nats://127.0.0.1:1', '--nats-publish', '2,x'], {}, /^nlbridge: --nats-publish: "x" is not a group number/],
@@ -168,4 +170,70 @@ describe('fleet: bad NATS settings', () => {
       assert.match(r.stderr, want);
     });
   }
+});
+
+describe('fleet: sends over NATS request-reply (--nats-send on)', { skip: skipUnless('nats-server') }, () => {
+  const server = new NatsServer();
+  let daemon: DaemonProc;
+  let plain: DaemonProc;
+  let nc: NatsConnection;
+
+  before(async () => {
+    await server.start();
+    nc = await natsConnect({ servers: server.url });
+    daemon = await spawnDaemon(['--nats', server.url, '--host-id', 'hostS', '--nats-send', 'on']);
+    plain = await spawnDaemon(['--nats', server.url, '--host-id', 'hostP']);
+    await waitFor('both connected', async () => ((await getJson(daemon, '/status')).fleet as FleetStatus).connected && ((await getJson(plain, '/status')).fleet as FleetStatus).connected, { timeoutMs: 10000 });
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    await plain?.stop();
+    await nc?.close();
+    await server.stop();
+  });
+
+  const request = async (subject: string, body: string): Promise<{ status: string; json: Record<string, unknown> }> => {
+    const m = await nc.request(subject, body, { timeout: 5000 });
+    return { status: m.headers!.get('status'), json: m.json<Record<string, unknown>>() };
+  };
+
+  test('a request on nlbridge.hostS.send reaches a raw netlink reader and answers with the report of POST /send', async () => {
+    const reader = NetlinkSocket.open({ protocol: USERSOCK, groups: bit(5) });
+    try {
+      const seen = new Promise<Buffer>((resolve) => reader.on('datagrams', (batch: { data: Buffer }[]) => resolve(batch[0].data)));
+      const r = await request('nlbridge.hostS.send', JSON.stringify({ groups: [5], data: 'via-nats', type: 16 }));
+      assert.equal(r.status, '200');
+      assert.equal(r.json.ok, true);
+      assert.deepEqual((r.json.results as unknown[])[0], { to: 'group', group: 5, result: 'delivered' });
+      const got = await seen;
+      assert.equal(got.subarray(16, 16 + 8).toString(), 'via-nats');
+      assert.equal(got.readUInt32LE(8), r.json.seq, 'the report names the seq that was sent');
+    } finally {
+      reader.close();
+    }
+  });
+
+  test('bad bodies get the problems of POST /send (same code table, same detail)', async () => {
+    for (const body of [{ groups: 'zz', data: 'x' }, { groups: [2], data: 'x', encoding: 'base64' }, { groups: [2], bogus: 1 }]) {
+      const viaNats = await request('nlbridge.hostS.send', JSON.stringify(body));
+      const res = await fetch(`${daemon.base}/send`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(daemon.token ? { authorization: `Bearer ${daemon.token}` } : {}) },
+        body: JSON.stringify(body),
+      });
+      const viaHttp = (await res.json()) as Record<string, unknown>;
+      assert.equal(viaNats.status, String(res.status), JSON.stringify(body));
+      assert.deepEqual({ code: viaNats.json.code, detail: viaNats.json.detail, status: viaNats.json.status }, { code: viaHttp.code, detail: viaHttp.detail, status: viaHttp.status }, JSON.stringify(body));
+    }
+    const notJson = await request('nlbridge.hostS.send', '{nope');
+    assert.equal(notJson.status, '400');
+    assert.equal(notJson.json.code, 'VALIDATION');
+    assert.match(String(notJson.json.detail), /^body is not valid JSON/);
+    assert.ok(daemon.alive());
+  });
+
+  test('without --nats-send on, nobody answers on the send subject', async () => {
+    await assert.rejects(nc.request('nlbridge.hostP.send', JSON.stringify({ groups: [5], data: 'x' }), { timeout: 2000 }), (err: Error) => /no responders/i.test(err.message) || err.name === 'NoRespondersError');
+  });
 });
