@@ -237,3 +237,34 @@ describe('fleet: sends over NATS request-reply (--nats-send on)', { skip: skipUn
     await assert.rejects(nc.request('nlbridge.hostP.send', JSON.stringify({ groups: [5], data: 'x' }), { timeout: 2000 }), (err: Error) => /no responders/i.test(err.message) || err.name === 'NoRespondersError');
   });
 });
+
+describe('fleet: NATS unreachable', { skip: skipUnless('nats-server') }, () => {
+  test('the daemon starts and serves at once, holds what it would publish, and stops with 0', async () => {
+    // A port nobody listens on: a server started and killed.
+    const gone = new NatsServer();
+    await gone.start();
+    const url = gone.url;
+    await gone.stop();
+    const d = await spawnDaemon(['--nats', url, '--host-id', 'hostU', '--nats-publish', '2,']);
+    try {
+      const f = (await getJson(d, '/status')).fleet as FleetStatus;
+      assert.equal(f.connected, false);
+      assert.equal(f.url, null);
+      const sender = NetlinkSocket.open({ protocol: USERSOCK });
+      sender.send(encodeMessage({ type: 16, flags: 0, seq: 1, pid: 0, payload: Buffer.from('held') }), { portId: 0, groups: bit(2) });
+      sender.close();
+      await waitFor('the message held for NATS', async () => ((await getJson(d, '/status')).fleet as FleetStatus).heldMessages, { timeoutMs: 5000, until: (n) => n === 1 });
+      const res = await fetch(`${d.base}/send`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(d.token ? { authorization: `Bearer ${d.token}` } : {}) },
+        body: JSON.stringify({ groups: [3], data: 'local' }),
+      });
+      assert.equal(res.status, 200, 'the local bridge works without NATS');
+      assert.equal(metricValue(await getText(d, '/metrics'), 'nlbridge_nats_connected'), 0);
+    } finally {
+      const t0 = Date.now();
+      assert.equal(await d.stop(), 0);
+      assert.ok(Date.now() - t0 < 5000, 'stopped without waiting for NATS');
+    }
+  });
+});
