@@ -98,6 +98,13 @@ describe('fleet: publishing on NATS', { skip: skipUnless('nats-server') }, () =>
     assert.equal(metricValue(metrics, 'nlbridge_nats_dropped_total', '{reason="max-payload"}'), 0);
   });
 
+  test('/metrics with the fleet series passes promtool check metrics', { skip: skipUnless('promtool') }, async () => {
+    const text = await getText(daemon, '/metrics');
+    const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    assert.equal(`${r.stdout}${r.stderr}`.trim(), '', 'nothing to report');
+  });
+
   test('what POST /send puts on group 2 is published too, numbered next', async () => {
     const before = ((await getJson(daemon, '/status')).fleet as FleetStatus).published;
     const res = await fetch(`${daemon.base}/send`, {
