@@ -18,6 +18,10 @@ import type { Config } from './config/schema';
 import { Metrics } from './metrics';
 import { toSendRequest, type SendBody } from './routes/send';
 import { validateSendRequest } from './validation';
+import type { TokenLimits } from './token_limits';
+
+/** The --rate-limit budget NATS send requests draw on (daemon/fleet/). */
+const NATS_CREDENTIAL = 'nats';
 import { ProtocolError, resolveProtocol } from './protocol';
 import { configSecretProblem, holdsNetAdmin, saveTokenFiles, setupAuth, TokenStoreError, type AuthSetup } from './security';
 import { hasNativeSdNotify, notifyWanted, sdNotify, watchdogIntervalMs } from './sd_notify';
@@ -354,18 +358,23 @@ async function main(): Promise<number> {
   }
 
   let fleet: import('./fleet/index').Fleet | null = null;
+  let natsLimits: TokenLimits | null = null;
   if (fleetCode && fleetChecked) {
     // The same steps as POST /send: the body's schema, the request, the bus.
+    // NATS requests draw on one --rate-limit budget of their own, as one more token would.
     const b = bus;
     const send = async (body: unknown): Promise<unknown> => {
       validateSendRequest(body);
-      return b.send(toSendRequest(body as SendBody));
+      const req = toSendRequest(body as SendBody);
+      natsLimits?.spendSend(NATS_CREDENTIAL);
+      return b.send(req);
     };
     fleet = fleetCode.startFleet(config, fleetChecked, bus, log.child({ component: 'fleet' }), send);
     const f = fleet;
     metrics.exposeFleet(() => f.counts());
   }
   const app = await buildApp(config, { bus, metrics, auth, logger: log, version: VERSION, fleet });
+  natsLimits = app.nlbridge.limits;
   let extra: http.Server[];
   try {
     const listening = await listen(app, config);

@@ -240,6 +240,22 @@ describe('fleet: sends over NATS request-reply (--nats-send on)', { skip: skipUn
     assert.ok(daemon.alive());
   });
 
+  test('a flood of requests is rate-limited like HTTP (--rate-limit): 429 RATE_LIMITED', async () => {
+    const limited = await spawnDaemon(['--nats', server.url, '--host-id', 'hostR', '--nats-send', 'on', '--rate-limit', '3']);
+    try {
+      await waitFor('connected', async () => ((await getJson(limited, '/status')).fleet as FleetStatus).connected, { timeoutMs: 10000 });
+      // The subscription may lag the connection by a moment.
+      await waitFor('the send subject answered', () => request('nlbridge.hostR.send', '{nope').then((r) => r.status), { timeoutMs: 5000, until: (s) => s === '400' });
+      const answers = [];
+      for (let i = 0; i < 5; i++) answers.push(await request('nlbridge.hostR.send', JSON.stringify({ groups: [6], data: `r${i}` })));
+      assert.deepEqual(answers.map((a) => a.status), ['200', '200', '200', '429', '429']);
+      assert.equal(answers[3].json.code, 'RATE_LIMITED');
+      assert.match(String(answers[3].json.detail), /--rate-limit/);
+    } finally {
+      await limited.stop();
+    }
+  });
+
   test('without --nats-send on, nobody answers on the send subject', async () => {
     await assert.rejects(nc.request('nlbridge.hostP.send', JSON.stringify({ groups: [5], data: 'x' }), { timeout: 2000 }), (err: Error) => /no responders/i.test(err.message) || err.name === 'NoRespondersError');
   });
