@@ -291,3 +291,27 @@ describe('fleet: NATS unreachable', { skip: skipUnless('nats-server') }, () => {
     }
   });
 });
+
+describe('fleet: a token from --nats-token-file', { skip: skipUnless('nats-server') }, () => {
+  test('connects with the token from the file; without it the server refuses and the daemon keeps serving', async () => {
+    const server = new NatsServer();
+    await server.start('authorization { token: "s3cret-fleet" }');
+    const tokenFile = path.join(server.dir, 'nats.token');
+    fs.writeFileSync(tokenFile, 's3cret-fleet\n', { mode: 0o600 });
+    const good = await spawnDaemon(['--nats', server.url, '--host-id', 'hostT', '--nats-token-file', tokenFile]);
+    const bad = await spawnDaemon(['--nats', server.url, '--host-id', 'hostN']);
+    try {
+      await waitFor('the daemon with the token connected', async () => ((await getJson(good, '/status')).fleet as FleetStatus).connected, { timeoutMs: 10000 });
+      await waitFor('the refusal logged', () => bad.logs.some((l) => /NATS (connect failed|connection closed|server error)/.test(String(l.msg))), { timeoutMs: 10000 });
+      assert.equal(((await getJson(bad, '/status')).fleet as FleetStatus).connected, false);
+      assert.ok(bad.alive());
+      for (const d of [good, bad]) assert.ok(!d.logs.some((l) => JSON.stringify(l).includes('s3cret-fleet')), 'the token never reaches the log');
+      const args = fs.readFileSync(`/proc/${good.pid}/cmdline`, 'utf8');
+      assert.ok(!args.includes('s3cret-fleet'), 'nor the command line');
+    } finally {
+      await good.stop();
+      await bad.stop();
+      await server.stop();
+    }
+  });
+});
