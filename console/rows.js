@@ -1,0 +1,128 @@
+// @ts-check
+// The message table, bounded two ways so a flood cannot freeze the page:
+// rows are rendered once per animation frame at most ROWS_PER_SECOND on
+// average (what the eye can follow), and the table keeps MAX_ROWS. Messages
+// beyond that are counted, not rendered. Notices (overrun, dropped, gap,
+// errors) always get their row, in order, where they happened.
+
+import { payloadText } from './payload.js';
+
+export const ROWS_PER_SECOND = 300;
+const MAX_ROWS = 500;
+/** Messages waiting for a frame; past this the oldest waiting are counted instead (about half a second of rows). */
+const MAX_WAITING = ROWS_PER_SECOND / 2;
+
+/**
+ * @typedef {{ kind: 'message', frame: any } | { kind: 'notice', text: string, cls: string, at: Date }} Entry
+ */
+
+/** @param {Date} d */
+function clock(d) {
+  return `${d.toTimeString().slice(0, 8)}.${String(d.getMilliseconds()).padStart(3, '0')}`;
+}
+
+/**
+ * @param {string} tag
+ * @param {string} text
+ * @param {string} [cls]
+ */
+function cell(tag, text, cls) {
+  const el = document.createElement(tag);
+  el.textContent = text;
+  if (cls) el.className = cls;
+  return el;
+}
+
+export class RowList {
+  /** @param {HTMLTableSectionElement} body */
+  constructor(body) {
+    this.body = body;
+    /** @type {Entry[]} */
+    this.waiting = [];
+    this.waitingMessages = 0;
+    this.allowance = ROWS_PER_SECOND / 10;
+    this.lastFlush = performance.now();
+    this.asHex = false;
+    /** messages received and shown as a row */
+    this.shown = 0;
+    /** messages received and only counted (over the rendering budget) */
+    this.counted = 0;
+  }
+
+  /** @param {any} frame */
+  message(frame) {
+    this.waiting.push({ kind: 'message', frame });
+    this.waitingMessages++;
+    // Amortized: trim only when twice over, keeping every notice and the newest messages.
+    if (this.waitingMessages > 2 * MAX_WAITING) {
+      let drop = this.waitingMessages - MAX_WAITING;
+      this.counted += drop;
+      this.waitingMessages -= drop;
+      this.waiting = this.waiting.filter((e) => e.kind === 'notice' || drop-- <= 0);
+    }
+  }
+
+  /**
+   * @param {string} text
+   * @param {string} cls  notice-overrun, notice-dropped, notice-gap, notice-error, notice-info
+   */
+  notice(text, cls) {
+    this.waiting.push({ kind: 'notice', text, cls, at: new Date() });
+  }
+
+  /** Renders what the budget allows; called once per animation frame. */
+  flush() {
+    const now = performance.now();
+    this.allowance = Math.min(this.allowance + ((now - this.lastFlush) * ROWS_PER_SECOND) / 1000, MAX_WAITING);
+    this.lastFlush = now;
+    if (this.waiting.length === 0) return;
+    const rows = [];
+    let taken = 0;
+    while (taken < this.waiting.length) {
+      const e = this.waiting[taken];
+      if (e.kind === 'message') {
+        if (this.allowance < 1) break;
+        this.allowance--;
+        this.waitingMessages--;
+        this.shown++;
+      }
+      rows.push(this.row(e));
+      taken++;
+    }
+    this.waiting.splice(0, taken);
+    // Newest on top.
+    const fragment = document.createDocumentFragment();
+    for (let i = rows.length - 1; i >= 0; i--) fragment.append(rows[i]);
+    this.body.prepend(fragment);
+    while (this.body.rows.length > MAX_ROWS) this.body.lastElementChild?.remove();
+  }
+
+  /** @param {Entry} e */
+  row(e) {
+    const tr = document.createElement('tr');
+    if (e.kind === 'notice') {
+      tr.className = `notice ${e.cls}`;
+      tr.append(cell('td', clock(e.at)));
+      const td = /** @type {HTMLTableCellElement} */ (cell('td', e.text));
+      td.colSpan = 6;
+      tr.append(td);
+      return tr;
+    }
+    const f = e.frame;
+    tr.className = 'message';
+    tr.append(
+      cell('td', clock(new Date(f.receivedAt))),
+      cell('td', String(f.group), 'group'),
+      cell('td', String(f.portId), 'port'),
+      cell('td', String(f.seq), 'seq'),
+      cell('td', String(f.msgType)),
+      cell('td', String(f.length)),
+      cell('td', payloadText(f, this.asHex), 'payload'),
+    );
+    return tr;
+  }
+
+  clear() {
+    this.body.replaceChildren();
+  }
+}
