@@ -32,6 +32,7 @@ export const CONSOLE_FILES: Readonly<Record<string, string>> = {
   'send_form.js': 'text/javascript; charset=utf-8',
   'status_panel.js': 'text/javascript; charset=utf-8',
   'payload.js': 'text/javascript; charset=utf-8',
+  'icon.svg': 'image/svg+xml',
 };
 
 const PAGE = 'index.html';
