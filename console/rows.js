@@ -22,19 +22,23 @@ function clock(d) {
 }
 
 /**
- * @param {string} tag
  * @param {string} text
- * @param {string} [cls]
+ * @param {string} cls
  */
-function cell(tag, text, cls) {
-  const el = document.createElement(tag);
+function cell(text, cls) {
+  const el = document.createElement('span');
   el.textContent = text;
-  if (cls) el.className = cls;
+  el.className = cls;
   return el;
 }
 
 export class RowList {
-  /** @param {HTMLTableSectionElement} body */
+  /**
+   * Rows are blocks of fixed height, each laid out on its own (console.css:
+   * contain), not table rows: a table re-laid out all its 500 rows at every
+   * insertion, which kept a loaded machine's main thread busy under a flood.
+   * @param {HTMLElement} body
+   */
   constructor(body) {
     this.body = body;
     /** @type {Entry[]} */
@@ -94,32 +98,29 @@ export class RowList {
     const fragment = document.createDocumentFragment();
     for (let i = rows.length - 1; i >= 0; i--) fragment.append(rows[i]);
     this.body.prepend(fragment);
-    while (this.body.rows.length > MAX_ROWS) this.body.lastElementChild?.remove();
+    for (let extra = this.body.childElementCount - MAX_ROWS; extra > 0; extra--) this.body.lastElementChild?.remove();
   }
 
   /** @param {Entry} e */
   row(e) {
-    const tr = document.createElement('tr');
+    const row = document.createElement('div');
     if (e.kind === 'notice') {
-      tr.className = `notice ${e.cls}`;
-      tr.append(cell('td', clock(e.at)));
-      const td = /** @type {HTMLTableCellElement} */ (cell('td', e.text));
-      td.colSpan = 6;
-      tr.append(td);
-      return tr;
+      row.className = `row notice ${e.cls}`;
+      row.append(cell(clock(e.at), 'time'), cell(e.text, 'text'));
+      return row;
     }
     const f = e.frame;
-    tr.className = 'message';
-    tr.append(
-      cell('td', clock(new Date(f.receivedAt))),
-      cell('td', String(f.group), 'group'),
-      cell('td', String(f.portId), 'port'),
-      cell('td', String(f.seq), 'seq'),
-      cell('td', String(f.msgType)),
-      cell('td', String(f.length)),
-      cell('td', payloadText(f, this.asHex), 'payload'),
+    row.className = 'row message';
+    row.append(
+      cell(clock(new Date(f.receivedAt)), 'time'),
+      cell(String(f.group), 'group'),
+      cell(String(f.portId), 'port'),
+      cell(String(f.seq), 'seq'),
+      cell(String(f.msgType), 'type'),
+      cell(String(f.length), 'bytes'),
+      cell(payloadText(f, this.asHex), 'payload'),
     );
-    return tr;
+    return row;
   }
 
   clear() {
