@@ -62,7 +62,16 @@ export class Subscription {
   }
 
   connect() {
-    const ws = openStream(streamPath(this.kind, this.groups, this.cursor));
+    let ws;
+    try {
+      ws = openStream(streamPath(this.kind, this.groups, this.cursor));
+    } catch (err) {
+      // The browser refuses a subprotocol with separators ("/", ",", "@", …):
+      // a token from --token-file may hold them; a generated one is hex.
+      this.handlers.onEvent({ type: 'error', n: 0, problem: { status: 0, code: 'TOKEN_NOT_USABLE', detail: `the WebSocket cannot carry this token as the subprotocol bearer.<token> (${String(err)}): use a token of letters and digits` } });
+      this.handlers.onClose(0, 'not opened', true, false);
+      return;
+    }
     this.ws = ws;
     let opened = false;
     ws.onmessage = (ev) => {
