@@ -9,6 +9,7 @@ import { payloadText } from './payload.js';
 
 export const ROWS_PER_SECOND = 300;
 const MAX_ROWS = 500;
+const MAX_KEPT_NOTICES = 50;
 /** Messages waiting for a frame; past this the oldest waiting are counted instead (about half a second of rows). */
 const MAX_WAITING = ROWS_PER_SECOND / 2;
 
@@ -98,7 +99,28 @@ export class RowList {
     const fragment = document.createDocumentFragment();
     for (let i = rows.length - 1; i >= 0; i--) fragment.append(rows[i]);
     this.body.prepend(fragment);
-    for (let extra = this.body.childElementCount - MAX_ROWS; extra > 0; extra--) this.body.lastElementChild?.remove();
+    this.trim();
+  }
+
+  /**
+   * Keeps MAX_ROWS, removing the oldest messages first: the newest
+   * MAX_KEPT_NOTICES notices stay (sinking to the bottom, in order) while the
+   * messages around them go, so an overrun is still on screen after a flood.
+   */
+  trim() {
+    let extra = this.body.childElementCount - MAX_ROWS;
+    if (extra <= 0) return;
+    let removableNotices = this.body.querySelectorAll(':scope > .notice').length - MAX_KEPT_NOTICES;
+    let row = this.body.lastElementChild;
+    while (extra > 0 && row) {
+      const above = row.previousElementSibling;
+      const notice = row.classList.contains('notice');
+      if (!notice || removableNotices-- > 0) {
+        row.remove();
+        extra--;
+      }
+      row = above;
+    }
   }
 
   /** @param {Entry} e */
