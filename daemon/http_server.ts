@@ -31,6 +31,34 @@ export function listenerKindOf(socket: Socket): ListenerKind | undefined {
 /** How often Node looks for connections past their headers or request timeout. */
 const TIMEOUT_CHECK_MS = 1000;
 
+/** How long a closing connection may keep sending before it is cut (see lingerOnClose). */
+export const LINGER_MS = 2000;
+
+/**
+ * Lingering close, as Apache and nginx do it. An answer that ends the
+ * connection before the request body was read (413 from the content-length
+ * check, which fastify sends with `Connection: close`) was followed by
+ * close(2) with the client's bytes still unread, and the kernel answers that
+ * with a RST: a client still writing its body got EPIPE or ECONNRESET and
+ * lost the 413 that was already on its way (1 request in 200 here). So the
+ * close becomes a half-close: send FIN, keep reading and discarding what the
+ * client still sends, and close when the client closes its side or after
+ * LINGER_MS, whichever is first. The connection stays counted in
+ * maxConnections meanwhile, so the bound on held sockets is unchanged.
+ */
+function lingerOnClose(socket: Socket): void {
+  socket.destroySoon = function lingeringDestroySoon(this: Socket): void {
+    if (this.destroyed) return;
+    const cut = setTimeout(() => this.destroy(), LINGER_MS);
+    this.once('close', () => clearTimeout(cut));
+    this.once('end', () => this.destroy());
+    if (this.writable) this.end();
+    // Whatever still arrives is read (by the HTTP parser, into the finished
+    // request's dumped body) and dropped; a paused socket would read nothing.
+    this.resume();
+  };
+}
+
 export type ServerBounds = Pick<Config, 'maxConnections' | 'headersTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs'>;
 
 /**
@@ -63,6 +91,7 @@ export function createHttpServer(config: ServerBounds, metrics: Metrics, handler
   });
   server.on('connection', (socket: TaggedSocket) => {
     socket[LISTENER_KIND] = kind;
+    lingerOnClose(socket);
   });
   return server;
 }

@@ -13,7 +13,8 @@ import { buildApp } from './app';
 import { createHttpServer } from './http_server';
 import { createLogger } from './log';
 import { Bus } from './bus';
-import { ConfigError, loadConfig, type Config } from './config';
+import { ConfigError, loadConfig } from './config/load';
+import type { Config } from './config/schema';
 import { Metrics } from './metrics';
 import { ProtocolError, resolveProtocol } from './protocol';
 import { configSecretProblem, holdsNetAdmin, saveTokenFiles, setupAuth, TokenStoreError, type AuthSetup } from './security';
@@ -296,7 +297,7 @@ async function main(): Promise<number> {
     return 2;
   }
   for (const w of auth.warnings ?? []) log.warn(w);
-  const metrics = new Metrics();
+  const metrics = new Metrics({ version: VERSION });
   let bus: Bus;
   try {
     bus = new Bus({ protocol, rcvbuf: config.rcvbuf, ackTimeoutMs: config.ackTimeoutMs, dedupeWindowMs: config.dedupeWindowMs,

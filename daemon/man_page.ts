@@ -1,8 +1,9 @@
-// nlbridge(8), rendered from the one option table (config.ts) so the man page
+// nlbridge(8), rendered from the one option table (config/schema.ts) so the man page
 // cannot drift from --help: `npm run man` writes man/nlbridge.8, and a unit
 // test holds the committed file to this rendering.
 
-import { DEFAULT_CONFIG_FILE, EXIT_STATUS, OPTIONS } from './config';
+import { EXIT_STATUS } from './config/help';
+import { DEFAULT_CONFIG_FILE, OPTIONS } from './config/schema';
 
 /** roff-escapes text: backslashes, and a leading dot or quote. */
 const roff = (text: string): string => text.replace(/\\/g, '\\e').replace(/-/g, '\\-').replace(/^([.'])/, '\\&$1');

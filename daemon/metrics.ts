@@ -1,13 +1,29 @@
-// Counters of the bridge, rendered as Prometheus text exposition format 0.0.4.
+// The bridge's metrics, exposed by prom-client from a Registry of their own
+// (not prom-client's global one, so a test process can build several apps).
+//
+// The hot path does not touch prom-client: the bus and the streams count in
+// plain Families (a Map from label text to a number, the same work as before
+// prom-client), and each prom-client metric copies its Family in collect(),
+// which prom-client calls once per scrape. So a message costs what it did;
+// a scrape costs one pass over the label sets.
+//
+// Families whose label values are a closed set (reasons, limits) start with
+// every value at 0, so a rate() over them sees the first event. Groups,
+// errno codes and routes are open sets: a series appears with its first count.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 type Labels = Record<string, string | number>;
 
-class Family {
+/** A hot-path count: inc() is a Map update, read by prom-client at scrape time. */
+export class Family {
   readonly values = new Map<string, { labels: Labels; value: number }>();
   constructor(
     readonly name: string,
     readonly help: string,
     readonly kind: 'counter' | 'gauge',
+    /** The label name and its known values, each exposed at 0 before its first count. */
+    readonly known: { label: string; values: readonly string[] } | null = null,
   ) {}
 
   inc(labels: Labels = {}, by = 1): void {
@@ -30,38 +46,63 @@ class Family {
     for (const v of this.values.values()) t += v.value;
     return t;
   }
+
+  /** The label names its samples carry (prom-client wants them up front). */
+  labelNames(): string[] {
+    if (this.known) return [this.known.label];
+    return LABEL_NAMES[this.name] ?? [];
+  }
 }
 
-const NEEDS_ESCAPE = /[\\\n"]/;
-
-function escapeLabel(v: string): string {
-  if (!NEEDS_ESCAPE.test(v)) return v;
-  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-}
-
+// The map key only: prom-client escapes label values itself when it renders.
 // Called for every message received and every request (bench/, issue 6):
-// one numeric label, the common case, needs no sort and no escaping.
+// one label, the common case, needs no sort.
 function labelText(labels: Labels): string {
   const keys = Object.keys(labels);
   if (keys.length === 0) return '';
-  if (keys.length === 1) {
-    const v = labels[keys[0]];
-    return `{${keys[0]}="${typeof v === 'number' ? v : escapeLabel(v)}"}`;
-  }
-  if (keys.length === 2) {
-    // Route and status of every HTTP request: in name order without a sort.
-    const [a, b] = keys[0] < keys[1] ? [keys[0], keys[1]] : [keys[1], keys[0]];
-    return `{${a}="${escapeLabel(String(labels[a]))}",${b}="${escapeLabel(String(labels[b]))}"}`;
-  }
+  if (keys.length === 1) return `${keys[0]}\u0000${labels[keys[0]]}`;
   keys.sort();
-  return `{${keys.map((k) => `${k}="${escapeLabel(String(labels[k]))}"`).join(',')}}`;
+  return keys.map((k) => `${k}\u0000${labels[k]}`).join('\u0001');
 }
+
+/** Label names of the families with open label sets. */
+const LABEL_NAMES: Record<string, string[]> = {
+  nlbridge_sent_messages_total: ['group'],
+  nlbridge_received_messages_total: ['group'],
+  nlbridge_send_errors_total: ['code'],
+  nlbridge_kernel_acks_total: ['code'],
+  nlbridge_http_requests_total: ['route', 'status'],
+};
+
+/** Why the codec (addon/codec.ts CodecErrorCode) or the dummy protocol's payload decoder refused a datagram. */
+export const REJECT_REASONS = ['ETOOSHORT', 'EBADLEN', 'EZEROLEN', 'ETRUNC', 'EDNLPAYLOAD'] as const;
+/** Why app.ts refused a request before its route ran. */
+export const AUTH_REFUSAL_REASONS = ['peer-gone', 'host', 'origin', 'no-token', 'bad-token', 'scope'] as const;
+/** The bounds that refuse connections, streams, sends and requests. */
+export const LIMITS = ['connections', 'request-timeout', 'streams', 'unicast', 'rate'] as const;
+/** Why the resume ring drops a message (ring.ts evicted). */
+export const RING_EVICTION_REASONS = ['count', 'age', 'bytes'] as const;
+
+/** What a scrape reads from the bus (routes/metrics.ts connects it). */
+export interface BusGauges {
+  joinedGroups(): number;
+  unicastClients(): number;
+  /** SK_MEMINFO_DROPS of the shared receive socket (monotonic: a counter). */
+  rxSocketDrops(): number;
+  ringMessages(): number;
+  ringBytes(): number;
+  ringMaxBytes(): number;
+  ringEvicted(): Readonly<Record<(typeof RING_EVICTION_REASONS)[number], number>>;
+}
+
+/** Buckets of the delivery histogram, seconds: the synchronous path is tens of µs, a stalled one milliseconds. */
+const DELIVERY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
 
 export class Metrics {
   readonly sent = new Family('nlbridge_sent_messages_total', 'Messages sent, by destination group (0 = unicast to a port or the kernel)', 'counter');
   readonly received = new Family('nlbridge_received_messages_total', 'Messages received, by arrival group (0 = unicast)', 'counter');
   readonly duplicates = new Family('nlbridge_received_duplicates_total', 'Extra copies of one message (same sender, pid, seq, type) on several joined groups', 'counter');
-  readonly rejected = new Family('nlbridge_received_rejected_total', 'Datagrams (or their tails) rejected by the codec, by reason', 'counter');
+  readonly rejected = new Family('nlbridge_received_rejected_total', 'Datagrams (or their tails) rejected by the codec, by reason', 'counter', { label: 'reason', values: REJECT_REASONS });
   readonly truncated = new Family('nlbridge_received_truncated_total', 'Datagrams longer than the read buffer (cut)', 'counter');
   readonly overruns = new Family('nlbridge_netlink_overruns_total', 'Receive-queue overruns (ENOBUFS episodes reported by the socket)', 'counter');
   readonly overrunLost = new Family('nlbridge_netlink_overrun_lost_messages_total', 'Messages the kernel dropped on our receive queues (SK_MEMINFO_DROPS)', 'counter');
@@ -72,49 +113,101 @@ export class Metrics {
   readonly wsDropped = new Family('nlbridge_websocket_frames_dropped_total', 'Frames dropped because a client was slow', 'counter');
   readonly wsClosedSlow = new Family('nlbridge_websocket_closed_slow_total', 'Clients closed with 1013 for staying over their backlog', 'counter');
   readonly httpRequests = new Family('nlbridge_http_requests_total', 'HTTP requests, by route and status', 'counter');
-  readonly authFailures = new Family('nlbridge_auth_refusals_total', 'Requests refused by Host, Origin or token checks, by reason', 'counter');
-  readonly limitRefusals = new Family('nlbridge_limit_refusals_total', 'Connections, streams, sends and requests refused by a bound, by limit (connections, request-timeout, streams, unicast, rate)', 'counter');
-  readonly ringEvicted = new Family('nlbridge_ring_evicted_messages_total', 'Messages dropped from the resume ring, by reason (count, age, bytes)', 'counter');
+  readonly authFailures = new Family('nlbridge_auth_refusals_total', 'Requests refused by Host, Origin or token checks, by reason', 'counter', { label: 'reason', values: AUTH_REFUSAL_REASONS });
+  readonly limitRefusals = new Family('nlbridge_limit_refusals_total', 'Connections, streams, sends and requests refused by a bound, by limit (connections, request-timeout, streams, unicast, rate)', 'counter', { label: 'limit', values: LIMITS });
 
-  private readonly families: Family[] = [
-    this.sent,
-    this.received,
-    this.duplicates,
-    this.rejected,
-    this.truncated,
-    this.overruns,
-    this.overrunLost,
-    this.sendErrors,
-    this.kernelAcks,
-    this.wsClients,
-    this.wsFrames,
-    this.wsDropped,
-    this.wsClosedSlow,
-    this.httpRequests,
-    this.authFailures,
-    this.ringEvicted,
-    this.limitRefusals,
-  ];
+  readonly registry = new Registry();
 
-  render(gauges: Record<string, { help: string; value: number }> = {}): string {
-    const out: string[] = [];
-    for (const f of this.families) {
-      out.push(`# HELP ${f.name} ${f.help}`);
-      out.push(`# TYPE ${f.name} ${f.kind}`);
-      if (f.values.size === 0 && f.kind === 'gauge') out.push(`${f.name} 0`);
-      if (f.values.size === 0 && f.kind === 'counter' && !hasLabels(f)) out.push(`${f.name} 0`);
-      for (const { labels, value } of f.values.values()) out.push(`${f.name}${labelText(labels)} ${value}`);
+  /**
+   * Netlink-to-client delivery: from a receive batch reaching the bus to the
+   * frames of that batch written to every subscribed client's socket.
+   * Observed once per receive batch that reached a client (the bus's
+   * onRxBatch), not per message: a batch is up to 64 datagrams, so the hot
+   * path gains one performance.now() pair and one observe per batch.
+   */
+  readonly deliveryLatency: Histogram<string>;
+
+  private bus: BusGauges | null = null;
+
+  constructor(build: { version?: string } = {}) {
+    const registers = [this.registry];
+    for (const f of [this.sent, this.received, this.duplicates, this.rejected, this.truncated, this.overruns, this.overrunLost, this.sendErrors, this.kernelAcks, this.wsClients, this.wsFrames, this.wsDropped, this.wsClosedSlow, this.httpRequests, this.authFailures, this.limitRefusals]) {
+      exposeFamily(f, registers);
     }
-    for (const [name, g] of Object.entries(gauges)) {
-      out.push(`# HELP ${name} ${g.help}`);
-      out.push(`# TYPE ${name} gauge`);
-      out.push(`${name} ${g.value}`);
-    }
-    return out.join('\n') + '\n';
+    this.deliveryLatency = new Histogram({
+      name: 'nlbridge_delivery_latency_seconds',
+      help: 'Time from a netlink receive batch reaching the daemon to its frames written to every subscribed client socket, once per batch',
+      buckets: DELIVERY_BUCKETS,
+      registers,
+    });
+
+    const bus = (): BusGauges | null => this.bus;
+    const gauge = (name: string, help: string, read: (b: BusGauges) => number): void => {
+      new Gauge({ name, help, registers, collect() { const b = bus(); this.set(b ? read(b) : 0); } });
+    };
+    gauge('nlbridge_joined_groups', 'Groups the receive socket belongs to', (b) => b.joinedGroups());
+    gauge('nlbridge_unicast_clients', 'WebSocket clients with a netlink socket of their own', (b) => b.unicastClients());
+    gauge('nlbridge_ring_messages', 'Messages held in the resume ring', (b) => b.ringMessages());
+    gauge('nlbridge_ring_bytes', 'Accounted bytes of the resume ring', (b) => b.ringBytes());
+    gauge('nlbridge_ring_max_bytes', 'Memory cap of the resume ring (--ring-max-bytes)', (b) => b.ringMaxBytes());
+    new Counter({
+      name: 'nlbridge_rx_socket_drops_total',
+      help: 'SK_MEMINFO_DROPS of the shared receive socket (messages the kernel dropped on it)',
+      registers,
+      collect() {
+        this.reset();
+        const b = bus();
+        this.inc(b ? b.rxSocketDrops() : 0);
+      },
+    });
+    new Counter({
+      name: 'nlbridge_ring_evicted_messages_total',
+      help: 'Messages dropped from the resume ring, by reason (count, age, bytes)',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        const evicted = bus()?.ringEvicted();
+        for (const reason of RING_EVICTION_REASONS) this.inc({ reason }, evicted?.[reason] ?? 0);
+      },
+    });
+    new Gauge({ name: 'nlbridge_build_info', help: 'The running build: always 1, with the version as a label', labelNames: ['version'], registers }).set({ version: build.version ?? 'unknown' }, 1);
+    // process_* and nodejs_*: CPU, memory, fds, event-loop lag, GC. They are
+    // read at scrape time too, but for the GC and event-loop observers.
+    collectDefaultMetrics({ register: this.registry });
+    // Three of them are gauges named _total, which promtool refuses; their
+    // totals are the sums of nodejs_active_handles, _requests, _resources.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
+  }
+
+  /** The bus whose state the scrape-time gauges read (one per app). */
+  readBus(bus: BusGauges): void {
+    this.bus = bus;
   }
 }
 
-// Families whose every sample carries a label print nothing until they have one.
-function hasLabels(f: Family): boolean {
-  return f !== undefined && ['nlbridge_sent_messages_total', 'nlbridge_received_messages_total', 'nlbridge_received_rejected_total', 'nlbridge_send_errors_total', 'nlbridge_kernel_acks_total', 'nlbridge_http_requests_total', 'nlbridge_auth_refusals_total'].includes(f.name);
+/** A prom-client counter or gauge that copies @f when scraped. */
+function exposeFamily(f: Family, registers: Registry[]): void {
+  const labelNames = f.labelNames();
+  const config = { name: f.name, help: f.help, labelNames, registers };
+  if (f.kind === 'gauge') {
+    new Gauge({
+      ...config,
+      collect() {
+        this.reset();
+        if (labelNames.length === 0) this.set(0);
+        for (const { labels, value } of f.values.values()) this.set(labels, value);
+      },
+    });
+    return;
+  }
+  new Counter({
+    ...config,
+    collect() {
+      this.reset();
+      if (labelNames.length === 0) this.inc(0);
+      if (f.known) for (const v of f.known.values) this.inc({ [f.known.label]: v }, 0);
+      for (const { labels, value } of f.values.values()) this.inc(labels, value);
+    },
+  });
 }

@@ -15,9 +15,6 @@ export interface Profile {
   floodSeconds: number;
   /** C sender processes of the socket-level flood: two, so the flood outruns even the C receiver. */
   floodSenders: number;
-  /** C 1→N: sockets and messages per run. */
-  fanoutSockets: number[];
-  fanoutCount: number;
   /** Latency runs: messages at 1,000 msg/s, and seconds at half saturation. */
   latencyCount: number;
   halfSatSeconds: number;
@@ -26,10 +23,10 @@ export interface Profile {
   /** netlink → one WebSocket client flood. */
   wsFloodCount: number;
   wsFloodSeconds: number;
-  /** Fan-out: client counts, aggregate deliveries/s offered, seconds. */
+  /** Fan-out: client counts (each ramped to saturation, bench/lib/ramp.ts). */
   fanoutClients: number[];
-  fanoutDeliveriesPerSecond: number;
-  fanoutSeconds: number;
+  /** The ramp: see RampSettings. */
+  fanoutRamp: RampSettings;
   /** Most clients one client process holds. */
   clientsPerProcess: number;
   /** websocketd fan-out runs (one rr_nlk process per client). */
@@ -47,6 +44,26 @@ export interface Profile {
   slowReaderPayload: number;
 }
 
+/**
+ * The fan-out saturation search (issue 17), with the soak's rule
+ * (tests/reliability/soak.test.ts): an attempt at R deliveries/s is clean when
+ * the paced sender kept ≥ 97 % of its rate and every client had every message,
+ * once and in order, within lagMs of the sender's end, with no client closed;
+ * a step is clean by the majority of `tries` attempts. R starts at
+ * startDeliveries and doubles until a step is not clean (or halves until one
+ * is), then `bisections` bisections; the capacity is the highest clean R.
+ */
+export interface RampSettings {
+  startDeliveries: number;
+  maxDeliveries: number;
+  bisections: number;
+  tries: number;
+  attemptSeconds: number;
+  lagMs: number;
+  /** Most clients one C reader process holds. */
+  clientsPerReader: number;
+}
+
 export const FULL: Profile = {
   name: 'full',
   repeats: 2,
@@ -55,16 +72,13 @@ export const FULL: Profile = {
   floodCount: 1_000_000,
   floodSeconds: 3,
   floodSenders: 2,
-  fanoutSockets: [100, 1000],
-  fanoutCount: 20_000,
   latencyCount: 3000,
   halfSatSeconds: 2,
   warmupCount: 20_000,
   wsFloodCount: 600_000,
   wsFloodSeconds: 3,
   fanoutClients: [100, 1000],
-  fanoutDeliveriesPerSecond: 120_000,
-  fanoutSeconds: 3,
+  fanoutRamp: { startDeliveries: 200_000, maxDeliveries: 12_800_000, bisections: 1, tries: 3, attemptSeconds: 1, lagMs: 300, clientsPerReader: 500 },
   clientsPerProcess: 250,
   websocketdFanoutClients: [100, 1000],
   httpSeconds: 4,
@@ -85,16 +99,13 @@ export const SMOKE: Profile = {
   floodCount: 20_000,
   floodSeconds: 1,
   floodSenders: 2,
-  fanoutSockets: [3, 6],
-  fanoutCount: 2000,
   latencyCount: 200,
   halfSatSeconds: 0.3,
   warmupCount: 200,
   wsFloodCount: 5000,
   wsFloodSeconds: 1,
   fanoutClients: [3, 6],
-  fanoutDeliveriesPerSecond: 3000,
-  fanoutSeconds: 0.5,
+  fanoutRamp: { startDeliveries: 300, maxDeliveries: 300, bisections: 0, tries: 1, attemptSeconds: 0.5, lagMs: 1000, clientsPerReader: 3 },
   clientsPerProcess: 3,
   websocketdFanoutClients: [3],
   httpSeconds: 1,

@@ -12,6 +12,8 @@ export const SYSTEM_NAMES: Record<string, string> = {
   'nlbridge-batch': 'nlbridge ?batch=1',
   'nlbridge-binary': 'nlbridge ?format=binary',
   websocketd: 'websocketd + rr_nlk',
+  'nlbridge-creader': 'nlbridge, C reader',
+  'websocketd-creader': 'websocketd + rr_nlk, C reader',
   'bare-fastify': 'bare fastify route',
 };
 
@@ -27,8 +29,9 @@ export function figureDefs(fanoutCounts: number[]): FigureDef[] {
   return [
     { id: 'socket_flood', label: 'netlink → 1 socket, flood', unit: 'msg/s', systems: ['c', 'addon', 'npm-netlink'] },
     { id: 'ws_one_frame', label: 'netlink → 1 WS client, flood', unit: 'msg/s', systems: ['nlbridge', 'nlbridge-batch', 'nlbridge-binary', 'websocketd'] },
-    ...fan.map((k): FigureDef => ({ id: `fanout_${k}`, label: `fan-out to ${k} clients`, unit: 'deliveries/s', systems: ['c', 'nlbridge', 'websocketd'] })),
-    { id: 'latency_1k', label: 'latency p50 at 1,000 msg/s', unit: 'µs', systems: ['c', 'addon', 'npm-netlink', 'nlbridge', 'websocketd'] },
+    ...fan.map((k): FigureDef => ({ id: `fanout_${k}`, label: `fan-out to ${k} clients at saturation`, unit: 'deliveries/s', systems: ['c', 'nlbridge', 'nlbridge-batch', 'nlbridge-binary', 'websocketd'] })),
+    { id: 'latency_1k', label: 'latency p50 at 1,000 msg/s', unit: 'µs', systems: ['c', 'addon', 'npm-netlink', 'nlbridge', 'websocketd', 'nlbridge-creader', 'websocketd-creader'] },
+    { id: 'added_latency_1k', label: 'p50 added over the netlink floor (C ceiling) at 1,000 msg/s', unit: 'µs', systems: ['nlbridge', 'websocketd', 'nlbridge-creader', 'websocketd-creader'] },
     { id: 'latency_half', label: 'latency p50 at half saturation', unit: 'µs', systems: ['c', 'nlbridge', 'websocketd'] },
     { id: 'http_send', label: 'POST /send', unit: 'req/s', systems: ['nlbridge', 'bare-fastify'] },
     { id: 'ws_ingress', label: 'WS frames → netlink sends', unit: 'sends/s', systems: ['nlbridge', 'c'] },
@@ -64,7 +67,15 @@ function detail(figure: string, m: Measurement | undefined): string {
   if (!m || m.value === null) return '';
   const parts: string[] = [];
   const n = (k: string) => (typeof m[k] === 'number' ? (m[k] as number) : NaN);
-  if (figure.startsWith('latency')) {
+  if (figure.startsWith('fanout_') && Array.isArray(m.steps)) {
+    const steps = m.steps as { deliveries: number; clean: boolean; attempts: unknown[] }[];
+    parts.push(m.saturated ? `first unclean step ${fmtNum(n('firstUnclean'))}/s` : '**not saturated**: a lower bound');
+    if (Number.isFinite(n('lostAtCapacity'))) parts.push(`never delivered at that rate ${fmtNum(n('lostAtCapacity'))} in ${fmtNum(n('attemptsAtCapacity'))} attempts`);
+    parts.push(`ramp ${steps.map((x) => `${fmtNum(x.deliveries / 1000)}k${x.clean ? '✓' : '✗'}`).join(' ')}`);
+    parts.push(`${steps.reduce((a, x) => a + x.attempts.length, 0)} attempts`);
+  } else if (figure === 'added_latency_1k') {
+    parts.push(`p50 ${fmtNum(n('p50_us'))} − floor ${fmtNum(n('floor_us'))} µs`);
+  } else if (figure.startsWith('latency')) {
     parts.push(`p99 ${fmtNum(n('p99_us'))} µs`, `at ${fmtNum(n('rate'))} msg/s`);
     if (Number.isFinite(n('lost')) && n('lost') !== 0) parts.push(`lost ${fmtNum(n('lost'))}`);
   } else if (figure === 'http_send') {
@@ -109,6 +120,27 @@ export interface Target {
   shown: string;
   goal: string;
   met: boolean | null;
+  /** Where `measured` comes from: a ratio is inputs[0] ÷ inputs[1], a single figure inputs[0] (bench/check_results.ts recomputes it). */
+  inputs?: Input[];
+}
+
+export interface Input {
+  figure: string;
+  system: string;
+  field: string;
+  value: number | null;
+}
+
+function input(figures: Figures, figure: string, system: string, field = 'value'): Input {
+  const v = val(figures, figure, system, field);
+  return { figure, system, field, value: Number.isFinite(v) ? v : null };
+}
+
+/** a ÷ b ≥ (or ≤) goal, read from two figures, with the inputs kept. */
+function ratioOf(figures: Figures, id: string, label: string, a: [string, string, string?], b: [string, string, string?], goal: number, atLeast = true): Target {
+  const ia = input(figures, a[0], a[1], a[2]);
+  const ib = input(figures, b[0], b[1], b[2]);
+  return { ...ratioTarget(id, label, ia.value ?? NaN, ib.value ?? NaN, goal, atLeast), inputs: [ia, ib] };
 }
 
 function val(figures: Figures, figure: string, system: string, field = 'value'): number {
@@ -152,7 +184,7 @@ export function senderLimited(m: Measurement | undefined): boolean {
 function floodRatioTarget(id: string, label: string, figures: Figures, figure: string, a: string, b: string, goal: number): Target {
   const ma = figures[figure]?.[a];
   const mb = figures[figure]?.[b];
-  const t = ratioTarget(id, label, ma?.value ?? NaN, mb?.value ?? NaN, goal);
+  const t = { ...ratioTarget(id, label, ma?.value ?? NaN, mb?.value ?? NaN, goal), inputs: [input(figures, figure, a), input(figures, figure, b)] };
   if (t.measured === null) return t;
   const la = senderLimited(ma);
   const lb = senderLimited(mb);
@@ -167,23 +199,41 @@ export function targets(figures: Figures, largestFanout: number, fanoutGoal: num
   const t: Target[] = [];
   t.push(floodRatioTarget('addon_vs_npm', 'addon ÷ npm netlink, socket flood', figures, 'socket_flood', 'addon', 'npm-netlink', 3));
   // The same target, independent of how fast the sender went: what one message costs each receiver.
-  t.push(ratioTarget('addon_vs_npm_cpu', 'same, as receiver capacity: npm netlink CPU/msg ÷ addon CPU/msg', val(figures, 'socket_flood', 'npm-netlink', 'cpuNsPerMsg'), val(figures, 'socket_flood', 'addon', 'cpuNsPerMsg'), 3));
-  t.push(ratioTarget('addon_vs_c', 'addon ÷ C ceiling, socket flood', val(figures, 'socket_flood', 'addon'), val(figures, 'socket_flood', 'c'), 0.7));
+  t.push(ratioOf(figures, 'addon_vs_npm_cpu', 'same, as receiver capacity: npm netlink CPU/msg ÷ addon CPU/msg', ['socket_flood', 'npm-netlink', 'cpuNsPerMsg'], ['socket_flood', 'addon', 'cpuNsPerMsg'], 3));
+  t.push(ratioOf(figures, 'addon_vs_c', 'addon ÷ C ceiling, socket flood', ['socket_flood', 'addon'], ['socket_flood', 'c'], 0.7));
   const survived = figures.socket_flood?.addon?.survived;
   t.push({ id: 'addon_survives', label: 'addon survives the flood', measured: survived === true ? 1 : 0, shown: survived === undefined ? 'n/a' : survived ? 'yes' : 'no', goal: 'yes', met: survived === undefined ? null : survived === true });
   t.push(floodRatioTarget('batch_vs_websocketd', 'one client ?batch=1 ÷ websocketd', figures, 'ws_one_frame', 'nlbridge-batch', 'websocketd', 2));
   t.push(floodRatioTarget('frame_vs_websocketd', 'one client, one msg/frame ÷ websocketd', figures, 'ws_one_frame', 'nlbridge', 'websocketd', 1.2));
-  t.push(ratioTarget('p50_vs_websocketd', 'p50 at 1,000 msg/s: nlbridge ÷ websocketd', val(figures, 'latency_1k', 'nlbridge', 'p50_us'), val(figures, 'latency_1k', 'websocketd', 'p50_us'), 0.5, false));
+  t.push(ratioOf(figures, 'p50_vs_websocketd', 'p50 at 1,000 msg/s, Node reader: nlbridge ÷ websocketd', ['latency_1k', 'nlbridge', 'p50_us'], ['latency_1k', 'websocketd', 'p50_us'], 0.5, false));
+  t.push(ratioOf(figures, 'p50_vs_websocketd_creader', 'p50 at 1,000 msg/s, C reader: nlbridge ÷ websocketd', ['latency_1k', 'nlbridge-creader', 'p50_us'], ['latency_1k', 'websocketd-creader', 'p50_us'], 0.5, false));
   const p99 = val(figures, 'latency_1k', 'nlbridge', 'p99_us');
   t.push({ id: 'p99_1k', label: 'p99 at 1,000 msg/s, nlbridge', measured: Number.isFinite(p99) ? p99 : null, shown: Number.isFinite(p99) ? `${fmtNum(p99)} µs` : 'n/a', goal: '≤ 1,000 µs', met: Number.isFinite(p99) ? p99 <= 1000 : null });
   const fan = val(figures, `fanout_${largestFanout}`, 'nlbridge');
-  t.push({ id: 'fanout_rate', label: `fan-out to ${largestFanout} clients, deliveries/s`, measured: Number.isFinite(fan) ? fan : null, shown: Number.isFinite(fan) ? fmtNum(fan) : 'n/a', goal: `≥ ${fmtNum(fanoutGoal)}`, met: Number.isFinite(fan) ? fan >= fanoutGoal : null });
-  const fanLost = val(figures, `fanout_${largestFanout}`, 'nlbridge', 'lost');
-  t.push({ id: 'fanout_loss', label: `fan-out to ${largestFanout} clients, messages lost`, measured: Number.isFinite(fanLost) ? fanLost : null, shown: Number.isFinite(fanLost) ? fmtNum(fanLost) : 'n/a', goal: '0', met: Number.isFinite(fanLost) ? fanLost === 0 : null });
-  t.push(ratioTarget('send_vs_fastify', 'POST /send ÷ bare fastify', val(figures, 'http_send', 'nlbridge'), val(figures, 'http_send', 'bare-fastify'), 0.85));
+  t.push({ id: 'fanout_rate', label: `fan-out to ${largestFanout} clients at saturation, one msg/frame, deliveries/s`, measured: Number.isFinite(fan) ? fan : null, shown: Number.isFinite(fan) ? fmtNum(fan) : 'n/a', goal: `≥ ${fmtNum(fanoutGoal)}`, met: Number.isFinite(fan) ? fan >= fanoutGoal : null });
+  t.push(ratioOf(figures, 'fanout_batch_vs_c', `fan-out to ${largestFanout} clients at saturation, ?batch=1 ÷ C ceiling`, [`fanout_${largestFanout}`, 'nlbridge-batch'], [`fanout_${largestFanout}`, 'c'], 0.5));
+  const fanLost = val(figures, `fanout_${largestFanout}`, 'nlbridge-batch', 'lostAtCapacity');
+  t.push({ id: 'fanout_loss', label: `fan-out to ${largestFanout} clients, ?batch=1, messages never delivered at its capacity`, measured: Number.isFinite(fanLost) ? fanLost : null, shown: Number.isFinite(fanLost) ? fmtNum(fanLost) : 'n/a', goal: '0', met: Number.isFinite(fanLost) ? fanLost === 0 : null });
+  t.push(ratioOf(figures, 'send_vs_fastify', 'POST /send ÷ bare fastify', ['http_send', 'nlbridge'], ['http_send', 'bare-fastify'], 0.85));
   const perClient = val(figures, 'memory_per_client', 'nlbridge');
   t.push({ id: 'memory_per_client', label: 'idle memory per client, nlbridge', measured: Number.isFinite(perClient) ? perClient : null, shown: Number.isFinite(perClient) ? fmtBytes(perClient) : 'n/a', goal: '≤ 50 KB', met: Number.isFinite(perClient) ? perClient <= 50_000 : null });
   return t;
+}
+
+/**
+ * What each bridge and each reader adds to the raw netlink floor (the C
+ * receiver's p50 in the same run): derived, with both inputs kept beside it.
+ */
+export function addedLatency(figures: Figures): void {
+  const floor = val(figures, 'latency_1k', 'c', 'p50_us');
+  for (const s of ['nlbridge', 'websocketd', 'nlbridge-creader', 'websocketd-creader']) {
+    const p50 = val(figures, 'latency_1k', s, 'p50_us');
+    if (!Number.isFinite(p50) && !figures.latency_1k?.[s]) continue;
+    const added = p50 - floor;
+    (figures.added_latency_1k ??= {})[s] = Number.isFinite(added)
+      ? { value: added, p50_us: p50, floor_us: floor, from: `latency_1k.${s}.p50_us − latency_1k.c.p50_us` }
+      : { value: null, error: 'needs latency_1k of the C ceiling and of this system (run the socket section too)' };
+  }
 }
 
 export interface Machine {

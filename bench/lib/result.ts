@@ -67,7 +67,8 @@ export async function bestOf(runs: number, fn: () => Promise<Measurement>, bette
     if (all.length > 0) return all[all.length - 1];
     throw lastError;
   }
-  const out: Measurement = { ...best, runs: all.map((m) => m.value) };
+  // Every run whole (bar the best, which is the measurement itself), so a check can see each run's inputs.
+  const out: Measurement = { ...best, runs: all.map((m) => m.value), runDetails: all.map((m) => (m === best ? 'best' : m)) };
   if (errors.length > 0) out.failedRuns = errors;
   if (all.some((m) => m.survived === false)) out.survived = false;
   return out;

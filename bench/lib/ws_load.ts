@@ -5,7 +5,7 @@
 
 import * as net from 'node:net';
 import { flood, type FloodOptions } from '../scenarios/socket_level';
-import { sleep, startAgent, type JsonObject, type Proc } from './proc';
+import { sleep, startAgent, startC, type JsonObject, type Proc } from './proc';
 import type { Profile } from './profile';
 import { num, type Measurement } from './result';
 import type { LatencySummary } from './stats';
@@ -19,7 +19,11 @@ export interface ClientRunOptions {
   latency?: boolean;
   idleMs?: number;
   pauseFirst?: boolean;
+  /** Who reads: Node `ws` clients (ws_clients.ts, default) or the C reader (nlb_ws_reader.c, one process per client). */
+  reader?: Reader;
 }
+
+export type Reader = 'node' | 'c';
 
 export interface Aggregate {
   clients: number;
@@ -68,9 +72,15 @@ export async function waitForPort(port: number, timeoutMs: number): Promise<void
 }
 
 /** Start client processes holding `clients` connections; resolves when all have connected. */
-export async function startClients(p: Profile, o: { url: string; clients: number; expectPerClient: number; maxSeconds: number; latency?: boolean; idleMs?: number; pauseFirst?: boolean }): Promise<Proc[]> {
+export async function startClients(p: Profile, o: { url: string; clients: number; expectPerClient: number; maxSeconds: number; latency?: boolean; idleMs?: number; pauseFirst?: boolean; reader?: Reader }): Promise<Proc[]> {
   const agents: Proc[] = [];
-  for (let i = 0; i < o.clients; i += p.clientsPerProcess) {
+  if (o.reader === 'c') {
+    if (o.pauseFirst) throw new Error('the C reader has no paused mode');
+    const args: (string | number)[] = ['-u', o.url, '-k', o.clients, '-n', Math.min(o.expectPerClient, Number.MAX_SAFE_INTEGER), '-t', o.maxSeconds, '-i', o.idleMs ?? 1500];
+    if (o.latency) args.push('-L');
+    agents.push(startC('nlb_ws_reader', args));
+  }
+  for (let i = 0; o.reader !== 'c' && i < o.clients; i += p.clientsPerProcess) {
     const n = Math.min(p.clientsPerProcess, o.clients - i);
     agents.push(
       startAgent('ws_clients', {
@@ -149,7 +159,7 @@ export async function probeUntilUp(p: Profile, agents: Proc[], timeoutMs: number
 export async function clientRun(p: Profile, o: ClientRunOptions): Promise<ClientRunResult> {
   const expect = o.flood.count;
   const maxSeconds = o.flood.seconds + 15;
-  const agents = await startClients(p, { url: o.url, clients: o.clients, expectPerClient: expect, maxSeconds, latency: o.latency, idleMs: o.idleMs, pauseFirst: o.pauseFirst });
+  const agents = await startClients(p, { url: o.url, clients: o.clients, expectPerClient: expect, maxSeconds, latency: o.latency, idleMs: o.idleMs, pauseFirst: o.pauseFirst, reader: o.reader });
   try {
     await probeUntilUp(p, agents, 30_000);
     // A latency figure is that of a running bridge, not of its first second:
@@ -185,6 +195,7 @@ export async function clientRun(p: Profile, o: ClientRunOptions): Promise<Client
       value: agg.seconds > 0 ? agg.deliveries / agg.seconds : NaN,
       ...agg,
       sendRate: sent.rate,
+      reader: o.reader ?? 'node',
       ...(latency ? { p50_us: latency.p50_us, p99_us: latency.p99_us, max_us: latency.max_us, samples: latency.n } : {}),
     };
   } finally {

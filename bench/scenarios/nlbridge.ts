@@ -22,7 +22,7 @@ export interface NlbridgeOptions {
   ceiling: number;
 }
 
-interface Daemon {
+export interface Daemon {
   proc: Proc;
   port: number;
   base: string;
@@ -59,7 +59,7 @@ async function stopDaemon(d: Daemon): Promise<void> {
   await d.proc.stop(5000);
 }
 
-async function withDaemon<T>(p: Profile, o: NlbridgeOptions, tag: string, fn: (d: Daemon) => Promise<T>): Promise<T> {
+export async function withDaemon<T>(p: Profile, o: NlbridgeOptions, tag: string, fn: (d: Daemon) => Promise<T>): Promise<T> {
   const d = await startDaemon(p, o, tag);
   try {
     return await fn(d);
@@ -78,17 +78,6 @@ export async function runNlbridge(p: Profile, figures: Figures, o: NlbridgeOptio
   await measure(figures, 'ws_one_frame', 'nlbridge-binary', () =>
     bestOf(p.repeats, () => withDaemon(p, o, 'binary', (d) => clientRun(p, { url: d.ws('?format=binary'), clients: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })), higherValue),
   );
-  await measure(figures, 'latency_1k', 'nlbridge', () =>
-    bestOf(
-      p.repeats,
-      () =>
-        withDaemon(p, o, 'lat1k', async (d) => {
-          const r = await clientRun(p, { url: d.ws(), clients: 1, latency: true, flood: { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 } });
-          return { ...r, value: num(r.p50_us), rate: 1000 };
-        }),
-      lowerP99,
-    ),
-  );
   await measure(figures, 'latency_half', 'nlbridge', () =>
     withDaemon(p, o, 'lathalf', async (d) => {
       const sat = num(thr.value);
@@ -99,16 +88,6 @@ export async function runNlbridge(p: Profile, figures: Figures, o: NlbridgeOptio
       return { ...r, value: num(r.p50_us), rate };
     }),
   );
-  for (const k of p.fanoutClients) {
-    await measure(figures, `fanout_${k}`, 'nlbridge', () =>
-      withDaemon(p, o, `fanout${k}`, async (d) => {
-        const rate = p.fanoutDeliveriesPerSecond / k;
-        const count = Math.max(10, Math.round(rate * p.fanoutSeconds));
-        const r = await clientRun(p, { url: d.ws(), clients: k, flood: { count, seconds: p.fanoutSeconds + 5, rate } });
-        return { ...r, offered: p.fanoutDeliveriesPerSecond };
-      }),
-    );
-  }
   await runHttpSend(p, figures, o);
   await runIngress(p, figures, o);
   await runMemory(p, figures, o);
@@ -285,5 +264,26 @@ async function runMemory(p: Profile, figures: Figures, o: NlbridgeOptions): Prom
     });
   } finally {
     await stopDaemon(d);
+  }
+}
+
+/**
+ * Latency at 1,000 msg/s, read by the Node `ws` client and by the C reader
+ * (nlb_ws_reader.c), whose own wake-up and parse cost is not in the figure
+ * (issue 17).
+ */
+export async function runNlbridgeLatency(p: Profile, figures: Figures, o: NlbridgeOptions): Promise<void> {
+  for (const reader of ['node', 'c'] as const) {
+    await measure(figures, 'latency_1k', reader === 'c' ? 'nlbridge-creader' : 'nlbridge', () =>
+      bestOf(
+        p.repeats,
+        () =>
+          withDaemon(p, o, 'lat1k', async (d) => {
+            const r = await clientRun(p, { url: d.ws(), clients: 1, latency: true, reader, flood: { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 } });
+            return { ...r, value: num(r.p50_us), rate: 1000 };
+          }),
+        lowerP99,
+      ),
+    );
   }
 }

@@ -10,10 +10,10 @@ import { bestOf, higherValue, lowerP99, measure, num, type Figures, type Measure
 
 const USERSOCK = 2;
 
-/** Build nlb_flood and nlb_sink with cc -O2 into .cache/bench/. */
+/** Build nlb_flood, nlb_sink and nlb_ws_reader with cc -O2 into .cache/bench/. */
 export function buildC(): void {
   fs.mkdirSync(CACHE_DIR, { recursive: true });
-  for (const name of ['nlb_flood', 'nlb_sink']) {
+  for (const name of ['nlb_flood', 'nlb_sink', 'nlb_ws_reader']) {
     execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-o', path.join(CACHE_DIR, name), path.join(ROOT, 'bench', 'c', `${name}.c`)], {
       stdio: ['ignore', 'ignore', 'inherit'],
     });
@@ -91,23 +91,6 @@ export async function runCeiling(p: Profile, figures: Figures): Promise<number> 
       survived: true,
     };
   }, higherValue));
-  for (const k of p.fanoutSockets) {
-    await measure(figures, `fanout_${k}`, 'c', async () => {
-      const { sent, got } = await sinkWithFlood(p, { sockets: k, expect: p.fanoutCount, seconds: p.floodSeconds + 5 }, { count: p.fanoutCount, seconds: p.floodSeconds });
-      const expected = num(sent.sent) * k;
-      return {
-        value: num(got.rate),
-        clients: k,
-        offered: 'flood',
-        sent: sent.sent,
-        deliveries: got.received,
-        lost: expected - num(got.received),
-        lossPct: (100 * (expected - num(got.received))) / expected,
-        drops: got.drops,
-      };
-    });
-  }
-  await measure(figures, 'latency_1k', 'c', () => bestOf(p.repeats, () => latencyRun(p, 1000, p.latencyCount), lowerP99));
   const sat = num(rx.value);
   if (Number.isFinite(sat) && sat > 0) {
     await measure(figures, 'latency_half', 'c', () => latencyRun(p, sat / 2, Math.round((sat / 2) * p.halfSatSeconds)));
@@ -188,7 +171,11 @@ async function nodeReceiver(p: Profile, impl: 'addon' | 'npm-netlink', paced?: {
 export async function runNodeReceivers(p: Profile, figures: Figures): Promise<void> {
   await measure(figures, 'socket_flood', 'addon', () => bestOf(p.repeats, () => nodeReceiver(p, 'addon'), higherValue));
   await measure(figures, 'socket_flood', 'npm-netlink', () => bestOf(p.repeats, () => nodeReceiver(p, 'npm-netlink'), higherValue));
-  // Socket-level latency at 1,000 msg/s: what the addon adds before any bridge work.
+}
+
+/** Latency at 1,000 msg/s at the socket level: the C floor, then what the addon and npm `netlink` add before any bridge work. */
+export async function runSocketLatency(p: Profile, figures: Figures): Promise<void> {
+  await measure(figures, 'latency_1k', 'c', () => bestOf(p.repeats, () => latencyRun(p, 1000, p.latencyCount), lowerP99));
   for (const impl of ['addon', 'npm-netlink'] as const) {
     await measure(figures, 'latency_1k', impl, () => bestOf(p.repeats, () => nodeReceiver(p, impl, { rate: 1000, count: p.latencyCount }), lowerP99));
   }

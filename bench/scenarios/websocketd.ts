@@ -51,7 +51,7 @@ function treeRss(pid: number): number {
   return [pid, ...descendants(pid)].reduce((sum, p) => sum + (pssBytes(p) ?? 0), 0);
 }
 
-async function withWebsocketd<T>(p: Profile, fn: (url: string, pid: number) => Promise<T>): Promise<T> {
+export async function withWebsocketd<T>(p: Profile, fn: (url: string, pid: number) => Promise<T>): Promise<T> {
   const { proc, url } = await startWebsocketd(p);
   try {
     return await fn(url, proc.pid);
@@ -77,7 +77,7 @@ export async function runWebsocketd(p: Profile, figures: Figures): Promise<void>
   try {
     buildRrNlk();
   } catch (err) {
-    for (const f of ['ws_one_frame', 'latency_1k', 'latency_half', ...p.websocketdFanoutClients.map((k) => `fanout_${k}`), 'memory_idle', 'memory_per_client']) {
+    for (const f of ['ws_one_frame', 'latency_half', 'memory_idle', 'memory_per_client']) {
       await measure(figures, f, 'websocketd', async () => {
         throw err;
       });
@@ -87,17 +87,6 @@ export async function runWebsocketd(p: Profile, figures: Figures): Promise<void>
 
   const thr = await measure(figures, 'ws_one_frame', 'websocketd', () =>
     bestOf(p.repeats, () => withWebsocketd(p, (url) => clientRun(p, { url, clients: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })), higherValue),
-  );
-  await measure(figures, 'latency_1k', 'websocketd', () =>
-    bestOf(
-      p.repeats,
-      () =>
-        withWebsocketd(p, async (url) => {
-          const r = await clientRun(p, { url, clients: 1, latency: true, flood: { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 } });
-          return { ...r, value: num(r.p50_us), rate: 1000 };
-        }),
-      lowerP99,
-    ),
   );
   await measure(figures, 'latency_half', 'websocketd', () =>
     withWebsocketd(p, async (url) => {
@@ -109,16 +98,6 @@ export async function runWebsocketd(p: Profile, figures: Figures): Promise<void>
       return { ...r, value: num(r.p50_us), rate };
     }),
   );
-  for (const k of p.websocketdFanoutClients) {
-    await measure(figures, `fanout_${k}`, 'websocketd', () =>
-      withWebsocketd(p, async (url) => {
-        const rate = p.fanoutDeliveriesPerSecond / k;
-        const count = Math.max(10, Math.round(rate * p.fanoutSeconds));
-        const r = await clientRun(p, { url, clients: k, flood: { count, seconds: p.fanoutSeconds + 5, rate } });
-        return { ...r, offered: p.fanoutDeliveriesPerSecond };
-      }),
-    );
-  }
   // Memory: the server side with no client, then with idle clients (one rr_nlk each).
   let idle = NaN;
   await measure(figures, 'memory_idle', 'websocketd', () =>
@@ -144,4 +123,31 @@ export async function runWebsocketd(p: Profile, figures: Figures): Promise<void>
       }
     }),
   );
+}
+
+/** Latency at 1,000 msg/s, read by the Node `ws` client and by the C reader (see runNlbridgeLatency). */
+export async function runWebsocketdLatency(p: Profile, figures: Figures): Promise<void> {
+  try {
+    buildRrNlk();
+  } catch (err) {
+    for (const s of ['websocketd', 'websocketd-creader']) {
+      await measure(figures, 'latency_1k', s, async () => {
+        throw err;
+      });
+    }
+    return;
+  }
+  for (const reader of ['node', 'c'] as const) {
+    await measure(figures, 'latency_1k', reader === 'c' ? 'websocketd-creader' : 'websocketd', () =>
+      bestOf(
+        p.repeats,
+        () =>
+          withWebsocketd(p, async (url) => {
+            const r = await clientRun(p, { url, clients: 1, latency: true, reader, flood: { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 } });
+            return { ...r, value: num(r.p50_us), rate: 1000 };
+          }),
+        lowerP99,
+      ),
+    );
+  }
 }

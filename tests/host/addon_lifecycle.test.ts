@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { loadBinding } from '../../addon/index';
 import type { Datagram } from '../../addon/types';
 import { ADDON_INDEX, G, bit, buildFlood, flood, message, open, sleep } from './support/netlink';
+import { waitFor } from '../support/wait';
 
 before(() => {
   buildFlood();
@@ -19,6 +20,14 @@ const fdCount = (): number => fs.readdirSync('/proc/self/fd').length;
 
 /** Waits for libuv close callbacks (they run one loop turn after uv_close). */
 const turn = (): Promise<void> => sleep(20);
+
+/** Bytes queued unread on the netlink socket bound to `portId` (Rmem in /proc/net/netlink). */
+function queuedBytes(portId: number): number {
+  const rows = fs.readFileSync('/proc/net/netlink', 'utf8').trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+  // sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
+  const row = rows.find((f) => Number(f[1]) === 2 && Number(f[2]) >>> 0 === portId >>> 0);
+  return row ? Number(row[4]) : -1;
+}
 
 /** Native counters once pending close callbacks (earlier tests') have run. */
 async function settledStats(): Promise<{ openSockets: number; livePollHandles: number }> {
@@ -76,7 +85,9 @@ test('close inside the overrun callback', async () => {
     r.close();
   });
   r.on('datagrams', () => batches++);
-  await sleep(100);
+  await waitFor('the overrun callback (which closes the socket)', () => r.isClosed, { timeoutMs: 5000 });
+  // The batch of that wake-up would be delivered right after the overrun, in the same callback from C++.
+  await turn();
   assert.equal(overruns, 1);
   assert.equal(batches, 0, 'the batch of the same wake-up is not delivered after close');
   assert.equal(r.isClosed, true);
@@ -93,14 +104,17 @@ test('removing the last datagrams listener stops receiving; adding one resumes w
   const onBatch = (b: Datagram[]): void => void got.push(...b);
   r.on('datagrams', onBatch);
   w.send(message(1), { portId: r.portId });
-  await sleep(50);
+  await waitFor('datagram 1', () => got.length, { timeoutMs: 5000, until: (n) => n >= 1 });
   assert.equal(got.length, 1);
   r.off('datagrams', onBatch);
   w.send(message(2), { portId: r.portId });
-  await sleep(50);
+  // Not received: datagram 2 stays in r's kernel queue (Rmem in /proc/net/netlink), read by nobody.
+  await waitFor(`datagram 2 queued unread at port ${r.portId}`, () => queuedBytes(r.portId), { timeoutMs: 5000, until: (n) => n > 0 });
+  await turn();
   assert.equal(got.length, 1);
+  assert.ok(queuedBytes(r.portId) > 0, 'still queued, unread');
   r.on('datagrams', onBatch);
-  await sleep(50);
+  await waitFor('datagram 2 once a listener is back', () => got.length, { timeoutMs: 5000, until: (n) => n >= 2 });
   assert.deepEqual(
     got.map((d) => d.data.readUInt32LE(8)),
     [1, 2],
@@ -296,13 +310,9 @@ test('a receiving socket keeps the process alive until it is closed, then it exi
      process.stdout.write(String(s.portId) + '\\n');`,
     10_000,
   );
-  let port = 0;
-  for (let i = 0; i < 250 && port === 0; i++) {
-    await sleep(20);
-    port = Number.parseInt(c.stdout().split('\n')[0], 10) || 0;
-  }
+  const port = await waitFor('the child\'s port id on its stdout', () => Number.parseInt(c.stdout().split('\n')[0], 10) || 0, { timeoutMs: 5000, until: (n) => n > 0 });
   assert.ok(port > 0, 'child printed its port id');
-  // Still alive with nothing to do but receive.
+  // Time is what is tested: still alive after 700 ms with nothing to do but receive.
   await sleep(700);
   w.send(Buffer.from('bye'), { portId: port });
   const r = await c.done;

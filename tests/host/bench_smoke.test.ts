@@ -22,9 +22,10 @@ interface Measurement {
 const EXPECTED: Record<string, string[]> = {
   socket_flood: ['c', 'addon', 'npm-netlink'],
   ws_one_frame: ['nlbridge', 'nlbridge-batch', 'nlbridge-binary', 'websocketd'],
-  fanout_3: ['c', 'nlbridge', 'websocketd'],
-  fanout_6: ['c', 'nlbridge'],
-  latency_1k: ['c', 'addon', 'npm-netlink', 'nlbridge', 'websocketd'],
+  fanout_3: ['c', 'nlbridge', 'nlbridge-batch', 'nlbridge-binary', 'websocketd'],
+  fanout_6: ['c', 'nlbridge', 'nlbridge-batch', 'nlbridge-binary'],
+  latency_1k: ['c', 'addon', 'npm-netlink', 'nlbridge', 'websocketd', 'nlbridge-creader', 'websocketd-creader'],
+  added_latency_1k: ['nlbridge', 'websocketd', 'nlbridge-creader', 'websocketd-creader'],
   latency_half: ['c', 'nlbridge', 'websocketd'],
   http_send: ['nlbridge', 'bare-fastify'],
   ws_ingress: ['nlbridge', 'c'],
@@ -79,6 +80,10 @@ test('bench smoke run reports every row with sane numbers', { timeout: 240_000, 
   for (const t of result.targets) {
     assert.ok(t.met !== null || /sender-limited/.test(t.shown), `target ${t.id} not evaluated: ${t.shown}`);
   }
+
+  // Every ratio, best-of and saturation figure recomputes from the raw values kept in the file.
+  const check = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', 'check_results.js'), path.join(out, 'latest.json')], { encoding: 'utf8', cwd: ROOT });
+  assert.equal(check.status, 0, `check_results: ${check.stdout}${check.stderr}`);
 
   const table = fs.readFileSync(path.join(out, 'latest.md'), 'utf8');
   assert.match(table, /\| target \(issue 6\) \|/);

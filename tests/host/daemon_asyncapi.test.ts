@@ -14,9 +14,10 @@ import { parse } from 'yaml';
 import { encodeMessage } from '../../addon/codec';
 import { deref, loadSpec, resolveRef, type OpenApiDoc } from '../../daemon/spec';
 import type { Stream } from '../../daemon/routes/groups';
-import { ROOT, TAG, bit, call, connect, sleep, startDaemon, wwNlk, buildTools, type Daemon, type Frame } from './support/daemon_harness';
+import { ROOT, TAG, bit, call, connect, startDaemon, wwNlk, buildTools, type Daemon, type Frame } from './support/daemon_harness';
 import { Sender } from './support/flood_sender';
 import { SseClient } from './support/sse_client';
+import { waitFor } from '../support/wait';
 
 const G = 32;
 const ASYNCAPI = path.join(ROOT, 'asyncapi.yaml');
@@ -149,7 +150,18 @@ describe('live frames validate against asyncapi.yaml', () => {
       json.client.send(JSON.stringify({ id: 1, groups: [G], data: 'x' }));
       json.client.send(JSON.stringify({ id: 2, pid: 0 }));
       await json.client.next((f) => f.type === 'error');
-      await sleep(300);
+      // Every kind of frame at every client, as the checks below need it.
+      const missing = (): string[] => {
+        const ws = new Set(json.client.all.filter((f): f is Frame => !Buffer.isBuffer(f)).map((f) => f.type));
+        const ev = new Set(sse.events.map((e) => e.event));
+        return [
+          ...['hello', 'gap', 'message', 'malformed', 'overrun', 'dropped', 'sent', 'error'].filter((t) => !ws.has(t)).map((t) => `WebSocket ${t}`),
+          ...['hello', 'gap', 'message', 'malformed', 'overrun'].filter((t) => !ev.has(t)).map((t) => `SSE ${t}`),
+          ...(binary.client.all.filter((f) => Buffer.isBuffer(f)).length >= 2 ? [] : ['2 binary frames']),
+          ...(rawBatch.some((t) => t.includes('\n')) ? [] : ['a batch frame of several frames']),
+        ];
+      };
+      await waitFor('every frame type at every client', missing, { timeoutMs: 5000, until: (m) => m.length === 0 });
       const wsFrames = json.client.all.filter((f): f is Frame => !Buffer.isBuffer(f));
       const seen = new Set(wsFrames.map((f) => f.type));
       for (const t of ['hello', 'gap', 'message', 'malformed', 'overrun', 'dropped', 'sent', 'error']) assert.ok(seen.has(t), `no ${t} frame seen`);

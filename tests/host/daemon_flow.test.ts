@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { NetlinkSocket } from '../../addon/socket';
 import { encodeMessage } from '../../addon/codec';
 import { USERSOCK, bit, call, connect, sleep, startDaemon, type Frame, type WsClient } from './support/daemon_harness';
+import { waitFor } from '../support/wait';
 
 const G_SLOW = 17;
 const G_FLOOD = 18;
@@ -20,7 +21,7 @@ async function pace(sender: NetlinkSocket, group: number, count: number, payload
       sender.send(encodeMessage({ type: 0x10, seq, payload }), { groups: bit(group) });
     }
     await new Promise((r) => setImmediate(r));
-    await sleep(1);
+    await sleep(1); // pacing (a rate): the in-process daemon reads between chunks
   }
 }
 
@@ -28,11 +29,7 @@ const framesOf = (c: WsClient, type: string): Frame[] => c.all.filter((f): f is 
 const rawSocket = (c: WsClient): Socket => (c.ws as unknown as { _socket: Socket })._socket;
 
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(20);
-  }
+  await waitFor(what, cond, { timeoutMs: ms });
 }
 
 describe('slow clients', () => {
@@ -122,8 +119,17 @@ describe('netlink overrun', () => {
       // One synchronous burst: the daemon (same process) cannot read meanwhile.
       const payload = Buffer.alloc(200, 'f');
       for (let seq = 1; seq <= COUNT; seq++) sender.send(encodeMessage({ type: 0x10, seq, payload }), { groups: bit(G_FLOOD) });
-      await until(() => framesOf(a.client, 'overrun').length > 0, 5000, 'an overrun event');
-      await sleep(300);
+      const told = (): { received: number; lost: number } => ({
+        received: framesOf(a.client, 'message').filter((f) => f.length === 200).length,
+        lost: framesOf(a.client, 'overrun').reduce((s, f) => s + Number(f.lost), 0),
+      });
+      await waitFor(`an overrun event, and received + lost = ${COUNT}`, told, { timeoutMs: 10000, until: (t) => t.lost > 0 && t.received + t.lost >= COUNT });
+      // The other subscriber is told on its own connection, which may arrive later than a's.
+      const lostA = told().lost;
+      await waitFor(`the subscriber of the other group told ${lostA} lost`, () => framesOf(other.client, 'overrun').reduce((s, f) => s + Number(f.lost), 0), {
+        timeoutMs: 5000,
+        until: (n) => n >= lostA,
+      });
       const lost = framesOf(a.client, 'overrun').reduce((s, f) => s + Number(f.lost), 0);
       const received = framesOf(a.client, 'message').filter((f) => f.length === 200).length;
       assert.ok(lost > 0);
@@ -139,6 +145,8 @@ describe('netlink overrun', () => {
       // The stream goes on after the overrun.
       sender.send(encodeMessage({ type: 0x10, seq: COUNT + 1, payload: Buffer.from('after') }), { groups: bit(G_FLOOD) });
       await a.client.next((f) => f.type === 'message' && f.data === 'after');
+      // Nothing more of the burst came after the counts above (it would have come before 'after').
+      assert.deepEqual(told(), { received, lost }, 'no later message or overrun report of the burst');
       await a.client.close();
       await other.client.close();
     } finally {

@@ -10,7 +10,8 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ROOT, connect, onJsonLines, sleep } from './support/daemon_harness';
+import { ROOT, connect, onJsonLines } from './support/daemon_harness';
+import { waitFor } from '../support/wait';
 
 const MAIN = path.join(ROOT, 'dist/daemon/main.js');
 
@@ -156,7 +157,10 @@ describe('daemon process', () => {
       const d = { wsBase: `ws://127.0.0.1:${port}`, token: null };
       const a = await connect(d, '/groups/2', { headers: { host: `127.0.0.1:${port}` } });
       const b = await connect(d, '/groups?list=3,4');
-      await sleep(400);
+      await waitFor('READY=1 and a WATCHDOG=1 at the notify sink', () => notes, {
+        timeoutMs: 5000,
+        until: (n) => /^READY=1\|/m.test(n) && /^WATCHDOG=1$/m.test(n),
+      });
       assert.match(notes, /^READY=1\|STATUS=serving on protocol usersock \(2\)$/m);
       assert.match(notes, /^WATCHDOG=1$/m, 'watchdog pings at half of WATCHDOG_USEC');
       const t0 = Date.now();
@@ -167,7 +171,8 @@ describe('daemon process', () => {
       assert.equal(a.client.closeReason, 'server shutting down');
       assert.deepEqual(exit, { code: 0, signal: null });
       assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
-      await sleep(100);
+      // Sent before the exit; the sink (another process) prints it in its own time.
+      await waitFor('STOPPING=1 at the notify sink', () => notes, { timeoutMs: 5000, until: (n) => /^STOPPING=1$/m.test(n) });
       assert.match(notes, /^STOPPING=1$/m);
       assert.ok(p.logs.some((l) => l.msg === 'stopped'));
       // A whole life (start, clients, SIGTERM) prints nothing but its log:

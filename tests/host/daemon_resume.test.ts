@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { TAG, bit, call, connect, sleep, startDaemon, wwNlk, buildTools, type Daemon, type Frame, type WsClient } from './support/daemon_harness';
 import WebSocket from 'ws';
 import { Sender, indexOf } from './support/flood_sender';
+import { waitFor as waitForProbe } from '../support/wait';
 
 const G1 = 24;
 const G2 = 25;
@@ -17,11 +18,16 @@ function messages(c: WsClient, prefix: string): Frame[] {
 }
 
 async function waitFor(pred: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
+  await waitForProbe(what, pred, { timeoutMs: ms, intervalMs: 10 });
+}
+
+/** Waits until the ring holds `data` for `mask` (GET /recent): what a resume replays is there. */
+async function inRing(d: Daemon, mask: number, data: string): Promise<void> {
+  await waitForProbe(
+    `${data} in the ring of mask ${mask}`,
+    async () => ((await call(d, 'GET', `/groups/${mask}/recent?limit=5`)).json as { messages: Frame[] }).messages.map((m) => m.data),
+    { timeoutMs: 5000, until: (data_) => data_.includes(data) },
+  );
 }
 
 describe('resume', () => {
@@ -76,6 +82,7 @@ describe('resume', () => {
     await first.client.closed;
     const before = messages(first.client, prefix);
     const last = before[before.length - 1];
+    // The scenario: the sender goes on for a while with no stream open (what it sent meanwhile comes from the ring).
     await sleep(30);
     const second = await connect(d, `/groups/${bit(G2)}?since=${String(last.cursor)}`);
     try {
@@ -105,10 +112,13 @@ describe('resume', () => {
     // Sent while nobody listens: the groups linger, the ring keeps them.
     await wwNlk(['-g', String(mask), '-m', `${prefix}-1`]);
     await wwNlk(['-g', String(bit(G3)), '-m', `${prefix}-2`]);
-    await sleep(100);
+    await inRing(d, mask, `${prefix}-2`);
     const b = await connect(d, `/groups/${mask}?since=${String(m0.cursor)}`);
     try {
-      await sleep(200);
+      // A live end marker after the replay: a second copy of a replayed one would have come before it.
+      const end = `${TAG}-end-two`;
+      await wwNlk(['-g', String(mask), '-m', end]);
+      await b.client.next((f) => f.data === end, 5000, 'the live end marker after the replay');
       assert.deepEqual(messages(b.client, prefix).map((f) => f.data), [`${prefix}-1`, `${prefix}-2`]);
     } finally {
       await b.client.close();
@@ -132,7 +142,7 @@ describe('gaps', () => {
       const m0 = await a.client.next((f) => f.data === `${prefix}-0`);
       await a.client.close();
       await sender.run(G3, prefix, 1, 3001); // ≈ 1 MB of frames while away
-      await sleep(100);
+      await inRing(d, bit(G3), `${prefix}-3000`);
       const b = await connect(d, `/groups/${bit(G3)}?since=${String(m0.cursor)}`);
       try {
         await sender.run(G3, prefix, 3001, 4001, 20); // live, while the backlog is still being written

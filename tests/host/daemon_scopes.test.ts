@@ -3,7 +3,8 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TAG, RrNlk, bit, buildTools, call, connect, sleep, startDaemon, type Daemon } from './support/daemon_harness';
+import { TAG, RrNlk, bit, buildTools, call, connect, startDaemon, type Daemon } from './support/daemon_harness';
+import { waitFor } from '../support/wait';
 import { SseClient } from './support/sse_client';
 import { parseTokenSpecs, resolveTokens } from '../../daemon/scopes';
 
@@ -38,6 +39,19 @@ describe('scoped tokens', () => {
     await d.close();
   });
   const as = (t: string): { authorization: string } => ({ authorization: `Bearer ${t}` });
+  /** Waits until rr_nlk printed `marker` at least `n` times. */
+  const printed = (marker: string, n = 1): Promise<number> =>
+    waitFor(`${marker} printed ${n}× by rr_nlk`, () => rr.with(marker).length, { timeoutMs: 5000, until: (k) => k >= n });
+  /**
+   * The main token sends an end marker to G and rr_nlk prints it: the bridge
+   * sends from one tx socket in order, so anything sent before it that must
+   * not arrive would have been printed before.
+   */
+  const endMarker = async (name: string): Promise<void> => {
+    const end = `end-${name}-${TAG}`;
+    assert.equal((await call({ base: d.base, token: MAIN }, 'POST', '/send', { body: { groups: [G], data: end } })).status, 200);
+    await printed(end);
+  };
 
   test('reader: streams its group; a mask with another group is 403 naming it (WS, SSE, /recent)', async () => {
     const { client, hello } = await connect({ wsBase: d.wsBase, token: READER }, `/groups/${bit(G)}`);
@@ -78,7 +92,7 @@ describe('scoped tokens', () => {
       const err2 = await client.next((f) => f.type === 'error');
       assert.equal(err2.id, 7);
       assert.deepEqual((err2.problem as ProblemJson).refused, { ports: [rrPort] });
-      await sleep(200);
+      await endMarker('reader');
       assert.equal(rr.with(marker).length, 0, 'nothing reached netlink');
     } finally {
       await client.close();
@@ -91,7 +105,8 @@ describe('scoped tokens', () => {
     const ok = await call(t, 'POST', '/send', { body: { groups: [G], data: marker } });
     assert.equal(ok.status, 200);
     assert.equal((await call(t, 'POST', '/send', { body: { pid: rrPort, data: `${marker}-u` } })).status, 200);
-    await sleep(200);
+    await printed(marker, 2);
+    await endMarker('sender');
     assert.equal(rr.with(marker).length, 2);
     const refuse = async (body: unknown, field: string, refused: unknown): Promise<void> => {
       const r = await call(t, 'POST', '/send', { body });
@@ -114,8 +129,12 @@ describe('scoped tokens', () => {
     const { client } = await connect({ wsBase: d.wsBase, token: MAIN }, `/groups/${bit(G) | bit(H)}`);
     await client.close();
     assert.equal((await call({ base: d.base, token: MAIN }, 'POST', '/send', { body: { groups: [H], data: 'x' } })).status, 200);
+    // The refused request's own log line (written in onResponse, maybe after the client has the answer).
+    const completed401 = (): number =>
+      logs.filter((l) => l.msg === 'request completed' && (l.res as { statusCode?: number } | undefined)?.statusCode === 401).length;
+    const before401 = completed401();
     assert.equal((await call({ base: d.base, token: `${READER}x` }, 'GET', '/status')).status, 401);
-    await sleep(50);
+    await waitFor('the 401 request\'s "request completed" log line', completed401, { timeoutMs: 5000, until: (n) => n > before401 });
     assert.ok(logs.length > 10);
     for (const line of logs) {
       const text = JSON.stringify(line);

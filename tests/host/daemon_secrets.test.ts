@@ -28,9 +28,20 @@ interface Proc {
   failed(ms?: number): Promise<number | null | 'still running'>;
 }
 
+/**
+ * Every daemon this file started. A test that fails between a start and its
+ * stop leaves its daemon running, and a live child's pipes keep this file's
+ * process (and the whole run) waiting forever: the last hook kills them.
+ */
+const started = new Set<ChildProcess>();
+after(() => {
+  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
+
 function run(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; main?: string; prefix?: string[] }): Proc {
   const argv = [...(opts.prefix ?? []), process.execPath, opts.main ?? MAIN, '--protocol', 'usersock', ...args];
   const child = spawn(argv[0], argv.slice(1), { cwd: opts.cwd, env: { ...process.env, NOTIFY_SOCKET: '', WATCHDOG_USEC: '', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  started.add(child);
   const p: Proc = {
     child,
     logs: [],

@@ -5,14 +5,35 @@ import assert from 'node:assert/strict';
 import { NetlinkSocket } from '../../addon/socket';
 import { decodeDatagram } from '../../addon/codec';
 import type { Datagram } from '../../addon/types';
-import { RrNlk, TAG, USERSOCK, bit, buildTools, call, sleep, startDaemon, type Daemon } from './support/daemon_harness';
+import { RrNlk, TAG, USERSOCK, bit, buildTools, call, startDaemon, type Daemon } from './support/daemon_harness';
+import { waitFor } from '../support/wait';
 
 // Groups of this file (USERSOCK groups are host-global; tests run serially).
 const G1 = 11;
 const G2 = 12;
 const G3 = 14;
 
+/** Waits until every reader printed `marker`. */
+async function printed(marker: string, ...readers: RrNlk[]): Promise<void> {
+  await waitFor(`${marker} printed by ${readers.length} rr_nlk reader(s)`, () => readers.map((rr) => rr.with(marker).length), {
+    timeoutMs: 5000,
+    until: (counts) => counts.every((n) => n >= 1),
+  });
+}
+
 describe('POST /send', () => {
+  /**
+   * POSTs an end marker to `groups` and waits until every reader printed it:
+   * the bridge sends from one tx socket, netlink keeps its datagrams in
+   * order, and rr_nlk prints as it reads, so a copy of anything sent before
+   * (one that must not be printed) would have been printed before it.
+   */
+  async function endMarker(groups: number[], ...readers: RrNlk[]): Promise<void> {
+    const marker = `${TAG}-end-${groups.join('-')}-${Date.now()}`;
+    assert.equal((await call(d, 'POST', '/send', { body: { groups, data: marker } })).status, 200);
+    await printed(marker, ...readers);
+  }
+
   let d: Daemon;
   before(async () => {
     buildTools();
@@ -41,7 +62,8 @@ describe('POST /send', () => {
           { to: 'kernel', result: 'no-kernel-endpoint' },
         ],
       );
-      await sleep(300);
+      await printed(marker, only1, only2, both);
+      await endMarker([G1, G2, G3], only1, only2, both, notIn);
       for (const [rr, group] of [
         [only1, G1],
         [only2, G2],
@@ -70,7 +92,10 @@ describe('POST /send', () => {
       assert.equal((await call(d, 'POST', '/send', { body: { groups: [G1, G3], data: Buffer.from(m1).toString('base64'), encoding: 'base64' } })).status, 200);
       assert.equal((await call(d, 'POST', '/send', { body: { groups: bit(G3), data: m2 } })).status, 200);
       assert.equal((await call(d, 'POST', '/send', { body: { groups: `0x${bit(G1).toString(16)}`, data: Buffer.from(m3).toString('hex'), encoding: 'hex' } })).status, 200);
-      await sleep(300);
+      await printed(m1, rr);
+      await printed(m2, rr);
+      await printed(m3, rr);
+      await endMarker([G1, G3], rr);
       assert.equal(rr.with(m1).length, 1);
       assert.equal(rr.with(m2).length, 1);
       assert.equal(rr.with(m2)[0].group, G3);
@@ -88,7 +113,7 @@ describe('POST /send', () => {
       const marker = `${TAG}-type`;
       const r = await call(d, 'POST', '/send', { body: { groups: [G2], data: marker, type: 0x99, flags: 0 } });
       assert.equal(r.status, 200);
-      await sleep(200);
+      await printed(marker, rr);
       const [line] = rr.with(marker);
       assert.equal(line.type, '0x99');
       assert.equal(line.flags, 0);
@@ -106,8 +131,12 @@ describe('POST /send', () => {
       const r = await call(d, 'POST', '/send', { body: { pid: peer.portId, data: marker } });
       assert.equal(r.status, 200);
       assert.deepEqual((r.json as { results: unknown[] }).results, [{ to: 'port', portId: peer.portId, result: 'delivered' }]);
-      await sleep(100);
-      assert.equal(got.length, 1);
+      // A second unicast as the end marker: a stray copy of the first would come before it.
+      const end = `${TAG}-uni-end`;
+      assert.equal((await call(d, 'POST', '/send', { body: { pid: peer.portId, data: end } })).status, 200);
+      const payloads = (): string[] => got.map((dg) => decodeDatagram(dg.data).messages[0].payload.toString());
+      await waitFor(`the end marker at the peer`, payloads, { timeoutMs: 5000, until: (p) => p.includes(end) });
+      assert.deepEqual(payloads(), [marker, end], 'one datagram, then the end marker');
       assert.equal(got[0].portId, d.bus.tx.portId);
       assert.equal(got[0].group, 0);
       assert.equal(decodeDatagram(got[0].data).messages[0].payload.toString(), marker);

@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { TAG, bit, buildTools, call, sleep, startDaemon, wwNlk, type Daemon } from './support/daemon_harness';
+import { waitFor as waitForProbe } from '../support/wait';
 import { Sender, indexOf } from './support/flood_sender';
 import { SseClient, type SseEvent } from './support/sse_client';
 import { skipUnless } from '../support/prerequisites';
@@ -14,11 +15,7 @@ const G1 = 27;
 const G2 = 28;
 
 async function waitFor(pred: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
+  await waitForProbe(what, pred, { timeoutMs: ms, intervalMs: 10 });
 }
 
 const msgs = (c: SseClient, prefix: string): SseEvent[] => c.events.filter((e) => e.event === 'message' && indexOf(prefix, e.data.data) >= 0);
@@ -49,8 +46,11 @@ describe('SSE /groups/{mask}/events', () => {
       assert.equal(c.retry, 1000);
       const prefix = `${TAG}-sse`;
       await wwNlk(['-g', String(bit(G1) | bit(G2)), '-m', `${prefix}-0`]);
-      await waitFor(() => msgs(c, prefix).length === 1, 2000, 'the message');
-      await sleep(100);
+      await waitFor(() => msgs(c, prefix).length === 1, 5000, 'the message');
+      // The end marker after it on one of the two groups: a second copy would have come before.
+      const end = `${TAG}-end-sse`;
+      await wwNlk(['-g', String(bit(G2)), '-m', end]);
+      await waitFor(() => c.events.some((e) => e.event === 'message' && e.data.data === end), 5000, 'the end marker');
       const [m] = msgs(c, prefix);
       assert.equal(msgs(c, prefix).length, 1, 'one copy for two groups');
       assert.equal(m.id, m.data.cursor);
@@ -72,6 +72,7 @@ describe('SSE /groups/{mask}/events', () => {
     a.kill();
     const before = msgs(a, prefix);
     const last = before[before.length - 1].id!;
+    // The scenario: the sender goes on for a while with no stream open (what it sent meanwhile comes from the ring).
     await sleep(30);
     const b = await new SseClient().open(`${d.base}/groups/${bit(G2)}/events`, { ...auth(), 'last-event-id': last });
     try {

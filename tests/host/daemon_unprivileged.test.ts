@@ -15,6 +15,7 @@ import type { Datagram } from '../../addon/types';
 import type { NetlinkSocket } from '../../addon/socket';
 import { open } from './support/netlink';
 import { ROOT, onJsonLines } from './support/daemon_harness';
+import { waitFor } from '../support/wait';
 
 const G = 27;
 let proc: ChildProcess;
@@ -58,7 +59,10 @@ test('no token is required, and a send reaches a group on NETLINK_USERSOCK', asy
   assert.equal(status.auth.tokenRequired, false);
   const r = await fetch(`${base}/send`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ groups: [G], data: 'unpriv-send' }) });
   assert.equal(r.status, 200);
-  await new Promise((res) => setTimeout(res, 200));
+  // An end marker after it from the same tx socket: a second copy would have come before.
+  const end = await fetch(`${base}/send`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ groups: [G], data: 'end-unpriv' }) });
+  assert.equal(end.status, 200);
+  await waitFor('the end marker at the listener', () => heard.filter((d) => d.data.subarray(16).toString().startsWith('end-unpriv')).length, { timeoutMs: 5000, until: (n) => n >= 1 });
   listener.close();
   assert.equal(heard.filter((d) => d.data.subarray(16).toString().startsWith('unpriv-send')).length, 1);
 });

@@ -6,7 +6,40 @@ import * as net from 'node:net';
 import { NetlinkSocket } from '../../addon/socket';
 import { decodeDatagram, encodeMessage } from '../../addon/codec';
 import type { Datagram } from '../../addon/types';
-import { RrNlk, TAG, USERSOCK, bit, buildTools, call, connect, sleep, startDaemon, wwNlk, type Daemon, type Frame } from './support/daemon_harness';
+import { RrNlk, TAG, USERSOCK, bit, buildTools, call, connect, startDaemon, wwNlk, type Daemon, type Frame, type WsClient } from './support/daemon_harness';
+import { waitFor } from '../support/wait';
+
+// Absence ("not delivered again", "no other client") is checked after an end
+// marker sent later on the same path: netlink keeps a socket's datagrams in
+// order, the daemon routes them in that order, and a WebSocket or rr_nlk's
+// stdout keeps what it is written in order, so a copy that must not come
+// would have come before the marker.
+
+/** Every frame ever received whose data is `data`. */
+const framesWith = (c: WsClient, data: string): Frame[] => c.all.filter((f): f is Frame => !Buffer.isBuffer(f) && f.data === data);
+
+/** Waits until each client has received a frame with `data`. */
+async function received(data: string, ...clients: WsClient[]): Promise<void> {
+  await waitFor(`${data} at ${clients.length} WebSocket client(s)`, () => clients.map((c) => framesWith(c, data).length), {
+    timeoutMs: 5000,
+    until: (counts) => counts.every((n) => n >= 1),
+  });
+}
+
+/** Waits until each rr_nlk printed `marker`. */
+async function printed(marker: string, ...readers: RrNlk[]): Promise<void> {
+  await waitFor(`${marker} printed by ${readers.length} rr_nlk reader(s)`, () => readers.map((rr) => rr.with(marker).length), {
+    timeoutMs: 5000,
+    until: (counts) => counts.every((n) => n >= 1),
+  });
+}
+
+/** ww_nlk sends `marker` to `mask`, then each client has it. */
+async function wwEnd(mask: number, marker: string, ...clients: WsClient[]): Promise<void> {
+  const ww = await wwNlk(['-g', String(mask), '-m', marker]);
+  assert.equal(ww.code, 0, ww.stderr);
+  await received(marker, ...clients);
+}
 
 describe('WebSocket /groups', () => {
   let d: Daemon;
@@ -34,7 +67,8 @@ describe('WebSocket /groups', () => {
       assert.ok(Number(f.portId) > 0);
       assert.equal(f.uid, 0);
       assert.deepEqual(f.flags, ['REQUEST']);
-      assert.equal((await client.messagesWith(marker, 300)).length, 0, 'the copy on group 6 is not delivered again');
+      await wwEnd(bit(6), `${TAG}-ww-end`, client);
+      assert.equal(framesWith(client, marker).length, 1, 'the copy on group 6 is not delivered again');
       const status = (await call(d, 'GET', '/status')).json as { groups: { joined: number[]; subscribers: Record<string, number> }; clients: { websocket: number } };
       assert.deepEqual(status.groups.joined, [5, 6]);
       assert.deepEqual(status.groups.subscribers, { '5': 1, '6': 1 });
@@ -42,10 +76,15 @@ describe('WebSocket /groups', () => {
     } finally {
       await client.close();
     }
-    await sleep(50);
-    assert.deepEqual(d.bus.subscriberCounts(), { '5': 0, '6': 0 }, 'the groups linger (--ring-linger-ms) for a resume');
-    assert.deepEqual(d.bus.rx.memberships(), [5, 6]);
-    await sleep(400);
+    // The daemon's side of the close, then the linger (300 ms here): the
+    // groups are still joined as soon as the subscriber is gone, and left
+    // once the linger is over.
+    await waitFor('no subscriber left on groups 5 and 6', () => d.bus.subscriberCounts(), {
+      timeoutMs: 5000,
+      until: (c) => c['5'] === 0 && c['6'] === 0,
+    });
+    assert.deepEqual(d.bus.rx.memberships(), [5, 6], 'the groups linger (--ring-linger-ms) for a resume');
+    await waitFor('groups 5 and 6 left after the linger', () => d.bus.joinedGroups(), { timeoutMs: 5000, until: (g) => g.length === 0 });
     assert.deepEqual(d.bus.joinedGroups(), [], 'the last subscriber leaving leaves the groups after the linger');
     assert.deepEqual(d.bus.rx.memberships(), []);
   });
@@ -57,7 +96,9 @@ describe('WebSocket /groups', () => {
         const ww = await wwNlk(['-g', String(bit(g)), '-m', `${TAG}-g${g}`]);
         assert.equal(ww.code, 0);
       }
-      const seen = await client.messagesWith(`${TAG}-g`, 400);
+      // g4 was sent last, so group 1's message, had it come, came before it.
+      await received(`${TAG}-g4`, client);
+      const seen = client.frames.filter((f): f is Frame => !Buffer.isBuffer(f) && f.type === 'message' && String(f.data).includes(`${TAG}-g`));
       assert.deepEqual(
         seen.map((f) => [f.group, f.data]),
         [
@@ -117,8 +158,10 @@ describe('WebSocket /groups', () => {
       assert.deepEqual(b.hello.groups, [6, 7]);
       const marker = `${TAG}-two`;
       await wwNlk(['-g', String(bit(5) | bit(6) | bit(7)), '-m', marker]);
-      assert.equal((await a.client.messagesWith(marker, 300)).length, 1);
-      const gotB = b.client.frames.filter((f) => !Buffer.isBuffer(f) && f.data === marker) as Frame[];
+      await received(marker, a.client, b.client);
+      await wwEnd(bit(5) | bit(6) | bit(7), `${TAG}-two-end`, a.client, b.client);
+      assert.equal(framesWith(a.client, marker).length, 1);
+      const gotB = framesWith(b.client, marker);
       assert.equal(gotB.length, 1);
       assert.equal(gotB[0].group, 6);
     } finally {
@@ -135,7 +178,9 @@ describe('WebSocket /groups', () => {
       await rr.portId;
       const marker = `${TAG}-typed`;
       client.send(marker);
-      await sleep(300);
+      await printed(marker, rr);
+      client.send(`${TAG}-end-typed`);
+      await printed(`${TAG}-end-typed`, rr);
       const lines = rr.with(marker);
       assert.equal(lines.length, 1);
       assert.equal(lines[0].type, 'DATA');
@@ -162,7 +207,9 @@ describe('WebSocket /groups', () => {
       const report = sent.report as { ok: boolean; results: { group: number }[] };
       assert.equal(report.ok, true);
       assert.equal(report.results[0].group, 9);
-      await sleep(200);
+      await printed(marker, rr);
+      client.send(JSON.stringify({ id: 'end', groups: [9], data: `${TAG}-end-json` }));
+      await printed(`${TAG}-end-json`, rr);
       assert.equal(rr.with(marker).length, 1);
       client.send(JSON.stringify({ id: 2, groups: [9], data: 'zz', encoding: 'hex' }));
       const err = await client.next((f) => f.type === 'error');
@@ -192,14 +239,18 @@ describe('WebSocket /groups', () => {
       assert.equal(ww.code, 0, ww.stderr);
       const f = await uni.client.next((x) => x.type === 'message' && x.data === marker);
       assert.equal(f.group, 0);
-      assert.equal((await plain.client.messagesWith(marker, 200)).length, 0);
+      // uni has it, so the daemon routed it; a wrong copy to plain was written before this marker.
+      await wwEnd(bit(5), `${TAG}-direct-end`, plain.client);
+      assert.equal(framesWith(plain.client, marker).length, 0);
       // What this client writes goes out from its own port, so peers can answer it.
       const peer = NetlinkSocket.open({ protocol: USERSOCK, groups: bit(5) });
       const got: Datagram[] = [];
       peer.on('datagrams', (b) => got.push(...b));
       try {
+        const fromUni = (text: string): Datagram[] => got.filter((g) => decodeDatagram(g.data).messages[0]?.payload.toString() === text);
         uni.client.send(`${TAG}-from-uni`);
-        await sleep(200);
+        uni.client.send(`${TAG}-from-uni-end`);
+        await waitFor('the client\'s two writes at the peer', () => fromUni(`${TAG}-from-uni-end`).length, { timeoutMs: 5000, until: (n) => n >= 1 });
         const mine = got.filter((g) => decodeDatagram(g.data).messages[0]?.payload.toString() === `${TAG}-from-uni`);
         assert.equal(mine.length, 1);
         assert.equal(mine[0].portId, portId);
@@ -215,7 +266,7 @@ describe('WebSocket /groups', () => {
       await uni.client.close();
       await plain.client.close();
     }
-    await sleep(50);
+    await waitFor('the unicast client socket closed', () => d.bus.clientEndpointCount, { timeoutMs: 5000, until: (n) => n === 0 });
     assert.equal(d.bus.clientEndpointCount, 0, 'the client socket closes with the client');
   });
 
@@ -225,7 +276,13 @@ describe('WebSocket /groups', () => {
     try {
       const marker = `${TAG}-bin`;
       await wwNlk(['-g', String(bit(6)), '-m', marker, '-c', '20']);
-      await sleep(300);
+      const endMark = `${TAG}-bin-end`;
+      await wwNlk(['-g', String(bit(6)), '-m', endMark]);
+      await waitFor(
+        'the end marker in both streams (raw and batched)',
+        () => [bin.client.all.some((f) => Buffer.isBuffer(f) && decodeDatagram(f).messages[0]?.payload.toString() === endMark), framesWith(batched.client, endMark).length > 0],
+        { timeoutMs: 5000, until: (v) => v.every(Boolean) },
+      );
       const raw = bin.client.frames.filter((f): f is Buffer => Buffer.isBuffer(f));
       const mine = raw.map((b) => decodeDatagram(b).messages[0]).filter((m) => m?.payload.toString() === marker);
       assert.equal(mine.length, 20);
@@ -276,7 +333,9 @@ describe('WebSocket /groups', () => {
       await rr.portId;
       client.send(`${TAG}-big-`.padEnd(64 * 1024 + 1, 'x'));
       assert.equal(await client.closed, 1009);
-      await sleep(200);
+      // The end marker, sent from the same tx socket after the close.
+      assert.equal((await call(d, 'POST', '/send', { body: { groups: [9], data: `${TAG}-end-after-big` } })).status, 200);
+      await printed(`${TAG}-end-after-big`, rr);
       assert.equal(rr.with(`${TAG}-big-`).length, 0);
     } finally {
       rr.kill();

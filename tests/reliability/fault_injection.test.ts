@@ -27,6 +27,7 @@ import { NetlinkSocket } from '../../addon/socket';
 import { decodeDatagram, encodeMessage } from '../../addon/codec';
 import { call, connect, sleep, type Frame, type WsClient } from '../host/support/daemon_harness';
 import { recordCase } from './support/report';
+import { waitFor } from '../support/wait';
 import { procNetlink, spawnDaemon, type DaemonProc } from './support/daemon_proc';
 import { skipUnless } from '../support/prerequisites';
 
@@ -97,23 +98,34 @@ async function withFault<T>(syscall: string, inject: string, fn: () => Promise<T
 const messages = (c: WsClient): Frame[] => c.all.filter((f): f is Frame => !Buffer.isBuffer(f) && f.type === 'message');
 const events = (c: WsClient, type: string): Frame[] => c.all.filter((f): f is Frame => !Buffer.isBuffer(f) && f.type === type);
 
-async function until(cond: () => boolean, ms: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what()}`);
-    await sleep(20);
-  }
+/** Waits for `cond`; past `ms` fails naming `goal`, with `seen()` as the last seen. */
+async function until(cond: () => boolean, ms: number, goal: string, seen: () => string): Promise<void> {
+  await waitFor(goal, () => (cond() ? true : seen()), { timeoutMs: ms, until: (v) => v === true });
 }
 
-/** Sends `n` multicasts to G with nlmsg_pid `pid`, paced; resolves when the subscriber has them all. */
+/**
+ * Sends `n` multicasts to G with nlmsg_pid `pid`, paced, then one marker
+ * (nlmsg_pid `pid` + 5, no phase's); resolves when the subscriber has the
+ * marker and all n. The marker comes from the same socket after the n, so a
+ * duplicate of any of them would have arrived before it: the caller's
+ * "each arrived once" needs no wait for absence.
+ */
 async function multicast(pid: number, n: number): Promise<number[]> {
   for (let i = 0; i < n; i++) {
     sender.send(encodeMessage({ type: 0x10, seq: i, pid, payload: Buffer.from(`m-${pid}-${i}`) }), { groups: G_BIT });
+    // Paced on purpose: this case injects receive faults, not an overrun.
     if (i % 50 === 49) await sleep(5);
   }
+  const markerPid = (pid + 5) >>> 0;
+  sender.send(encodeMessage({ type: 0x10, seq: 0, pid: markerPid, payload: Buffer.from(`marker-${pid}`) }), { groups: G_BIT });
   const mine = (): Frame[] => messages(sub).filter((f) => f.nlmsgPid === pid);
-  await until(() => mine().length >= n, 30000, () => `${mine().length}/${n} multicasts (nlmsg_pid ${pid}) reached the subscriber`);
-  await sleep(100);
+  const marked = (): boolean => messages(sub).some((f) => f.nlmsgPid === markerPid);
+  await until(
+    () => marked() && mine().length >= n,
+    30000,
+    `${n} multicasts (nlmsg_pid ${pid}) and the marker after them at the subscriber`,
+    () => `${mine().length}/${n}, marker ${marked() ? 'arrived' : 'not yet'}`,
+  );
   return mine().map((f) => Number(f.seq));
 }
 
@@ -192,7 +204,8 @@ for (const errno of ['EAGAIN', 'ENOBUFS']) {
     assert.equal((ok.json as { ok: boolean }).ok, true);
     const arrived = (): boolean =>
       messages(sub).some((f) => f.data === `${marker}-after`) && messages(sub).some((f) => f.data === `${marker}-after-ws`) && peerGot.some((m) => m.data === `${marker}-after`);
-    await until(arrived, 5000, () => 'the sends after the fault arrived');
+    await until(arrived, 5000, 'the sends after the fault (WebSocket and POST) at the subscriber and the peer', () =>
+      `subscriber: ${messages(sub).filter((f) => String(f.data).startsWith(`${marker}-after`)).length} of 2, peer: ${peerGot.filter((m) => m.data === `${marker}-after`).length} of 1`);
     // The injected sends never reached anyone (the syscall did not run).
     const phantom = messages(sub).filter((f) => String(f.data).startsWith(marker) && !String(f.data).startsWith(`${marker}-after`)).length + peerGot.slice(peer0).filter((m) => m.data.startsWith(marker) && !m.data.startsWith(`${marker}-after`)).length;
     assert.equal(phantom, 0, 'no injected send was delivered');

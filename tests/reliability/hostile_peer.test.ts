@@ -186,6 +186,8 @@ async function floodPhase(seed: number): Promise<Attempt> {
   const status = (await (await fetch(`${d.base}/status`)).json()) as { portIds: { tx: number; rx: number } };
   const ports = [status.portIds.rx, status.portIds.tx];
   const c0 = await counters();
+  // A settle period before the RSS baseline (the subscriber's setup garbage
+  // collected or not): a quiet time, there is no event to wait for.
   await new Promise((r) => setTimeout(r, 500));
   const baseline = rssBytes(d.pid);
   const samples: { t: number; rss: number }[] = [];
@@ -209,7 +211,7 @@ async function floodPhase(seed: number): Promise<Attempt> {
       const g = GROUPS[seq % GROUPS.length];
       good.send(encodeMessage({ type: GOOD_TYPE, flags: 1, seq, pid: GOOD_PID, payload: Buffer.from(`good-${seq}`) }), { portId: 0, groups: (1 << (g - 1)) >>> 0 });
       goodSent = seq;
-      await new Promise((r) => setTimeout(r, GOOD_EVERY_MS));
+      await new Promise((r) => setTimeout(r, GOOD_EVERY_MS)); // the good sender's pace (a rate)
     }
   } finally {
     good.close();
@@ -221,6 +223,7 @@ async function floodPhase(seed: number): Promise<Attempt> {
   const deadline = Date.now() + 15000;
   let c1 = await counters();
   while (Date.now() < deadline && (sub.good.size < goodSent || c1.rejected - c0.rejected < expectedMalformed || sub.malformed < h.groups.malformed)) {
+    // A poll for the counts with a deadline; the attempt's checks say what fell short.
     await new Promise((r) => setTimeout(r, 200));
     c1 = await counters();
   }
@@ -275,6 +278,7 @@ test('a datagram over the read buffer, cut between two messages, is counted and 
   const deadline = Date.now() + 5000;
   let c1 = c0;
   while (Date.now() < deadline && (sub.malformed < 1 || c1.rejected - c0.rejected < 2)) {
+    // A poll for the counts with a deadline; the assertions below say what fell short.
     await new Promise((r) => setTimeout(r, 50));
     c1 = await counters();
   }
@@ -337,6 +341,7 @@ test('a subscriber that stops reading while a peer sends only malformed datagram
     while (Date.now() - t0 < 30000) {
       for (let i = 0; i < 100; i++) sender.send(bad, { portId: 0, groups: (1 << (GROUPS[1] - 1)) >>> 0 });
       sent += 100;
+      // The flood's pace (a rate): the stall timeout is the time under test.
       await new Promise((r) => setTimeout(r, 5));
       if (sent % 10000 === 0) {
         peak = Math.max(peak, rssBytes(d.pid));

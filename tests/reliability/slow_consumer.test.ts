@@ -17,6 +17,7 @@ import { connect, sleep, type Frame } from '../host/support/daemon_harness';
 import { startAgent } from '../../bench/lib/proc';
 import { REPO_ROOT, recordCase } from './support/report';
 import { rssBytes, spawnDaemon, type DaemonProc } from './support/daemon_proc';
+import { waitFor } from '../support/wait';
 
 const GROUP = 24;
 const RATE = 50_000;
@@ -64,7 +65,14 @@ async function phase(paused: boolean, seconds: number): Promise<Phase> {
   sock?.pause();
   const readers = startAgent('ws_clients', { url: `${d.wsBase}/groups/${mask}?batch=1`, clients: 2, expectPerClient: count, maxSeconds: seconds + 60, idleMs: 5000 });
   await readers.waitForKey('ready', 10000);
-  await sleep(500);
+  // Every stream of this phase subscribed on the daemon's side, and none of
+  // the phase before still there: the baseline below is taken in that state.
+  const expected = paused ? 3 : 2;
+  await waitFor(
+    `/status clients.websocket = ${expected} (the phase's streams, no earlier ones)`,
+    async () => ((await (await fetch(`${d.base}/status`)).json()) as { clients: { websocket: number } }).clients.websocket,
+    { timeoutMs: 10000, intervalMs: 50, until: (n) => n === expected },
+  );
   const onGroup0 = await receivedOnGroup();
   const baseline = rssBytes(d.pid);
   let peak = baseline;
@@ -85,6 +93,7 @@ async function phase(paused: boolean, seconds: number): Promise<Phase> {
     const mine = (): number => slow.all.filter((f): f is Frame => !Buffer.isBuffer(f) && f.type === 'message' && f.group === GROUP).length;
     const dropped = (): number => slow.all.filter((f): f is Frame => !Buffer.isBuffer(f) && f.type === 'dropped').reduce((n, f) => n + Number(f.count), 0);
     const deadline = Date.now() + 15000;
+    // A poll with a deadline (not a wait for time): the figures and their check come after it.
     while (mine() + dropped() < onGroup && Date.now() < deadline && slow.closeCode === null) await sleep(50);
     out.got = mine();
     out.dropped = dropped();

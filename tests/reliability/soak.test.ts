@@ -145,7 +145,7 @@ async function metrics(d: DaemonProc): Promise<Metrics> {
   return {
     overrunLost: sum('nlbridge_netlink_overrun_lost_messages_total'),
     overruns: sum('nlbridge_netlink_overruns_total'),
-    rxDrops: sum('nlbridge_rx_socket_drops'),
+    rxDrops: sum('nlbridge_rx_socket_drops_total'),
     wsDropped: sum('nlbridge_websocket_frames_dropped_total'),
     closedSlow: sum('nlbridge_websocket_closed_slow_total'),
     received: sum('nlbridge_received_messages_total', `group="${GROUP}"`),
@@ -204,6 +204,9 @@ class Clients {
     );
     while (!up && !failed) {
       await flood(200, 5, 1, true);
+      // Waits for the event (every agent's probed line), re-sending a probe
+      // burst each 100 ms until it comes: a burst may land before a client
+      // is back on the group.
       await Promise.race([all, sleep(100)]);
     }
     await all;
@@ -232,13 +235,17 @@ class Clients {
     };
   }
 
-  /** Reports until every client has `count` messages or `ms` passed. */
+  /**
+   * Reports until every client has `count` messages or `ms` passed; the
+   * last report either way, since in a ramp step the time is what is tested
+   * (every message within LAG_MS) and the caller says what fell short.
+   */
   async waitFor(count: number, ms: number): Promise<Report> {
     const until = Date.now() + ms;
     for (;;) {
       const r = await this.report();
       if (r.min >= count || Date.now() >= until) return r;
-      await sleep(25);
+      await sleep(25); // between two reports
     }
   }
 
@@ -248,6 +255,8 @@ class Clients {
     while (Date.now() < until) {
       const r = await this.report();
       if (r.idleMs === null || r.idleMs > 500) return;
+      // Quiet is an absence (nothing more arrives), so it is a time: the
+      // agents' own idle clock, probed every 100 ms.
       await sleep(100);
     }
   }

@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { connect, sleep, type Frame, type WsClient } from '../host/support/daemon_harness';
+import { connect, type Frame, type WsClient } from '../host/support/daemon_harness';
 import { recordCase } from './support/report';
 import { spawnDaemon, type DaemonProc } from './support/daemon_proc';
 import { skipUnless } from '../support/prerequisites';
@@ -97,7 +97,16 @@ test('forged nlmsg_pid 0 / bridge port from auto and squatted ports: frames carr
       frames++;
     }
   }
-  await sleep(200);
+  // Absence of extra copies, after a positive marker: one more send (to the
+  // group and by unicast), made after every forged one, so queued behind
+  // them on both of the daemon's sockets (a sendto enqueues at once).
+  const end = `end-${TAG}`;
+  sendAsNobody(0, 0, end, [
+    [0, (1 << (GROUP - 1)) >>> 0],
+    [uniPort, 0],
+  ]);
+  await group.next((f) => f.type === 'message' && f.data === end, 3000, 'the end marker on the group');
+  await uni.next((f) => f.type === 'message' && f.data === end && f.group === 0, 3000, 'the end marker by unicast');
   const all = [...group.all, ...uni.all].filter((f): f is Frame => !Buffer.isBuffer(f) && f.type === 'message' && String(f.data).startsWith(TAG));
   // The unicast stream also subscribes to the group: it sees each message twice (group and unicast).
   assert.equal(all.length, frames + cases.length, 'one frame per send, stream and destination, no extra copies');

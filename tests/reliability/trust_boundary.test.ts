@@ -19,6 +19,7 @@ import type { NetlinkSocket } from '../../addon/socket';
 import { open } from '../host/support/netlink';
 import { call, connect, rawRequest } from '../host/support/daemon_harness';
 import { recordCase } from './support/report';
+import { waitFor } from '../support/wait';
 import { spawnDaemon, type DaemonProc } from './support/daemon_proc';
 
 /** The group the attacks aim at (a high one: USERSOCK groups are host-wide). */
@@ -60,6 +61,20 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** Messages heard on group G whose payload contains `marker`. */
 const heardWith = (marker: string): number => heard.filter((m) => m.data.subarray(16).toString('latin1').includes(marker)).length;
 
+/**
+ * Waits until `marker` was heard on group G. Sent after messages that must
+ * not arrive, it is the positive event their absence is checked after: the
+ * daemon sends from one tx socket, and netlink keeps its datagrams in order.
+ */
+const heard1 = (marker: string): Promise<number> =>
+  waitFor(`${marker} heard on group ${G}`, () => heardWith(marker), { timeoutMs: 5000, until: (n) => n >= 1, show: (n) => `${n} copies; ${heard.length} messages heard in all` });
+
+/** POSTs `marker` to group G with the main token and waits until it is heard. */
+async function marker(text: string): Promise<void> {
+  assert.equal((await call(d, 'POST', '/send', { body: { groups: [G], data: text } })).status, 200);
+  await heard1(text);
+}
+
 /** Writes `bytes`, then closes with SO_LINGER {1, 0}: the server sees the request and an RST. */
 function sendAndReset(port: number, bytes: Buffer | string): Promise<void> {
   return new Promise((resolve) => {
@@ -97,11 +112,15 @@ test('a request followed at once by a TCP reset gets no rights: 40 POSTs and 40 
     ].join('\r\n'));
     await sendAndReset(d.port, Buffer.concat([upgrade, maskedText(`reset-ws-${i}`)]));
   }
-  await sleep(500);
   // The same attack with the real token over an honest connection does reach the group: the listener works.
   assert.equal((await call(d, 'POST', '/send', { body: { groups: [G], data: 'reset-control' } })).status, 200);
-  await sleep(200);
-  assert.equal(heardWith('reset-control'), 1, 'the control message reached the listener');
+  await heard1('reset-control');
+  // Absence, kept as a time: the control is no marker for the reset
+  // connections, which the daemon reads (or finds reset) in its own order,
+  // and there is nothing to count them by (a reset may discard a request
+  // before it is read, so the refusal metric need not grow by 80).
+  await sleep(500);
+  assert.equal(heardWith('reset-control'), 1, 'the control message reached the listener once');
   const leaked = heardWith('reset-post-') + heardWith('reset-ws-');
   figures.reset = `${rounds} POST + ${rounds} WS upgrade+frame with RST: ${leaked} delivered`;
   assert.equal(leaked, 0, `${leaked} unauthenticated messages reached group ${G}`);
@@ -129,7 +148,8 @@ test("a scoped token may send DATA only: RELAY (17), BCAST (18) and other types 
   assert.equal((err.problem as { code: string }).code, 'PERMISSION_DENIED');
   // The main token is not limited by type.
   assert.equal((await call(d, 'POST', '/send', { body: { groups: [G], type: 0x30, data: 'main-typed' } })).status, 200);
-  await sleep(200);
+  // The marker for the absence below: main-typed was sent after every refused one.
+  await heard1('main-typed');
   assert.equal(heardWith('scoped-type-') + heardWith('scoped-ws-type-'), 0, 'a refused typed message reached the group');
   assert.equal(heardWith('scoped-data'), 1);
   figures.types = '5 types × POST and 1 WS write-back refused 403 (field type), 0 delivered';
@@ -176,7 +196,7 @@ test('a JSON body that is not UTF-8 is refused 400 BAD_DATA and nothing is sent'
   assert.equal(res.status, 400);
   assert.equal(p.code, 'BAD_DATA');
   assert.equal(p.field, 'body');
-  await sleep(200);
+  await marker('after-bad-utf8');
   assert.equal(heardWith('bad-utf8-'), 0);
 });
 
@@ -210,7 +230,7 @@ test(`per-token rate buckets (${RATE}/min) count POSTs and WebSocket writes; one
   assert.equal(e1.type, 'error');
   assert.equal((e1.problem as { code: string }).code, 'RATE_LIMITED');
   assert.equal((e2.problem as { code: string }).code, 'RATE_LIMITED');
-  await sleep(200);
+  await marker('after-rate-ws');
   assert.equal(heardWith('rate-ws-'), 0, 'a rate-limited WebSocket write was sent');
   assert.ok((await metric('nlbridge_limit_refusals_total', '{limit="rate"}')) >= limited + 2);
   figures.rate = `scoped token: ${accepted} accepted then ${limited} × 429 and 2 WS writes refused; main token unaffected`;
@@ -231,7 +251,12 @@ test(`streams and unicast sockets are capped per token (${STREAMS_PER_TOKEN} str
   const main = await connect(d, `/groups/${GBIT}`);
   await main.client.close();
   for (const c of open) await c.close();
-  await sleep(100);
+  // The daemon saw every close: a stream leaves /status and gives its place back in the same close handler.
+  await waitFor(
+    'no WebSocket client left in /status',
+    async () => ((await call(d, 'GET', '/status')).json as { clients: { websocket: number } }).clients.websocket,
+    { timeoutMs: 5000, until: (n) => n === 0 },
+  );
   // Closed streams give their place back.
   const again = await connect(scoped, `/groups/${GBIT}?unicast=1`, { protocols });
   await again.client.close();
@@ -254,17 +279,28 @@ test(`silent and slow connections are cut (headers ${HEADERS_TIMEOUT_MS} ms, req
     if (i % 2 === 0) s.write('GET /status HTTP/1.1\r\nX-Slow: ');
     sockets.push(s);
   }
-  await sleep(300);
+  // "At once" is a time: the connections over the cap are closed before any
+  // timeout could (the headers timeout is HEADERS_TIMEOUT_MS), so wait for
+  // them only until well before it.
+  await waitFor(`20 connections over the cap of ${MAX_CONN} closed`, () => closedAt.length, {
+    timeoutMs: HEADERS_TIMEOUT_MS - 300,
+    until: (n) => n >= 20,
+  }).catch(() => undefined); // the assertion below says how many
   const refusedEarly = closedAt.length;
   assert.ok(refusedEarly >= 20, `only ${refusedEarly} of ${MAX_CONN + 20} connections were refused over the cap`);
   // The rest are cut without any help from the client: a silent one by the
   // headers timeout, a slowloris by the request timeout (Node's headers
   // timeout does not cut a connection that keeps sending header bytes).
-  const deadline = Date.now() + 10000;
-  while (closedAt.length < sockets.length && Date.now() < deadline) await sleep(100);
+  const waited = await waitFor(`all ${sockets.length} connections closed by the daemon`, () => closedAt.length, {
+    timeoutMs: 10000,
+    until: (n) => n >= sockets.length,
+  }).then(
+    () => '',
+    (err: Error) => ` (${err.message})`,
+  );
   const stillOpen = sockets.length - closedAt.length;
   for (const s of sockets) s.destroy();
-  assert.equal(stillOpen, 0, `${stillOpen} idle/slow connections still open after ${Date.now() - t0} ms`);
+  assert.equal(stillOpen, 0, `${stillOpen} idle/slow connections still open after ${Date.now() - t0} ms${waited}`);
   assert.ok((await metric('nlbridge_limit_refusals_total', '{limit="connections"}')) >= 20);
   assert.ok((await metric('nlbridge_limit_refusals_total', '{limit="request-timeout"}')) >= 1);
   // A kept-alive connection that goes quiet is closed too.
@@ -274,6 +310,7 @@ test(`silent and slow connections are cut (headers ${HEADERS_TIMEOUT_MS} ms, req
   ka.resume();
   const sentAt = Date.now();
   ka.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${d.port}\r\n\r\n`);
+  // A deadline, not a wait: how long the close took is what is checked.
   const kaAfter = (await Promise.race([kaClosed, sleep(8000).then(() => NaN)])) - sentAt;
   ka.destroy();
   assert.ok(kaAfter < 5000, `an idle kept-alive connection stayed ${kaAfter} ms`);

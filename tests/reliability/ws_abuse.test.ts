@@ -21,6 +21,7 @@ import { NetlinkSocket } from '../../addon/socket';
 import { decodeDatagram, encodeMessage, type NlMessage } from '../../addon/codec';
 import { connect, sleep, type Frame } from '../host/support/daemon_harness';
 import { recordCase } from './support/report';
+import { waitFor } from '../support/wait';
 import { percentile, rssBytes, spawnDaemon, type DaemonProc } from './support/daemon_proc';
 
 const G = 20; // 19, 21–32 are other reliability cases'
@@ -84,12 +85,23 @@ function section(name: string, fn: () => Promise<string>): void {
 const sentWith = (marker: string | Buffer): NlMessage[] =>
   onGroup.filter((m) => (Buffer.isBuffer(marker) ? m.payload.equals(marker) : m.payload.includes(marker)));
 
+/** Waits for `cond`, failing after `ms` with `what` and the count of messages seen on the group. */
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(20);
-  }
+  await waitFor(what, () => (cond() ? true : `${onGroup.length} messages on group ${G} from the tx port`), { timeoutMs: ms, until: (v) => v === true });
+}
+
+/**
+ * Sends `marker` as a text frame on a fresh stream and waits until it is on
+ * the group: the daemon sends a stream's frames from one tx socket, and
+ * netlink keeps one socket's datagrams in order, so once the marker is here
+ * anything a client sent before it (on a connection already closed) would be
+ * here too.
+ */
+async function marker(text: string): Promise<void> {
+  const { client } = await connect(d, `/groups?list=${G}`);
+  client.send(text);
+  await until(() => sentWith(text).length === 1, 5000, `the marker ${text} on the group`);
+  await client.close();
 }
 
 async function metric(name: string): Promise<number> {
@@ -123,7 +135,10 @@ section('oversized frames close with 1009 and send nothing; exactly --ws-max-pay
   client.send(exact);
   await until(() => sentWith(`${TAG}-exact-`).length === 1, 5000, 'the 64 KiB payload on the group');
   assert.equal(sentWith(`${TAG}-exact-`)[0].payload.length, MAX_PAYLOAD);
-  await sleep(300);
+  // No wait for absence here: the exact payload is the marker. Every
+  // oversized client had its close before it was sent, ws refuses an
+  // oversized frame before emitting it, and the tx socket's datagrams arrive
+  // in order, so anything of theirs would already be in onGroup.
   assert.equal(sentWith(`${TAG}-over-`).length, 0, 'nothing of an oversized frame was sent');
   assert.equal(client.closeCode, null, 'a frame of exactly the limit does not close');
   await client.close();
@@ -143,7 +158,8 @@ section('invalid UTF-8 in a text frame closes with 1007 and sends nothing', asyn
     client.ws.send(bad, { binary: false });
     codes.push(await client.closed);
   }
-  await sleep(300);
+  // Absence after a positive marker: sent after every invalid frame's close.
+  await marker(`${TAG}-marker-after-utf8`);
   assert.deepEqual(codes, [1007, 1007, 1007, 1007]);
   assert.equal(sentWith(`${TAG}-utf8-`).length, 0, 'nothing of an invalid text frame was sent');
   return `invalid UTF-8 (0xff, cut sequence, surrogate, overlong) → close ${codes.join('/')}, 0 sent`;
@@ -179,6 +195,10 @@ section('binary garbage and bad JSON are payloads as documented; an invalid JSON
   const sent = await client.next((f) => f.type === 'sent', 5000, 'the sent frame');
   assert.equal(sent.id, 'ok');
   await until(() => garbage.every((g) => sentWith(g).length === 1) && texts.every((t) => sentWith(Buffer.from(t)).length === 1), 5000, 'every payload on the group');
+  // Absence ("no answer to a payload"), after two positive markers: the 'ok'
+  // request's sent frame came after every payload was handled, and every
+  // payload is on the group. A late error frame would have to come from a
+  // send still pending after both, so this wait only gives that one a chance.
   await sleep(200);
   const answers = client.all.filter((f): f is Frame => !Buffer.isBuffer(f) && (f.type === 'error' || f.type === 'sent'));
   assert.equal(answers.length, invalid.length + 1, 'payloads are answered only on failure: nothing for garbage or bad JSON');
@@ -206,6 +226,7 @@ section(`ping flood: ${PINGS} pings in a burst are cut at the documented limit; 
       assert.equal(r.status, 200);
       await r.text();
       health.push(performance.now() - t0);
+      // Pacing of the /healthz poller (a rate, not a wait for a state).
       await sleep(10);
     }
   })();
@@ -232,6 +253,7 @@ section(`ping flood: ${PINGS} pings in a burst are cut at the documented limit; 
       }
     }
     if (paced) await until(() => pongs >= PINGS || client.closeCode !== null, 10000, `${PINGS} pongs`);
+    // A deadline, not a wait: the burst's close code is asserted below.
     else await Promise.race([client.closed, sleep(10000)]);
     const seconds = (performance.now() - t0) / 1000;
     const closeCode = client.closeCode;
@@ -296,6 +318,7 @@ function churnOne(port: number, kind: 'upgraded' | 'mid-frame' | 'mid-handshake'
       if (kind === 'mid-handshake') {
         // Part of the request, then gone.
         s.write(head.slice(0, 20 + (port % 60)));
+        // The scenario itself: the client goes away 5 ms into its handshake.
         setTimeout(() => finish(false), 5);
         return;
       }
@@ -353,14 +376,16 @@ async function churnRound(fd0: number): Promise<Round> {
   );
   const seconds = (performance.now() - t0) / 1000;
   clearInterval(sampler);
-  let gauge = -1;
   const start = Date.now();
-  while (Date.now() - start < 30000) {
-    gauge = await metric('nlbridge_websocket_clients');
-    if (gauge === 0 && fdCount() <= fd0 + FD_TOLERANCE) break;
-    await sleep(200);
-  }
+  const settled = await waitFor(
+    `the client gauge at 0 and the daemon's fds within ${FD_TOLERANCE} of the baseline ${fd0}`,
+    async () => ({ gauge: await metric('nlbridge_websocket_clients'), fds: fdCount() }),
+    { timeoutMs: 30000, intervalMs: 200, until: (v) => v.gauge === 0 && v.fds <= fd0 + FD_TOLERANCE },
+  );
+  const gauge = settled.gauge;
   const settleMs = Date.now() - start;
+  // Time is what is measured here: RSS after a settle period (V8 gives pages
+  // back lazily, with no event to wait for).
   await sleep(5000);
   return { seconds, upgraded, gauge, settleMs, peakFd, peakRss, fd: fdCount(), rss: rssBytes(d.pid) };
 }
@@ -368,6 +393,8 @@ async function churnRound(fd0: number): Promise<Round> {
 section(`${CHURN} connections opened and dropped, twice: client gauge back to 0, fds and RSS back to baseline`, async () => {
   // Baseline: no client, the daemon warmed up by the sections above.
   assert.equal(await metric('nlbridge_websocket_clients'), 0);
+  // A settle period before the baseline fds and RSS (sockets of the sections
+  // above closing, the heap shrinking): a quiet time, not a state to probe.
   await sleep(2000);
   const fd0 = fdCount();
   const rss0 = rssBytes(d.pid);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { OPTIONS } from '../../daemon/config';
+import { OPTIONS } from '../../daemon/config/schema';
 import { manPage } from '../../daemon/man_page';
 
 const ROOT = path.resolve(__dirname, '../../..');

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, DEFAULTS, helpText, loadConfig, type Config } from '../../daemon/config';
+import { helpText } from '../../daemon/config/help';
+import { ConfigError, loadConfig } from '../../daemon/config/load';
+import { DEFAULTS, type Config } from '../../daemon/config/schema';
 
 const noFile = { fileExists: () => false, readFile: (): string => { throw new Error('no file'); } };
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULTS } from '../../daemon/config';
+import { DEFAULTS } from '../../daemon/config/schema';
 import { bearerFromHeader, holdsNetAdmin, hostAllowed, offeredSubprotocols, originAllowed, saveTokenFiles, setupAuth, tokenFromSubprotocols, tokenMatches } from '../../daemon/security';
 import { redactUrl } from '../../daemon/app';
 

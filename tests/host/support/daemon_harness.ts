@@ -12,7 +12,7 @@ import WebSocket from 'ws';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../../daemon/app';
 import { Bus } from '../../../daemon/bus';
-import { DEFAULTS, type Config } from '../../../daemon/config';
+import { DEFAULTS, type Config } from '../../../daemon/config/schema';
 import { Metrics } from '../../../daemon/metrics';
 import { resolveProtocol } from '../../../daemon/protocol';
 import type { AuthSetup } from '../../../daemon/security';
@@ -228,12 +228,6 @@ export class WsClient {
         });
       });
     }
-  }
-
-  /** JSON frames of type message whose data contains `marker`, after waiting `ms`. */
-  async messagesWith(marker: string, ms: number): Promise<Frame[]> {
-    await sleep(ms);
-    return this.frames.filter((f): f is Frame => !Buffer.isBuffer(f) && f.type === 'message' && String(f.data).includes(marker));
   }
 
   send(data: string | Buffer): void {
