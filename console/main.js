@@ -149,6 +149,7 @@ function summary() {
   el.dataset.counted = String(rows.counted);
   el.dataset.dropped = String(t.dropped);
   el.dataset.overrunLost = String(t.overrunLost);
+  el.dataset.gapLost = String(t.gapLost);
 }
 
 let lastChart = 0;

@@ -284,6 +284,45 @@ describe('the console in chromium', { skip }, () => {
     });
   });
 
+  describe('a lost connection', () => {
+    let d: Daemon;
+    before(async () => {
+      // A small ring, so what arrives while the page is away is partly evicted.
+      d = await startDaemon({ config: { ringMessages: 100 } });
+    });
+    after(() => d.close());
+
+    test('the page reconnects with ?since= its last cursor, and shows the gap where it happened', { timeout: 30_000 }, async () => {
+      const c = await openConsole(browser, d);
+      const { page } = c;
+      await subscribe(page, '2');
+      const sender = rawSender();
+      try {
+        sendToGroup(sender, 2, 1, Buffer.from(`${TAG}-before`));
+        await page.waitForFunction((m) => [...document.querySelectorAll('#row-body .payload')].some((el) => el.textContent === m), `${TAG}-before`);
+        // The daemon ends the stream (as it does for a client too slow for too long).
+        for (const s of d.app.nlbridge.streams) s.closeWs(1013, 'too slow: backlog over limit');
+        // While the page waits to reconnect: 500 messages, 400 more than the ring keeps.
+        for (let i = 0; i < 500; i++) sendToGroup(sender, 2, 1000 + i, Buffer.from(`${TAG}-away`));
+        await page.waitForSelector('#row-body div.notice-gap', { timeout: 10_000 });
+        await page.waitForSelector('#connection[data-state="open"]');
+        const closed = (await page.textContent('#row-body div.notice-error')) ?? '';
+        assert.match(closed, /stream closed: 1013 too slow: backlog over limit; resuming after the last message seen/);
+        const gap = (await page.textContent('#row-body div.notice-gap')) ?? '';
+        assert.match(gap, /\(evicted\): 400 messages no longer held/);
+        assert.equal(Number(await page.$eval('#stream-summary', (el) => (el as unknown as PageElement).dataset.gapLost)), 400);
+        // The 100 held are replayed after the gap, once each.
+        await page.waitForFunction(() => Number(document.getElementById('stream-summary')?.dataset.received) >= 101);
+        await sleep(600);
+        assert.equal(Number(await page.$eval('#stream-summary', (el) => (el as unknown as PageElement).dataset.received)), 101);
+      } finally {
+        sender.close();
+      }
+      await assertClean(c);
+      await page.context().close();
+    });
+  });
+
   describe('with a token required', () => {
     const token = `console-token-${TAG}`;
     let d: Daemon;
