@@ -32,6 +32,7 @@ import { metricsRoutes } from './routes/metrics';
 import { sendRoutes } from './routes/send';
 import { specRoutes } from './routes/spec';
 import { statusRoutes } from './routes/status';
+import { CONSOLE_PUBLIC_PATHS, consoleRoutes } from './routes/console';
 
 export interface AppDeps {
   bus: Bus;
@@ -55,7 +56,7 @@ declare module 'fastify' {
 }
 
 /** Paths served without a token (the Host check still applies). */
-const PUBLIC_PATHS = new Set(['/healthz', '/openapi.yaml', '/asyncapi.yaml']);
+const PUBLIC_PATHS = new Set(['/healthz', '/openapi.yaml', '/asyncapi.yaml', ...CONSOLE_PUBLIC_PATHS]);
 
 /**
  * Paths that describe the whole daemon (every group's counters, clients,
@@ -403,6 +404,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   metricsRoutes(app, bus, metrics);
   healthRoutes(app, bus, () => app.nlbridge.stopping);
   specRoutes(app);
+  consoleRoutes(app);
 
   // Runs after in-flight requests finished: then the netlink sockets go.
   app.addHook('onClose', async () => {

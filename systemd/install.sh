@@ -3,7 +3,7 @@
 #
 #   /usr/lib/nlbridge/                 daemon: dist/, build/Release/*.node,
 #                                      production node_modules, openapi.yaml,
-#                                      asyncapi.yaml
+#                                      asyncapi.yaml, console/ (the page at GET /)
 #   /lib/modules/VER/extra/dummy_netlink.ko   + depmod
 #   /usr/src/dummy_netlink-VERSION/    module source + dkms.conf (DKMS)
 #   /usr/bin/rr_nlk, /usr/bin/ww_nlk   netlink peers for the module's unit
@@ -181,6 +181,10 @@ cp -r dist/addon dist/daemon "$R$LIBDIR/dist/"
 find "$R$LIBDIR/dist" -name '*.map' -delete
 install -m 0755 build/Release/nlbridge_netlink.node "$R$LIBDIR/build/Release/"
 install -m 0644 package.json openapi.yaml asyncapi.yaml "$R$LIBDIR/"
+# The console page beside dist/, where daemon/routes/console.ts looks (its
+# tsconfig.json only type-checks the sources, and is never served).
+install -d -m 0755 "$R$LIBDIR/console"
+install -m 0644 console/index.html console/*.js console/*.css console/*.svg "$R$LIBDIR/console/"
 install -m 0644 "$HERE/README.md" "$R$LIBDIR/README.md"
 cp -a "$STAGE/app/node_modules" "$R$LIBDIR/"
 chown -R root:root "$R$LIBDIR"

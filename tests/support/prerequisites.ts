@@ -110,6 +110,7 @@ export const PACKAGES: readonly Package[] = [
   { name: 'systemd', why: 'systemd-analyze security scores systemd/nlbridge.service (host test, reliability case 11)', missing: programs('systemd-analyze') },
   { name: 'strace', why: 'injects syscall faults into the daemon (reliability case 6b)', missing: programs('strace') },
   { name: 'websocketd', why: 'the peer the benchmark compares against (host test bench_smoke)', missing: programs('websocketd') },
+  { name: 'chromium', why: "the browser that loads the console page at GET / (host test console_browser, driven by playwright-core)", missing: programs('chromium') },
   { name: 'prometheus', why: "promtool check metrics lints the daemon's /metrics (host test daemon_metrics); the package also brings a Prometheus server, unused", missing: programs('promtool') },
   { name: 'kmod', why: 'depmod and modinfo: systemd/install.sh and its test', missing: programs('depmod', 'modinfo') },
   {
@@ -171,6 +172,7 @@ export const NEEDS = {
   'systemd-analyze': { tests: 'host/systemd_analyze, reliability 11', packages: ['systemd'] },
   strace: { tests: 'reliability 6b', packages: ['strace'] },
   websocketd: { tests: 'host/bench_smoke', packages: ['websocketd', 'build-essential'] },
+  chromium: { tests: 'host/console_browser (the console page in a real browser)', packages: ['chromium'] },
   curl: { tests: 'host/daemon_sse (curl -N), reliability 10 (unix socket)', packages: ['curl'] },
   promtool: { tests: 'host/daemon_metrics (promtool check metrics)', packages: ['prometheus'] },
   python3: { tests: 'reliability 6c, 6d', packages: ['python3'] },
