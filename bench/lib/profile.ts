@@ -27,6 +27,8 @@ export interface Profile {
   fanoutClients: number[];
   /** The ramp: see RampSettings. */
   fanoutRamp: RampSettings;
+  /** Client counts at which ?batch=1 and ?format=binary are ramped too (one message per frame always is). */
+  fanoutFramingsAt: number[];
   /** Most clients one client process holds. */
   clientsPerProcess: number;
   /** websocketd fan-out runs (one rr_nlk process per client). */
@@ -78,6 +80,7 @@ export const FULL: Profile = {
   wsFloodCount: 600_000,
   wsFloodSeconds: 3,
   fanoutClients: [100, 1000],
+  fanoutFramingsAt: [100, 1000],
   fanoutRamp: { startDeliveries: 200_000, maxDeliveries: 12_800_000, bisections: 1, tries: 3, attemptSeconds: 1, lagMs: 300, clientsPerReader: 500 },
   clientsPerProcess: 250,
   websocketdFanoutClients: [100, 1000],
@@ -105,6 +108,7 @@ export const SMOKE: Profile = {
   wsFloodCount: 5000,
   wsFloodSeconds: 1,
   fanoutClients: [3, 6],
+  fanoutFramingsAt: [6],
   fanoutRamp: { startDeliveries: 300, maxDeliveries: 300, bisections: 0, tries: 1, attemptSeconds: 0.5, lagMs: 1000, clientsPerReader: 3 },
   clientsPerProcess: 3,
   websocketdFanoutClients: [3],
