@@ -1,6 +1,7 @@
-// Counts and durations of one bench run. The full profile fits `npm run bench`
-// in under five minutes on a 2-core machine; the smoke profile only proves
-// every path still runs (tests/host/bench_smoke.test.ts).
+// Counts and durations of one bench run. The full profile took 136 s before
+// the fan-out ramp (issue 17), whose section alone takes 280–330 s on this
+// 2-core machine under load; the smoke profile only proves every path still
+// runs (tests/host/bench_smoke.test.ts).
 
 export interface Profile {
   name: 'full' | 'smoke';
