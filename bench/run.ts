@@ -77,6 +77,7 @@ async function main(): Promise<void> {
   const result = {
     bench: 'nlbridge issue 6',
     profile: p.name,
+    sections: [...sections],
     startedAt: started.toISOString(),
     seconds,
     machine: m,
