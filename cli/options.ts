@@ -1,0 +1,41 @@
+// The options every client command takes, and argv parsing with node:util's
+// parseArgs (strict: an unknown option is a usage error, not ignored).
+
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { DaemonClient } from './daemon_client';
+import { findToken, resolveEndpoint } from './endpoint';
+import { CliError, CLI_EXIT_STATUS, EXIT } from './exit_status';
+
+export const COMMON_OPTIONS = {
+  url: { type: 'string' },
+  'token-file': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const COMMON_HELP = [
+  '  --url URL            the daemon: http://HOST:PORT or unix:PATH [NLBRIDGE_URL]; default the unix',
+  '                       socket .cache/nlbridge/nlbridge.sock or /run/nlbridge/nlbridge.sock when one',
+  '                       exists, else http://127.0.0.1:8080',
+  '  --token-file FILE    the bearer token, for TCP [NLBRIDGE_TOKEN_FILE]; default .cache/nlbridge/token,',
+  '                       /etc/credstore/nlbridge.token, /run/nlbridge/token (the first readable one).',
+  '                       Never the token itself on the command line: ps shows argv to every user',
+  '  --json               print the daemon\'s JSON instead of text, for scripts',
+  '  -h, --help           this text',
+  '',
+  `Exit status: ${CLI_EXIT_STATUS.map((e) => `${e.code} ${e.meaning}`).join('; ')}.`,
+];
+
+export function parse<O extends NonNullable<ParseArgsConfig['options']>>(command: string, argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, options: { ...COMMON_OPTIONS, ...options }, allowPositionals: true, strict: true });
+  } catch (err) {
+    // parseArgs says what is wrong ("Unknown option '--bogus'…"); keep the first sentence.
+    throw new CliError(`${(err as Error).message.split('. ')[0]} (see nlbridge ${command} --help)`, EXIT.usage);
+  }
+}
+
+export function clientFor(values: { url?: string; 'token-file'?: string }, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): DaemonClient {
+  const endpoint = resolveEndpoint(values.url, env, cwd);
+  return new DaemonClient(endpoint, findToken(endpoint, values['token-file'], env, cwd));
+}
