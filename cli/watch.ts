@@ -74,6 +74,7 @@ type Ended = { kind: 'done' } | { kind: 'refused'; error: CliError } | { kind: '
 
 class Watch {
   private printed = 0;
+  private helloSeen = false;
   /** Set while the first frame after hello is still to say whether a resume lost anything. */
   private resuming: boolean;
   private stopping = false;
@@ -99,7 +100,11 @@ class Watch {
   /** What one frame does to the output and to the cursor; true when --count is reached. */
   private onFrame(line: string, f: Frame): boolean {
     if (this.plan.json) process.stdout.write(line + '\n');
-    if (f.type === 'hello') return false;
+    if (f.type === 'hello') {
+      if (!this.helloSeen) note(`watching group${(f.groups as number[]).length === 1 ? '' : 's'} ${(f.groups as number[]).join(', ')} at ${this.client.endpoint.shown}`);
+      this.helloSeen = true;
+      return false;
+    }
     if (this.resuming) {
       // The daemon writes a gap, if there is one, as the first frame after hello.
       this.resuming = false;
