@@ -30,8 +30,9 @@ export function parse<O extends NonNullable<ParseArgsConfig['options']>>(command
   try {
     return parseArgs({ args: argv, options: { ...COMMON_OPTIONS, ...options }, allowPositionals: true, strict: true });
   } catch (err) {
-    // parseArgs says what is wrong ("Unknown option '--bogus'…"); keep the first sentence.
-    throw new CliError(`${(err as Error).message.split('. ')[0]} (see nlbridge ${command} --help)`, EXIT.usage);
+    // parseArgs says what is wrong ("Unknown option '--bogus'. …", several lines); keep the first sentence.
+    const first = (err as Error).message.split('\n')[0].split('. ')[0].replace(/\.$/, '');
+    throw new CliError(`${first} (see nlbridge ${command} --help)`, EXIT.usage);
   }
 }
 
