@@ -4,7 +4,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DaemonClient } from './daemon_client';
 import { findToken, resolveEndpoint } from './endpoint';
-import { CliError, CLI_EXIT_STATUS, EXIT } from './exit_status';
+import { CliError, EXIT } from './exit_status';
 
 export const COMMON_OPTIONS = {
   url: { type: 'string' },
@@ -12,19 +12,6 @@ export const COMMON_OPTIONS = {
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
-
-export const COMMON_HELP = [
-  '  --url URL            the daemon: http://HOST:PORT or unix:PATH [NLBRIDGE_URL]; default the unix',
-  '                       socket .cache/nlbridge/nlbridge.sock or /run/nlbridge/nlbridge.sock when one',
-  '                       exists, else http://127.0.0.1:8080',
-  '  --token-file FILE    the bearer token, for TCP [NLBRIDGE_TOKEN_FILE]; default .cache/nlbridge/token,',
-  '                       /etc/credstore/nlbridge.token, /run/nlbridge/token (the first readable one).',
-  '                       Never the token itself on the command line: ps shows argv to every user',
-  '  --json               print the daemon\'s JSON instead of text, for scripts',
-  '  -h, --help           this text',
-  '',
-  `Exit status: ${CLI_EXIT_STATUS.map((e) => `${e.code} ${e.meaning}`).join('; ')}.`,
-];
 
 export function parse<O extends NonNullable<ParseArgsConfig['options']>>(command: string, argv: string[], options: O) {
   try {

@@ -7,24 +7,8 @@ import type { Problem } from './daemon_client';
 import { CliError, EXIT } from './exit_status';
 import { table } from './format';
 import { parseGroupList, parseMask, parseNumber } from './groups';
-import { clientFor, COMMON_HELP, parse } from './options';
-
-export const SEND_HELP = [
-  'usage: nlbridge send [-g MASK | -l LIST] [-i PID] [--relay PID] [options] [DATA | -]',
-  '',
-  'Sends one netlink message through a running daemon (POST /send) and prints what happened at each',
-  'destination. DATA is UTF-8 text (empty when left out), hex with --hex; "-" reads it from stdin.',
-  '',
-  '  -g, --groups MASK    to the groups of a mask, as rr_nlk -g: 10 = groups 2 and 4 (0x…, 0b… too)',
-  '  -l, --list LIST      to the groups of a comma list: 2,40',
-  '  -i, --pid PID        to the port id PID (0 = the kernel)',
-  '      --relay PID      ask dummy_netlink to deliver it to the port id PID',
-  '      --hex            DATA is hex (00ff…)',
-  '      --type N         nlmsg_type, 16..65535 (default 16, DATA)',
-  '      --ack            ask the kernel to acknowledge, and wait for it',
-  ...COMMON_HELP,
-  '',
-].join('\n');
+import { clientFor, parse } from './options';
+import { helpText } from './usage';
 
 interface Destination {
   to: string;
@@ -81,7 +65,7 @@ export async function send(argv: string[]): Promise<number> {
     ack: { type: 'boolean' },
   });
   if (values.help) {
-    process.stdout.write(SEND_HELP);
+    process.stdout.write(helpText('send'));
     return EXIT.ok;
   }
   const body: Record<string, unknown> = {};

@@ -2,17 +2,8 @@
 
 import { table } from './format';
 import { EXIT, CliError } from './exit_status';
-import { clientFor, COMMON_HELP, parse } from './options';
-
-export const STATUS_HELP = [
-  'usage: nlbridge status [options]',
-  '',
-  "Prints a running daemon's GET /status: protocol and why, the module's parameters, port ids, joined",
-  'groups and their subscribers, clients, whether a token is required, counters.',
-  '',
-  ...COMMON_HELP,
-  '',
-].join('\n');
+import { clientFor, parse } from './options';
+import { helpText } from './usage';
 
 interface Status {
   version: string;
@@ -46,7 +37,7 @@ export function statusRows(s: Status): [string, string][] {
 export async function status(argv: string[]): Promise<number> {
   const { values, positionals } = parse('status', argv, {});
   if (values.help) {
-    process.stdout.write(STATUS_HELP);
+    process.stdout.write(helpText('status'));
     return EXIT.ok;
   }
   if (positionals.length > 0) throw new CliError(`status takes no argument, got "${positionals[0]}"`, EXIT.usage);

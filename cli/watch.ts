@@ -10,25 +10,8 @@ import type { DaemonClient } from './daemon_client';
 import { CliError, EXIT } from './exit_status';
 import { payload } from './format';
 import { parseGroupList, parseMask, parseNumber } from './groups';
-import { clientFor, COMMON_HELP, parse } from './options';
-
-export const WATCH_HELP = [
-  'usage: nlbridge watch [MASK | -l LIST] [options]',
-  '',
-  'Prints what arrives on netlink groups, one line per message: arrival time, group, sender port, and',
-  'the payload as text (UTF-8 without control characters) or hex. A dropped connection is resumed',
-  'from the last message printed; what was lost meanwhile (or that nothing was) goes to stderr.',
-  'Runs until Ctrl-C.',
-  '',
-  '  MASK                 the groups of a mask, as rr_nlk -g: 10 = groups 2 and 4 (0x…, 0b… too)',
-  '  -l, --list LIST      the groups of a comma list: 2,40',
-  '      --hex            every payload as hex',
-  '      --since CURSOR   start after this cursor (a message\'s "cursor" in --json output)',
-  '  -n, --count N        exit 0 after N messages',
-  '      --json           print each frame as the daemon sent it (hello, message, gap, dropped, …)',
-  ...COMMON_HELP,
-  '',
-].join('\n');
+import { clientFor, parse } from './options';
+import { helpText } from './usage';
 
 interface Frame {
   type: string;
@@ -222,7 +205,7 @@ export async function watch(argv: string[]): Promise<number> {
     count: { type: 'string', short: 'n' },
   });
   if (values.help) {
-    process.stdout.write(WATCH_HELP);
+    process.stdout.write(helpText('watch'));
     return EXIT.ok;
   }
   if (positionals.length > 1) throw new CliError(`one MASK at most, got ${positionals.join(' ')}`, EXIT.usage);

@@ -96,7 +96,7 @@ describe('nlbridge status', () => {
       const r = await runCli([cmd, '--help']);
       assert.equal(r.code, 0);
       for (const f of [...flags, '--url', '--token-file', '--json']) assert.ok(r.stdout.includes(f), `${cmd} --help: ${f}`);
-      assert.match(r.stdout, /Exit status: 0 .*; 1 .*; 2 .*; 3 .*; 4 /);
+      assert.match(r.stdout.replace(/\n/g, ' '), /Exit status: 0 .*; 1 .*; 2 .*; 3 .*; 4 /);
     }
     const top = await runCli(['--help']);
     assert.equal(top.code, 0);
