@@ -111,6 +111,13 @@ export const PACKAGES: readonly Package[] = [
   { name: 'strace', why: 'injects syscall faults into the daemon (reliability case 6b)', missing: programs('strace') },
   { name: 'websocketd', why: 'the peer the benchmark compares against (host test bench_smoke)', missing: programs('websocketd') },
   { name: 'kmod', why: 'depmod and modinfo: systemd/install.sh and its test', missing: programs('depmod', 'modinfo') },
+  { name: 'dpkg-dev', why: 'dpkg-architecture and dpkg-deb conventions: npm run package:deb and its test', missing: programs('dpkg-deb', 'dpkg-architecture') },
+  { name: 'lintian', why: "Debian's package checker, run on the .deb npm run package:deb builds", missing: programs('lintian') },
+  {
+    name: 'bash-completion',
+    why: "bash completion's helpers (_init_completion), which cli/completion.bash uses; its test",
+    missing: () => (fs.existsSync('/usr/share/bash-completion/bash_completion') ? null : '/usr/share/bash-completion/bash_completion is missing'),
+  },
   {
     name: 'linux-image-amd64',
     why: "Debian's kernel, booted under QEMU by the VM tests",
@@ -172,6 +179,8 @@ export const NEEDS = {
   websocketd: { tests: 'host/bench_smoke', packages: ['websocketd', 'build-essential'] },
   curl: { tests: 'host/daemon_sse (curl -N), reliability 10 (unix socket)', packages: ['curl'] },
   python3: { tests: 'reliability 6c, 6d', packages: ['python3'] },
+  deb: { tests: 'host/package_deb (npm run package:deb, lintian)', packages: ['build-essential', 'dpkg-dev', 'lintian'] },
+  'bash-completion': { tests: 'host/cli_completion', packages: ['bash-completion'] },
   nobody: { tests: 'reliability 6d, 10 (unix socket, unprivileged sender)', packages: [], root: 'root: it runs a peer as the user nobody (setpriv)' },
 } satisfies Record<string, Need>;
 
