@@ -22,6 +22,9 @@ for tool in dpkg-deb dpkg-shlibdeps dpkg-architecture; do
 done
 
 VERSION=$(node -p 'require(process.argv[1]).version' "$SRC/package.json")
+# Debian's own variables when set, else the author of the last commit.
+MAINTAINER="${DEBFULLNAME:-$(git -C "$SRC" log -1 --format=%an)} <${DEBEMAIL:-$(git -C "$SRC" log -1 --format=%ae)}>"
+WHEN=${SOURCE_DATE_EPOCH:-$(git -C "$SRC" log -1 --format=%ct)}
 ARCH=$(dpkg-architecture -qDEB_HOST_ARCH)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nlbridge-deb.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -30,13 +33,32 @@ mkdir -p "$ROOT"
 
 "$SRC/systemd/install.sh" --root "$ROOT" --for-package
 
+# What Debian's policy asks of the installed files that a developer's install
+# does not: ELF files stripped, a shared object not executable (policy 10.1,
+# 8.1), and in the npm dependencies no VCS or linter dotfiles, no HTML docs
+# (they load scripts from CDNs), no shell scripts of their own test suites,
+# and the executable bit exactly on the files that start with #!.
+for elf in "$ROOT"/usr/bin/rr_nlk "$ROOT"/usr/bin/ww_nlk; do
+	strip --remove-section=.comment --remove-section=.note "$elf"
+done
+ADDON=$ROOT/usr/lib/nlbridge/build/Release/nlbridge_netlink.node
+strip --remove-section=.comment --remove-section=.note --strip-unneeded "$ADDON"
+chmod 0644 "$ADDON"
+MODULES=$ROOT/usr/lib/nlbridge/node_modules
+find "$MODULES" \( -name '.git*' -o -name '.eslintrc*' -o -name '.npmignore' -o -name '.travis.yml' -o -name '*.html' -o -name '*.sh' \) -type f -delete
+find "$ROOT/usr/lib/nlbridge" -type f ! -name '*.node' -exec sh -c '
+	for f; do
+		if [ "$(head -c2 "$f")" = "#!" ]; then chmod 0755 "$f"; else chmod a-x "$f"; fi
+	done' _ {} +
+
 # Debian's places for documentation (policy 12.3, 12.5, 12.7).
 DOC=$ROOT/usr/share/doc/nlbridge
 install -D -m 0644 "$HERE/copyright" "$DOC/copyright"
-printf 'nlbridge (%s) unstable; urgency=medium\n\n  * Built from the nlbridge repository by npm run package:deb.\n\n -- nlbridge developers <nlbridge@localhost>  %s\n' \
-	"$VERSION" "$(date -R -d "@${SOURCE_DATE_EPOCH:-$(git -C "$SRC" log -1 --format=%ct 2>/dev/null || date +%s)}")" |
-	gzip -9n >"$DOC/changelog.Debian.gz"
-chmod 0644 "$DOC/changelog.Debian.gz"
+# A native package (its version has no Debian revision): changelog.gz (policy 12.7).
+printf 'nlbridge (%s) unstable; urgency=medium\n\n  * Built from the nlbridge repository by npm run package:deb.\n\n -- %s  %s\n' \
+	"$VERSION" "$MAINTAINER" "$(date -R -d "@$WHEN")" | gzip -9n >"$DOC/changelog.gz"
+chmod 0644 "$DOC/changelog.gz"
+install -D -m 0644 "$HERE/lintian-overrides" "$ROOT/usr/share/lintian/overrides/nlbridge"
 gzip -9n "$ROOT/usr/share/man/man8/nlbridge.8"
 
 mkdir -m 0755 "$ROOT/DEBIAN"
@@ -55,7 +77,7 @@ SHLIBS=$(cd "$WORK/shlibs" && dpkg-shlibdeps -O "${elves[@]}" 2>/dev/null | sed 
 [[ -n $SHLIBS ]] || die "dpkg-shlibdeps found no library dependencies in ${elves[*]}"
 
 SIZE=$(du -sk --exclude=DEBIAN "$ROOT" | cut -f1)
-sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@SIZE@/$SIZE/" -e "s/@SHLIBS@/$SHLIBS/" "$HERE/control.in" >"$ROOT/DEBIAN/control"
+sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s|@MAINTAINER@|$MAINTAINER|" -e "s/@SIZE@/$SIZE/" -e "s/@SHLIBS@/$SHLIBS/" "$HERE/control.in" >"$ROOT/DEBIAN/control"
 (cd "$ROOT" && find . -path ./DEBIAN -prune -o -type f -print0 | sort -z | xargs -0 md5sum | sed 's| \./| |') >"$ROOT/DEBIAN/md5sums"
 
 DEB=$OUT/nlbridge_${VERSION}_${ARCH}.deb
