@@ -33,7 +33,7 @@ function note(text: string): void {
 
 function describeGap(f: Frame): string {
   const lost = f.lost === null ? 'an unknown number of messages were' : `${String(f.lost)} message${f.lost === 1 ? ' was' : 's were'}`;
-  const why = f.reason === 'epoch' ? 'the daemon restarted, and its messages from before are gone' : 'they fell out of the daemon\'s ring before the resume';
+  const why = f.reason === 'epoch' ? 'the cursor is from another run of the daemon (it restarted), whose messages are gone' : 'they fell out of the daemon\'s ring before the resume';
   return `${lost} lost after ${String(f.since)}: ${why}; going on from ${String(f.resumeFrom ?? 'the live stream')}`;
 }
 
@@ -149,7 +149,8 @@ class Watch {
       });
       ws.on('open', () => (open = true));
       ws.on('message', (data: Buffer, isBinary: boolean) => {
-        if (isBinary) return;
+        // Frames already received when --count was reached, or Ctrl-C, are not printed.
+        if (isBinary || this.stopping) return;
         // With ?batch=1 a frame holds several lines; we never ask for it, but read it right anyway.
         for (const line of data.toString('utf8').split('\n')) {
           if (line === '') continue;

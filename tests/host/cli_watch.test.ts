@@ -62,6 +62,8 @@ describe('nlbridge watch', () => {
   let proxyPort: number;
   let socket: string;
   let env: NodeJS.ProcessEnv;
+  /** The cursor of the message the --json test saw. */
+  let jsonCursor = '';
   before(async () => {
     buildTools();
     proxy = new CuttableProxy();
@@ -105,6 +107,17 @@ describe('nlbridge watch', () => {
     assert.equal(frames[1].type, 'message');
     assert.equal(frames[1].data, marker);
     assert.match(String(frames[1].cursor), /^[0-9a-z]+-\d+$/);
+    jsonCursor = String(frames[1].cursor);
+  });
+
+  test('--since CURSOR starts after it, with the daemon\'s catch-up; -n N stops at N though more came in the same read', async () => {
+    const marker = `${TAG}-since`;
+    for (let i = 0; i < 5; i++) await wwNlk(['-g', String(bit(G)), '-m', `${marker}-${i}`]);
+    const w = new LiveCli(['watch', '-l', String(G), '--since', jsonCursor, '-n', '2'], { env });
+    assert.equal(await w.exit, 0, w.err.join('\n'));
+    assert.deepEqual(texts(w, marker), [`${marker}-0`, `${marker}-1`]);
+    assert.equal(w.out.length, 2);
+    assert.ok(w.err.includes(`nlbridge watch: resumed after ${jsonCursor}: nothing lost`), w.err.join('\n'));
   });
 
   test('a connection cut mid-stream: the watch resumes after its last cursor, prints what arrived meanwhile once, in order, and says nothing was lost', async () => {
@@ -140,7 +153,7 @@ describe('nlbridge watch', () => {
       // The same port and token directory: the token the watch read is kept.
       d = await spawnDaemon(['--auth', 'token', '--port', String(port), '--token-out', String(env.NLBRIDGE_TOKEN_FILE), '--allowed-hosts', `127.0.0.1:${proxyPort}`]);
       await w.until(() => w.err.some((l) => /lost after/.test(l)), 15000, 'the gap notice');
-      assert.ok(w.err.some((l) => /^nlbridge watch: an unknown number of messages were lost after [0-9a-z]+-\d+: the daemon restarted/.test(l)), w.err.join('\n'));
+      assert.ok(w.err.some((l) => /^nlbridge watch: an unknown number of messages were lost after [0-9a-z]+-\d+: the cursor is from another run of the daemon \(it restarted\)/.test(l)), w.err.join('\n'));
       await wwNlk(['-g', String(bit(G)), '-m', `${marker}-after`]);
       await w.until(() => texts(w, marker).length === 2, 5000, 'the message after the restart');
       assert.deepEqual(texts(w, marker), [`${marker}-before`, `${marker}-after`]);
