@@ -53,7 +53,7 @@ class CuttableProxy {
 
 /** The message lines of a watch that carry `marker`, as their payload text. */
 function texts(w: LiveCli, marker: string): string[] {
-  return w.out.map((l) => /  text (.*)$/.exec(l)?.[1] ?? '').filter((t) => t.includes(marker));
+  return w.out.map((l) => / {2}text (.*)$/.exec(l)?.[1] ?? '').filter((t) => t.includes(marker));
 }
 
 describe('nlbridge watch', () => {
