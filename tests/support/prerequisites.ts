@@ -113,6 +113,13 @@ export const PACKAGES: readonly Package[] = [
   { name: 'chromium', why: "the browser that loads the console page at GET / (host test console_browser, driven by playwright-core)", missing: programs('chromium') },
   { name: 'prometheus', why: "promtool check metrics lints the daemon's /metrics (host test daemon_metrics); the package also brings a Prometheus server, unused", missing: programs('promtool') },
   { name: 'kmod', why: 'depmod and modinfo: systemd/install.sh and its test', missing: programs('depmod', 'modinfo') },
+  { name: 'dpkg-dev', why: 'dpkg-architecture and dpkg-deb conventions: npm run package:deb and its test', missing: programs('dpkg-deb', 'dpkg-architecture') },
+  { name: 'lintian', why: "Debian's package checker, run on the .deb npm run package:deb builds", missing: programs('lintian') },
+  {
+    name: 'bash-completion',
+    why: "bash completion's helpers (_init_completion), which cli/completion.bash uses; its test",
+    missing: () => (fs.existsSync('/usr/share/bash-completion/bash_completion') ? null : '/usr/share/bash-completion/bash_completion is missing'),
+  },
   {
     name: 'linux-image-amd64',
     why: "Debian's kernel, booted under QEMU by the VM tests",
@@ -176,6 +183,8 @@ export const NEEDS = {
   curl: { tests: 'host/daemon_sse (curl -N), reliability 10 (unix socket)', packages: ['curl'] },
   promtool: { tests: 'host/daemon_metrics (promtool check metrics)', packages: ['prometheus'] },
   python3: { tests: 'reliability 6c, 6d', packages: ['python3'] },
+  deb: { tests: 'host/package_deb (npm run package:deb, lintian)', packages: ['build-essential', 'dpkg-dev', 'lintian'] },
+  'bash-completion': { tests: 'host/cli_completion', packages: ['bash-completion'] },
   nobody: { tests: 'reliability 6d, 10 (unix socket, unprivileged sender)', packages: [], root: 'root: it runs a peer as the user nobody (setpriv)' },
 } satisfies Record<string, Need>;
 

@@ -43,6 +43,7 @@ const QUICK_SKIPS: Record<string, string> = {
   'host/addon_asan.test.js': 'rebuilds the addon under ASan and reruns three files (≈ 30 s)',
   'host/bench_smoke.test.js': 'runs the whole benchmark at small counts (≈ 35 s)',
   'host/daemon_resume.test.js': 'one case floods the ring for a minute',
+  'host/package_deb.test.js': 'builds the Debian package and runs lintian on it (≈ 2 min)',
 };
 /** Host files that measure what the machine can take: alone, or they measure their neighbours. */
 const SERIAL_FILES: Record<string, string> = {

@@ -80,6 +80,9 @@ test('install.sh --root installs the daemon, module, tools, units, config and en
     'usr/bin/ww_nlk',
     'usr/bin/nlbridge',
     'usr/share/man/man8/nlbridge.8',
+    'usr/share/bash-completion/completions/nlbridge',
+    'usr/lib/nlbridge/dist/bin/nlbridge.js',
+    'usr/lib/nlbridge/dist/cli/main.js',
     'lib/systemd/system/nlbridge.service',
     'lib/systemd/system/nlbridge.socket',
     'lib/udev/rules.d/60-nlbridge.rules',
@@ -93,7 +96,8 @@ test('install.sh --root installs the daemon, module, tools, units, config and en
   }
   // The command runs the installed daemon with the system's node.
   assert.equal(fs.statSync(path.join(target, 'usr/bin/nlbridge')).mode & 0o777, 0o755);
-  assert.match(fs.readFileSync(path.join(target, 'usr/bin/nlbridge'), 'utf8'), /^#!\/bin\/sh\nexec \/usr\/bin\/node \/usr\/lib\/nlbridge\/dist\/daemon\/main\.js "\$@"\n$/);
+  // The bin's dispatcher: the daemon by default, the client for send|watch|status.
+  assert.match(fs.readFileSync(path.join(target, 'usr/bin/nlbridge'), 'utf8'), /^#!\/bin\/sh\nexec \/usr\/bin\/node \/usr\/lib\/nlbridge\/dist\/bin\/nlbridge\.js "\$@"\n$/);
   // Production dependencies only.
   for (const dev of ['typescript', 'eslint', 'fast-check', 'netlink', '@types']) assert.ok(!has(`usr/lib/nlbridge/node_modules/${dev}`), `dev dependency ${dev} installed`);
   assert.ok(!has('usr/lib/nlbridge/dist/tests'));
