@@ -13,7 +13,7 @@ import type { ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
 import { encodeMessage } from '../../addon/codec';
 import { deref, loadSpec, resolveRef, type OpenApiDoc } from '../../daemon/spec';
-import type { Stream } from '../../daemon/routes/groups';
+import type { WsSubscription as Stream } from '../../daemon/streams/ws_writer';
 import { ROOT, TAG, bit, call, connect, sleep, startDaemon, wwNlk, buildTools, type Daemon, type Frame } from './support/daemon_harness';
 import { Sender } from './support/flood_sender';
 import { SseClient } from './support/sse_client';
