@@ -2,7 +2,9 @@
 // websocketd + rr_nlk, in one run on one machine (issue 6). Prints the table
 // with ratios; writes JSON, Markdown and an SVG chart.
 //
-//   node dist/bench/run.js [--smoke] [--only=socket,websocketd,nlbridge] [--out=DIR] [--cpu-prof]
+//   node dist/bench/run.js [--smoke] [--only=socket,websocketd,nlbridge,http] [--out=DIR] [--cpu-prof]
+//
+// `http` is POST /send against the bare fastify route alone (also part of `nlbridge`).
 //
 // BENCH_SMOKE=1 is the same as --smoke (tiny counts, written under
 // .cache/bench/smoke/ unless --out says otherwise).
@@ -15,11 +17,11 @@ import { groupMembers } from './lib/netlink_groups';
 import { FULL, SMOKE } from './lib/profile';
 import { figureDefs, machine, markdown, svgChart, targets } from './lib/report';
 import type { Figures } from './lib/result';
-import { runNlbridge } from './scenarios/nlbridge';
+import { runHttpSend, runNlbridge } from './scenarios/nlbridge';
 import { buildC, runCeiling, runNodeReceivers } from './scenarios/socket_level';
 import { runWebsocketd } from './scenarios/websocketd';
 
-const SECTIONS = ['socket', 'websocketd', 'nlbridge'] as const;
+const SECTIONS = ['socket', 'websocketd', 'nlbridge', 'http'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function option(name: string): string | undefined {
@@ -49,7 +51,9 @@ async function main(): Promise<void> {
     await runNodeReceivers(p, figures);
   }
   if (sections.has('websocketd')) await runWebsocketd(p, figures);
-  if (sections.has('nlbridge')) await runNlbridge(p, figures, { cpuProfDir: cpuProf ? path.join(CACHE_DIR, 'prof') : undefined, ceiling: saturation });
+  const daemonOptions = { cpuProfDir: cpuProf ? path.join(CACHE_DIR, 'prof') : undefined, ceiling: saturation };
+  if (sections.has('nlbridge')) await runNlbridge(p, figures, daemonOptions);
+  else if (sections.has('http')) await runHttpSend(p, figures, daemonOptions);
   const seconds = (Date.now() - t0) / 1000;
   // Other work on the machine during the run (1-minute load average), to read the figures by.
   const load = { atStart: loadAtStart, atEnd: os.loadavg()[0] };
