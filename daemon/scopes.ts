@@ -14,7 +14,7 @@ import { DnlMsgType } from '../addon/dummy_netlink';
 import type { SendRequest } from './bus';
 import { Problem } from './errors';
 import { MASK_GROUPS } from './groups';
-import { tokenMatches } from './security';
+import { tokenMatches } from './http/request_checks';
 
 export type Allow = '*' | readonly number[];
 

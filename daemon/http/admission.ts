@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Problem } from '../errors';
 import { listenerKindOf } from '../http_server';
 import { FULL_SCOPE, scopeOf } from '../scopes';
-import { APP_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, bearerFromHeader, hostAllowed, offeredSubprotocols, originAllowed, tokenFromSubprotocols } from '../security';
+import { APP_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, bearerFromHeader, hostAllowed, offeredSubprotocols, originAllowed, tokenFromSubprotocols } from './request_checks';
 import { pathOf } from './request_log';
 
 /** Paths served without a token (the Host check still applies). */

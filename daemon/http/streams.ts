@@ -12,7 +12,7 @@ import type { WebSocket } from 'ws';
 import { Problem } from '../errors';
 import { eventFrame, messageFrame, messageTail } from '../frames';
 import { checkRead } from '../scopes';
-import { APP_SUBPROTOCOL } from '../security';
+import { APP_SUBPROTOCOL } from './request_checks';
 import { parametersSchema } from '../spec';
 import { PING_INTERVAL_MS, wsSubscription } from '../streams/ws_writer';
 import { groupsField, streamGroups, subscriptionOptions, truthy, type StreamQuery } from './stream_request';
