@@ -19,9 +19,7 @@ import { Metrics } from './metrics';
 import { ProtocolError, resolveProtocol } from './protocol';
 import { configSecretProblem, holdsNetAdmin, saveTokenFiles, setupAuth, TokenStoreError, type AuthSetup } from './security';
 import { hasNativeSdNotify, notifyWanted, sdNotify, watchdogIntervalMs } from './sd_notify';
-
-/** How long a stopping daemon still accepts requests, to answer them 503. */
-const SHUTDOWN_GRACE_MS = 250;
+import { installShutdown } from './shutdown';
 
 const VERSION: string = (() => {
   try {
@@ -243,12 +241,14 @@ async function main(): Promise<number> {
   // shutdown below is in place, a signal is remembered and acted on then.
   let earlySignal: string | null = null;
   // A second one before then ends it at once, as a second Ctrl-C would.
-  let onSignal = (signal: string): void => {
+  let shutdownInstalled = false;
+  const onEarlySignal = (signal: string): void => {
+    if (shutdownInstalled) return;
     if (earlySignal !== null) process.exit(1);
     earlySignal = signal;
   };
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
-  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', onEarlySignal);
+  process.on('SIGINT', onEarlySignal);
 
   let loaded;
   try {
@@ -357,46 +357,13 @@ async function main(): Promise<number> {
   const watchdog = wd !== null ? setInterval(() => sdNotify('WATCHDOG=1'), wd) : null;
   if (wd !== null) log.info({ intervalMs: wd }, 'systemd watchdog enabled');
 
-  return await new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      app.nlbridge.stopping = true;
-      log.info({ signal }, 'shutting down');
-      sdNotify('STOPPING=1');
-      if (watchdog) clearInterval(watchdog);
-      const force = setTimeout(() => {
-        log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown took too long; exiting');
-        resolve(1);
-      }, config.shutdownTimeoutMs);
-      force.unref();
-      // Keep listening a moment, answering 503 (see the stopping hook in app.ts):
-      // Node's close() resets connections whose request is not read yet and
-      // drops ones still waiting to be accepted, so a request sent just after
-      // the signal would otherwise get ECONNRESET instead of an answer.
-      const closeAll = (): Promise<unknown> => {
-        const closeExtra = Promise.all(extra.map((s) => new Promise<void>((r) => s.close(() => r()))));
-        for (const s of extra) s.closeIdleConnections();
-        return Promise.all([app.close(), closeExtra]);
-      };
-      new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS)).then(closeAll).then(
-        () => {
-          clearTimeout(force);
-          if (config.unixSocket) fs.rmSync(config.unixSocket, { force: true });
-          log.info('stopped');
-          resolve(0);
-        },
-        (err: unknown) => {
-          clearTimeout(force);
-          log.error({ err }, 'shutdown failed');
-          resolve(1);
-        },
-      );
-    };
-    onSignal = stop;
-    if (earlySignal !== null) stop(earlySignal);
-  });
+  // From here close-with-grace owns the signals (shutdown.ts) and ends the
+  // process. The early listeners stay (idle): removing a signal's last
+  // listener stops libuv's watcher, and a signal that arrived during the
+  // synchronous start but was not yet dispatched would be lost.
+  shutdownInstalled = true;
+  installShutdown({ app, log, config, extra, watchdog }, earlySignal);
+  return new Promise<number>(() => {});
 }
 
 main().then(

@@ -14,7 +14,7 @@ import { DnlMsgType } from '../addon/dummy_netlink';
 import type { SendRequest } from './bus';
 import { Problem } from './errors';
 import { MASK_GROUPS } from './groups';
-import { tokenMatches } from './security';
+import { tokenMatches } from './http/request_checks';
 import { ScopeConfigError, type Allow, type ScopedTokenSpec } from './config/tokens';
 // Re-exported for the modules and tests that read them from here.
 export { ScopeConfigError, parseTokenSpecs, type Allow, type ScopedTokenSpec } from './config/tokens';

@@ -301,7 +301,7 @@ describe('the console in chromium', { skip }, () => {
         sendToGroup(sender, 2, 1, Buffer.from(`${TAG}-before`));
         await page.waitForFunction((m) => [...document.querySelectorAll('#row-body .payload')].some((el) => el.textContent === m), `${TAG}-before`);
         // The daemon ends the stream (as it does for a client too slow for too long).
-        for (const s of d.app.nlbridge.streams) s.closeWs(1013, 'too slow: backlog over limit');
+        for (const s of d.app.nlbridge.streams) s.writer.close(1013, 'too slow: backlog over limit');
         // While the page waits to reconnect: 500 messages, 400 more than the ring keeps.
         for (let i = 0; i < 500; i++) sendToGroup(sender, 2, 1000 + i, Buffer.from(`${TAG}-away`));
         await page.waitForSelector('#row-body div.notice-gap', { timeout: 10_000 });

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Fastify from 'fastify';
-import { CONSOLE_DIR, CONSOLE_FILES, consoleRoutes } from '../../daemon/routes/console';
+import { CONSOLE_DIR, CONSOLE_FILES, consoleRoutes } from '../../daemon/http/console';
 import { call, rawRequest, startDaemon, type Daemon } from './support/daemon_harness';
 
 const TOKEN = 'console-http-token-0123456789';

@@ -32,7 +32,7 @@ import { connect, sleep, type Frame, type WsClient } from '../host/support/daemo
 import { assertFrameMatchesSpec, assertIsProblem, assertMatchesSpec, templateOf } from '../host/support/daemon_spec';
 import { recordCase } from './support/report';
 import { spawnDaemon, type DaemonProc } from './support/daemon_proc';
-import { CONSOLE_PUBLIC_PATHS } from '../../daemon/routes/console';
+import { CONSOLE_PUBLIC_PATHS } from '../../daemon/http/console';
 
 const G = 31; // 19, 21–30 are other reliability cases', 27–28 the bench's, 32 case 6b's
 const G_BIT = 2 ** (G - 1);

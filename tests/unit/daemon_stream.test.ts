@@ -1,11 +1,12 @@
-// The per-client policy of a WebSocket stream, over a fake socket whose
+// The per-client policy of a stream (streams/subscription.ts) carried by a WebSocket, over a fake socket whose
 // backlog the test sets: drop above the limit, tell the count on drain,
 // close 1013 when stalled, cut a client that stops answering pings.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Metrics } from '../../daemon/metrics';
-import { Stream, type StreamOptions } from '../../daemon/routes/groups';
+import type { SubscriptionOptions } from '../../daemon/streams/subscription';
+import { wsSubscription, type WsSubscription } from '../../daemon/streams/ws_writer';
 import type { Bus } from '../../daemon/bus';
 import type { RxMessage } from '../../daemon/frames';
 
@@ -34,10 +35,10 @@ class FakeWs {
 const fakeBus = { protocol: { name: 'usersock', number: 2 }, tx: { portId: 7 }, unsubscribe: () => undefined } as unknown as Bus;
 const silentLog = { info: () => undefined, warn: () => undefined, debug: () => undefined, error: () => undefined } as never;
 
-function make(opts: Partial<StreamOptions> = {}): { ws: FakeWs; stream: Stream; metrics: Metrics } {
+function make(opts: Partial<SubscriptionOptions> = {}): { ws: FakeWs; stream: WsSubscription; metrics: Metrics } {
   const ws = new FakeWs();
   const metrics = new Metrics();
-  const stream = new Stream(ws as never, { groups: [2], format: 'json', batch: false, unicast: false, bufferBytes: 1000, stallMs: 100, maxPayload: 65536, ...opts }, fakeBus, metrics, silentLog);
+  const stream = wsSubscription(ws as never, { groups: [2], format: 'json', batch: false, unicast: false, bufferBytes: 1000, stallMs: 100, maxPayload: 65536, ...opts }, fakeBus, metrics, silentLog);
   return { ws, stream, metrics };
 }
 
@@ -113,13 +114,13 @@ test('events are not dropped and batch mode packs lines', () => {
 
 test('a client that does not answer a ping is cut at the next one', () => {
   const { ws, stream } = make();
-  stream.ping();
+  stream.writer.ping();
   assert.equal(ws.pings, 1);
-  stream.pong();
-  stream.ping();
+  stream.writer.pong();
+  stream.writer.ping();
   assert.equal(ws.pings, 2);
   assert.equal(ws.terminated, false);
-  stream.ping();
+  stream.writer.ping();
   assert.equal(ws.terminated, true);
   stream.close();
 });

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import path from 'node:path';
 import { skipUnless } from '../support/prerequisites';
-import { CONSOLE_FILES } from '../../daemon/routes/console';
+import { CONSOLE_FILES } from '../../daemon/http/console';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const INSTALL = path.join(ROOT, 'systemd', 'install.sh');

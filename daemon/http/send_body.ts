@@ -1,11 +1,8 @@
-// POST /send.
+// A POST /send body (or a WebSocket client's JSON object) as a bus request.
 
-import type { FastifyInstance } from 'fastify';
-import type { Bus, SendRequest } from '../bus';
+import type { SendRequest } from '../bus';
 import { Problem } from '../errors';
 import { GroupSpecError, parseGroupsField } from '../groups';
-import { checkSend } from '../scopes';
-import { requestBodySchema } from '../spec';
 
 export interface SendBody {
   groups?: number | string | number[];
@@ -52,18 +49,4 @@ export function toSendRequest(body: SendBody): SendRequest {
   if (body.flags !== undefined) req.flags = body.flags;
   if (body.ack !== undefined) req.ack = body.ack;
   return req;
-}
-
-export function sendRoutes(app: FastifyInstance, bus: Bus): void {
-  app.post<{ Body: SendBody }>(
-    '/send',
-    { schema: { body: requestBodySchema('/send', 'post') } },
-    async (request) => {
-      const req = toSendRequest(request.body);
-      checkSend(request.nlbridgeScope, req);
-      const report = await bus.send(req);
-      request.log.debug({ seq: report.seq, results: report.results.length }, 'sent');
-      return report;
-    },
-  );
 }

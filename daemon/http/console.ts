@@ -1,12 +1,13 @@
 // GET / and GET /console/{file}: the live console, a static page that talks to
 // the daemon only through the public API (WebSocket /groups, POST /send,
-// GET /status). Self-contained: it takes nothing but the app, so it can move
-// into daemon/http/ as one plugin.
+// GET /status). Self-contained: it takes nothing but the app
+// (consoleRoutesPlugin below).
 
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import { Problem } from '../errors';
 import { parametersSchema } from '../spec';
 
@@ -123,3 +124,6 @@ export function consoleRoutes(app: FastifyInstance, dir: string = CONSOLE_DIR): 
     return serve(request, reply, name, type);
   });
 }
+
+/** The console as a plugin of its own (daemon/app.ts registers it with the other route families). */
+export const consoleRoutesPlugin = fp(async (app: FastifyInstance) => consoleRoutes(app), { name: 'nlbridge-console', dependencies: ['nlbridge-admission'] });
