@@ -49,6 +49,7 @@ export async function spawnDaemon(args: string[] = [], env: NodeJS.ProcessEnv = 
     }),
   );
   proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  let deadline: NodeJS.Timeout | undefined;
   const listening = new Promise<number>((resolve, reject) => {
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
@@ -72,12 +73,13 @@ export async function spawnDaemon(args: string[] = [], env: NodeJS.ProcessEnv = 
     // A deadline, not a measure (case 8 measures the start): generous, since
     // on a loaded 2-CPU host a start took over 10 s. A daemon that missed it
     // is killed, or it would keep this test process alive.
-    setTimeout(() => {
+    deadline = setTimeout(() => {
       reject(new Error(`daemon did not listen within ${LISTEN_DEADLINE_MS / 1000} s; its log so far: ${logs.map((l) => JSON.stringify(l)).join('\n').slice(0, 2000)}; stderr: ${err}`));
       proc.kill('SIGKILL');
-    }, LISTEN_DEADLINE_MS).unref();
+    }, LISTEN_DEADLINE_MS);
+    deadline.unref();
   });
-  const port = await listening;
+  const port = await listening.finally(() => clearTimeout(deadline));
   let token: string | null = null;
   if (logs.some((l) => /bearer token is required/.test(String(l.msg)))) {
     const f = logs.find((l) => typeof l.tokenFile === 'string')?.tokenFile as string;
