@@ -48,7 +48,8 @@ function run(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; main?
     stdout: '',
     stderr: '',
     exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
-    async waitLog(pred, ms = 8000) {
+    // A deadline for a log line, not a measure: a start took over 5 s at load 20 on 2 CPUs.
+    async waitLog(pred, ms = 20_000) {
       const deadline = Date.now() + ms;
       for (;;) {
         const hit = p.logs.find(pred);

@@ -16,6 +16,7 @@ import { Problem } from '../../daemon/errors';
 import type { RxMessage } from '../../daemon/frames';
 import { Metrics } from '../../daemon/metrics';
 import type { ProtocolInfo } from '../../daemon/protocol';
+import { waitFor } from '../support/wait';
 
 type Kernel = (msg: ReturnType<typeof decodeDatagram>['messages'][number], sock: FakeSock) => void;
 
@@ -219,7 +220,10 @@ test('dedupe is per subscriber: copies on 2 and 4 reach a subscriber of both onc
   rx.deliver(copy, 555, 4);
   // A different sender with the same seq is another message.
   rx.deliver(copy, 556, 4);
-  await new Promise((r) => setTimeout(r, 20));
+  // An end marker from port 557, delivered after: a copy that must not reach a subscriber would have come before it.
+  rx.deliver(encodeMessage({ type: 0x10, seq: 6, pid: 77, payload: Buffer.from('end') }), 557, 4);
+  await waitFor('the end marker at both subscribers', () => [both, only4].every((s) => s.got.some((m) => m.portId === 557)), { timeoutMs: 5000 });
+  for (const s of [both, only4]) s.got = s.got.filter((m) => m.portId !== 557);
   assert.deepEqual(
     both.got.map((m) => [m.group, m.portId]),
     [

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { CatchUp, CursorError, ENTRY_OVERHEAD, Ring, parseCursor, type GapInfo } from '../../daemon/ring';
 import type { RxMessage } from '../../daemon/frames';
 import { encodeMessage } from '../../addon/codec';
+import { waitFor } from '../support/wait';
 import { messageFrame, messageTail } from '../../daemon/frames';
 
 function msg(group: number, seq: number, text: string, at = 1000, portId = 77): RxMessage {
@@ -131,7 +132,7 @@ test('CatchUp: writes only while the client has room, tells a gap once, ends cau
   assert.ok(c.active);
   assert.deepEqual(gaps.map((g) => [g.reason, g.lost]), [['evicted', 390]]);
   budget = 1e9;
-  await new Promise((res) => setTimeout(res, 60));
+  await waitFor('the catch-up done once the client has room', () => !c.active, { timeoutMs: 5000 });
   assert.equal(c.active, false, 'caught up');
   assert.equal(gaps.length, 1, 'the gap is told once');
   assert.deepEqual(sent, Array.from({ length: 600 }, (_, i) => `m${401 + i}`));
@@ -139,7 +140,7 @@ test('CatchUp: writes only while the client has room, tells a gap once, ends cau
   assert.equal(stalled, false);
   const stuck = new CatchUp(r, { ...target, room: () => false } as never, 'e6-500', 30, () => (stalled = true));
   stuck.pump();
-  await new Promise((res) => setTimeout(res, 120));
+  await waitFor('the stuck catch-up given up on', () => stalled, { timeoutMs: 5000 });
   assert.equal(stalled, true, 'a client that never drains is given up on');
   assert.equal(stuck.active, false);
 });

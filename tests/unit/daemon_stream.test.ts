@@ -9,6 +9,7 @@ import type { SubscriptionOptions } from '../../daemon/streams/subscription';
 import { wsSubscription, type WsSubscription } from '../../daemon/streams/ws_writer';
 import type { Bus } from '../../daemon/bus';
 import type { RxMessage } from '../../daemon/frames';
+import { waitFor } from '../support/wait';
 
 class FakeWs {
   readonly OPEN = 1;
@@ -47,7 +48,6 @@ function msg(seq: number): RxMessage {
 }
 
 const frames = (ws: FakeWs): Record<string, unknown>[] => ws.sent.map((s) => JSON.parse(String(s)) as Record<string, unknown>);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 test('over the backlog frames are dropped (using up their n); on drain one dropped event tells the count', async () => {
   const { ws, stream, metrics } = make({ stallMs: 60000 });
@@ -58,7 +58,7 @@ test('over the backlog frames are dropped (using up their n); on drain one dropp
   assert.equal(ws.sent.length, 1);
   assert.equal(metrics.wsDropped.total(), 2);
   ws.bufferedAmount = 0;
-  await sleep(80);
+  await waitFor('the dropped event once the backlog drained', () => frames(ws).length, { timeoutMs: 5000, until: (n) => n >= 2 });
   const f = frames(ws);
   assert.deepEqual(f[1], { type: 'dropped', n: 4, count: 2 });
   stream.deliver(msg(4));
@@ -82,7 +82,7 @@ test('a client over its backlog longer than stallMs is closed with 1013', async 
   const { ws, stream, metrics } = make({ stallMs: 50 });
   ws.bufferedAmount = 5000;
   stream.deliver(msg(1));
-  await sleep(150);
+  await waitFor('the close of the stalled client', () => ws.closedWith, { timeoutMs: 5000 });
   assert.deepEqual(ws.closedWith, [1013, 'too slow: backlog over limit']);
   assert.equal(metrics.wsClosedSlow.total(), 1);
   stream.close();
