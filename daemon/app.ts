@@ -6,9 +6,9 @@ import websocket from '@fastify/websocket';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Bus } from './bus';
+import type { Bus } from './netlink/bus';
 import type { Config } from './config';
-import { Problem } from './errors';
+import { Problem, problemOf } from './errors';
 import type { Metrics } from './metrics';
 import {
   APP_SUBPROTOCOL,
@@ -356,37 +356,32 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     return new Problem('METHOD_NOT_ALLOWED', `${request.method} is not served on ${path}; it serves ${allowed.join(', ')}`, { field: 'method' });
   };
 
-  app.setErrorHandler((err: FastifyError | Problem, request, reply) => {
-    let problem: Problem;
-    if (err instanceof Problem) problem = err;
+  /** A failure of fastify's own (routing, body parsing, schema validation) as a problem. */
+  const frameworkProblem = (e: FastifyError, request: FastifyRequest, reply: FastifyReply): Problem => {
     // No route: its body (unparsable, too large, of another type) does not matter.
-    else if (request.is404) problem = notFound(request, reply);
-    else if ((err as FastifyError).validation) {
-      problem = problemFromAjv((err as FastifyError).validation as never, (err as FastifyError).validationContext);
-    } else {
-      const e = err as FastifyError;
-      switch (e.code) {
-        case 'FST_ERR_CTP_BODY_TOO_LARGE':
-          problem = new Problem('PAYLOAD_TOO_LARGE', `body is larger than ${config.bodyLimit} bytes (--body-limit)`, { field: 'body' });
-          break;
-        case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-          problem = new Problem('UNSUPPORTED_MEDIA_TYPE', `Content-Type "${String(request.headers['content-type'] ?? '')}" is not supported; send application/json`, { field: 'Content-Type' });
-          break;
-        case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-          problem = new Problem('VALIDATION', 'body is empty; send a JSON object', { field: 'body' });
-          break;
-        case 'FST_ERR_CTP_INVALID_JSON_BODY':
-          problem = new Problem('VALIDATION', `body is not valid JSON: ${e.message}`, { field: 'body' });
-          break;
-        default:
-          if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {
-            problem = new Problem(e.statusCode === 413 ? 'PAYLOAD_TOO_LARGE' : e.statusCode === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'VALIDATION', e.message, { field: 'body' });
-          } else {
-            request.log.error({ err }, 'request failed');
-            problem = new Problem('INTERNAL', 'internal error (see the daemon log)');
-          }
-      }
+    if (request.is404) return notFound(request, reply);
+    if (e.validation) return problemFromAjv(e.validation as never, e.validationContext);
+    switch (e.code) {
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return new Problem('PAYLOAD_TOO_LARGE', `body is larger than ${config.bodyLimit} bytes (--body-limit)`, { field: 'body' });
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return new Problem('UNSUPPORTED_MEDIA_TYPE', `Content-Type "${String(request.headers['content-type'] ?? '')}" is not supported; send application/json`, { field: 'Content-Type' });
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+        return new Problem('VALIDATION', 'body is empty; send a JSON object', { field: 'body' });
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+        return new Problem('VALIDATION', `body is not valid JSON: ${e.message}`, { field: 'body' });
+      default:
+        if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {
+          return new Problem(e.statusCode === 413 ? 'PAYLOAD_TOO_LARGE' : e.statusCode === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'VALIDATION', e.message, { field: 'body' });
+        }
+        request.log.error({ err: e }, 'request failed');
+        return new Problem('INTERNAL', 'internal error (see the daemon log)');
     }
+  };
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    // A Problem, or the netlink side's error mapped (problemOf); else fastify's own.
+    const problem = problemOf(err) ?? frameworkProblem(err, request, reply);
     if (problem.status >= 500) request.log.warn({ code: problem.code, errno: problem.errno }, problem.message);
     reply.code(problem.status).type('application/problem+json').send(problem.body());
   });

@@ -3,9 +3,9 @@
 // NLBRIDGE_CONFIG, else /etc/nlbridge/nlbridge.json when it exists), defaults.
 
 import * as fs from 'node:fs';
+import type { ProtocolSetting } from './netlink/protocol';
 import { ScopeConfigError, parseTokenSpecs, type ScopedTokenSpec } from './scopes';
 
-export type ProtocolSetting = 'auto' | 'usersock' | 'dummy' | number;
 export type AuthMode = 'auto' | 'token' | 'none';
 
 export interface Config {

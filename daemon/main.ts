@@ -12,10 +12,10 @@ import { restrictNetlink } from '../addon/seccomp';
 import { buildApp } from './app';
 import { createHttpServer } from './http_server';
 import { createLogger } from './log';
-import { Bus } from './bus';
+import { Bus } from './netlink/bus';
 import { ConfigError, loadConfig, type Config } from './config';
 import { Metrics } from './metrics';
-import { ProtocolError, resolveProtocol } from './protocol';
+import { ProtocolError, resolveProtocol } from './netlink/protocol';
 import { configSecretProblem, holdsNetAdmin, saveTokenFiles, setupAuth, TokenStoreError, type AuthSetup } from './security';
 import { hasNativeSdNotify, notifyWanted, sdNotify, watchdogIntervalMs } from './sd_notify';
 

@@ -8,13 +8,13 @@
 // ("credential": NAME → $CREDENTIALS_DIRECTORY/NAME). Secrets are never
 // logged: only the names are.
 
+import { createHash, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DnlMsgType } from '../addon/dummy_netlink';
-import type { SendRequest } from './bus';
 import { Problem } from './errors';
-import { MASK_GROUPS } from './groups';
-import { tokenMatches } from './security';
+import { MASK_GROUPS } from './netlink/groups';
+import type { SendRequest } from './netlink/send_plan';
 
 export type Allow = '*' | readonly number[];
 
@@ -130,6 +130,13 @@ export function resolveTokens(specs: readonly ScopedTokenSpec[], env: NodeJS.Pro
   });
 }
 
+/** Constant-time token comparison (hashing first equalizes the lengths). */
+export function tokenMatches(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
 export const FULL_SCOPE: Scope = { name: 'main', read: '*', sendGroups: '*', sendPorts: '*', sendTypes: '*', kernel: true };
 
 /**
@@ -161,8 +168,11 @@ export function checkRead(scope: Scope | null, groups: readonly number[], field:
   }
 }
 
+/** What a send goes to, as far as a scope is concerned. */
+export type SendTarget = Omit<SendRequest, 'groups'> & { groups?: readonly number[] };
+
 /** Throws 403 PERMISSION_DENIED naming what the scope does not allow in this send. */
-export function checkSend(scope: Scope | null, req: SendRequest): void {
+export function checkSend(scope: Scope | null, req: SendTarget): void {
   if (scope === null) return;
   const deny = (field: string, what: string, allowed: string, refused: Record<string, unknown>): never => {
     throw new Problem('PERMISSION_DENIED', `${field}: token "${scope.name}" may not ${what} (${allowed})`, { field, extra: { refused } });

@@ -1,7 +1,7 @@
 // Who may talk to the bridge: the Host allow-list (DNS rebinding), the Origin
 // check (other web sites), and the bearer token (other local users).
 
-import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { AuthMode, Config } from './config';
@@ -390,12 +390,6 @@ function writeHeader(p: PendingTokenFiles): void {
   }
 }
 
-/** Constant-time token comparison (hashing first equalizes the lengths). */
-export function tokenMatches(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
-}
 
 /** The token from `Authorization: Bearer …`, or null. */
 export function bearerFromHeader(header: string | undefined): string | null {

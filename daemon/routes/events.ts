@@ -5,11 +5,12 @@
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
-import type { Bus, MalformedInfo, Subscriber } from '../bus';
+import type { Bus } from '../netlink/bus';
 import type { Config } from '../config';
-import { eventFrame, messageFrame, messageTail, type RxMessage } from '../frames';
+import { eventFrame, messageFrame, messageTail } from '../frames';
 import type { Metrics } from '../metrics';
-import type { CatchUp, GapInfo } from '../ring';
+import type { CatchUp } from '../netlink/catch_up';
+import type { GapInfo, MalformedInfo, RxMessage, Subscriber } from '../netlink/message';
 import { checkRead } from '../scopes';
 import { parametersSchema } from '../spec';
 import { streamGroups } from './groups';
@@ -27,7 +28,7 @@ export class SseStream implements Subscriber {
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(
-    readonly groups: number[],
+    readonly groups: readonly number[],
     private readonly res: ServerResponse,
     private readonly bus: Bus,
     private readonly config: Config,

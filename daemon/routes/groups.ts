@@ -5,12 +5,13 @@
 
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket, RawData } from 'ws';
-import type { Bus, Endpoint, MalformedInfo, Subscriber } from '../bus';
-import type { CatchUp, GapInfo } from '../ring';
+import type { Bus, Endpoint } from '../netlink/bus';
+import type { CatchUp } from '../netlink/catch_up';
+import type { GapInfo, MalformedInfo, RxMessage, Subscriber } from '../netlink/message';
 import type { Config } from '../config';
-import { Problem } from '../errors';
-import { eventFrame, messageFrame, messageTail, type RxMessage } from '../frames';
-import { GroupSpecError, parseGroupList, parseMaskText } from '../groups';
+import { Problem, problemOf } from '../errors';
+import { eventFrame, messageFrame, messageTail } from '../frames';
+import { GroupSpecError, parseGroupList, parseMaskText, type GroupList } from '../netlink/groups';
 import type { Metrics } from '../metrics';
 import { checkRead, checkSend, type Scope } from '../scopes';
 import { parametersSchema } from '../spec';
@@ -29,7 +30,7 @@ interface StreamQuery {
 const truthy = (v: string | undefined): boolean => v === '1' || v === 'true';
 
 export interface StreamOptions {
-  groups: number[];
+  groups: GroupList;
   format: 'json' | 'binary';
   batch: boolean;
   unicast: boolean;
@@ -56,7 +57,7 @@ export const PING_INTERVAL_MS = 30000;
 const BATCH_FRAME_BYTES = 64 * 1024;
 
 export class Stream implements Subscriber {
-  readonly groups: number[];
+  readonly groups: GroupList;
   private n = 0;
   private dropped = 0;
   private overSince: number | null = null;
@@ -302,8 +303,9 @@ export class Stream implements Subscriber {
 
   private replyError(err: unknown, idField: Record<string, unknown>): void {
     if (this.closed) return;
-    if (err instanceof Problem) {
-      this.event('error', { ...idField, problem: err.body() });
+    const problem = problemOf(err);
+    if (problem !== null) {
+      this.event('error', { ...idField, problem: problem.body() });
       return;
     }
     this.log.error({ err }, 'WebSocket send failed');
@@ -340,7 +342,7 @@ export class Stream implements Subscriber {
 }
 
 /** Parses the stream's groups; throws Problem (400). */
-export function streamGroups(request: FastifyRequest): number[] {
+export function streamGroups(request: FastifyRequest): GroupList {
   const params = request.params as { mask?: string };
   const query = request.query as StreamQuery;
   try {
@@ -370,7 +372,7 @@ export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
     const query = request.query as StreamQuery;
     const credential = request.nlbridgeCredential;
     const opts: StreamOptions = {
-      groups: (request as FastifyRequest & { streamGroups: number[] }).streamGroups,
+      groups: (request as FastifyRequest & { streamGroups: GroupList }).streamGroups,
       format: query.format ?? 'json',
       batch: truthy(query.batch),
       unicast: truthy(query.unicast),
@@ -398,8 +400,8 @@ export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
     } catch (err) {
       stream.close();
       release();
-      const problem = err instanceof Problem ? err : new Problem('INTERNAL', 'internal error');
-      if (!(err instanceof Problem)) log.error({ err }, 'WebSocket subscription failed');
+      const problem = problemOf(err) ?? new Problem('INTERNAL', 'internal error');
+      if (problem.code === 'INTERNAL') log.error({ err }, 'WebSocket subscription failed');
       socket.send(eventFrame('error', 1, { problem: problem.body() }));
       socket.close(problem.status >= 500 ? 1011 : problem.status === 429 ? 1013 : 1008, problem.code);
       return;
@@ -430,7 +432,7 @@ export function groupsRoutes(app: FastifyInstance, bus: Bus, config: Config, met
     app.nlbridge.limits.checkStream(request.nlbridgeCredential, truthy((request.query as StreamQuery).unicast));
     const since = (request.query as StreamQuery).since;
     if (since !== undefined) bus.checkCursor(since, 'since');
-    (request as FastifyRequest & { streamGroups: number[] }).streamGroups = groups;
+    (request as FastifyRequest & { streamGroups: GroupList }).streamGroups = groups;
   };
 
   app.route({

@@ -1,7 +1,7 @@
 // GET /healthz: no token needed (the Host check still applies).
 
 import type { FastifyInstance } from 'fastify';
-import type { Bus } from '../bus';
+import type { Bus } from '../netlink/bus';
 
 export function healthRoutes(app: FastifyInstance, bus: Bus, stopping: () => boolean): void {
   app.get('/healthz', async (_request, reply) => {

@@ -1,7 +1,7 @@
 // GET /metrics (Prometheus text).
 
 import type { FastifyInstance } from 'fastify';
-import type { Bus } from '../bus';
+import type { Bus } from '../netlink/bus';
 import type { Metrics } from '../metrics';
 
 export function metricsRoutes(app: FastifyInstance, bus: Bus, metrics: Metrics): void {
@@ -12,7 +12,6 @@ export function metricsRoutes(app: FastifyInstance, bus: Bus, metrics: Metrics):
     } catch {
       drops = 0;
     }
-    bus.ring.evict(Date.now());
     for (const reason of ['count', 'age', 'bytes'] as const) {
       const n = bus.ring.evicted[reason];
       if (n > 0) metrics.ringEvicted.set({ reason }, n);

@@ -1,9 +1,10 @@
 // POST /send.
 
 import type { FastifyInstance } from 'fastify';
-import type { Bus, SendRequest } from '../bus';
+import type { Bus } from '../netlink/bus';
 import { Problem } from '../errors';
-import { GroupSpecError, parseGroupsField } from '../groups';
+import { GroupSpecError, parseGroupsField } from '../netlink/groups';
+import type { SendRequest } from '../netlink/send_plan';
 import { checkSend } from '../scopes';
 import { requestBodySchema } from '../spec';
 

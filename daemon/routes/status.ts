@@ -1,7 +1,7 @@
 // GET /status and GET /kernel/stats.
 
 import type { FastifyInstance } from 'fastify';
-import type { Bus } from '../bus';
+import type { Bus } from '../netlink/bus';
 import type { Metrics } from '../metrics';
 import type { AuthSetup } from '../security';
 import { DNL_STATS_COUNTERS } from '../../addon/dummy_netlink';

@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DEFAULTS } from '../../daemon/config';
-import { bearerFromHeader, holdsNetAdmin, hostAllowed, offeredSubprotocols, originAllowed, saveTokenFiles, setupAuth, tokenFromSubprotocols, tokenMatches } from '../../daemon/security';
+import { bearerFromHeader, holdsNetAdmin, hostAllowed, offeredSubprotocols, originAllowed, saveTokenFiles, setupAuth, tokenFromSubprotocols } from '../../daemon/security';
+import { tokenMatches } from '../../daemon/scopes';
 import { redactUrl } from '../../daemon/app';
 
 const HOSTS = DEFAULTS.allowedHosts;

@@ -6,8 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Metrics } from '../../daemon/metrics';
 import { Stream, type StreamOptions } from '../../daemon/routes/groups';
-import type { Bus } from '../../daemon/bus';
-import type { RxMessage } from '../../daemon/frames';
+import type { Bus } from '../../daemon/netlink/bus';
+import { toGroupList } from '../../daemon/netlink/groups';
+import type { RxMessage } from '../../daemon/netlink/message';
 
 class FakeWs {
   readonly OPEN = 1;
@@ -37,7 +38,7 @@ const silentLog = { info: () => undefined, warn: () => undefined, debug: () => u
 function make(opts: Partial<StreamOptions> = {}): { ws: FakeWs; stream: Stream; metrics: Metrics } {
   const ws = new FakeWs();
   const metrics = new Metrics();
-  const stream = new Stream(ws as never, { groups: [2], format: 'json', batch: false, unicast: false, bufferBytes: 1000, stallMs: 100, maxPayload: 65536, ...opts }, fakeBus, metrics, silentLog);
+  const stream = new Stream(ws as never, { groups: toGroupList([2]), format: 'json', batch: false, unicast: false, bufferBytes: 1000, stallMs: 100, maxPayload: 65536, ...opts }, fakeBus, metrics, silentLog);
   return { ws, stream, metrics };
 }
 
