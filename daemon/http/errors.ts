@@ -8,7 +8,7 @@ import fp from 'fastify-plugin';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Problem } from '../errors';
+import { Problem, problemOf } from '../errors';
 import { problemFromAjv } from '../validation';
 import { isUpgrade } from './admission';
 import { pathOf } from './request_log';
@@ -54,7 +54,7 @@ export function frameworkErrors(err: FastifyError, request: FastifyRequest, repl
 }
 
 /** fastify's errors (schema, body, content type) as the API's problems; anything else is a 500 whose cause only the log sees. */
-function problemOf(err: FastifyError, request: FastifyRequest, bodyLimit: number): Problem {
+function frameworkProblem(err: FastifyError, request: FastifyRequest, bodyLimit: number): Problem {
   if (err.validation) return problemFromAjv(err.validation as never, err.validationContext);
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -95,13 +95,11 @@ export const errorsPlugin = fp(
     };
 
     app.setErrorHandler((err: FastifyError | Problem, request, reply) => {
+      // A Problem, or the netlink side's error mapped (problemOf, once, in
+      // errors.ts); else fastify's own. No route: its body (unparsable, too
+      // large, of another type) does not matter.
       const problem =
-        err instanceof Problem
-          ? err
-          : // No route: its body (unparsable, too large, of another type) does not matter.
-            request.is404
-            ? notFound(request, reply)
-            : problemOf(err, request, config.bodyLimit);
+        problemOf(err) ?? (request.is404 ? notFound(request, reply) : frameworkProblem(err as FastifyError, request, config.bodyLimit));
       if (problem.status >= 500) request.log.warn({ code: problem.code, errno: problem.errno }, problem.message);
       void reply.code(problem.status).type(PROBLEM_TYPE).send(problem.body());
     });

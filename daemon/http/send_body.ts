@@ -1,8 +1,8 @@
 // A POST /send body (or a WebSocket client's JSON object) as a bus request.
 
-import type { SendRequest } from '../bus';
+import type { SendRequest } from '../netlink/send_plan';
 import { Problem } from '../errors';
-import { GroupSpecError, parseGroupsField } from '../groups';
+import { GroupSpecError, parseGroupsField } from '../netlink/groups';
 
 export interface SendBody {
   groups?: number | string | number[];

@@ -3,7 +3,7 @@
 
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
-import type { Bus } from '../bus';
+import type { Bus } from '../netlink/bus';
 import type { Config } from '../config';
 import type { Metrics } from '../metrics';
 import type { Scope } from '../scopes';

@@ -4,7 +4,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../config';
 import { Problem } from '../errors';
-import { GroupSpecError, parseGroupList, parseMaskText } from '../groups';
+import { GroupSpecError, parseGroupList, parseMaskText, type GroupList } from '../netlink/groups';
 import type { SubscriptionOptions } from '../streams/subscription';
 
 export interface StreamQuery {
@@ -21,7 +21,7 @@ export const truthy = (v: string | undefined): boolean => v === '1' || v === 'tr
 export const groupsField = (request: FastifyRequest): 'mask' | 'list' => ((request.params as { mask?: string }).mask !== undefined ? 'mask' : 'list');
 
 /** Parses the stream's groups; throws Problem (400). */
-export function streamGroups(request: FastifyRequest): number[] {
+export function streamGroups(request: FastifyRequest): GroupList {
   const params = request.params as { mask?: string };
   const query = request.query as StreamQuery;
   try {
@@ -37,7 +37,7 @@ export function streamGroups(request: FastifyRequest): number[] {
 }
 
 /** A subscription's options from the request and the daemon's limits. */
-export function subscriptionOptions(groups: number[], query: StreamQuery, config: Config): SubscriptionOptions {
+export function subscriptionOptions(groups: GroupList, query: StreamQuery, config: Config): SubscriptionOptions {
   return {
     groups,
     format: query.format ?? 'json',

@@ -9,7 +9,8 @@ import websocket from '@fastify/websocket';
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { Problem } from '../errors';
+import { Problem, problemOf } from '../errors';
+import type { GroupList } from '../netlink/groups';
 import { eventFrame, messageFrame, messageTail } from '../frames';
 import { checkRead } from '../scopes';
 import { APP_SUBPROTOCOL } from './request_checks';
@@ -18,7 +19,7 @@ import { PING_INTERVAL_MS, wsSubscription } from '../streams/ws_writer';
 import { groupsField, streamGroups, subscriptionOptions, truthy, type StreamQuery } from './stream_request';
 import { onClientMessage } from './ws_ingress';
 
-type StreamRequest = FastifyRequest & { streamGroups: number[] };
+type StreamRequest = FastifyRequest & { streamGroups: GroupList };
 
 async function streamRoutes(app: FastifyInstance): Promise<void> {
   const { bus, config, metrics, limits, streams } = app.nlbridge;
@@ -84,8 +85,8 @@ async function streamRoutes(app: FastifyInstance): Promise<void> {
     } catch (err) {
       stream.close();
       release();
-      const problem = err instanceof Problem ? err : new Problem('INTERNAL', 'internal error');
-      if (!(err instanceof Problem)) log.error({ err }, 'WebSocket subscription failed');
+      const problem = problemOf(err) ?? new Problem('INTERNAL', 'internal error');
+      if (problem.code === 'INTERNAL') log.error({ err }, 'WebSocket subscription failed');
       socket.send(eventFrame('error', 1, { problem: problem.body() }));
       socket.close(problem.status >= 500 ? 1011 : problem.status === 429 ? 1013 : 1008, problem.code);
       return;

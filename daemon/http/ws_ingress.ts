@@ -4,8 +4,8 @@
 
 import type { FastifyBaseLogger } from 'fastify';
 import type { RawData } from 'ws';
-import type { Bus } from '../bus';
-import { Problem } from '../errors';
+import type { Bus } from '../netlink/bus';
+import { Problem, problemOf } from '../errors';
 import { checkSend, type Scope } from '../scopes';
 import type { Subscription } from '../streams/subscription';
 import { validateSendRequest } from '../validation';
@@ -64,8 +64,9 @@ export async function onClientMessage(sub: Subscription, ctx: IngressContext, da
 
 function replyError(sub: Subscription, ctx: IngressContext, err: unknown, idField: Record<string, unknown>): void {
   if (sub.isClosed) return;
-  if (err instanceof Problem) {
-    sub.event('error', { ...idField, problem: err.body() });
+  const problem = problemOf(err);
+  if (problem !== null) {
+    sub.event('error', { ...idField, problem: problem.body() });
     return;
   }
   ctx.log.error({ err }, 'WebSocket send failed');

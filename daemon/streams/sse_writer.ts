@@ -5,7 +5,7 @@
 
 import type { FastifyBaseLogger } from 'fastify';
 import type { ServerResponse } from 'node:http';
-import type { RxMessage } from '../frames';
+import type { RxMessage } from '../netlink/message';
 import type { Metrics } from '../metrics';
 import { Subscription, transportLabels, type StreamBus, type SubscriptionOptions } from './subscription';
 import type { StreamWriter } from './writer';

@@ -4,14 +4,16 @@
 // transport is a StreamWriter (writer.ts); this file knows none of them.
 
 import type { FastifyBaseLogger } from 'fastify';
-import type { Bus, Endpoint, MalformedInfo, Subscriber } from '../bus';
-import type { CatchUp, GapInfo } from '../ring';
-import { eventFrame, messageFrame, messageTail, type RxMessage } from '../frames';
+import type { Bus, Endpoint } from '../netlink/bus';
+import type { CatchUp } from '../netlink/catch_up';
+import type { GapInfo, MalformedInfo, RxMessage, Subscriber } from '../netlink/message';
+import type { GroupList } from '../netlink/groups';
+import { eventFrame, messageFrame, messageTail } from '../frames';
 import type { Metrics } from '../metrics';
 import type { StreamWriter } from './writer';
 
 export interface SubscriptionOptions {
-  groups: number[];
+  groups: GroupList;
   format: 'json' | 'binary';
   batch: boolean;
   unicast: boolean;
@@ -30,7 +32,7 @@ export type StreamBus = Pick<Bus, 'protocol' | 'tx' | 'unsubscribe' | 'closeClie
 const DRAIN_CHECK_MS = 25;
 
 export class Subscription<W extends StreamWriter = StreamWriter> implements Subscriber {
-  readonly groups: number[];
+  readonly groups: GroupList;
   private n = 0;
   private dropped = 0;
   private overSince: number | null = null;

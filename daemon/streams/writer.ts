@@ -5,7 +5,7 @@
 // transport (a NATS fleet bus, a browser console page) plugs in by writing
 // these few methods and nothing else. Today's two: ws_writer.ts, sse_writer.ts.
 
-import type { RxMessage } from '../frames';
+import type { RxMessage } from '../netlink/message';
 
 /** Which transport a writer is: the label its counters carry. */
 export type Transport = 'websocket' | 'sse';

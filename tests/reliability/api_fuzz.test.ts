@@ -27,7 +27,7 @@ import fc from 'fast-check';
 import { NetlinkSocket } from '../../addon/socket';
 import { decodeDatagram } from '../../addon/codec';
 import { loadSpec } from '../../daemon/spec';
-import { parseGroupsField } from '../../daemon/groups';
+import { parseGroupsField } from '../../daemon/netlink/groups';
 import { connect, sleep, type Frame, type WsClient } from '../host/support/daemon_harness';
 import { assertFrameMatchesSpec, assertIsProblem, assertMatchesSpec, templateOf } from '../host/support/daemon_spec';
 import { recordCase } from './support/report';

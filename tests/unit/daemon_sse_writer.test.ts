@@ -5,8 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Metrics } from '../../daemon/metrics';
-import type { Bus } from '../../daemon/bus';
-import type { RxMessage } from '../../daemon/frames';
+import type { Bus } from '../../daemon/netlink/bus';
+import type { RxMessage } from '../../daemon/netlink/message';
+import { toGroupList } from '../../daemon/netlink/groups';
 import { sseSubscription } from '../../daemon/streams/sse_writer';
 
 class FakeResponse {
@@ -36,7 +37,7 @@ const SSE = { transport: 'sse' };
 function make(stallMs: number): { res: FakeResponse; sub: ReturnType<typeof sseSubscription>; metrics: Metrics } {
   const res = new FakeResponse();
   const metrics = new Metrics();
-  const sub = sseSubscription(res as never, { groups: [2], format: 'json', batch: false, unicast: false, bufferBytes: 1000, stallMs, maxPayload: 65536 }, fakeBus, metrics, silentLog);
+  const sub = sseSubscription(res as never, { groups: toGroupList([2]), format: 'json', batch: false, unicast: false, bufferBytes: 1000, stallMs, maxPayload: 65536 }, fakeBus, metrics, silentLog);
   return { res, sub, metrics };
 }
 

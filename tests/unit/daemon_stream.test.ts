@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { Metrics } from '../../daemon/metrics';
 import type { SubscriptionOptions } from '../../daemon/streams/subscription';
 import { wsSubscription, type WsSubscription } from '../../daemon/streams/ws_writer';
-import type { Bus } from '../../daemon/bus';
-import type { RxMessage } from '../../daemon/frames';
+import type { Bus } from '../../daemon/netlink/bus';
+import type { RxMessage } from '../../daemon/netlink/message';
+import { toGroupList } from '../../daemon/netlink/groups';
 import { waitFor } from '../support/wait';
 
 class FakeWs {
@@ -39,7 +40,7 @@ const silentLog = { info: () => undefined, warn: () => undefined, debug: () => u
 function make(opts: Partial<SubscriptionOptions> = {}): { ws: FakeWs; stream: WsSubscription; metrics: Metrics } {
   const ws = new FakeWs();
   const metrics = new Metrics();
-  const stream = wsSubscription(ws as never, { groups: [2], format: 'json', batch: false, unicast: false, bufferBytes: 1000, stallMs: 100, maxPayload: 65536, ...opts }, fakeBus, metrics, silentLog);
+  const stream = wsSubscription(ws as never, { groups: toGroupList([2]), format: 'json', batch: false, unicast: false, bufferBytes: 1000, stallMs: 100, maxPayload: 65536, ...opts }, fakeBus, metrics, silentLog);
   return { ws, stream, metrics };
 }
 

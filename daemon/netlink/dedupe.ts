@@ -1,12 +1,20 @@
 // One logical message sent to several groups arrives once per joined group
 // (senders send one copy per group, all with the same seq: the kernel only
 // broadcasts to ffs(nl_groups)). A receiver must hand it to each of its
-// consumers once. Copies arrive microseconds apart; the window is bounded both
-// in time and in size so a flood cannot grow it.
+// consumers once. Copies arrive microseconds apart; the live window is
+// bounded both in time and in size so a flood cannot grow it. A read of the
+// ring (resume, /recent) uses the same window without bounds: one read, one
+// window.
+
+import type { RxMessage } from './message';
 
 /** Identity of a logical message: the sender's real port id, nlmsg_pid, seq and type. */
 export function copyKey(senderPortId: number, nlmsgPid: number, seq: number, type: number): string {
   return `${senderPortId}:${nlmsgPid}:${seq}:${type}`;
+}
+
+export function messageKey(m: RxMessage): string {
+  return copyKey(m.portId, m.header.pid, m.header.seq, m.header.type);
 }
 
 interface Entry<T> {

@@ -5,11 +5,15 @@
 //
 // Sequence numbers in the ring are contiguous (eviction is from the front
 // only), so the slot of a seq is found by masking (see Columns).
+//
+// Eviction happens on writes (append) and on the owner's timer (evict), never
+// on reads: a read leaves out what is over age without dropping it, so a
+// /metrics scrape or a resume changes nothing.
 
 import { randomBytes } from 'node:crypto';
-import { NLMSG_HDRLEN, decodeHeader } from '../addon/codec';
-import { copyKey } from './dedupe';
-import type { RxMessage } from './frames';
+import { NLMSG_HDRLEN, decodeHeader } from '../../addon/codec';
+import { DedupeWindow, messageKey } from './dedupe';
+import type { GapInfo, RxMessage } from './message';
 
 export interface RingOptions {
   /** Most messages kept. */
@@ -20,8 +24,6 @@ export interface RingOptions {
   maxBytes: number;
 }
 
-export const RING_DEFAULTS: RingOptions = { maxMessages: 10000, maxAgeMs: 5 * 60 * 1000, maxBytes: 16 * 1024 * 1024 };
-
 /**
  * Accounted per entry on top of the message bytes (and twice the payload,
  * for its JSON when replayed): what an entry cost when the ring held objects.
@@ -29,16 +31,6 @@ export const RING_DEFAULTS: RingOptions = { maxMessages: 10000, maxAgeMs: 5 * 60
  * ≈ 41 bytes per slot.
  */
 export const ENTRY_OVERHEAD = 256;
-
-export interface GapInfo {
-  /** evicted: the cursor fell out of the ring; epoch: it names another daemon run. */
-  reason: 'evicted' | 'epoch';
-  since: string;
-  /** Messages (of every group) received after the cursor and no longer held; null when unknown. */
-  lost: number | null;
-  /** The first cursor still held, or null when the ring is empty. */
-  resumeFrom: string | null;
-}
 
 export class CursorError extends Error {}
 
@@ -112,7 +104,7 @@ export class Ring {
   readonly evicted = { count: 0, age: 0, bytes: 0 };
 
   constructor(
-    readonly opts: RingOptions = RING_DEFAULTS,
+    readonly opts: RingOptions,
     epoch?: string,
   ) {
     this.epoch = epoch ?? randomBytes(4).toString('hex');
@@ -164,7 +156,7 @@ export class Ring {
     return m;
   }
 
-  /** Drops what is over count, bytes or age. */
+  /** Drops what is over count, bytes or age (on append, and from the owner's timer for age). */
   evict(now: number): void {
     const o = this.opts;
     const c = this.cols;
@@ -270,163 +262,76 @@ export class Ring {
    */
   since(since: string, groups: readonly number[], now: number, limit = Number.POSITIVE_INFINITY): { gap: GapInfo | null; messages: RxMessage[] } {
     const c = parseCursor(since);
-    this.evict(now);
-    const resumeFrom = this.size > 0 ? this.cursorOf(this.firstSeq) : null;
+    const first = this.firstHeld(now);
+    const resumeFrom = first <= this.lastSeq ? this.cursorOf(first) : null;
     if (c.epoch !== this.epoch) {
-      return { gap: { reason: 'epoch', since, lost: null, resumeFrom }, messages: this.select(this.firstSeq, groups, limit) };
+      return { gap: { reason: 'epoch', since, lost: null, resumeFrom }, messages: this.select(first, first, groups, limit) };
     }
     if (c.seq > this.lastSeq) throw new CursorError(`cursor ${since} is ahead of the newest message (${this.cursorOf(this.lastSeq)})`);
-    if (c.seq < this.firstSeq - 1) {
-      const lost = this.firstSeq - 1 - c.seq;
-      return { gap: { reason: 'evicted', since, lost, resumeFrom }, messages: this.select(this.firstSeq, groups, limit) };
+    if (c.seq < first - 1) {
+      const lost = first - 1 - c.seq;
+      return { gap: { reason: 'evicted', since, lost, resumeFrom }, messages: this.select(first, first, groups, limit) };
     }
-    return { gap: null, messages: this.select(c.seq + 1, groups, limit) };
+    return { gap: null, messages: this.select(first, c.seq + 1, groups, limit) };
   }
 
   /** The last `limit` messages of `groups`, oldest first, one copy per logical message. */
   recent(groups: readonly number[], limit: number, now: number): RxMessage[] {
-    this.evict(now);
+    const first = this.firstHeld(now);
     const want = new Set(groups);
-    const copies = new CopyFilter();
+    const isFirstCopy = copyFilter();
     const out: RxMessage[] = [];
     const c = this.cols;
-    for (let s = this.lastSeq; s >= this.firstSeq && out.length < limit; s--) {
+    for (let s = this.lastSeq; s >= first && out.length < limit; s--) {
       if (!want.has(c.group[s & (c.capacity - 1)])) continue;
       const m = this.message(s);
-      if (copies.first(m)) out.push(m);
+      if (isFirstCopy(m)) out.push(m);
     }
     return out.reverse();
   }
 
-  private select(fromSeq: number, groups: readonly number[], limit: number): RxMessage[] {
+  /** The seq of the oldest message a read may return at `now`: the held ones not over age (evict drops those later). */
+  private firstHeld(now: number): number {
+    const c = this.cols;
+    let s = this.firstSeq;
+    while (s <= this.lastSeq && now - c.at[s & (c.capacity - 1)] > this.opts.maxAgeMs) s++;
+    return s;
+  }
+
+  /** Messages of `groups` from `fromSeq` on, where `first` is the oldest a read may return. */
+  private select(first: number, fromSeq: number, groups: readonly number[], limit: number): RxMessage[] {
     const want = new Set(groups);
-    const copies = new CopyFilter();
+    const isFirstCopy = copyFilter();
     const out: RxMessage[] = [];
     const c = this.cols;
-    const start = Math.max(fromSeq, this.firstSeq);
+    const start = Math.max(fromSeq, first);
     // The client already has what came up to the cursor: a later copy of one
     // of those messages (on another of its groups) is not new. Copies arrive
     // together, so a short look-back suffices.
     const seed: RxMessage[] = [];
-    const seedAt = start - 1 >= this.firstSeq ? c.at[(start - 1) & (c.capacity - 1)] : 0;
-    for (let s = start - 1; s >= this.firstSeq && seed.length < COPY_LOOKBACK; s--) {
+    const seedAt = start - 1 >= first ? c.at[(start - 1) & (c.capacity - 1)] : 0;
+    for (let s = start - 1; s >= first && seed.length < COPY_LOOKBACK; s--) {
       const i = s & (c.capacity - 1);
       if (seedAt - c.at[i] > COPY_LOOKBACK_MS) break;
       if (want.has(c.group[i])) seed.push(this.message(s));
     }
-    for (let i = seed.length - 1; i >= 0; i--) copies.first(seed[i]);
+    for (let i = seed.length - 1; i >= 0; i--) isFirstCopy(seed[i]);
     for (let s = start; s <= this.lastSeq && out.length < limit; s++) {
       if (!want.has(c.group[s & (c.capacity - 1)])) continue;
       const m = this.message(s);
-      if (copies.first(m)) out.push(m);
+      if (isFirstCopy(m)) out.push(m);
     }
     return out;
   }
 }
 
 /**
- * One copy per logical message, as the live dedupe does: the same key on
- * another group is a copy; on the same group again it is a new message (a
- * sender that does not vary its seq).
+ * One copy per logical message over one read, as the live dedupe does (the
+ * same window, unbounded for the read): the same key on another group is a
+ * copy; on the same group again it is a new message (a sender that does not
+ * vary its seq).
  */
-export class CopyFilter {
-  private readonly seen = new Map<string, Set<number>>();
-
-  first(m: RxMessage): boolean {
-    const k = copyKey(m.portId, m.header.pid, m.header.seq, m.header.type);
-    const g = this.seen.get(k);
-    if (g !== undefined && !g.has(m.group)) {
-      g.add(m.group);
-      return false;
-    }
-    this.seen.set(k, new Set([m.group]));
-    return true;
-  }
-}
-
-/** What a catch-up writes into (a WebSocket or SSE stream). */
-export interface CatchUpTarget {
-  readonly groups: readonly number[];
-  /** Whether another frame may be written now (the client's backlog is under its limit). */
-  room(): boolean;
-  /** Writes one message frame now. */
-  send(m: RxMessage): void;
-  gap(info: GapInfo): void;
-  /** End of a chunk: write what was queued. */
-  flush(): void;
-}
-
-/** Messages read from the ring per step. */
-const CATCH_UP_CHUNK = 256;
-const CATCH_UP_POLL_MS = 25;
-
-/**
- * A resume that reads from the ring at the pace the client drains, instead of
- * writing the whole backlog at once (which would overflow the client's
- * backlog and drop frames). While it runs, the stream ignores live messages
- * that have a cursor: they are in the ring and are read in turn. When a step
- * reaches the newest message it ends, in the same tick, so the switch to the
- * live stream has no gap and no duplicate. A client so slow that the ring
- * evicts past its position gets a gap event.
- */
-export class CatchUp {
-  private cursor: string | null;
-  private timer: NodeJS.Timeout | null = null;
-  private stuckSince: number | null = null;
-
-  constructor(
-    private readonly ring: Ring,
-    private readonly target: CatchUpTarget,
-    since: string,
-    private readonly stallMs: number,
-    private readonly onStall: () => void,
-    private readonly onSent: (m: RxMessage) => void = () => undefined,
-  ) {
-    this.cursor = since;
-  }
-
-  get active(): boolean {
-    return this.cursor !== null;
-  }
-
-  pump(): void {
-    this.timer = null;
-    while (this.cursor !== null) {
-      if (!this.target.room()) {
-        const now = Date.now();
-        this.stuckSince ??= now;
-        if (now - this.stuckSince > this.stallMs) {
-          this.cursor = null;
-          this.onStall();
-          return;
-        }
-        this.timer = setTimeout(() => this.pump(), CATCH_UP_POLL_MS);
-        return;
-      }
-      this.stuckSince = null;
-      const { gap, messages } = this.ring.since(this.cursor, this.target.groups, Date.now(), CATCH_UP_CHUNK);
-      if (gap) this.target.gap(gap);
-      let sent = 0;
-      for (const m of messages) {
-        if (!this.target.room()) break;
-        this.target.send(m);
-        this.onSent(m);
-        sent++;
-      }
-      this.target.flush();
-      if (sent === messages.length && messages.length < CATCH_UP_CHUNK) {
-        this.cursor = null; // caught up: live from here, same tick
-        return;
-      }
-      // Past a gap for good (it is told once), then past what was written.
-      if (gap) this.cursor = gap.resumeFrom === null ? this.ring.cursorOf(this.ring.last) : this.ring.cursorOf(parseCursor(gap.resumeFrom).seq - 1);
-      if (sent > 0) this.cursor = messages[sent - 1].cursor!;
-    }
-  }
-
-  stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.cursor = null;
-  }
+function copyFilter(): (m: RxMessage) => boolean {
+  const window = new DedupeWindow<never>(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
+  return (m) => !window.served(messageKey(m), 0, m.group).repeat;
 }

@@ -2,10 +2,11 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ProtocolSetting } from './config';
-import { DNL_NGROUPS_MIN } from '../addon/dummy_netlink';
+import { NETLINK_USERSOCK } from '../../addon/codec';
+import { DNL_NGROUPS_MIN } from '../../addon/dummy_netlink';
 
-export const NETLINK_USERSOCK = 2;
+/** --protocol: pick by what is loaded, one of the two by name, or a unit number. */
+export type ProtocolSetting = 'auto' | 'usersock' | 'dummy' | number;
 
 export interface ModuleParams {
   unit: number;
