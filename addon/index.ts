@@ -1,8 +1,11 @@
-// The addon's public surface: the socket, its types, the seccomp restriction,
-// the nlmsghdr codec and the dummy_netlink UAPI mirror.
+// The addon's public surface: the socket, request/ack pairing over it, its
+// types, the seccomp restriction, the nlmsghdr codec and the dummy_netlink
+// UAPI mirror.
 
 export { NetlinkSocket, NetlinkError, ffs, loadBinding, splitBatch } from './socket';
 export type { NativeBinding, NativeHandle, NativeBatchCallback, NetlinkSocketEvents } from './socket';
+export { NetlinkConn } from './request';
+export type { AckInfo, ConnHandler, PendingRequest, Replies } from './request';
 export { restrictNetlink } from './seccomp';
 export type { NativeRestrictNetlink, NetlinkRestriction, RestrictNetlinkOptions } from './seccomp';
 export type {

@@ -17,16 +17,17 @@ import type {
 
 /**
  * Receive callback of the native handle, called once per poll wake-up.
- * `failedCall` names what `errno` came from: 'recvmmsg', 'uv_poll',
- * 'uv_poll_start', or 'realloc' (ENOMEM: the batch buffer could not grow;
- * the datagrams not read yet wait in the kernel's queue).
+ * `totalDrops` is the socket's SK_MEMINFO_DROPS, read on every wake-up: the
+ * exact loss, where ENOBUFS only says that a congestion began. `failedCall`
+ * names what `errno` came from: 'recvmmsg', 'uv_poll', 'uv_poll_start', or
+ * 'realloc' (ENOMEM: the batch buffer could not grow; the datagrams not read
+ * yet wait in the kernel's queue).
  */
 export type NativeBatchCallback = (
   bytes: Buffer | null,
   meta: Uint32Array | null,
   count: number,
   totalDrops: number,
-  enobufs: number,
   errno: number,
   failedCall?: string,
 ) => void;
@@ -156,7 +157,7 @@ function checkGroup(value: unknown): number {
 
 const hex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
 
-const ECONNREFUSED = osConstants.errno.ECONNREFUSED;
+const { ECONNREFUSED, EBADF } = osConstants.errno;
 
 /** Events of NetlinkSocket, for EventEmitter's typed signatures. */
 export interface NetlinkSocketEvents {
@@ -288,10 +289,7 @@ export class NetlinkSocket extends EventEmitter<NetlinkSocketEvents> {
     if (rc === -ECONNREFUSED && groups !== 0 && portId === 0) return { broadcastGroup, unicast: 'no-kernel-endpoint' };
     const err = NetlinkError.fromErrno(rc, 'sendto', `sendto port ${portId} groups ${hex(groups)}`);
     // ECONNREFUSED and EAGAIN come from the unicast leg, after the broadcast.
-    if (groups !== 0 && (err.code === 'ECONNREFUSED' || err.code === 'EAGAIN')) {
-      if (portId === 0 && err.code === 'ECONNREFUSED') return { broadcastGroup, unicast: 'no-kernel-endpoint' };
-      err.broadcastGroup = broadcastGroup;
-    }
+    if (groups !== 0 && (err.code === 'ECONNREFUSED' || err.code === 'EAGAIN')) err.broadcastGroup = broadcastGroup;
     throw err;
   }
 
@@ -322,7 +320,7 @@ export class NetlinkSocket extends EventEmitter<NetlinkSocketEvents> {
   }
 
   private live(syscall: string): void {
-    if (this.closed) throw NetlinkError.fromErrno(-9, syscall, `${syscall} on a closed socket`);
+    if (this.closed) throw NetlinkError.fromErrno(-EBADF, syscall, `${syscall} on a closed socket`);
   }
 
   private startReceiving(): void {
@@ -336,10 +334,9 @@ export class NetlinkSocket extends EventEmitter<NetlinkSocketEvents> {
   }
 
   // Runs inside the native poll callback: must not throw on its own account.
-  private readonly onBatch: NativeBatchCallback = (bytes, meta, count, totalDrops, _enobufs, errno, failedCall = 'recvmmsg') => {
+  private readonly onBatch: NativeBatchCallback = (bytes, meta, count, totalDrops, errno, failedCall = 'recvmmsg') => {
     if (this.closed) return;
     const lost = (totalDrops - this.lastDrops) >>> 0;
-    // The drop counter is the truth; ENOBUFS only says a congestion began.
     if (lost > 0) {
       this.lastDrops = totalDrops;
       this.emit('overrun', { lost, totalDrops });

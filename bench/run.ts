@@ -2,7 +2,9 @@
 // websocketd + rr_nlk, in one run on one machine (issue 6). Prints the table
 // with ratios; writes JSON, Markdown and an SVG chart.
 //
-//   node dist/bench/run.js [--smoke] [--only=socket,websocketd,nlbridge,latency,fanout] [--out=DIR] [--cpu-prof]
+//   node dist/bench/run.js [--smoke] [--only=socket,websocketd,nlbridge,http,latency,fanout] [--out=DIR] [--cpu-prof]
+//
+// `http` is POST /send against the bare fastify route alone (also part of `nlbridge`).
 //
 // BENCH_SMOKE=1 is the same as --smoke (tiny counts, written under
 // .cache/bench/smoke/ unless --out says otherwise).
@@ -15,14 +17,14 @@ import { groupMembers } from './lib/netlink_groups';
 import { FULL, SMOKE } from './lib/profile';
 import { addedLatency, figureDefs, machine, markdown, svgChart, targets } from './lib/report';
 import type { Figures } from './lib/result';
-import { runNlbridge, runNlbridgeLatency } from './scenarios/nlbridge';
+import { runHttpSend, runNlbridge, runNlbridgeLatency } from './scenarios/nlbridge';
 import { buildC, runCeiling, runNodeReceivers, runSocketLatency } from './scenarios/socket_level';
 import { runWebsocketd, runWebsocketdLatency } from './scenarios/websocketd';
 import { runFanout } from './scenarios/fanout';
 
 // latency: every latency at 1,000 msg/s back to back (C floor, addon, npm netlink,
 // both bridges by both readers), so the ratios between them come from one stretch of time.
-const SECTIONS = ['socket', 'websocketd', 'nlbridge', 'latency', 'fanout'] as const;
+const SECTIONS = ['socket', 'websocketd', 'nlbridge', 'http', 'latency', 'fanout'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function option(name: string): string | undefined {
@@ -54,6 +56,7 @@ async function main(): Promise<void> {
   if (sections.has('websocketd')) await runWebsocketd(p, figures);
   const nlbridgeOptions = { cpuProfDir: cpuProf ? path.join(CACHE_DIR, 'prof') : undefined, ceiling: saturation };
   if (sections.has('nlbridge')) await runNlbridge(p, figures, nlbridgeOptions);
+  else if (sections.has('http')) await runHttpSend(p, figures, nlbridgeOptions);
   if (sections.has('latency')) {
     await runSocketLatency(p, figures);
     await runWebsocketdLatency(p, figures);
@@ -77,6 +80,7 @@ async function main(): Promise<void> {
   const result = {
     bench: 'nlbridge issue 6',
     profile: p.name,
+    sections: [...sections],
     startedAt: started.toISOString(),
     seconds,
     machine: m,

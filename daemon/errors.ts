@@ -1,5 +1,10 @@
 // Every error the API returns, in one table. Responses are RFC 9457
 // application/problem+json: { type, title, status, detail, code, field?, errno? }.
+// The netlink side's own errors (BusError) become problems here, in one place:
+// problemOf.
+
+import { BusError, WHAT, type BusErrorCode } from './netlink/errors';
+import { SendError } from './netlink/send_plan';
 
 export const PROBLEMS = {
   VALIDATION: { status: 400, title: 'Invalid request' },
@@ -97,4 +102,52 @@ export function problemForErrno(code: string, detail: string, field?: string): P
     default:
       return new Problem('SEND_FAILED', detail, opts);
   }
+}
+
+/** The problem code of each BusError code; 'errno' maps by the errno (problemForErrno). */
+const BUS_PROBLEMS: Record<BusErrorCode, ProblemCode | 'errno'> = {
+  SHUTTING_DOWN: 'SHUTTING_DOWN',
+  NO_DESTINATION: 'VALIDATION',
+  RELAY_NOT_ALONE: 'VALIDATION',
+  NEEDS_MODULE: 'NEEDS_KERNEL',
+  GROUP_RANGE: 'BAD_GROUPS',
+  BCAST_TOO_WIDE: 'BAD_GROUPS',
+  BCAST_TYPE: 'VALIDATION',
+  NO_KERNEL_ENDPOINT: 'NO_KERNEL_ENDPOINT',
+  ACK_WITHOUT_KERNEL: 'VALIDATION',
+  PEER_BUSY: 'PEER_BUSY',
+  PORT_UNREACHABLE: 'PORT_UNREACHABLE',
+  SEND_FAILED: 'errno',
+  SYSCALL: 'errno',
+  KERNEL_REFUSED: 'errno',
+  KERNEL_TIMEOUT: 'KERNEL_TIMEOUT',
+  BAD_CURSOR: 'VALIDATION',
+};
+
+/** The API field of what the bus names in its own words; a send request's parts keep their names. */
+const FIELD_OF: Record<string, string> = {
+  [WHAT.subscription]: 'mask',
+  [WHAT.clientSocket]: 'unicast',
+};
+
+/**
+ * The problem an error thrown while serving a request stands for: a Problem
+ * as it is, a BusError mapped (field named, detail prefixed with it, errno,
+ * and what happened per destination for a send that went nowhere), or null
+ * for anything else (an internal error).
+ */
+export function problemOf(err: unknown): Problem | null {
+  if (err instanceof Problem) return err;
+  if (!(err instanceof BusError)) return null;
+  const field = err.what === undefined ? undefined : (FIELD_OF[err.what] ?? err.what);
+  // "send failed: …" names its field without a prefix: it is about the whole request.
+  const detail = field === undefined || err.code === 'SEND_FAILED' ? err.message : `${field}: ${err.message}`;
+  const extra = err instanceof SendError ? { results: err.results, seq: err.seq } : undefined;
+  const mapped = BUS_PROBLEMS[err.code];
+  const code = mapped === 'errno' ? problemForErrno(err.errno ?? 'EIO', detail).code : mapped;
+  return new Problem(code, detail, {
+    ...(field !== undefined ? { field } : {}),
+    ...(err.errno !== undefined ? { errno: err.errno } : {}),
+    ...(extra !== undefined ? { extra } : {}),
+  });
 }

@@ -12,22 +12,20 @@ import { restrictNetlink } from '../addon/seccomp';
 import { buildApp } from './app';
 import { createHttpServer } from './http_server';
 import { createLogger } from './log';
-import { Bus } from './bus';
+import { Bus } from './netlink/bus';
 import { ConfigError, loadConfig } from './config/load';
 import type { Config } from './config/schema';
 import { Metrics } from './metrics';
-import { toSendRequest, type SendBody } from './routes/send';
-import { validateSendRequest } from './validation';
+import { ProtocolError, resolveProtocol } from './netlink/protocol';
+import { toSendRequest, type SendBody } from './http/send_body';
 import type { TokenLimits } from './token_limits';
+import { validateSendRequest } from './validation';
+import { configSecretProblem, holdsNetAdmin, saveTokenFiles, setupAuth, TokenStoreError, type AuthSetup } from './security';
+import { hasNativeSdNotify, notifyWanted, sdNotify, watchdogIntervalMs } from './sd_notify';
+import { installShutdown } from './shutdown';
 
 /** The --rate-limit budget NATS send requests draw on (daemon/fleet/). */
 const NATS_CREDENTIAL = 'nats';
-import { ProtocolError, resolveProtocol } from './protocol';
-import { configSecretProblem, holdsNetAdmin, saveTokenFiles, setupAuth, TokenStoreError, type AuthSetup } from './security';
-import { hasNativeSdNotify, notifyWanted, sdNotify, watchdogIntervalMs } from './sd_notify';
-
-/** How long a stopping daemon still accepts requests, to answer them 503. */
-const SHUTDOWN_GRACE_MS = 250;
 
 const VERSION: string = (() => {
   try {
@@ -249,12 +247,14 @@ async function main(): Promise<number> {
   // shutdown below is in place, a signal is remembered and acted on then.
   let earlySignal: string | null = null;
   // A second one before then ends it at once, as a second Ctrl-C would.
-  let onSignal = (signal: string): void => {
+  let shutdownInstalled = false;
+  const onEarlySignal = (signal: string): void => {
+    if (shutdownInstalled) return;
     if (earlySignal !== null) process.exit(1);
     earlySignal = signal;
   };
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
-  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', onEarlySignal);
+  process.on('SIGINT', onEarlySignal);
 
   let loaded;
   try {
@@ -397,46 +397,13 @@ async function main(): Promise<number> {
   const watchdog = wd !== null ? setInterval(() => sdNotify('WATCHDOG=1'), wd) : null;
   if (wd !== null) log.info({ intervalMs: wd }, 'systemd watchdog enabled');
 
-  return await new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      app.nlbridge.stopping = true;
-      log.info({ signal }, 'shutting down');
-      sdNotify('STOPPING=1');
-      if (watchdog) clearInterval(watchdog);
-      const force = setTimeout(() => {
-        log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown took too long; exiting');
-        resolve(1);
-      }, config.shutdownTimeoutMs);
-      force.unref();
-      // Keep listening a moment, answering 503 (see the stopping hook in app.ts):
-      // Node's close() resets connections whose request is not read yet and
-      // drops ones still waiting to be accepted, so a request sent just after
-      // the signal would otherwise get ECONNRESET instead of an answer.
-      const closeAll = (): Promise<unknown> => {
-        const closeExtra = Promise.all(extra.map((s) => new Promise<void>((r) => s.close(() => r()))));
-        for (const s of extra) s.closeIdleConnections();
-        return Promise.all([app.close(), closeExtra]);
-      };
-      new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS)).then(closeAll).then(
-        () => {
-          clearTimeout(force);
-          if (config.unixSocket) fs.rmSync(config.unixSocket, { force: true });
-          log.info('stopped');
-          resolve(0);
-        },
-        (err: unknown) => {
-          clearTimeout(force);
-          log.error({ err }, 'shutdown failed');
-          resolve(1);
-        },
-      );
-    };
-    onSignal = stop;
-    if (earlySignal !== null) stop(earlySignal);
-  });
+  // From here close-with-grace owns the signals (shutdown.ts) and ends the
+  // process. The early listeners stay (idle): removing a signal's last
+  // listener stops libuv's watcher, and a signal that arrived during the
+  // synchronous start but was not yet dispatched would be lost.
+  shutdownInstalled = true;
+  installShutdown({ app, log, config, extra, watchdog }, earlySignal);
+  return new Promise<number>(() => {});
 }
 
 main().then(

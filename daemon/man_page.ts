@@ -4,6 +4,8 @@
 
 import { EXIT_STATUS } from './config/help';
 import { DEFAULT_CONFIG_FILE, OPTIONS } from './config/schema';
+// The client commands' own table (pure text; the daemon does not load it to run).
+import { manSection as clientManSection } from '../cli/usage';
 
 /** roff-escapes text: backslashes, and a leading dot or quote. */
 const roff = (text: string): string => text.replace(/\\/g, '\\e').replace(/-/g, '\\-').replace(/^([.'])/, '\\&$1');
@@ -15,6 +17,10 @@ export function manPage(version: string): string {
     'nlbridge \\- a bridge between raw Linux netlink and HTTP/WebSocket',
     '.SH SYNOPSIS',
     '.B nlbridge',
+    '[\\fIOPTION\\fR]...',
+    '.br',
+    '.B nlbridge',
+    '.BR send " | " watch " | " status',
     '[\\fIOPTION\\fR]...',
     '.SH DESCRIPTION',
     roff('nlbridge puts netlink multicast groups behind HTTP, WebSocket and Server-Sent Events: POST /send puts a message on groups or sends it to a port; GET /groups/MASK (WebSocket or .../events) streams what arrives. It uses the dummy_netlink module\'s protocol when the module is loaded, else NETLINK_USERSOCK. The API is described by /openapi.yaml and /asyncapi.yaml, served by the daemon.'),
@@ -31,6 +37,7 @@ export function manPage(version: string): string {
   out.push('.TP', '.BR \\-\\-version ", " \\-V', 'Print the version and exit.');
   out.push('.SH EXIT STATUS');
   for (const e of EXIT_STATUS) out.push('.TP', `.B ${e.code}`, roff(e.meaning));
+  out.push(...clientManSection());
   out.push(
     '.SH FILES',
     '.TP',

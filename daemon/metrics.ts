@@ -72,6 +72,10 @@ const LABEL_NAMES: Record<string, string[]> = {
   nlbridge_send_errors_total: ['code'],
   nlbridge_kernel_acks_total: ['code'],
   nlbridge_http_requests_total: ['route', 'status'],
+  // WebSocket series carry no label (their names predate SSE); SSE ones carry transport="sse".
+  nlbridge_websocket_frames_sent_total: ['transport'],
+  nlbridge_websocket_frames_dropped_total: ['transport'],
+  nlbridge_websocket_closed_slow_total: ['transport'],
 };
 
 /** Why the codec (addon/codec.ts CodecErrorCode) or the dummy protocol's payload decoder refused a datagram. */

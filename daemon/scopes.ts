@@ -11,10 +11,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DnlMsgType } from '../addon/dummy_netlink';
-import type { SendRequest } from './bus';
 import { Problem } from './errors';
-import { MASK_GROUPS } from './groups';
-import { tokenMatches } from './security';
+import { MASK_GROUPS } from './netlink/groups';
+import type { SendRequest } from './netlink/send_plan';
+import { tokenMatches } from './http/request_checks';
 import { ScopeConfigError, type Allow, type ScopedTokenSpec } from './config/tokens';
 // Re-exported for the modules and tests that read them from here.
 export { ScopeConfigError, parseTokenSpecs, type Allow, type ScopedTokenSpec } from './config/tokens';
@@ -105,8 +105,11 @@ export function checkRead(scope: Scope | null, groups: readonly number[], field:
   }
 }
 
+/** What a send goes to, as far as a scope is concerned. */
+export type SendTarget = Omit<SendRequest, 'groups'> & { groups?: readonly number[] };
+
 /** Throws 403 PERMISSION_DENIED naming what the scope does not allow in this send. */
-export function checkSend(scope: Scope | null, req: SendRequest): void {
+export function checkSend(scope: Scope | null, req: SendTarget): void {
   if (scope === null) return;
   const deny = (field: string, what: string, allowed: string, refused: Record<string, unknown>): never => {
     throw new Problem('PERMISSION_DENIED', `${field}: token "${scope.name}" may not ${what} (${allowed})`, { field, extra: { refused } });

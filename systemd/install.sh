@@ -3,12 +3,14 @@
 #
 #   /usr/lib/nlbridge/                 daemon: dist/, build/Release/*.node,
 #                                      production node_modules, openapi.yaml,
-#                                      asyncapi.yaml
+#                                      asyncapi.yaml, console/ (the page at GET /)
 #   /lib/modules/VER/extra/dummy_netlink.ko   + depmod
 #   /usr/src/dummy_netlink-VERSION/    module source + dkms.conf (DKMS)
 #   /usr/bin/rr_nlk, /usr/bin/ww_nlk   netlink peers for the module's unit
-#   /usr/bin/nlbridge                  the daemon's command (--help, --version)
+#   /usr/bin/nlbridge                  the command: the daemon, and the client
+#                                      (nlbridge send|watch|status)
 #   /usr/share/man/man8/nlbridge.8     its man page
+#   /usr/share/bash-completion/completions/nlbridge
 #   /lib/systemd/system/nlbridge.{service,socket}
 #   /lib/udev/rules.d/60-nlbridge.rules
 #   /usr/lib/modules-load.d/dummy_netlink.conf
@@ -20,12 +22,18 @@
 #
 #   sudo ./systemd/install.sh [--root DIR] [--kernel VER] [--rebuild] [--no-enable]
 #   sudo ./systemd/install.sh [--root DIR] [--kernel VER] --uninstall
+#   ./systemd/install.sh --root DIR --for-package
 #
 # --kernel  the kernel to build the module for (default: uname -r); its
 #           headers must be in /lib/modules/VER/build or
 #           /usr/src/linux-headers-VER.
 # --rebuild rebuild the addon and dist/ even when they look up to date.
 # --uninstall removes everything above, /etc files included.
+# --for-package stages the files of the Debian package (npm run package:deb)
+#           into DIR: no dummy_netlink.ko (DKMS builds it on the target, so
+#           no kernel headers are needed here), no token (the package's
+#           postinst makes it on the target), nothing enabled, no depmod;
+#           root is not needed (dpkg-deb --root-owner-group owns the files).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -35,6 +43,7 @@ KVER=
 UNINSTALL=0
 REBUILD=0
 ENABLE=1
+PACKAGE=0
 
 die() {
 	echo "install.sh: error: $*" >&2
@@ -51,6 +60,7 @@ while (($#)); do
 	--uninstall) UNINSTALL=1; shift ;;
 	--rebuild) REBUILD=1; shift ;;
 	--no-enable) ENABLE=0; shift ;;
+	--for-package) PACKAGE=1; ENABLE=0; shift ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument '$1' (see --help)" ;;
 	esac
@@ -62,7 +72,8 @@ R=${ROOT%/} # prefix for paths; empty for /
 KVER=${KVER:-$(uname -r)}
 LIVE=0
 [[ $ROOT == / ]] && LIVE=1
-((EUID == 0)) || die "run as root (it writes to $ROOT)"
+((PACKAGE && LIVE)) && die "--for-package stages into a directory: give --root DIR"
+((EUID == 0 || PACKAGE)) || die "run as root (it writes to $ROOT)"
 
 VERSION=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$SRC/package.json" | head -n 1)
 [[ -n $VERSION ]] || die "no version in $SRC/package.json"
@@ -81,6 +92,7 @@ OWNED=(
 	/usr/bin/ww_nlk
 	/usr/bin/nlbridge
 	/usr/share/man/man8/nlbridge.8
+	/usr/share/bash-completion/completions/nlbridge
 	"$UNITDIR/nlbridge.service"
 	"$UNITDIR/nlbridge.socket"
 	"$UDEVDIR/60-nlbridge.rules"
@@ -126,10 +138,12 @@ for tool in make cc depmod; do
 	command -v "$tool" >/dev/null || die "'$tool' is needed (apt-get install build-essential kmod)"
 done
 KDIR=
-for d in "/lib/modules/$KVER/build" "/usr/src/linux-headers-$KVER"; do
-	[[ -f $d/Makefile ]] && KDIR=$d && break
-done
-[[ -n $KDIR ]] || die "no kernel headers for $KVER (apt-get install linux-headers-$KVER, or pass --kernel)"
+if ((!PACKAGE)); then
+	for d in "/lib/modules/$KVER/build" "/usr/src/linux-headers-$KVER"; do
+		[[ -f $d/Makefile ]] && KDIR=$d && break
+	done
+	[[ -n $KDIR ]] || die "no kernel headers for $KVER (apt-get install linux-headers-$KVER, or pass --kernel)"
+fi
 
 cd "$SRC"
 if [[ ! -d node_modules ]]; then
@@ -143,13 +157,14 @@ else
 		node scripts/node_gyp_rebuild.js >&2
 	fi
 	if ((REBUILD)) || [[ ! -f dist/daemon/main.js ]] ||
-		[[ -n $(find addon daemon tsconfig.json -name '*.ts' -newer dist/daemon/main.js -print -quit) ]]; then
+		[[ -n $(find addon bin cli daemon -name '*.ts' -newer dist/daemon/main.js -print -quit) ]] ||
+		[[ tsconfig.json -nt dist/daemon/main.js ]]; then
 		say "tsc (daemon)"
 		npx --no-install tsc -p tsconfig.json >&2
 	fi
 fi
 [[ -f build/Release/nlbridge_netlink.node ]] || die "the addon was not built (build/Release/nlbridge_netlink.node)"
-[[ -f dist/daemon/main.js ]] || die "the daemon was not compiled (dist/daemon/main.js)"
+[[ -f dist/daemon/main.js && -f dist/bin/nlbridge.js ]] || die "the daemon was not compiled (dist/daemon/main.js, dist/bin/nlbridge.js)"
 
 STAGE=$(mktemp -d "${TMPDIR:-/tmp}/nlbridge-install.XXXXXX")
 trap 'rm -rf "$STAGE"' EXIT
@@ -164,10 +179,12 @@ cp -a node_modules "$STAGE/app/"
 find "$STAGE/app/node_modules" -mindepth 1 -maxdepth 1 -type d -empty -delete
 
 # Module and tools, built in a private copy (module/ may be in use by others).
-say "dummy_netlink.ko for $KVER ($KDIR)"
-mkdir -p "$STAGE/module"
-cp -r module/Kbuild module/dummy_netlink.c module/include "$STAGE/module/"
-make -s -C "$KDIR" M="$STAGE/module" modules >&2 || die "building dummy_netlink.ko for $KVER failed"
+if ((!PACKAGE)); then
+	say "dummy_netlink.ko for $KVER ($KDIR)"
+	mkdir -p "$STAGE/module"
+	cp -r module/Kbuild module/dummy_netlink.c module/include "$STAGE/module/"
+	make -s -C "$KDIR" M="$STAGE/module" modules >&2 || die "building dummy_netlink.ko for $KVER failed"
+fi
 for t in rr_nlk ww_nlk; do
 	cc -O2 -Wall -Wextra -std=gnu11 -Imodule/include/uapi -Imodule/tools -o "$STAGE/$t" "module/tools/$t.c" ||
 		die "building $t failed"
@@ -177,27 +194,32 @@ done
 say "installing into $ROOT"
 rm -rf "${R:?}$LIBDIR"
 install -d -m 0755 "$R$LIBDIR/dist" "$R$LIBDIR/build/Release"
-cp -r dist/addon dist/daemon "$R$LIBDIR/dist/"
+cp -r dist/addon dist/bin dist/cli dist/daemon "$R$LIBDIR/dist/"
 find "$R$LIBDIR/dist" -name '*.map' -delete
 install -m 0755 build/Release/nlbridge_netlink.node "$R$LIBDIR/build/Release/"
 install -m 0644 package.json openapi.yaml asyncapi.yaml "$R$LIBDIR/"
+# The console page beside dist/, where daemon/routes/console.ts looks (its
+# tsconfig.json only type-checks the sources, and is never served).
+install -d -m 0755 "$R$LIBDIR/console"
+install -m 0644 console/index.html console/*.js console/*.css console/*.svg "$R$LIBDIR/console/"
 install -m 0644 "$HERE/README.md" "$R$LIBDIR/README.md"
 cp -a "$STAGE/app/node_modules" "$R$LIBDIR/"
-chown -R root:root "$R$LIBDIR"
+((PACKAGE)) || chown -R root:root "$R$LIBDIR"
 chmod -R u=rwX,go=rX "$R$LIBDIR"
 
-install -D -m 0644 "$STAGE/module/dummy_netlink.ko" "$R$MODDIR/dummy_netlink.ko"
+((PACKAGE)) || install -D -m 0644 "$STAGE/module/dummy_netlink.ko" "$R$MODDIR/dummy_netlink.ko"
 rm -rf "${R:?}$DKMSDIR"
 install -d -m 0755 "$R$DKMSDIR"
 cp -r module/Kbuild module/dummy_netlink.c module/include "$R$DKMSDIR/"
 sed "s/@VERSION@/$VERSION/" "$HERE/dkms/dkms.conf" >"$R$DKMSDIR/dkms.conf"
 install -D -m 0755 "$STAGE/rr_nlk" "$R/usr/bin/rr_nlk"
 install -D -m 0755 "$STAGE/ww_nlk" "$R/usr/bin/ww_nlk"
-# The command runs the installed daemon with the system's node (as the unit does).
+# The command (daemon, or client for send|watch|status) with the system's node, as the unit runs it.
 install -d -m 0755 "$R/usr/bin"
-printf '#!/bin/sh\nexec /usr/bin/node %s/dist/daemon/main.js "$@"\n' "$LIBDIR" >"$R/usr/bin/nlbridge"
+printf '#!/bin/sh\nexec /usr/bin/node %s/dist/bin/nlbridge.js "$@"\n' "$LIBDIR" >"$R/usr/bin/nlbridge"
 chmod 0755 "$R/usr/bin/nlbridge"
 install -D -m 0644 man/nlbridge.8 "$R/usr/share/man/man8/nlbridge.8"
+install -D -m 0644 cli/completion.bash "$R/usr/share/bash-completion/completions/nlbridge"
 
 install -D -m 0644 "$HERE/nlbridge.service" "$R$UNITDIR/nlbridge.service"
 install -D -m 0644 "$HERE/nlbridge.socket" "$R$UNITDIR/nlbridge.socket"
@@ -240,6 +262,10 @@ for (const t of Array.isArray(conf?.tokens) ? conf.tokens : []) {
 }
 if (conf?.tokenFile !== undefined) warn('sets "tokenFile": the service (DynamicUser) can read it only if every local user can; the main token comes from /etc/credstore/nlbridge.token');
 EOF
+if ((PACKAGE)); then
+	say "staged nlbridge $VERSION into $ROOT for a package"
+	exit 0
+fi
 # The token, for LoadCredential=token:nlbridge.token (systemd's credential store).
 TOKEN=/etc/credstore/nlbridge.token
 [[ -d $R/etc/credstore ]] || install -d -m 0700 "$R/etc/credstore"

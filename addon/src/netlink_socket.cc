@@ -57,11 +57,6 @@ constexpr uint32_t kFlagHasUid = 2;
 constexpr size_t kCtrlBytes =
     CMSG_SPACE(sizeof(struct nl_pktinfo)) + CMSG_SPACE(sizeof(struct ucred));
 
-// Per-environment state (main thread and each worker have their own).
-struct AddonState {
-  Napi::FunctionReference handle_ctor;
-};
-
 std::string ErrnoCode(int err) {
   const char* name = uv_err_name(-err);
   if (name != nullptr && name[0] == 'E') return name;
@@ -524,7 +519,7 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
   }
 
   // start(onBatch): poll for readability and call
-  //   onBatch(bytes, meta, count, totalDrops, enobufs, errno)
+  //   onBatch(bytes, meta, count, totalDrops, errno, failedCall)
   // once per wake-up. Restarting replaces the callback.
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -641,7 +636,6 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     out_bytes_.Clear();
     out_meta_.Clear();
     size_t count = 0;
-    uint32_t enobufs = 0;
     int recv_errno = 0;
     const char* failed_call = "recvmmsg";
     // libuv reports EPOLLERR as UV_EBADF and stops the handle. On a netlink
@@ -688,10 +682,8 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
         if (err == EINTR) continue;
         if (err == EAGAIN || err == EWOULDBLOCK) break;
         // The first read after an overflow; the queue behind it is intact.
-        if (err == ENOBUFS) {
-          ++enobufs;
-          continue;
-        }
+        // What was lost is told by the drop counter read below.
+        if (err == ENOBUFS) continue;
         recv_errno = err;
         break;
       }
@@ -720,21 +712,21 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     if (fd() >= 0) ReadDrops(&drops);
     bool drops_changed = drops != last_drops_;
     last_drops_ = drops;
-    if (count == 0 && enobufs == 0 && !drops_changed && recv_errno == 0) return;
+    if (count == 0 && !drops_changed && recv_errno == 0) return;
     if (on_batch_.IsEmpty()) return;
 
-    Deliver(count, drops, enobufs, recv_errno, failed_call);
+    Deliver(count, drops, recv_errno, failed_call);
   }
 
   // The one call into JavaScript per wake-up. Raw napi with every status
   // checked: while a worker is being terminated JavaScript can no longer run
   // and each call may fail; then there is nobody to deliver to, so give up
   // quietly (node-addon-api's helpers would report a fatal error instead).
-  void Deliver(size_t count, uint32_t drops, uint32_t enobufs, int recv_errno, const char* failed_call) {
+  void Deliver(size_t count, uint32_t drops, int recv_errno, const char* failed_call) {
     napi_env env = Env();
     napi_handle_scope scope;
     if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-    napi_value args[7];
+    napi_value args[6];
     napi_value recv, fn, result;
     bool ok = true;
     if (count > 0) {
@@ -753,13 +745,12 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     }
     ok = ok && napi_create_double(env, static_cast<double>(count), &args[2]) == napi_ok &&
          napi_create_uint32(env, drops, &args[3]) == napi_ok &&
-         napi_create_uint32(env, enobufs, &args[4]) == napi_ok &&
-         napi_create_int32(env, recv_errno, &args[5]) == napi_ok &&
-         napi_create_string_utf8(env, failed_call, NAPI_AUTO_LENGTH, &args[6]) == napi_ok &&
+         napi_create_int32(env, recv_errno, &args[4]) == napi_ok &&
+         napi_create_string_utf8(env, failed_call, NAPI_AUTO_LENGTH, &args[5]) == napi_ok &&
          napi_get_reference_value(env, static_cast<napi_ref>(on_batch_), &fn) == napi_ok && fn != nullptr &&
          napi_get_reference_value(env, static_cast<napi_ref>(*this), &recv) == napi_ok && recv != nullptr;
     if (ok) {
-      napi_status st = napi_make_callback(env, static_cast<napi_async_context>(*async_context_), recv, fn, 7,
+      napi_status st = napi_make_callback(env, static_cast<napi_async_context>(*async_context_), recv, fn, 6,
                                           args, &result);
       bool pending = false;
       if (st != napi_ok && napi_is_exception_pending(env, &pending) == napi_ok && pending) {
@@ -801,7 +792,6 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     out_meta_.Append(meta, sizeof meta);
   }
 
-  int fd_ = -1;
   uint32_t protocol_ = 0;
   uint32_t max_bytes_ = 0;
   size_t batch_ = 1;
@@ -843,15 +833,7 @@ extern "C" __attribute__((weak)) void NlbridgeRegisterSdNotify(Napi::Env env, Na
 extern "C" __attribute__((weak)) void NlbridgeRegisterSeccomp(Napi::Env env, Napi::Object exports);
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  auto* state = new (std::nothrow) AddonState;
-  if (state == nullptr) {
-    Napi::Error::New(env, "nlbridge: out of memory loading the addon").ThrowAsJavaScriptException();
-    return exports;
-  }
-  Napi::Function ctor = NetlinkHandle::Define(env);
-  state->handle_ctor = Napi::Persistent(ctor);
-  env.SetInstanceData<AddonState>(state);
-  exports.Set("NetlinkHandle", ctor);
+  exports.Set("NetlinkHandle", NetlinkHandle::Define(env));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   if (NlbridgeRegisterSdNotify != nullptr) NlbridgeRegisterSdNotify(env, exports);
   if (NlbridgeRegisterSeccomp != nullptr) NlbridgeRegisterSeccomp(env, exports);

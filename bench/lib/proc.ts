@@ -178,6 +178,18 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** User + system CPU seconds a process has used (/proc/PID/stat fields 14 and 15), or null when it is gone. */
+export function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces: count fields after its ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ: 100 on Linux
+  } catch {
+    return null;
+  }
+}
+
 /** VmRSS of a process in bytes, or null when it is gone. */
 export function rssBytes(pid: number): number | null {
   return statusField(pid, /VmRSS:\s+(\d+) kB/);

@@ -1,6 +1,7 @@
-// Counts and durations of one bench run. The full profile fits `npm run bench`
-// in under five minutes on a 2-core machine; the smoke profile only proves
-// every path still runs (tests/host/bench_smoke.test.ts).
+// Counts and durations of one bench run. The full profile took 136 s before
+// the fan-out ramp (issue 17), whose section alone takes 280–330 s on this
+// 2-core machine under load; the smoke profile only proves every path still
+// runs (tests/host/bench_smoke.test.ts).
 
 export interface Profile {
   name: 'full' | 'smoke';
@@ -27,6 +28,8 @@ export interface Profile {
   fanoutClients: number[];
   /** The ramp: see RampSettings. */
   fanoutRamp: RampSettings;
+  /** Client counts at which ?batch=1 and ?format=binary are ramped too (one message per frame always is). */
+  fanoutFramingsAt: number[];
   /** Most clients one client process holds. */
   clientsPerProcess: number;
   /** websocketd fan-out runs (one rr_nlk process per client). */
@@ -78,6 +81,7 @@ export const FULL: Profile = {
   wsFloodCount: 600_000,
   wsFloodSeconds: 3,
   fanoutClients: [100, 1000],
+  fanoutFramingsAt: [100, 1000],
   fanoutRamp: { startDeliveries: 200_000, maxDeliveries: 12_800_000, bisections: 1, tries: 3, attemptSeconds: 1, lagMs: 300, clientsPerReader: 500 },
   clientsPerProcess: 250,
   websocketdFanoutClients: [100, 1000],
@@ -105,6 +109,7 @@ export const SMOKE: Profile = {
   wsFloodCount: 5000,
   wsFloodSeconds: 1,
   fanoutClients: [3, 6],
+  fanoutFramingsAt: [6],
   fanoutRamp: { startDeliveries: 300, maxDeliveries: 300, bisections: 0, tries: 1, attemptSeconds: 0.5, lagMs: 1000, clientsPerReader: 3 },
   clientsPerProcess: 3,
   websocketdFanoutClients: [3],

@@ -128,9 +128,9 @@ export async function startReaders(p: Profile, url: string, clients: number): Pr
     const connected = ready.reduce((n, r) => n + num(r.connected), 0);
     if (connected < clients) throw new Error(`only ${connected} of ${clients} clients connected: ${readers.map((r) => r.stderr()).join(' ').slice(0, 300)}`);
     await probeUntilUp(p, readers, 60_000);
-    // JIT and buffers warm: a second of probes at the ramp's first rate.
-    const warm = Math.max(50, Math.round(p.fanoutRamp.startDeliveries / clients));
-    await flood({ group: p.group, count: warm, seconds: 10, rate: warm, probe: true });
+    // JIT and buffers warm: one attempt's worth of probes at the ramp's first rate.
+    const rate = p.fanoutRamp.startDeliveries / clients;
+    await flood({ group: p.group, count: Math.max(10, Math.round(rate * p.fanoutRamp.attemptSeconds)), seconds: 10, rate, probe: true });
     await sleep(300);
     return readers;
   } catch (err) {

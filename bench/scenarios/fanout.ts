@@ -28,7 +28,7 @@ export async function runFanout(p: Profile, figures: Figures, o: NlbridgeOptions
     // The ceiling: k netlink sockets in one C process, the kernel's own fan-out.
     await measure(figures, `fanout_${k}`, 'c', () => ramp(p.fanoutRamp, k, (rate) => sinkAttempt(p, k, rate)));
     // One daemon per ramp: an overloaded step leaves nothing behind for the next system.
-    for (const [system, query] of FRAMINGS) {
+    for (const [system, query] of p.fanoutFramingsAt.includes(k) ? FRAMINGS : FRAMINGS.slice(0, 1)) {
       await measure(figures, `fanout_${k}`, system, () =>
         withDaemon(p, o, `fanout${k}${query}`, async (d) => {
           const readers = await startReaders(p, d.ws(query), k);

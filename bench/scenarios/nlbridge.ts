@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { Proc, ROOT, rssBytes, sleep, startAgent } from '../lib/proc';
+import { Proc, ROOT, cpuSeconds, rssBytes, sleep, startAgent } from '../lib/proc';
 import { payloadText } from '../lib/nlmsg';
 import type { Profile } from '../lib/profile';
 import { bestOf, higherValue, lowerP99, measure, num, type Figures } from '../lib/result';
@@ -126,16 +126,22 @@ function sendBody(p: Profile): string {
   return JSON.stringify({ groups: (1 << (p.group - 1)) >>> 0, data: payloadText(0, 0n), encoding: 'utf8' });
 }
 
-async function httpLoad(p: Profile, url: string): Promise<Record<string, unknown>> {
+/** autocannon against url; with the server's CPU per answered request (µs, from /proc/PID/stat: ±10 ms of ticks over the run). */
+async function httpLoad(p: Profile, url: string, serverPid: number | undefined): Promise<Record<string, unknown>> {
   const agent = startAgent('http_load', { url, body: sendBody(p), connections: p.httpConnections, seconds: p.httpSeconds });
+  const cpu0 = serverPid === undefined ? null : cpuSeconds(serverPid);
   try {
-    return (await agent.waitForKey('result', (p.httpSeconds + 20) * 1000)).result as Record<string, unknown>;
+    const r = (await agent.waitForKey('result', (p.httpSeconds + 20) * 1000)).result as Record<string, unknown>;
+    const cpu1 = serverPid === undefined ? null : cpuSeconds(serverPid);
+    const answered = num(r.ok) + num(r.non2xx);
+    if (cpu0 !== null && cpu1 !== null && answered > 0) r.serverCpuUsPerRequest = Math.round(((cpu1 - cpu0) * 1e6) / answered * 10) / 10;
+    return r;
   } finally {
     await agent.stop(1000);
   }
 }
 
-async function runHttpSend(p: Profile, figures: Figures, o: NlbridgeOptions): Promise<void> {
+export async function runHttpSend(p: Profile, figures: Figures, o: NlbridgeOptions): Promise<void> {
   // The daemon's own answer to the bench body, replayed by the bare route.
   let answer: { status: number; body: unknown } | null = null;
   await measure(figures, 'http_send', 'nlbridge', () =>
@@ -144,7 +150,7 @@ async function runHttpSend(p: Profile, figures: Figures, o: NlbridgeOptions): Pr
       const text = await res.text();
       if (res.status >= 300) throw new Error(`POST /send answered ${res.status}: ${text.slice(0, 200)}`);
       answer = { status: res.status, body: JSON.parse(text) as unknown };
-      const r = await httpLoad(p, `${d.base}/send`);
+      const r = await httpLoad(p, `${d.base}/send`, d.proc.child.pid);
       return { value: num(r.rate), ...r };
     }),
   );
@@ -155,7 +161,7 @@ async function runHttpSend(p: Profile, figures: Figures, o: NlbridgeOptions): Pr
     const server = startAgent('bare_fastify', { port, schema, status: reply.status, reply: reply.body });
     try {
       await server.waitForKey('ready', 10_000);
-      const r = await httpLoad(p, `http://127.0.0.1:${port}/send`);
+      const r = await httpLoad(p, `http://127.0.0.1:${port}/send`, server.child.pid);
       return { value: num(r.rate), ...r };
     } finally {
       server.child.kill('SIGTERM');

@@ -4,11 +4,11 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { NETLINK_USERSOCK as USERSOCK } from '../../addon/codec';
 import { CACHE_DIR, ROOT, startAgent, startC, type JsonObject, type Proc } from '../lib/proc';
 import type { Profile } from '../lib/profile';
 import { bestOf, higherValue, lowerP99, measure, num, type Figures, type Measurement } from '../lib/result';
 
-const USERSOCK = 2;
 
 /** Build nlb_flood, nlb_sink and nlb_ws_reader with cc -O2 into .cache/bench/. */
 export function buildC(): void {

@@ -12,8 +12,8 @@ import * as os from 'node:os';
 import * as nats from '@nats-io/transport-node';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import type pino from 'pino';
-import type { Subscriber } from '../bus';
-import { Problem } from '../errors';
+import { Problem, problemOf } from '../errors';
+import type { Subscriber } from '../netlink/message';
 import { FleetPublisher, type DropReason, type Link, type PublisherCounts } from './publisher';
 import { defaultHostId, eventsSubject, groupSubject, isSubjectToken, parsePublishGroups, sendSubject } from './subjects';
 
@@ -157,8 +157,8 @@ export function startFleet(settings: FleetSettings, checked: CheckedFleet, bus: 
       }
       reply = await send!(body);
     } catch (err) {
-      let p = err as Problem;
-      if (!(err instanceof Problem)) {
+      let p = problemOf(err) as Problem;
+      if (p === null) {
         log.error({ err }, 'NATS send request failed');
         p = new Problem('INTERNAL', 'internal error');
       }

@@ -16,8 +16,7 @@
 // No NATS import here: the link is an interface (index.ts implements it over
 // @nats-io/transport-node), so this logic runs against anything.
 
-import type { MalformedInfo, Subscriber } from '../bus';
-import type { RxMessage } from '../frames';
+import type { MalformedInfo, RxMessage, Subscriber } from '../netlink/message';
 import { NATS_DROP_REASONS } from '../metrics';
 import { HEADERS, eventsSubject, groupSubject } from './subjects';
 

@@ -9,7 +9,7 @@
 // NATS wildcard can select them; a header cannot); the rest of a message's
 // metadata travels in a few short headers (HEADERS below).
 
-import { GroupSpecError, parseGroupList, parseMaskText } from '../groups';
+import { GroupSpecError, parseGroupList, parseMaskText } from '../netlink/groups';
 
 export const SUBJECT_ROOT = 'nlbridge';
 
@@ -70,7 +70,7 @@ export function parsePublishGroups(text: string): number[] {
   if (text.includes(',')) {
     const parts = text.split(',').map((s) => s.trim()).filter(Boolean);
     if (parts.length === 0) throw new GroupSpecError('the group list is empty');
-    return parseGroupList(parts.join(','));
+    return [...parseGroupList(parts.join(','))];
   }
-  return parseMaskText(text.trim());
+  return [...parseMaskText(text.trim())];
 }

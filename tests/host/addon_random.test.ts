@@ -8,6 +8,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { CodecError, NetlinkError, decodeDatagram } from '../../addon/index';
 import type { Datagram } from '../../addon/types';
 import { G, bit, open, sleep } from './support/netlink';
+import { waitFor } from '../support/wait';
 
 /** Random strings, with a share that look almost like netlink messages. */
 function randomDatagram(i: number): Buffer {
@@ -77,12 +78,13 @@ test('10,000 random byte strings through a real socket and the codec', async (t)
           assert.equal(err.broadcastGroup, G.c);
           groups = 0;
         }
-        await sleep(1);
+        await sleep(1); // back off until the reader's listener has drained its queue
       }
     }
     sent.push(d);
   }
-  for (let i = 0; i < 200 && got.length < N; i++) await sleep(10);
+  // On a timeout the diagnostic and the count check below say how many came.
+  await waitFor(`all ${N} datagrams at the reader`, () => got.length, { timeoutMs: 5000, intervalMs: 10, until: (n) => n >= N }).catch(() => undefined);
   t.diagnostic(`sent=${N} received=${got.length} groupCopies=${groupGot} malformedDecodes(both readers)=${malformed} eagainRetries=${eagain}`);
 
   assert.equal(decodeThrew, 0);

@@ -13,7 +13,7 @@ import type { ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
 import { encodeMessage } from '../../addon/codec';
 import { deref, loadSpec, resolveRef, type OpenApiDoc } from '../../daemon/spec';
-import type { Stream } from '../../daemon/routes/groups';
+import type { WsSubscription as Stream } from '../../daemon/streams/ws_writer';
 import { ROOT, TAG, bit, call, connect, startDaemon, wwNlk, buildTools, type Daemon, type Frame } from './support/daemon_harness';
 import { Sender } from './support/flood_sender';
 import { SseClient } from './support/sse_client';
@@ -101,15 +101,17 @@ test('asyncapi.yaml is a valid AsyncAPI 3.0.0 document, and the check can fail',
 test('every frame type the daemon code emits is described for its channels', () => {
   const src = (f: string): string => fs.readFileSync(path.join(ROOT, 'daemon', f), 'utf8');
   const types = (code: string, re: RegExp): string[] => [...new Set([...code.matchAll(re)].map((m) => m[1]))];
-  const ws = types(src('routes/groups.ts'), /(?:eventFrame|this\.event)\('([a-z]+)'/g);
-  const sse = types(src('routes/events.ts'), /sendEvent\('([a-z]+)'/g);
+  // Every transport carries what the Subscription emits; a WebSocket also what its client's writes answer.
+  const subscription = src('streams/subscription.ts');
+  const ws = types(subscription + src('http/ws_ingress.ts') + src('http/streams.ts'), /(?:eventFrame|this\.event|sub\.event)\('([a-z]+)'/g);
+  const sse = types(subscription, /(?:eventFrame|this\.event)\('([a-z]+)'/g);
   assert.ok(ws.length >= 7 && sse.length >= 5, `${ws} / ${sse}`);
   const wsNames = new Set([...received('groupsMask').keys()]);
   for (const t of [...ws, 'message']) assert.ok(wsNames.has(t), `WebSocket frame ${t} is not in asyncapi.yaml`);
   for (const t of [...ws, 'message']) assert.ok(received('groupsList').has(t), `list: ${t}`);
   for (const t of [...sse, 'message']) assert.ok(received('groupsEvents').has(t), `SSE event ${t} is not in asyncapi.yaml`);
   // Close codes used in the code are documented.
-  const codes = types(src('routes/groups.ts') + src('app.ts'), /close\((1\d{3})/g);
+  const codes = types(src('http/streams.ts') + src('streams/ws_writer.ts'), /close\((1\d{3})/g);
   const closeDoc = (doc.channels.groupsMask as unknown as { 'x-close-codes': Record<string, string> })['x-close-codes'];
   for (const c of codes) assert.ok(closeDoc[c], `close code ${c} is not in asyncapi.yaml`);
 });

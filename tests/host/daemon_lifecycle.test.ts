@@ -42,7 +42,8 @@ function run(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; stdi
     logs,
     stderr: '',
     exited: new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal }))),
-    async waitLog(pred, ms = 5000) {
+    // A deadline for a log line, not a measure: a start took over 5 s at load 20 on 2 CPUs.
+    async waitLog(pred, ms = 20_000) {
       const deadline = Date.now() + ms;
       for (;;) {
         const hit = logs.find(pred);

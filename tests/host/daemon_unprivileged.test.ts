@@ -57,13 +57,16 @@ test('no token is required, and a send reaches a group on NETLINK_USERSOCK', asy
   listener.on('datagrams', (b: Datagram[]) => heard.push(...b));
   const status = (await (await fetch(`${base}/status`)).json()) as { auth: { tokenRequired: boolean } };
   assert.equal(status.auth.tokenRequired, false);
-  const r = await fetch(`${base}/send`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ groups: [G], data: 'unpriv-send' }) });
-  assert.equal(r.status, 200);
-  // An end marker after it from the same tx socket: a second copy would have come before.
-  const end = await fetch(`${base}/send`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ groups: [G], data: 'end-unpriv' }) });
-  assert.equal(end.status, 200);
-  await waitFor('the end marker at the listener', () => heard.filter((d) => d.data.subarray(16).toString().startsWith('end-unpriv')).length, { timeoutMs: 5000, until: (n) => n >= 1 });
-  listener.close();
+  try {
+    const r = await fetch(`${base}/send`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ groups: [G], data: 'unpriv-send' }) });
+    assert.equal(r.status, 200);
+    // An end marker after it from the same tx socket: a second copy would have come before.
+    const end = await fetch(`${base}/send`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ groups: [G], data: 'end-unpriv' }) });
+    assert.equal(end.status, 200);
+    await waitFor('the end marker at the listener', () => heard.filter((d) => d.data.subarray(16).toString().startsWith('end-unpriv')).length, { timeoutMs: 5000, until: (n) => n >= 1 });
+  } finally {
+    listener.close(); // an open socket would keep this test process alive after a failure
+  }
   assert.equal(heard.filter((d) => d.data.subarray(16).toString().startsWith('unpriv-send')).length, 1);
 });
 

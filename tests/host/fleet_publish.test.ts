@@ -140,7 +140,7 @@ describe('fleet: without --nats', () => {
       assert.equal(res.status, 200);
       process.kill(d.pid, 'SIGUSR2');
       const modules = (await waitFor('the module list', () => (fs.existsSync(out) ? (JSON.parse(fs.readFileSync(out, 'utf8')) as string[]) : null), { timeoutMs: 5000 }))!;
-      assert.ok(modules.some((m) => m.includes(`${path.sep}daemon${path.sep}bus.js`)), 'the list is of the daemon');
+      assert.ok(modules.some((m) => m.includes(`${path.sep}daemon${path.sep}netlink${path.sep}bus.js`)), 'the list is of the daemon');
       assert.deepEqual(modules.filter((m) => m.includes('@nats-io') || m.includes(`${path.sep}fleet${path.sep}`)), []);
     } finally {
       await d.stop();

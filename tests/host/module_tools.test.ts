@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { waitFor } from '../support/wait';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const BIN = path.join(ROOT, '.cache', 'module-tools');
@@ -78,7 +79,10 @@ test('ww_nlk -g sends one copy per group; a reader on both groups prints it once
     // USERSOCK has no kernel socket: each copy is reported delivered, without an ack.
     assert.equal((w.stdout.match(/no kernel endpoint/g) ?? []).length, 2, w.stdout);
     await waitLines(rr, 1);
-    await new Promise((res) => setTimeout(res, 200)); // room for a duplicate to show
+    // An end marker on the second group, sent after: the copy on it, had rr_nlk printed it, came before.
+    const end = ww(['-g', mask(G2), '-m', 'end-both-groups']);
+    assert.equal(end.status, 0, end.stderr);
+    await waitFor('the end marker printed by rr_nlk', () => rr.lines.some((l) => (JSON.parse(l) as { data?: string }).data === 'end-both-groups'), { timeoutMs: 5000 });
     const msgs = rr.lines.map((l) => JSON.parse(l)).filter((m) => m.data === 'both-groups');
     assert.equal(msgs.length, 1, rr.lines.join('\n'));
     assert.equal(msgs[0].type, 'DATA');

@@ -27,11 +27,12 @@ import fc from 'fast-check';
 import { NetlinkSocket } from '../../addon/socket';
 import { decodeDatagram } from '../../addon/codec';
 import { loadSpec } from '../../daemon/spec';
-import { parseGroupsField } from '../../daemon/groups';
+import { parseGroupsField } from '../../daemon/netlink/groups';
 import { connect, sleep, type Frame, type WsClient } from '../host/support/daemon_harness';
 import { assertFrameMatchesSpec, assertIsProblem, assertMatchesSpec, templateOf } from '../host/support/daemon_spec';
 import { recordCase } from './support/report';
 import { spawnDaemon, type DaemonProc } from './support/daemon_proc';
+import { CONSOLE_PUBLIC_PATHS } from '../../daemon/http/console';
 
 const G = 31; // 19, 21–30 are other reliability cases', 27–28 the bench's, 32 case 6b's
 const G_BIT = 2 ** (G - 1);
@@ -381,6 +382,9 @@ const SIMPLE_GETS: [string, Expect][] = [
   ['/healthz', 'ok'],
   ['/openapi.yaml', 'ok'],
   ['/asyncapi.yaml', 'ok'],
+  ['/', 'ok'], // the console page
+  ['/console/main.js', 'ok'],
+  ['/console/nope.js', 'client'], // a file the console does not have
   ['/kernel/stats', 'client'], // 409 NO_KERNEL_ENDPOINT on usersock
 ];
 const simpleGet: fc.Arbitrary<FuzzRequest> = fc.tuple(fc.constantFrom(...SIMPLE_GETS), junkQuery, fc.constantFrom<Record<string, string>>({}, { accept: 'application/xml' }, { accept: '*/*' }, { 'accept-encoding': 'gzip, br' }, { 'content-type': 'application/json' }, { range: 'bytes=0-1' }, { 'if-none-match': '*' })).map(([[p, expect], junk, headers]) => ({
@@ -396,7 +400,7 @@ const simpleGet: fc.Arbitrary<FuzzRequest> = fc.tuple(fc.constantFrom(...SIMPLE_
 function specOperations(): { path: string; methods: string[] }[] {
   const { doc } = loadSpec();
   return Object.entries(doc.paths).map(([p, item]) => ({
-    path: p.replace('{mask}', String(G_BIT)) + (p === '/groups' ? `?list=${G}` : ''),
+    path: p.replace('{mask}', String(G_BIT)).replace('{file}', 'main.js') + (p === '/groups' ? `?list=${G}` : ''),
     methods: Object.keys(item).map((m) => m.toUpperCase()),
   }));
 }
@@ -426,7 +430,7 @@ const headRequest: fc.Arbitrary<FuzzRequest> = fc.constantFrom(...specOperations
 const unknownPath = fc
   .tuple(
     fc.oneof(
-      fc.constantFrom('/', '/x', '/Send', '/SEND', '/send/', '/status/', '/status/x', '//status', `/groups/${G_BIT}/`, `/groups/${G_BIT}/recent/x`, `/groups/${G_BIT}/events/x`, '/groups/1/2/3', '/.env', '/admin', '/metrics.json', '/healthz/', '/openapi.json', '/api/send', '/%2e%2e/status', '/send%00', '/send;x', '/kernel', '/kernel/stats/', '/' + 'a'.repeat(5000)),
+      fc.constantFrom('/x', '/Send', '/SEND', '/send/', '/status/', '/status/x', '//status', `/groups/${G_BIT}/`, `/groups/${G_BIT}/recent/x`, `/groups/${G_BIT}/events/x`, '/groups/1/2/3', '/.env', '/admin', '/metrics.json', '/healthz/', '/openapi.json', '/api/send', '/%2e%2e/status', '/send%00', '/send;x', '/kernel', '/kernel/stats/', '/' + 'a'.repeat(5000)),
       fc.webPath().filter((p) => p.startsWith('/') && templateOf(loadSpec().doc, p) === null),
     ),
     fc.constantFrom('GET', 'POST', 'DELETE'),
@@ -486,7 +490,9 @@ const routed = fc.oneof(
   { weight: 10, arbitrary: simpleGet },
   { weight: 3, arbitrary: headRequest },
 );
-const PUBLIC = /^\/(healthz|openapi\.yaml|asyncapi\.yaml)(\?|$)/;
+// Served without a token: the service documents and the console page's files.
+const PUBLIC_PATHS = new Set(['/healthz', '/openapi.yaml', '/asyncapi.yaml', ...CONSOLE_PUBLIC_PATHS]);
+const PUBLIC = { test: (p: string): boolean => PUBLIC_PATHS.has(p.split('?')[0]) };
 const requestArb: fc.Arbitrary<FuzzRequest> = fc.oneof(
   {
     weight: 80,

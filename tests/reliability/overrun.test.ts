@@ -141,7 +141,7 @@ test(`case 6: ${COUNT.toLocaleString('en')} multicasts into a 64 KiB receive buf
   } finally {
     sender.close();
   }
-  await until(() => ta.update().resumed >= AFTER && tb.update().resumed >= AFTER, 10000, `${AFTER} messages after the overrun at a and b`, () => `a has ${ta.resumed}, b has ${tb.resumed}`);
+  await until(() => ta.update().resumed >= AFTER && tb.update().resumed >= AFTER, 10000, `${AFTER} messages after the overrun at a and b`, () => `a has ${ta.resumed} (${ta}, close ${a.closeCode}), b has ${tb.resumed} (${tb}, close ${b.closeCode})`);
   assert.equal(row().drops - drops0, drops, 'no further drops');
   assert.equal(ta.update().lost, lost, 'no further overrun');
   // Absence after a positive marker: the paced messages came after the whole flood.

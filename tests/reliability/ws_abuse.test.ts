@@ -282,6 +282,8 @@ section(`ping flood: ${PINGS} pings in a burst are cut at the documented limit; 
   assert.ok(paced.inOrder, 'pongs echo their pings, in order');
   assert.ok(health.length >= 1, 'healthz polled during the floods');
   assert.ok(Math.max(...health) < 1000, `a /healthz took ${Math.max(...health).toFixed(0)} ms during the ping floods`);
+  // The daemon sees the last closes in its own time (read at once, the gauge was 1 at load 9).
+  await waitFor('the client gauge at 0 after the ping floods', () => metric('nlbridge_websocket_clients'), { timeoutMs: 10000, until: (n) => n === 0 });
   assert.equal(await metric('nlbridge_websocket_clients'), 0);
   return (
     `${PINGS} pings (125 B) in one burst → cut after ${burst.pongs} pongs (close ${burst.closeCode}, documented limit: > 60 pings awaiting their pong); ` +

@@ -43,11 +43,13 @@ const QUICK_SKIPS: Record<string, string> = {
   'host/addon_asan.test.js': 'rebuilds the addon under ASan and reruns three files (≈ 30 s)',
   'host/bench_smoke.test.js': 'runs the whole benchmark at small counts (≈ 35 s)',
   'host/daemon_resume.test.js': 'one case floods the ring for a minute',
+  'host/package_deb.test.js': 'builds the Debian package and runs lintian on it (≈ 2 min)',
 };
 /** Host files that measure what the machine can take: alone, or they measure their neighbours. */
 const SERIAL_FILES: Record<string, string> = {
   'host/addon_flood.test.js': 'a million broadcasts with no loss needs the CPU to itself',
   'host/bench_smoke.test.js': 'the benchmark compares rates measured in the same run',
+  'host/console_browser.test.js': "it bounds how long the page's main thread is busy during a flood; a neighbour's load would count in it",
 };
 
 const SOURCE_TESTS = path.resolve(DIST_TESTS, '../../tests');

@@ -11,11 +11,14 @@ import { NLMSG_ERROR, NLM_F_ACK, NLM_F_REQUEST, decodeDatagram, encodeAckPayload
 import { DnlMsgType, decodeBcast, decodeRelay, encodeStats, type DnlStats } from '../../addon/dummy_netlink';
 import { ffs } from '../../addon/socket';
 import type { Datagram, NetlinkSocketOptions, SendDestination } from '../../addon/types';
-import { Bus, type MalformedInfo, type Subscriber } from '../../daemon/bus';
-import { Problem } from '../../daemon/errors';
-import type { RxMessage } from '../../daemon/frames';
+import { problemOf } from '../../daemon/errors';
 import { Metrics } from '../../daemon/metrics';
-import type { ProtocolInfo } from '../../daemon/protocol';
+import { Bus } from '../../daemon/netlink/bus';
+import { BusError } from '../../daemon/netlink/errors';
+import { toGroupList } from '../../daemon/netlink/groups';
+import type { MalformedInfo, RxMessage, Subscriber } from '../../daemon/netlink/message';
+import type { ProtocolInfo } from '../../daemon/netlink/protocol';
+import { waitFor } from '../support/wait';
 
 type Kernel = (msg: ReturnType<typeof decodeDatagram>['messages'][number], sock: FakeSock) => void;
 
@@ -88,27 +91,30 @@ function kernel(verdict: (type: number, copyIndex: number) => number = () => 0, 
   };
 }
 
-function makeBus(k: Kernel | null, ackTimeoutMs = 200): { bus: Bus; tx: FakeSock; rx: FakeSock } {
+function makeBus(k: Kernel | null, ackTimeoutMs = 200): { bus: Bus; tx: FakeSock; rx: FakeSock; metrics: Metrics } {
   const socks: FakeSock[] = [];
+  const metrics = new Metrics();
   const bus = new Bus({
     protocol: DUMMY,
     rcvbuf: 1 << 20,
     ackTimeoutMs,
     dedupeWindowMs: 1000,
+    ring: { maxMessages: 1000, maxAgeMs: 60000, maxBytes: 1 << 20 },
+    ringLingerMs: 0,
     log: pino({ level: 'silent' }),
-    metrics: new Metrics(),
+    metrics,
     openSocket: (o) => {
       const s = new FakeSock(o, socks.length === 0 ? k : null);
       socks.push(s);
       return s as never;
     },
   });
-  return { bus, tx: socks[0], rx: socks[1] };
+  return { bus, tx: socks[0], rx: socks[1], metrics };
 }
 
 test('groups 1..32: one copy per group, one seq, nl_pid 0; each copy paired with its ack', async () => {
   const { bus, tx } = makeBus(kernel((_t, i) => (i === 1 ? 22 : 0)));
-  const report = await bus.send({ groups: [2, 4], data: Buffer.from('hi'), ack: true });
+  const report = await bus.send({ groups: toGroupList([2, 4]), data: Buffer.from('hi'), ack: true });
   assert.equal(tx.sent.length, 2);
   assert.deepEqual(
     tx.sent.map((s) => s.dest),
@@ -131,7 +137,7 @@ test('groups 1..32: one copy per group, one seq, nl_pid 0; each copy paired with
 
 test('groups above 32 go as one BCAST to the kernel, naming every group', async () => {
   const { bus, tx } = makeBus(kernel());
-  const report = await bus.send({ groups: [2, 40], data: Buffer.from('wide'), ack: true });
+  const report = await bus.send({ groups: toGroupList([2, 40]), data: Buffer.from('wide'), ack: true });
   assert.equal(tx.sent.length, 1);
   assert.deepEqual(tx.sent[0].dest, { portId: 0, groups: 0 });
   const m = decodeDatagram(tx.sent[0].data).messages[0];
@@ -144,8 +150,14 @@ test('groups above 32 go as one BCAST to the kernel, naming every group', async 
     { to: 'group', group: 40, result: 'kernel-broadcast' },
     { to: 'kernel', result: 'delivered', ack: { errno: 0, code: 'OK' } },
   ]);
-  await assert.rejects(bus.send({ groups: [2, 65], data: Buffer.alloc(0) }), (e: unknown) => e instanceof Problem && e.code === 'BAD_GROUPS' && /above the 64 groups/.test(e.message));
-  await assert.rejects(bus.send({ groups: [40], data: Buffer.alloc(0), type: 0x30 }), (e: unknown) => e instanceof Problem && e.field === 'type');
+  await assert.rejects(
+    bus.send({ groups: toGroupList([2, 65]), data: Buffer.alloc(0) }),
+    (e: unknown) => e instanceof BusError && e.code === 'GROUP_RANGE' && /above the 64 groups/.test(e.message) && problemOf(e)?.code === 'BAD_GROUPS',
+  );
+  await assert.rejects(
+    bus.send({ groups: toGroupList([40]), data: Buffer.alloc(0), type: 0x30 }),
+    (e: unknown) => e instanceof BusError && e.what === 'type' && problemOf(e)?.field === 'type',
+  );
   await bus.close();
 });
 
@@ -174,22 +186,31 @@ test('STATS: decoded reply; silence is KERNEL_TIMEOUT; a refusal is a problem wi
   assert.deepEqual(await ok.bus.kernelStats(), stats);
   await ok.bus.close();
   const silent = makeBus(() => undefined, 30);
-  await assert.rejects(silent.bus.kernelStats(), (e: unknown) => e instanceof Problem && e.code === 'KERNEL_TIMEOUT');
+  await assert.rejects(silent.bus.kernelStats(), (e: unknown) => e instanceof BusError && e.code === 'KERNEL_TIMEOUT' && problemOf(e)?.code === 'KERNEL_TIMEOUT');
   await silent.bus.close();
   const refusing = makeBus(kernel(() => 1));
-  await assert.rejects(refusing.bus.kernelStats(), (e: unknown) => e instanceof Problem && e.code === 'PERMISSION_DENIED' && e.errno === 'EPERM');
+  await assert.rejects(refusing.bus.kernelStats(), (e: unknown) => {
+    const p = problemOf(e);
+    return e instanceof BusError && e.code === 'KERNEL_REFUSED' && p?.code === 'PERMISSION_DENIED' && p.errno === 'EPERM';
+  });
   await refusing.bus.close();
 });
 
 class Sub implements Subscriber {
   got: RxMessage[] = [];
+  bad: MalformedInfo[] = [];
+  flushes = 0;
   constructor(readonly groups: number[]) {}
   deliver(m: RxMessage): void {
     this.got.push(m);
   }
-  flush(): void {}
+  flush(): void {
+    this.flushes++;
+  }
   overrun(): void {}
-  malformed(_i: MalformedInfo): void {}
+  malformed(i: MalformedInfo): void {
+    this.bad.push(i);
+  }
 }
 
 test('membership is refcounted: joined once, left with the last subscriber', async () => {
@@ -219,7 +240,10 @@ test('dedupe is per subscriber: copies on 2 and 4 reach a subscriber of both onc
   rx.deliver(copy, 555, 4);
   // A different sender with the same seq is another message.
   rx.deliver(copy, 556, 4);
-  await new Promise((r) => setTimeout(r, 20));
+  // An end marker from port 557, delivered after: a copy that must not reach a subscriber would have come before it.
+  rx.deliver(encodeMessage({ type: 0x10, seq: 6, pid: 77, payload: Buffer.from('end') }), 557, 4);
+  await waitFor('the end marker at both subscribers', () => [both, only4].every((s) => s.got.some((m) => m.portId === 557)), { timeoutMs: 5000 });
+  for (const s of [both, only4]) s.got = s.got.filter((m) => m.portId !== 557);
   assert.deepEqual(
     both.got.map((m) => [m.group, m.portId]),
     [
@@ -234,5 +258,34 @@ test('dedupe is per subscriber: copies on 2 and 4 reach a subscriber of both onc
       [4, 556],
     ],
   );
+  await bus.close();
+});
+
+test('a malformed datagram: the messages before the fault are routed and kept, its group\'s subscribers told, the reason counted', async () => {
+  const { bus, rx, metrics } = makeBus(null);
+  const on3 = new Sub([3]);
+  const on4 = new Sub([4]);
+  bus.subscribe(on3);
+  bus.subscribe(on4);
+  const bad = Buffer.concat([encodeMessage({ type: 0x10, seq: 1, pid: 5, payload: Buffer.from('ok') }), Buffer.from([9, 9, 9])]);
+  rx.deliver(bad, 777, 3);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(on3.got.map((m) => [m.payload.toString(), m.cursor]), [['ok', `${bus.ring.epoch}-1`]]);
+  assert.deepEqual(on3.bad, [{ group: 3, portId: 777, reason: 'ETOOSHORT', offset: 20, length: bad.length }]);
+  assert.equal(on3.flushes, 1, 'one flush per batch');
+  assert.deepEqual([on4.got, on4.bad, on4.flushes], [[], [], 0], 'other groups hear nothing of it');
+  assert.equal(metrics.rejected.get({ reason: 'ETOOSHORT' }), 1);
+  assert.equal(metrics.received.get({ group: 3 }), 1);
+  await bus.close();
+});
+
+test('what reaches the tx socket unasked is counted once, as unclaimed; a kernel ack nobody waits for is counted by code', async () => {
+  const { bus, tx, metrics } = makeBus(null);
+  tx.deliver(encodeMessage({ type: 0x10, seq: 1, pid: 5, payload: Buffer.from('stray') }), 999, 0);
+  tx.deliver(encodeMessage({ type: NLMSG_ERROR, seq: 4, pid: tx.portId, payload: encodeAckPayload(0, { length: 16, type: 0x10, flags: 5, seq: 4, pid: tx.portId }) }));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(metrics.received.total(), 1);
+  assert.equal(metrics.received.get({ group: 'unclaimed' }), 1);
+  assert.equal(metrics.kernelAcks.get({ code: 'OK' }), 1);
   await bus.close();
 });

@@ -30,9 +30,12 @@ test('--help lists every option and the exit statuses; an unknown option says "s
   assert.equal(bad.stderr.match(/--help/g)?.length, 1, bad.stderr);
 });
 
-test('the package has a bin "nlbridge" pointing at an executable script with a node shebang', () => {
-  assert.equal(pkg.bin.nlbridge, 'dist/daemon/main.js');
-  assert.match(readFileSync(MAIN, 'utf8'), /^#!\/usr\/bin\/env node\n/);
+test('the package has a bin "nlbridge": the dispatcher (bin/nlbridge.ts), and it and the daemon are scripts with a node shebang', () => {
+  assert.equal(pkg.bin.nlbridge, 'dist/bin/nlbridge.js');
+  for (const file of [path.join(ROOT, pkg.bin.nlbridge), MAIN]) assert.match(readFileSync(file, 'utf8'), /^#!\/usr\/bin\/env node\n/, file);
+  const r = spawnSync(process.execPath, [path.join(ROOT, pkg.bin.nlbridge), '--version'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, `nlbridge ${pkg.version}\n`, 'the bin runs the daemon by default');
 });
 
 test('man/nlbridge.8 is the rendering of the option table (npm run man)', () => {

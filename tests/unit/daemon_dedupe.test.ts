@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DedupeWindow, copyKey } from '../../daemon/dedupe';
+import { DedupeWindow, copyKey } from '../../daemon/netlink/dedupe';
 
 test('the key is sender port, nlmsg_pid, seq and type', () => {
   const keys = new Set([copyKey(1, 2, 3, 4), copyKey(9, 2, 3, 4), copyKey(1, 9, 3, 4), copyKey(1, 2, 9, 4), copyKey(1, 2, 3, 9)]);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GroupSpecError, groupBit, groupsOfMask, parseGroupList, parseGroupsField, parseMaskText } from '../../daemon/groups';
+import { GroupSpecError, groupBit, groupsOfMask, parseGroupList, parseGroupsField, parseMaskText } from '../../daemon/netlink/groups';
 
 test('mask text: decimal, 0x, 0b, upper case, leading zeros', () => {
   assert.deepEqual(parseMaskText('10'), [2, 4]);

@@ -2,9 +2,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CatchUp, CursorError, ENTRY_OVERHEAD, Ring, parseCursor, type GapInfo } from '../../daemon/ring';
-import type { RxMessage } from '../../daemon/frames';
+import { CatchUp } from '../../daemon/netlink/catch_up';
+import type { GapInfo, RxMessage } from '../../daemon/netlink/message';
+import { CursorError, ENTRY_OVERHEAD, Ring, parseCursor } from '../../daemon/netlink/ring';
 import { encodeMessage } from '../../addon/codec';
+import { waitFor } from '../support/wait';
 import { messageFrame, messageTail } from '../../daemon/frames';
 
 function msg(group: number, seq: number, text: string, at = 1000, portId = 77): RxMessage {
@@ -131,7 +133,7 @@ test('CatchUp: writes only while the client has room, tells a gap once, ends cau
   assert.ok(c.active);
   assert.deepEqual(gaps.map((g) => [g.reason, g.lost]), [['evicted', 390]]);
   budget = 1e9;
-  await new Promise((res) => setTimeout(res, 60));
+  await waitFor('the catch-up done once the client has room', () => !c.active, { timeoutMs: 5000 });
   assert.equal(c.active, false, 'caught up');
   assert.equal(gaps.length, 1, 'the gap is told once');
   assert.deepEqual(sent, Array.from({ length: 600 }, (_, i) => `m${401 + i}`));
@@ -139,7 +141,7 @@ test('CatchUp: writes only while the client has room, tells a gap once, ends cau
   assert.equal(stalled, false);
   const stuck = new CatchUp(r, { ...target, room: () => false } as never, 'e6-500', 30, () => (stalled = true));
   stuck.pump();
-  await new Promise((res) => setTimeout(res, 120));
+  await waitFor('the stuck catch-up given up on', () => stalled, { timeoutMs: 5000 });
   assert.equal(stalled, true, 'a client that never drains is given up on');
   assert.equal(stuck.active, false);
 });
@@ -188,4 +190,23 @@ test('storage: random sizes, bounds and reads agree with a model through arena w
       }
     }
   }
+});
+
+test('reads leave out what is over age without dropping it: eviction is on append and evict() (the owner\'s timer), never on a read', () => {
+  const r = new Ring({ maxMessages: 1e6, maxAgeMs: 100, maxBytes: 1e12 }, 'e7');
+  r.append(msg(2, 1, 'old', 0), 0);
+  r.append(msg(2, 2, 'new', 90), 90);
+  assert.deepEqual(r.recent([2], 10, 150).map((m) => m.payload.toString()), ['new']);
+  const s = r.since('e7-0', [2], 150);
+  assert.deepEqual(s.gap, { reason: 'evicted', since: 'e7-0', lost: 1, resumeFrom: 'e7-2' });
+  assert.deepEqual(s.messages.map((m) => m.payload.toString()), ['new']);
+  assert.equal(r.since('e7-1', [2], 150).gap, null, 'the cursor just before the oldest readable one is covered');
+  assert.equal(r.size, 2, 'the reads dropped nothing');
+  assert.equal(r.evicted.age, 0);
+  r.evict(150);
+  assert.equal(r.size, 1);
+  assert.equal(r.evicted.age, 1);
+  assert.deepEqual(r.since('e7-1', [2], 1000), { gap: { reason: 'evicted', since: 'e7-1', lost: 1, resumeFrom: null }, messages: [] });
+  assert.deepEqual(r.recent([2], 10, 1000), []);
+  assert.equal(r.size, 1);
 });

@@ -1,13 +1,16 @@
-// The per-client policy of a WebSocket stream, over a fake socket whose
+// The per-client policy of a stream (streams/subscription.ts) carried by a WebSocket, over a fake socket whose
 // backlog the test sets: drop above the limit, tell the count on drain,
 // close 1013 when stalled, cut a client that stops answering pings.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Metrics } from '../../daemon/metrics';
-import { Stream, type StreamOptions } from '../../daemon/routes/groups';
-import type { Bus } from '../../daemon/bus';
-import type { RxMessage } from '../../daemon/frames';
+import type { SubscriptionOptions } from '../../daemon/streams/subscription';
+import { wsSubscription, type WsSubscription } from '../../daemon/streams/ws_writer';
+import type { Bus } from '../../daemon/netlink/bus';
+import type { RxMessage } from '../../daemon/netlink/message';
+import { toGroupList } from '../../daemon/netlink/groups';
+import { waitFor } from '../support/wait';
 
 class FakeWs {
   readonly OPEN = 1;
@@ -34,10 +37,10 @@ class FakeWs {
 const fakeBus = { protocol: { name: 'usersock', number: 2 }, tx: { portId: 7 }, unsubscribe: () => undefined } as unknown as Bus;
 const silentLog = { info: () => undefined, warn: () => undefined, debug: () => undefined, error: () => undefined } as never;
 
-function make(opts: Partial<StreamOptions> = {}): { ws: FakeWs; stream: Stream; metrics: Metrics } {
+function make(opts: Partial<SubscriptionOptions> = {}): { ws: FakeWs; stream: WsSubscription; metrics: Metrics } {
   const ws = new FakeWs();
   const metrics = new Metrics();
-  const stream = new Stream(ws as never, { groups: [2], format: 'json', batch: false, unicast: false, bufferBytes: 1000, stallMs: 100, maxPayload: 65536, ...opts }, fakeBus, metrics, silentLog);
+  const stream = wsSubscription(ws as never, { groups: toGroupList([2]), format: 'json', batch: false, unicast: false, bufferBytes: 1000, stallMs: 100, maxPayload: 65536, ...opts }, fakeBus, metrics, silentLog);
   return { ws, stream, metrics };
 }
 
@@ -46,7 +49,6 @@ function msg(seq: number): RxMessage {
 }
 
 const frames = (ws: FakeWs): Record<string, unknown>[] => ws.sent.map((s) => JSON.parse(String(s)) as Record<string, unknown>);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 test('over the backlog frames are dropped (using up their n); on drain one dropped event tells the count', async () => {
   const { ws, stream, metrics } = make({ stallMs: 60000 });
@@ -57,7 +59,7 @@ test('over the backlog frames are dropped (using up their n); on drain one dropp
   assert.equal(ws.sent.length, 1);
   assert.equal(metrics.wsDropped.total(), 2);
   ws.bufferedAmount = 0;
-  await sleep(80);
+  await waitFor('the dropped event once the backlog drained', () => frames(ws).length, { timeoutMs: 5000, until: (n) => n >= 2 });
   const f = frames(ws);
   assert.deepEqual(f[1], { type: 'dropped', n: 4, count: 2 });
   stream.deliver(msg(4));
@@ -81,7 +83,7 @@ test('a client over its backlog longer than stallMs is closed with 1013', async 
   const { ws, stream, metrics } = make({ stallMs: 50 });
   ws.bufferedAmount = 5000;
   stream.deliver(msg(1));
-  await sleep(150);
+  await waitFor('the close of the stalled client', () => ws.closedWith, { timeoutMs: 5000 });
   assert.deepEqual(ws.closedWith, [1013, 'too slow: backlog over limit']);
   assert.equal(metrics.wsClosedSlow.total(), 1);
   stream.close();
@@ -113,13 +115,13 @@ test('events are not dropped and batch mode packs lines', () => {
 
 test('a client that does not answer a ping is cut at the next one', () => {
   const { ws, stream } = make();
-  stream.ping();
+  stream.writer.ping();
   assert.equal(ws.pings, 1);
-  stream.pong();
-  stream.ping();
+  stream.writer.pong();
+  stream.writer.ping();
   assert.equal(ws.pings, 2);
   assert.equal(ws.terminated, false);
-  stream.ping();
+  stream.writer.ping();
   assert.equal(ws.terminated, true);
   stream.close();
 });

@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeFrames, FrameWriter } from '../../daemon/ws_writer';
+import { encodeFrames, FrameWriter } from '../../daemon/streams/ws_frame_writer';
 import * as wsModule from 'ws';
 
 // ws's receiver is the parser every ws client runs; @types/ws does not declare it.

@@ -4,7 +4,7 @@
 // on what is handed over unconfirmed, max_payload. And the subject rules.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { RxMessage } from '../../daemon/frames';
+import type { RxMessage } from '../../daemon/netlink/message';
 import { FleetPublisher, type Link } from '../../daemon/fleet/publisher';
 import { defaultHostId, isSubjectToken, parsePublishGroups } from '../../daemon/fleet/subjects';
 

@@ -1,8 +1,9 @@
 // The TypeScript mirror of the UAPI header must say what the header says.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import * as codec from '../../addon/codec';
 import * as dnl from '../../addon/dummy_netlink';
 
 const HEADER = path.resolve(__dirname, '../../../module/include/uapi/linux/dummy_netlink.h');
@@ -78,4 +79,21 @@ test('dnl_stats counters are the header fields, in order', () => {
   const body = /struct dnl_stats \{([^}]*)\}/.exec(source)![1]!;
   const fields = [...body.matchAll(/__u64\s+(\w+);/g)].map((m) => m[1]);
   assert.deepEqual(fields, [...dnl.DNL_STATS_COUNTERS]);
+});
+
+/** The kernel's own header, as installed for the addon's build (linux-libc-dev). */
+const NETLINK_H = '/usr/include/linux/netlink.h';
+
+test('the <linux/netlink.h> constants the codec mirrors have the header\'s values', { skip: !existsSync(NETLINK_H) && `no ${NETLINK_H}` }, () => {
+  const header = readFileSync(NETLINK_H, 'utf8');
+  const names = ['NETLINK_USERSOCK', 'NLMSG_ALIGNTO', 'NLMSG_NOOP', 'NLMSG_ERROR', 'NLMSG_DONE', 'NLMSG_OVERRUN', 'NLMSG_MIN_TYPE'] as const;
+  const flags = ['NLM_F_REQUEST', 'NLM_F_MULTI', 'NLM_F_ACK', 'NLM_F_ECHO', 'NLM_F_DUMP_INTR', 'NLM_F_DUMP_FILTERED'] as const;
+  for (const name of [...names, ...flags]) {
+    const m = new RegExp(`^#define\\s+${name}\\s+(0x[0-9a-fA-F]+|\\d+)U?\\b`, 'm').exec(header);
+    assert.ok(m, `${name} is not #defined in ${NETLINK_H}`);
+    assert.equal(codec[name], Number(m[1]), name);
+  }
+  // NLMSG_HDRLEN is NLMSG_ALIGN(sizeof(struct nlmsghdr)): five fields, 4 + 2 + 2 + 4 + 4 bytes.
+  assert.deepEqual([...(/struct nlmsghdr \{([^}]*)\}/.exec(header)?.[1] ?? '').matchAll(/__u(\d+)\s+\w+;/g)].map((m) => Number(m[1]) / 8), [4, 2, 2, 4, 4]);
+  assert.equal(codec.NLMSG_HDRLEN, 16);
 });

@@ -5,11 +5,12 @@
 // kernel (root and the kernel headers).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import path from 'node:path';
 import { skipUnless } from '../support/prerequisites';
+import { CONSOLE_FILES } from '../../daemon/http/console';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const INSTALL = path.join(ROOT, 'systemd', 'install.sh');
@@ -79,6 +80,9 @@ test('install.sh --root installs the daemon, module, tools, units, config and en
     'usr/bin/ww_nlk',
     'usr/bin/nlbridge',
     'usr/share/man/man8/nlbridge.8',
+    'usr/share/bash-completion/completions/nlbridge',
+    'usr/lib/nlbridge/dist/bin/nlbridge.js',
+    'usr/lib/nlbridge/dist/cli/main.js',
     'lib/systemd/system/nlbridge.service',
     'lib/systemd/system/nlbridge.socket',
     'lib/udev/rules.d/60-nlbridge.rules',
@@ -92,7 +96,8 @@ test('install.sh --root installs the daemon, module, tools, units, config and en
   }
   // The command runs the installed daemon with the system's node.
   assert.equal(fs.statSync(path.join(target, 'usr/bin/nlbridge')).mode & 0o777, 0o755);
-  assert.match(fs.readFileSync(path.join(target, 'usr/bin/nlbridge'), 'utf8'), /^#!\/bin\/sh\nexec \/usr\/bin\/node \/usr\/lib\/nlbridge\/dist\/daemon\/main\.js "\$@"\n$/);
+  // The bin's dispatcher: the daemon by default, the client for send|watch|status.
+  assert.match(fs.readFileSync(path.join(target, 'usr/bin/nlbridge'), 'utf8'), /^#!\/bin\/sh\nexec \/usr\/bin\/node \/usr\/lib\/nlbridge\/dist\/bin\/nlbridge\.js "\$@"\n$/);
   // Production dependencies only.
   for (const dev of ['typescript', 'eslint', 'fast-check', 'netlink', '@types']) assert.ok(!has(`usr/lib/nlbridge/node_modules/${dev}`), `dev dependency ${dev} installed`);
   assert.ok(!has('usr/lib/nlbridge/dist/tests'));
@@ -108,6 +113,31 @@ test('install.sh --root installs the daemon, module, tools, units, config and en
   assert.match(dep, /^extra\/dummy_netlink\.ko:/m);
   const modinfo = execFileSync('modinfo', ['-F', 'vermagic', path.join(target, `lib/modules/${KVER}/extra/dummy_netlink.ko`)], { encoding: 'utf8' });
   assert.ok(modinfo.startsWith(`${KVER} `), modinfo);
+});
+
+test('the installed daemon serves the console page at GET / from /usr/lib/nlbridge/console', { timeout: 60_000, skip: SKIP }, async (t) => {
+  const lib = path.join(target, 'usr/lib/nlbridge');
+  for (const f of ['index.html', ...Object.keys(CONSOLE_FILES)]) assert.ok(fs.existsSync(path.join(lib, 'console', f)), `console/${f} missing`);
+  assert.ok(!fs.existsSync(path.join(lib, 'console/tsconfig.json')), 'only the served files are installed');
+  // The installed tree as it is, run from elsewhere: the route finds its
+  // files beside dist/, not in this checkout.
+  const config = path.join(target, 'console-test.json');
+  fs.writeFileSync(config, '{}');
+  const port = 20_000 + (process.pid % 20_000);
+  const daemon = spawn(process.execPath, [path.join(lib, 'dist/daemon/main.js'), '--config', config, '--port', String(port), '--auth', 'none', '--protocol', 'usersock'], { cwd: os.tmpdir(), stdio: 'ignore' });
+  t.after(() => daemon.kill('SIGTERM'));
+  let page: Response | null = null;
+  for (let i = 0; i < 100 && page === null; i++) {
+    page = await fetch(`http://127.0.0.1:${port}/`).catch(() => null);
+    if (page === null) await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(page, 'the installed daemon answered');
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+  assert.equal(await page.text(), fs.readFileSync(path.join(lib, 'console/index.html'), 'utf8'));
+  const script = await fetch(`http://127.0.0.1:${port}/console/main.js`);
+  assert.equal(script.status, 200);
+  assert.equal(await script.text(), fs.readFileSync(path.join(lib, 'console/main.js'), 'utf8'));
 });
 
 test('a second run keeps the admin\'s config and token and gives the same tree, and warns about secrets the config should not hold', { timeout: 300_000, skip: SKIP }, () => {

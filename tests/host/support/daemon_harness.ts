@@ -10,18 +10,19 @@ import type { Readable } from 'node:stream';
 import pino from 'pino';
 import WebSocket from 'ws';
 import type { FastifyInstance } from 'fastify';
+import { NETLINK_USERSOCK } from '../../../addon/codec';
 import { buildApp } from '../../../daemon/app';
-import { Bus } from '../../../daemon/bus';
+import { Bus } from '../../../daemon/netlink/bus';
 import { DEFAULTS, type Config } from '../../../daemon/config/schema';
 import { Metrics } from '../../../daemon/metrics';
-import { resolveProtocol } from '../../../daemon/protocol';
+import { resolveProtocol } from '../../../daemon/netlink/protocol';
 import type { AuthSetup } from '../../../daemon/security';
 import type { ScopedToken } from '../../../daemon/scopes';
 import { assertFrameMatchesSpec, assertMatchesSpec } from './daemon_spec';
 
 export const ROOT = path.resolve(__dirname, '../../../..');
 export const TOOLS = path.join(ROOT, 'module/tools');
-export const USERSOCK = 2;
+export const USERSOCK = NETLINK_USERSOCK;
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 export const bit = (g: number): number => (1 << (g - 1)) >>> 0;
 

@@ -4,9 +4,9 @@ import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Datagram } from '../../../addon/types';
-import { NetlinkSocket, type NetlinkSocketOptions } from '../../../addon/index';
+import { NETLINK_USERSOCK, NetlinkSocket, type NetlinkSocketOptions } from '../../../addon/index';
 
-export const NETLINK_USERSOCK = 2;
+export { NETLINK_USERSOCK };
 
 /** Repo root, from dist/tests/host/support/. */
 export const ROOT = path.resolve(__dirname, '../../../..');

@@ -80,7 +80,7 @@ IMG_KEY=$( (
 	sha256sum "$0"
 	stat -c '%n %s %Y' "$(command -v node)"
 	[[ -z ${NLB_VM_UNIT_DROPIN:-} ]] || sha256sum "$NLB_VM_UNIT_DROPIN"
-	cd "$ROOT" && find module systemd tests/vm/e2e/guest dist/addon dist/daemon \
+	cd "$ROOT" && find module systemd cli/completion.bash tests/vm/e2e/guest dist/addon dist/bin dist/cli dist/daemon \
 		dist/tests/vm/e2e/guest build/Release/nlbridge_netlink.node package.json package-lock.json \
 		openapi.yaml asyncapi.yaml -type f ! -name '*.o' ! -name '*.ko' ! -name '*.mod*' \
 		! -name '.*' ! -name 'Module.symvers' ! -name 'modules.order' -print0 2>/dev/null |

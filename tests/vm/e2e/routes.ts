@@ -52,9 +52,11 @@ export const ROUTES: Record<string, { path: string; body?: unknown; until?: RegE
   'GET /healthz': { path: '/healthz' },
   'GET /openapi.yaml': { path: '/openapi.yaml' },
   'GET /asyncapi.yaml': { path: '/asyncapi.yaml' },
+  'GET /': { path: '/' },
+  'GET /console/{file}': { path: '/console/main.js' },
 };
 // Served without a token (daemon/README.md, security).
-const PUBLIC = ['/healthz', '/openapi.yaml', '/asyncapi.yaml'];
+const PUBLIC = ['/healthz', '/openapi.yaml', '/asyncapi.yaml', '/', '/console/main.js'];
 
 /** Requests every route of ROUTES (which must be openapi.yaml's) on @v's daemon; throws on the first wrong answer. */
 export async function requestEveryRoute(v: Vm): Promise<void> {

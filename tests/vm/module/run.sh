@@ -78,7 +78,11 @@ cp /bin/busybox "$WORK/root/bin/busybox"
 cp "$WORK/src/dummy_netlink.ko" "$WORK/root/"
 install -m 0755 "$HERE/init.sh" "$WORK/root/init"
 install -m 0644 "$HERE/$([[ $MODE == abuse ]] && echo abuse.sh || echo scenario.sh)" "$WORK/root/scenario.sh"
-(cd "$WORK/root" && find . | cpio -o -H newc --quiet | gzip -1) >"$WORK/initramfs.cpio.gz"
+# Owned by root and readable by all inside the VM whatever umask and user
+# built them (a checkout made with umask 077 gave 0700 tools, and the VM's
+# unprivileged cases could not exec them).
+chmod -R go+rX "$WORK/root"
+(cd "$WORK/root" && find . | cpio -o -H newc -R 0:0 --quiet | gzip -1) >"$WORK/initramfs.cpio.gz"
 log "built in $(($(date +%s) - t0)) s; booting (tcg, timeout ${QEMU_TIMEOUT}s)"
 
 # -no-reboot turns the guest's power-off (or a panic, with panic=-1) into

@@ -1,0 +1,47 @@
+// nlbridge status: GET /status as a table (or --json).
+
+import { table } from './format';
+import { EXIT, CliError } from './exit_status';
+import { clientFor, parse } from './options';
+import { helpText } from './usage';
+
+interface Status {
+  version: string;
+  protocol: { name: string; number: number; kernelEndpoint: boolean; maxGroup: number; reason: string };
+  module: Record<string, number | boolean> | null;
+  portIds: { tx: number; rx: number };
+  groups: { joined: number[]; subscribers: Record<string, number> };
+  clients: { websocket: number; unicast: number };
+  auth: { mode: string; tokenRequired: boolean };
+  counters: Record<string, number>;
+  uptimeSeconds: number;
+}
+
+export function statusRows(s: Status): [string, string][] {
+  const joined = s.groups.joined.length === 0 ? 'none' : s.groups.joined.map((g) => `${g} (${s.groups.subscribers[String(g)] ?? 0} streams)`).join(', ');
+  return [
+    ['version', s.version],
+    ['protocol', `${s.protocol.name} (${s.protocol.number}), groups up to ${s.protocol.maxGroup}: ${s.protocol.reason}`],
+    ['kernel endpoint', s.protocol.kernelEndpoint ? 'yes' : 'no'],
+    ['module', s.module === null ? 'not loaded' : Object.entries(s.module).map(([k, v]) => `${k}=${String(v)}`).join(' ')],
+    ['port ids', `tx ${s.portIds.tx}, rx ${s.portIds.rx}`],
+    ['groups joined', joined],
+    ['clients', `${s.clients.websocket} streams, ${s.clients.unicast} unicast`],
+    ['auth', `${s.auth.mode}, token ${s.auth.tokenRequired ? 'required' : 'not required'}`],
+    ['uptime', `${s.uptimeSeconds} s`],
+    ['counters', ''],
+    ...Object.entries(s.counters).map(([k, v]): [string, string] => [`  ${k}`, String(v)]),
+  ];
+}
+
+export async function status(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('status', argv, {});
+  if (values.help) {
+    process.stdout.write(helpText('status'));
+    return EXIT.ok;
+  }
+  if (positionals.length > 0) throw new CliError(`status takes no argument, got "${positionals[0]}"`, EXIT.usage);
+  const body = (await clientFor(values).get('/status')) as Status;
+  process.stdout.write(values.json ? JSON.stringify(body) + '\n' : table(statusRows(body)));
+  return EXIT.ok;
+}
