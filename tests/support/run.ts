@@ -44,6 +44,8 @@ const QUICK_SKIPS: Record<string, string> = {
   'host/bench_smoke.test.js': 'runs the whole benchmark at small counts (≈ 35 s)',
   'host/daemon_resume.test.js': 'one case floods the ring for a minute',
   'host/package_deb.test.js': 'builds the Debian package and runs lintian on it (≈ 2 min)',
+  'host/addon_flood.test.js': 'a million broadcasts that must run alone (≈ 25 s)',
+  'host/console_browser.test.js': 'drives Chromium through a flood, alone (≈ 20 s)',
 };
 /** Host files that measure what the machine can take: alone, or they measure their neighbours. */
 const SERIAL_FILES: Record<string, string> = {
@@ -51,6 +53,12 @@ const SERIAL_FILES: Record<string, string> = {
   'host/bench_smoke.test.js': 'the benchmark compares rates measured in the same run',
   'host/console_browser.test.js': "it bounds how long the page's main thread is busy during a flood; a neighbour's load would count in it",
 };
+
+/**
+ * The longest of the files run side by side start first (≈ 10–25 s each
+ * here), so the pool does not end on one of them running alone.
+ */
+const LONGEST_FIRST = ['host/daemon_secrets.test.js', 'host/cli_watch.test.js', 'host/daemon_lifecycle.test.js', 'host/cli_status.test.js'];
 
 const SOURCE_TESTS = path.resolve(DIST_TESTS, '../../tests');
 
@@ -190,7 +198,11 @@ async function main(): Promise<number> {
     for (const [file, reason] of Object.entries(QUICK_SKIPS)) log(`quick: leaving out ${file} (${reason}; npm test runs it)`);
   }
   const isolated = targets.filter((f) => PARALLEL_LEVELS.has(rel(f).split('/')[0]!));
-  const parallel = isolated.filter((f) => !(rel(f) in SERIAL_FILES));
+  const rank = (f: string): number => {
+    const i = LONGEST_FIRST.indexOf(rel(f));
+    return i < 0 ? LONGEST_FIRST.length : i;
+  };
+  const parallel = isolated.filter((f) => !(rel(f) in SERIAL_FILES)).sort((a, b) => rank(a) - rank(b));
   const serial = isolated.filter((f) => rel(f) in SERIAL_FILES);
   const asBefore = targets.filter((f) => !isolated.includes(f));
 
