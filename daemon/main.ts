@@ -20,6 +20,7 @@ import { ProtocolError, resolveProtocol } from './netlink/protocol';
 import { toSendRequest, type SendBody } from './http/send_body';
 import type { TokenLimits } from './token_limits';
 import { validateSendRequest } from './validation';
+import { Problem, problemOf } from './errors';
 import { configSecretProblem, holdsNetAdmin, saveTokenFiles, setupAuth, TokenStoreError, type AuthSetup } from './security';
 import { hasNativeSdNotify, notifyWanted, sdNotify, watchdogIntervalMs } from './sd_notify';
 import { installShutdown } from './shutdown';
@@ -363,13 +364,29 @@ async function main(): Promise<number> {
     // The same steps as POST /send: the body's schema, the request, the bus.
     // NATS requests draw on one --rate-limit budget of their own, as one more token would.
     const b = bus;
-    const send = async (body: unknown): Promise<unknown> => {
-      validateSendRequest(body);
-      const req = toSendRequest(body as SendBody);
-      natsLimits?.spendSend(NATS_CREDENTIAL);
-      return b.send(req);
+    const fleetLog = log.child({ component: 'fleet' });
+    const send = async (text: string): Promise<{ status: number; body: unknown }> => {
+      try {
+        let body: unknown;
+        try {
+          body = JSON.parse(text);
+        } catch (err) {
+          throw new Problem('VALIDATION', `body is not valid JSON: ${(err as Error).message}`, { field: 'body' });
+        }
+        validateSendRequest(body);
+        const req = toSendRequest(body as SendBody);
+        natsLimits?.spendSend(NATS_CREDENTIAL);
+        return { status: 200, body: await b.send(req) };
+      } catch (err) {
+        let p = problemOf(err);
+        if (p === null) {
+          fleetLog.error({ err }, 'NATS send request failed');
+          p = new Problem('INTERNAL', 'internal error (see the daemon log)');
+        }
+        return { status: p.status, body: p.body() };
+      }
     };
-    fleet = fleetCode.startFleet(config, fleetChecked, bus, log.child({ component: 'fleet' }), send);
+    fleet = fleetCode.startFleet(config, fleetChecked, bus, fleetLog, send);
     const f = fleet;
     metrics.exposeFleet(() => f.counts());
   }

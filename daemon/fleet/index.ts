@@ -12,7 +12,6 @@ import * as os from 'node:os';
 import * as nats from '@nats-io/transport-node';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import type pino from 'pino';
-import { Problem, problemOf } from '../errors';
 import type { Subscriber } from '../netlink/message';
 import { FleetPublisher, type DropReason, type Link, type PublisherCounts } from './publisher';
 import { defaultHostId, eventsSubject, groupSubject, isSubjectToken, parsePublishGroups, sendSubject } from './subjects';
@@ -38,11 +37,11 @@ export interface FleetSettings {
 }
 
 /**
- * What a send request becomes (main.ts builds it from the same validation,
- * request mapping and bus.send as POST /send): the report, or a thrown
- * Problem-like error with body().
+ * What a send request's body (JSON text) becomes: main.ts builds it from the
+ * same validation, request mapping, bus.send and problem table as POST /send,
+ * so this room needs none of them. Never throws.
  */
-export type SendHandler = (body: unknown) => Promise<unknown>;
+export type SendHandler = (text: string) => Promise<{ status: number; body: unknown }>;
 
 /** What the fleet needs of the bus: the same two calls a WebSocket stream makes. */
 export interface FleetBus {
@@ -144,30 +143,12 @@ export function startFleet(settings: FleetSettings, checked: CheckedFleet, bus: 
     maxPayload: () => c.info?.max_payload ?? null,
   });
 
-  // The answer of POST /send, from the same problem table (daemon/errors.ts), with its status in a header.
+  // The answer of POST /send (main.ts maps it with the same problem table), its status in a header.
   const answer = async (m: Msg): Promise<void> => {
-    let reply: unknown;
-    let status = 200;
-    try {
-      let body: unknown;
-      try {
-        body = JSON.parse(Buffer.from(m.data).toString('utf8'));
-      } catch (err) {
-        throw new Problem('VALIDATION', `body is not valid JSON: ${(err as Error).message}`, { field: 'body' });
-      }
-      reply = await send!(body);
-    } catch (err) {
-      let p = problemOf(err) as Problem;
-      if (p === null) {
-        log.error({ err }, 'NATS send request failed');
-        p = new Problem('INTERNAL', 'internal error');
-      }
-      reply = p.body();
-      status = p.status;
-    }
+    const { status, body } = await send!(Buffer.from(m.data).toString('utf8'));
     const h = nats.headers();
     h.set('status', String(status));
-    m.respond(JSON.stringify(reply), { headers: h });
+    m.respond(JSON.stringify(body), { headers: h });
   };
 
   const watch = async (c: NatsConnection): Promise<void> => {

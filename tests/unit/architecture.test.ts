@@ -76,6 +76,13 @@ test('nothing under daemon/netlink/ imports HTTP (fastify, ws, routes, the probl
   assert.deepEqual(bad, []);
 });
 
+test('nothing under daemon/fleet/ imports HTTP (the NATS side reaches the bus as a subscriber, as a stream does)', () => {
+  const fleet = [...graph.keys()].filter((f) => f.startsWith('daemon/fleet/'));
+  assert.ok(fleet.length >= 3, 'the fleet room is where this test looks');
+  const bad = fleet.flatMap((f) => graph.get(f)!.filter((i) => HTTP_SIDE.some((re) => re.test(i))).map((i) => `${f} imports ${i}`));
+  assert.deepEqual(bad, []);
+});
+
 test('the addon imports nothing of the daemon', () => {
   const bad = [...graph.keys()].filter((f) => f.startsWith('addon/')).flatMap((f) => graph.get(f)!.filter((i) => i.startsWith('daemon/')).map((i) => `${f} imports ${i}`));
   assert.deepEqual(bad, []);
