@@ -68,9 +68,8 @@ export const statusRoutesPlugin = fp(
       ringEvicted: () => bus.ring.evicted,
     });
     app.get('/metrics', async (_request, reply) => {
-      // Age eviction otherwise waits for the next append: a quiet ring would
-      // report messages it no longer holds for resume.
-      bus.ring.evict(Date.now());
+      // No eviction here: a scrape only reads (the bus evicts aged messages
+      // on its own timer, every second).
       reply.type(metrics.registry.contentType);
       return metrics.registry.metrics();
     });

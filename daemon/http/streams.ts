@@ -142,15 +142,19 @@ async function streamRoutes(app: FastifyInstance): Promise<void> {
     method: 'GET',
     url: '/groups/:mask/recent',
     schema: { params: parametersSchema('/groups/{mask}/recent', 'get', 'path'), querystring: parametersSchema('/groups/{mask}/recent', 'get', 'query') },
-    handler: async (request) => {
+    handler: async (request, reply) => {
       const groups = streamGroups(request);
       bus.checkGroups(groups, 'mask');
       checkRead(request.nlbridgeScope, groups, 'mask');
       const limit = Number((request.query as { limit?: string }).limit ?? 100);
       if (!(limit >= 1 && limit <= 10000)) throw new Problem('VALIDATION', `limit: must be 1..10000, got ${limit}`, { field: 'limit' });
       const dummy = bus.protocol.name === 'dummy';
-      const messages = bus.ring.recent(groups, limit, Date.now()).map((m, i) => JSON.parse(messageFrame(i + 1, messageTail(m, dummy))) as unknown);
-      return { epoch: bus.ring.epoch, newest: bus.ring.last > 0 ? bus.ring.cursorOf(bus.ring.last) : null, messages };
+      // The frames are JSON text already (the streams' own): joined as they
+      // are, not parsed back into objects to be serialized again.
+      const frames = bus.ring.recent(groups, limit, Date.now()).map((m, i) => messageFrame(i + 1, messageTail(m, dummy)));
+      const newest = bus.ring.last > 0 ? bus.ring.cursorOf(bus.ring.last) : null;
+      void reply.type('application/json; charset=utf-8');
+      return `{"epoch":${JSON.stringify(bus.ring.epoch)},"newest":${JSON.stringify(newest)},"messages":[${frames.join(',')}]}`;
     },
   });
 }
