@@ -274,9 +274,7 @@ export function controlTypeName(type: number): string | null {
   return CONTROL_TYPE_NAMES[type] ?? null;
 }
 
-const ERRNO_CODES: ReadonlyMap<number, string> = new Map(
-  Object.entries(osConstants.errno).map(([code, n]) => [n as number, code]),
-);
+const ERRNO_CODES: ReadonlyMap<number, string> = new Map(Object.entries(osConstants.errno).map(([code, n]) => [n as number, code]));
 
 /** 111 → 'ECONNREFUSED'; unknown numbers → 'ERRNO_<n>'. */
 export function errnoCode(errno: number): string {

@@ -71,11 +71,7 @@ export interface DnlRelayedFrom {
  * socket may send any type, this one included). Returns null for a message
  * that is not a RELAYED from port 0.
  */
-export function decodeRelayed(
-  type: number,
-  senderPortId: number,
-  payload: Buffer,
-): { relayedFrom: DnlRelayedFrom; data: Buffer } | null {
+export function decodeRelayed(type: number, senderPortId: number, payload: Buffer): { relayedFrom: DnlRelayedFrom; data: Buffer } | null {
   if (type !== DnlMsgType.RELAYED || senderPortId !== 0) return null;
   need(payload, DNL_STRUCT_SIZES.dnl_relayed, 'dnl_relayed');
   return {

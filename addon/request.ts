@@ -4,7 +4,16 @@
 // pending request claims goes on to the handler, so one socket both sends
 // requests and receives traffic (a client's own socket does both).
 
-import { NLMSG_ERROR, decodeAck, encodeMessage, forEachMessage, type CodecErrorCode, type MessageSink, type NlMessage, type NlMsgHeader } from './codec';
+import {
+  NLMSG_ERROR,
+  decodeAck,
+  encodeMessage,
+  forEachMessage,
+  type CodecErrorCode,
+  type MessageSink,
+  type NlMessage,
+  type NlMsgHeader,
+} from './codec';
 import type { NetlinkSocket } from './socket';
 import type { Datagram } from './types';
 
@@ -59,7 +68,10 @@ export class NetlinkConn {
     readonly sock: NetlinkSocket,
     private readonly handler: ConnHandler = NO_HANDLER,
   ) {
-    this.sink = { message: (d, h, payload, bytes) => this.onMessage(d, h, payload, bytes), reject: (d, reason, offset) => handler.reject(d, reason, offset) };
+    this.sink = {
+      message: (d, h, payload, bytes) => this.onMessage(d, h, payload, bytes),
+      reject: (d, reason, offset) => handler.reject(d, reason, offset),
+    };
     sock.on('datagrams', this.onDatagrams);
   }
 

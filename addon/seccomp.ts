@@ -54,7 +54,12 @@ export function restrictNetlink(
     }
   });
   if (native === undefined) {
-    throw new NetlinkError('restrictNetlink: this build of the addon has no seccomp filter (addon/src/seccomp.cc)', 'ENOTSUP', -95, 'seccomp');
+    throw new NetlinkError(
+      'restrictNetlink: this build of the addon has no seccomp filter (addon/src/seccomp.cc)',
+      'ENOTSUP',
+      -95,
+      'seccomp',
+    );
   }
   try {
     return native([...new Set(list as number[])].sort((a, b) => a - b));

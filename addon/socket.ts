@@ -6,14 +6,7 @@ import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import { getSystemErrorMap } from 'node:util';
-import type {
-  Datagram,
-  NetlinkErrorShape,
-  NetlinkSocketOptions,
-  OverrunEvent,
-  SendDestination,
-  SendResult,
-} from './types';
+import type { Datagram, NetlinkErrorShape, NetlinkSocketOptions, OverrunEvent, SendDestination, SendResult } from './types';
 
 /**
  * Receive callback of the native handle, called once per poll wake-up.

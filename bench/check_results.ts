@@ -23,11 +23,15 @@ for (const t of result.targets) {
   for (const i of inputs) {
     const m = result.figures[i.figure]?.[i.system];
     const v = m && m.value !== null ? m[i.field] : undefined;
-    if ((typeof v === 'number' ? v : null) !== i.value) problems.push(`target ${String(t.id)}: input ${i.figure}.${i.system}.${i.field} is ${String(v)} in the figures, ${String(i.value)} in the target`);
+    if ((typeof v === 'number' ? v : null) !== i.value)
+      problems.push(
+        `target ${String(t.id)}: input ${i.figure}.${i.system}.${i.field} is ${String(v)} in the figures, ${String(i.value)} in the target`,
+      );
   }
   if (inputs.length === 2 && inputs[0].value !== null && inputs[1].value !== null && typeof t.measured === 'number') {
     checked++;
-    if (!near(inputs[0].value / inputs[1].value, t.measured)) problems.push(`target ${String(t.id)}: ${inputs[0].value} ÷ ${inputs[1].value} ≠ ${t.measured}`);
+    if (!near(inputs[0].value / inputs[1].value, t.measured))
+      problems.push(`target ${String(t.id)}: ${inputs[0].value} ÷ ${inputs[1].value} ≠ ${t.measured}`);
   }
 }
 
@@ -37,7 +41,8 @@ for (const [figure, systems] of Object.entries(result.figures)) {
     if (m.value === null) continue;
     if (Array.isArray(m.runs)) {
       checked++;
-      if (!(m.runs as unknown[]).includes(m.value)) problems.push(`${name}: value ${String(m.value)} is none of its runs ${JSON.stringify(m.runs)}`);
+      if (!(m.runs as unknown[]).includes(m.value))
+        problems.push(`${name}: value ${String(m.value)} is none of its runs ${JSON.stringify(m.runs)}`);
     }
     if (Array.isArray(m.steps)) {
       checked++;
@@ -49,10 +54,14 @@ for (const [figure, systems] of Object.entries(result.figures)) {
           const n = (k: string): number => a[k] as number;
           const countsClean = n('sendRate') >= 0.97 * n('rate') && n('min') >= n('sent') && n('max') <= n('sent') && n('disorder') === 0;
           // An attempt may be unclean for what the counts do not show (a client closed, late, drops): never clean against them.
-          if (a.clean && !countsClean) problems.push(`${name}: attempt at ${st.deliveries}/s marked clean against its counts ${JSON.stringify(a)}`);
+          if (a.clean && !countsClean)
+            problems.push(`${name}: attempt at ${st.deliveries}/s marked clean against its counts ${JSON.stringify(a)}`);
         }
         const clean = st.attempts.filter((a) => a.clean).length >= needed;
-        if (clean !== st.clean) problems.push(`${name}: step ${st.deliveries}/s marked ${st.clean} but ${st.attempts.filter((a) => a.clean).length} of ${st.attempts.length} attempts clean`);
+        if (clean !== st.clean)
+          problems.push(
+            `${name}: step ${st.deliveries}/s marked ${st.clean} but ${st.attempts.filter((a) => a.clean).length} of ${st.attempts.length} attempts clean`,
+          );
         if (clean) best = Math.max(best, st.deliveries);
       }
       if (best !== m.value) problems.push(`${name}: value ${String(m.value)}, highest clean step ${best}`);
@@ -67,5 +76,7 @@ for (const [figure, systems] of Object.entries(result.figures)) {
 }
 
 for (const p of problems) process.stdout.write(`${p}\n`);
-process.stdout.write(`check_results: ${checked} derived numbers checked in ${path.relative(process.cwd(), file)}, ${problems.length} problem(s)\n`);
+process.stdout.write(
+  `check_results: ${checked} derived numbers checked in ${path.relative(process.cwd(), file)}, ${problems.length} problem(s)\n`,
+);
 process.exit(problems.length ? 1 : 0);

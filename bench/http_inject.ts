@@ -48,10 +48,21 @@ async function main(): Promise<void> {
   const metrics = new Metrics();
   const logger = pino({ level: 'warn' }, pino.destination({ dest: '/dev/null', sync: true }));
   const bus = new Bus({
-    protocol, rcvbuf: config.rcvbuf, ackTimeoutMs: config.ackTimeoutMs, dedupeWindowMs: config.dedupeWindowMs,
-    ring: { maxMessages: config.ringMessages, maxAgeMs: config.ringMaxAgeMs, maxBytes: config.ringMaxBytes }, ringLingerMs: config.ringLingerMs, log: logger, metrics,
+    protocol,
+    rcvbuf: config.rcvbuf,
+    ackTimeoutMs: config.ackTimeoutMs,
+    dedupeWindowMs: config.dedupeWindowMs,
+    ring: { maxMessages: config.ringMessages, maxAgeMs: config.ringMaxAgeMs, maxBytes: config.ringMaxBytes },
+    ringLingerMs: config.ringLingerMs,
+    log: logger,
+    metrics,
   });
-  const app = await buildApp(config, { bus, metrics, auth: { mode: 'none', token: null, source: null, generated: false, scoped: [] }, logger });
+  const app = await buildApp(config, {
+    bus,
+    metrics,
+    auth: { mode: 'none', token: null, source: null, generated: false, scoped: [] },
+    logger,
+  });
   // Listening, so the Host check has its port (inject makes no connection).
   await app.listen({ host: '127.0.0.1', port: 0 });
   const headers = { 'content-type': 'application/json', host: `127.0.0.1:${(app.server.address() as { port: number }).port}` };
@@ -61,11 +72,19 @@ async function main(): Promise<void> {
   bare.post('/send', { schema: { body: requestBodySchema('/send', 'post') } }, async () => answer);
   await bare.ready();
   const rounds: { nlbridgeUs: number; bareUs: number }[] = [];
-  for (let i = 0; i < 3; i++) rounds.push({ nlbridgeUs: await cpuPerRequest(app, headers, body), bareUs: await cpuPerRequest(bare, headers, body) });
+  for (let i = 0; i < 3; i++)
+    rounds.push({ nlbridgeUs: await cpuPerRequest(app, headers, body), bareUs: await cpuPerRequest(bare, headers, body) });
   const best = (k: 'nlbridgeUs' | 'bareUs'): number => Math.min(...rounds.map((r) => r[k]));
   const round2 = (x: number): number => Math.round(x * 100) / 100;
   process.stdout.write(
-    JSON.stringify({ root, requests: N, rounds: rounds.map((r) => ({ nlbridgeUs: round2(r.nlbridgeUs), bareUs: round2(r.bareUs) })), nlbridgeUs: round2(best('nlbridgeUs')), bareUs: round2(best('bareUs')), bareOverNlbridge: round2(best('bareUs') / best('nlbridgeUs')) }) + '\n',
+    JSON.stringify({
+      root,
+      requests: N,
+      rounds: rounds.map((r) => ({ nlbridgeUs: round2(r.nlbridgeUs), bareUs: round2(r.bareUs) })),
+      nlbridgeUs: round2(best('nlbridgeUs')),
+      bareUs: round2(best('bareUs')),
+      bareOverNlbridge: round2(best('bareUs') / best('nlbridgeUs')),
+    }) + '\n',
   );
   await app.close();
   await bare.close();

@@ -73,7 +73,10 @@ function main(): void {
   for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`${pct(us)}  ${k}\n`);
   const all = process.argv[4] === 'all';
   process.stdout.write(`\ninclusive time, ${all ? 'every function' : 'project code (dist/)'}:\n`);
-  for (const [k, us] of [...inclusive].filter(([k]) => all || k.includes('dist/')).sort((a, b) => b[1] - a[1]).slice(0, top)) {
+  for (const [k, us] of [...inclusive]
+    .filter(([k]) => all || k.includes('dist/'))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)) {
     process.stdout.write(`${pct(us)}  ${k}\n`);
   }
 }

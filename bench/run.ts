@@ -47,7 +47,10 @@ async function main(): Promise<void> {
   buildC();
   // Anything else on the bench group receives every flood too and takes CPU from the run.
   const strangers = groupMembers(2, p.group);
-  if (strangers > 0) process.stderr.write(`bench: WARNING: ${strangers} socket(s) already on NETLINK_USERSOCK group ${p.group}; figures will be low (see /proc/net/netlink)\n`);
+  if (strangers > 0)
+    process.stderr.write(
+      `bench: WARNING: ${strangers} socket(s) already on NETLINK_USERSOCK group ${p.group}; figures will be low (see /proc/net/netlink)\n`,
+    );
   let saturation = NaN;
   if (sections.has('socket')) {
     saturation = await runCeiling(p, figures);
@@ -96,7 +99,10 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
   if (p.name === 'full') fs.writeFileSync(path.join(outDir, `${stamp}.json`), JSON.stringify(result, null, 2) + '\n');
   fs.writeFileSync(path.join(outDir, 'latest.md'), table);
-  fs.writeFileSync(path.join(outDir, 'latest.svg'), svgChart(figures, defs, `nlbridge vs C ceiling, npm netlink and websocketd — ${when}, ${m.cpus} × ${m.cpu}`));
+  fs.writeFileSync(
+    path.join(outDir, 'latest.svg'),
+    svgChart(figures, defs, `nlbridge vs C ceiling, npm netlink and websocketd — ${when}, ${m.cpus} × ${m.cpu}`),
+  );
 
   // A full run of every section refreshes the table in the READMEs that carry the markers.
   if (p.name === 'full' && !only && !option('out')) {
@@ -104,7 +110,9 @@ async function main(): Promise<void> {
   }
 
   process.stdout.write('\n' + table);
-  process.stdout.write(`\nbench: ${seconds.toFixed(1)} s; results in ${path.relative(process.cwd(), outDir) || '.'}/latest.{json,md,svg}\n`);
+  process.stdout.write(
+    `\nbench: ${seconds.toFixed(1)} s; results in ${path.relative(process.cwd(), outDir) || '.'}/latest.{json,md,svg}\n`,
+  );
 }
 
 const START = '<!-- bench:latest:start -->';

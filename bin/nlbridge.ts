@@ -14,9 +14,7 @@ if (command !== undefined && CLIENT_COMMANDS.includes(command)) {
   (require('../cli/main') as typeof import('../cli/main')).main(command, process.argv.slice(3));
 } else {
   if (command === '--help' || command === '-h') {
-    process.stdout.write(
-      'usage: nlbridge send|watch|status [options]   a client of a running daemon (nlbridge COMMAND --help)\n\n',
-    );
+    process.stdout.write('usage: nlbridge send|watch|status [options]   a client of a running daemon (nlbridge COMMAND --help)\n\n');
   }
   // The daemon reads process.argv itself and runs as it is loaded.
   // eslint-disable-next-line @typescript-eslint/no-require-imports

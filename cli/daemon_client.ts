@@ -54,9 +54,10 @@ export class DaemonClient {
   refusal(problem: Problem): CliError {
     let msg = `${problem.code} (${problem.status}): ${problem.detail}`;
     if (problem.code === 'UNAUTHORIZED') {
-      msg += this.token.source !== null
-        ? `; the token was read from ${this.token.source}`
-        : `; no token file was found (looked in ${this.token.tried.join(', ')}): set NLBRIDGE_TOKEN_FILE or --token-file, or use the unix socket (--url unix:PATH)`;
+      msg +=
+        this.token.source !== null
+          ? `; the token was read from ${this.token.source}`
+          : `; no token file was found (looked in ${this.token.tried.join(', ')}): set NLBRIDGE_TOKEN_FILE or --token-file, or use the unix socket (--url unix:PATH)`;
     }
     return new CliError(msg, EXIT.refused);
   }
@@ -69,7 +70,8 @@ export class DaemonClient {
       headers['content-type'] = 'application/json';
       headers['content-length'] = payload.length;
     }
-    const where = this.endpoint.kind === 'unix' ? { socketPath: this.endpoint.socketPath } : { host: this.endpoint.host, port: this.endpoint.port };
+    const where =
+      this.endpoint.kind === 'unix' ? { socketPath: this.endpoint.socketPath } : { host: this.endpoint.host, port: this.endpoint.port };
     return new Promise((resolve, reject) => {
       const req = http.request({ ...where, method, path, headers, timeout: REQUEST_TIMEOUT_MS }, (res) => {
         const chunks: Buffer[] = [];
@@ -80,7 +82,12 @@ export class DaemonClient {
           try {
             resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as unknown });
           } catch {
-            reject(new CliError(`${this.endpoint.shown} answered ${method} ${path} with ${res.statusCode} and no JSON: is it an nlbridge daemon? (${text.slice(0, 80)})`, EXIT.refused));
+            reject(
+              new CliError(
+                `${this.endpoint.shown} answered ${method} ${path} with ${res.statusCode} and no JSON: is it an nlbridge daemon? (${text.slice(0, 80)})`,
+                EXIT.refused,
+              ),
+            );
           }
         });
       });
@@ -99,7 +106,9 @@ export class DaemonClient {
 
   /** Where a stream of `path` (with its query) is opened with `ws`. */
   streamUrl(path: string): string {
-    return this.endpoint.kind === 'unix' ? `ws+unix://${this.endpoint.socketPath}:${path}` : `ws://${this.endpoint.shown.slice('http://'.length)}${path}`;
+    return this.endpoint.kind === 'unix'
+      ? `ws+unix://${this.endpoint.socketPath}:${path}`
+      : `ws://${this.endpoint.shown.slice('http://'.length)}${path}`;
   }
 
   streamOptions(): ClientOptions {

@@ -11,8 +11,14 @@ export const EXIT = {
 } as const;
 
 export const CLI_EXIT_STATUS = [
-  { code: EXIT.ok, meaning: 'done: every destination reached (send), the status printed, the stream ended as asked (watch --count, Ctrl-C)' },
-  { code: EXIT.refused, meaning: 'the daemon answered with a problem, which is printed (send: nothing was reached; a token refused; a group it refuses)' },
+  {
+    code: EXIT.ok,
+    meaning: 'done: every destination reached (send), the status printed, the stream ended as asked (watch --count, Ctrl-C)',
+  },
+  {
+    code: EXIT.refused,
+    meaning: 'the daemon answered with a problem, which is printed (send: nothing was reached; a token refused; a group it refuses)',
+  },
   { code: EXIT.usage, meaning: 'bad usage: an unknown option, a bad mask, group list or number, an unreadable token file' },
   { code: EXIT.unreachable, meaning: 'the daemon cannot be reached (not running, wrong --url, the socket not accessible)' },
   { code: EXIT.partial, meaning: 'send: some destinations were reached, not all (the report says which)' },

@@ -11,7 +11,11 @@ const MASK_RE = /^(0[xX][0-9a-fA-F]+|0[bB][01]+|[0-9]+)$/;
 const MAX_GROUP = 1024;
 
 export function parseMask(text: string, what: string): string {
-  if (!MASK_RE.test(text)) throw new CliError(`${what}: "${text}" is not a group mask (decimal, 0x… or 0b…: 10 = groups 2 and 4; for group numbers use --list 2,4)`, EXIT.usage);
+  if (!MASK_RE.test(text))
+    throw new CliError(
+      `${what}: "${text}" is not a group mask (decimal, 0x… or 0b…: 10 = groups 2 and 4; for group numbers use --list 2,4)`,
+      EXIT.usage,
+    );
   if (/^(0[xX]0+|0[bB]0+|0+)$/.test(text)) throw new CliError(`${what}: mask ${text} names no group`, EXIT.usage);
   return text;
 }

@@ -23,7 +23,11 @@ export function parse<O extends NonNullable<ParseArgsConfig['options']>>(command
   }
 }
 
-export function clientFor(values: { url?: string; 'token-file'?: string }, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): DaemonClient {
+export function clientFor(
+  values: { url?: string; 'token-file'?: string },
+  env: NodeJS.ProcessEnv = process.env,
+  cwd = process.cwd(),
+): DaemonClient {
   const endpoint = resolveEndpoint(values.url, env, cwd);
   return new DaemonClient(endpoint, findToken(endpoint, values['token-file'], env, cwd));
 }

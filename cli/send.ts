@@ -40,17 +40,16 @@ function destinationName(d: Destination): string {
 }
 
 function destinationRows(results: Destination[]): [string, string][] {
-  return results.map((d) => [
-    `  ${destinationName(d)}`,
-    `${d.result}${d.code ? ` (${d.code})` : ''}${d.ack ? `, ack ${d.ack.code}` : ''}`,
-  ]);
+  return results.map((d) => [`  ${destinationName(d)}`, `${d.result}${d.code ? ` (${d.code})` : ''}${d.ack ? `, ack ${d.ack.code}` : ''}`]);
 }
 
 function readData(positionals: string[], hexData: boolean): string {
-  if (positionals.length > 1) throw new CliError(`one DATA argument at most, got ${positionals.length} (quote text with spaces)`, EXIT.usage);
+  if (positionals.length > 1)
+    throw new CliError(`one DATA argument at most, got ${positionals.length} (quote text with spaces)`, EXIT.usage);
   let data = positionals[0] ?? '';
   if (data === '-') data = fs.readFileSync(0, 'utf8');
-  if (hexData && !/^([0-9a-fA-F]{2})*$/.test(data.trim())) throw new CliError('--hex: DATA must be an even number of hex digits', EXIT.usage);
+  if (hexData && !/^([0-9a-fA-F]{2})*$/.test(data.trim()))
+    throw new CliError('--hex: DATA must be an even number of hex digits', EXIT.usage);
   return hexData ? data.trim() : data;
 }
 
@@ -88,7 +87,8 @@ export async function send(argv: string[]): Promise<number> {
   if (answer.status >= 400) {
     const problem = answer.body as Problem;
     // A problem with results (PORT_UNREACHABLE, PEER_BUSY): nothing was reached; say where it was tried.
-    if (!values.json && Array.isArray(problem.results)) process.stdout.write(table([['nothing reached', ''], ...destinationRows(problem.results as Destination[])]));
+    if (!values.json && Array.isArray(problem.results))
+      process.stdout.write(table([['nothing reached', ''], ...destinationRows(problem.results as Destination[])]));
     throw client.refusal(problem);
   }
   const report = answer.body as Report;

@@ -18,12 +18,20 @@ interface Status {
 }
 
 export function statusRows(s: Status): [string, string][] {
-  const joined = s.groups.joined.length === 0 ? 'none' : s.groups.joined.map((g) => `${g} (${s.groups.subscribers[String(g)] ?? 0} streams)`).join(', ');
+  const joined =
+    s.groups.joined.length === 0 ? 'none' : s.groups.joined.map((g) => `${g} (${s.groups.subscribers[String(g)] ?? 0} streams)`).join(', ');
   return [
     ['version', s.version],
     ['protocol', `${s.protocol.name} (${s.protocol.number}), groups up to ${s.protocol.maxGroup}: ${s.protocol.reason}`],
     ['kernel endpoint', s.protocol.kernelEndpoint ? 'yes' : 'no'],
-    ['module', s.module === null ? 'not loaded' : Object.entries(s.module).map(([k, v]) => `${k}=${String(v)}`).join(' ')],
+    [
+      'module',
+      s.module === null
+        ? 'not loaded'
+        : Object.entries(s.module)
+            .map(([k, v]) => `${k}=${String(v)}`)
+            .join(' '),
+    ],
     ['port ids', `tx ${s.portIds.tx}, rx ${s.portIds.rx}`],
     ['groups joined', joined],
     ['clients', `${s.clients.websocket} streams, ${s.clients.unicast} unicast`],

@@ -33,7 +33,10 @@ function note(text: string): void {
 
 function describeGap(f: Frame): string {
   const lost = f.lost === null ? 'an unknown number of messages were' : `${String(f.lost)} message${f.lost === 1 ? ' was' : 's were'}`;
-  const why = f.reason === 'epoch' ? 'the cursor is from another run of the daemon (it restarted), whose messages are gone' : 'they fell out of the daemon\'s ring before the resume';
+  const why =
+    f.reason === 'epoch'
+      ? 'the cursor is from another run of the daemon (it restarted), whose messages are gone'
+      : "they fell out of the daemon's ring before the resume";
   return `${lost} lost after ${String(f.since)}: ${why}; going on from ${String(f.resumeFrom ?? 'the live stream')}`;
 }
 
@@ -76,7 +79,8 @@ class Watch {
   }
 
   private url(): string {
-    const since = this.plan.cursor === null ? '' : `${this.plan.path.includes('?') ? '&' : '?'}since=${encodeURIComponent(this.plan.cursor)}`;
+    const since =
+      this.plan.cursor === null ? '' : `${this.plan.path.includes('?') ? '&' : '?'}since=${encodeURIComponent(this.plan.cursor)}`;
     return this.client.streamUrl(this.plan.path + since);
   }
 
@@ -84,7 +88,10 @@ class Watch {
   private onFrame(line: string, f: Frame): boolean {
     if (this.plan.json) process.stdout.write(line + '\n');
     if (f.type === 'hello') {
-      if (!this.helloSeen) note(`watching group${(f.groups as number[]).length === 1 ? '' : 's'} ${(f.groups as number[]).join(', ')} at ${this.client.endpoint.shown}`);
+      if (!this.helloSeen)
+        note(
+          `watching group${(f.groups as number[]).length === 1 ? '' : 's'} ${(f.groups as number[]).join(', ')} at ${this.client.endpoint.shown}`,
+        );
       this.helloSeen = true;
       return false;
     }
@@ -168,7 +175,11 @@ class Watch {
         this.ws = null;
         if (this.stopping) return resolve({ kind: 'done' });
         if (refused) return resolve({ kind: 'refused', error: refused });
-        if (FINAL_CLOSE.has(code)) return resolve({ kind: 'refused', error: new CliError(`the daemon closed the stream with ${code}: ${reason.toString()}`, EXIT.refused) });
+        if (FINAL_CLOSE.has(code))
+          return resolve({
+            kind: 'refused',
+            error: new CliError(`the daemon closed the stream with ${code}: ${reason.toString()}`, EXIT.refused),
+          });
         const why = open ? `closed with ${code}${reason.length ? ` (${reason.toString()})` : ''}` : lastError || `closed with ${code}`;
         resolve({ kind: 'lost', why, everOpen: open });
       });
@@ -188,7 +199,9 @@ class Watch {
       if (ended.everOpen) {
         connectedOnce = true;
         delay = RETRY_FIRST_MS;
-        note(`connection lost (${ended.why}); reconnecting${this.plan.cursor ? ` to resume after ${this.plan.cursor}` : ' (no message had arrived, so nothing to resume from: what arrives meanwhile is not known)'}`);
+        note(
+          `connection lost (${ended.why}); reconnecting${this.plan.cursor ? ` to resume after ${this.plan.cursor}` : ' (no message had arrived, so nothing to resume from: what arrives meanwhile is not known)'}`,
+        );
       }
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, RETRY_MAX_MS);
@@ -210,11 +223,22 @@ export async function watch(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (positionals.length > 1) throw new CliError(`one MASK at most, got ${positionals.join(' ')}`, EXIT.usage);
-  if ((positionals.length === 1) === (values.list !== undefined)) throw new CliError('give the groups: a MASK (watch 10) or -l LIST (watch -l 2,40)', EXIT.usage);
-  const path = values.list !== undefined ? `/groups?list=${parseGroupList(values.list, '-l').join(',')}` : `/groups/${parseMask(positionals[0], 'MASK')}`;
-  if (values.since !== undefined && !/^[0-9a-z]{1,32}-[0-9]{1,15}$/.test(values.since)) throw new CliError(`--since: "${values.since}" is not a cursor (EPOCH-SEQ)`, EXIT.usage);
+  if ((positionals.length === 1) === (values.list !== undefined))
+    throw new CliError('give the groups: a MASK (watch 10) or -l LIST (watch -l 2,40)', EXIT.usage);
+  const path =
+    values.list !== undefined
+      ? `/groups?list=${parseGroupList(values.list, '-l').join(',')}`
+      : `/groups/${parseMask(positionals[0], 'MASK')}`;
+  if (values.since !== undefined && !/^[0-9a-z]{1,32}-[0-9]{1,15}$/.test(values.since))
+    throw new CliError(`--since: "${values.since}" is not a cursor (EPOCH-SEQ)`, EXIT.usage);
   const count = values.count === undefined ? null : parseNumber(values.count, '-n', 1, Number.MAX_SAFE_INTEGER);
-  const w = new Watch(clientFor(values), { path, hex: values.hex === true, json: values.json === true, count, cursor: values.since ?? null });
+  const w = new Watch(clientFor(values), {
+    path,
+    hex: values.hex === true,
+    json: values.json === true,
+    count,
+    cursor: values.since ?? null,
+  });
   const stop = (): void => w.stop();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

@@ -47,7 +47,8 @@ export async function call(method, path, body) {
   const type = res.headers.get('content-type') ?? '';
   const parsed = type.includes('json') ? await res.json().catch(() => null) : await res.text();
   if (res.ok) return { ok: true, status: res.status, body: parsed };
-  const problem = parsed !== null && typeof parsed === 'object' ? /** @type {Problem} */ (parsed) : { status: res.status, detail: String(parsed) };
+  const problem =
+    parsed !== null && typeof parsed === 'object' ? /** @type {Problem} */ (parsed) : { status: res.status, detail: String(parsed) };
   return { ok: false, status: res.status, problem };
 }
 

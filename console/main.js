@@ -72,7 +72,10 @@ async function refreshStatus() {
 /** A stream that closed before it opened was refused at the upgrade; the browser does not say why, so ask the REST side of the same check. */
 async function explainRefusal() {
   if (!(await refreshStatus())) return;
-  rows.notice('the stream was refused when it opened (a group this token may not read, a limit, or the daemon stopping); see the status', 'notice-error');
+  rows.notice(
+    'the stream was refused when it opened (a group this token may not read, a limit, or the daemon stopping); see the status',
+    'notice-error',
+  );
 }
 
 function subscribe() {
@@ -107,7 +110,10 @@ function subscribe() {
         case 'gap':
           totals.gapLost += f.lost ?? 0;
           chart.mark('gap');
-          rows.notice(`gap after ${f.since} (${f.reason}): ${f.lost ?? 'an unknown number of'} messages no longer held; resuming at ${f.resumeFrom}`, 'notice-gap');
+          rows.notice(
+            `gap after ${f.since} (${f.reason}): ${f.lost ?? 'an unknown number of'} messages no longer held; resuming at ${f.resumeFrom}`,
+            'notice-gap',
+          );
           break;
         case 'malformed':
           totals.malformed++;
@@ -130,14 +136,21 @@ function subscribe() {
         return;
       }
       setConnection(willRetry ? 'reconnecting…' : `closed (${code})`, willRetry ? 'connecting' : 'closed');
-      rows.notice(`stream closed: ${code}${reason ? ` ${reason}` : ''}${willRetry ? '; resuming after the last message seen' : ''}`, 'notice-error');
+      rows.notice(
+        `stream closed: ${code}${reason ? ` ${reason}` : ''}${willRetry ? '; resuming after the last message seen' : ''}`,
+        'notice-error',
+      );
     },
   });
 }
 
 function summary() {
   const t = totals;
-  const parts = [`${t.received.toLocaleString('en')} received`, `${rows.shown.toLocaleString('en')} shown`, `${rows.counted.toLocaleString('en')} counted, not shown`];
+  const parts = [
+    `${t.received.toLocaleString('en')} received`,
+    `${rows.shown.toLocaleString('en')} shown`,
+    `${rows.counted.toLocaleString('en')} counted, not shown`,
+  ];
   if (t.dropped) parts.push(`${t.dropped.toLocaleString('en')} dropped by the daemon`);
   if (t.overrunLost) parts.push(`${t.overrunLost.toLocaleString('en')} lost in overruns`);
   if (t.gapLost) parts.push(`${t.gapLost.toLocaleString('en')} lost in gaps`);

@@ -98,7 +98,8 @@ export class RateChart {
       ctx.stroke();
       ctx.fillText(String(Math.round(max * frac)), 2, y(max * frac) + 4);
     }
-    for (let m = 0; m <= WINDOW_SECONDS / 60; m++) ctx.fillText(m === 0 ? 'now' : `-${m} min`, x(now - m * 60) - (m === 0 ? 20 : 14), height - 4);
+    for (let m = 0; m <= WINDOW_SECONDS / 60; m++)
+      ctx.fillText(m === 0 ? 'now' : `-${m} min`, x(now - m * 60) - (m === 0 ? 20 : 14), height - 4);
 
     for (const mk of this.marks) {
       if (mk.second < now - WINDOW_SECONDS) continue;

@@ -50,12 +50,7 @@ function resultsTable(results) {
     const tr = document.createElement('tr');
     tr.className = `result-${r.result}`;
     const where = r.to === 'group' ? `group ${r.group}` : r.portId !== undefined ? `port ${r.portId}` : '';
-    tr.append(
-      el('td', r.to),
-      el('td', where),
-      el('td', r.code ? `${r.result} (${r.code})` : r.result),
-      el('td', r.ack ? r.ack.code : ''),
-    );
+    tr.append(el('td', r.to), el('td', where), el('td', r.code ? `${r.result} (${r.code})` : r.result), el('td', r.ack ? r.ack.code : ''));
     table.append(tr);
   }
   return table;
@@ -69,12 +64,25 @@ export function wireSendForm(form, out) {
   const field = (/** @type {string} */ id) => /** @type {HTMLInputElement} */ (document.getElementById(id));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    const req = sendRequest(field('send-to').value, field('send-target').value, field('send-data').value, field('send-encoding').value, field('send-ack').checked);
+    const req = sendRequest(
+      field('send-to').value,
+      field('send-target').value,
+      field('send-data').value,
+      field('send-encoding').value,
+      field('send-ack').checked,
+    );
     out.replaceChildren(el('p', 'sending…'));
     const answer = await call('POST', '/send', req);
     if (answer.ok) {
       const r = answer.body;
-      out.replaceChildren(el('p', `${r.ok ? 'every destination reached' : 'some destinations not reached'}: seq ${r.seq}, from port ${r.portId}, ${r.bytes} bytes`, r.ok ? 'ok' : 'problem'), resultsTable(r.results));
+      out.replaceChildren(
+        el(
+          'p',
+          `${r.ok ? 'every destination reached' : 'some destinations not reached'}: seq ${r.seq}, from port ${r.portId}, ${r.bytes} bytes`,
+          r.ok ? 'ok' : 'problem',
+        ),
+        resultsTable(r.results),
+      );
       out.dataset.outcome = r.ok ? 'ok' : 'partial';
     } else {
       const p = answer.problem;

@@ -35,7 +35,9 @@ function table(title, pairs) {
 export function renderStatus(out, s) {
   const p = s.protocol;
   const module = s.module === null ? [['module', 'not loaded']] : Object.entries(s.module).map(([k, v]) => [k, String(v)]);
-  const subscribers = Object.entries(s.groups.subscribers).map(([g, n]) => `${g} (${n})`).join(', ');
+  const subscribers = Object.entries(s.groups.subscribers)
+    .map(([g, n]) => `${g} (${n})`)
+    .join(', ');
   out.replaceChildren(
     table('Protocol', [
       ['protocol', `${p.name} (${p.number})`],
@@ -52,6 +54,9 @@ export function renderStatus(out, s) {
       ['clients', `${s.clients.websocket} streams, ${s.clients.unicast} unicast`],
       ['auth', `${s.auth.mode}${s.auth.tokenRequired ? ', token required' : ', no token'}`],
     ]),
-    table('Counters', Object.entries(s.counters).map(([k, v]) => [k, Number(v).toLocaleString('en')])),
+    table(
+      'Counters',
+      Object.entries(s.counters).map(([k, v]) => [k, Number(v).toLocaleString('en')]),
+    ),
   );
 }

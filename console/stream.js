@@ -68,7 +68,15 @@ export class Subscription {
     } catch (err) {
       // The browser refuses a subprotocol with separators ("/", ",", "@", …):
       // a token from --token-file may hold them; a generated one is hex.
-      this.handlers.onEvent({ type: 'error', n: 0, problem: { status: 0, code: 'TOKEN_NOT_USABLE', detail: `the WebSocket cannot carry this token as the subprotocol bearer.<token> (${String(err)}): use a token of letters and digits` } });
+      this.handlers.onEvent({
+        type: 'error',
+        n: 0,
+        problem: {
+          status: 0,
+          code: 'TOKEN_NOT_USABLE',
+          detail: `the WebSocket cannot carry this token as the subprotocol bearer.<token> (${String(err)}): use a token of letters and digits`,
+        },
+      });
       this.handlers.onClose(0, 'not opened', true, false);
       return;
     }

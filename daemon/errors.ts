@@ -56,11 +56,7 @@ export class Problem extends Error {
   readonly errno?: string;
   readonly extra?: Record<string, unknown>;
 
-  constructor(
-    code: ProblemCode,
-    detail: string,
-    opts: { field?: string; errno?: string; extra?: Record<string, unknown> } = {},
-  ) {
+  constructor(code: ProblemCode, detail: string, opts: { field?: string; errno?: string; extra?: Record<string, unknown> } = {}) {
     super(detail);
     this.name = 'Problem';
     this.code = code;

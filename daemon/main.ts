@@ -134,8 +134,13 @@ async function listenUnixSocket(server: http.Server, p: string, mode: number, gr
     /* absent */
   }
   if (st !== null) {
-    if (!st.isSocket()) throw new ListenError(`--unix-socket: ${p} exists and is not a socket (${st.isSymbolicLink() ? 'a symbolic link' : 'a file'}); remove it or choose another path`, 2);
-    if (await socketAnswers(p)) throw new ListenError(`--unix-socket: ${p} is in use (another nlbridge?); stop it or choose another path`, 1);
+    if (!st.isSocket())
+      throw new ListenError(
+        `--unix-socket: ${p} exists and is not a socket (${st.isSymbolicLink() ? 'a symbolic link' : 'a file'}); remove it or choose another path`,
+        2,
+      );
+    if (await socketAnswers(p))
+      throw new ListenError(`--unix-socket: ${p} is in use (another nlbridge?); stop it or choose another path`, 1);
     fs.unlinkSync(p); // a stale socket left by a daemon that died
   }
   const gid = group === null ? null : groupId(group);
@@ -164,7 +169,8 @@ async function listenUnixSocket(server: http.Server, p: string, mode: number, gr
   }).catch((err: unknown) => {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new ListenError(`--unix-socket: ${p} is in use; choose another path`, 1);
-    if (code === 'ENOENT' || code === 'EACCES' || code === 'ENOTDIR') throw new ListenError(`--unix-socket: cannot create ${p} (${code}): its directory must exist and be writable by the daemon`, 2);
+    if (code === 'ENOENT' || code === 'EACCES' || code === 'ENOTDIR')
+      throw new ListenError(`--unix-socket: cannot create ${p} (${code}): its directory must exist and be writable by the daemon`, 2);
     throw err;
   });
   if (!gidAtBind) fs.lchownSync(p, process.geteuid?.() ?? 0, gid!);
@@ -194,7 +200,10 @@ async function listen(app: FastifyInstance, config: Config): Promise<Listening> 
   const unixPath = config.unixSocket;
   const listenUnix = async (server: http.Server, p: string): Promise<void> => {
     await listenUnixSocket(server, p, config.unixSocketMode, config.unixSocketGroup);
-    announce.push([{ path: p, mode: config.unixSocketMode.toString(8), group: config.unixSocketGroup }, 'listening on unix socket (access by file mode and group, no token)']);
+    announce.push([
+      { path: p, mode: config.unixSocketMode.toString(8), group: config.unixSocketGroup },
+      'listening on unix socket (access by file mode and group, no token)',
+    ]);
   };
   if (config.port !== null) {
     try {
@@ -202,7 +211,10 @@ async function listen(app: FastifyInstance, config: Config): Promise<Listening> 
     } catch (err) {
       throw tcpListenError(err, config.host, config.port);
     }
-    announce.push([{ address: app.server.address() }, `listening on http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${(app.server.address() as net.AddressInfo).port}`]);
+    announce.push([
+      { address: app.server.address() },
+      `listening on http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${(app.server.address() as net.AddressInfo).port}`,
+    ]);
     if (unixPath) {
       const s = extraServer(app, config);
       extra.push(s);
@@ -229,9 +241,15 @@ function logAuth(log: pino.Logger, auth: AuthSetup, netAdmin: boolean, config: C
   }
   const use = auth.headerFile ? `: curl -H @${auth.headerFile} …` : '';
   if (auth.generated && auth.kept) {
-    log.info({ tokenFile: auth.source, headerFile: auth.headerFile, netAdmin }, `a bearer token is required; the one in ${auth.source} is kept from an earlier start (delete the file for a new one)${use}`);
+    log.info(
+      { tokenFile: auth.source, headerFile: auth.headerFile, netAdmin },
+      `a bearer token is required; the one in ${auth.source} is kept from an earlier start (delete the file for a new one)${use}`,
+    );
   } else if (auth.generated) {
-    log.info({ tokenFile: auth.source, headerFile: auth.headerFile, netAdmin }, `a bearer token is required; a new one was made into ${auth.source} (mode 0600)${use}`);
+    log.info(
+      { tokenFile: auth.source, headerFile: auth.headerFile, netAdmin },
+      `a bearer token is required; a new one was made into ${auth.source} (mode 0600)${use}`,
+    );
   } else {
     log.info({ tokenFile: auth.source, headerFile: auth.headerFile }, `a bearer token is required; read from file${use}`);
   }
@@ -305,7 +323,16 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  log.info({ protocol: protocol.name, number: protocol.number, kernelEndpoint: protocol.kernelEndpoint, module: protocol.module, configFile: loaded.configFile }, `netlink protocol ${protocol.name} (${protocol.number}): ${protocol.reason}`);
+  log.info(
+    {
+      protocol: protocol.name,
+      number: protocol.number,
+      kernelEndpoint: protocol.kernelEndpoint,
+      module: protocol.module,
+      configFile: loaded.configFile,
+    },
+    `netlink protocol ${protocol.name} (${protocol.number}): ${protocol.reason}`,
+  );
 
   const netAdmin = holdsNetAdmin();
   const secretProblem = configSecretProblem(config, loaded.configFile);
@@ -324,7 +351,11 @@ async function main(): Promise<number> {
   const metrics = new Metrics({ version: VERSION });
   let bus: Bus;
   try {
-    bus = new Bus({ protocol, rcvbuf: config.rcvbuf, ackTimeoutMs: config.ackTimeoutMs, dedupeWindowMs: config.dedupeWindowMs,
+    bus = new Bus({
+      protocol,
+      rcvbuf: config.rcvbuf,
+      ackTimeoutMs: config.ackTimeoutMs,
+      dedupeWindowMs: config.dedupeWindowMs,
       ring: { maxMessages: config.ringMessages, maxAgeMs: config.ringMaxAgeMs, maxBytes: config.ringMaxBytes },
       ringLingerMs: config.ringLingerMs,
       log: log.child({ component: 'bus' }),
@@ -334,9 +365,11 @@ async function main(): Promise<number> {
     const code = (err as NodeJS.ErrnoException).code;
     if ((code === 'MODULE_NOT_FOUND' || code === 'ERR_DLOPEN_FAILED') && /nlbridge_netlink\.node/.test(String((err as Error).message))) {
       const root = path.resolve(__dirname, '../..');
-      log.fatal(code === 'MODULE_NOT_FOUND'
-        ? `the native addon is not built (${path.join(root, 'build/Release/nlbridge_netlink.node')} is missing): build it with "npm ci" (or "npx node-gyp rebuild") in ${root}`
-        : `the native addon ${path.join(root, 'build/Release/nlbridge_netlink.node')} cannot be loaded (${String((err as Error).message).split('\n')[0]}): rebuild it with "npx node-gyp rebuild" in ${root}`);
+      log.fatal(
+        code === 'MODULE_NOT_FOUND'
+          ? `the native addon is not built (${path.join(root, 'build/Release/nlbridge_netlink.node')} is missing): build it with "npm ci" (or "npx node-gyp rebuild") in ${root}`
+          : `the native addon ${path.join(root, 'build/Release/nlbridge_netlink.node')} cannot be loaded (${String((err as Error).message).split('\n')[0]}): rebuild it with "npx node-gyp rebuild" in ${root}`,
+      );
       return 1;
     }
     log.fatal({ err }, `cannot open netlink protocol ${protocol.number}`);
@@ -349,7 +382,10 @@ async function main(): Promise<number> {
   // an architecture the filter does not know.
   try {
     const seccomp = restrictNetlink({ protocols: [protocol.number] });
-    log.info({ seccomp }, `seccomp filter installed: new netlink sockets for protocol ${protocol.name} (${protocol.number}) only; network configuration through other sockets, io_uring and bpf refused (EPERM)`);
+    log.info(
+      { seccomp },
+      `seccomp filter installed: new netlink sockets for protocol ${protocol.name} (${protocol.number}) only; network configuration through other sockets, io_uring and bpf refused (EPERM)`,
+    );
   } catch (err) {
     if ((err as { code?: string }).code !== 'ENOTSUP') {
       log.fatal({ err }, 'cannot install the seccomp filter that contains CAP_NET_ADMIN');

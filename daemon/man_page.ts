@@ -8,7 +8,11 @@ import { DEFAULT_CONFIG_FILE, OPTIONS } from './config/schema';
 import { manSection as clientManSection } from '../cli/usage';
 
 /** roff-escapes text: backslashes, and a leading dot or quote. */
-const roff = (text: string): string => text.replace(/\\/g, '\\e').replace(/-/g, '\\-').replace(/^([.'])/, '\\&$1');
+const roff = (text: string): string =>
+  text
+    .replace(/\\/g, '\\e')
+    .replace(/-/g, '\\-')
+    .replace(/^([.'])/, '\\&$1');
 
 export function manPage(version: string): string {
   const out = [
@@ -23,9 +27,13 @@ export function manPage(version: string): string {
     '.BR send " | " watch " | " status',
     '[\\fIOPTION\\fR]...',
     '.SH DESCRIPTION',
-    roff('nlbridge puts netlink multicast groups behind HTTP, WebSocket and Server-Sent Events: POST /send puts a message on groups or sends it to a port; GET /groups/MASK (WebSocket or .../events) streams what arrives. It uses the dummy_netlink module\'s protocol when the module is loaded, else NETLINK_USERSOCK. The API is described by /openapi.yaml and /asyncapi.yaml, served by the daemon.'),
+    roff(
+      "nlbridge puts netlink multicast groups behind HTTP, WebSocket and Server-Sent Events: POST /send puts a message on groups or sends it to a port; GET /groups/MASK (WebSocket or .../events) streams what arrives. It uses the dummy_netlink module's protocol when the module is loaded, else NETLINK_USERSOCK. The API is described by /openapi.yaml and /asyncapi.yaml, served by the daemon.",
+    ),
     '.SH OPTIONS',
-    roff(`Precedence: flags, then NLBRIDGE_* environment variables, then the JSON config file (--config FILE or NLBRIDGE_CONFIG, else ${DEFAULT_CONFIG_FILE} when it exists), then defaults.`),
+    roff(
+      `Precedence: flags, then NLBRIDGE_* environment variables, then the JSON config file (--config FILE or NLBRIDGE_CONFIG, else ${DEFAULT_CONFIG_FILE} when it exists), then defaults.`,
+    ),
     '.TP',
     '.BI \\-\\-config " FILE"',
     'JSON config file (camelCase keys as below; also "tokens", the scoped tokens). Env NLBRIDGE_CONFIG.',

@@ -115,22 +115,57 @@ export interface BusGauges {
 const DELIVERY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25];
 
 export class Metrics {
-  readonly sent = new Family('nlbridge_sent_messages_total', 'Messages sent, by destination group (0 = unicast to a port or the kernel)', 'counter');
+  readonly sent = new Family(
+    'nlbridge_sent_messages_total',
+    'Messages sent, by destination group (0 = unicast to a port or the kernel)',
+    'counter',
+  );
   readonly received = new Family('nlbridge_received_messages_total', 'Messages received, by arrival group (0 = unicast)', 'counter');
-  readonly duplicates = new Family('nlbridge_received_duplicates_total', 'Extra copies of one message (same sender, pid, seq, type) on several joined groups', 'counter');
-  readonly rejected = new Family('nlbridge_received_rejected_total', 'Datagrams (or their tails) rejected by the codec, by reason', 'counter', { label: 'reason', values: REJECT_REASONS });
+  readonly duplicates = new Family(
+    'nlbridge_received_duplicates_total',
+    'Extra copies of one message (same sender, pid, seq, type) on several joined groups',
+    'counter',
+  );
+  readonly rejected = new Family(
+    'nlbridge_received_rejected_total',
+    'Datagrams (or their tails) rejected by the codec, by reason',
+    'counter',
+    { label: 'reason', values: REJECT_REASONS },
+  );
   readonly truncated = new Family('nlbridge_received_truncated_total', 'Datagrams longer than the read buffer (cut)', 'counter');
-  readonly overruns = new Family('nlbridge_netlink_overruns_total', 'Receive-queue overruns (ENOBUFS episodes reported by the socket)', 'counter');
-  readonly overrunLost = new Family('nlbridge_netlink_overrun_lost_messages_total', 'Messages the kernel dropped on our receive queues (SK_MEMINFO_DROPS)', 'counter');
+  readonly overruns = new Family(
+    'nlbridge_netlink_overruns_total',
+    'Receive-queue overruns (ENOBUFS episodes reported by the socket)',
+    'counter',
+  );
+  readonly overrunLost = new Family(
+    'nlbridge_netlink_overrun_lost_messages_total',
+    'Messages the kernel dropped on our receive queues (SK_MEMINFO_DROPS)',
+    'counter',
+  );
   readonly sendErrors = new Family('nlbridge_send_errors_total', 'Failed sends, by errno code', 'counter');
   readonly kernelAcks = new Family('nlbridge_kernel_acks_total', 'Kernel acks received, by errno code (OK = success)', 'counter');
   readonly wsClients = new Family('nlbridge_websocket_clients', 'Open WebSocket clients', 'gauge');
   readonly wsFrames = new Family('nlbridge_websocket_frames_sent_total', 'Frames sent to WebSocket clients', 'counter');
   readonly wsDropped = new Family('nlbridge_websocket_frames_dropped_total', 'Frames dropped because a client was slow', 'counter');
-  readonly wsClosedSlow = new Family('nlbridge_websocket_closed_slow_total', 'Clients closed with 1013 for staying over their backlog', 'counter');
+  readonly wsClosedSlow = new Family(
+    'nlbridge_websocket_closed_slow_total',
+    'Clients closed with 1013 for staying over their backlog',
+    'counter',
+  );
   readonly httpRequests = new Family('nlbridge_http_requests_total', 'HTTP requests, by route and status', 'counter');
-  readonly authFailures = new Family('nlbridge_auth_refusals_total', 'Requests refused by Host, Origin or token checks, by reason', 'counter', { label: 'reason', values: AUTH_REFUSAL_REASONS });
-  readonly limitRefusals = new Family('nlbridge_limit_refusals_total', 'Connections, streams, sends and requests refused by a bound, by limit (connections, request-timeout, streams, unicast, rate)', 'counter', { label: 'limit', values: LIMITS });
+  readonly authFailures = new Family(
+    'nlbridge_auth_refusals_total',
+    'Requests refused by Host, Origin or token checks, by reason',
+    'counter',
+    { label: 'reason', values: AUTH_REFUSAL_REASONS },
+  );
+  readonly limitRefusals = new Family(
+    'nlbridge_limit_refusals_total',
+    'Connections, streams, sends and requests refused by a bound, by limit (connections, request-timeout, streams, unicast, rate)',
+    'counter',
+    { label: 'limit', values: LIMITS },
+  );
 
   readonly registry = new Registry();
 
@@ -147,7 +182,24 @@ export class Metrics {
 
   constructor(build: { version?: string } = {}) {
     const registers = [this.registry];
-    for (const f of [this.sent, this.received, this.duplicates, this.rejected, this.truncated, this.overruns, this.overrunLost, this.sendErrors, this.kernelAcks, this.wsClients, this.wsFrames, this.wsDropped, this.wsClosedSlow, this.httpRequests, this.authFailures, this.limitRefusals]) {
+    for (const f of [
+      this.sent,
+      this.received,
+      this.duplicates,
+      this.rejected,
+      this.truncated,
+      this.overruns,
+      this.overrunLost,
+      this.sendErrors,
+      this.kernelAcks,
+      this.wsClients,
+      this.wsFrames,
+      this.wsDropped,
+      this.wsClosedSlow,
+      this.httpRequests,
+      this.authFailures,
+      this.limitRefusals,
+    ]) {
       exposeFamily(f, registers);
     }
     this.deliveryLatency = new Histogram({
@@ -159,7 +211,15 @@ export class Metrics {
 
     const bus = (): BusGauges | null => this.bus;
     const gauge = (name: string, help: string, read: (b: BusGauges) => number): void => {
-      new Gauge({ name, help, registers, collect() { const b = bus(); this.set(b ? read(b) : 0); } });
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const b = bus();
+          this.set(b ? read(b) : 0);
+        },
+      });
     };
     gauge('nlbridge_joined_groups', 'Groups the receive socket belongs to', (b) => b.joinedGroups());
     gauge('nlbridge_unicast_clients', 'WebSocket clients with a netlink socket of their own', (b) => b.unicastClients());
@@ -187,13 +247,19 @@ export class Metrics {
         for (const reason of RING_EVICTION_REASONS) this.inc({ reason }, evicted?.[reason] ?? 0);
       },
     });
-    new Gauge({ name: 'nlbridge_build_info', help: 'The running build: always 1, with the version as a label', labelNames: ['version'], registers }).set({ version: build.version ?? 'unknown' }, 1);
+    new Gauge({
+      name: 'nlbridge_build_info',
+      help: 'The running build: always 1, with the version as a label',
+      labelNames: ['version'],
+      registers,
+    }).set({ version: build.version ?? 'unknown' }, 1);
     // process_* and nodejs_*: CPU, memory, fds, event-loop lag, GC. They are
     // read at scrape time too, but for the GC and event-loop observers.
     collectDefaultMetrics({ register: this.registry });
     // Three of them are gauges named _total, which promtool refuses; their
     // totals are the sums of nodejs_active_handles, _requests, _resources.
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+      this.registry.removeSingleMetric(name);
   }
 
   /**
@@ -222,7 +288,14 @@ export class Metrics {
         for (const reason of NATS_DROP_REASONS) this.inc({ reason }, d[reason] ?? 0);
       },
     });
-    new Gauge({ name: 'nlbridge_nats_connected', help: '1 while connected to a NATS server, else 0', registers, collect() { this.set(read().connected ? 1 : 0); } });
+    new Gauge({
+      name: 'nlbridge_nats_connected',
+      help: '1 while connected to a NATS server, else 0',
+      registers,
+      collect() {
+        this.set(read().connected ? 1 : 0);
+      },
+    });
     new Counter({
       name: 'nlbridge_nats_reconnects_total',
       help: 'Reconnections to NATS after a lost connection',
@@ -232,7 +305,14 @@ export class Metrics {
         this.inc(read().reconnects);
       },
     });
-    new Gauge({ name: 'nlbridge_nats_held_bytes', help: 'Bytes of messages held for NATS (waiting, or not yet confirmed)', registers, collect() { this.set(read().heldBytes); } });
+    new Gauge({
+      name: 'nlbridge_nats_held_bytes',
+      help: 'Bytes of messages held for NATS (waiting, or not yet confirmed)',
+      registers,
+      collect() {
+        this.set(read().heldBytes);
+      },
+    });
   }
 
   /** The bus whose state the scrape-time gauges read (one per app). */

@@ -19,7 +19,6 @@ import { ScopeConfigError, type Allow, type ScopedTokenSpec } from './config/tok
 // Re-exported for the modules and tests that read them from here.
 export { ScopeConfigError, parseTokenSpecs, type Allow, type ScopedTokenSpec } from './config/tokens';
 
-
 export interface Scope {
   /** A name for logs and problems (never the secret). */
   name: string;
@@ -50,16 +49,22 @@ export function resolveTokens(specs: readonly ScopedTokenSpec[], env: NodeJS.Pro
       let file: string;
       if (s.tokenFile !== undefined) file = s.tokenFile;
       else {
-        if (!env.CREDENTIALS_DIRECTORY) throw new ScopeConfigError(`tokens "${s.name}": credential ${s.credential} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=)`);
+        if (!env.CREDENTIALS_DIRECTORY)
+          throw new ScopeConfigError(
+            `tokens "${s.name}": credential ${s.credential} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=)`,
+          );
         file = path.join(env.CREDENTIALS_DIRECTORY, s.credential!);
       }
       try {
         secret = fs.readFileSync(file, 'utf8').trim();
       } catch (err) {
-        throw new ScopeConfigError(`tokens "${s.name}": cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
+        throw new ScopeConfigError(`tokens "${s.name}": cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, {
+          cause: err,
+        });
       }
     }
-    if (!/^[\x21-\x7e]{16,}$/.test(secret)) throw new ScopeConfigError(`tokens "${s.name}": the token must be at least 16 printable ASCII characters without spaces`);
+    if (!/^[\x21-\x7e]{16,}$/.test(secret))
+      throw new ScopeConfigError(`tokens "${s.name}": the token must be at least 16 printable ASCII characters without spaces`);
     return {
       token: secret,
       scope: {
@@ -98,10 +103,14 @@ export function checkRead(scope: Scope | null, groups: readonly number[], field:
   if (scope === null) return;
   const refused = groups.filter((g) => !allows(scope.read, g));
   if (refused.length > 0) {
-    throw new Problem('PERMISSION_DENIED', `${field}: token "${scope.name}" may not read group${refused.length > 1 ? 's' : ''} ${refused.join(',')} (it may read: ${list(scope.read)})`, {
-      field,
-      extra: { refused: { read: refused } },
-    });
+    throw new Problem(
+      'PERMISSION_DENIED',
+      `${field}: token "${scope.name}" may not read group${refused.length > 1 ? 's' : ''} ${refused.join(',')} (it may read: ${list(scope.read)})`,
+      {
+        field,
+        extra: { refused: { read: refused } },
+      },
+    );
   }
 }
 
@@ -115,16 +124,28 @@ export function checkSend(scope: Scope | null, req: SendTarget): void {
     throw new Problem('PERMISSION_DENIED', `${field}: token "${scope.name}" may not ${what} (${allowed})`, { field, extra: { refused } });
   };
   const type = req.type ?? DnlMsgType.DATA;
-  if (!allows(scope.sendTypes, type)) deny('type', `send messages of type ${type}`, `it may send types: ${list(scope.sendTypes)}`, { types: [type] });
+  if (!allows(scope.sendTypes, type))
+    deny('type', `send messages of type ${type}`, `it may send types: ${list(scope.sendTypes)}`, { types: [type] });
   const groups = req.groups ?? [];
   const badGroups = groups.filter((g) => !allows(scope.sendGroups, g));
-  if (badGroups.length > 0) deny('groups', `send to group${badGroups.length > 1 ? 's' : ''} ${badGroups.join(',')}`, `it may send to groups: ${list(scope.sendGroups)}`, { groups: badGroups });
+  if (badGroups.length > 0)
+    deny(
+      'groups',
+      `send to group${badGroups.length > 1 ? 's' : ''} ${badGroups.join(',')}`,
+      `it may send to groups: ${list(scope.sendGroups)}`,
+      { groups: badGroups },
+    );
   if (!scope.kernel) {
     if (req.relay !== undefined) deny('relay', "use the kernel's RELAY", 'kernel requests are not allowed', { kernel: 'RELAY' });
     const wide = groups.filter((g) => g > MASK_GROUPS);
-    if (wide.length > 0) deny('groups', `use the kernel's BCAST (groups ${wide.join(',')} are above ${MASK_GROUPS})`, 'kernel requests are not allowed', { kernel: 'BCAST' });
+    if (wide.length > 0)
+      deny('groups', `use the kernel's BCAST (groups ${wide.join(',')} are above ${MASK_GROUPS})`, 'kernel requests are not allowed', {
+        kernel: 'BCAST',
+      });
     if (req.pid === 0) deny('pid', 'send to the kernel (port 0)', 'kernel requests are not allowed', { kernel: 'port 0' });
   }
-  if (req.pid !== undefined && req.pid !== 0 && !allows(scope.sendPorts, req.pid)) deny('pid', `send to port ${req.pid}`, `it may send to ports: ${list(scope.sendPorts)}`, { ports: [req.pid] });
-  if (req.relay !== undefined && !allows(scope.sendPorts, req.relay)) deny('relay', `relay to port ${req.relay}`, `it may send to ports: ${list(scope.sendPorts)}`, { ports: [req.relay] });
+  if (req.pid !== undefined && req.pid !== 0 && !allows(scope.sendPorts, req.pid))
+    deny('pid', `send to port ${req.pid}`, `it may send to ports: ${list(scope.sendPorts)}`, { ports: [req.pid] });
+  if (req.relay !== undefined && !allows(scope.sendPorts, req.relay))
+    deny('relay', `relay to port ${req.relay}`, `it may send to ports: ${list(scope.sendPorts)}`, { ports: [req.relay] });
 }

@@ -116,7 +116,9 @@ function enterOwnDir(parentFd: number, shown: string, name: string): number {
       } catch {
         /* unreadable */
       }
-      throw new TokenStoreError(`${shown} is a symbolic link (to ${target}); the token is never written through one: remove it, or pass --token-out`);
+      throw new TokenStoreError(
+        `${shown} is a symbolic link (to ${target}); the token is never written through one: remove it, or pass --token-out`,
+      );
     }
     if (st && !st.isDirectory()) throw new TokenStoreError(`${shown} is not a directory: remove it, or pass --token-out`);
     throw new TokenStoreError(`cannot open ${shown}: ${(err as Error).message}`);
@@ -151,7 +153,10 @@ function enterOwnDir(parentFd: number, shown: string, name: string): number {
  * the directory checked here.
  */
 function openTokenDir(out: string, defaultDir: boolean, cwd: string): number {
-  if (!fs.existsSync('/proc/self/fd')) throw new TokenStoreError(`the token directory is walked through /proc/self/fd, and /proc is not mounted: mount it, or give a token with --token-file`);
+  if (!fs.existsSync('/proc/self/fd'))
+    throw new TokenStoreError(
+      `the token directory is walked through /proc/self/fd, and /proc is not mounted: mount it, or give a token with --token-file`,
+    );
   const dir = path.dirname(out);
   let parentFd: number;
   let parentPath: string;
@@ -200,10 +205,17 @@ function keptToken(dirFd: number, shown: string): string | null {
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new TokenStoreError(`${shown} is not a regular file: remove it (a new token is then made)`);
-    if (st.uid !== euid()) throw new TokenStoreError(`${shown} is owned by uid ${st.uid}, not by this daemon's uid ${euid()}: remove it (a new token is then made)`);
-    if ((st.mode & 0o077) !== 0) throw new TokenStoreError(`${shown} may be read by others (mode ${modeText(st.mode)}), so the token in it may have leaked: remove it (a new token is then made)`);
+    if (st.uid !== euid())
+      throw new TokenStoreError(
+        `${shown} is owned by uid ${st.uid}, not by this daemon's uid ${euid()}: remove it (a new token is then made)`,
+      );
+    if ((st.mode & 0o077) !== 0)
+      throw new TokenStoreError(
+        `${shown} may be read by others (mode ${modeText(st.mode)}), so the token in it may have leaked: remove it (a new token is then made)`,
+      );
     const token = fs.readFileSync(fd, 'utf8').trim();
-    if (!TOKEN_RE.test(token)) throw new TokenStoreError(`${shown} holds no token (16 or more printable ASCII characters): remove it (a new token is then made)`);
+    if (!TOKEN_RE.test(token))
+      throw new TokenStoreError(`${shown} holds no token (16 or more printable ASCII characters): remove it (a new token is then made)`);
     return token;
   } finally {
     fs.closeSync(fd);
@@ -214,7 +226,8 @@ function keptToken(dirFd: number, shown: string): string | null {
 function worldReadable(file: string, what: string): string | null {
   try {
     const st = fs.statSync(file);
-    if ((st.mode & 0o004) !== 0) return `${what} ${file} may be read by every local user (mode ${modeText(st.mode)}): chmod o-r it, or use a systemd credential (LoadCredential=)`;
+    if ((st.mode & 0o004) !== 0)
+      return `${what} ${file} may be read by every local user (mode ${modeText(st.mode)}): chmod o-r it, or use a systemd credential (LoadCredential=)`;
   } catch {
     /* unreadable files fail where they are read */
   }
@@ -237,8 +250,10 @@ export function configSecretProblem(config: Config, configFile: string | null): 
     return null;
   }
   if ((mode & 0o004) === 0) return null;
-  return `${configFile}: "tokens" ${inline.map((n) => JSON.stringify(n)).join(', ')} hold their secret inline in a file every local user may read (mode ${modeText(mode)}): ` +
-    'move each secret to a systemd credential ("credential": NAME, with /etc/credstore/NAME) or a 0600 "tokenFile", or chmod o-r the config file';
+  return (
+    `${configFile}: "tokens" ${inline.map((n) => JSON.stringify(n)).join(', ')} hold their secret inline in a file every local user may read (mode ${modeText(mode)}): ` +
+    'move each secret to a systemd credential ("credential": NAME, with /etc/credstore/NAME) or a 0600 "tokenFile", or chmod o-r the config file'
+  );
 }
 
 /**
@@ -254,7 +269,8 @@ export function setupAuth(config: Config, env: NodeJS.ProcessEnv, netAdmin: bool
   const scoped = resolveTokens(config.tokens, env);
   // Configured scoped tokens make `auto` require a token: they exist to limit access.
   const required = config.auth === 'token' || (config.auth === 'auto' && (netAdmin || scoped.length > 0));
-  if (!required) return { mode: config.auth, token: null, source: null, generated: false, scoped: [], pending: null, headerFile: null, warnings: [] };
+  if (!required)
+    return { mode: config.auth, token: null, source: null, generated: false, scoped: [], pending: null, headerFile: null, warnings: [] };
   const warnings: string[] = [];
   for (const t of config.tokens) {
     const w = t.tokenFile !== undefined ? worldReadable(t.tokenFile, `tokens "${t.name}": tokenFile`) : null;
@@ -285,10 +301,20 @@ export function setupAuth(config: Config, env: NodeJS.ProcessEnv, netAdmin: bool
       return { mode: config.auth, token, source: file, generated: false, scoped, pending: null, headerFile: null, warnings };
     }
     // A systemd credential: its header goes to the service's own runtime directory.
-    if (!runtimeDir && config.tokenOut === null) return { mode: config.auth, token, source: file, generated: false, scoped, pending: null, headerFile: null, warnings };
+    if (!runtimeDir && config.tokenOut === null)
+      return { mode: config.auth, token, source: file, generated: false, scoped, pending: null, headerFile: null, warnings };
     const dirFd = openTokenDir(out, defaultDir, cwd);
     const dir = path.dirname(out);
-    return { mode: config.auth, token, source: file, generated: false, scoped, headerFile: path.join(dir, HEADER_FILE), pending: { dirFd, dir, token, writeToken: false }, warnings };
+    return {
+      mode: config.auth,
+      token,
+      source: file,
+      generated: false,
+      scoped,
+      headerFile: path.join(dir, HEADER_FILE),
+      pending: { dirFd, dir, token, writeToken: false },
+      warnings,
+    };
   }
   const dirFd = openTokenDir(out, defaultDir, cwd);
   const dir = path.dirname(out);
@@ -356,7 +382,9 @@ export function saveTokenFiles(auth: AuthSetup): void {
         fs.linkSync(at(p.dirFd, tmp), at(p.dirFd, TOKEN_FILE));
       } catch (err) {
         if (errCode(err) === 'EEXIST') {
-          throw new TokenStoreError(`${path.join(p.dir, TOKEN_FILE)} was made by another nlbridge starting at the same moment: start this one again (it then uses that token)`);
+          throw new TokenStoreError(
+            `${path.join(p.dir, TOKEN_FILE)} was made by another nlbridge starting at the same moment: start this one again (it then uses that token)`,
+          );
         }
         throw err;
       } finally {
@@ -394,4 +422,13 @@ function writeHeader(p: PendingTokenFiles): void {
 
 // The per-request checks live in http/request_checks.ts; exported here too, where
 // the rest of the token handling is.
-export { APP_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, bearerFromHeader, hostAllowed, offeredSubprotocols, originAllowed, tokenFromSubprotocols, tokenMatches } from './http/request_checks';
+export {
+  APP_SUBPROTOCOL,
+  TOKEN_SUBPROTOCOL_PREFIX,
+  bearerFromHeader,
+  hostAllowed,
+  offeredSubprotocols,
+  originAllowed,
+  tokenFromSubprotocols,
+  tokenMatches,
+} from './http/request_checks';

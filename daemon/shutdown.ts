@@ -21,7 +21,20 @@ const SHUTDOWN_GRACE_MS = 250;
  * beforeExit; the daemon's contract is SIGTERM and SIGINT (daemon/README.md),
  * and an uncaught error still ends it at once with its stack.
  */
-const NOT_OURS = ['SIGHUP', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGUSR2', 'uncaughtException', 'unhandledRejection', 'beforeExit'] as const;
+const NOT_OURS = [
+  'SIGHUP',
+  'SIGQUIT',
+  'SIGILL',
+  'SIGTRAP',
+  'SIGABRT',
+  'SIGBUS',
+  'SIGFPE',
+  'SIGSEGV',
+  'SIGUSR2',
+  'uncaughtException',
+  'unhandledRejection',
+  'beforeExit',
+] as const;
 
 export interface ShutdownParts {
   app: FastifyInstance;

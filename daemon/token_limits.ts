@@ -46,9 +46,13 @@ export class TokenLimits {
     if (++w.count > this.config.rateLimit) {
       this.metrics.limitRefusals.inc({ limit: 'rate' });
       const retryAfter = Math.ceil((w.start + WINDOW_MS - now) / 1000);
-      throw new Problem('RATE_LIMITED', `more than ${this.config.rateLimit} sends per minute for this token (--rate-limit); retry in ${retryAfter} s`, {
-        extra: { retryAfter },
-      });
+      throw new Problem(
+        'RATE_LIMITED',
+        `more than ${this.config.rateLimit} sends per minute for this token (--rate-limit); retry in ${retryAfter} s`,
+        {
+          extra: { retryAfter },
+        },
+      );
     }
   }
 
@@ -61,7 +65,9 @@ export class TokenLimits {
     }
     if (unicast && h.unicast >= this.config.maxUnicastPerToken) {
       this.metrics.limitRefusals.inc({ limit: 'unicast' });
-      throw new Problem('LIMIT_REACHED', `this token holds ${h.unicast} unicast sockets, the most it may (--max-unicast-per-token)`, { field: 'unicast' });
+      throw new Problem('LIMIT_REACHED', `this token holds ${h.unicast} unicast sockets, the most it may (--max-unicast-per-token)`, {
+        field: 'unicast',
+      });
     }
   }
 

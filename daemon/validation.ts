@@ -24,7 +24,11 @@ export function fieldOf(e: ErrorObject, context?: string): string {
     .replace(/^\./, '');
   const params = e.params as Record<string, unknown>;
   const leaf =
-    e.keyword === 'required' ? String(params.missingProperty) : e.keyword === 'additionalProperties' ? String(params.additionalProperty) : null;
+    e.keyword === 'required'
+      ? String(params.missingProperty)
+      : e.keyword === 'additionalProperties'
+        ? String(params.additionalProperty)
+        : null;
   const full = leaf ? (path ? `${path}.${leaf}` : leaf) : path;
   return full || context || 'body';
 }

@@ -139,9 +139,7 @@ let lastReported = -1;
 const timer = setInterval(() => {
   const now = process.hrtime.bigint();
   const done =
-    received >= cfg.expect ||
-    (firstNs !== 0n && Number(now - lastNs) / 1e6 > cfg.idleMs) ||
-    Number(now - startNs) / 1e9 > cfg.maxSeconds;
+    received >= cfg.expect || (firstNs !== 0n && Number(now - lastNs) / 1e6 > cfg.idleMs) || Number(now - startNs) / 1e9 > cfg.maxSeconds;
   if (done) {
     clearInterval(timer);
     out({ result: snapshot(true) });

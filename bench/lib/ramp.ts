@@ -74,7 +74,9 @@ export async function ramp(s: RampSettings, clients: number, attempt: (rate: num
     }
     const st = { deliveries, rate, clean: clean >= needed, attempts };
     steps.push(st);
-    process.stderr.write(`bench:   ramp ${clients} clients ${Math.round(deliveries)}/s ${st.clean ? 'clean' : 'NOT clean'} (${attempts.map((a) => (a.clean ? '✓' : `✗ ${a.why}`)).join('; ')})\n`);
+    process.stderr.write(
+      `bench:   ramp ${clients} clients ${Math.round(deliveries)}/s ${st.clean ? 'clean' : 'NOT clean'} (${attempts.map((a) => (a.clean ? '✓' : `✗ ${a.why}`)).join('; ')})\n`,
+    );
     return st;
   };
   let lo = 0;
@@ -126,7 +128,13 @@ export async function startReaders(p: Profile, url: string, clients: number): Pr
   try {
     const ready = await Promise.all(readers.map((r) => r.waitForKey('ready', 120_000)));
     const connected = ready.reduce((n, r) => n + num(r.connected), 0);
-    if (connected < clients) throw new Error(`only ${connected} of ${clients} clients connected: ${readers.map((r) => r.stderr()).join(' ').slice(0, 300)}`);
+    if (connected < clients)
+      throw new Error(
+        `only ${connected} of ${clients} clients connected: ${readers
+          .map((r) => r.stderr())
+          .join(' ')
+          .slice(0, 300)}`,
+      );
     await probeUntilUp(p, readers, 60_000);
     // JIT and buffers warm: one attempt's worth of probes at the ramp's first rate.
     const rate = p.fanoutRamp.startDeliveries / clients;
@@ -149,7 +157,11 @@ let nextId = 1;
 async function ask(readers: Proc[], line: (id: number) => string, key: string): Promise<JsonObject[]> {
   const id = nextId++;
   for (const r of readers) r.child.stdin!.write(line(id) + '\n');
-  return Promise.all(readers.map((r) => r.waitFor((l) => key in l && (typeof l[key] === 'object' ? num((l[key] as JsonObject).id) : num(l[key])) === id, 10_000)));
+  return Promise.all(
+    readers.map((r) =>
+      r.waitFor((l) => key in l && (typeof l[key] === 'object' ? num((l[key] as JsonObject).id) : num(l[key])) === id, 10_000),
+    ),
+  );
 }
 
 interface ReaderReport {
@@ -218,7 +230,22 @@ async function quiet(readers: Proc[]): Promise<number> {
 export async function sinkAttempt(p: Profile, clients: number, rate: number): Promise<Attempt> {
   const s = p.fanoutRamp;
   const count = Math.max(10, Math.round(rate * s.attemptSeconds));
-  const sink = startC('nlb_sink', ['-g', p.group, '-n', count, '-k', clients, '-t', s.attemptSeconds * 2 + 10, '-i', 300, '-b', p.rcvbuf, '-p', 2]);
+  const sink = startC('nlb_sink', [
+    '-g',
+    p.group,
+    '-n',
+    count,
+    '-k',
+    clients,
+    '-t',
+    s.attemptSeconds * 2 + 10,
+    '-i',
+    300,
+    '-b',
+    p.rcvbuf,
+    '-p',
+    2,
+  ]);
   try {
     await sink.waitForKey('ready', 10_000);
     const sent = await flood({ group: p.group, count, seconds: s.attemptSeconds * 2 + 5, rate });

@@ -28,14 +28,39 @@ export function figureDefs(fanoutCounts: number[]): FigureDef[] {
   const fan = [...new Set(fanoutCounts)].sort((a, b) => a - b);
   return [
     { id: 'socket_flood', label: 'netlink → 1 socket, flood', unit: 'msg/s', systems: ['c', 'addon', 'npm-netlink'] },
-    { id: 'ws_one_frame', label: 'netlink → 1 WS client, flood', unit: 'msg/s', systems: ['nlbridge', 'nlbridge-batch', 'nlbridge-binary', 'websocketd'] },
-    ...fan.map((k): FigureDef => ({ id: `fanout_${k}`, label: `fan-out to ${k} clients at saturation`, unit: 'deliveries/s', systems: ['c', 'nlbridge', 'nlbridge-batch', 'nlbridge-binary', 'websocketd'] })),
-    { id: 'latency_1k', label: 'latency p50 at 1,000 msg/s', unit: 'µs', systems: ['c', 'addon', 'npm-netlink', 'nlbridge', 'websocketd', 'nlbridge-creader', 'websocketd-creader'] },
-    { id: 'added_latency_1k', label: 'p50 added over the netlink floor (C ceiling) at 1,000 msg/s', unit: 'µs', systems: ['nlbridge', 'websocketd', 'nlbridge-creader', 'websocketd-creader'] },
+    {
+      id: 'ws_one_frame',
+      label: 'netlink → 1 WS client, flood',
+      unit: 'msg/s',
+      systems: ['nlbridge', 'nlbridge-batch', 'nlbridge-binary', 'websocketd'],
+    },
+    ...fan.map((k): FigureDef => ({
+      id: `fanout_${k}`,
+      label: `fan-out to ${k} clients at saturation`,
+      unit: 'deliveries/s',
+      systems: ['c', 'nlbridge', 'nlbridge-batch', 'nlbridge-binary', 'websocketd'],
+    })),
+    {
+      id: 'latency_1k',
+      label: 'latency p50 at 1,000 msg/s',
+      unit: 'µs',
+      systems: ['c', 'addon', 'npm-netlink', 'nlbridge', 'websocketd', 'nlbridge-creader', 'websocketd-creader'],
+    },
+    {
+      id: 'added_latency_1k',
+      label: 'p50 added over the netlink floor (C ceiling) at 1,000 msg/s',
+      unit: 'µs',
+      systems: ['nlbridge', 'websocketd', 'nlbridge-creader', 'websocketd-creader'],
+    },
     { id: 'latency_half', label: 'latency p50 at half saturation', unit: 'µs', systems: ['c', 'nlbridge', 'websocketd'] },
     { id: 'http_send', label: 'POST /send', unit: 'req/s', systems: ['nlbridge', 'bare-fastify'] },
     { id: 'ws_ingress', label: 'WS frames → netlink sends', unit: 'sends/s', systems: ['nlbridge', 'c'] },
-    { id: 'memory_idle', label: 'memory idle (nlbridge RSS; websocketd PSS of its process tree)', unit: 'bytes', systems: ['nlbridge', 'websocketd'] },
+    {
+      id: 'memory_idle',
+      label: 'memory idle (nlbridge RSS; websocketd PSS of its process tree)',
+      unit: 'bytes',
+      systems: ['nlbridge', 'websocketd'],
+    },
     { id: 'memory_per_client', label: 'memory per idle client', unit: 'bytes/client', systems: ['nlbridge', 'websocketd'] },
     { id: 'memory_slow_reader', label: 'RSS growth, one client not reading', unit: 'bytes', systems: ['nlbridge'] },
   ];
@@ -70,7 +95,8 @@ function detail(figure: string, m: Measurement | undefined): string {
   if (figure.startsWith('fanout_') && Array.isArray(m.steps)) {
     const steps = m.steps as { deliveries: number; clean: boolean; attempts: unknown[] }[];
     parts.push(m.saturated ? `first unclean step ${fmtNum(n('firstUnclean'))}/s` : '**not saturated**: a lower bound');
-    if (Number.isFinite(n('lostAtCapacity'))) parts.push(`never delivered at that rate ${fmtNum(n('lostAtCapacity'))} in ${fmtNum(n('attemptsAtCapacity'))} attempts`);
+    if (Number.isFinite(n('lostAtCapacity')))
+      parts.push(`never delivered at that rate ${fmtNum(n('lostAtCapacity'))} in ${fmtNum(n('attemptsAtCapacity'))} attempts`);
     parts.push(`ramp ${steps.map((x) => `${fmtNum(x.deliveries / 1000)}k${x.clean ? '✓' : '✗'}`).join(' ')}`);
     parts.push(`${steps.reduce((a, x) => a + x.attempts.length, 0)} attempts`);
   } else if (figure === 'added_latency_1k') {
@@ -89,9 +115,11 @@ function detail(figure: string, m: Measurement | undefined): string {
     }
     if (Number.isFinite(n('clients'))) parts.push(`${fmtNum(n('clients'))} clients`);
   } else {
-    if ((figure === 'socket_flood' || figure === 'ws_one_frame') && senderLimited(m)) parts.push('**sender-limited** (nothing lost: a lower bound)');
+    if ((figure === 'socket_flood' || figure === 'ws_one_frame') && senderLimited(m))
+      parts.push('**sender-limited** (nothing lost: a lower bound)');
     if (Number.isFinite(n('lossPct'))) parts.push(`loss ${n('lossPct').toFixed(2)} %`);
-    else if (Number.isFinite(n('lost')) && Number.isFinite(n('sent'))) parts.push(`loss ${((100 * n('lost')) / Math.max(1, n('sent'))).toFixed(2)} %`);
+    else if (Number.isFinite(n('lost')) && Number.isFinite(n('sent')))
+      parts.push(`loss ${((100 * n('lost')) / Math.max(1, n('sent'))).toFixed(2)} %`);
     if (typeof m.offered === 'number') {
       parts.push(`offered ${fmtNum(m.offered)}/s`);
       // The paced sender may fall behind when the receivers take the CPU.
@@ -102,13 +130,15 @@ function detail(figure: string, m: Measurement | undefined): string {
     if (Number.isFinite(n('overruns'))) parts.push(`overruns ${fmtNum(n('overruns'))}`);
     if (Number.isFinite(n('cpuNsPerMsg'))) parts.push(`receiver CPU ${fmtNum(n('cpuNsPerMsg') / 1000)} µs/msg`);
     if (typeof m.survived === 'boolean') parts.push(`survived ${m.survived ? 'yes' : 'NO'}`);
-    if (m.exit && typeof m.exit === 'object' && (m.exit as { signal?: string }).signal) parts.push(`(${(m.exit as { signal: string }).signal})`);
+    if (m.exit && typeof m.exit === 'object' && (m.exit as { signal?: string }).signal)
+      parts.push(`(${(m.exit as { signal: string }).signal})`);
   }
   if (Array.isArray(m.runs) && m.runs.length > 1) {
     const vals = (m.runs as (number | null)[]).map((v) => (v === null ? 'n/a' : fmtNum(v)));
     parts.push(`best of ${m.runs.length} (${vals.join(' / ')})`);
   }
-  if (Array.isArray(m.failedRuns) && m.failedRuns.length > 0) parts.push(`${m.failedRuns.length} run(s) failed: ${String(m.failedRuns[0]).slice(0, 80)}`);
+  if (Array.isArray(m.failedRuns) && m.failedRuns.length > 0)
+    parts.push(`${m.failedRuns.length} run(s) failed: ${String(m.failedRuns[0]).slice(0, 80)}`);
   return parts.join(', ');
 }
 
@@ -137,7 +167,15 @@ function input(figures: Figures, figure: string, system: string, field = 'value'
 }
 
 /** a ÷ b ≥ (or ≤) goal, read from two figures, with the inputs kept. */
-function ratioOf(figures: Figures, id: string, label: string, a: [string, string, string?], b: [string, string, string?], goal: number, atLeast = true): Target {
+function ratioOf(
+  figures: Figures,
+  id: string,
+  label: string,
+  a: [string, string, string?],
+  b: [string, string, string?],
+  goal: number,
+  atLeast = true,
+): Target {
   const ia = input(figures, a[0], a[1], a[2]);
   const ib = input(figures, b[0], b[1], b[2]);
   return { ...ratioTarget(id, label, ia.value ?? NaN, ib.value ?? NaN, goal, atLeast), inputs: [ia, ib] };
@@ -184,14 +222,18 @@ export function senderLimited(m: Measurement | undefined): boolean {
 function floodRatioTarget(id: string, label: string, figures: Figures, figure: string, a: string, b: string, goal: number): Target {
   const ma = figures[figure]?.[a];
   const mb = figures[figure]?.[b];
-  const t = { ...ratioTarget(id, label, ma?.value ?? NaN, mb?.value ?? NaN, goal), inputs: [input(figures, figure, a), input(figures, figure, b)] };
+  const t = {
+    ...ratioTarget(id, label, ma?.value ?? NaN, mb?.value ?? NaN, goal),
+    inputs: [input(figures, figure, a), input(figures, figure, b)],
+  };
   if (t.measured === null) return t;
   const la = senderLimited(ma);
   const lb = senderLimited(mb);
   if (!la && !lb) return t;
   const r = t.measured;
   const met = la && !lb ? (r >= goal ? true : null) : !la && lb ? (r < goal ? false : null) : null;
-  const which = la && lb ? 'both sender-limited' : la ? `${SYSTEM_NAMES[a] ?? a} sender-limited: ≥` : `${SYSTEM_NAMES[b] ?? b} sender-limited: ≤`;
+  const which =
+    la && lb ? 'both sender-limited' : la ? `${SYSTEM_NAMES[a] ?? a} sender-limited: ≥` : `${SYSTEM_NAMES[b] ?? b} sender-limited: ≤`;
   return { ...t, shown: `${t.shown} (${which})`, met };
 }
 
@@ -199,24 +241,109 @@ export function targets(figures: Figures, largestFanout: number, fanoutGoal: num
   const t: Target[] = [];
   t.push(floodRatioTarget('addon_vs_npm', 'addon ÷ npm netlink, socket flood', figures, 'socket_flood', 'addon', 'npm-netlink', 3));
   // The same target, independent of how fast the sender went: what one message costs each receiver.
-  t.push(ratioOf(figures, 'addon_vs_npm_cpu', 'same, as receiver capacity: npm netlink CPU/msg ÷ addon CPU/msg', ['socket_flood', 'npm-netlink', 'cpuNsPerMsg'], ['socket_flood', 'addon', 'cpuNsPerMsg'], 3));
+  t.push(
+    ratioOf(
+      figures,
+      'addon_vs_npm_cpu',
+      'same, as receiver capacity: npm netlink CPU/msg ÷ addon CPU/msg',
+      ['socket_flood', 'npm-netlink', 'cpuNsPerMsg'],
+      ['socket_flood', 'addon', 'cpuNsPerMsg'],
+      3,
+    ),
+  );
   t.push(ratioOf(figures, 'addon_vs_c', 'addon ÷ C ceiling, socket flood', ['socket_flood', 'addon'], ['socket_flood', 'c'], 0.7));
   const survived = figures.socket_flood?.addon?.survived;
-  t.push({ id: 'addon_survives', label: 'addon survives the flood', measured: survived === true ? 1 : 0, shown: survived === undefined ? 'n/a' : survived ? 'yes' : 'no', goal: 'yes', met: survived === undefined ? null : survived === true });
-  t.push(floodRatioTarget('batch_vs_websocketd', 'one client ?batch=1 ÷ websocketd', figures, 'ws_one_frame', 'nlbridge-batch', 'websocketd', 2));
-  t.push(floodRatioTarget('frame_vs_websocketd', 'one client, one msg/frame ÷ websocketd', figures, 'ws_one_frame', 'nlbridge', 'websocketd', 1.2));
-  t.push(ratioOf(figures, 'p50_vs_websocketd', 'p50 at 1,000 msg/s, Node reader: nlbridge ÷ websocketd', ['latency_1k', 'nlbridge', 'p50_us'], ['latency_1k', 'websocketd', 'p50_us'], 0.5, false));
-  t.push(ratioOf(figures, 'p50_vs_websocketd_creader', 'p50 at 1,000 msg/s, C reader: nlbridge ÷ websocketd', ['latency_1k', 'nlbridge-creader', 'p50_us'], ['latency_1k', 'websocketd-creader', 'p50_us'], 0.5, false));
+  t.push({
+    id: 'addon_survives',
+    label: 'addon survives the flood',
+    measured: survived === true ? 1 : 0,
+    shown: survived === undefined ? 'n/a' : survived ? 'yes' : 'no',
+    goal: 'yes',
+    met: survived === undefined ? null : survived === true,
+  });
+  t.push(
+    floodRatioTarget('batch_vs_websocketd', 'one client ?batch=1 ÷ websocketd', figures, 'ws_one_frame', 'nlbridge-batch', 'websocketd', 2),
+  );
+  t.push(
+    floodRatioTarget(
+      'frame_vs_websocketd',
+      'one client, one msg/frame ÷ websocketd',
+      figures,
+      'ws_one_frame',
+      'nlbridge',
+      'websocketd',
+      1.2,
+    ),
+  );
+  t.push(
+    ratioOf(
+      figures,
+      'p50_vs_websocketd',
+      'p50 at 1,000 msg/s, Node reader: nlbridge ÷ websocketd',
+      ['latency_1k', 'nlbridge', 'p50_us'],
+      ['latency_1k', 'websocketd', 'p50_us'],
+      0.5,
+      false,
+    ),
+  );
+  t.push(
+    ratioOf(
+      figures,
+      'p50_vs_websocketd_creader',
+      'p50 at 1,000 msg/s, C reader: nlbridge ÷ websocketd',
+      ['latency_1k', 'nlbridge-creader', 'p50_us'],
+      ['latency_1k', 'websocketd-creader', 'p50_us'],
+      0.5,
+      false,
+    ),
+  );
   const p99 = val(figures, 'latency_1k', 'nlbridge', 'p99_us');
-  t.push({ id: 'p99_1k', label: 'p99 at 1,000 msg/s, nlbridge', measured: Number.isFinite(p99) ? p99 : null, shown: Number.isFinite(p99) ? `${fmtNum(p99)} µs` : 'n/a', goal: '≤ 1,000 µs', met: Number.isFinite(p99) ? p99 <= 1000 : null });
+  t.push({
+    id: 'p99_1k',
+    label: 'p99 at 1,000 msg/s, nlbridge',
+    measured: Number.isFinite(p99) ? p99 : null,
+    shown: Number.isFinite(p99) ? `${fmtNum(p99)} µs` : 'n/a',
+    goal: '≤ 1,000 µs',
+    met: Number.isFinite(p99) ? p99 <= 1000 : null,
+  });
   const fan = val(figures, `fanout_${largestFanout}`, 'nlbridge');
-  t.push({ id: 'fanout_rate', label: `fan-out to ${largestFanout} clients at saturation, one msg/frame, deliveries/s`, measured: Number.isFinite(fan) ? fan : null, shown: Number.isFinite(fan) ? fmtNum(fan) : 'n/a', goal: `≥ ${fmtNum(fanoutGoal)}`, met: Number.isFinite(fan) ? fan >= fanoutGoal : null });
-  t.push(ratioOf(figures, 'fanout_batch_vs_c', `fan-out to ${largestFanout} clients at saturation, ?batch=1 ÷ C ceiling`, [`fanout_${largestFanout}`, 'nlbridge-batch'], [`fanout_${largestFanout}`, 'c'], 0.5));
+  t.push({
+    id: 'fanout_rate',
+    label: `fan-out to ${largestFanout} clients at saturation, one msg/frame, deliveries/s`,
+    measured: Number.isFinite(fan) ? fan : null,
+    shown: Number.isFinite(fan) ? fmtNum(fan) : 'n/a',
+    goal: `≥ ${fmtNum(fanoutGoal)}`,
+    met: Number.isFinite(fan) ? fan >= fanoutGoal : null,
+  });
+  t.push(
+    ratioOf(
+      figures,
+      'fanout_batch_vs_c',
+      `fan-out to ${largestFanout} clients at saturation, ?batch=1 ÷ C ceiling`,
+      [`fanout_${largestFanout}`, 'nlbridge-batch'],
+      [`fanout_${largestFanout}`, 'c'],
+      0.5,
+    ),
+  );
   const fanLost = val(figures, `fanout_${largestFanout}`, 'nlbridge-batch', 'lostAtCapacity');
-  t.push({ id: 'fanout_loss', label: `fan-out to ${largestFanout} clients, ?batch=1, messages never delivered at its capacity`, measured: Number.isFinite(fanLost) ? fanLost : null, shown: Number.isFinite(fanLost) ? fmtNum(fanLost) : 'n/a', goal: '0', met: Number.isFinite(fanLost) ? fanLost === 0 : null });
+  t.push({
+    id: 'fanout_loss',
+    label: `fan-out to ${largestFanout} clients, ?batch=1, messages never delivered at its capacity`,
+    measured: Number.isFinite(fanLost) ? fanLost : null,
+    shown: Number.isFinite(fanLost) ? fmtNum(fanLost) : 'n/a',
+    goal: '0',
+    met: Number.isFinite(fanLost) ? fanLost === 0 : null,
+  });
   t.push(ratioOf(figures, 'send_vs_fastify', 'POST /send ÷ bare fastify', ['http_send', 'nlbridge'], ['http_send', 'bare-fastify'], 0.85));
   const perClient = val(figures, 'memory_per_client', 'nlbridge');
-  t.push({ id: 'memory_per_client', label: 'idle memory per client, nlbridge', measured: Number.isFinite(perClient) ? perClient : null, shown: Number.isFinite(perClient) ? fmtBytes(perClient) : 'n/a', goal: '≤ 50 KB', met: Number.isFinite(perClient) ? perClient <= 50_000 : null });
+  t.push({
+    id: 'memory_per_client',
+    label: 'idle memory per client, nlbridge',
+    measured: Number.isFinite(perClient) ? perClient : null,
+    shown: Number.isFinite(perClient) ? fmtBytes(perClient) : 'n/a',
+    goal: '≤ 50 KB',
+    met: Number.isFinite(perClient) ? perClient <= 50_000 : null,
+  });
   return t;
 }
 
@@ -255,7 +382,15 @@ export function machine(): Machine {
   };
 }
 
-export function markdown(figures: Figures, defs: FigureDef[], tgs: Target[], m: Machine, when: string, profile: string, load?: { atStart: number; atEnd: number }): string {
+export function markdown(
+  figures: Figures,
+  defs: FigureDef[],
+  tgs: Target[],
+  m: Machine,
+  when: string,
+  profile: string,
+  load?: { atStart: number; atEnd: number },
+): string {
   const lines: string[] = [];
   const loadText = load ? ` Load average ${load.atStart.toFixed(2)} at the start, ${load.atEnd.toFixed(2)} at the end.` : '';
   lines.push(`Run ${when} (${profile} profile) on ${m.cpus} × ${m.cpu}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}.${loadText}`);

@@ -14,7 +14,10 @@ export type Figures = Record<string, Record<string, Measurement>>;
 export function failed(err: unknown): Measurement {
   const msg = err instanceof Error ? err.message : String(err);
   // Child failures carry a stack or a loader banner: keep the line that names the error.
-  const lines = msg.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = msg
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const named = lines.find((l) => /(Error\b|ERR_[A-Z_]+|\bE[A-Z]{3,}\b)/.test(l) && !l.startsWith('at '));
   const head = lines[0] ?? 'failed';
   return { value: null, error: (named && named !== head ? `${head} … ${named}` : head).slice(0, 300) };
@@ -48,7 +51,11 @@ export function num(v: unknown): number {
  * noise only ever slows a run down. Every run's value is kept in `runs`; a
  * process that died in any run makes `survived` false.
  */
-export async function bestOf(runs: number, fn: () => Promise<Measurement>, better: (a: Measurement, b: Measurement) => boolean): Promise<Measurement> {
+export async function bestOf(
+  runs: number,
+  fn: () => Promise<Measurement>,
+  better: (a: Measurement, b: Measurement) => boolean,
+): Promise<Measurement> {
   const all: Measurement[] = [];
   const errors: string[] = [];
   let best: Measurement | null = null;

@@ -72,11 +72,34 @@ export async function waitForPort(port: number, timeoutMs: number): Promise<void
 }
 
 /** Start client processes holding `clients` connections; resolves when all have connected. */
-export async function startClients(p: Profile, o: { url: string; clients: number; expectPerClient: number; maxSeconds: number; latency?: boolean; idleMs?: number; pauseFirst?: boolean; reader?: Reader }): Promise<Proc[]> {
+export async function startClients(
+  p: Profile,
+  o: {
+    url: string;
+    clients: number;
+    expectPerClient: number;
+    maxSeconds: number;
+    latency?: boolean;
+    idleMs?: number;
+    pauseFirst?: boolean;
+    reader?: Reader;
+  },
+): Promise<Proc[]> {
   const agents: Proc[] = [];
   if (o.reader === 'c') {
     if (o.pauseFirst) throw new Error('the C reader has no paused mode');
-    const args: (string | number)[] = ['-u', o.url, '-k', o.clients, '-n', Math.min(o.expectPerClient, Number.MAX_SAFE_INTEGER), '-t', o.maxSeconds, '-i', o.idleMs ?? 1500];
+    const args: (string | number)[] = [
+      '-u',
+      o.url,
+      '-k',
+      o.clients,
+      '-n',
+      Math.min(o.expectPerClient, Number.MAX_SAFE_INTEGER),
+      '-t',
+      o.maxSeconds,
+      '-i',
+      o.idleMs ?? 1500,
+    ];
     if (o.latency) args.push('-L');
     agents.push(startC('nlb_ws_reader', args));
   }
@@ -159,7 +182,16 @@ export async function probeUntilUp(p: Profile, agents: Proc[], timeoutMs: number
 export async function clientRun(p: Profile, o: ClientRunOptions): Promise<ClientRunResult> {
   const expect = o.flood.count;
   const maxSeconds = o.flood.seconds + 15;
-  const agents = await startClients(p, { url: o.url, clients: o.clients, expectPerClient: expect, maxSeconds, latency: o.latency, idleMs: o.idleMs, pauseFirst: o.pauseFirst, reader: o.reader });
+  const agents = await startClients(p, {
+    url: o.url,
+    clients: o.clients,
+    expectPerClient: expect,
+    maxSeconds,
+    latency: o.latency,
+    idleMs: o.idleMs,
+    pauseFirst: o.pauseFirst,
+    reader: o.reader,
+  });
   try {
     await probeUntilUp(p, agents, 30_000);
     // A latency figure is that of a running bridge, not of its first second:

@@ -37,7 +37,10 @@ async function startDaemon(p: Profile, o: NlbridgeOptions, tag: string): Promise
     fs.mkdirSync(o.cpuProfDir, { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`, `--cpu-prof-name=daemon-${tag}-${Date.now()}.cpuprofile`);
   }
-  const proc = new Proc(`daemon(${tag})`, process.execPath, [...nodeArgs, DAEMON, ...daemonArgs(port, p)], { ...process.env, NODE_ENV: 'production' });
+  const proc = new Proc(`daemon(${tag})`, process.execPath, [...nodeArgs, DAEMON, ...daemonArgs(port, p)], {
+    ...process.env,
+    NODE_ENV: 'production',
+  });
   try {
     await waitForPort(port, 15_000);
   } catch (err) {
@@ -50,7 +53,20 @@ async function startDaemon(p: Profile, o: NlbridgeOptions, tag: string): Promise
 }
 
 function daemonArgs(port: number, p: Profile): string[] {
-  return ['--port', String(port), '--host', '127.0.0.1', '--protocol', 'usersock', '--auth', 'none', '--log-level', 'warn', '--rcvbuf', String(p.rcvbuf)];
+  return [
+    '--port',
+    String(port),
+    '--host',
+    '127.0.0.1',
+    '--protocol',
+    'usersock',
+    '--auth',
+    'none',
+    '--log-level',
+    'warn',
+    '--rcvbuf',
+    String(p.rcvbuf),
+  ];
 }
 
 async function stopDaemon(d: Daemon): Promise<void> {
@@ -70,13 +86,34 @@ export async function withDaemon<T>(p: Profile, o: NlbridgeOptions, tag: string,
 
 export async function runNlbridge(p: Profile, figures: Figures, o: NlbridgeOptions): Promise<void> {
   const thr = await measure(figures, 'ws_one_frame', 'nlbridge', () =>
-    bestOf(p.repeats, () => withDaemon(p, o, 'frame', (d) => clientRun(p, { url: d.ws(), clients: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })), higherValue),
+    bestOf(
+      p.repeats,
+      () =>
+        withDaemon(p, o, 'frame', (d) =>
+          clientRun(p, { url: d.ws(), clients: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } }),
+        ),
+      higherValue,
+    ),
   );
   await measure(figures, 'ws_one_frame', 'nlbridge-batch', () =>
-    bestOf(p.repeats, () => withDaemon(p, o, 'batch', (d) => clientRun(p, { url: d.ws('?batch=1'), clients: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })), higherValue),
+    bestOf(
+      p.repeats,
+      () =>
+        withDaemon(p, o, 'batch', (d) =>
+          clientRun(p, { url: d.ws('?batch=1'), clients: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } }),
+        ),
+      higherValue,
+    ),
   );
   await measure(figures, 'ws_one_frame', 'nlbridge-binary', () =>
-    bestOf(p.repeats, () => withDaemon(p, o, 'binary', (d) => clientRun(p, { url: d.ws('?format=binary'), clients: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })), higherValue),
+    bestOf(
+      p.repeats,
+      () =>
+        withDaemon(p, o, 'binary', (d) =>
+          clientRun(p, { url: d.ws('?format=binary'), clients: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } }),
+        ),
+      higherValue,
+    ),
   );
   await measure(figures, 'latency_half', 'nlbridge', () =>
     withDaemon(p, o, 'lathalf', async (d) => {
@@ -117,7 +154,14 @@ export function sendBodySchema(): object {
     }
     return out;
   };
-  const schema = (((((spec.paths as Record<string, unknown>)['/send'] as Record<string, unknown>).post as Record<string, unknown>).requestBody as Record<string, unknown>).content as Record<string, Record<string, unknown>>)['application/json'].schema;
+  const schema = (
+    (
+      (((spec.paths as Record<string, unknown>)['/send'] as Record<string, unknown>).post as Record<string, unknown>).requestBody as Record<
+        string,
+        unknown
+      >
+    ).content as Record<string, Record<string, unknown>>
+  )['application/json'].schema;
   return resolve(schema, 0) as object;
 }
 
@@ -134,7 +178,7 @@ async function httpLoad(p: Profile, url: string, serverPid: number | undefined):
     const r = (await agent.waitForKey('result', (p.httpSeconds + 20) * 1000)).result as Record<string, unknown>;
     const cpu1 = serverPid === undefined ? null : cpuSeconds(serverPid);
     const answered = num(r.ok) + num(r.non2xx);
-    if (cpu0 !== null && cpu1 !== null && answered > 0) r.serverCpuUsPerRequest = Math.round(((cpu1 - cpu0) * 1e6) / answered * 10) / 10;
+    if (cpu0 !== null && cpu1 !== null && answered > 0) r.serverCpuUsPerRequest = Math.round((((cpu1 - cpu0) * 1e6) / answered) * 10) / 10;
     return r;
   } finally {
     await agent.stop(1000);
@@ -175,7 +219,13 @@ async function runIngress(p: Profile, figures: Figures, o: NlbridgeOptions): Pro
   await measure(figures, 'ws_ingress', 'nlbridge', () =>
     withDaemon(p, o, 'ingress', async (d) => {
       const sink = await startSink(p, { expect: p.ingressFrames, seconds: p.ingressSeconds + 15, idleMs: 1000 });
-      const sender = startAgent('ws_sender', { url: d.ws(), frames: p.ingressFrames, maxSeconds: p.ingressSeconds, template: '__PAYLOAD__', encoding: 'text' });
+      const sender = startAgent('ws_sender', {
+        url: d.ws(),
+        frames: p.ingressFrames,
+        maxSeconds: p.ingressSeconds,
+        template: '__PAYLOAD__',
+        encoding: 'text',
+      });
       try {
         const sent = (await sender.waitForKey('result', (p.ingressSeconds + 15) * 1000)).result as Record<string, unknown>;
         const got = await sink.waitForKey('received', (p.ingressSeconds + 20) * 1000);
@@ -236,7 +286,17 @@ async function runMemory(p: Profile, figures: Figures, o: NlbridgeOptions): Prom
       await sleep(300);
       const before = rssBytes(d.proc.pid) ?? NaN;
       // One paused client and one reading client on the same group.
-      const agents = await startClients({ ...p, clientsPerProcess: 1 }, { url: d.ws(), clients: 2, expectPerClient: Number.MAX_SAFE_INTEGER, maxSeconds: p.slowReaderSeconds + 20, pauseFirst: true, idleMs: 60_000 });
+      const agents = await startClients(
+        { ...p, clientsPerProcess: 1 },
+        {
+          url: d.ws(),
+          clients: 2,
+          expectPerClient: Number.MAX_SAFE_INTEGER,
+          maxSeconds: p.slowReaderSeconds + 20,
+          pauseFirst: true,
+          idleMs: 60_000,
+        },
+      );
       let peak = before;
       const sampler = setInterval(() => {
         const r = rssBytes(d.proc.pid);
@@ -245,7 +305,13 @@ async function runMemory(p: Profile, figures: Figures, o: NlbridgeOptions): Prom
       try {
         await sleep(200);
         const count = Math.round(p.slowReaderRate * p.slowReaderSeconds);
-        const sent = await flood({ group: p.group, count, seconds: p.slowReaderSeconds + 2, rate: p.slowReaderRate, payload: p.slowReaderPayload });
+        const sent = await flood({
+          group: p.group,
+          count,
+          seconds: p.slowReaderSeconds + 2,
+          rate: p.slowReaderRate,
+          payload: p.slowReaderPayload,
+        });
         await sleep(300);
         const after = rssBytes(d.proc.pid) ?? NaN;
         for (const a of agents) a.command({ cmd: 'report' });
@@ -285,7 +351,13 @@ export async function runNlbridgeLatency(p: Profile, figures: Figures, o: Nlbrid
         p.repeats,
         () =>
           withDaemon(p, o, 'lat1k', async (d) => {
-            const r = await clientRun(p, { url: d.ws(), clients: 1, latency: true, reader, flood: { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 } });
+            const r = await clientRun(p, {
+              url: d.ws(),
+              clients: 1,
+              latency: true,
+              reader,
+              flood: { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 },
+            });
             return { ...r, value: num(r.p50_us), rate: 1000 };
           }),
         lowerP99,

@@ -9,7 +9,6 @@ import { CACHE_DIR, ROOT, startAgent, startC, type JsonObject, type Proc } from 
 import type { Profile } from '../lib/profile';
 import { bestOf, higherValue, lowerP99, measure, num, type Figures, type Measurement } from '../lib/result';
 
-
 /** Build nlb_flood, nlb_sink and nlb_ws_reader with cc -O2 into .cache/bench/. */
 export function buildC(): void {
   fs.mkdirSync(CACHE_DIR, { recursive: true });
@@ -40,7 +39,9 @@ export async function flood(o: FloodOptions): Promise<JsonObject> {
   if (senders > 1) {
     // Several senders at once, each with its share of the count; one result.
     const parts = await Promise.all(
-      Array.from({ length: senders }, (_, i) => flood({ ...o, senders: 1, count: Math.floor(o.count / senders) + (i < o.count % senders ? 1 : 0) })),
+      Array.from({ length: senders }, (_, i) =>
+        flood({ ...o, senders: 1, count: Math.floor(o.count / senders) + (i < o.count % senders ? 1 : 0) }),
+      ),
     );
     const sent = parts.reduce((a, r) => a + num(r.sent), 0);
     const seconds = Math.max(...parts.map((r) => num(r.seconds)));
@@ -57,8 +58,26 @@ export async function flood(o: FloodOptions): Promise<JsonObject> {
 }
 
 /** Start C receivers; resolves once bound. */
-export async function startSink(p: Profile, o: { sockets?: number; expect: number; seconds: number; latency?: boolean; idleMs?: number }): Promise<Proc> {
-  const args: (string | number)[] = ['-g', p.group, '-n', o.expect, '-k', o.sockets ?? 1, '-t', o.seconds, '-i', o.idleMs ?? 300, '-b', p.rcvbuf, '-p', USERSOCK];
+export async function startSink(
+  p: Profile,
+  o: { sockets?: number; expect: number; seconds: number; latency?: boolean; idleMs?: number },
+): Promise<Proc> {
+  const args: (string | number)[] = [
+    '-g',
+    p.group,
+    '-n',
+    o.expect,
+    '-k',
+    o.sockets ?? 1,
+    '-t',
+    o.seconds,
+    '-i',
+    o.idleMs ?? 300,
+    '-b',
+    p.rcvbuf,
+    '-p',
+    USERSOCK,
+  ];
   if (o.latency) args.push('-L');
   const sink = startC('nlb_sink', args);
   await sink.waitForKey('ready', 10_000);
@@ -78,19 +97,29 @@ async function sinkWithFlood(p: Profile, sinkOpts: Parameters<typeof startSink>[
 
 /** C ceiling figures; returns the 1→1 saturation rate (for half-saturation runs). */
 export async function runCeiling(p: Profile, figures: Figures): Promise<number> {
-  const rx = await measure(figures, 'socket_flood', 'c', () => bestOf(p.repeats, async () => {
-    const { sent, got } = await sinkWithFlood(p, { expect: p.floodCount, seconds: p.floodSeconds + 5 }, { count: p.floodCount, seconds: p.floodSeconds, senders: p.floodSenders });
-    return {
-      value: num(got.rate),
-      received: got.received,
-      sent: sent.sent,
-      sendRate: sent.rate,
-      lost: num(sent.sent) - num(got.received),
-      drops: got.drops,
-      cpuNsPerMsg: got.cpuNsPerMsg,
-      survived: true,
-    };
-  }, higherValue));
+  const rx = await measure(figures, 'socket_flood', 'c', () =>
+    bestOf(
+      p.repeats,
+      async () => {
+        const { sent, got } = await sinkWithFlood(
+          p,
+          { expect: p.floodCount, seconds: p.floodSeconds + 5 },
+          { count: p.floodCount, seconds: p.floodSeconds, senders: p.floodSenders },
+        );
+        return {
+          value: num(got.rate),
+          received: got.received,
+          sent: sent.sent,
+          sendRate: sent.rate,
+          lost: num(sent.sent) - num(got.received),
+          drops: got.drops,
+          cpuNsPerMsg: got.cpuNsPerMsg,
+          survived: true,
+        };
+      },
+      higherValue,
+    ),
+  );
   const sat = num(rx.value);
   if (Number.isFinite(sat) && sat > 0) {
     await measure(figures, 'latency_half', 'c', () => latencyRun(p, sat / 2, Math.round((sat / 2) * p.halfSatSeconds)));
@@ -145,11 +174,20 @@ async function nodeReceiver(p: Profile, impl: 'addon' | 'npm-netlink', paced?: {
     }
     const exit = await agent.stop(2000);
     const survived = result !== undefined && exit.code === 0 && exit.signal === null;
-    const last = result ?? ((agent.last('progress')?.progress as JsonObject | undefined) ?? {});
+    const last = result ?? (agent.last('progress')?.progress as JsonObject | undefined) ?? {};
     const lat = last.latency as { p50_us: number; p99_us: number; max_us: number; n: number } | undefined;
     if (paced) {
       if (!lat || lat.n === 0) throw new Error(`${impl}: no latency samples (exit ${exit.code ?? exit.signal})`);
-      return { value: lat.p50_us, p50_us: lat.p50_us, p99_us: lat.p99_us, max_us: lat.max_us, samples: lat.n, rate: paced.rate, lost: num(sent.sent) - num(last.received ?? 0), survived };
+      return {
+        value: lat.p50_us,
+        p50_us: lat.p50_us,
+        p99_us: lat.p99_us,
+        max_us: lat.max_us,
+        samples: lat.n,
+        rate: paced.rate,
+        lost: num(sent.sent) - num(last.received ?? 0),
+        survived,
+      };
     }
     return {
       value: num(last.rate),
@@ -177,6 +215,8 @@ export async function runNodeReceivers(p: Profile, figures: Figures): Promise<vo
 export async function runSocketLatency(p: Profile, figures: Figures): Promise<void> {
   await measure(figures, 'latency_1k', 'c', () => bestOf(p.repeats, () => latencyRun(p, 1000, p.latencyCount), lowerP99));
   for (const impl of ['addon', 'npm-netlink'] as const) {
-    await measure(figures, 'latency_1k', impl, () => bestOf(p.repeats, () => nodeReceiver(p, impl, { rate: 1000, count: p.latencyCount }), lowerP99));
+    await measure(figures, 'latency_1k', impl, () =>
+      bestOf(p.repeats, () => nodeReceiver(p, impl, { rate: 1000, count: p.latencyCount }), lowerP99),
+    );
   }
 }

@@ -23,7 +23,17 @@ export function buildRrNlk(): void {
 async function startWebsocketd(p: Profile): Promise<{ proc: Proc; url: string }> {
   const port = await freePort();
   const mask = String((1 << (p.group - 1)) >>> 0);
-  const proc = new Proc('websocketd', 'websocketd', [`--port=${port}`, '--address=127.0.0.1', '--loglevel=error', RR_NLK, '-p', '2', '-j', '-g', mask]);
+  const proc = new Proc('websocketd', 'websocketd', [
+    `--port=${port}`,
+    '--address=127.0.0.1',
+    '--loglevel=error',
+    RR_NLK,
+    '-p',
+    '2',
+    '-j',
+    '-g',
+    mask,
+  ]);
   await waitForPort(port, 10_000);
   return { proc, url: `ws://127.0.0.1:${port}/` };
 }
@@ -86,7 +96,11 @@ export async function runWebsocketd(p: Profile, figures: Figures): Promise<void>
   }
 
   const thr = await measure(figures, 'ws_one_frame', 'websocketd', () =>
-    bestOf(p.repeats, () => withWebsocketd(p, (url) => clientRun(p, { url, clients: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })), higherValue),
+    bestOf(
+      p.repeats,
+      () => withWebsocketd(p, (url) => clientRun(p, { url, clients: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } })),
+      higherValue,
+    ),
   );
   await measure(figures, 'latency_half', 'websocketd', () =>
     withWebsocketd(p, async (url) => {
@@ -143,7 +157,13 @@ export async function runWebsocketdLatency(p: Profile, figures: Figures): Promis
         p.repeats,
         () =>
           withWebsocketd(p, async (url) => {
-            const r = await clientRun(p, { url, clients: 1, latency: true, reader, flood: { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 } });
+            const r = await clientRun(p, {
+              url,
+              clients: 1,
+              latency: true,
+              reader,
+              flood: { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 },
+            });
             return { ...r, value: num(r.p50_us), rate: 1000 };
           }),
         lowerP99,

@@ -48,7 +48,11 @@ function allowsInteger(schema: OptionSchema): boolean {
 function decode(schema: OptionSchema, raw: unknown): unknown {
   switch (schema['x-text']) {
     case 'list':
-      if (typeof raw === 'string') return raw.split(',').map((s) => s.trim()).filter(Boolean);
+      if (typeof raw === 'string')
+        return raw
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
       if (Array.isArray(raw) && raw.every((s) => typeof s === 'string')) return raw.map((s: string) => s.trim()).filter(Boolean);
       return raw;
     case 'octal': {
@@ -79,7 +83,8 @@ export interface LoadOptions {
   fileExists?: (path: string) => boolean;
 }
 
-export type LoadResult = { kind: 'help'; text: string } | { kind: 'version' } | { kind: 'config'; config: Config; configFile: string | null };
+export type LoadResult =
+  { kind: 'help'; text: string } | { kind: 'version' } | { kind: 'config'; config: Config; configFile: string | null };
 
 const BY_NAME = new Map(OPTIONS.map((o) => [o.flag.slice(2), o]));
 
@@ -190,14 +195,18 @@ export function loadConfig(opts: LoadOptions): LoadResult {
     // The NATS options mean nothing without servers: a forgotten --nats would
     // otherwise leave the fleet silently off.
     for (const key of ['natsCreds', 'natsTokenFile', 'natsPublish', 'natsSend'] as const) {
-      if (config[key] !== null && config[key] !== 'off') throw new ConfigError(OPTIONS.find((o) => o.key === key)!.flag, 'needs --nats (the NATS servers)');
+      if (config[key] !== null && config[key] !== 'off')
+        throw new ConfigError(OPTIONS.find((o) => o.key === key)!.flag, 'needs --nats (the NATS servers)');
     }
   }
   if (config.natsCreds !== null && config.natsTokenFile !== null) {
     throw new ConfigError('--nats-token-file', 'and --nats-creds both given: use one way to authenticate to NATS');
   }
   if (config.requestTimeoutMs < config.headersTimeoutMs) {
-    throw new ConfigError('--request-timeout-ms', `must be at least --headers-timeout-ms (${config.headersTimeoutMs}), got ${config.requestTimeoutMs}`);
+    throw new ConfigError(
+      '--request-timeout-ms',
+      `must be at least --headers-timeout-ms (${config.headersTimeoutMs}), got ${config.requestTimeoutMs}`,
+    );
   }
   return { kind: 'config', config, configFile };
 }

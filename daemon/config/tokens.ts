@@ -31,20 +31,24 @@ function allow(raw: unknown, where: string, max: number): Allow | undefined {
 
 /** Validates the config file's "tokens" value (secrets are not echoed in errors). */
 export function parseTokenSpecs(raw: unknown): ScopedTokenSpec[] {
-  if (!Array.isArray(raw)) throw new ScopeConfigError('tokens: must be a list of {name, token|tokenFile|credential, read, sendGroups, sendPorts, kernel}');
+  if (!Array.isArray(raw))
+    throw new ScopeConfigError('tokens: must be a list of {name, token|tokenFile|credential, read, sendGroups, sendPorts, kernel}');
   const names = new Set<string>();
   return raw.map((e: unknown, i) => {
     const where = `tokens[${i}]`;
     if (e === null || typeof e !== 'object' || Array.isArray(e)) throw new ScopeConfigError(`${where}: must be an object`);
     const o = e as Record<string, unknown>;
     for (const k of Object.keys(o)) if (!KEYS.has(k)) throw new ScopeConfigError(`${where}.${k}: unknown key`);
-    if (typeof o.name !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(o.name)) throw new ScopeConfigError(`${where}.name: must be 1..64 of A-Z a-z 0-9 _ . -`);
+    if (typeof o.name !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(o.name))
+      throw new ScopeConfigError(`${where}.name: must be 1..64 of A-Z a-z 0-9 _ . -`);
     if (names.has(o.name)) throw new ScopeConfigError(`${where}.name: "${o.name}" is used twice`);
     names.add(o.name);
     const sources = ['token', 'tokenFile', 'credential'].filter((k) => o[k] !== undefined);
     if (sources.length !== 1) throw new ScopeConfigError(`${where}: give exactly one of token, tokenFile, credential`);
-    for (const k of sources) if (typeof o[k] !== 'string' || o[k] === '') throw new ScopeConfigError(`${where}.${k}: must be a non-empty string`);
-    if (o.credential !== undefined && !/^[A-Za-z0-9_.-]+$/.test(o.credential as string)) throw new ScopeConfigError(`${where}.credential: must be a credential name`);
+    for (const k of sources)
+      if (typeof o[k] !== 'string' || o[k] === '') throw new ScopeConfigError(`${where}.${k}: must be a non-empty string`);
+    if (o.credential !== undefined && !/^[A-Za-z0-9_.-]+$/.test(o.credential as string))
+      throw new ScopeConfigError(`${where}.credential: must be a credential name`);
     if (o.kernel !== undefined && typeof o.kernel !== 'boolean') throw new ScopeConfigError(`${where}.kernel: must be true or false`);
     const spec: ScopedTokenSpec = { name: o.name };
     if (o.token !== undefined) spec.token = o.token as string;

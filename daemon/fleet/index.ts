@@ -78,7 +78,10 @@ export interface CheckedFleet {
 export function checkFleetSettings(s: FleetSettings): CheckedFleet {
   const host = s.hostId ?? defaultHostId(os.hostname());
   if (!isSubjectToken(host)) {
-    throw new FleetConfigError('--host-id', `the hostname "${os.hostname()}" gives "${host}", not a NATS subject token (no ".", "*", ">" or whitespace): set --host-id`);
+    throw new FleetConfigError(
+      '--host-id',
+      `the hostname "${os.hostname()}" gives "${host}", not a NATS subject token (no ".", "*", ">" or whitespace): set --host-id`,
+    );
   }
   let groups: number[] = [];
   if (s.natsPublish !== null) {
@@ -112,7 +115,13 @@ const BACKOFF_MAX_MS = 5000;
  * Starts the fleet: subscribes the publisher to the bus at once (messages are
  * held while NATS is not there yet) and dials NATS in the background.
  */
-export function startFleet(settings: FleetSettings, checked: CheckedFleet, bus: FleetBus, log: pino.Logger, send: SendHandler | null = null): Fleet {
+export function startFleet(
+  settings: FleetSettings,
+  checked: CheckedFleet,
+  bus: FleetBus,
+  log: pino.Logger,
+  send: SendHandler | null = null,
+): Fleet {
   const { host, groups, auth } = checked;
   let connected = false;
   let reconnects = 0;
@@ -125,7 +134,12 @@ export function startFleet(settings: FleetSettings, checked: CheckedFleet, bus: 
     groups,
     bufferBytes: settings.natsBufferBytes,
     onDrop: (reason, n, detail) =>
-      log.warn({ reason, n, detail, bufferBytes: settings.natsBufferBytes }, reason === 'buffer' ? 'NATS buffer full: messages dropped (counted in nlbridge_nats_dropped_total, told on the events subject)' : 'a message over the NATS max_payload was dropped'),
+      log.warn(
+        { reason, n, detail, bufferBytes: settings.natsBufferBytes },
+        reason === 'buffer'
+          ? 'NATS buffer full: messages dropped (counted in nlbridge_nats_dropped_total, told on the events subject)'
+          : 'a message over the NATS max_payload was dropped',
+      ),
   });
   if (groups.length > 0) bus.subscribe(publisher);
 
@@ -157,7 +171,10 @@ export function startFleet(settings: FleetSettings, checked: CheckedFleet, bus: 
         case 'disconnect':
           connected = false;
           publisher.linkDown();
-          log.warn({ server: s.server, held: publisher.counts().heldMessages }, 'NATS disconnected: holding messages (up to --nats-buffer-bytes) and reconnecting');
+          log.warn(
+            { server: s.server, held: publisher.counts().heldMessages },
+            'NATS disconnected: holding messages (up to --nats-buffer-bytes) and reconnecting',
+          );
           break;
         case 'reconnect':
           connected = true;
@@ -206,12 +223,27 @@ export function startFleet(settings: FleetSettings, checked: CheckedFleet, bus: 
           nc = c;
           connected = true;
           attempt = 0;
-          log.info({ server: c.getServer(), host, groups, subjects: groups.map((g) => groupSubject(host, g)), events: eventsSubject(host), maxPayload: c.info?.max_payload }, 'NATS connected');
+          log.info(
+            {
+              server: c.getServer(),
+              host,
+              groups,
+              subjects: groups.map((g) => groupSubject(host, g)),
+              events: eventsSubject(host),
+              maxPayload: c.info?.max_payload,
+            },
+            'NATS connected',
+          );
           watch(c).catch((err: unknown) => log.error({ err }, 'NATS status watch failed'));
           if (send && settings.natsSend === 'on') {
             // The client subscribes again by itself after a reconnect.
-            c.subscribe(sendSubject(host), { callback: (_err, m) => void answer(m).catch((err: unknown) => log.error({ err }, 'NATS send reply failed')) });
-            log.warn({ subject: sendSubject(host) }, 'answering send requests on NATS (--nats-send on): whoever may publish on this subject sends with the daemon\'s privileges');
+            c.subscribe(sendSubject(host), {
+              callback: (_err, m) => void answer(m).catch((err: unknown) => log.error({ err }, 'NATS send reply failed')),
+            });
+            log.warn(
+              { subject: sendSubject(host) },
+              "answering send requests on NATS (--nats-send on): whoever may publish on this subject sends with the daemon's privileges",
+            );
           }
           publisher.linkUp(linkOf(c));
           void c.closed().then((err) => {

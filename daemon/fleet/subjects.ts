@@ -68,7 +68,10 @@ export function defaultHostId(hostname: string): string {
  */
 export function parsePublishGroups(text: string): number[] {
   if (text.includes(',')) {
-    const parts = text.split(',').map((s) => s.trim()).filter(Boolean);
+    const parts = text
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (parts.length === 0) throw new GroupSpecError('the group list is empty');
     return [...parseGroupList(parts.join(','))];
   }

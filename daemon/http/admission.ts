@@ -8,7 +8,15 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Problem } from '../errors';
 import { listenerKindOf } from '../http_server';
 import { FULL_SCOPE, scopeOf } from '../scopes';
-import { APP_SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, bearerFromHeader, hostAllowed, offeredSubprotocols, originAllowed, tokenFromSubprotocols } from './request_checks';
+import {
+  APP_SUBPROTOCOL,
+  TOKEN_SUBPROTOCOL_PREFIX,
+  bearerFromHeader,
+  hostAllowed,
+  offeredSubprotocols,
+  originAllowed,
+  tokenFromSubprotocols,
+} from './request_checks';
 import { pathOf } from './request_log';
 import { CONSOLE_PUBLIC_PATHS } from './console';
 
@@ -90,18 +98,30 @@ export const admissionPlugin = fp(
         const hostOk = hostVerdict(host);
         if (!hostOk) {
           metrics.authFailures.inc({ reason: 'host' });
-          return new Problem('HOST_NOT_ALLOWED', host === undefined ? 'the request has no Host header' : `Host "${String(host).slice(0, 100)}" is not in the allow-list (--allowed-hosts)`, { field: 'Host' });
+          return new Problem(
+            'HOST_NOT_ALLOWED',
+            host === undefined
+              ? 'the request has no Host header'
+              : `Host "${String(host).slice(0, 100)}" is not in the allow-list (--allowed-hosts)`,
+            { field: 'Host' },
+          );
         }
         const origin = request.headers.origin;
         if (!originAllowed(origin, host, config.allowedOrigins, hostOk)) {
           metrics.authFailures.inc({ reason: 'origin' });
-          return new Problem('ORIGIN_NOT_ALLOWED', `Origin "${String(origin).slice(0, 100)}" may not use this API (--allowed-origins)`, { field: 'Origin' });
+          return new Problem('ORIGIN_NOT_ALLOWED', `Origin "${String(origin).slice(0, 100)}" may not use this API (--allowed-origins)`, {
+            field: 'Origin',
+          });
         }
         // Only on a real upgrade is a subprotocol a credential.
         const offered = isUpgrade(request) ? offeredSubprotocols(request.headers['sec-websocket-protocol']) : [];
         const subprotocolToken = tokenFromSubprotocols(offered);
         if (subprotocolToken !== null && !offered.includes(APP_SUBPROTOCOL)) {
-          return new Problem('VALIDATION', `offer the subprotocol "${APP_SUBPROTOCOL}" with the token one ("${APP_SUBPROTOCOL}, ${TOKEN_SUBPROTOCOL_PREFIX}<token>"): the answer names "${APP_SUBPROTOCOL}", never the token`, { field: 'Sec-WebSocket-Protocol' });
+          return new Problem(
+            'VALIDATION',
+            `offer the subprotocol "${APP_SUBPROTOCOL}" with the token one ("${APP_SUBPROTOCOL}, ${TOKEN_SUBPROTOCOL_PREFIX}<token>"): the answer names "${APP_SUBPROTOCOL}", never the token`,
+            { field: 'Sec-WebSocket-Protocol' },
+          );
         }
         request.nlbridgeCredential = `ip:${request.ip}`;
         if (auth.token !== null && !PUBLIC_PATHS.has(pathOf(request.url))) {
@@ -126,7 +146,11 @@ export const admissionPlugin = fp(
             const path = pathOf(request.url);
             if (WHOLE_DAEMON_PATHS.has(path)) {
               metrics.authFailures.inc({ reason: 'scope' });
-              return new Problem('PERMISSION_DENIED', `token "${scope.name}" may not read ${path}: it describes the whole daemon (use the main token or the unix socket)`, { field: 'Authorization' });
+              return new Problem(
+                'PERMISSION_DENIED',
+                `token "${scope.name}" may not read ${path}: it describes the whole daemon (use the main token or the unix socket)`,
+                { field: 'Authorization' },
+              );
             }
           }
         }

@@ -117,13 +117,20 @@ export function consoleRoutes(app: FastifyInstance, dir: string = CONSOLE_DIR): 
   };
 
   app.get('/', async (request, reply) => serve(request, reply, PAGE, 'text/html; charset=utf-8'));
-  app.get<{ Params: { file: string } }>('/console/:file', { schema: { params: parametersSchema('/console/{file}', 'get', 'path') } }, async (request, reply) => {
-    const name = request.params.file;
-    const type = Object.hasOwn(CONSOLE_FILES, name) ? CONSOLE_FILES[name] : undefined;
-    if (type === undefined) throw new Problem('NOT_FOUND', `no console file ${JSON.stringify(name.slice(0, 100))}`);
-    return serve(request, reply, name, type);
-  });
+  app.get<{ Params: { file: string } }>(
+    '/console/:file',
+    { schema: { params: parametersSchema('/console/{file}', 'get', 'path') } },
+    async (request, reply) => {
+      const name = request.params.file;
+      const type = Object.hasOwn(CONSOLE_FILES, name) ? CONSOLE_FILES[name] : undefined;
+      if (type === undefined) throw new Problem('NOT_FOUND', `no console file ${JSON.stringify(name.slice(0, 100))}`);
+      return serve(request, reply, name, type);
+    },
+  );
 }
 
 /** The console as a plugin of its own (daemon/app.ts registers it with the other route families). */
-export const consoleRoutesPlugin = fp(async (app: FastifyInstance) => consoleRoutes(app), { name: 'nlbridge-console', dependencies: ['nlbridge-admission'] });
+export const consoleRoutesPlugin = fp(async (app: FastifyInstance) => consoleRoutes(app), {
+  name: 'nlbridge-console',
+  dependencies: ['nlbridge-admission'],
+});

@@ -44,7 +44,9 @@ export function clientError(this: FastifyInstance, err: NodeJS.ErrnoException, s
 /** fastify's `frameworkErrors` option: errors raised before routing (an undecodable %-escape, a param over the cap). */
 export function frameworkErrors(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const bad = err.code === 'FST_ERR_BAD_URL' || err.code === 'FST_ERR_MAX_PARAM_LENGTH';
-  const p = bad ? new Problem('VALIDATION', `the URL cannot be routed: ${err.message}`, { field: 'url' }) : new Problem('INTERNAL', 'internal error (see the daemon log)');
+  const p = bad
+    ? new Problem('VALIDATION', `the URL cannot be routed: ${err.message}`, { field: 'url' })
+    : new Problem('INTERNAL', 'internal error (see the daemon log)');
   if (!bad) request.log.error({ err }, 'request failed');
   // An upgrade request's socket is off Node's HTTP server once handed to the
   // 'upgrade' listener, and no onResponse runs for an unroutable URL: close
@@ -60,14 +62,22 @@ function frameworkProblem(err: FastifyError, request: FastifyRequest, bodyLimit:
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new Problem('PAYLOAD_TOO_LARGE', `body is larger than ${bodyLimit} bytes (--body-limit)`, { field: 'body' });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new Problem('UNSUPPORTED_MEDIA_TYPE', `Content-Type "${String(request.headers['content-type'] ?? '')}" is not supported; send application/json`, { field: 'Content-Type' });
+      return new Problem(
+        'UNSUPPORTED_MEDIA_TYPE',
+        `Content-Type "${String(request.headers['content-type'] ?? '')}" is not supported; send application/json`,
+        { field: 'Content-Type' },
+      );
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new Problem('VALIDATION', 'body is empty; send a JSON object', { field: 'body' });
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return new Problem('VALIDATION', `body is not valid JSON: ${err.message}`, { field: 'body' });
   }
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
-    return new Problem(err.statusCode === 413 ? 'PAYLOAD_TOO_LARGE' : err.statusCode === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'VALIDATION', err.message, { field: 'body' });
+    return new Problem(
+      err.statusCode === 413 ? 'PAYLOAD_TOO_LARGE' : err.statusCode === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'VALIDATION',
+      err.message,
+      { field: 'body' },
+    );
   }
   request.log.error({ err }, 'request failed');
   return new Problem('INTERNAL', 'internal error (see the daemon log)');
@@ -80,7 +90,10 @@ export const errorsPlugin = fp(
     // A path that exists with other methods is 405 with Allow (RFC 9110 15.5.6), not 404.
     let routeMatchers: { method: string; path: RegExp }[] | null = null;
     const methodsFor = (path: string): string[] => {
-      routeMatchers ??= routes.map((r) => ({ method: r.method, path: new RegExp(`^${r.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+')}$`) }));
+      routeMatchers ??= routes.map((r) => ({
+        method: r.method,
+        path: new RegExp(`^${r.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+')}$`),
+      }));
       const methods = new Set(routeMatchers.filter((m) => m.path.test(path)).map((m) => m.method));
       if (methods.has('GET')) methods.add('HEAD');
       return [...methods].sort();
@@ -91,7 +104,9 @@ export const errorsPlugin = fp(
       const allowed = methodsFor(path);
       if (allowed.length === 0) return new Problem('NOT_FOUND', `no route ${request.method} ${path}`);
       reply.header('allow', allowed.join(', '));
-      return new Problem('METHOD_NOT_ALLOWED', `${request.method} is not served on ${path}; it serves ${allowed.join(', ')}`, { field: 'method' });
+      return new Problem('METHOD_NOT_ALLOWED', `${request.method} is not served on ${path}; it serves ${allowed.join(', ')}`, {
+        field: 'method',
+      });
     };
 
     app.setErrorHandler((err: FastifyError | Problem, request, reply) => {

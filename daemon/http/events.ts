@@ -22,7 +22,10 @@ export const eventsRoutesPlugin = fp(
     app.route({
       method: 'GET',
       url: '/groups/:mask/events',
-      schema: { params: parametersSchema('/groups/{mask}/events', 'get', 'path'), querystring: parametersSchema('/groups/{mask}/events', 'get', 'query') },
+      schema: {
+        params: parametersSchema('/groups/{mask}/events', 'get', 'path'),
+        querystring: parametersSchema('/groups/{mask}/events', 'get', 'query'),
+      },
       preHandler: async (request: FastifyRequest) => {
         const groups = streamGroups(request);
         bus.checkGroups(groups, 'mask');

@@ -15,7 +15,12 @@ export const jsonBodyPlugin = fp(
     app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
       const bytes = body as Buffer;
       if (!isUtf8(bytes)) {
-        done(new Problem('BAD_DATA', 'the body is not valid UTF-8 (JSON text must be; send binary data with "encoding": "base64" or "hex")', { field: 'body' }), undefined);
+        done(
+          new Problem('BAD_DATA', 'the body is not valid UTF-8 (JSON text must be; send binary data with "encoding": "base64" or "hex")', {
+            field: 'body',
+          }),
+          undefined,
+        );
         return;
       }
       parseJson(request, bytes.toString('utf8'), done);

@@ -14,7 +14,8 @@ export const observePlugin = fp(
     // Callback style: an async hook costs a promise and a tick on every request.
     app.addHook('onResponse', (request, reply, done) => {
       metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode });
-      if (logRequests) request.log.debug({ req: request, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime }, 'request completed');
+      if (logRequests)
+        request.log.debug({ req: request, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime }, 'request completed');
       // An upgrade answered with HTTP (a refusal, a plain route): its socket
       // left Node's HTTP server at the 'upgrade' event and nothing else will
       // close it. @fastify/websocket does this only inside the streams

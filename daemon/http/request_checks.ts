@@ -26,7 +26,10 @@ export const APP_SUBPROTOCOL = 'nlbridge';
 export function offeredSubprotocols(header: string | string[] | undefined): string[] {
   if (!header) return [];
   const text = Array.isArray(header) ? header.join(',') : header;
-  return text.split(',').map((s) => s.trim()).filter(Boolean);
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 export function tokenFromSubprotocols(offered: string[]): string | null {
@@ -63,7 +66,12 @@ function hasPort(hostEntry: string): boolean {
  * Whether an Origin may use the API: absent (not a browser), exactly listed,
  * or the same origin as an allowed Host. `null` and anything else are refused.
  */
-export function originAllowed(origin: string | undefined, host: string | undefined, allowedOrigins: readonly string[], hostOk: boolean): boolean {
+export function originAllowed(
+  origin: string | undefined,
+  host: string | undefined,
+  allowedOrigins: readonly string[],
+  hostOk: boolean,
+): boolean {
   if (origin === undefined) return true;
   const o = origin.toLowerCase();
   if (allowedOrigins.some((a) => a.toLowerCase() === o)) return true;

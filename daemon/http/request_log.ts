@@ -16,7 +16,14 @@ export function redactUrl(url: string): string {
 }
 
 /** pino's `req` serializer for fastify's request logger. */
-export const requestSerializer = (req: { method?: string; url?: string; host?: string; hostname?: string; ip?: string; socket?: { remotePort?: number } }): Record<string, unknown> => ({
+export const requestSerializer = (req: {
+  method?: string;
+  url?: string;
+  host?: string;
+  hostname?: string;
+  ip?: string;
+  socket?: { remotePort?: number };
+}): Record<string, unknown> => ({
   method: req.method,
   url: redactUrl(req.url ?? ''),
   host: req.host ?? req.hostname,

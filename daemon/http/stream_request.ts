@@ -18,7 +18,8 @@ export interface StreamQuery {
 export const truthy = (v: string | undefined): boolean => v === '1' || v === 'true';
 
 /** The request's group field: `mask` in the path, or `?list=`. */
-export const groupsField = (request: FastifyRequest): 'mask' | 'list' => ((request.params as { mask?: string }).mask !== undefined ? 'mask' : 'list');
+export const groupsField = (request: FastifyRequest): 'mask' | 'list' =>
+  (request.params as { mask?: string }).mask !== undefined ? 'mask' : 'list';
 
 /** Parses the stream's groups; throws Problem (400). */
 export function streamGroups(request: FastifyRequest): GroupList {

@@ -60,7 +60,10 @@ async function streamRoutes(app: FastifyInstance): Promise<void> {
   });
 
   const upgradeRequired = async (): Promise<never> => {
-    throw new Problem('UPGRADE_REQUIRED', 'this is a WebSocket endpoint: connect with a WebSocket client (e.g. websocat ws://127.0.0.1:8080/groups/10)');
+    throw new Problem(
+      'UPGRADE_REQUIRED',
+      'this is a WebSocket endpoint: connect with a WebSocket client (e.g. websocat ws://127.0.0.1:8080/groups/10)',
+    );
   };
 
   const wsHandler = (socket: WebSocket, request: FastifyRequest): void => {
@@ -141,7 +144,10 @@ async function streamRoutes(app: FastifyInstance): Promise<void> {
   app.route({
     method: 'GET',
     url: '/groups/:mask/recent',
-    schema: { params: parametersSchema('/groups/{mask}/recent', 'get', 'path'), querystring: parametersSchema('/groups/{mask}/recent', 'get', 'query') },
+    schema: {
+      params: parametersSchema('/groups/{mask}/recent', 'get', 'path'),
+      querystring: parametersSchema('/groups/{mask}/recent', 'get', 'query'),
+    },
     handler: async (request, reply) => {
       const groups = streamGroups(request);
       bus.checkGroups(groups, 'mask');
@@ -160,4 +166,8 @@ async function streamRoutes(app: FastifyInstance): Promise<void> {
 }
 
 /** Encapsulated (`encapsulate: true`): @fastify/websocket's hooks stay inside. */
-export const streamRoutesPlugin = fp(streamRoutes, { name: 'nlbridge-streams', dependencies: ['nlbridge-state', 'nlbridge-errors', 'nlbridge-admission'], encapsulate: true });
+export const streamRoutesPlugin = fp(streamRoutes, {
+  name: 'nlbridge-streams',
+  dependencies: ['nlbridge-state', 'nlbridge-errors', 'nlbridge-admission'],
+  encapsulate: true,
+});

@@ -208,7 +208,10 @@ export class Bus {
       sock = this.openSocket({ protocol: this.protocol.number, receiveBufferBytes: 1024 * 1024, passCredentials: true });
     } catch (err) {
       const e = err as NetlinkError;
-      throw new BusError('SYSCALL', `opening the client's socket failed: ${e.message}`, { what: WHAT.clientSocket, errno: e.code ?? 'EIO' });
+      throw new BusError('SYSCALL', `opening the client's socket failed: ${e.message}`, {
+        what: WHAT.clientSocket,
+        errno: e.code ?? 'EIO',
+      });
     }
     sock.unref();
     const ep = new NetlinkConn(sock, {
@@ -303,7 +306,10 @@ export class Bus {
   /** The module's STATS reply. Throws BusError. */
   async kernelStats(): Promise<DnlStats> {
     if (this.protocol.name !== 'dummy') {
-      throw new BusError('NO_KERNEL_ENDPOINT', `protocol ${this.protocol.name} (${this.protocol.number}) has no dummy_netlink kernel endpoint to ask for STATS`);
+      throw new BusError(
+        'NO_KERNEL_ENDPOINT',
+        `protocol ${this.protocol.name} (${this.protocol.number}) has no dummy_netlink kernel endpoint to ask for STATS`,
+      );
     }
     let replies;
     try {

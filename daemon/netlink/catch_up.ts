@@ -80,7 +80,9 @@ export class CatchUp {
         return;
       }
       // Past a gap for good (it is told once), then past what was written.
-      if (gap) this.cursor = gap.resumeFrom === null ? this.ring.cursorOf(this.ring.last) : this.ring.cursorOf(parseCursor(gap.resumeFrom).seq - 1);
+      if (gap)
+        this.cursor =
+          gap.resumeFrom === null ? this.ring.cursorOf(this.ring.last) : this.ring.cursorOf(parseCursor(gap.resumeFrom).seq - 1);
       if (sent > 0) this.cursor = messages[sent - 1].cursor!;
     }
   }

@@ -92,6 +92,13 @@ export function resolveProtocol(setting: ProtocolSetting, sysfsRoot: string): Pr
       if (mod && setting === mod.unit) return dummy(`configured: ${setting} is dummy_netlink's unit`);
       if (setting === NETLINK_USERSOCK) return usersock('configured: 2 is NETLINK_USERSOCK');
       // Any other unit: assume a kernel socket answers (true for every unit in <linux/netlink.h> but USERSOCK).
-      return { name: 'custom', number: setting, kernelEndpoint: true, module: mod, maxGroup: 32, reason: `configured: protocol ${setting}` };
+      return {
+        name: 'custom',
+        number: setting,
+        kernelEndpoint: true,
+        module: mod,
+        maxGroup: 32,
+        reason: `configured: protocol ${setting}`,
+      };
   }
 }

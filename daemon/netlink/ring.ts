@@ -260,7 +260,12 @@ export class Ring {
    * logical message), and the gap when the cursor is no longer covered.
    * Throws CursorError for a malformed cursor or one of this epoch not yet issued.
    */
-  since(since: string, groups: readonly number[], now: number, limit = Number.POSITIVE_INFINITY): { gap: GapInfo | null; messages: RxMessage[] } {
+  since(
+    since: string,
+    groups: readonly number[],
+    now: number,
+    limit = Number.POSITIVE_INFINITY,
+  ): { gap: GapInfo | null; messages: RxMessage[] } {
     const c = parseCursor(since);
     const first = this.firstHeld(now);
     const resumeFrom = first <= this.lastSeq ? this.cursorOf(first) : null;

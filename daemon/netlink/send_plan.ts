@@ -120,30 +120,49 @@ export function planSend(req: SendRequest, protocol: ProtocolInfo): SendPlan {
   const hasRelay = req.relay !== undefined;
   const dummy = protocol.name === 'dummy';
   const type = req.type ?? DnlMsgType.DATA;
-  if (!hasGroups && !hasPid && !hasRelay) throw new BusError('NO_DESTINATION', 'name a destination: groups, pid or relay', { what: 'groups' });
+  if (!hasGroups && !hasPid && !hasRelay)
+    throw new BusError('NO_DESTINATION', 'name a destination: groups, pid or relay', { what: 'groups' });
   if (hasRelay && (hasGroups || hasPid)) {
-    throw new BusError('RELAY_NOT_ALONE', 'a RELAY request goes to the kernel alone; do not combine it with groups or pid', { what: 'relay' });
+    throw new BusError('RELAY_NOT_ALONE', 'a RELAY request goes to the kernel alone; do not combine it with groups or pid', {
+      what: 'relay',
+    });
   }
   if (hasRelay && !dummy) {
-    throw new BusError('NEEDS_MODULE', `RELAY is a dummy_netlink request; ${protocolText(protocol)} has no such kernel endpoint`, { what: 'relay' });
+    throw new BusError('NEEDS_MODULE', `RELAY is a dummy_netlink request; ${protocolText(protocol)} has no such kernel endpoint`, {
+      what: 'relay',
+    });
   }
   // Ascending: the last group is the highest.
   const wide = hasGroups && groups[groups.length - 1] > MASK_GROUPS;
   if (wide && !dummy) {
-    throw new BusError('NEEDS_MODULE', `groups above ${MASK_GROUPS} need the kernel's BCAST (dummy_netlink); ${protocolText(protocol)} has none`, { what: 'groups' });
+    throw new BusError(
+      'NEEDS_MODULE',
+      `groups above ${MASK_GROUPS} need the kernel's BCAST (dummy_netlink); ${protocolText(protocol)} has none`,
+      { what: 'groups' },
+    );
   }
   checkGroupRange(groups, protocol, 'groups');
   if (wide && groups.length > DNL_BCAST_GROUPS_MAX) {
-    throw new BusError('BCAST_TOO_WIDE', `one BCAST names at most ${DNL_BCAST_GROUPS_MAX} groups, got ${groups.length}`, { what: 'groups' });
+    throw new BusError('BCAST_TOO_WIDE', `one BCAST names at most ${DNL_BCAST_GROUPS_MAX} groups, got ${groups.length}`, {
+      what: 'groups',
+    });
   }
   if (wide && type !== DnlMsgType.DATA) {
-    throw new BusError('BCAST_TYPE', `the kernel's BCAST delivers DATA (${DnlMsgType.DATA}); another type cannot go to groups above ${MASK_GROUPS}`, { what: 'type' });
+    throw new BusError(
+      'BCAST_TYPE',
+      `the kernel's BCAST delivers DATA (${DnlMsgType.DATA}); another type cannot go to groups above ${MASK_GROUPS}`,
+      { what: 'type' },
+    );
   }
   if (req.ack && !protocol.kernelEndpoint) {
     throw new BusError('NO_KERNEL_ENDPOINT', `${protocolText(protocol)} has no kernel endpoint to acknowledge`, { what: 'ack' });
   }
   if (req.ack && !(hasGroups || hasRelay || req.pid === 0)) {
-    throw new BusError('ACK_WITHOUT_KERNEL', 'only the kernel acknowledges; this request has no kernel destination (groups, pid 0 or relay)', { what: 'ack' });
+    throw new BusError(
+      'ACK_WITHOUT_KERNEL',
+      'only the kernel acknowledges; this request has no kernel destination (groups, pid 0 or relay)',
+      { what: 'ack' },
+    );
   }
   if (!hasGroups && !hasRelay && req.pid === 0 && !protocol.kernelEndpoint) {
     throw new BusError('NO_KERNEL_ENDPOINT', `port 0 is the kernel, and ${protocolText(protocol)} has no kernel endpoint`, { what: 'pid' });
@@ -152,9 +171,24 @@ export function planSend(req: SendRequest, protocol: ProtocolInfo): SendPlan {
   const flags = ((req.flags ?? NLM_F_REQUEST) | (req.ack ? NLM_F_ACK : 0)) & 0xffff;
   const ack = req.ack === true;
   if (hasRelay) {
-    return { type: DnlMsgType.RELAY, flags, payload: encodeRelay(req.relay!, req.data), legs: [{ kind: 'relay', portId: req.relay! }], ack, what: 'relay' };
+    return {
+      type: DnlMsgType.RELAY,
+      flags,
+      payload: encodeRelay(req.relay!, req.data),
+      legs: [{ kind: 'relay', portId: req.relay! }],
+      ack,
+      what: 'relay',
+    };
   }
-  if (wide) return { type: DnlMsgType.BCAST, flags, payload: encodeBcast(groups, req.data), legs: [{ kind: 'bcast', groups }], ack, what: 'groups' };
+  if (wide)
+    return {
+      type: DnlMsgType.BCAST,
+      flags,
+      payload: encodeBcast(groups, req.data),
+      legs: [{ kind: 'bcast', groups }],
+      ack,
+      what: 'groups',
+    };
   const legs: Leg[] = groups.map((g) => ({ kind: 'group', group: g, mask: groupBit(g) }));
   // With groups, every group leg already reaches port 0.
   if (hasPid && !(hasGroups && req.pid === 0)) legs.push(req.pid === 0 ? { kind: 'kernel' } : { kind: 'port', portId: req.pid! });
@@ -205,7 +239,10 @@ export class SendTally {
         return;
       }
       case 'bcast': {
-        for (const g of leg.groups) this.results.push(failure ? failed({ to: 'group', group: g, result: 'kernel-broadcast' }) : { to: 'group', group: g, result: 'kernel-broadcast' });
+        for (const g of leg.groups)
+          this.results.push(
+            failure ? failed({ to: 'group', group: g, result: 'kernel-broadcast' }) : { to: 'group', group: g, result: 'kernel-broadcast' },
+          );
         this.kernelBound(failure, { to: 'kernel', result: 'delivered' }, failed);
         return;
       }
@@ -214,7 +251,8 @@ export class SendTally {
         return;
       case 'port':
       case 'kernel': {
-        const r: DestinationResult = leg.kind === 'kernel' ? { to: 'kernel', result: 'delivered' } : { to: 'port', portId: leg.portId, result: 'delivered' };
+        const r: DestinationResult =
+          leg.kind === 'kernel' ? { to: 'kernel', result: 'delivered' } : { to: 'port', portId: leg.portId, result: 'delivered' };
         if (!failure) {
           if (leg.kind === 'kernel') this.ackSlots.push(r);
         } else if (failure.code === 'ECONNREFUSED') {
@@ -256,16 +294,33 @@ export class SendTally {
     }
     const results = this.results;
     // With groups, port 0 having no socket (USERSOCK) is how the protocol is, not a failure.
-    const failed = results.filter((r) => r.result !== 'delivered' && r.result !== 'kernel-broadcast' && !(r.to === 'kernel' && r.result === 'no-kernel-endpoint' && plan.what === 'groups'));
+    const failed = results.filter(
+      (r) =>
+        r.result !== 'delivered' &&
+        r.result !== 'kernel-broadcast' &&
+        !(r.to === 'kernel' && r.result === 'no-kernel-endpoint' && plan.what === 'groups'),
+    );
     const delivered = results.some((r) => r.result === 'delivered' || r.result === 'kernel-broadcast');
     if (!delivered) {
       // Nothing went anywhere: the error that says why, with what happened per destination.
       const only = failed[0];
       if (only?.result === 'busy') {
-        throw new SendError('PEER_BUSY', `port ${only.portId} is not reading (its receive queue is full); retry later`, { what: 'pid', errno: 'EAGAIN' }, results, seq);
+        throw new SendError(
+          'PEER_BUSY',
+          `port ${only.portId} is not reading (its receive queue is full); retry later`,
+          { what: 'pid', errno: 'EAGAIN' },
+          results,
+          seq,
+        );
       }
       if (only?.result === 'port-unreachable') {
-        throw new SendError('PORT_UNREACHABLE', `no socket is bound to port id ${only.portId} on protocol ${this.protocol.number}`, { what: 'pid', errno: 'ECONNREFUSED' }, results, seq);
+        throw new SendError(
+          'PORT_UNREACHABLE',
+          `no socket is bound to port id ${only.portId} on protocol ${this.protocol.number}`,
+          { what: 'pid', errno: 'ECONNREFUSED' },
+          results,
+          seq,
+        );
       }
       const f = this.firstFailure;
       if (f) throw new SendError('SEND_FAILED', `send failed: ${f.message}`, { what: plan.what, errno: f.code }, results, seq);

@@ -78,7 +78,13 @@ export class SseWriter implements StreamWriter {
 /** A subscription carried by Server-Sent Events. */
 export type SseSubscription = Subscription<SseWriter>;
 
-export function sseSubscription(res: ServerResponse, opts: SubscriptionOptions, bus: StreamBus, metrics: Metrics, log: FastifyBaseLogger): SseSubscription {
+export function sseSubscription(
+  res: ServerResponse,
+  opts: SubscriptionOptions,
+  bus: StreamBus,
+  metrics: Metrics,
+  log: FastifyBaseLogger,
+): SseSubscription {
   const labels = transportLabels('sse');
   return new Subscription(new SseWriter(res, () => metrics.wsFrames.inc(labels)), opts, bus, metrics, log);
 }

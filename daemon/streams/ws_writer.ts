@@ -127,7 +127,13 @@ export class WsWriter implements StreamWriter {
 /** A subscription carried by a WebSocket. */
 export type WsSubscription = Subscription<WsWriter>;
 
-export function wsSubscription(ws: WebSocket, opts: SubscriptionOptions, bus: StreamBus, metrics: Metrics, log: FastifyBaseLogger): WsSubscription {
+export function wsSubscription(
+  ws: WebSocket,
+  opts: SubscriptionOptions,
+  bus: StreamBus,
+  metrics: Metrics,
+  log: FastifyBaseLogger,
+): WsSubscription {
   const writer = new WsWriter(ws, { binary: opts.format === 'binary', batch: opts.batch }, (frames) => metrics.wsFrames.inc({}, frames));
   return new Subscription(writer, opts, bus, metrics, log);
 }

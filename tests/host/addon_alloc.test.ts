@@ -118,7 +118,8 @@ const PAYLOAD = 2000;
 test('a receive batch whose buffer cannot grow: Error ENOMEM (errno, syscall), every datagram still delivered in order, no abort', async (t) => {
   // 1500 datagrams of 2 kB queued before reading: one wake-up would gather
   // 3 MB; the addon may allocate at most 1 MiB at a time.
-  const r = await runChild(`
+  const r = await runChild(
+    `
     const { NetlinkSocket } = require(process.env.ADDON_INDEX);
     const N = ${N}, PAYLOAD = ${PAYLOAD};
     const reader = NetlinkSocket.open({ protocol: 2, maxDatagramBytes: 2048, receiveBufferBytes: 32 << 20 });
@@ -142,13 +143,23 @@ test('a receive batch whose buffer cannot grow: Error ENOMEM (errno, syscall), e
       }
       if (out.got + out.lost >= N) { clearTimeout(timer); finish(); }
     });
-  `, 1 << 20);
+  `,
+    1 << 20,
+  );
   assert.equal(r.signal, null, `killed by ${r.signal}: ${r.stderr.slice(-2000)}`);
   assert.equal(r.code, 0, r.stderr.slice(-2000));
   // The injector really refused the addon something.
   assert.match(r.stderr, /failalloc: refused realloc\(\d+\) to nlbridge_netlink\.node/);
-  const out = JSON.parse(r.stdout) as { got: number; lost: number; inOrder: boolean; batches: number; errors: Array<{ name: string; code: string; errno: number; syscall: string; message: string }> };
-  t.diagnostic(`${out.got} datagrams in ${out.batches} batches, ${out.errors.length} ENOMEM errors, ${(r.stderr.match(/failalloc: refused/g) ?? []).length} allocations refused`);
+  const out = JSON.parse(r.stdout) as {
+    got: number;
+    lost: number;
+    inOrder: boolean;
+    batches: number;
+    errors: Array<{ name: string; code: string; errno: number; syscall: string; message: string }>;
+  };
+  t.diagnostic(
+    `${out.got} datagrams in ${out.batches} batches, ${out.errors.length} ENOMEM errors, ${(r.stderr.match(/failalloc: refused/g) ?? []).length} allocations refused`,
+  );
   assert.equal(out.got, N, JSON.stringify(out).slice(0, 2000));
   assert.equal(out.lost, 0);
   assert.equal(out.inOrder, true);
@@ -163,10 +174,11 @@ test('a receive batch whose buffer cannot grow: Error ENOMEM (errno, syscall), e
   assert.ok(out.batches > out.errors.length, `batches ${out.batches}, errors ${out.errors.length}`);
 });
 
-test('the receive slots\' headers cannot be allocated: starting to receive throws ENOMEM (calloc), the socket stays usable', async () => {
+test("the receive slots' headers cannot be allocated: starting to receive throws ENOMEM (calloc), the socket stays usable", async () => {
   // maxDatagramBytes 16: 64 slots of 16 bytes (1 KiB, allowed), 64 mmsghdr
   // (4 KiB, refused: the injector allows less than 2 KiB).
-  const r = await runChild(`
+  const r = await runChild(
+    `
     const { NetlinkSocket } = require(process.env.ADDON_INDEX);
     const s = NetlinkSocket.open({ protocol: 2, maxDatagramBytes: 16 });
     const out = {};
@@ -174,10 +186,16 @@ test('the receive slots\' headers cannot be allocated: starting to receive throw
     out.send = s.send(Buffer.alloc(16), { portId: s.portId }).unicast;
     s.close();
     process.stdout.write(JSON.stringify(out));
-  `, 2048);
+  `,
+    2048,
+  );
   assert.equal(r.signal, null, `killed by ${r.signal}: ${r.stderr.slice(-2000)}`);
   assert.equal(r.code, 0, r.stderr.slice(-2000));
-  const out = JSON.parse(r.stdout) as { started?: boolean; err?: { name: string; code: string; errno: number; syscall: string }; send: string };
+  const out = JSON.parse(r.stdout) as {
+    started?: boolean;
+    err?: { name: string; code: string; errno: number; syscall: string };
+    send: string;
+  };
   assert.match(r.stderr, /failalloc: refused calloc\(\d+\) to nlbridge_netlink\.node/);
   assert.deepEqual(out.err, { name: 'NetlinkError', code: 'ENOMEM', errno: -os.constants.errno.ENOMEM, syscall: 'calloc' });
   assert.equal(out.send, 'delivered');

@@ -27,12 +27,25 @@ test('lifecycle, socket and flood tests pass with the addon built under ASan + U
   // Same defines as binding.gyp.
   const addonApi = path.join(ROOT, 'node_modules/node-addon-api');
   execFileSync('g++', [
-    '-std=c++17', '-O1', '-g', '-fno-omit-frame-pointer', '-fPIC', '-shared', '-Wall', '-Wextra', '-Werror',
-    '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined',
-    '-DNAPI_VERSION=8', '-DNAPI_DISABLE_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
+    '-std=c++17',
+    '-O1',
+    '-g',
+    '-fno-omit-frame-pointer',
+    '-fPIC',
+    '-shared',
+    '-Wall',
+    '-Wextra',
+    '-Werror',
+    '-fsanitize=address,undefined',
+    '-fno-sanitize-recover=undefined',
+    '-DNAPI_VERSION=8',
+    '-DNAPI_DISABLE_CPP_EXCEPTIONS',
+    '-DNODE_ADDON_API_DISABLE_DEPRECATED',
     '-DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
-    '-I/usr/include/node', `-I${addonApi}`,
-    '-o', path.join(tree, 'build/Release/nlbridge_netlink.node'),
+    '-I/usr/include/node',
+    `-I${addonApi}`,
+    '-o',
+    path.join(tree, 'build/Release/nlbridge_netlink.node'),
     path.join(ROOT, 'addon/src/netlink_socket.cc'),
   ]);
   assert.match(execFileSync('ldd', [path.join(tree, 'build/Release/nlbridge_netlink.node')], { encoding: 'utf8' }), /libasan/);
@@ -62,7 +75,10 @@ test('lifecycle, socket and flood tests pass with the addon built under ASan + U
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, out: stdout + stderr }),
     );
   });
-  const summary = out.split('\n').filter((l) => /^# (tests|pass|fail) /.test(l)).map((l) => l.slice(2));
+  const summary = out
+    .split('\n')
+    .filter((l) => /^# (tests|pass|fail) /.test(l))
+    .map((l) => l.slice(2));
   t.diagnostic(`under ASan: ${summary.join(', ')}`);
   assert.doesNotMatch(out, /AddressSanitizer|runtime error:/, out.slice(out.search(/AddressSanitizer|runtime error:/) - 2000));
   assert.equal(code, 0, out.slice(-4000));

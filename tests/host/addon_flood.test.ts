@@ -18,20 +18,15 @@ before(() => {
 function inOwnNetns(scenario: string): Promise<ScenarioResult> {
   const script = path.join(__dirname, 'support/flood_scenarios.js');
   return new Promise((resolve, reject) => {
-    execFile(
-      'unshare',
-      ['--net', '--', process.execPath, script, scenario],
-      { timeout: 60_000 },
-      (err, stdout, stderr) => {
-        if (err) {
-          reject(new Error(`${scenario}: ${err.message}\n${stderr}`));
-          return;
-        }
-        const res = JSON.parse(stdout) as ScenarioResult;
-        assert.notEqual(res.netns, readlinkSync('/proc/self/ns/net'), 'scenario ran in its own namespace');
-        resolve(res);
-      },
-    );
+    execFile('unshare', ['--net', '--', process.execPath, script, scenario], { timeout: 60_000 }, (err, stdout, stderr) => {
+      if (err) {
+        reject(new Error(`${scenario}: ${err.message}\n${stderr}`));
+        return;
+      }
+      const res = JSON.parse(stdout) as ScenarioResult;
+      assert.notEqual(res.netns, readlinkSync('/proc/self/ns/net'), 'scenario ran in its own namespace');
+      resolve(res);
+    });
   });
 }
 

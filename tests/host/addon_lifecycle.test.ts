@@ -23,7 +23,12 @@ const turn = (): Promise<void> => sleep(20);
 
 /** Bytes queued unread on the netlink socket bound to `portId` (Rmem in /proc/net/netlink). */
 function queuedBytes(portId: number): number {
-  const rows = fs.readFileSync('/proc/net/netlink', 'utf8').trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+  const rows = fs
+    .readFileSync('/proc/net/netlink', 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/));
   // sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode
   const row = rows.find((f) => Number(f[1]) === 2 && Number(f[2]) >>> 0 === portId >>> 0);
   return row ? Number(row[4]) : -1;
@@ -282,9 +287,15 @@ const PRELUDE = `const { NetlinkSocket } = require(process.env.ADDON_INDEX);`;
 
 test('the process exits cleanly with open sockets: no listener, unref()ed listener, process.exit', async () => {
   const runs = await Promise.all([
-    child(`${PRELUDE} const s = NetlinkSocket.open({ protocol: 2, groups: 1 << 20 }); s.send(Buffer.alloc(16), { portId: s.portId });`, 5000),
+    child(
+      `${PRELUDE} const s = NetlinkSocket.open({ protocol: 2, groups: 1 << 20 }); s.send(Buffer.alloc(16), { portId: s.portId });`,
+      5000,
+    ),
     child(`${PRELUDE} const s = NetlinkSocket.open({ protocol: 2, groups: 1 << 20 }); s.on('datagrams', () => {}); s.unref();`, 5000),
-    child(`${PRELUDE} const s = NetlinkSocket.open({ protocol: 2 }); s.on('datagrams', () => {}); setTimeout(() => process.exit(0), 50);`, 5000),
+    child(
+      `${PRELUDE} const s = NetlinkSocket.open({ protocol: 2 }); s.on('datagrams', () => {}); setTimeout(() => process.exit(0), 50);`,
+      5000,
+    ),
     child(
       `const { Worker } = require('node:worker_threads');
        new Worker(${JSON.stringify(WORKER_SRC)}, { eval: true, workerData: { index: process.env.ADDON_INDEX, leaveOpen: true } })
@@ -310,7 +321,10 @@ test('a receiving socket keeps the process alive until it is closed, then it exi
      process.stdout.write(String(s.portId) + '\\n');`,
     10_000,
   );
-  const port = await waitFor('the child\'s port id on its stdout', () => Number.parseInt(c.stdout().split('\n')[0], 10) || 0, { timeoutMs: 5000, until: (n) => n > 0 });
+  const port = await waitFor("the child's port id on its stdout", () => Number.parseInt(c.stdout().split('\n')[0], 10) || 0, {
+    timeoutMs: 5000,
+    until: (n) => n > 0,
+  });
   assert.ok(port > 0, 'child printed its port id');
   // Time is what is tested: still alive after 700 ms with nothing to do but receive.
   await sleep(700);

@@ -112,15 +112,18 @@ test('open applies options before bind, and closes the handle when bind fails', 
     syscall: 'bind',
   });
   const open = (): NetlinkSocket =>
-    NetlinkSocket.open({ protocol: 2 }, {
-      ...fake,
-      NetlinkHandle: class extends FakeHandle {
-        constructor(p: number, m: number) {
-          super(p, m);
-          this.bindError = nativeErr;
-        }
+    NetlinkSocket.open(
+      { protocol: 2 },
+      {
+        ...fake,
+        NetlinkHandle: class extends FakeHandle {
+          constructor(p: number, m: number) {
+            super(p, m);
+            this.bindError = nativeErr;
+          }
+        },
       },
-    });
+    );
   assert.throws(open, (err: unknown) => {
     assert.ok(err instanceof NetlinkError);
     assert.equal(err.code, 'EADDRINUSE');
@@ -139,20 +142,26 @@ test('send maps the native result: delivered, no-kernel-endpoint only for groups
   h.sendResult = -111;
   assert.deepEqual(s.send(Buffer.alloc(10), { groups: 0b1100 }), { broadcastGroup: 3, unicast: 'no-kernel-endpoint' });
   assert.throws(() => s.send(Buffer.alloc(10)), { code: 'ECONNREFUSED', errno: -111, syscall: 'sendto' });
-  assert.throws(() => s.send(Buffer.alloc(10), { portId: 9, groups: 1 }), (err: unknown) => {
-    assert.ok(err instanceof NetlinkError);
-    assert.equal(err.code, 'ECONNREFUSED');
-    assert.equal(err.broadcastGroup, 1);
-    assert.equal(err.message, 'sendto port 9 groups 0x1: connection refused');
-    return true;
-  });
+  assert.throws(
+    () => s.send(Buffer.alloc(10), { portId: 9, groups: 1 }),
+    (err: unknown) => {
+      assert.ok(err instanceof NetlinkError);
+      assert.equal(err.code, 'ECONNREFUSED');
+      assert.equal(err.broadcastGroup, 1);
+      assert.equal(err.message, 'sendto port 9 groups 0x1: connection refused');
+      return true;
+    },
+  );
   h.sendResult = -11;
-  assert.throws(() => s.send(Buffer.alloc(10), { portId: 9 }), (err: unknown) => {
-    assert.ok(err instanceof NetlinkError);
-    assert.equal(err.code, 'EAGAIN');
-    assert.equal(err.broadcastGroup, undefined);
-    return true;
-  });
+  assert.throws(
+    () => s.send(Buffer.alloc(10), { portId: 9 }),
+    (err: unknown) => {
+      assert.ok(err instanceof NetlinkError);
+      assert.equal(err.code, 'EAGAIN');
+      assert.equal(err.broadcastGroup, undefined);
+      return true;
+    },
+  );
   h.sendResult = -90;
   assert.throws(() => s.send(Buffer.alloc(10), { groups: 1 }), { code: 'EMSGSIZE' });
 });

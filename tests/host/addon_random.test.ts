@@ -84,8 +84,12 @@ test('10,000 random byte strings through a real socket and the codec', async (t)
     sent.push(d);
   }
   // On a timeout the diagnostic and the count check below say how many came.
-  await waitFor(`all ${N} datagrams at the reader`, () => got.length, { timeoutMs: 5000, intervalMs: 10, until: (n) => n >= N }).catch(() => undefined);
-  t.diagnostic(`sent=${N} received=${got.length} groupCopies=${groupGot} malformedDecodes(both readers)=${malformed} eagainRetries=${eagain}`);
+  await waitFor(`all ${N} datagrams at the reader`, () => got.length, { timeoutMs: 5000, intervalMs: 10, until: (n) => n >= N }).catch(
+    () => undefined,
+  );
+  t.diagnostic(
+    `sent=${N} received=${got.length} groupCopies=${groupGot} malformedDecodes(both readers)=${malformed} eagainRetries=${eagain}`,
+  );
 
   assert.equal(decodeThrew, 0);
   assert.equal(got.length, N);

@@ -20,7 +20,6 @@ import { isRealRoot } from '../support/prerequisites';
 
 const EPERM = os.constants.errno.EPERM;
 
-
 /** Probes that fail with EPERM under the filter; unfiltered (as root) they must not. */
 const REFUSED = [
   'netlink_route',
@@ -46,7 +45,12 @@ let probe = '';
 
 function runProbe(names: string[]): Record<string, number> {
   const out = execFileSync(probe, names, { encoding: 'utf8' });
-  return Object.fromEntries(out.trim().split('\n').map((l) => [l.split(' ')[0], Number(l.split(' ')[1])]));
+  return Object.fromEntries(
+    out
+      .trim()
+      .split('\n')
+      .map((l) => [l.split(' ')[0], Number(l.split(' ')[1])]),
+  );
 }
 
 before(() => {
@@ -112,7 +116,10 @@ test('restrictNetlink({ protocols: [2] }): USERSOCK opens, ROUTE and NETFILTER g
     })().catch((e) => { process.stderr.write(String(e.stack)); process.exit(3); });
   `);
   assert.equal(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as Record<string, Record<string, { ok: boolean; code?: string; errno?: number; syscall?: string; name?: string } | string>> & { threads: string[] };
+  const out = JSON.parse(r.stdout) as Record<
+    string,
+    Record<string, { ok: boolean; code?: string; errno?: number; syscall?: string; name?: string } | string>
+  > & { threads: string[] };
   // Before: the control, NETLINK_ROUTE opens (root in a private netns).
   assert.equal((out.before.route as { ok: boolean }).ok, true);
   assert.deepEqual(out.result, { protocols: [2], arch: 'x86_64', alreadyRestricted: false });
@@ -148,7 +155,12 @@ test('bad arguments throw TypeError naming the argument and install nothing', as
     process.stdout.write(JSON.stringify(out));
   `);
   assert.equal(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as { ts: Array<{ ok: boolean; isTypeError: boolean; message: string }>; native: Array<{ ok: boolean; isTypeError: boolean; message: string }>; seccomp: string; route: { ok: boolean } };
+  const out = JSON.parse(r.stdout) as {
+    ts: Array<{ ok: boolean; isTypeError: boolean; message: string }>;
+    native: Array<{ ok: boolean; isTypeError: boolean; message: string }>;
+    seccomp: string;
+    route: { ok: boolean };
+  };
   assert.equal(out.ts.length, 11);
   assert.equal(out.native.length, 8);
   out.ts.forEach((o, i) => {
@@ -177,7 +189,10 @@ test('a second call: same protocols → alreadyRestricted, nothing added; other 
     process.stdout.write(JSON.stringify(out));
   `);
   assert.equal(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as Record<string, { ok?: boolean; alreadyRestricted?: boolean; protocols?: number[]; name?: string; code?: string; errno?: number; syscall?: string }> & { filters: string };
+  const out = JSON.parse(r.stdout) as Record<
+    string,
+    { ok?: boolean; alreadyRestricted?: boolean; protocols?: number[]; name?: string; code?: string; errno?: number; syscall?: string }
+  > & { filters: string };
   assert.deepEqual(out.first.protocols, [2]);
   assert.equal(out.first.alreadyRestricted, false);
   assert.equal(out.same.alreadyRestricted, true);
@@ -192,16 +207,24 @@ test('a second call: same protocols → alreadyRestricted, nothing added; other 
   assert.equal(out.route.code, 'EPERM');
 });
 
-test('other CAP_NET_ADMIN paths (ioctl, netfilter sockopts, SO_MARK, TCP_REPAIR, IP_TRANSPARENT, IP_XFRM_POLICY, AF_KEY, io_uring, x32/i386) get EPERM; Node keeps working', { skip: isRealRoot() ? false : 'needs the real root: the unfiltered control must hold CAP_NET_ADMIN in the host (SO_RCVBUFFORCE is checked there, not in a user namespace)' }, async (t) => {
-  // The control: without the filter root may do all of it (or fails for
-  // other reasons: ENOPROTOOPT without ip_tables, EINVAL for the empty
-  // table, ENOSYS for x32 on a kernel without it).
-  const control = runProbe([...REFUSED, ...ALLOWED]);
-  for (const k of [...REFUSED, ...ALLOWED]) assert.notEqual(control[k], EPERM, `${k} without the filter: EPERM`);
-  for (const k of ALLOWED) assert.equal(control[k], 0, `${k} without the filter`);
-  t.diagnostic(`unfiltered: ${JSON.stringify(control)}`);
+test(
+  'other CAP_NET_ADMIN paths (ioctl, netfilter sockopts, SO_MARK, TCP_REPAIR, IP_TRANSPARENT, IP_XFRM_POLICY, AF_KEY, io_uring, x32/i386) get EPERM; Node keeps working',
+  {
+    skip: isRealRoot()
+      ? false
+      : 'needs the real root: the unfiltered control must hold CAP_NET_ADMIN in the host (SO_RCVBUFFORCE is checked there, not in a user namespace)',
+  },
+  async (t) => {
+    // The control: without the filter root may do all of it (or fails for
+    // other reasons: ENOPROTOOPT without ip_tables, EINVAL for the empty
+    // table, ENOSYS for x32 on a kernel without it).
+    const control = runProbe([...REFUSED, ...ALLOWED]);
+    for (const k of [...REFUSED, ...ALLOWED]) assert.notEqual(control[k], EPERM, `${k} without the filter: EPERM`);
+    for (const k of ALLOWED) assert.equal(control[k], 0, `${k} without the filter`);
+    t.diagnostic(`unfiltered: ${JSON.stringify(control)}`);
 
-  const r = await runChild(`${CHILD_PRELUDE}
+    const r = await runChild(
+      `${CHILD_PRELUDE}
     const { execFileSync } = require('node:child_process');
     const dns = require('node:dns');
     const net = require('node:net');
@@ -228,49 +251,69 @@ test('other CAP_NET_ADMIN paths (ioctl, netfilter sockopts, SO_MARK, TCP_REPAIR,
       out.networkInterfaces = outcome(() => Object.keys(require('node:os').networkInterfaces()));
       process.stdout.write(JSON.stringify(out));
     })().catch((e) => { process.stderr.write(String(e.stack)); process.exit(3); });
-  `, { PROBE_ARGS: [...REFUSED, ...ALLOWED, ...FILTERED_ONLY].join(' ') });
-  assert.equal(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as {
-    result: { protocols: number[] };
-    probe: string;
-    lookup: Array<{ address: string; family: number }>;
-    echo: string;
-    rcvbuf: number;
-    rmemMax: number;
-    networkInterfaces: { ok: boolean; code?: string; message?: string };
-  };
-  assert.deepEqual(out.result.protocols, [2]);
-  const filtered = Object.fromEntries(out.probe.trim().split('\n').map((l) => [l.split(' ')[0], Number(l.split(' ')[1])]));
-  t.diagnostic(`filtered: ${JSON.stringify(filtered)}`);
-  for (const k of [...REFUSED, ...FILTERED_ONLY]) {
-    // This kernel may lack the int 0x80 gate (the control then dies of
-    // SIGSEGV, 1011): nothing to contain there.
-    if (k === 'i386_getpid' && control[k] >= 1000) {
-      assert.equal(filtered[k], control[k]);
-      t.diagnostic(`i386 ABI absent here (int 0x80 -> signal ${control[k] - 1000}): its refusal is not observable`);
-      continue;
+  `,
+      { PROBE_ARGS: [...REFUSED, ...ALLOWED, ...FILTERED_ONLY].join(' ') },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as {
+      result: { protocols: number[] };
+      probe: string;
+      lookup: Array<{ address: string; family: number }>;
+      echo: string;
+      rcvbuf: number;
+      rmemMax: number;
+      networkInterfaces: { ok: boolean; code?: string; message?: string };
+    };
+    assert.deepEqual(out.result.protocols, [2]);
+    const filtered = Object.fromEntries(
+      out.probe
+        .trim()
+        .split('\n')
+        .map((l) => [l.split(' ')[0], Number(l.split(' ')[1])]),
+    );
+    t.diagnostic(`filtered: ${JSON.stringify(filtered)}`);
+    for (const k of [...REFUSED, ...FILTERED_ONLY]) {
+      // This kernel may lack the int 0x80 gate (the control then dies of
+      // SIGSEGV, 1011): nothing to contain there.
+      if (k === 'i386_getpid' && control[k] >= 1000) {
+        assert.equal(filtered[k], control[k]);
+        t.diagnostic(`i386 ABI absent here (int 0x80 -> signal ${control[k] - 1000}): its refusal is not observable`);
+        continue;
+      }
+      assert.equal(filtered[k], EPERM, `${k} under the filter: ${filtered[k]}`);
     }
-    assert.equal(filtered[k], EPERM, `${k} under the filter: ${filtered[k]}`);
-  }
-  for (const k of ALLOWED) assert.equal(filtered[k], 0, `${k} under the filter`);
-  assert.ok(out.lookup.some((a) => a.address === '127.0.0.1'), JSON.stringify(out.lookup));
-  assert.equal(out.echo, 'ping');
-  assert.ok(out.rcvbuf > 2 * out.rmemMax, `SO_RCVBUFFORCE: ${out.rcvbuf} <= 2 x rmem_max ${out.rmemMax}`);
-  // Not contained, but documented: os.networkInterfaces() needs NETLINK_ROUTE.
-  assert.equal(out.networkInterfaces.ok, false);
-  assert.match(out.networkInterfaces.message ?? '', /uv_interface_addresses/);
-});
+    for (const k of ALLOWED) assert.equal(filtered[k], 0, `${k} under the filter`);
+    assert.ok(
+      out.lookup.some((a) => a.address === '127.0.0.1'),
+      JSON.stringify(out.lookup),
+    );
+    assert.equal(out.echo, 'ping');
+    assert.ok(out.rcvbuf > 2 * out.rmemMax, `SO_RCVBUFFORCE: ${out.rcvbuf} <= 2 x rmem_max ${out.rmemMax}`);
+    // Not contained, but documented: os.networkInterfaces() needs NETLINK_ROUTE.
+    assert.equal(out.networkInterfaces.ok, false);
+    assert.match(out.networkInterfaces.message ?? '', /uv_interface_addresses/);
+  },
+);
 
 test('seccomp(2) refused by an outer filter (systemd without SystemCallFilter=seccomp): NetlinkError EPERM naming the cause, nothing installed', async () => {
-  const r = await runChild(`${CHILD_PRELUDE}
+  const r = await runChild(
+    `${CHILD_PRELUDE}
     const out = { attempt: outcome(() => addon.restrictNetlink({ protocols: [2] })) };
     out.retry = outcome(() => addon.restrictNetlink({ protocols: [2] }));
     out.filters = /Seccomp_filters:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1];
     out.route = openProto(0);
     process.stdout.write(JSON.stringify(out));
-  `, {}, [probe, '--exec-without-seccomp']);
+  `,
+    {},
+    [probe, '--exec-without-seccomp'],
+  );
   assert.equal(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as { attempt: { ok: boolean; name: string; code: string; errno: number; syscall: string; message: string }; retry: { ok: boolean; code: string }; filters: string; route: { ok: boolean } };
+  const out = JSON.parse(r.stdout) as {
+    attempt: { ok: boolean; name: string; code: string; errno: number; syscall: string; message: string };
+    retry: { ok: boolean; code: string };
+    filters: string;
+    route: { ok: boolean };
+  };
   assert.equal(out.attempt.ok, false);
   assert.equal(out.attempt.name, 'NetlinkError');
   assert.equal(out.attempt.code, 'EPERM');
@@ -284,15 +327,21 @@ test('seccomp(2) refused by an outer filter (systemd without SystemCallFilter=se
 });
 
 test('an open io_uring (UV_USE_IO_URING=1) is refused with EBUSY: its submissions would bypass the filter', async () => {
-  const r = await runChild(`${CHILD_PRELUDE}
+  const r = await runChild(
+    `${CHILD_PRELUDE}
     fs.readFile('/proc/self/status', () => {
       const out = { attempt: outcome(() => addon.restrictNetlink({ protocols: [2] })) };
       out.seccomp = seccompOf(process.pid);
       process.stdout.write(JSON.stringify(out));
     });
-  `, { UV_USE_IO_URING: '1' });
+  `,
+    { UV_USE_IO_URING: '1' },
+  );
   assert.equal(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as { attempt: { ok: boolean; name: string; code: string; syscall: string; message: string }; seccomp: string };
+  const out = JSON.parse(r.stdout) as {
+    attempt: { ok: boolean; name: string; code: string; syscall: string; message: string };
+    seccomp: string;
+  };
   assert.equal(out.attempt.ok, false);
   assert.equal(out.attempt.name, 'NetlinkError');
   assert.equal(out.attempt.code, 'EBUSY');

@@ -82,7 +82,10 @@ test('bench smoke run reports every row with sane numbers', { timeout: 240_000, 
   }
 
   // Every ratio, best-of and saturation figure recomputes from the raw values kept in the file.
-  const check = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', 'check_results.js'), path.join(out, 'latest.json')], { encoding: 'utf8', cwd: ROOT });
+  const check = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', 'check_results.js'), path.join(out, 'latest.json')], {
+    encoding: 'utf8',
+    cwd: ROOT,
+  });
   assert.equal(check.status, 0, `check_results: ${check.stdout}${check.stderr}`);
 
   const table = fs.readFileSync(path.join(out, 'latest.md'), 'utf8');

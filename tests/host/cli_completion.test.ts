@@ -30,7 +30,7 @@ function complete(words: string[]): string[] {
   return r.stdout.split('\n').filter(Boolean).sort();
 }
 
-test('bash completion: commands, their options, the daemon\'s options from its --help', { skip: skipUnless('bash-completion') }, () => {
+test("bash completion: commands, their options, the daemon's options from its --help", { skip: skipUnless('bash-completion') }, () => {
   assert.deepEqual(complete(['nlbridge', '']), ['send', 'status', 'watch']);
   assert.deepEqual(complete(['nlbridge', 'w']), ['watch']);
   assert.deepEqual(complete(['nlbridge', 'send', '--a']), ['--ack']);

@@ -43,7 +43,9 @@ describe('nlbridge send', () => {
 
   test('over TCP with NLBRIDGE_TOKEN_FILE: -g MASK reaches a raw reader once per group, the report is printed, exit 0', async () => {
     const text = `${TAG}-tcp`;
-    const r = await runCli(['send', '-g', String(bit(G1) | bit(G2)), text], { env: { NLBRIDGE_URL: d.base, NLBRIDGE_TOKEN_FILE: tokenFile } });
+    const r = await runCli(['send', '-g', String(bit(G1) | bit(G2)), text], {
+      env: { NLBRIDGE_URL: d.base, NLBRIDGE_TOKEN_FILE: tokenFile },
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^sent +seq \d+ from port \d+, type 16, \d+ bytes: all 3 reached$/m);
     assert.match(r.stdout, new RegExp(`^  group ${G1} +delivered$`, 'm'));
@@ -54,13 +56,23 @@ describe('nlbridge send', () => {
     assert.equal(reader.with(text).length, 1, 'rr_nlk keeps one copy of the message sent to both groups');
   });
 
-  test('--json prints the daemon\'s report; -l LIST, --hex and --type are sent as given', async () => {
-    const r = await runCli(['send', '-l', `${G1}`, '--hex', '--type', '20', '--json', '00ff41'], { env: { NLBRIDGE_URL: d.base, NLBRIDGE_TOKEN_FILE: tokenFile } });
+  test("--json prints the daemon's report; -l LIST, --hex and --type are sent as given", async () => {
+    const r = await runCli(['send', '-l', `${G1}`, '--hex', '--type', '20', '--json', '00ff41'], {
+      env: { NLBRIDGE_URL: d.base, NLBRIDGE_TOKEN_FILE: tokenFile },
+    });
     assert.equal(r.code, 0, r.stderr);
-    const report = JSON.parse(r.stdout) as { ok: boolean; type: number; seq: number; results: { to: string; group?: number; result: string }[] };
+    const report = JSON.parse(r.stdout) as {
+      ok: boolean;
+      type: number;
+      seq: number;
+      results: { to: string; group?: number; result: string }[];
+    };
     assert.equal(report.ok, true);
     assert.equal(report.type, 20);
-    assert.deepEqual(report.results.filter((x) => x.to === 'group'), [{ to: 'group', group: G1, result: 'delivered' }]);
+    assert.deepEqual(
+      report.results.filter((x) => x.to === 'group'),
+      [{ to: 'group', group: G1, result: 'delivered' }],
+    );
     await waitFor(() => reader.lines.some((l) => l.seq === report.seq), 3000, 'the hex message');
     const got = reader.lines.find((l) => l.seq === report.seq)!;
     assert.equal(got.len, 3, 'the three bytes of 00ff41');
@@ -68,18 +80,23 @@ describe('nlbridge send', () => {
 
   test('-i PORT unicasts to the reader; DATA "-" is read from stdin', async () => {
     const text = `${TAG}-uni`;
-    const r = await runCli(['send', '-i', String(await reader.portId), '-'], { env: { NLBRIDGE_URL: d.base, NLBRIDGE_TOKEN_FILE: tokenFile }, input: text });
+    const r = await runCli(['send', '-i', String(await reader.portId), '-'], {
+      env: { NLBRIDGE_URL: d.base, NLBRIDGE_TOKEN_FILE: tokenFile },
+      input: text,
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^  port ${await reader.portId} +delivered$`, 'm'));
     await waitFor(() => reader.with(text).length === 1, 3000, 'the unicast');
   });
 
-  test('nothing reached (a port nobody holds) exits 1 with the daemon\'s problem; some reached exits 4', async () => {
+  test("nothing reached (a port nobody holds) exits 1 with the daemon's problem; some reached exits 4", async () => {
     const none = await runCli(['send', '-i', '4242', 'x'], { env: { NLBRIDGE_URL: d.base, NLBRIDGE_TOKEN_FILE: tokenFile } });
     assert.equal(none.code, 1);
     assert.match(none.stdout, /^nothing reached\n {2}port 4242 +port-unreachable \(ECONNREFUSED\)$/m);
     assert.match(none.stderr, /^nlbridge send: PORT_UNREACHABLE \(404\): /);
-    const some = await runCli(['send', '-g', String(bit(G1)), '-i', '4242', `${TAG}-some`], { env: { NLBRIDGE_URL: d.base, NLBRIDGE_TOKEN_FILE: tokenFile } });
+    const some = await runCli(['send', '-g', String(bit(G1)), '-i', '4242', `${TAG}-some`], {
+      env: { NLBRIDGE_URL: d.base, NLBRIDGE_TOKEN_FILE: tokenFile },
+    });
     assert.equal(some.code, 4, some.stdout + some.stderr);
     assert.match(some.stdout, /: 2 of 3 reached$/m);
   });
@@ -98,12 +115,18 @@ describe('nlbridge send', () => {
     const cwd = fs.mkdtempSync(path.join(d.dir, 'empty-'));
     const none = await runCli(['send', '-g', String(bit(G1)), 'x'], { env: { NLBRIDGE_URL: d.base }, cwd });
     assert.equal(none.code, 1);
-    assert.match(none.stderr, /^nlbridge send: UNAUTHORIZED \(401\): .*no token file was found \(looked in .*\.cache\/nlbridge\/token, \/etc\/credstore\/nlbridge\.token/);
+    assert.match(
+      none.stderr,
+      /^nlbridge send: UNAUTHORIZED \(401\): .*no token file was found \(looked in .*\.cache\/nlbridge\/token, \/etc\/credstore\/nlbridge\.token/,
+    );
     const wrong = path.join(d.dir, 'wrong.token');
     fs.writeFileSync(wrong, 'x'.repeat(64) + '\n', { mode: 0o600 });
     const bad = await runCli(['send', '-g', String(bit(G1)), 'x'], { env: { NLBRIDGE_URL: d.base, NLBRIDGE_TOKEN_FILE: wrong } });
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, new RegExp(`UNAUTHORIZED \\(401\\).*the token was read from ${wrong.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'));
+    assert.match(
+      bad.stderr,
+      new RegExp(`UNAUTHORIZED \\(401\\).*the token was read from ${wrong.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'),
+    );
     assert.equal(bad.stderr.trim().split('\n').length, 1);
   });
 

@@ -24,10 +24,13 @@ describe('nlbridge status', () => {
     await d.stop();
   });
 
-  test('over TCP with a token file: a table of the daemon\'s /status', async () => {
+  test("over TCP with a token file: a table of the daemon's /status", async () => {
     const r = await runCli(['status'], { env });
     assert.equal(r.code, 0, r.stderr);
-    const live = (await (await fetch(`${d.base}/status`, { headers: { authorization: `Bearer ${d.token}` } })).json()) as { version: string; portIds: { tx: number; rx: number } };
+    const live = (await (await fetch(`${d.base}/status`, { headers: { authorization: `Bearer ${d.token}` } })).json()) as {
+      version: string;
+      portIds: { tx: number; rx: number };
+    };
     assert.match(r.stdout, new RegExp(`^version +${live.version}$`, 'm'));
     assert.match(r.stdout, /^protocol +usersock \(2\), groups up to 32: /m);
     assert.match(r.stdout, /^kernel endpoint +no$/m);
@@ -42,7 +45,17 @@ describe('nlbridge status', () => {
     const r = await runCli(['status', '--json', '--url', `unix:${socket}`], { env: {} });
     assert.equal(r.code, 0, r.stderr);
     const s = JSON.parse(r.stdout) as Record<string, unknown>;
-    assert.deepEqual(Object.keys(s).sort(), ['auth', 'clients', 'counters', 'groups', 'module', 'portIds', 'protocol', 'uptimeSeconds', 'version']);
+    assert.deepEqual(Object.keys(s).sort(), [
+      'auth',
+      'clients',
+      'counters',
+      'groups',
+      'module',
+      'portIds',
+      'protocol',
+      'uptimeSeconds',
+      'version',
+    ]);
     assert.equal((s.protocol as { name: string }).name, 'usersock');
   });
 
@@ -61,8 +74,17 @@ describe('nlbridge status', () => {
       { args: ['watch'], code: 2, message: /^nlbridge watch: give the groups: a MASK \(watch 10\) or -l LIST/ },
       { args: ['watch', '0xZZ'], code: 2, message: /^nlbridge watch: MASK: "0xZZ" is not a group mask/ },
       { args: ['watch', '2', '--since', 'nope'], code: 2, message: /^nlbridge watch: --since: "nope" is not a cursor/ },
-      { args: ['status', '--url', 'ftp://x'], code: 2, message: /^nlbridge status: --url: "ftp:\/\/x" must be http:\/\/HOST:PORT \(no path\) or unix:PATH$/ },
-      { args: ['status'], env: { NLBRIDGE_URL: d.base, NLBRIDGE_TOKEN_FILE: '/nonexistent/token' }, code: 2, message: /^nlbridge status: NLBRIDGE_TOKEN_FILE: cannot read \/nonexistent\/token \(ENOENT\)$/ },
+      {
+        args: ['status', '--url', 'ftp://x'],
+        code: 2,
+        message: /^nlbridge status: --url: "ftp:\/\/x" must be http:\/\/HOST:PORT \(no path\) or unix:PATH$/,
+      },
+      {
+        args: ['status'],
+        env: { NLBRIDGE_URL: d.base, NLBRIDGE_TOKEN_FILE: '/nonexistent/token' },
+        code: 2,
+        message: /^nlbridge status: NLBRIDGE_TOKEN_FILE: cannot read \/nonexistent\/token \(ENOENT\)$/,
+      },
       // The daemon's own validation, for what only it knows: group 40 is past usersock's 32.
       { args: ['send', '-l', '40', 'x'], env, code: 1, message: /^nlbridge send: NEEDS_KERNEL \(409\): / },
       { args: ['watch', '-l', '40'], env, code: 1, message: /^nlbridge watch: [A-Z_]+ \(4\d\d\): / },
@@ -84,15 +106,22 @@ describe('nlbridge status', () => {
     for (const args of [['status'], ['send', '-g', '2', 'x'], ['watch', '2']]) {
       const r = await runCli([...args, '--url', `http://127.0.0.1:${port}`]);
       assert.equal(r.code, 3, `${args[0]}: ${r.stderr}`);
-      assert.equal(r.stderr.trimEnd(), `nlbridge ${args[0]}: cannot reach the daemon at http://127.0.0.1:${port} (ECONNREFUSED): is it running? (choose another with --url or NLBRIDGE_URL)`);
+      assert.equal(
+        r.stderr.trimEnd(),
+        `nlbridge ${args[0]}: cannot reach the daemon at http://127.0.0.1:${port} (ECONNREFUSED): is it running? (choose another with --url or NLBRIDGE_URL)`,
+      );
     }
     const r = await runCli(['status', '--url', 'unix:/nonexistent/nlb.sock']);
     assert.equal(r.code, 3);
     assert.match(r.stderr, /cannot reach the daemon at unix:\/nonexistent\/nlb\.sock \(ENOENT\)/);
   });
 
-  test('--help of each command lists its options and the exit statuses; nlbridge --help names the commands before the daemon\'s options', async () => {
-    for (const [cmd, flags] of [['send', ['-g, --groups', '-i, --pid', '--relay', '--hex', '--ack', '--type']], ['watch', ['-l, --list', '--since', '-n, --count']], ['status', []]] as const) {
+  test("--help of each command lists its options and the exit statuses; nlbridge --help names the commands before the daemon's options", async () => {
+    for (const [cmd, flags] of [
+      ['send', ['-g, --groups', '-i, --pid', '--relay', '--hex', '--ack', '--type']],
+      ['watch', ['-l, --list', '--since', '-n, --count']],
+      ['status', []],
+    ] as const) {
       const r = await runCli([cmd, '--help']);
       assert.equal(r.code, 0);
       for (const f of [...flags, '--url', '--token-file', '--json']) assert.ok(r.stdout.includes(f), `${cmd} --help: ${f}`);
@@ -101,7 +130,7 @@ describe('nlbridge status', () => {
     const top = await runCli(['--help']);
     assert.equal(top.code, 0);
     assert.match(top.stdout, /^usage: nlbridge send\|watch\|status \[options\]/);
-    assert.match(top.stdout, /^usage: nlbridge \[options\]$/m, 'then the daemon\'s own help');
+    assert.match(top.stdout, /^usage: nlbridge \[options\]$/m, "then the daemon's own help");
     const version = await runCli(['--version']);
     assert.match(version.stdout, /^nlbridge \d+\.\d+\.\d+\n$/);
   });

@@ -92,7 +92,11 @@ describe('nlbridge watch', () => {
     assert.equal(w.out.length, 3, w.out.join('\n'));
     assert.match(w.out[0], new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[0-9:.]+Z  group ${G}  port \\d+  text ${marker}-a$`));
     assert.match(w.out[1], new RegExp(`  group ${G}  port \\d+  text ${marker}-b$`), 'sent to both groups, printed once');
-    assert.match(w.out[2], new RegExp(`  group ${G2}  port \\d+  hex  ${Buffer.from(`${marker}-\x01`).toString('hex')}$`), 'a control character: hex');
+    assert.match(
+      w.out[2],
+      new RegExp(`  group ${G2}  port \\d+  hex  ${Buffer.from(`${marker}-\x01`).toString('hex')}$`),
+      'a control character: hex',
+    );
   });
 
   test('over the unix socket, --json prints the frames as the daemon sent them', async () => {
@@ -110,7 +114,7 @@ describe('nlbridge watch', () => {
     jsonCursor = String(frames[1].cursor);
   });
 
-  test('--since CURSOR starts after it, with the daemon\'s catch-up; -n N stops at N though more came in the same read', async () => {
+  test("--since CURSOR starts after it, with the daemon's catch-up; -n N stops at N though more came in the same read", async () => {
     const marker = `${TAG}-since`;
     for (let i = 0; i < 5; i++) await wwNlk(['-g', String(bit(G)), '-m', `${marker}-${i}`]);
     const w = new LiveCli(['watch', '-l', String(G), '--since', jsonCursor, '-n', '2'], { env });
@@ -133,9 +137,18 @@ describe('nlbridge watch', () => {
       await w.until(() => texts(w, marker).length >= 10, 10000, 'the five sent while cut');
       for (let i = 10; i < 12; i++) await wwNlk(['-g', String(bit(G)), '-m', `${marker}-${i}`]);
       await w.until(() => texts(w, marker).length >= 12, 5000, 'live again');
-      assert.deepEqual(texts(w, marker), Array.from({ length: 12 }, (_, i) => `${marker}-${i}`));
-      assert.ok(w.err.some((l) => /^nlbridge watch: connection lost \(.*\); reconnecting to resume after [0-9a-z]+-\d+$/.test(l)), w.err.join('\n'));
-      assert.ok(w.err.some((l) => /^nlbridge watch: resumed after [0-9a-z]+-\d+: nothing lost$/.test(l)), w.err.join('\n'));
+      assert.deepEqual(
+        texts(w, marker),
+        Array.from({ length: 12 }, (_, i) => `${marker}-${i}`),
+      );
+      assert.ok(
+        w.err.some((l) => /^nlbridge watch: connection lost \(.*\); reconnecting to resume after [0-9a-z]+-\d+$/.test(l)),
+        w.err.join('\n'),
+      );
+      assert.ok(
+        w.err.some((l) => /^nlbridge watch: resumed after [0-9a-z]+-\d+: nothing lost$/.test(l)),
+        w.err.join('\n'),
+      );
     } finally {
       assert.equal(await w.stop(), 0, 'Ctrl-C ends a watch with 0');
     }
@@ -151,9 +164,25 @@ describe('nlbridge watch', () => {
       const port = d.port;
       await d.stop();
       // The same port and token directory: the token the watch read is kept.
-      d = await spawnDaemon(['--auth', 'token', '--port', String(port), '--token-out', String(env.NLBRIDGE_TOKEN_FILE), '--allowed-hosts', `127.0.0.1:${proxyPort}`]);
+      d = await spawnDaemon([
+        '--auth',
+        'token',
+        '--port',
+        String(port),
+        '--token-out',
+        String(env.NLBRIDGE_TOKEN_FILE),
+        '--allowed-hosts',
+        `127.0.0.1:${proxyPort}`,
+      ]);
       await w.until(() => w.err.some((l) => /lost after/.test(l)), 15000, 'the gap notice');
-      assert.ok(w.err.some((l) => /^nlbridge watch: an unknown number of messages were lost after [0-9a-z]+-\d+: the cursor is from another run of the daemon \(it restarted\)/.test(l)), w.err.join('\n'));
+      assert.ok(
+        w.err.some((l) =>
+          /^nlbridge watch: an unknown number of messages were lost after [0-9a-z]+-\d+: the cursor is from another run of the daemon \(it restarted\)/.test(
+            l,
+          ),
+        ),
+        w.err.join('\n'),
+      );
       await wwNlk(['-g', String(bit(G)), '-m', `${marker}-after`]);
       await w.until(() => texts(w, marker).length === 2, 5000, 'the message after the restart');
       assert.deepEqual(texts(w, marker), [`${marker}-before`, `${marker}-after`]);

@@ -79,7 +79,9 @@ async function subscribe(page: Page, groups: string): Promise<void> {
 
 /** The message rows as text cells: time, group, port, seq, type, bytes, payload. */
 function messageRows(page: Page): Promise<string[][]> {
-  return page.$$eval('#row-body .message', (rows) => rows.map((r) => [...(r as unknown as PageElement).children].map((c) => c.textContent ?? '')));
+  return page.$$eval('#row-body .message', (rows) =>
+    rows.map((r) => [...(r as unknown as PageElement).children].map((c) => c.textContent ?? '')),
+  );
 }
 
 function rawSender(): NetlinkSocket {
@@ -104,7 +106,7 @@ describe('the console in chromium', { skip }, () => {
     });
     after(() => d.close());
 
-    test('the page shows the status, and a raw sender\'s messages on group 2 appear once each', async () => {
+    test("the page shows the status, and a raw sender's messages on group 2 appear once each", async () => {
       const c = await openConsole(browser, d);
       const { page } = c;
       await page.waitForSelector('#status-body td[data-key="protocol"]');
@@ -152,7 +154,9 @@ describe('the console in chromium', { skip }, () => {
         await page.click('#send-form button[type="submit"]');
         await page.waitForSelector('#send-report[data-outcome]');
         assert.equal(await page.getAttribute('#send-report', 'data-outcome'), 'ok');
-        const report = await page.$$eval('#send-report table.report tr', (rows) => rows.slice(1).map((r) => [...(r as unknown as PageElement).children].map((x) => x.textContent)));
+        const report = await page.$$eval('#send-report table.report tr', (rows) =>
+          rows.slice(1).map((r) => [...(r as unknown as PageElement).children].map((x) => x.textContent)),
+        );
         assert.deepEqual(report, [
           ['group', 'group 3', 'delivered', ''],
           ['kernel', '', 'no-kernel-endpoint', ''],
@@ -173,115 +177,151 @@ describe('the console in chromium', { skip }, () => {
         reader.close();
       }
       // The 409 above is the one expected console error (Chromium logs failed fetches).
-      assert.deepEqual(c.problems.filter((p) => !/status of 409/.test(p)), []);
+      assert.deepEqual(
+        c.problems.filter((p) => !/status of 409/.test(p)),
+        [],
+      );
       c.problems.length = 0;
       await assertClean(c);
       await page.context().close();
     });
 
-    test('a flood of 20,000 messages in 2 s: the rate is drawn, the rest counted, the page stays responsive; an overrun is shown where it happened', { timeout: 60_000 }, async () => {
-      const c = await openConsole(browser, d);
-      const { page } = c;
-      await subscribe(page, '2');
-      const sender = rawSender();
-      const probes: number[] = [];
-      let flooding = true;
-      // The first evaluate sets up playwright's side of the page: not the page's time.
-      await page.evaluate(() => 0);
-      // And from inside: how late a 50 ms timer fires, i.e. how long the page's
-      // main thread was busy at a stretch.
-      await page.evaluate(() => {
-        let last = performance.now();
-        window.maxLagMs = 0;
-        setInterval(() => {
-          const now = performance.now();
-          window.maxLagMs = Math.max(window.maxLagMs ?? 0, now - last - 50);
-          if (now - last - 50 > 100) (window.lags ??= []).push(`${(now - last - 50).toFixed(0)}@${now.toFixed(0)}`);
-          last = now;
-        }, 50);
-      });
-      // A round trip into the page every 50 ms while the flood runs: a page
-      // busy rendering every message would answer late.
-      const prober = (async () => {
-        while (flooding) {
-          const t0 = performance.now();
-          await page.evaluate(() => document.querySelectorAll('#row-body .row').length);
-          probes.push(performance.now() - t0);
-          await sleep(50);
-        }
-      })();
-      try {
-        // 1,000 messages every 100 ms: 10,000 msg/s for 2 s, each burst well
-        // within the daemon's receive buffer (no loss expected here).
-        const payload = Buffer.from(`${TAG}-flood`);
-        const t0 = Date.now();
-        for (let burst = 0; burst < 20; burst++) {
-          for (let i = 0; i < 1000; i++) sendToGroup(sender, 2, burst * 1000 + i, payload);
-          await sleep(100);
-        }
-        await page.waitForFunction(() => Number(document.getElementById('stream-summary')?.dataset.received) >= 20_000, undefined, { timeout: 15_000 });
-        const seconds = (Date.now() - t0) / 1000;
-        flooding = false;
-        await prober;
-        // Once the rows waiting for their turn are rendered or counted (at
-        // most 300, a second at 300 rows a second; the summary every 500 ms).
-        await page
-          .waitForFunction(() => {
-            const s = document.getElementById('stream-summary')?.dataset ?? {};
-            return Number(s.shown) + Number(s.counted) >= 20_000;
-          }, undefined, { timeout: 5_000 })
-          .catch(() => undefined);
-        const summary = await page.$eval('#stream-summary', (el) => ({ ...(el as unknown as PageElement).dataset }));
-        assert.equal(Number(summary.received), 20_000, 'every message reached the page once');
-        assert.equal(Number(summary.shown) + Number(summary.counted), 20_000, `each message was shown or counted: ${JSON.stringify(summary)}`);
-        // The budget: 300 rows a second (console/rows.js) over the time the
-        // flood took to arrive, plus one burst allowance of 150.
-        assert.ok(Number(summary.shown) <= 300 * (seconds + 1) + 150, `rendering stayed within its budget over ${seconds} s: ${JSON.stringify(summary)}`);
-        assert.ok(Number(summary.counted) >= 20_000 - 300 * (seconds + 1) - 150, `the rest was counted, not rendered: ${JSON.stringify(summary)}`);
-        assert.ok((await page.$$('#row-body .row')).length <= 500, 'the table is bounded');
-        assert.ok(probes.length >= 10, `probed ${probes.length} times`);
-        const lag = (await page.evaluate(() => window.maxLagMs)) ?? Infinity;
-        assert.ok(lag < 500, `the page's main thread was busy for ${lag.toFixed(0)} ms at a stretch: ${JSON.stringify(await page.evaluate(() => window.lags))}`);
-        // A round trip also waits for this process, which runs the daemon and
-        // the sender too (a burst of 1,000 sends holds it): the page's own lag
-        // above is the hard bound, the round trips hold at the 90th percentile.
-        const p90 = [...probes].sort((a, b) => a - b)[Math.floor(probes.length * 0.9)];
-        assert.ok(p90 < 500, `page round trips during the flood (ms): 90th percentile ${p90.toFixed(0)} of ${probes.map((p) => p.toFixed(0)).join(' ')}`);
-        // The chart's legend: group 2's peak is of the flood's order (10,000/s
-        // sent; a second's bucket may straddle two seconds of bursts).
-        await sleep(1100);
-        const peak = Number(await page.getAttribute('#rate-legend [data-group="2"]', 'data-peak'));
-        assert.ok(peak >= 4_000 && peak <= 20_000, `peak ${peak} msg/s`);
+    test(
+      'a flood of 20,000 messages in 2 s: the rate is drawn, the rest counted, the page stays responsive; an overrun is shown where it happened',
+      { timeout: 60_000 },
+      async () => {
+        const c = await openConsole(browser, d);
+        const { page } = c;
+        await subscribe(page, '2');
+        const sender = rawSender();
+        const probes: number[] = [];
+        let flooding = true;
+        // The first evaluate sets up playwright's side of the page: not the page's time.
+        await page.evaluate(() => 0);
+        // And from inside: how late a 50 ms timer fires, i.e. how long the page's
+        // main thread was busy at a stretch.
+        await page.evaluate(() => {
+          let last = performance.now();
+          window.maxLagMs = 0;
+          setInterval(() => {
+            const now = performance.now();
+            window.maxLagMs = Math.max(window.maxLagMs ?? 0, now - last - 50);
+            if (now - last - 50 > 100) (window.lags ??= []).push(`${(now - last - 50).toFixed(0)}@${now.toFixed(0)}`);
+            last = now;
+          }, 50);
+        });
+        // A round trip into the page every 50 ms while the flood runs: a page
+        // busy rendering every message would answer late.
+        const prober = (async () => {
+          while (flooding) {
+            const t0 = performance.now();
+            await page.evaluate(() => document.querySelectorAll('#row-body .row').length);
+            probes.push(performance.now() - t0);
+            await sleep(50);
+          }
+        })();
+        try {
+          // 1,000 messages every 100 ms: 10,000 msg/s for 2 s, each burst well
+          // within the daemon's receive buffer (no loss expected here).
+          const payload = Buffer.from(`${TAG}-flood`);
+          const t0 = Date.now();
+          for (let burst = 0; burst < 20; burst++) {
+            for (let i = 0; i < 1000; i++) sendToGroup(sender, 2, burst * 1000 + i, payload);
+            await sleep(100);
+          }
+          await page.waitForFunction(() => Number(document.getElementById('stream-summary')?.dataset.received) >= 20_000, undefined, {
+            timeout: 15_000,
+          });
+          const seconds = (Date.now() - t0) / 1000;
+          flooding = false;
+          await prober;
+          // Once the rows waiting for their turn are rendered or counted (at
+          // most 300, a second at 300 rows a second; the summary every 500 ms).
+          await page
+            .waitForFunction(
+              () => {
+                const s = document.getElementById('stream-summary')?.dataset ?? {};
+                return Number(s.shown) + Number(s.counted) >= 20_000;
+              },
+              undefined,
+              { timeout: 5_000 },
+            )
+            .catch(() => undefined);
+          const summary = await page.$eval('#stream-summary', (el) => ({ ...(el as unknown as PageElement).dataset }));
+          assert.equal(Number(summary.received), 20_000, 'every message reached the page once');
+          assert.equal(
+            Number(summary.shown) + Number(summary.counted),
+            20_000,
+            `each message was shown or counted: ${JSON.stringify(summary)}`,
+          );
+          // The budget: 300 rows a second (console/rows.js) over the time the
+          // flood took to arrive, plus one burst allowance of 150.
+          assert.ok(
+            Number(summary.shown) <= 300 * (seconds + 1) + 150,
+            `rendering stayed within its budget over ${seconds} s: ${JSON.stringify(summary)}`,
+          );
+          assert.ok(
+            Number(summary.counted) >= 20_000 - 300 * (seconds + 1) - 150,
+            `the rest was counted, not rendered: ${JSON.stringify(summary)}`,
+          );
+          assert.ok((await page.$$('#row-body .row')).length <= 500, 'the table is bounded');
+          assert.ok(probes.length >= 10, `probed ${probes.length} times`);
+          const lag = (await page.evaluate(() => window.maxLagMs)) ?? Infinity;
+          assert.ok(
+            lag < 500,
+            `the page's main thread was busy for ${lag.toFixed(0)} ms at a stretch: ${JSON.stringify(await page.evaluate(() => window.lags))}`,
+          );
+          // A round trip also waits for this process, which runs the daemon and
+          // the sender too (a burst of 1,000 sends holds it): the page's own lag
+          // above is the hard bound, the round trips hold at the 90th percentile.
+          const p90 = [...probes].sort((a, b) => a - b)[Math.floor(probes.length * 0.9)];
+          assert.ok(
+            p90 < 500,
+            `page round trips during the flood (ms): 90th percentile ${p90.toFixed(0)} of ${probes.map((p) => p.toFixed(0)).join(' ')}`,
+          );
+          // The chart's legend: group 2's peak is of the flood's order (10,000/s
+          // sent; a second's bucket may straddle two seconds of bursts).
+          await sleep(1100);
+          const peak = Number(await page.getAttribute('#rate-legend [data-group="2"]', 'data-peak'));
+          assert.ok(peak >= 4_000 && peak <= 20_000, `peak ${peak} msg/s`);
 
-        // An overrun: 60,000 messages sent without yielding, so the daemon
-        // (in this process) cannot read while its receive buffer fills.
-        for (let i = 0; i < 60_000; i++) sendToGroup(sender, 2, 100_000 + i, payload);
-        await page.waitForSelector('#row-body div.notice-overrun', { timeout: 15_000 });
-        const notice = (await page.textContent('#row-body div.notice-overrun')) ?? '';
-        const lost = Number(/(\d+) messages lost/.exec(notice)?.[1]);
-        assert.ok(lost > 0, notice);
-        await page.waitForFunction((n) => Number(document.getElementById('stream-summary')?.dataset.received) + Number(document.getElementById('stream-summary')?.dataset.overrunLost) >= n, 80_000, { timeout: 15_000 });
-        const after = await page.$eval('#stream-summary', (el) => ({ ...(el as unknown as PageElement).dataset }));
-        assert.equal(Number(after.received) + Number(after.overrunLost), 80_000, `received + lost = sent: ${JSON.stringify(after)}`);
-        assert.equal(Number(after.dropped), 0);
-        await sleep(600);
-        // The picture shows the overrun's row among the messages around it,
-        // while it is still among the 500 rows kept.
-        const overrunRow = page.locator('#row-body div.notice-overrun');
-        if ((await overrunRow.count()) > 0) await overrunRow.scrollIntoViewIfNeeded();
-        const shot = path.join(ROOT, '.cache/console.png');
-        fs.mkdirSync(path.dirname(shot), { recursive: true });
-        await page.screenshot({ path: shot });
-        // README's picture: refreshed on request, not by every run.
-        if (process.env.NLBRIDGE_UPDATE_SCREENSHOT === '1') fs.copyFileSync(shot, path.join(ROOT, 'docs/console.png'));
-      } finally {
-        flooding = false;
-        await prober;
-        sender.close();
-      }
-      await assertClean(c);
-      await page.context().close();
-    });
+          // An overrun: 60,000 messages sent without yielding, so the daemon
+          // (in this process) cannot read while its receive buffer fills.
+          for (let i = 0; i < 60_000; i++) sendToGroup(sender, 2, 100_000 + i, payload);
+          await page.waitForSelector('#row-body div.notice-overrun', { timeout: 15_000 });
+          const notice = (await page.textContent('#row-body div.notice-overrun')) ?? '';
+          const lost = Number(/(\d+) messages lost/.exec(notice)?.[1]);
+          assert.ok(lost > 0, notice);
+          await page.waitForFunction(
+            (n) =>
+              Number(document.getElementById('stream-summary')?.dataset.received) +
+                Number(document.getElementById('stream-summary')?.dataset.overrunLost) >=
+              n,
+            80_000,
+            { timeout: 15_000 },
+          );
+          const after = await page.$eval('#stream-summary', (el) => ({ ...(el as unknown as PageElement).dataset }));
+          assert.equal(Number(after.received) + Number(after.overrunLost), 80_000, `received + lost = sent: ${JSON.stringify(after)}`);
+          assert.equal(Number(after.dropped), 0);
+          await sleep(600);
+          // The picture shows the overrun's row among the messages around it,
+          // while it is still among the 500 rows kept.
+          const overrunRow = page.locator('#row-body div.notice-overrun');
+          if ((await overrunRow.count()) > 0) await overrunRow.scrollIntoViewIfNeeded();
+          const shot = path.join(ROOT, '.cache/console.png');
+          fs.mkdirSync(path.dirname(shot), { recursive: true });
+          await page.screenshot({ path: shot });
+          // README's picture: refreshed on request, not by every run.
+          if (process.env.NLBRIDGE_UPDATE_SCREENSHOT === '1') fs.copyFileSync(shot, path.join(ROOT, 'docs/console.png'));
+        } finally {
+          flooding = false;
+          await prober;
+          sender.close();
+        }
+        await assertClean(c);
+        await page.context().close();
+      },
+    );
   });
 
   describe('a lost connection', () => {
@@ -299,7 +339,10 @@ describe('the console in chromium', { skip }, () => {
       const sender = rawSender();
       try {
         sendToGroup(sender, 2, 1, Buffer.from(`${TAG}-before`));
-        await page.waitForFunction((m) => [...document.querySelectorAll('#row-body .payload')].some((el) => el.textContent === m), `${TAG}-before`);
+        await page.waitForFunction(
+          (m) => [...document.querySelectorAll('#row-body .payload')].some((el) => el.textContent === m),
+          `${TAG}-before`,
+        );
         // The daemon ends the stream (as it does for a client too slow for too long).
         for (const s of d.app.nlbridge.streams) s.writer.close(1013, 'too slow: backlog over limit');
         // While the page waits to reconnect: 500 messages, 400 more than the ring keeps.
@@ -353,7 +396,10 @@ describe('the console in chromium', { skip }, () => {
       const sender = rawSender();
       try {
         sendToGroup(sender, 2, 900, Buffer.from(`${TAG}-tok`));
-        await page.waitForFunction((m) => [...document.querySelectorAll('#row-body .payload')].some((td) => td.textContent === m), `${TAG}-tok`);
+        await page.waitForFunction(
+          (m) => [...document.querySelectorAll('#row-body .payload')].some((td) => td.textContent === m),
+          `${TAG}-tok`,
+        );
       } finally {
         sender.close();
       }

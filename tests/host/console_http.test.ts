@@ -53,7 +53,10 @@ describe('GET / with a token required', () => {
   });
 
   test('every listed file is served with its type and the same headers; the list is the folder', async () => {
-    const inFolder = fs.readdirSync(CONSOLE_DIR).filter((f) => f !== 'index.html' && f !== 'tsconfig.json').sort();
+    const inFolder = fs
+      .readdirSync(CONSOLE_DIR)
+      .filter((f) => f !== 'index.html' && f !== 'tsconfig.json')
+      .sort();
     assert.deepEqual(Object.keys(CONSOLE_FILES).sort(), inFolder, 'each file the page loads is listed, and nothing else');
     for (const [name, type] of Object.entries(CONSOLE_FILES)) {
       const r = await call(d, 'GET', `/console/${name}`, { auth: false });
@@ -67,7 +70,8 @@ describe('GET / with a token required', () => {
     for (const m of html.matchAll(/(?:src|href)="console\/([^"]+)"/g)) assert.ok(m[1] in CONSOLE_FILES, m[1]);
     // And the modules import only listed files.
     for (const name of Object.keys(CONSOLE_FILES).filter((f) => f.endsWith('.js'))) {
-      for (const m of fs.readFileSync(path.join(CONSOLE_DIR, name), 'utf8').matchAll(/from '\.\/([^']+)'/g)) assert.ok(m[1] in CONSOLE_FILES, `${name} imports ${m[1]}`);
+      for (const m of fs.readFileSync(path.join(CONSOLE_DIR, name), 'utf8').matchAll(/from '\.\/([^']+)'/g))
+        assert.ok(m[1] in CONSOLE_FILES, `${name} imports ${m[1]}`);
     }
   });
 

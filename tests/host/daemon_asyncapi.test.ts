@@ -47,7 +47,8 @@ function inline(node: unknown, depth = 0): unknown {
   const o = node as Record<string, unknown>;
   if (typeof o.$ref === 'string') {
     const ref = o.$ref;
-    if (ref.startsWith('./openapi.yaml#')) return deref(openapi as OpenApiDoc, resolveRef(openapi as OpenApiDoc, ref.slice('./openapi.yaml'.length)));
+    if (ref.startsWith('./openapi.yaml#'))
+      return deref(openapi as OpenApiDoc, resolveRef(openapi as OpenApiDoc, ref.slice('./openapi.yaml'.length)));
     if (ref.startsWith('#/')) return inline(local(ref), depth + 1);
     throw new Error(`unexpected $ref ${ref}`);
   }
@@ -93,7 +94,11 @@ test('asyncapi.yaml is a valid AsyncAPI 3.0.0 document, and the check can fail',
   // Every $ref resolves, and each channel's messages are listed by its operations.
   inline(doc);
   for (const [name, ch] of Object.entries(doc.channels)) {
-    const listed = new Set(Object.values(doc.operations).filter((o) => o.channel.$ref === `#/channels/${name}`).flatMap((o) => o.messages.map((m) => m.$ref.split('/').pop())));
+    const listed = new Set(
+      Object.values(doc.operations)
+        .filter((o) => o.channel.$ref === `#/channels/${name}`)
+        .flatMap((o) => o.messages.map((m) => m.$ref.split('/').pop())),
+    );
     assert.deepEqual([...listed].sort(), Object.keys(ch.messages).sort(), name);
   }
 });
@@ -157,7 +162,9 @@ describe('live frames validate against asyncapi.yaml', () => {
         const ws = new Set(json.client.all.filter((f): f is Frame => !Buffer.isBuffer(f)).map((f) => f.type));
         const ev = new Set(sse.events.map((e) => e.event));
         return [
-          ...['hello', 'gap', 'message', 'malformed', 'overrun', 'dropped', 'sent', 'error'].filter((t) => !ws.has(t)).map((t) => `WebSocket ${t}`),
+          ...['hello', 'gap', 'message', 'malformed', 'overrun', 'dropped', 'sent', 'error']
+            .filter((t) => !ws.has(t))
+            .map((t) => `WebSocket ${t}`),
           ...['hello', 'gap', 'message', 'malformed', 'overrun'].filter((t) => !ev.has(t)).map((t) => `SSE ${t}`),
           ...(binary.client.all.filter((f) => Buffer.isBuffer(f)).length >= 2 ? [] : ['2 binary frames']),
           ...(rawBatch.some((t) => t.includes('\n')) ? [] : ['a batch frame of several frames']),
@@ -166,11 +173,15 @@ describe('live frames validate against asyncapi.yaml', () => {
       await waitFor('every frame type at every client', missing, { timeoutMs: 5000, until: (m) => m.length === 0 });
       const wsFrames = json.client.all.filter((f): f is Frame => !Buffer.isBuffer(f));
       const seen = new Set(wsFrames.map((f) => f.type));
-      for (const t of ['hello', 'gap', 'message', 'malformed', 'overrun', 'dropped', 'sent', 'error']) assert.ok(seen.has(t), `no ${t} frame seen`);
+      for (const t of ['hello', 'gap', 'message', 'malformed', 'overrun', 'dropped', 'sent', 'error'])
+        assert.ok(seen.has(t), `no ${t} frame seen`);
       for (const f of wsFrames) assertFrame('groupsMask', f);
       for (const f of batch.client.all) if (!Buffer.isBuffer(f)) assertFrame('groupsList', f);
       const batchMsg = received('groupsList').get('batch')!;
-      assert.ok(rawBatch.some((t) => t.includes('\n')), 'a batch frame held several frames');
+      assert.ok(
+        rawBatch.some((t) => t.includes('\n')),
+        'a batch frame held several frames',
+      );
       for (const t of rawBatch) assert.ok(batchMsg.validate(t));
       const bins = binary.client.all.filter((f) => Buffer.isBuffer(f));
       assert.ok(bins.length >= 2);

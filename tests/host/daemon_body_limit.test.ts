@@ -65,7 +65,8 @@ describe('bodies over --body-limit', () => {
       try {
         const a = await postBody(d, 8_000_000);
         const problem = JSON.parse(a.body) as { code: string; field: string };
-        if (a.status !== 413 || problem.code !== 'PAYLOAD_TOO_LARGE' || problem.field !== 'body') failures.push(`#${i}: ${a.status} ${a.body}`);
+        if (a.status !== 413 || problem.code !== 'PAYLOAD_TOO_LARGE' || problem.field !== 'body')
+          failures.push(`#${i}: ${a.status} ${a.body}`);
       } catch (err) {
         failures.push(`#${i}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
@@ -79,7 +80,9 @@ describe('bodies over --body-limit', () => {
     const s = net.connect({ port: d.port, host: '127.0.0.1', allowHalfOpen: true });
     await new Promise<void>((resolve, reject) => s.once('connect', resolve).once('error', reject));
     s.on('error', () => undefined); // the cut may come as a reset to our writes
-    s.write(`POST /send HTTP/1.1\r\nHost: 127.0.0.1:${d.port}\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n`);
+    s.write(
+      `POST /send HTTP/1.1\r\nHost: 127.0.0.1:${d.port}\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n`,
+    );
     const chunk = Buffer.alloc(64 * 1024, 'o');
     let answeredAt = 0;
     let text = '';

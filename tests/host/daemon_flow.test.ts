@@ -16,7 +16,7 @@ const G_OTHER = 19;
 
 /** Sends `count` messages to `group` in chunks, yielding between chunks so the in-process daemon keeps up. */
 async function pace(sender: NetlinkSocket, group: number, count: number, payload: Buffer, chunk: number): Promise<void> {
-  for (let seq = 1; seq <= count; ) {
+  for (let seq = 1; seq <= count;) {
     for (let i = 0; i < chunk && seq <= count; i++, seq++) {
       sender.send(encodeMessage({ type: 0x10, seq, payload }), { groups: bit(group) });
     }
@@ -90,7 +90,7 @@ describe('slow clients', () => {
       const fast = await connect(d, `/groups?list=${G_SLOW}`);
       const stuck = await connect(d, `/groups?list=${G_SLOW}`);
       rawSocket(stuck.client).pause();
-      await pace(sender, G_SLOW, 4000, Buffer.alloc(4000, "b"), 20);
+      await pace(sender, G_SLOW, 4000, Buffer.alloc(4000, 'b'), 20);
       await until(() => d.metrics.wsClosedSlow.total() === 1, 5000, 'the stuck client is closed');
       rawSocket(stuck.client).resume();
       const code = await stuck.client.closed;
@@ -123,19 +123,29 @@ describe('netlink overrun', () => {
         received: framesOf(a.client, 'message').filter((f) => f.length === 200).length,
         lost: framesOf(a.client, 'overrun').reduce((s, f) => s + Number(f.lost), 0),
       });
-      await waitFor(`an overrun event, and received + lost = ${COUNT}`, told, { timeoutMs: 10000, until: (t) => t.lost > 0 && t.received + t.lost >= COUNT });
+      await waitFor(`an overrun event, and received + lost = ${COUNT}`, told, {
+        timeoutMs: 10000,
+        until: (t) => t.lost > 0 && t.received + t.lost >= COUNT,
+      });
       // The other subscriber is told on its own connection, which may arrive later than a's.
       const lostA = told().lost;
-      await waitFor(`the subscriber of the other group told ${lostA} lost`, () => framesOf(other.client, 'overrun').reduce((s, f) => s + Number(f.lost), 0), {
-        timeoutMs: 5000,
-        until: (n) => n >= lostA,
-      });
+      await waitFor(
+        `the subscriber of the other group told ${lostA} lost`,
+        () => framesOf(other.client, 'overrun').reduce((s, f) => s + Number(f.lost), 0),
+        {
+          timeoutMs: 5000,
+          until: (n) => n >= lostA,
+        },
+      );
       const lost = framesOf(a.client, 'overrun').reduce((s, f) => s + Number(f.lost), 0);
       const received = framesOf(a.client, 'message').filter((f) => f.length === 200).length;
       assert.ok(lost > 0);
       assert.equal(received + lost, COUNT, `received ${received} + lost ${lost}`);
       // The socket is shared: a subscriber of another group is told too.
-      assert.equal(framesOf(other.client, 'overrun').reduce((s, f) => s + Number(f.lost), 0), lost);
+      assert.equal(
+        framesOf(other.client, 'overrun').reduce((s, f) => s + Number(f.lost), 0),
+        lost,
+      );
       const metrics = (await call(d, 'GET', '/metrics')).text;
       assert.match(metrics, new RegExp(`nlbridge_netlink_overrun_lost_messages_total ${lost}\\n`));
       assert.match(metrics, /nlbridge_netlink_overruns_total [1-9]/);

@@ -27,7 +27,16 @@ function upgradeAndWait(port: number, path: string, ms: number): Promise<{ statu
       resolve({ statusLine: data.split('\r\n')[0], closedByServer: true });
     });
     s.write(
-      [`GET ${path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, 'Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', '', ''].join('\r\n'),
+      [
+        `GET ${path} HTTP/1.1`,
+        `Host: 127.0.0.1:${port}`,
+        'Upgrade: websocket',
+        'Connection: Upgrade',
+        'Sec-WebSocket-Version: 13',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+        '',
+        '',
+      ].join('\r\n'),
     );
   });
 }
@@ -41,11 +50,19 @@ describe('http plugins', () => {
     await d.close();
   });
 
-  test('@fastify/websocket is registered in the stream routes\' context only, not on the root', async () => {
+  test("@fastify/websocket is registered in the stream routes' context only, not on the root", async () => {
     assert.equal(d.app.hasPlugin('nlbridge-streams'), true);
     assert.equal(d.app.hasPlugin('@fastify/websocket'), false, 'registered globally: its hooks would run on every POST /send');
     assert.equal((d.app as unknown as { websocketServer?: unknown }).websocketServer, undefined);
-    for (const name of ['nlbridge-state', 'nlbridge-errors', 'nlbridge-admission', 'nlbridge-observe', 'nlbridge-send', 'nlbridge-events', 'nlbridge-status']) {
+    for (const name of [
+      'nlbridge-state',
+      'nlbridge-errors',
+      'nlbridge-admission',
+      'nlbridge-observe',
+      'nlbridge-send',
+      'nlbridge-events',
+      'nlbridge-status',
+    ]) {
       assert.equal(d.app.hasPlugin(name), true, name);
     }
     // ...and the stream routes still upgrade.
@@ -78,7 +95,11 @@ describe('http plugins', () => {
       let text = '';
       while (Date.now() < deadline) {
         text = (await call(d, 'GET', '/metrics')).text;
-        if (/^nlbridge_websocket_frames_sent_total\{transport="sse"\} [1-9]/m.test(text) && /^nlbridge_websocket_frames_sent_total [1-9]/m.test(text)) break;
+        if (
+          /^nlbridge_websocket_frames_sent_total\{transport="sse"\} [1-9]/m.test(text) &&
+          /^nlbridge_websocket_frames_sent_total [1-9]/m.test(text)
+        )
+          break;
         await sleep(50);
       }
       assert.match(text, /^nlbridge_websocket_frames_sent_total\{transport="sse"\} [1-9]\d*$/m, 'the SSE hello is counted as an SSE frame');

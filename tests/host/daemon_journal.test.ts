@@ -13,7 +13,10 @@ test('with JOURNAL_STREAM naming its stdout, each line carries its priority: <2>
   // reads it from its own fd 1 (as systemd sets it) and then runs the daemon.
   const proc = spawn(
     process.execPath,
-    ['-e', `const fs=require('fs');const s=fs.fstatSync(1);process.env.JOURNAL_STREAM=s.dev+':'+s.ino;process.argv=[process.argv[0],${JSON.stringify(path.join(ROOT, 'dist/daemon/main.js'))},'--protocol','dummy','--port','0','--sysfs-root','/nonexistent'];require(process.argv[1]);`],
+    [
+      '-e',
+      `const fs=require('fs');const s=fs.fstatSync(1);process.env.JOURNAL_STREAM=s.dev+':'+s.ino;process.argv=[process.argv[0],${JSON.stringify(path.join(ROOT, 'dist/daemon/main.js'))},'--protocol','dummy','--port','0','--sysfs-root','/nonexistent'];require(process.argv[1]);`,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
@@ -28,10 +31,14 @@ test('with JOURNAL_STREAM naming its stdout, each line carries its priority: <2>
 });
 
 test('without JOURNAL_STREAM (or naming another stream) lines are plain JSON', async () => {
-  const proc = spawn(process.execPath, [path.join(ROOT, 'dist/daemon/main.js'), '--protocol', 'dummy', '--port', '0', '--sysfs-root', '/nonexistent'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, JOURNAL_STREAM: '1:1' },
-  });
+  const proc = spawn(
+    process.execPath,
+    [path.join(ROOT, 'dist/daemon/main.js'), '--protocol', 'dummy', '--port', '0', '--sysfs-root', '/nonexistent'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, JOURNAL_STREAM: '1:1' },
+    },
+  );
   let out = '';
   proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
   assert.equal(await new Promise<number | null>((r) => proc.on('close', r)), 2);

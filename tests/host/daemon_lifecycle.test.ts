@@ -48,7 +48,8 @@ function run(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; stdi
       for (;;) {
         const hit = logs.find(pred);
         if (hit) return hit;
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no such log line; have ${JSON.stringify(logs).slice(0, 2000)} stderr ${p.stderr}`);
+        if (Date.now() > deadline || child.exitCode !== null)
+          throw new Error(`no such log line; have ${JSON.stringify(logs).slice(0, 2000)} stderr ${p.stderr}`);
         await new Promise<void>((r) => {
           const t = setTimeout(r, 50);
           waiters.push(() => {
@@ -111,7 +112,8 @@ describe('daemon process', () => {
     const r = spawnSync(process.execPath, [MAIN, '--help'], { encoding: 'utf8' });
     assert.equal(r.status, 0);
     assert.match(r.stdout, /usage: nlbridge/);
-    for (const flag of ['--port', '--protocol', '--auth', '--token-file', '--unix-socket', '--allowed-hosts', '--ws-buffer-bytes']) assert.ok(r.stdout.includes(flag), flag);
+    for (const flag of ['--port', '--protocol', '--auth', '--token-file', '--unix-socket', '--allowed-hosts', '--ws-buffer-bytes'])
+      assert.ok(r.stdout.includes(flag), flag);
   });
 
   test('invalid settings exit 2 with a message naming the flag or variable', () => {
@@ -129,14 +131,20 @@ describe('daemon process', () => {
   test('auto protocol picks dummy_netlink from sysfs (fake root) and says why', async () => {
     const params = path.join(tmp, 'sys/module/dummy_netlink/parameters');
     fs.mkdirSync(params, { recursive: true });
-    for (const [k, v] of Object.entries({ unit: '2', r_grps: '3', b_grp: '1', period_ms: '0', ngroups: '64', allow_unpriv: 'N' })) fs.writeFileSync(path.join(params, k), `${v}\n`);
+    for (const [k, v] of Object.entries({ unit: '2', r_grps: '3', b_grp: '1', period_ms: '0', ngroups: '64', allow_unpriv: 'N' }))
+      fs.writeFileSync(path.join(params, k), `${v}\n`);
     // unit 2 stands in for the module's unit here: the host has no module, USERSOCK sockets open.
-    const p = run(['--port', '0', '--auth', 'none', '--protocol', 'auto', '--sysfs-root', path.join(tmp, 'sys')], { env: { NLBRIDGE_PROTOCOL: '' } });
+    const p = run(['--port', '0', '--auth', 'none', '--protocol', 'auto', '--sysfs-root', path.join(tmp, 'sys')], {
+      env: { NLBRIDGE_PROTOCOL: '' },
+    });
     try {
       const port = await listeningPort(p);
       const line = await p.waitLog((l) => typeof l.msg === 'string' && l.msg.startsWith('netlink protocol'));
       assert.match(String(line.msg), /netlink protocol dummy \(2\): auto: dummy_netlink is loaded/);
-      const st = JSON.parse((await get(port, '/status')).body) as { protocol: { name: string; maxGroup: number }; module: { ngroups: number; r_grps: number } };
+      const st = JSON.parse((await get(port, '/status')).body) as {
+        protocol: { name: string; maxGroup: number };
+        module: { ngroups: number; r_grps: number };
+      };
       assert.equal(st.protocol.name, 'dummy');
       assert.equal(st.protocol.maxGroup, 64);
       assert.equal(st.module.r_grps, 3);

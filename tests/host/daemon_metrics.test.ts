@@ -33,7 +33,10 @@ describe('/metrics of a running daemon', { skip: skipUnless('promtool') }, () =>
   let frames: Frame[];
 
   before(async () => {
-    child = spawn(process.execPath, [MAIN, '--port', '0', '--auth', 'none', '--protocol', 'usersock', '--log-level', 'info'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, [MAIN, '--port', '0', '--auth', 'none', '--protocol', 'usersock', '--log-level', 'info'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
     const port = await new Promise<number>((resolve, reject) => {
@@ -49,20 +52,28 @@ describe('/metrics of a running daemon', { skip: skipUnless('promtool') }, () =>
     base = `http://127.0.0.1:${port}`;
     const { client } = await connect({ wsBase: `ws://127.0.0.1:${port}`, token: null }, `/groups/${bit(GROUP)}`);
     for (let i = 0; i < 5; i++) {
-      const r = await fetch(`${base}/send`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ groups: [GROUP], data: `${TAG}-metrics-${i}` }) });
+      const r = await fetch(`${base}/send`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ groups: [GROUP], data: `${TAG}-metrics-${i}` }),
+      });
       assert.equal(r.status, 200, await r.text());
     }
     // Waits for the last one: the bridge's own sends come back in order.
     await client.next((f) => f.type === 'message' && f.data === `${TAG}-metrics-4`, 5000, 'the last message');
-    frames = client.all.filter((f): f is Frame => !Buffer.isBuffer(f) && f.type === 'message' && String(f.data).startsWith(`${TAG}-metrics-`));
+    frames = client.all.filter(
+      (f): f is Frame => !Buffer.isBuffer(f) && f.type === 'message' && String(f.data).startsWith(`${TAG}-metrics-`),
+    );
     client.close();
     // A refused request: a Host the daemon does not serve.
     // (node:http: fetch sets Host itself.)
     const refused = await new Promise<number>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port, path: '/status', headers: { host: 'evil.example' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      }).on('error', reject);
+      http
+        .get({ host: '127.0.0.1', port, path: '/status', headers: { host: 'evil.example' } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+        .on('error', reject);
     });
     assert.equal(refused, 403);
     const res = await fetch(`${base}/metrics`);
@@ -103,10 +114,14 @@ describe('/metrics of a running daemon', { skip: skipUnless('promtool') }, () =>
     assert.ok(sample(text, 'nlbridge_received_messages_total', `group="${GROUP}"`) >= 5);
     assert.ok(sample(text, 'nlbridge_websocket_frames_sent_total') >= 6, 'hello + 5 messages');
     assert.equal(sample(text, 'nlbridge_auth_refusals_total', 'reason="host"'), 1);
-    for (const reason of ['peer-gone', 'origin', 'no-token', 'bad-token', 'scope']) assert.match(text, new RegExp(`^nlbridge_auth_refusals_total\\{reason="${reason}"\\} 0$`, 'm'), reason);
-    for (const limit of ['connections', 'request-timeout', 'streams', 'unicast', 'rate']) assert.match(text, new RegExp(`^nlbridge_limit_refusals_total\\{limit="${limit}"\\} 0$`, 'm'), limit);
-    for (const reason of ['count', 'age', 'bytes']) assert.match(text, new RegExp(`^nlbridge_ring_evicted_messages_total\\{reason="${reason}"\\} 0$`, 'm'), reason);
-    for (const reason of ['ETOOSHORT', 'EBADLEN', 'EZEROLEN', 'ETRUNC', 'EDNLPAYLOAD']) assert.match(text, new RegExp(`^nlbridge_received_rejected_total\\{reason="${reason}"\\} 0$`, 'm'), reason);
+    for (const reason of ['peer-gone', 'origin', 'no-token', 'bad-token', 'scope'])
+      assert.match(text, new RegExp(`^nlbridge_auth_refusals_total\\{reason="${reason}"\\} 0$`, 'm'), reason);
+    for (const limit of ['connections', 'request-timeout', 'streams', 'unicast', 'rate'])
+      assert.match(text, new RegExp(`^nlbridge_limit_refusals_total\\{limit="${limit}"\\} 0$`, 'm'), limit);
+    for (const reason of ['count', 'age', 'bytes'])
+      assert.match(text, new RegExp(`^nlbridge_ring_evicted_messages_total\\{reason="${reason}"\\} 0$`, 'm'), reason);
+    for (const reason of ['ETOOSHORT', 'EBADLEN', 'EZEROLEN', 'ETRUNC', 'EDNLPAYLOAD'])
+      assert.match(text, new RegExp(`^nlbridge_received_rejected_total\\{reason="${reason}"\\} 0$`, 'm'), reason);
   });
 
   test('the delivery histogram counted the batches that reached the subscriber', () => {

@@ -25,7 +25,12 @@ describe('openapi.yaml', () => {
     // the next test checks the 2xx of every other operation instead.
     const config = await createConfig({
       extends: ['recommended-strict'],
-      rules: { 'operation-2xx-response': 'off', 'operation-4xx-response': 'error', 'no-unused-components': 'error', 'security-defined': 'error' },
+      rules: {
+        'operation-2xx-response': 'off',
+        'operation-4xx-response': 'error',
+        'no-unused-components': 'error',
+        'security-defined': 'error',
+      },
     });
     const problems = await lint({ ref: SPEC_PATH, config });
     assert.deepEqual(

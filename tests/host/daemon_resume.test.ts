@@ -4,7 +4,19 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TAG, bit, call, connect, sleep, startDaemon, wwNlk, buildTools, type Daemon, type Frame, type WsClient } from './support/daemon_harness';
+import {
+  TAG,
+  bit,
+  call,
+  connect,
+  sleep,
+  startDaemon,
+  wwNlk,
+  buildTools,
+  type Daemon,
+  type Frame,
+  type WsClient,
+} from './support/daemon_harness';
 import WebSocket from 'ws';
 import { Sender, indexOf } from './support/flood_sender';
 import { waitFor as waitForProbe } from '../support/wait';
@@ -61,7 +73,10 @@ describe('resume', () => {
       assert.equal(r.status, 200);
       const body = r.json as { epoch: string; newest: string; messages: Frame[] };
       assert.equal(body.epoch, d.bus.ring.epoch);
-      assert.deepEqual(body.messages.map((m) => m.data), [`${prefix}-2`, `${prefix}-3`, `${prefix}-4`]);
+      assert.deepEqual(
+        body.messages.map((m) => m.data),
+        [`${prefix}-2`, `${prefix}-3`, `${prefix}-4`],
+      );
       assert.equal(body.messages[2].cursor, got[4].cursor);
       const all = (await call(d, 'GET', `/groups/${bit(G1) | bit(G2)}/recent?limit=100`)).json as { messages: Frame[] };
       assert.equal(all.messages.filter((m) => m.data === `${prefix}-0`).length, 1, 'the copy on the second group is not listed twice');
@@ -87,10 +102,14 @@ describe('resume', () => {
     const second = await connect(d, `/groups/${bit(G2)}?since=${String(last.cursor)}`);
     try {
       await sending;
-      await waitFor(() => {
-        const m = messages(second.client, prefix);
-        return m.length > 0 && indexOf(prefix, m[m.length - 1].data) === N - 1;
-      }, 10000, 'the last message');
+      await waitFor(
+        () => {
+          const m = messages(second.client, prefix);
+          return m.length > 0 && indexOf(prefix, m[m.length - 1].data) === N - 1;
+        },
+        10000,
+        'the last message',
+      );
       const idx = [...before, ...messages(second.client, prefix)].map((f) => indexOf(prefix, f.data));
       assert.equal(idx.length, N, `delivered ${idx.length} of ${N} (dups or losses at the seam)`);
       idx.forEach((v, i) => assert.equal(v, i));
@@ -119,7 +138,10 @@ describe('resume', () => {
       const end = `${TAG}-end-two`;
       await wwNlk(['-g', String(mask), '-m', end]);
       await b.client.next((f) => f.data === end, 5000, 'the live end marker after the replay');
-      assert.deepEqual(messages(b.client, prefix).map((f) => f.data), [`${prefix}-1`, `${prefix}-2`]);
+      assert.deepEqual(
+        messages(b.client, prefix).map((f) => f.data),
+        [`${prefix}-1`, `${prefix}-2`],
+      );
     } finally {
       await b.client.close();
     }
@@ -127,7 +149,10 @@ describe('resume', () => {
 
   test('a bad cursor is 400; one of this epoch not yet issued is 400', async () => {
     await assert.rejects(connect(d, `/groups/${bit(G1)}?since=nope`), (e: Error & { status?: number }) => e.status === 400);
-    await assert.rejects(connect(d, `/groups/${bit(G1)}?since=${d.bus.ring.epoch}-999999999`), (e: Error & { status?: number; body?: string }) => e.status === 400 && /ahead/.test(e.body ?? ''));
+    await assert.rejects(
+      connect(d, `/groups/${bit(G1)}?since=${d.bus.ring.epoch}-999999999`),
+      (e: Error & { status?: number; body?: string }) => e.status === 400 && /ahead/.test(e.body ?? ''),
+    );
   });
 });
 
@@ -146,10 +171,14 @@ describe('gaps', () => {
       const b = await connect(d, `/groups/${bit(G3)}?since=${String(m0.cursor)}`);
       try {
         await sender.run(G3, prefix, 3001, 4001, 20); // live, while the backlog is still being written
-        await waitFor(() => {
-          const m = messages(b.client, prefix);
-          return m.length > 0 && indexOf(prefix, m[m.length - 1].data) === 4000;
-        }, 10000, 'the last message');
+        await waitFor(
+          () => {
+            const m = messages(b.client, prefix);
+            return m.length > 0 && indexOf(prefix, m[m.length - 1].data) === 4000;
+          },
+          10000,
+          'the last message',
+        );
         const idx = messages(b.client, prefix).map((f) => indexOf(prefix, f.data));
         assert.equal(idx.length, 4000);
         idx.forEach((v, i) => assert.equal(v, i + 1));
@@ -188,7 +217,11 @@ describe('gaps', () => {
         const idx = messages(b.client, prefix).map((f) => indexOf(prefix, f.data));
         const from = 31 - idx.length + 1;
         assert.ok(from >= 21 && idx.length >= 2, `held ${idx.join(',')}`);
-        assert.deepEqual(idx, Array.from({ length: idx.length }, (_, i) => from + i), 'the held ones in order, then the live one');
+        assert.deepEqual(
+          idx,
+          Array.from({ length: idx.length }, (_, i) => from + i),
+          'the held ones in order, then the live one',
+        );
         if (from === 21) assert.equal(gap.resumeFrom, messages(b.client, prefix)[0].cursor);
       } finally {
         await b.client.close();

@@ -57,15 +57,21 @@ describe('scoped tokens', () => {
     const { client, hello } = await connect({ wsBase: d.wsBase, token: READER }, `/groups/${bit(G)}`);
     assert.deepEqual(hello.groups, [G]);
     await client.close();
-    await assert.rejects(connect({ wsBase: d.wsBase, token: READER }, `/groups/${bit(G) | bit(H)}`), (e: Error & { status?: number; body?: string }) => {
-      assert.equal(e.status, 403);
-      const p = JSON.parse(e.body ?? '{}') as ProblemJson;
-      assert.equal(p.code, 'PERMISSION_DENIED');
-      assert.deepEqual(p.refused, { read: [H] });
-      assert.match(p.detail, new RegExp(`token "reader" may not read group ${H}`));
-      return true;
-    });
-    await assert.rejects(connect({ wsBase: d.wsBase, token: null }, `/groups?list=${H}`, { protocols: ['nlbridge', `bearer.${READER}`] }), (e: Error & { status?: number }) => e.status === 403);
+    await assert.rejects(
+      connect({ wsBase: d.wsBase, token: READER }, `/groups/${bit(G) | bit(H)}`),
+      (e: Error & { status?: number; body?: string }) => {
+        assert.equal(e.status, 403);
+        const p = JSON.parse(e.body ?? '{}') as ProblemJson;
+        assert.equal(p.code, 'PERMISSION_DENIED');
+        assert.deepEqual(p.refused, { read: [H] });
+        assert.match(p.detail, new RegExp(`token "reader" may not read group ${H}`));
+        return true;
+      },
+    );
+    await assert.rejects(
+      connect({ wsBase: d.wsBase, token: null }, `/groups?list=${H}`, { protocols: ['nlbridge', `bearer.${READER}`] }),
+      (e: Error & { status?: number }) => e.status === 403,
+    );
     const sse = await new SseClient().open(`${d.base}/groups/${bit(H)}/events`, as(READER));
     assert.equal(sse.status, 403);
     await sse.ended;
@@ -122,7 +128,10 @@ describe('scoped tokens', () => {
     await refuse({ pid: 0, data: 'x' }, 'pid', { kernel: 'port 0' });
     await refuse({ relay: rrPort, data: 'x' }, 'relay', { kernel: 'RELAY' });
     await refuse({ groups: [40], data: 'x' }, 'groups', { groups: [40] });
-    await assert.rejects(connect({ wsBase: d.wsBase, token: SENDER }, `/groups/${bit(G)}`), (e: Error & { status?: number }) => e.status === 403);
+    await assert.rejects(
+      connect({ wsBase: d.wsBase, token: SENDER }, `/groups/${bit(G)}`),
+      (e: Error & { status?: number }) => e.status === 403,
+    );
   });
 
   test('the main token is unlimited; a wrong token is 401; no secret is logged', async () => {

@@ -58,10 +58,30 @@ interface Daemon {
 }
 
 function startDaemon(wrapper: string[] = []): Daemon {
-  const argv = [...wrapper, process.execPath, '--require', path.join(dir, 'preload.js'), MAIN, '--protocol', 'usersock', '--host', '127.0.0.1', '--port', '0', '--auth', 'none'];
+  const argv = [
+    ...wrapper,
+    process.execPath,
+    '--require',
+    path.join(dir, 'preload.js'),
+    MAIN,
+    '--protocol',
+    'usersock',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--auth',
+    'none',
+  ];
   const child = spawn(argv[0], argv.slice(1), {
     cwd: dir,
-    env: { ...process.env, NLB_TEST_ADDON_INDEX: ADDON_INDEX, NLB_TEST_OUT: path.join(dir, 'outcome.json'), NOTIFY_SOCKET: '', WATCHDOG_USEC: '' },
+    env: {
+      ...process.env,
+      NLB_TEST_ADDON_INDEX: ADDON_INDEX,
+      NLB_TEST_OUT: path.join(dir, 'outcome.json'),
+      NOTIFY_SOCKET: '',
+      WATCHDOG_USEC: '',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Array<Record<string, unknown>> = [];
@@ -70,7 +90,9 @@ function startDaemon(wrapper: string[] = []): Daemon {
     logs.push(line);
   });
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { child, logs, stderr: () => err, exited };
 }
 
@@ -104,7 +126,11 @@ test('inside the running daemon, opening NETLINK_ROUTE or NETLINK_NETFILTER fail
 
   d.child.kill('SIGUSR2');
   const outFile = path.join(dir, 'outcome.json');
-  const outcome = await waitFor('outcome file', () => (fs.existsSync(outFile) ? (JSON.parse(fs.readFileSync(outFile, 'utf8')) as Record<string, unknown>) : undefined), d);
+  const outcome = await waitFor(
+    'outcome file',
+    () => (fs.existsSync(outFile) ? (JSON.parse(fs.readFileSync(outFile, 'utf8')) as Record<string, unknown>) : undefined),
+    d,
+  );
   t.diagnostic(`inside the daemon: ${JSON.stringify(outcome)}`);
   for (const k of ['route', 'netfilter']) {
     const e = outcome[k] as { code: string; errno: number; syscall: string } | string;
@@ -125,7 +151,11 @@ test('inside the running daemon, opening NETLINK_ROUTE or NETLINK_NETFILTER fail
 
   // The daemon still does its job: a send, and a WebSocket with a netlink
   // socket of its own (opened after the filter, with SO_RCVBUFFORCE).
-  const send = await fetch(`http://127.0.0.1:${port}/send`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ groups: 2, data: 'x' }) });
+  const send = await fetch(`http://127.0.0.1:${port}/send`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ groups: 2, data: 'x' }),
+  });
   assert.equal(send.status, 200, await send.text());
   const ws = new WebSocket(`ws://127.0.0.1:${port}/groups/2?unicast=1`);
   const hello = await new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -149,7 +179,10 @@ test('when the filter cannot be installed (seccomp(2) refused, as under a unit w
     if (d.child.exitCode === null) d.child.kill('SIGKILL');
     await d.exited;
   });
-  const code = await Promise.race([d.exited.then((e) => e.code), new Promise<string>((r) => setTimeout(() => r('still running after 15 s'), 15_000).unref())]);
+  const code = await Promise.race([
+    d.exited.then((e) => e.code),
+    new Promise<string>((r) => setTimeout(() => r('still running after 15 s'), 15_000).unref()),
+  ]);
   assert.equal(code, 1, `stderr ${d.stderr()} log ${JSON.stringify(d.logs)}`);
   const fatal = d.logs.find((l) => l.level === 60);
   assert.ok(fatal, JSON.stringify(d.logs));

@@ -41,7 +41,11 @@ after(() => {
 
 function run(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; main?: string; prefix?: string[] }): Proc {
   const argv = [...(opts.prefix ?? []), process.execPath, opts.main ?? MAIN, '--protocol', 'usersock', ...args];
-  const child = spawn(argv[0], argv.slice(1), { cwd: opts.cwd, env: { ...process.env, NOTIFY_SOCKET: '', WATCHDOG_USEC: '', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(argv[0], argv.slice(1), {
+    cwd: opts.cwd,
+    env: { ...process.env, NOTIFY_SOCKET: '', WATCHDOG_USEC: '', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   started.add(child);
   const p: Proc = {
     child,
@@ -55,7 +59,8 @@ function run(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; main?
       for (;;) {
         const hit = p.logs.find(pred);
         if (hit) return hit;
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no such log line; stdout ${p.stdout.slice(0, 3000)} stderr ${p.stderr}`);
+        if (Date.now() > deadline || child.exitCode !== null)
+          throw new Error(`no such log line; stdout ${p.stdout.slice(0, 3000)} stderr ${p.stderr}`);
         await new Promise((r) => setTimeout(r, 30));
       }
     },
@@ -119,7 +124,7 @@ describe('token files', () => {
   });
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  test('a second start on the same port in the same directory fails plainly (exit 1) and leaves the first daemon\'s token valid', async () => {
+  test("a second start on the same port in the same directory fails plainly (exit 1) and leaves the first daemon's token valid", async () => {
     const cwd = fs.mkdtempSync(path.join(tmp, 'cwd-'));
     const a = run(['--port', '0', '--auth', 'token'], { cwd });
     try {
@@ -153,9 +158,19 @@ describe('token files', () => {
       const line = await d.waitLog((l) => l.headerFile === header);
       assert.match(String(line.msg), /curl -H @\S+auth\.header/);
       // As README.md and daemon/README.md write them, run from the daemon's directory.
-      const send = execFileSync('sh', ['-c', `curl -s -X POST -H 'content-type: application/json' -H @.cache/nlbridge/auth.header -d '{"groups":"0b1010","data":"hello"}' http://127.0.0.1:${p}/send`], { cwd, encoding: 'utf8' });
+      const send = execFileSync(
+        'sh',
+        [
+          '-c',
+          `curl -s -X POST -H 'content-type: application/json' -H @.cache/nlbridge/auth.header -d '{"groups":"0b1010","data":"hello"}' http://127.0.0.1:${p}/send`,
+        ],
+        { cwd, encoding: 'utf8' },
+      );
       assert.equal((JSON.parse(send) as { ok: boolean }).ok, true, send);
-      const status = execFileSync('sh', ['-c', `curl -s -H @.cache/nlbridge/auth.header http://127.0.0.1:${p}/status`], { cwd, encoding: 'utf8' });
+      const status = execFileSync('sh', ['-c', `curl -s -H @.cache/nlbridge/auth.header http://127.0.0.1:${p}/status`], {
+        cwd,
+        encoding: 'utf8',
+      });
       assert.equal((JSON.parse(status) as { protocol: { name: string } }).protocol.name, 'usersock');
       for (const l of d.logs) assert.ok(!JSON.stringify(l).includes(token), 'the token is never logged');
     } finally {
@@ -211,8 +226,11 @@ describe('token files', () => {
     fs.symlinkSync(target, path.join(cwd, '.cache'));
     const d = run(['--port', '0', '--auth', 'token'], { cwd });
     assert.equal(await d.failed(), 2);
-    assertPlainFailure(d, new RegExp(`^${path.join(cwd, '.cache').replace(/[.]/g, '\\.')} is a symbolic link \\(to ${target.replace(/[.]/g, '\\.')}\\)`));
-    assert.deepEqual(fs.readdirSync(target), [], 'nothing at the symlink\'s target');
+    assertPlainFailure(
+      d,
+      new RegExp(`^${path.join(cwd, '.cache').replace(/[.]/g, '\\.')} is a symbolic link \\(to ${target.replace(/[.]/g, '\\.')}\\)`),
+    );
+    assert.deepEqual(fs.readdirSync(target), [], "nothing at the symlink's target");
     // The same for the inner directory, and for directories of another user or open to the group.
     fs.unlinkSync(path.join(cwd, '.cache'));
     fs.mkdirSync(path.join(cwd, '.cache'), { mode: 0o700 });
@@ -271,7 +289,10 @@ describe('start-up failures', () => {
     fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(copy, 'node_modules'));
     const d = run(['--port', '0', '--auth', 'none'], { cwd: copy, main: path.join(copy, 'dist/daemon/main.js') });
     assert.equal(await d.failed(), 1);
-    assertPlainFailure(d, /^the native addon is not built \(.*build\/Release\/nlbridge_netlink\.node is missing\): build it with "npm ci" \(or "npx node-gyp rebuild"\) in /);
+    assertPlainFailure(
+      d,
+      /^the native addon is not built \(.*build\/Release\/nlbridge_netlink\.node is missing\): build it with "npm ci" \(or "npx node-gyp rebuild"\) in /,
+    );
   });
 
   test('an inline secret in a config file every user may read: refused (exit 2); the same file 0600 starts; a world-readable --token-file is warned about', async () => {
@@ -289,7 +310,11 @@ describe('start-up failures', () => {
     const ok = run(['--config', conf, '--port', '0', '--auth', 'token', '--token-file', tokenFile], { cwd: tmp });
     try {
       const p = await port(ok);
-      assert.equal(curl(['-H', 'Authorization: Bearer inline-secret-0123456789', `http://127.0.0.1:${p}/groups/2/recent`]), '200', 'the scoped token is accepted (it may read group 2)');
+      assert.equal(
+        curl(['-H', 'Authorization: Bearer inline-secret-0123456789', `http://127.0.0.1:${p}/groups/2/recent`]),
+        '200',
+        'the scoped token is accepted (it may read group 2)',
+      );
       const warn = await ok.waitLog((l) => l.level === 40);
       assert.match(String(warn.msg), /--token-file .*main\.token may be read by every local user \(mode 0644\)/);
       assert.ok(!ok.logs.some(isFatal));
@@ -306,29 +331,44 @@ describe('unix socket', () => {
   });
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-  test('born with its mode and group: no chmod or chown by path after the bind (strace), mode and group right', { skip: isRealRoot() ? false : 'needs the real root: the socket is given group 65534, which a user namespace does not map' }, async () => {
-    const sock = path.join(tmp, 'a.sock');
-    const trace = path.join(tmp, 'strace.out');
-    const d = run(['--port', 'off', '--auth', 'none', '--unix-socket', sock, '--unix-socket-mode', '0620', '--unix-socket-group', '65534'], {
-      cwd: tmp,
-      prefix: ['strace', '-f', '-qq', '-o', trace, '-e', 'trace=umask,bind,setresgid,setregid,setgid,chmod,fchmod,fchmodat,chown,fchown,lchown,fchownat'],
-    });
-    try {
-      await d.waitLog((l) => String(l.msg).startsWith('listening on unix socket'));
-      const st = fs.lstatSync(sock);
-      assert.ok(st.isSocket());
-      assert.equal(st.mode & 0o777, 0o620);
-      assert.equal(st.gid, 65534);
-      const calls = fs.readFileSync(trace, 'utf8');
-      const bindLine = calls.split('\n').find((l) => l.includes('bind(') && l.includes(sock));
-      assert.ok(bindLine, calls);
-      assert.match(calls, /umask\(0157\)/, 'the umask is 0777 & ~0620 for the bind');
-      const touching = calls.split('\n').filter((l) => /(chmod|chown)/.test(l) && l.includes(sock));
-      assert.deepEqual(touching, [], 'nothing changes the socket by path');
-    } finally {
-      await d.stop();
-    }
-  });
+  test(
+    'born with its mode and group: no chmod or chown by path after the bind (strace), mode and group right',
+    { skip: isRealRoot() ? false : 'needs the real root: the socket is given group 65534, which a user namespace does not map' },
+    async () => {
+      const sock = path.join(tmp, 'a.sock');
+      const trace = path.join(tmp, 'strace.out');
+      const d = run(
+        ['--port', 'off', '--auth', 'none', '--unix-socket', sock, '--unix-socket-mode', '0620', '--unix-socket-group', '65534'],
+        {
+          cwd: tmp,
+          prefix: [
+            'strace',
+            '-f',
+            '-qq',
+            '-o',
+            trace,
+            '-e',
+            'trace=umask,bind,setresgid,setregid,setgid,chmod,fchmod,fchmodat,chown,fchown,lchown,fchownat',
+          ],
+        },
+      );
+      try {
+        await d.waitLog((l) => String(l.msg).startsWith('listening on unix socket'));
+        const st = fs.lstatSync(sock);
+        assert.ok(st.isSocket());
+        assert.equal(st.mode & 0o777, 0o620);
+        assert.equal(st.gid, 65534);
+        const calls = fs.readFileSync(trace, 'utf8');
+        const bindLine = calls.split('\n').find((l) => l.includes('bind(') && l.includes(sock));
+        assert.ok(bindLine, calls);
+        assert.match(calls, /umask\(0157\)/, 'the umask is 0777 & ~0620 for the bind');
+        const touching = calls.split('\n').filter((l) => /(chmod|chown)/.test(l) && l.includes(sock));
+        assert.deepEqual(touching, [], 'nothing changes the socket by path');
+      } finally {
+        await d.stop();
+      }
+    },
+  );
 
   test('a symlink planted at the socket path: refused (exit 2), its target untouched; a live socket is not taken over', async () => {
     const victim = path.join(tmp, 'victim');
@@ -350,7 +390,12 @@ describe('unix socket', () => {
       assert.equal(await b.failed(), 1);
       assertPlainFailure(b, /is in use \(another nlbridge\?\)/);
       assert.equal(fs.lstatSync(sock).ino, ino, 'the running daemon keeps its socket');
-      assert.equal(spawnSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', sock, 'http://localhost/healthz'], { encoding: 'utf8' }).stdout, '200');
+      assert.equal(
+        spawnSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', sock, 'http://localhost/healthz'], {
+          encoding: 'utf8',
+        }).stdout,
+        '200',
+      );
     } finally {
       await a.stop();
     }

@@ -32,7 +32,10 @@ describe('authentication', () => {
     assert.equal(none.status, 401);
     assert.equal(none.headers.get('www-authenticate'), 'Bearer realm="nlbridge"');
     assert.equal((none.json as { field: string }).field, 'Authorization');
-    const wrong = await call(d, 'POST', '/send', { body: { groups: 2, data: 'x' }, headers: { authorization: `Bearer ${TOKEN.slice(0, -1)}0` } });
+    const wrong = await call(d, 'POST', '/send', {
+      body: { groups: 2, data: 'x' },
+      headers: { authorization: `Bearer ${TOKEN.slice(0, -1)}0` },
+    });
     assert.equal(wrong.status, 401);
     assert.match((wrong.json as { detail: string }).detail, /wrong/);
     const basic = await call(d, 'GET', '/status', { headers: { authorization: `Basic ${Buffer.from('a:' + TOKEN).toString('base64')}` } });
@@ -132,7 +135,15 @@ describe('Host and Origin', () => {
     // Same origin means the Origin's host equals the Host header.
     assert.equal((await get(`localhost:${d.port}`, [`Origin: http://localhost:${d.port}`])).status, 200);
     assert.equal((await get(`127.0.0.1:${d.port}`, [`Origin: http://localhost:${d.port}`])).status, 403);
-    const bad = ['http://evil.example', `http://evil.example:${d.port}`, 'http://127.0.0.1', 'http://192.168.1.10', `http://127.0.0.1:${d.port + 1}`, 'null', 'file://'];
+    const bad = [
+      'http://evil.example',
+      `http://evil.example:${d.port}`,
+      'http://127.0.0.1',
+      'http://192.168.1.10',
+      `http://127.0.0.1:${d.port + 1}`,
+      'null',
+      'file://',
+    ];
     for (const origin of bad) {
       const r = await get(`127.0.0.1:${d.port}`, [`Origin: ${origin}`]);
       assert.equal(r.status, 403, origin);

@@ -54,14 +54,11 @@ describe('POST /send', () => {
       assert.equal(r.status, 200);
       const report = r.json as { seq: number; portId: number; ok: boolean; results: { to: string; group?: number; result: string }[] };
       assert.equal(report.ok, true);
-      assert.deepEqual(
-        report.results,
-        [
-          { to: 'group', group: G1, result: 'delivered' },
-          { to: 'group', group: G2, result: 'delivered' },
-          { to: 'kernel', result: 'no-kernel-endpoint' },
-        ],
-      );
+      assert.deepEqual(report.results, [
+        { to: 'group', group: G1, result: 'delivered' },
+        { to: 'group', group: G2, result: 'delivered' },
+        { to: 'kernel', result: 'no-kernel-endpoint' },
+      ]);
       await printed(marker, only1, only2, both);
       await endMarker([G1, G2, G3], only1, only2, both, notIn);
       for (const [rr, group] of [
@@ -89,9 +86,20 @@ describe('POST /send', () => {
       const m1 = `${TAG}-list`;
       const m2 = `${TAG}-num`;
       const m3 = `${TAG}-hex`;
-      assert.equal((await call(d, 'POST', '/send', { body: { groups: [G1, G3], data: Buffer.from(m1).toString('base64'), encoding: 'base64' } })).status, 200);
+      assert.equal(
+        (await call(d, 'POST', '/send', { body: { groups: [G1, G3], data: Buffer.from(m1).toString('base64'), encoding: 'base64' } }))
+          .status,
+        200,
+      );
       assert.equal((await call(d, 'POST', '/send', { body: { groups: bit(G3), data: m2 } })).status, 200);
-      assert.equal((await call(d, 'POST', '/send', { body: { groups: `0x${bit(G1).toString(16)}`, data: Buffer.from(m3).toString('hex'), encoding: 'hex' } })).status, 200);
+      assert.equal(
+        (
+          await call(d, 'POST', '/send', {
+            body: { groups: `0x${bit(G1).toString(16)}`, data: Buffer.from(m3).toString('hex'), encoding: 'hex' },
+          })
+        ).status,
+        200,
+      );
       await printed(m1, rr);
       await printed(m2, rr);
       await printed(m3, rr);

@@ -18,7 +18,8 @@ async function waitFor(pred: () => boolean, ms: number, what: string): Promise<v
   await waitForProbe(what, pred, { timeoutMs: ms, intervalMs: 10 });
 }
 
-const msgs = (c: SseClient, prefix: string): SseEvent[] => c.events.filter((e) => e.event === 'message' && indexOf(prefix, e.data.data) >= 0);
+const msgs = (c: SseClient, prefix: string): SseEvent[] =>
+  c.events.filter((e) => e.event === 'message' && indexOf(prefix, e.data.data) >= 0);
 
 describe('SSE /groups/{mask}/events', () => {
   let d: Daemon;
@@ -77,10 +78,14 @@ describe('SSE /groups/{mask}/events', () => {
     const b = await new SseClient().open(`${d.base}/groups/${bit(G2)}/events`, { ...auth(), 'last-event-id': last });
     try {
       await sending;
-      await waitFor(() => {
-        const m = msgs(b, prefix);
-        return m.length > 0 && indexOf(prefix, m[m.length - 1].data.data) === N - 1;
-      }, 10000, 'the last message');
+      await waitFor(
+        () => {
+          const m = msgs(b, prefix);
+          return m.length > 0 && indexOf(prefix, m[m.length - 1].data.data) === N - 1;
+        },
+        10000,
+        'the last message',
+      );
       const idx = [...before, ...msgs(b, prefix)].map((e) => indexOf(prefix, e.data.data));
       assert.equal(idx.length, N, `delivered ${idx.length} of ${N}`);
       idx.forEach((v, i) => assert.equal(v, i));

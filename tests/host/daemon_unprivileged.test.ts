@@ -26,7 +26,18 @@ before(async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'nlb-unpriv-'));
   proc = spawn(
     'setpriv',
-    ['--inh-caps=-all', '--bounding-set=-all', process.execPath, path.join(ROOT, 'dist/daemon/main.js'), '--protocol', 'usersock', '--port', '0', '--token-out', path.join(dir, 'token')],
+    [
+      '--inh-caps=-all',
+      '--bounding-set=-all',
+      process.execPath,
+      path.join(ROOT, 'dist/daemon/main.js'),
+      '--protocol',
+      'usersock',
+      '--port',
+      '0',
+      '--token-out',
+      path.join(dir, 'token'),
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NOTIFY_SOCKET: '' } },
   );
   base = await new Promise<string>((resolve, reject) => {
@@ -58,12 +69,24 @@ test('no token is required, and a send reaches a group on NETLINK_USERSOCK', asy
   const status = (await (await fetch(`${base}/status`)).json()) as { auth: { tokenRequired: boolean } };
   assert.equal(status.auth.tokenRequired, false);
   try {
-    const r = await fetch(`${base}/send`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ groups: [G], data: 'unpriv-send' }) });
+    const r = await fetch(`${base}/send`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ groups: [G], data: 'unpriv-send' }),
+    });
     assert.equal(r.status, 200);
     // An end marker after it from the same tx socket: a second copy would have come before.
-    const end = await fetch(`${base}/send`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ groups: [G], data: 'end-unpriv' }) });
+    const end = await fetch(`${base}/send`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ groups: [G], data: 'end-unpriv' }),
+    });
     assert.equal(end.status, 200);
-    await waitFor('the end marker at the listener', () => heard.filter((d) => d.data.subarray(16).toString().startsWith('end-unpriv')).length, { timeoutMs: 5000, until: (n) => n >= 1 });
+    await waitFor(
+      'the end marker at the listener',
+      () => heard.filter((d) => d.data.subarray(16).toString().startsWith('end-unpriv')).length,
+      { timeoutMs: 5000, until: (n) => n >= 1 },
+    );
   } finally {
     listener.close(); // an open socket would keep this test process alive after a failure
   }

@@ -6,7 +6,20 @@ import * as net from 'node:net';
 import { NetlinkSocket } from '../../addon/socket';
 import { decodeDatagram, encodeMessage } from '../../addon/codec';
 import type { Datagram } from '../../addon/types';
-import { RrNlk, TAG, USERSOCK, bit, buildTools, call, connect, startDaemon, wwNlk, type Daemon, type Frame, type WsClient } from './support/daemon_harness';
+import {
+  RrNlk,
+  TAG,
+  USERSOCK,
+  bit,
+  buildTools,
+  call,
+  connect,
+  startDaemon,
+  wwNlk,
+  type Daemon,
+  type Frame,
+  type WsClient,
+} from './support/daemon_harness';
 import { waitFor } from '../support/wait';
 
 // Absence ("not delivered again", "no other client") is checked after an end
@@ -69,7 +82,10 @@ describe('WebSocket /groups', () => {
       assert.deepEqual(f.flags, ['REQUEST']);
       await wwEnd(bit(6), `${TAG}-ww-end`, client);
       assert.equal(framesWith(client, marker).length, 1, 'the copy on group 6 is not delivered again');
-      const status = (await call(d, 'GET', '/status')).json as { groups: { joined: number[]; subscribers: Record<string, number> }; clients: { websocket: number } };
+      const status = (await call(d, 'GET', '/status')).json as {
+        groups: { joined: number[]; subscribers: Record<string, number> };
+        clients: { websocket: number };
+      };
       assert.deepEqual(status.groups.joined, [5, 6]);
       assert.deepEqual(status.groups.subscribers, { '5': 1, '6': 1 });
       assert.equal(status.clients.websocket, 1);
@@ -98,7 +114,9 @@ describe('WebSocket /groups', () => {
       }
       // g4 was sent last, so group 1's message, had it come, came before it.
       await received(`${TAG}-g4`, client);
-      const seen = client.frames.filter((f): f is Frame => !Buffer.isBuffer(f) && f.type === 'message' && String(f.data).includes(`${TAG}-g`));
+      const seen = client.frames.filter(
+        (f): f is Frame => !Buffer.isBuffer(f) && f.type === 'message' && String(f.data).includes(`${TAG}-g`),
+      );
       assert.deepEqual(
         seen.map((f) => [f.group, f.data]),
         [
@@ -250,7 +268,10 @@ describe('WebSocket /groups', () => {
         const fromUni = (text: string): Datagram[] => got.filter((g) => decodeDatagram(g.data).messages[0]?.payload.toString() === text);
         uni.client.send(`${TAG}-from-uni`);
         uni.client.send(`${TAG}-from-uni-end`);
-        await waitFor('the client\'s two writes at the peer', () => fromUni(`${TAG}-from-uni-end`).length, { timeoutMs: 5000, until: (n) => n >= 1 });
+        await waitFor("the client's two writes at the peer", () => fromUni(`${TAG}-from-uni-end`).length, {
+          timeoutMs: 5000,
+          until: (n) => n >= 1,
+        });
         const mine = got.filter((g) => decodeDatagram(g.data).messages[0]?.payload.toString() === `${TAG}-from-uni`);
         assert.equal(mine.length, 1);
         assert.equal(mine[0].portId, portId);
@@ -280,7 +301,10 @@ describe('WebSocket /groups', () => {
       await wwNlk(['-g', String(bit(6)), '-m', endMark]);
       await waitFor(
         'the end marker in both streams (raw and batched)',
-        () => [bin.client.all.some((f) => Buffer.isBuffer(f) && decodeDatagram(f).messages[0]?.payload.toString() === endMark), framesWith(batched.client, endMark).length > 0],
+        () => [
+          bin.client.all.some((f) => Buffer.isBuffer(f) && decodeDatagram(f).messages[0]?.payload.toString() === endMark),
+          framesWith(batched.client, endMark).length > 0,
+        ],
         { timeoutMs: 5000, until: (v) => v.every(Boolean) },
       );
       const raw = bin.client.frames.filter((f): f is Buffer => Buffer.isBuffer(f));

@@ -16,7 +16,14 @@ import { USERSOCK, bit, connect, sleep, type Frame } from './support/daemon_harn
 import { indexOf } from './support/flood_sender';
 import { NatsServer } from './support/nats_server';
 
-type FleetStatus = { connected: boolean; reconnects: number; published: number; dropped: number; droppedBy: Record<string, number>; heldMessages: number };
+type FleetStatus = {
+  connected: boolean;
+  reconnects: number;
+  published: number;
+  dropped: number;
+  droppedBy: Record<string, number>;
+  heldMessages: number;
+};
 
 async function fleetOf(d: DaemonProc): Promise<FleetStatus> {
   const res = await fetch(`${d.base}/status`, { headers: d.token ? { authorization: `Bearer ${d.token}` } : {} });
@@ -65,7 +72,10 @@ describe('fleet: nats-server killed under load', { skip: skipUnless('nats-server
     try {
       // ≈ 2,000 msg/s for ≈ 4 s; the server is down from 1 s to 3.5 s.
       for (let i = 0; i < N; i++) {
-        sender.send(encodeMessage({ type: 16, flags: 1, seq: i + 1, pid: sender.portId, payload: Buffer.from(`${prefix}-${i}`) }), { portId: 0, groups: bit(2) });
+        sender.send(encodeMessage({ type: 16, flags: 1, seq: i + 1, pid: sender.portId, payload: Buffer.from(`${prefix}-${i}`) }), {
+          portId: 0,
+          groups: bit(2),
+        });
         if (i % 20 === 19) {
           await sleep(10);
           const t = Date.now() - started;
@@ -90,12 +100,22 @@ describe('fleet: nats-server killed under load', { skip: skipUnless('nats-server
     assert.ok(killed && restarted);
 
     // The local stream: every message once, no loss notice.
-    await waitFor('every message on the WebSocket', () => ws.all.filter((f) => !Buffer.isBuffer(f) && f.type === 'message').length, { timeoutMs: 20000, until: (n) => n >= N });
+    await waitFor('every message on the WebSocket', () => ws.all.filter((f) => !Buffer.isBuffer(f) && f.type === 'message').length, {
+      timeoutMs: 20000,
+      until: (n) => n >= N,
+    });
     const frames = ws.all.filter((f): f is Frame => !Buffer.isBuffer(f));
     const idx = frames.filter((f) => f.type === 'message').map((f) => indexOf(prefix, f.data));
     assert.equal(idx.length, N);
-    assert.deepEqual(idx, Array.from({ length: N }, (_, i) => i), 'in order, each once');
-    assert.deepEqual(frames.filter((f) => f.type === 'dropped' || f.type === 'overrun' || f.type === 'gap'), []);
+    assert.deepEqual(
+      idx,
+      Array.from({ length: N }, (_, i) => i),
+      'in order, each once',
+    );
+    assert.deepEqual(
+      frames.filter((f) => f.type === 'dropped' || f.type === 'overrun' || f.type === 'gap'),
+      [],
+    );
     await ws.close();
 
     // The publish side: reconnected by itself, nothing left, every message published or dropped.
@@ -113,14 +133,24 @@ describe('fleet: nats-server killed under load', { skip: skipUnless('nats-server
     assert.equal(metricValue(metrics, 'nlbridge_nats_published_total'), st.published);
     assert.equal(metricValue(metrics, 'nlbridge_nats_dropped_total', '{reason="buffer"}'), st.dropped);
     assert.equal(metricValue(metrics, 'nlbridge_nats_connected'), 1);
-    assert.ok(daemon.logs.some((l) => l.msg === 'NATS reconnected'), 'the reconnect is logged');
-    assert.ok(daemon.logs.some((l) => String(l.msg).startsWith('NATS disconnected')), 'the disconnect is logged');
+    assert.ok(
+      daemon.logs.some((l) => l.msg === 'NATS reconnected'),
+      'the reconnect is logged',
+    );
+    assert.ok(
+      daemon.logs.some((l) => String(l.msg).startsWith('NATS disconnected')),
+      'the disconnect is logged',
+    );
 
     // The receiver: n is the per-host sequence (n = i + 1 here), the gap shows the loss.
-    await waitFor('the drop notices on the events subject', () => events.filter((e) => e.type === 'dropped').reduce((a, e) => a + (e.count as number), 0), {
-      timeoutMs: 10000,
-      until: (c) => c === st.dropped,
-    });
+    await waitFor(
+      'the drop notices on the events subject',
+      () => events.filter((e) => e.type === 'dropped').reduce((a, e) => a + (e.count as number), 0),
+      {
+        timeoutMs: 10000,
+        until: (c) => c === st.dropped,
+      },
+    );
     const seen = new Set<number>();
     for (const m of msgs) {
       const n = Number(m.headers!.get('n'));
@@ -129,7 +159,9 @@ describe('fleet: nats-server killed under load', { skip: skipUnless('nats-server
     }
     assert.ok(seen.size <= st.published, `the receiver saw ${seen.size} distinct, the daemon published ${st.published}`);
     const missing = N - seen.size;
-    t.diagnostic(`sent ${N}; websocket ${idx.length}; published ${st.published}, dropped ${st.dropped}, reconnects ${st.reconnects}; receiver ${seen.size} distinct of ${msgs.length}, n gap ${missing}`);
+    t.diagnostic(
+      `sent ${N}; websocket ${idx.length}; published ${st.published}, dropped ${st.dropped}, reconnects ${st.reconnects}; receiver ${seen.size} distinct of ${msgs.length}, n gap ${missing}`,
+    );
     assert.ok(missing >= st.dropped, `the n gap (${missing}) covers the dropped (${st.dropped})`);
     // Every dropped n is inside a notice's from..to, and never reached the receiver.
     for (const e of events.filter((x) => x.type === 'dropped')) {
@@ -150,7 +182,9 @@ describe('fleet: a message over max_payload', { skip: skipUnless('nats-server') 
   before(async () => {
     await server.start('max_payload: 512');
     receiver = await natsConnect({ servers: server.url });
-    receiver.subscribe('nlbridge.hostC.>', { callback: (_e, m) => void (m.subject.endsWith('.events') ? events.push(m.json<Record<string, unknown>>()) : msgs.push(m)) });
+    receiver.subscribe('nlbridge.hostC.>', {
+      callback: (_e, m) => void (m.subject.endsWith('.events') ? events.push(m.json<Record<string, unknown>>()) : msgs.push(m)),
+    });
     await receiver.flush();
     daemon = await spawnDaemon(['--nats', server.url, '--host-id', 'hostC', '--nats-publish', '0b100']);
     await waitFor('the daemon connected to NATS', async () => (await fleetOf(daemon)).connected, { timeoutMs: 10000 });
@@ -175,7 +209,10 @@ describe('fleet: a message over max_payload', { skip: skipUnless('nats-server') 
     assert.equal(m.headers!.get('n'), '2', 'n = 1 was the big one');
     const e = (await waitFor('the drop notice', () => events.find((x) => x.type === 'dropped'), { timeoutMs: 5000 }))!;
     assert.deepEqual(e, { type: 'dropped', host: 'hostC', count: 1, from: 1, to: 1, reasons: { 'max-payload': 1 } });
-    const st = await waitFor('settled', () => fleetOf(daemon), { timeoutMs: 5000, until: (s) => s.heldMessages === 0 && s.published === 1 });
+    const st = await waitFor('settled', () => fleetOf(daemon), {
+      timeoutMs: 5000,
+      until: (s) => s.heldMessages === 0 && s.published === 1,
+    });
     assert.equal(st.dropped, 1);
     assert.equal(st.droppedBy['max-payload'], 1);
     assert.equal(metricValue(await metricsOf(daemon), 'nlbridge_nats_dropped_total', '{reason="max-payload"}'), 1);

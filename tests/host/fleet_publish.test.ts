@@ -32,7 +32,16 @@ async function getText(d: DaemonProc, p: string): Promise<string> {
   return res.text();
 }
 
-type FleetStatus = { connected: boolean; url: string | null; host: string; groups: number[]; reconnects: number; published: number; dropped: number; heldMessages: number };
+type FleetStatus = {
+  connected: boolean;
+  url: string | null;
+  host: string;
+  groups: number[];
+  reconnects: number;
+  published: number;
+  dropped: number;
+  heldMessages: number;
+};
 
 describe('fleet: publishing on NATS', { skip: skipUnless('nats-server') }, () => {
   const server = new NatsServer();
@@ -46,7 +55,9 @@ describe('fleet: publishing on NATS', { skip: skipUnless('nats-server') }, () =>
     nc.subscribe('nlbridge.>', { callback: (_err, m) => void got.push(m) });
     await nc.flush();
     daemon = await spawnDaemon(['--nats', server.url, '--host-id', 'hostA', '--nats-publish', '2,4']);
-    await waitFor('the daemon connected to NATS', async () => ((await getJson(daemon, '/status')).fleet as FleetStatus).connected, { timeoutMs: 10000 });
+    await waitFor('the daemon connected to NATS', async () => ((await getJson(daemon, '/status')).fleet as FleetStatus).connected, {
+      timeoutMs: 10000,
+    });
   });
 
   after(async () => {
@@ -67,7 +78,10 @@ describe('fleet: publishing on NATS', { skip: skipUnless('nats-server') }, () =>
       // One sendto with groups 2 and 4 broadcasts to group 2 only (ffs of the mask): two sends, one copy per group.
       sender.send(bytes, { portId: 0, groups: bit(2) });
       sender.send(bytes, { portId: 0, groups: bit(4) });
-      const received = await waitFor('the message on NATS', () => got.filter((m) => m.subject.startsWith('nlbridge.hostA.g.')), { timeoutMs: 5000, until: (l) => l.length >= 1 });
+      const received = await waitFor('the message on NATS', () => got.filter((m) => m.subject.startsWith('nlbridge.hostA.g.')), {
+        timeoutMs: 5000,
+        until: (l) => l.length >= 1,
+      });
       // Nothing more comes: the copy on group 4 is the same message (same sender, seq, type).
       await sleep(500);
       const all = got.filter((m) => m.subject.startsWith('nlbridge.hostA.g.'));
@@ -87,7 +101,10 @@ describe('fleet: publishing on NATS', { skip: skipUnless('nats-server') }, () =>
     } finally {
       sender.close();
     }
-    await waitFor('published counted', async () => ((await getJson(daemon, '/status')).fleet as FleetStatus).published, { timeoutMs: 3000, until: (n) => n === 1 });
+    await waitFor('published counted', async () => ((await getJson(daemon, '/status')).fleet as FleetStatus).published, {
+      timeoutMs: 3000,
+      until: (n) => n === 1,
+    });
     const s2 = (await getJson(daemon, '/status')).fleet as FleetStatus;
     assert.equal(s2.dropped, 0);
     assert.equal(s2.heldMessages, 0);
@@ -113,7 +130,9 @@ describe('fleet: publishing on NATS', { skip: skipUnless('nats-server') }, () =>
       body: JSON.stringify({ groups: [2], data: 'from-post' }),
     });
     assert.equal(res.status, 200);
-    const m = (await waitFor('the POSTed message on NATS', () => got.find((x) => Buffer.from(x.data).includes(Buffer.from('from-post'))), { timeoutMs: 5000 }))!;
+    const m = (await waitFor('the POSTed message on NATS', () => got.find((x) => Buffer.from(x.data).includes(Buffer.from('from-post'))), {
+      timeoutMs: 5000,
+    }))!;
     assert.equal(m.subject, 'nlbridge.hostA.g.2');
     assert.equal(m.headers!.get('n'), String(before + 1));
     assert.ok(daemon.alive());
@@ -125,7 +144,10 @@ describe('fleet: without --nats', () => {
     const dir = fs.mkdtempSync('/tmp/nlb-nonats-');
     const preload = path.join(dir, 'modules.js');
     const out = path.join(dir, 'modules.json');
-    fs.writeFileSync(preload, `process.on('SIGUSR2', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(require.cache))));\n`);
+    fs.writeFileSync(
+      preload,
+      `process.on('SIGUSR2', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(require.cache))));\n`,
+    );
     const d = await spawnDaemon([], {}, ['-r', preload]);
     try {
       const status = await getJson(d, '/status');
@@ -139,9 +161,19 @@ describe('fleet: without --nats', () => {
       });
       assert.equal(res.status, 200);
       process.kill(d.pid, 'SIGUSR2');
-      const modules = (await waitFor('the module list', () => (fs.existsSync(out) ? (JSON.parse(fs.readFileSync(out, 'utf8')) as string[]) : null), { timeoutMs: 5000 }))!;
-      assert.ok(modules.some((m) => m.includes(`${path.sep}daemon${path.sep}netlink${path.sep}bus.js`)), 'the list is of the daemon');
-      assert.deepEqual(modules.filter((m) => m.includes('@nats-io') || m.includes(`${path.sep}fleet${path.sep}`)), []);
+      const modules = (await waitFor(
+        'the module list',
+        () => (fs.existsSync(out) ? (JSON.parse(fs.readFileSync(out, 'utf8')) as string[]) : null),
+        { timeoutMs: 5000 },
+      ))!;
+      assert.ok(
+        modules.some((m) => m.includes(`${path.sep}daemon${path.sep}netlink${path.sep}bus.js`)),
+        'the list is of the daemon',
+      );
+      assert.deepEqual(
+        modules.filter((m) => m.includes('@nats-io') || m.includes(`${path.sep}fleet${path.sep}`)),
+        [],
+      );
     } finally {
       await d.stop();
       fs.rmSync(dir, { recursive: true, force: true });
@@ -151,24 +183,78 @@ describe('fleet: without --nats', () => {
 
 describe('fleet: bad NATS settings', () => {
   const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-    spawnSync(process.execPath, [MAIN, '--protocol', 'usersock', '--port', '0', ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 15000 });
+    spawnSync(process.execPath, [MAIN, '--protocol', 'usersock', '--port', '0', ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, ...env },
+      timeout: 15000,
+    });
 
   const cases: [string, string[], NodeJS.ProcessEnv, RegExp][] = [
-    ['--host-id with a dot', ['--nats', 'nats://127.0.0.1:1', '--host-id', 'a.b'], {}, /^nlbridge: --host-id: must be a NATS subject token/],
-    ['--host-id with a wildcard', ['--nats', 'nats://127.0.0.1:1', '--host-id', 'a*'], {}, /^nlbridge: --host-id: must be a NATS subject token/],
-    ['--host-id with a space', ['--nats', 'nats://127.0.0.1:1', '--host-id', 'a b'], {}, /^nlbridge: --host-id: must be a NATS subject token/],
-    ['NLBRIDGE_HOST_ID with ">"', ['--nats', 'nats://127.0.0.1:1'], { NLBRIDGE_HOST_ID: 'a>' }, /^nlbridge: NLBRIDGE_HOST_ID: must be a NATS subject token/],
+    [
+      '--host-id with a dot',
+      ['--nats', 'nats://127.0.0.1:1', '--host-id', 'a.b'],
+      {},
+      /^nlbridge: --host-id: must be a NATS subject token/,
+    ],
+    [
+      '--host-id with a wildcard',
+      ['--nats', 'nats://127.0.0.1:1', '--host-id', 'a*'],
+      {},
+      /^nlbridge: --host-id: must be a NATS subject token/,
+    ],
+    [
+      '--host-id with a space',
+      ['--nats', 'nats://127.0.0.1:1', '--host-id', 'a b'],
+      {},
+      /^nlbridge: --host-id: must be a NATS subject token/,
+    ],
+    [
+      'NLBRIDGE_HOST_ID with ">"',
+      ['--nats', 'nats://127.0.0.1:1'],
+      { NLBRIDGE_HOST_ID: 'a>' },
+      /^nlbridge: NLBRIDGE_HOST_ID: must be a NATS subject token/,
+    ],
     ['--nats-publish without --nats', ['--nats-publish', '2'], {}, /^nlbridge: --nats-publish: needs --nats/],
     ['--nats-token-file without --nats', ['--nats-token-file', '/etc/hostname'], {}, /^nlbridge: --nats-token-file: needs --nats/],
     ['--nats-send on without --nats', ['--nats-send', 'on'], {}, /^nlbridge: --nats-send: needs --nats/],
     ['--nats-send maybe', ['--nats', 'nats://127.0.0.1:1', '--nats-send', 'maybe'], {}, /^nlbridge: --nats-send: must be off or on/],
-    ['--nats-publish 0', ['--nats', 'nats://127.0.0.1:1', '--nats-publish', '0'], {}, /^nlbridge: --nats-publish: the mask selects no group/],
-    ['--nats-publish junk', ['--nats', 'nats://127.0.0.1:1', '--nats-publish', 'two'], {}, /^nlbridge: --nats-publish: "two" is not a group mask/],
-    ['--nats-publish list', ['--nats', 'nats://127.0.0.1:1', '--nats-publish', '2,x'], {}, /^nlbridge: --nats-publish: "x" is not a group number/],
+    [
+      '--nats-publish 0',
+      ['--nats', 'nats://127.0.0.1:1', '--nats-publish', '0'],
+      {},
+      /^nlbridge: --nats-publish: the mask selects no group/,
+    ],
+    [
+      '--nats-publish junk',
+      ['--nats', 'nats://127.0.0.1:1', '--nats-publish', 'two'],
+      {},
+      /^nlbridge: --nats-publish: "two" is not a group mask/,
+    ],
+    [
+      '--nats-publish list',
+      ['--nats', 'nats://127.0.0.1:1', '--nats-publish', '2,x'],
+      {},
+      /^nlbridge: --nats-publish: "x" is not a group number/,
+    ],
     ['--nats not a URL', ['--nats', 'nats://a b'], {}, /^nlbridge: --nats: must be a comma-separated list of NATS server URLs/],
-    ['--nats-buffer-bytes too small', ['--nats', 'nats://127.0.0.1:1', '--nats-buffer-bytes', '10'], {}, /^nlbridge: --nats-buffer-bytes: must be an integer in 1024\.\./],
-    ['--nats-token-file missing', ['--nats', 'nats://127.0.0.1:1', '--nats-token-file', '/nonexistent/token'], {}, /^nlbridge: --nats-token-file: cannot read \/nonexistent\/token: ENOENT/],
-    ['--nats-creds and --nats-token-file', ['--nats', 'nats://127.0.0.1:1', '--nats-creds', '/etc/hostname', '--nats-token-file', '/etc/hostname'], {}, /^nlbridge: --nats-token-file: and --nats-creds both given/],
+    [
+      '--nats-buffer-bytes too small',
+      ['--nats', 'nats://127.0.0.1:1', '--nats-buffer-bytes', '10'],
+      {},
+      /^nlbridge: --nats-buffer-bytes: must be an integer in 1024\.\./,
+    ],
+    [
+      '--nats-token-file missing',
+      ['--nats', 'nats://127.0.0.1:1', '--nats-token-file', '/nonexistent/token'],
+      {},
+      /^nlbridge: --nats-token-file: cannot read \/nonexistent\/token: ENOENT/,
+    ],
+    [
+      '--nats-creds and --nats-token-file',
+      ['--nats', 'nats://127.0.0.1:1', '--nats-creds', '/etc/hostname', '--nats-token-file', '/etc/hostname'],
+      {},
+      /^nlbridge: --nats-token-file: and --nats-creds both given/,
+    ],
   ];
   for (const [name, args, env, want] of cases) {
     test(`${name}: exit 2, naming it`, () => {
@@ -190,7 +276,13 @@ describe('fleet: sends over NATS request-reply (--nats-send on)', { skip: skipUn
     nc = await natsConnect({ servers: server.url });
     daemon = await spawnDaemon(['--nats', server.url, '--host-id', 'hostS', '--nats-send', 'on']);
     plain = await spawnDaemon(['--nats', server.url, '--host-id', 'hostP']);
-    await waitFor('both connected', async () => ((await getJson(daemon, '/status')).fleet as FleetStatus).connected && ((await getJson(plain, '/status')).fleet as FleetStatus).connected, { timeoutMs: 10000 });
+    await waitFor(
+      'both connected',
+      async () =>
+        ((await getJson(daemon, '/status')).fleet as FleetStatus).connected &&
+        ((await getJson(plain, '/status')).fleet as FleetStatus).connected,
+      { timeoutMs: 10000 },
+    );
   });
 
   after(async () => {
@@ -222,7 +314,11 @@ describe('fleet: sends over NATS request-reply (--nats-send on)', { skip: skipUn
   });
 
   test('bad bodies get the problems of POST /send (same code table, same detail)', async () => {
-    for (const body of [{ groups: 'zz', data: 'x' }, { groups: [2], data: 'x', encoding: 'base64' }, { groups: [2], bogus: 1 }]) {
+    for (const body of [
+      { groups: 'zz', data: 'x' },
+      { groups: [2], data: 'x', encoding: 'base64' },
+      { groups: [2], bogus: 1 },
+    ]) {
       const viaNats = await request('nlbridge.hostS.send', JSON.stringify(body));
       const res = await fetch(`${daemon.base}/send`, {
         method: 'POST',
@@ -231,7 +327,11 @@ describe('fleet: sends over NATS request-reply (--nats-send on)', { skip: skipUn
       });
       const viaHttp = (await res.json()) as Record<string, unknown>;
       assert.equal(viaNats.status, String(res.status), JSON.stringify(body));
-      assert.deepEqual({ code: viaNats.json.code, detail: viaNats.json.detail, status: viaNats.json.status }, { code: viaHttp.code, detail: viaHttp.detail, status: viaHttp.status }, JSON.stringify(body));
+      assert.deepEqual(
+        { code: viaNats.json.code, detail: viaNats.json.detail, status: viaNats.json.status },
+        { code: viaHttp.code, detail: viaHttp.detail, status: viaHttp.status },
+        JSON.stringify(body),
+      );
     }
     const notJson = await request('nlbridge.hostS.send', '{nope');
     assert.equal(notJson.status, '400');
@@ -245,10 +345,16 @@ describe('fleet: sends over NATS request-reply (--nats-send on)', { skip: skipUn
     try {
       await waitFor('connected', async () => ((await getJson(limited, '/status')).fleet as FleetStatus).connected, { timeoutMs: 10000 });
       // The subscription may lag the connection by a moment.
-      await waitFor('the send subject answered', () => request('nlbridge.hostR.send', '{nope').then((r) => r.status), { timeoutMs: 5000, until: (s) => s === '400' });
+      await waitFor('the send subject answered', () => request('nlbridge.hostR.send', '{nope').then((r) => r.status), {
+        timeoutMs: 5000,
+        until: (s) => s === '400',
+      });
       const answers = [];
       for (let i = 0; i < 5; i++) answers.push(await request('nlbridge.hostR.send', JSON.stringify({ groups: [6], data: `r${i}` })));
-      assert.deepEqual(answers.map((a) => a.status), ['200', '200', '200', '429', '429']);
+      assert.deepEqual(
+        answers.map((a) => a.status),
+        ['200', '200', '200', '429', '429'],
+      );
       assert.equal(answers[3].json.code, 'RATE_LIMITED');
       assert.match(String(answers[3].json.detail), /--rate-limit/);
     } finally {
@@ -257,7 +363,10 @@ describe('fleet: sends over NATS request-reply (--nats-send on)', { skip: skipUn
   });
 
   test('without --nats-send on, nobody answers on the send subject', async () => {
-    await assert.rejects(nc.request('nlbridge.hostP.send', JSON.stringify({ groups: [5], data: 'x' }), { timeout: 2000 }), (err: Error) => /no responders/i.test(err.message) || err.name === 'NoRespondersError');
+    await assert.rejects(
+      nc.request('nlbridge.hostP.send', JSON.stringify({ groups: [5], data: 'x' }), { timeout: 2000 }),
+      (err: Error) => /no responders/i.test(err.message) || err.name === 'NoRespondersError',
+    );
   });
 });
 
@@ -276,7 +385,10 @@ describe('fleet: NATS unreachable', { skip: skipUnless('nats-server') }, () => {
       const sender = NetlinkSocket.open({ protocol: USERSOCK });
       sender.send(encodeMessage({ type: 16, flags: 0, seq: 1, pid: 0, payload: Buffer.from('held') }), { portId: 0, groups: bit(2) });
       sender.close();
-      await waitFor('the message held for NATS', async () => ((await getJson(d, '/status')).fleet as FleetStatus).heldMessages, { timeoutMs: 5000, until: (n) => n === 1 });
+      await waitFor('the message held for NATS', async () => ((await getJson(d, '/status')).fleet as FleetStatus).heldMessages, {
+        timeoutMs: 5000,
+        until: (n) => n === 1,
+      });
       const res = await fetch(`${d.base}/send`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...(d.token ? { authorization: `Bearer ${d.token}` } : {}) },
@@ -301,11 +413,18 @@ describe('fleet: a token from --nats-token-file', { skip: skipUnless('nats-serve
     const good = await spawnDaemon(['--nats', server.url, '--host-id', 'hostT', '--nats-token-file', tokenFile]);
     const bad = await spawnDaemon(['--nats', server.url, '--host-id', 'hostN']);
     try {
-      await waitFor('the daemon with the token connected', async () => ((await getJson(good, '/status')).fleet as FleetStatus).connected, { timeoutMs: 10000 });
-      await waitFor('the refusal logged', () => bad.logs.some((l) => /NATS (connect failed|connection closed|server error)/.test(String(l.msg))), { timeoutMs: 10000 });
+      await waitFor('the daemon with the token connected', async () => ((await getJson(good, '/status')).fleet as FleetStatus).connected, {
+        timeoutMs: 10000,
+      });
+      await waitFor(
+        'the refusal logged',
+        () => bad.logs.some((l) => /NATS (connect failed|connection closed|server error)/.test(String(l.msg))),
+        { timeoutMs: 10000 },
+      );
       assert.equal(((await getJson(bad, '/status')).fleet as FleetStatus).connected, false);
       assert.ok(bad.alive());
-      for (const d of [good, bad]) assert.ok(!d.logs.some((l) => JSON.stringify(l).includes('s3cret-fleet')), 'the token never reaches the log');
+      for (const d of [good, bad])
+        assert.ok(!d.logs.some((l) => JSON.stringify(l).includes('s3cret-fleet')), 'the token never reaches the log');
       const args = fs.readFileSync(`/proc/${good.pid}/cmdline`, 'utf8');
       assert.ok(!args.includes('s3cret-fleet'), 'nor the command line');
     } finally {

@@ -23,10 +23,14 @@ const mask = (...groups: number[]): string => String(groups.reduce((m, g) => (m 
 before(() => {
   fs.mkdirSync(BIN, { recursive: true });
   for (const tool of ['rr_nlk', 'ww_nlk']) {
-    const r = spawnSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-std=gnu11', '-Imodule/include/uapi', '-o', path.join(BIN, tool), `module/tools/${tool}.c`], {
-      cwd: ROOT,
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      'cc',
+      ['-O2', '-Wall', '-Wextra', '-Werror', '-std=gnu11', '-Imodule/include/uapi', '-o', path.join(BIN, tool), `module/tools/${tool}.c`],
+      {
+        cwd: ROOT,
+        encoding: 'utf8',
+      },
+    );
     assert.equal(r.status, 0, r.stderr);
   }
 });
@@ -82,7 +86,11 @@ test('ww_nlk -g sends one copy per group; a reader on both groups prints it once
     // An end marker on the second group, sent after: the copy on it, had rr_nlk printed it, came before.
     const end = ww(['-g', mask(G2), '-m', 'end-both-groups']);
     assert.equal(end.status, 0, end.stderr);
-    await waitFor('the end marker printed by rr_nlk', () => rr.lines.some((l) => (JSON.parse(l) as { data?: string }).data === 'end-both-groups'), { timeoutMs: 5000 });
+    await waitFor(
+      'the end marker printed by rr_nlk',
+      () => rr.lines.some((l) => (JSON.parse(l) as { data?: string }).data === 'end-both-groups'),
+      { timeoutMs: 5000 },
+    );
     const msgs = rr.lines.map((l) => JSON.parse(l)).filter((m) => m.data === 'both-groups');
     assert.equal(msgs.length, 1, rr.lines.join('\n'));
     assert.equal(msgs[0].type, 'DATA');

@@ -14,9 +14,18 @@ const MAX_EXPOSURE = 1.5;
 test(`systemd-analyze security --offline=yes rates nlbridge.service <= ${MAX_EXPOSURE}`, { skip: skipUnless('systemd-analyze') }, () => {
   // systemd-analyze exits non-zero when the score is above --threshold; read
   // the figure ourselves so a failure shows it.
-  const out = execFileSync('systemd-analyze', ['security', '--offline=yes', '--no-pager', UNIT], { encoding: 'utf8', env: { ...process.env, SYSTEMD_COLORS: '0' } });
+  const out = execFileSync('systemd-analyze', ['security', '--offline=yes', '--no-pager', UNIT], {
+    encoding: 'utf8',
+    env: { ...process.env, SYSTEMD_COLORS: '0' },
+  });
   const m = /Overall exposure level for nlbridge\.service: ([0-9.]+)/.exec(out);
   assert.ok(m, `no exposure level in:\n${out}`);
   const score = Number(m[1]);
-  assert.ok(score <= MAX_EXPOSURE, `exposure ${score} > ${MAX_EXPOSURE}:\n${out.split('\n').filter((l) => l.startsWith('✗')).join('\n')}`);
+  assert.ok(
+    score <= MAX_EXPOSURE,
+    `exposure ${score} > ${MAX_EXPOSURE}:\n${out
+      .split('\n')
+      .filter((l) => l.startsWith('✗'))
+      .join('\n')}`,
+  );
 });

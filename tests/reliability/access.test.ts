@@ -31,7 +31,16 @@ before(async () => {
   chmodSync(nobodyDir, 0o755);
   // ws has no dependencies of its own: the package directory is all it needs.
   cpSync(path.dirname(require.resolve('ws/package.json')), path.join(nobodyDir, 'node_modules', 'ws'), { recursive: true });
-  d = await spawnDaemon(['--auth', 'auto', '--rate-limit', String(RATE), '--unix-socket', sock, '--allowed-origins', 'https://console.example']);
+  d = await spawnDaemon([
+    '--auth',
+    'auto',
+    '--rate-limit',
+    String(RATE),
+    '--unix-socket',
+    sock,
+    '--allowed-origins',
+    'https://console.example',
+  ]);
 });
 after(async () => {
   rmSync(nobodyDir, { recursive: true, force: true });
@@ -65,18 +74,63 @@ test('root daemon with --auth auto requires a token (generated, 0600)', () => {
 test('DNS rebinding: every foreign Host spelling is refused with 403 HOST_NOT_ALLOWED (HTTP and WebSocket upgrade)', async () => {
   const p = d.port;
   const bad = [
-    'evil.example', `evil.example:${p}`, `localhost6:${p}`, 'localhost6', `127.1:${p}`, '127.1', `0x7f.1:${p}`, '0x7f.1',
-    `0x7f000001:${p}`, `2130706433:${p}`, `0177.0.0.1:${p}`, `017700000001:${p}`, `127.0.1:${p}`, `127.0.0.2:${p}`,
-    `0.0.0.0:${p}`, `[::ffff:127.0.0.1]:${p}`, `[::ffff:7f00:1]:${p}`, `[0:0:0:0:0:0:0:1]:${p}`, `ip6-localhost:${p}`,
-    `localhost.:${p}`, `localhost.localdomain:${p}`, `localhost.evil.example:${p}`, `127.0.0.1.nip.io:${p}`,
-    `evil.example@127.0.0.1:${p}`, `127.0.0.1:${p}@evil.example`, `127.0.0.1:${p}.evil.example`, `127.0.0.1 :${p}`,
-    'localhost', `localhost:${p + 1}`, `127.0.0.1:0${p}`, '',
+    'evil.example',
+    `evil.example:${p}`,
+    `localhost6:${p}`,
+    'localhost6',
+    `127.1:${p}`,
+    '127.1',
+    `0x7f.1:${p}`,
+    '0x7f.1',
+    `0x7f000001:${p}`,
+    `2130706433:${p}`,
+    `0177.0.0.1:${p}`,
+    `017700000001:${p}`,
+    `127.0.1:${p}`,
+    `127.0.0.2:${p}`,
+    `0.0.0.0:${p}`,
+    `[::ffff:127.0.0.1]:${p}`,
+    `[::ffff:7f00:1]:${p}`,
+    `[0:0:0:0:0:0:0:1]:${p}`,
+    `ip6-localhost:${p}`,
+    `localhost.:${p}`,
+    `localhost.localdomain:${p}`,
+    `localhost.evil.example:${p}`,
+    `127.0.0.1.nip.io:${p}`,
+    `evil.example@127.0.0.1:${p}`,
+    `127.0.0.1:${p}@evil.example`,
+    `127.0.0.1:${p}.evil.example`,
+    `127.0.0.1 :${p}`,
+    'localhost',
+    `localhost:${p + 1}`,
+    `127.0.0.1:0${p}`,
+    '',
   ];
   for (const host of bad) {
     for (const [what, lines] of [
       ['GET /status', ['GET /status HTTP/1.1', `Host: ${host}`, `Authorization: Bearer ${d.token}`]],
-      ['POST /send', ['POST /send HTTP/1.1', `Host: ${host}`, `Authorization: Bearer ${d.token}`, 'Content-Type: application/json', 'Content-Length: 28']],
-      ['WS upgrade', ['GET /groups/2 HTTP/1.1', `Host: ${host}`, `Authorization: Bearer ${d.token}`, 'Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==']],
+      [
+        'POST /send',
+        [
+          'POST /send HTTP/1.1',
+          `Host: ${host}`,
+          `Authorization: Bearer ${d.token}`,
+          'Content-Type: application/json',
+          'Content-Length: 28',
+        ],
+      ],
+      [
+        'WS upgrade',
+        [
+          'GET /groups/2 HTTP/1.1',
+          `Host: ${host}`,
+          `Authorization: Bearer ${d.token}`,
+          'Upgrade: websocket',
+          'Connection: Upgrade',
+          'Sec-WebSocket-Version: 13',
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+        ],
+      ],
     ] as const) {
       const r = await rawRequest(p, [...lines], what === 'POST /send' ? '{"groups":[30],"data":"reb"}' : '');
       // A Host the HTTP parser itself rejects is a 400 without a body from Node; anything else must be our 403.
@@ -102,13 +156,40 @@ test('DNS rebinding: every foreign Host spelling is refused with 403 HOST_NOT_AL
 test('cross-site: foreign and bare-IP Origins are refused for HTTP and the WebSocket upgrade', async () => {
   const p = d.port;
   const bad = [
-    'http://evil.example', `http://evil.example:${p}`, 'https://evil.example', 'http://127.0.0.1', `http://127.0.0.1:${p + 1}`,
-    'http://192.168.1.10', `http://192.168.1.10:${p}`, 'http://10.0.0.1', 'http://[::1]', `http://[::ffff:127.0.0.1]:${p}`,
-    `http://0x7f.1:${p}`, `http://127.1:${p}`, `http://localhost6:${p}`, `http://localhost:${p}`,
-    'http://console.example', 'https://console.example.evil.example', 'https://evil.example/console.example', 'null', 'file://', 'chrome-extension://abc',
+    'http://evil.example',
+    `http://evil.example:${p}`,
+    'https://evil.example',
+    'http://127.0.0.1',
+    `http://127.0.0.1:${p + 1}`,
+    'http://192.168.1.10',
+    `http://192.168.1.10:${p}`,
+    'http://10.0.0.1',
+    'http://[::1]',
+    `http://[::ffff:127.0.0.1]:${p}`,
+    `http://0x7f.1:${p}`,
+    `http://127.1:${p}`,
+    `http://localhost6:${p}`,
+    `http://localhost:${p}`,
+    'http://console.example',
+    'https://console.example.evil.example',
+    'https://evil.example/console.example',
+    'null',
+    'file://',
+    'chrome-extension://abc',
   ];
   for (const origin of bad) {
-    const r = await rawRequest(p, ['POST /send HTTP/1.1', `Host: 127.0.0.1:${p}`, `Origin: ${origin}`, `Authorization: Bearer ${d.token}`, 'Content-Type: application/json', 'Content-Length: 28'], '{"groups":[30],"data":"xss"}');
+    const r = await rawRequest(
+      p,
+      [
+        'POST /send HTTP/1.1',
+        `Host: 127.0.0.1:${p}`,
+        `Origin: ${origin}`,
+        `Authorization: Bearer ${d.token}`,
+        'Content-Type: application/json',
+        'Content-Length: 28',
+      ],
+      '{"groups":[30],"data":"xss"}',
+    );
     assert.equal(r.status, 403, `POST with Origin ${origin} → ${r.status}`);
     assert.equal((JSON.parse(r.body) as { code: string }).code, 'ORIGIN_NOT_ALLOWED');
     const ws = await refusal(connect(d, '/groups/2', { origin, protocols: ['nlbridge', `bearer.${d.token}`] }));
@@ -125,8 +206,19 @@ test('cross-site: foreign and bare-IP Origins are refused for HTTP and the WebSo
 test('missing or wrong token: 401 on every route but /healthz and /openapi.yaml, and on the WebSocket', async () => {
   const wrong = { authorization: `Bearer ${d.token!.slice(0, -1)}${d.token!.endsWith('0') ? '1' : '0'}` };
   let n = 0;
-  for (const headers of [{}, wrong, { authorization: d.token! }, { authorization: `Basic ${Buffer.from(`x:${d.token}`).toString('base64')}` }, { authorization: 'Bearer ' }]) {
-    for (const [method, url, body] of [['GET', '/status'], ['GET', '/metrics'], ['GET', '/kernel/stats'], ['POST', '/send', { groups: [30], data: 'x' }]] as const) {
+  for (const headers of [
+    {},
+    wrong,
+    { authorization: d.token! },
+    { authorization: `Basic ${Buffer.from(`x:${d.token}`).toString('base64')}` },
+    { authorization: 'Bearer ' },
+  ]) {
+    for (const [method, url, body] of [
+      ['GET', '/status'],
+      ['GET', '/metrics'],
+      ['GET', '/kernel/stats'],
+      ['POST', '/send', { groups: [30], data: 'x' }],
+    ] as const) {
       const r = await call(d, method, url, { auth: false, headers, body });
       assert.equal(r.status, 401, `${method} ${url} with ${JSON.stringify(headers)}`);
       n++;
@@ -141,10 +233,15 @@ test('missing or wrong token: 401 on every route but /healthz and /openapi.yaml,
 
 test(`rate limit (${RATE}/min) is keyed by the token: unauthenticated floods from 127.0.0.1 do not use up the token holder's budget`, async () => {
   for (let i = 0; i < 200; i++) {
-    const r = await call(d, 'POST', '/send', { auth: false, headers: { authorization: 'Bearer notthetoken-notthetoken' }, body: { groups: [30], data: 'flood' } });
+    const r = await call(d, 'POST', '/send', {
+      auth: false,
+      headers: { authorization: 'Bearer notthetoken-notthetoken' },
+      body: { groups: [30], data: 'flood' },
+    });
     assert.equal(r.status, 401);
   }
-  for (let i = 0; i < RATE; i++) assert.equal((await call(d, 'POST', '/send', { body: { groups: [30], data: 'ok' } })).status, 200, `request ${i + 1}`);
+  for (let i = 0; i < RATE; i++)
+    assert.equal((await call(d, 'POST', '/send', { body: { groups: [30], data: 'ok' } })).status, 200, `request ${i + 1}`);
   const over = await call(d, 'POST', '/send', { body: { groups: [30], data: 'over' } });
   assert.equal(over.status, 429);
   assert.equal((over.json as { code: string }).code, 'RATE_LIMITED');
@@ -152,13 +249,19 @@ test(`rate limit (${RATE}/min) is keyed by the token: unauthenticated floods fro
   assert.equal((await call(d, 'GET', '/status')).status, 200, 'reads are not limited');
 });
 
-test('unix socket: served without a token to its owner, unreachable for another user (mode 0660)', { skip: skipUnless('nobody', 'curl') }, async () => {
-  assert.equal(statSync(sock).mode & 0o777, 0o660);
-  const own = execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', sock, 'http://localhost/status'], { encoding: 'utf8' });
-  assert.equal(own, '200');
-  const script = `require('node:http').get({ socketPath: ${JSON.stringify(sock)}, path: '/status', headers: { host: 'localhost' } }, (r) => console.log('HTTP ' + r.statusCode)).on('error', (e) => console.log(e.code))`;
-  assert.equal(asNobody(script), 'EACCES');
-});
+test(
+  'unix socket: served without a token to its owner, unreachable for another user (mode 0660)',
+  { skip: skipUnless('nobody', 'curl') },
+  async () => {
+    assert.equal(statSync(sock).mode & 0o777, 0o660);
+    const own = execFileSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', sock, 'http://localhost/status'], {
+      encoding: 'utf8',
+    });
+    assert.equal(own, '200');
+    const script = `require('node:http').get({ socketPath: ${JSON.stringify(sock)}, path: '/status', headers: { host: 'localhost' } }, (r) => console.log('HTTP ' + r.statusCode)).on('error', (e) => console.log(e.code))`;
+    assert.equal(asNobody(script), 'EACCES');
+  },
+);
 
 test('an unprivileged user cannot send through the privileged daemon without the token', { skip: skipUnless('nobody') }, async () => {
   const script = `fetch(${JSON.stringify(d.base + '/send')}, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ groups: [30], data: 'nobody' }) }).then(async (r) => console.log(r.status + ' ' + (await r.json()).code), (e) => console.log('ERR ' + e.message))`;
@@ -171,7 +274,12 @@ test('an unprivileged user cannot send through the privileged daemon without the
     .map((m) => `${m[1]} ${m[2]}`);
   figures.refusals = refusals.length;
   // Every reason is listed from the start at 0: each of these must have counted.
-  assert.ok(refusals.some((r) => /^host [1-9]/.test(r)) && refusals.some((r) => /^origin [1-9]/.test(r)) && refusals.some((r) => /^no-token [1-9]/.test(r)), refusals.join(', '));
+  assert.ok(
+    refusals.some((r) => /^host [1-9]/.test(r)) &&
+      refusals.some((r) => /^origin [1-9]/.test(r)) &&
+      refusals.some((r) => /^no-token [1-9]/.test(r)),
+    refusals.join(', '),
+  );
   recordCase({
     name: '10. Access',
     figure:

@@ -37,7 +37,7 @@ import { CONSOLE_PUBLIC_PATHS } from '../../daemon/http/console';
 const G = 31; // 19, 21–30 are other reliability cases', 27–28 the bench's, 32 case 6b's
 const G_BIT = 2 ** (G - 1);
 const TOTAL = Number(process.env.NLB_FUZZ_REQUESTS ?? 12_000);
-const SEED = Number(process.env.NLB_FUZZ_SEED ?? (Date.now() % 2 ** 31));
+const SEED = Number(process.env.NLB_FUZZ_SEED ?? Date.now() % 2 ** 31);
 const CONCURRENCY = 8;
 const BODY_LIMIT = 65536; // the daemon's default --body-limit
 
@@ -106,8 +106,40 @@ const validMask = fc.constantFrom(
 );
 /** Masks that must be refused, with odd spellings. */
 const badMask = fc.oneof(
-  fc.constantFrom('0', '00', '0x0', '0b0', '0x', '0b', '0b2', '0xg', '-1', '+1', '1e3', '1.0', ' 1', '1 ', 'ff', '0o7', 'NaN', 'Infinity', '١', '１', '0x-1', 'true', 'null', '[]'),
-  fc.constantFrom(`0x1${'0'.repeat(8)}`, `0b1${'0'.repeat(40)}`, `0x${'f'.repeat(301)}`, '9'.repeat(400), `1${'0'.repeat(320)}`, `0x1${'0'.repeat(256)}`),
+  fc.constantFrom(
+    '0',
+    '00',
+    '0x0',
+    '0b0',
+    '0x',
+    '0b',
+    '0b2',
+    '0xg',
+    '-1',
+    '+1',
+    '1e3',
+    '1.0',
+    ' 1',
+    '1 ',
+    'ff',
+    '0o7',
+    'NaN',
+    'Infinity',
+    '١',
+    '１',
+    '0x-1',
+    'true',
+    'null',
+    '[]',
+  ),
+  fc.constantFrom(
+    `0x1${'0'.repeat(8)}`,
+    `0b1${'0'.repeat(40)}`,
+    `0x${'f'.repeat(301)}`,
+    '9'.repeat(400),
+    `1${'0'.repeat(320)}`,
+    `0x1${'0'.repeat(256)}`,
+  ),
   fc.string({ minLength: 1, maxLength: 12 }).filter((s) => !MASK_TEXT.test(s) && s !== '.' && s !== '..'),
 );
 /** Any mask for /recent (it joins nothing), valid or not. */
@@ -118,7 +150,26 @@ const anyRecentMask = fc.oneof(
 );
 
 const jsonWrongForInt = fc.oneof(
-  fc.constantFrom<unknown>(null, true, false, '', '16', 'NaN', [], {}, [16], { n: 16 }, 1.5, -0.5, -1, 2 ** 32, 2 ** 53 + 2, 1e308, -1e308, Number.MIN_VALUE),
+  fc.constantFrom<unknown>(
+    null,
+    true,
+    false,
+    '',
+    '16',
+    'NaN',
+    [],
+    {},
+    [16],
+    { n: 16 },
+    1.5,
+    -0.5,
+    -1,
+    2 ** 32,
+    2 ** 53 + 2,
+    1e308,
+    -1e308,
+    Number.MIN_VALUE,
+  ),
   fc.string({ maxLength: 8 }),
   fc.double({ noInteger: true, noDefaultInfinity: true, noNaN: true }),
   fc.integer({ min: -(2 ** 31), max: -1 }),
@@ -137,7 +188,17 @@ const validData = fc.oneof(
   { weight: 1, arbitrary: fc.constant({}) },
   { weight: 1, arbitrary: fc.integer({ min: 30_000, max: 61_000 }).map((n) => ({ data: 'x'.repeat(n) })) }, // near the body limit, with room for 1024 groups
 );
-const validGroups = fc.constantFrom<unknown>([G], [G, G], G_BIT, String(G_BIT), `0x${G_BIT.toString(16)}`, `0X${G_BIT.toString(16).toUpperCase()}`, `0b${G_BIT.toString(2)}`, `0000${G_BIT}`, Array(1024).fill(G));
+const validGroups = fc.constantFrom<unknown>(
+  [G],
+  [G, G],
+  G_BIT,
+  String(G_BIT),
+  `0x${G_BIT.toString(16)}`,
+  `0X${G_BIT.toString(16).toUpperCase()}`,
+  `0b${G_BIT.toString(2)}`,
+  `0000${G_BIT}`,
+  Array(1024).fill(G),
+);
 
 /** A valid POST /send body: to group 31, the peer socket, or both. */
 const validSend = fc
@@ -180,38 +241,103 @@ const mutatedSend: fc.Arbitrary<Mutation> = fc.tuple(validSend, fc.nat(), fc.con
         : field === 'groups'
           ? fc
               .oneof(
-                fc.constantFrom<unknown>(null, true, [], [0], [-1], [1025], [G, 0], ['31'], [31.5], [[G]], { g: G }, -1, 1.5, 2 ** 32, 1e308, '', ' 1', '0x', '-0x1', `0x${'f'.repeat(301)}`, Array(1025).fill(G)),
+                fc.constantFrom<unknown>(
+                  null,
+                  true,
+                  [],
+                  [0],
+                  [-1],
+                  [1025],
+                  [G, 0],
+                  ['31'],
+                  [31.5],
+                  [[G]],
+                  { g: G },
+                  -1,
+                  1.5,
+                  2 ** 32,
+                  1e308,
+                  '',
+                  ' 1',
+                  '0x',
+                  '-0x1',
+                  `0x${'f'.repeat(301)}`,
+                  Array(1025).fill(G),
+                ),
                 fc.string({ maxLength: 10 }).filter((s) => !MASK_TEXT.test(s)),
               )
               .map((v) => set(v, 'client', 'groups: wrong type/spelling'))
           : field === 'encoding'
-            ? fc.oneof(fc.constantFrom<unknown>('UTF8', 'Base64', 'HEX', 'base32', 'latin1', 'binary', '', null, 1), fc.string({ maxLength: 6 }).filter((s) => !['utf8', 'base64', 'hex'].includes(s))).map((v) => set(v, 'client', 'encoding: unknown'))
+            ? fc
+                .oneof(
+                  fc.constantFrom<unknown>('UTF8', 'Base64', 'HEX', 'base32', 'latin1', 'binary', '', null, 1),
+                  fc.string({ maxLength: 6 }).filter((s) => !['utf8', 'base64', 'hex'].includes(s)),
+                )
+                .map((v) => set(v, 'client', 'encoding: unknown'))
             : jsonWrongForString.map((v) => set(v, 'client', 'data: wrong type')),
     // data that is not in its encoding
     fc
-      .tuple(fc.constantFrom('base64', 'hex'), fc.constantFrom('a', 'abc', 'zz', '0g', '====', 'YQ', 'YQ=', 'Y Q==', '!!', 'a\u0000', '\u00e9\u00e9'))
+      .tuple(
+        fc.constantFrom('base64', 'hex'),
+        fc.constantFrom('a', 'abc', 'zz', '0g', '====', 'YQ', 'YQ=', 'Y Q==', '!!', 'a\u0000', '\u00e9\u00e9'),
+      )
       .map(([encoding, data]) => ({ body: { ...b, encoding, data }, expect: 'client' as Expect, what: 'data: not in its encoding' })),
     // missing destination, extra field, kernel-only fields on usersock
-    fc.constant({ body: Object.fromEntries(Object.entries(b).filter(([k]) => k !== 'groups' && k !== 'pid')), expect: 'client' as Expect, what: 'no destination' }),
-    fc.string({ minLength: 1, maxLength: 10 }).filter((k) => !(FIELDS as readonly string[]).includes(k) && k !== '__proto__').map((k) => ({ body: { ...b, [k]: n }, expect: 'client' as Expect, what: 'extra field' })),
+    fc.constant({
+      body: Object.fromEntries(Object.entries(b).filter(([k]) => k !== 'groups' && k !== 'pid')),
+      expect: 'client' as Expect,
+      what: 'no destination',
+    }),
+    fc
+      .string({ minLength: 1, maxLength: 10 })
+      .filter((k) => !(FIELDS as readonly string[]).includes(k) && k !== '__proto__')
+      .map((k) => ({ body: { ...b, [k]: n }, expect: 'client' as Expect, what: 'extra field' })),
     fc.constant({ body: { ...b, ack: true }, expect: 'client' as Expect, what: 'ack on usersock' }),
-    fc.integer({ min: 1, max: 2 ** 32 - 1 }).map((relay) => ({ body: { relay, data: 'r' }, expect: 'client' as Expect, what: 'relay on usersock' })),
-    fc.constantFrom([33], [G, 40], [1024], `0x1${'0'.repeat(9)}`).map((groups) => ({ body: { ...b, groups }, expect: 'client' as Expect, what: 'groups above 32 on usersock' })),
+    fc
+      .integer({ min: 1, max: 2 ** 32 - 1 })
+      .map((relay) => ({ body: { relay, data: 'r' }, expect: 'client' as Expect, what: 'relay on usersock' })),
+    fc
+      .constantFrom([33], [G, 40], [1024], `0x1${'0'.repeat(9)}`)
+      .map((groups) => ({ body: { ...b, groups }, expect: 'client' as Expect, what: 'groups above 32 on usersock' })),
     fc.constant({ body: { ...b, pid: 0, groups: undefined }, expect: 'client' as Expect, what: 'pid 0 on usersock' }),
     // numbers JSON cannot hold, written raw into the text
     fc
-      .tuple(fc.constantFrom('type', 'flags', 'relay'), fc.constantFrom('NaN', '-NaN', 'Infinity', '-Infinity', '1e400', '-1e400', '0x10', '010', '+16', '.5', '1_000', '16n'))
+      .tuple(
+        fc.constantFrom('type', 'flags', 'relay'),
+        fc.constantFrom('NaN', '-NaN', 'Infinity', '-Infinity', '1e400', '-1e400', '0x10', '010', '+16', '.5', '1_000', '16n'),
+      )
       .map(([k, raw]) => {
         const text = JSON.stringify({ ...b, [k]: 0 }).replace(`"${k}":0`, `"${k}":${raw}`);
         return { body: text, expect: 'client' as Expect, what: `raw number ${raw}` };
       }),
-    fc.constantFrom('"__proto__"', '"constructor"').map((k) => ({ body: JSON.stringify(b).replace(/^\{/, `{${k}:{"prototype":{"x":1},"polluted":1},`), expect: 'client' as Expect, what: 'prototype keys' })),
+    fc.constantFrom('"__proto__"', '"constructor"').map((k) => ({
+      body: JSON.stringify(b).replace(/^\{/, `{${k}:{"prototype":{"x":1},"polluted":1},`),
+      expect: 'client' as Expect,
+      what: 'prototype keys',
+    })),
   );
 });
 
 /** Bodies that are not a JSON object at all. */
 const notJson = fc.oneof(
-  fc.constantFrom('', ' ', 'null', '[]', '0', '"x"', 'true', '{', '{"groups":[31]', '{"groups":[31]}}', "{'groups':[31]}", '{groups:[31]}', '{"groups":[31],}', '\u0000', '[' .repeat(20000), '{"a":'.repeat(5000)),
+  fc.constantFrom(
+    '',
+    ' ',
+    'null',
+    '[]',
+    '0',
+    '"x"',
+    'true',
+    '{',
+    '{"groups":[31]',
+    '{"groups":[31]}}',
+    "{'groups':[31]}",
+    '{groups:[31]}',
+    '{"groups":[31],}',
+    '\u0000',
+    '['.repeat(20000),
+    '{"a":'.repeat(5000),
+  ),
   fc.string({ maxLength: 40 }).filter((s) => {
     try {
       const v: unknown = JSON.parse(s);
@@ -247,16 +373,36 @@ const CONTENT_TYPES: [string | undefined, Expect][] = [
 /** A POST /send request: body text, encoding and content type. */
 const sendRequest: fc.Arbitrary<FuzzRequest> = fc
   .oneof(
-    { weight: 4, arbitrary: validSend.map((b) => ({ body: b as Record<string, unknown> | string, expect: 'ok' as Expect, what: 'send: valid' })) },
+    {
+      weight: 4,
+      arbitrary: validSend.map((b) => ({ body: b as Record<string, unknown> | string, expect: 'ok' as Expect, what: 'send: valid' })),
+    },
     { weight: 8, arbitrary: mutatedSend.map((m) => ({ ...m, what: `send: ${m.what}` })) },
-    { weight: 1, arbitrary: notJson.map((t) => ({ body: t as Record<string, unknown> | string, expect: 'client' as Expect, what: 'send: not a JSON object' })) },
-    { weight: 1, arbitrary: fc.integer({ min: BODY_LIMIT + 1, max: 400_000 }).map((n) => ({ body: { groups: [G], data: 'o'.repeat(n) } as Record<string, unknown> | string, expect: 'client' as Expect, what: 'send: oversized body' })) },
+    {
+      weight: 1,
+      arbitrary: notJson.map((t) => ({
+        body: t as Record<string, unknown> | string,
+        expect: 'client' as Expect,
+        what: 'send: not a JSON object',
+      })),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.integer({ min: BODY_LIMIT + 1, max: 400_000 }).map((n) => ({
+        body: { groups: [G], data: 'o'.repeat(n) } as Record<string, unknown> | string,
+        expect: 'client' as Expect,
+        what: 'send: oversized body',
+      })),
+    },
   )
   .chain((m) =>
     fc.record({
       m: fc.constant(m),
       ct: fc.oneof({ weight: 12, arbitrary: fc.constant(CONTENT_TYPES[0]) }, { weight: 6, arbitrary: fc.constantFrom(...CONTENT_TYPES) }),
-      enc: fc.oneof({ weight: 20, arbitrary: fc.constant('utf8') }, { weight: 1, arbitrary: fc.constantFrom('bom', 'utf16le', 'latin1', 'badutf8', 'gzipheader') }),
+      enc: fc.oneof(
+        { weight: 20, arbitrary: fc.constant('utf8') },
+        { weight: 1, arbitrary: fc.constantFrom('bom', 'utf16le', 'latin1', 'badutf8', 'gzipheader') },
+      ),
     }),
   )
   .map(({ m, ct, enc }) => {
@@ -281,7 +427,8 @@ const sendRequest: fc.Arbitrary<FuzzRequest> = fc
         body = Buffer.from(text, 'utf8');
         {
           const i = body.indexOf('"data":"');
-          if (i >= 0) body = Buffer.concat([body.subarray(0, i + 8), Buffer.from([0xc0, 0xaf, 0xff, 0xed, 0xa0, 0x80]), body.subarray(i + 8)]);
+          if (i >= 0)
+            body = Buffer.concat([body.subarray(0, i + 8), Buffer.from([0xc0, 0xaf, 0xff, 0xed, 0xa0, 0x80]), body.subarray(i + 8)]);
         }
         expect = 'any';
         break;
@@ -303,18 +450,30 @@ const sendRequest: fc.Arbitrary<FuzzRequest> = fc
 const limitParam = fc.oneof(
   fc.constantFrom('1', '100', '10000', '00005', '9999').map((v) => ({ q: `limit=${v}`, ok: true })),
   fc.constant({ q: '', ok: true }),
-  fc.constantFrom('0', '10001', '99999', '100000', '-1', 'abc', '1e3', '', '1.5', '0x10', ' 5', 'NaN', '١').map((v) => ({ q: `limit=${pct(v)}`, ok: false })),
+  fc
+    .constantFrom('0', '10001', '99999', '100000', '-1', 'abc', '1e3', '', '1.5', '0x10', ' 5', 'NaN', '١')
+    .map((v) => ({ q: `limit=${pct(v)}`, ok: false })),
   fc.constantFrom('%00', '%ff', '%zz', '5&limit=6', '+5').map((v) => ({ q: `limit=${v}`, ok: false })), // already URL text
 );
 const junkQuery = fc.oneof(
   fc.constant(''),
   fc.constantFrom('x=1', 'x=%zz', 'a[b]=1', '__proto__=1', 'constructor[prototype][x]=1', '=', '&&&', 'x', 'token=abc'),
-  fc.dictionary(fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 6 }), fc.string({ maxLength: 6 }), { maxKeys: 3 }).map((o) => new URLSearchParams(o).toString()),
+  fc
+    .dictionary(fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 6 }), fc.string({ maxLength: 6 }), { maxKeys: 3 })
+    .map((o) => new URLSearchParams(o).toString()),
 );
 
 const recentRequest: fc.Arbitrary<FuzzRequest> = fc.tuple(anyRecentMask, limitParam, junkQuery).map(([mask, limit, junk]) => {
   const q = [limit.q, junk].filter(Boolean).join('&');
-  const groupsOk = mask.ok && (BigInt(mask.m.toLowerCase().startsWith('0x') || mask.m.toLowerCase().startsWith('0b') ? mask.m.toLowerCase() : mask.m.replace(/^0+(?=\d)/, '')) >> 32n) === 0n;
+  const groupsOk =
+    mask.ok &&
+    BigInt(
+      mask.m.toLowerCase().startsWith('0x') || mask.m.toLowerCase().startsWith('0b')
+        ? mask.m.toLowerCase()
+        : mask.m.replace(/^0+(?=\d)/, ''),
+    ) >>
+      32n ===
+      0n;
   return {
     via: 'http' as const,
     what: 'recent',
@@ -326,13 +485,28 @@ const recentRequest: fc.Arbitrary<FuzzRequest> = fc.tuple(anyRecentMask, limitPa
 });
 
 const streamQuery = fc.record({
-  format: fc.oneof(fc.constant({ v: null as string | null, ok: true }), fc.constantFrom('json', 'binary').map((v) => ({ v, ok: true })), fc.constantFrom('xml', '', 'JSON', 'text').map((v) => ({ v, ok: false }))),
-  batch: fc.oneof(fc.constant({ v: null as string | null, ok: true }), fc.constantFrom('0', '1', 'true', 'false').map((v) => ({ v, ok: true })), fc.constantFrom('2', 'yes', '', 'TRUE').map((v) => ({ v, ok: false }))),
-  unicast: fc.oneof(fc.constant({ v: null as string | null, ok: true }), fc.constantFrom('0', '1').map((v) => ({ v, ok: true })), fc.constantFrom('on', '-1').map((v) => ({ v, ok: false }))),
+  format: fc.oneof(
+    fc.constant({ v: null as string | null, ok: true }),
+    fc.constantFrom('json', 'binary').map((v) => ({ v, ok: true })),
+    fc.constantFrom('xml', '', 'JSON', 'text').map((v) => ({ v, ok: false })),
+  ),
+  batch: fc.oneof(
+    fc.constant({ v: null as string | null, ok: true }),
+    fc.constantFrom('0', '1', 'true', 'false').map((v) => ({ v, ok: true })),
+    fc.constantFrom('2', 'yes', '', 'TRUE').map((v) => ({ v, ok: false })),
+  ),
+  unicast: fc.oneof(
+    fc.constant({ v: null as string | null, ok: true }),
+    fc.constantFrom('0', '1').map((v) => ({ v, ok: true })),
+    fc.constantFrom('on', '-1').map((v) => ({ v, ok: false })),
+  ),
   since: fc.oneof(
     { weight: 4, arbitrary: fc.constant({ v: null as string | null, ok: true }) },
     { weight: 1, arbitrary: fc.constantFrom('zz0-1', 'otherepoch-5').map((v) => ({ v, ok: true })) }, // another run's cursor: a gap event, not an error
-    { weight: 1, arbitrary: fc.constantFrom('', 'x', '-1', 'a-', 'A-1', `${'a'.repeat(33)}-1`, `a-${'9'.repeat(16)}`).map((v) => ({ v, ok: false })) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom('', 'x', '-1', 'a-', 'A-1', `${'a'.repeat(33)}-1`, `a-${'9'.repeat(16)}`).map((v) => ({ v, ok: false })),
+    },
   ),
 });
 
@@ -340,10 +514,18 @@ const streamQuery = fc.record({
 const streamRequest: fc.Arbitrary<FuzzRequest> = fc
   .tuple(
     fc.constantFrom('ws-mask', 'ws-list', 'sse'),
-    fc.oneof({ weight: 2, arbitrary: validMask.map((m) => ({ m, ok: true })) }, { weight: 1, arbitrary: badMask.map((m) => ({ m, ok: false })) }),
+    fc.oneof(
+      { weight: 2, arbitrary: validMask.map((m) => ({ m, ok: true })) },
+      { weight: 1, arbitrary: badMask.map((m) => ({ m, ok: false })) },
+    ),
     fc.oneof(
       { weight: 2, arbitrary: fc.constantFrom(String(G), ` ${G} `, `${G},${G}`, `0${G}`).map((l) => ({ l, ok: true })) },
-      { weight: 1, arbitrary: fc.constantFrom('', '0', '-1', '1025', `${G},`, `,${G}`, 'a', `${G};1`, `${G},40`, '1'.repeat(5001)).map((l) => ({ l, ok: false })) },
+      {
+        weight: 1,
+        arbitrary: fc
+          .constantFrom('', '0', '-1', '1025', `${G},`, `,${G}`, 'a', `${G};1`, `${G},40`, '1'.repeat(5001))
+          .map((l) => ({ l, ok: false })),
+      },
     ),
     streamQuery,
   )
@@ -387,14 +569,28 @@ const SIMPLE_GETS: [string, Expect][] = [
   ['/console/nope.js', 'client'], // a file the console does not have
   ['/kernel/stats', 'client'], // 409 NO_KERNEL_ENDPOINT on usersock
 ];
-const simpleGet: fc.Arbitrary<FuzzRequest> = fc.tuple(fc.constantFrom(...SIMPLE_GETS), junkQuery, fc.constantFrom<Record<string, string>>({}, { accept: 'application/xml' }, { accept: '*/*' }, { 'accept-encoding': 'gzip, br' }, { 'content-type': 'application/json' }, { range: 'bytes=0-1' }, { 'if-none-match': '*' })).map(([[p, expect], junk, headers]) => ({
-  via: 'http' as const,
-  what: 'GET service routes',
-  method: 'GET',
-  path: junk ? `${p}?${junk}` : p,
-  headers,
-  expect,
-}));
+const simpleGet: fc.Arbitrary<FuzzRequest> = fc
+  .tuple(
+    fc.constantFrom(...SIMPLE_GETS),
+    junkQuery,
+    fc.constantFrom<Record<string, string>>(
+      {},
+      { accept: 'application/xml' },
+      { accept: '*/*' },
+      { 'accept-encoding': 'gzip, br' },
+      { 'content-type': 'application/json' },
+      { range: 'bytes=0-1' },
+      { 'if-none-match': '*' },
+    ),
+  )
+  .map(([[p, expect], junk, headers]) => ({
+    via: 'http' as const,
+    what: 'GET service routes',
+    method: 'GET',
+    path: junk ? `${p}?${junk}` : p,
+    headers,
+    expect,
+  }));
 
 /** Every spec operation with a concrete path, for wrong methods. */
 function specOperations(): { path: string; methods: string[] }[] {
@@ -404,9 +600,28 @@ function specOperations(): { path: string; methods: string[] }[] {
     methods: Object.keys(item).map((m) => m.toUpperCase()),
   }));
 }
-const WRONG_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'PROPFIND', 'PURGE', 'LINK', 'MKCOL', 'QUERY', 'SEARCH', 'REPORT'];
+const WRONG_METHODS = [
+  'GET',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+  'TRACE',
+  'PROPFIND',
+  'PURGE',
+  'LINK',
+  'MKCOL',
+  'QUERY',
+  'SEARCH',
+  'REPORT',
+];
 const wrongMethod = fc
-  .tuple(fc.constantFrom(...specOperations()), fc.constantFrom(...WRONG_METHODS), fc.option(fc.constantFrom('{"groups":[31]}', 'x'), { nil: undefined }))
+  .tuple(
+    fc.constantFrom(...specOperations()),
+    fc.constantFrom(...WRONG_METHODS),
+    fc.option(fc.constantFrom('{"groups":[31]}', 'x'), { nil: undefined }),
+  )
   .filter(([op, m]) => !op.methods.includes(m))
   .map(([op, method, body]) => ({
     via: 'http' as const,
@@ -430,23 +645,65 @@ const headRequest: fc.Arbitrary<FuzzRequest> = fc.constantFrom(...specOperations
 const unknownPath = fc
   .tuple(
     fc.oneof(
-      fc.constantFrom('/x', '/Send', '/SEND', '/send/', '/status/', '/status/x', '//status', `/groups/${G_BIT}/`, `/groups/${G_BIT}/recent/x`, `/groups/${G_BIT}/events/x`, '/groups/1/2/3', '/.env', '/admin', '/metrics.json', '/healthz/', '/openapi.json', '/api/send', '/%2e%2e/status', '/send%00', '/send;x', '/kernel', '/kernel/stats/', '/' + 'a'.repeat(5000)),
+      fc.constantFrom(
+        '/x',
+        '/Send',
+        '/SEND',
+        '/send/',
+        '/status/',
+        '/status/x',
+        '//status',
+        `/groups/${G_BIT}/`,
+        `/groups/${G_BIT}/recent/x`,
+        `/groups/${G_BIT}/events/x`,
+        '/groups/1/2/3',
+        '/.env',
+        '/admin',
+        '/metrics.json',
+        '/healthz/',
+        '/openapi.json',
+        '/api/send',
+        '/%2e%2e/status',
+        '/send%00',
+        '/send;x',
+        '/kernel',
+        '/kernel/stats/',
+        '/' + 'a'.repeat(5000),
+      ),
       fc.webPath().filter((p) => p.startsWith('/') && templateOf(loadSpec().doc, p) === null),
     ),
     fc.constantFrom('GET', 'POST', 'DELETE'),
   )
-  .map(([p, method]) => ({ via: 'http' as const, what: 'unknown path', method, path: p, headers: (method === 'POST' ? { 'content-type': 'application/json' } : {}) as Record<string, string>, ...(method === 'POST' ? { body: Buffer.from('{}') } : {}), expect: 'client' as Expect }));
+  .map(([p, method]) => ({
+    via: 'http' as const,
+    what: 'unknown path',
+    method,
+    path: p,
+    headers: (method === 'POST' ? { 'content-type': 'application/json' } : {}) as Record<string, string>,
+    ...(method === 'POST' ? { body: Buffer.from('{}') } : {}),
+    expect: 'client' as Expect,
+  }));
 
 /** URLs whose percent-encoding does not decode: refused before routing. */
-const badUrl: fc.Arbitrary<FuzzRequest> = fc.constantFrom('/groups/%zz/recent', '/groups/%/recent', '/groups/%C0%AF/recent', '/groups/%E0%80/events', '/groups/%ff', '/status%', '/%zz').map((p) => ({
-  via: 'http' as const,
-  what: 'undecodable URL',
-  method: 'GET',
-  path: p,
-  headers: {},
-  malformed: true,
-  expect: 'client' as Expect,
-}));
+const badUrl: fc.Arbitrary<FuzzRequest> = fc
+  .constantFrom(
+    '/groups/%zz/recent',
+    '/groups/%/recent',
+    '/groups/%C0%AF/recent',
+    '/groups/%E0%80/events',
+    '/groups/%ff',
+    '/status%',
+    '/%zz',
+  )
+  .map((p) => ({
+    via: 'http' as const,
+    what: 'undecodable URL',
+    method: 'GET',
+    path: p,
+    headers: {},
+    malformed: true,
+    expect: 'client' as Expect,
+  }));
 
 /** Malformed HTTP: bad method tokens, bad request lines, bad header syntax. */
 const rawRequest: fc.Arbitrary<FuzzRequest> = fc
@@ -469,7 +726,16 @@ const rawRequest: fc.Arbitrary<FuzzRequest> = fc
   .map((line) => {
     // What a lenient parser would see, to check an answer that is not a refusal.
     const [method, path] = line.split(/\s+/);
-    return { via: 'raw' as const, what: 'malformed HTTP', method: method.toUpperCase(), path: path.split('\u0000').join(''), headers: {}, raw: line, malformed: true, expect: 'any' as Expect };
+    return {
+      via: 'raw' as const,
+      what: 'malformed HTTP',
+      method: method.toUpperCase(),
+      path: path.split('\u0000').join(''),
+      headers: {},
+      raw: line,
+      malformed: true,
+      expect: 'any' as Expect,
+    };
   });
 
 /** Token, Host and Origin variations applied to a request of a known route. */
@@ -477,10 +743,30 @@ type Modifier = { headers: Record<string, string | null>; expect: Expect | null;
 const modifier: fc.Arbitrary<Modifier> = fc.oneof(
   { weight: 30, arbitrary: fc.constant({ headers: {}, expect: null, what: '' }) },
   { weight: 2, arbitrary: fc.constant({ headers: { authorization: null }, expect: 'client', what: ' +no token' }) },
-  { weight: 2, arbitrary: fc.constantFrom('Bearer wrong', 'Bearer TOKENx', 'Bearer ', 'Basic dXNlcjpwYXNz', 'Bearer\ttoken', 'TOKEN').map((v) => ({ headers: { authorization: v }, expect: 'client' as Expect, what: ' +bad token' })) },
-  { weight: 1, arbitrary: fc.constantFrom('bearer TOKEN', 'BEARER TOKEN', 'Bearer  TOKEN', 'Bearer TOKEN ').map((v) => ({ headers: { authorization: v }, expect: null, what: ' +token spelling' })) },
-  { weight: 2, arbitrary: fc.constantFrom('evil.example', 'localhost6', '127.1', '0x7f.1', '2130706433', '127.0.0.1.nip.io', 'localhost.', '[::ffff:127.0.0.1]').map((v) => ({ headers: { host: v }, expect: 'client' as Expect, what: ' +foreign Host' })) },
-  { weight: 2, arbitrary: fc.constantFrom('http://evil.example', 'null', 'http://127.0.0.1', 'http://192.168.1.1:8080', 'file://').map((v) => ({ headers: { origin: v }, expect: 'client' as Expect, what: ' +foreign Origin' })) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .constantFrom('Bearer wrong', 'Bearer TOKENx', 'Bearer ', 'Basic dXNlcjpwYXNz', 'Bearer\ttoken', 'TOKEN')
+      .map((v) => ({ headers: { authorization: v }, expect: 'client' as Expect, what: ' +bad token' })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .constantFrom('bearer TOKEN', 'BEARER TOKEN', 'Bearer  TOKEN', 'Bearer TOKEN ')
+      .map((v) => ({ headers: { authorization: v }, expect: null, what: ' +token spelling' })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .constantFrom('evil.example', 'localhost6', '127.1', '0x7f.1', '2130706433', '127.0.0.1.nip.io', 'localhost.', '[::ffff:127.0.0.1]')
+      .map((v) => ({ headers: { host: v }, expect: 'client' as Expect, what: ' +foreign Host' })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .constantFrom('http://evil.example', 'null', 'http://127.0.0.1', 'http://192.168.1.1:8080', 'file://')
+      .map((v) => ({ headers: { origin: v }, expect: 'client' as Expect, what: ' +foreign Origin' })),
+  },
 );
 
 const routed = fc.oneof(
@@ -540,7 +826,14 @@ function guard(r: FuzzRequest): FuzzRequest {
     }
   }
   if (typeof o.pid === 'number' && Number.isInteger(o.pid) && o.pid > 0 && o.pid <= 0xffffffff && o.pid !== peer.portId) unsafe = true;
-  if (unsafe) return { ...r, what: 'send: valid (guarded)', headers: { ...r.headers, 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify({ groups: [G], data: 'guarded' })), expect: 'any' };
+  if (unsafe)
+    return {
+      ...r,
+      what: 'send: valid (guarded)',
+      headers: { ...r.headers, 'content-type': 'application/json' },
+      body: Buffer.from(JSON.stringify({ groups: [G], data: 'guarded' })),
+      expect: 'any',
+    };
   return r;
 }
 
@@ -558,12 +851,21 @@ function httpRequest(r: FuzzRequest): Promise<Outcome> {
   return new Promise((resolve, reject) => {
     const headers = finalHeaders(r);
     if (r.body) headers['content-length'] = String(r.body.length);
-    const req = http.request({ host: '127.0.0.1', port: d.port, method: r.method, path: r.path, headers, agent, setHost: false, timeout: 15000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port: d.port, method: r.method, path: r.path, headers, agent, setHost: false, timeout: 15000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            contentType: String(res.headers['content-type'] ?? ''),
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('no answer within 15 s')));
     req.on('error', reject);
     req.end(r.body);
@@ -585,7 +887,11 @@ function rawHttp(r: FuzzRequest): Promise<Outcome> {
       if (i < 0) return reject(new Error(`no HTTP answer: ${JSON.stringify(text.slice(0, 200))}`));
       const [statusLine, ...lines] = text.slice(0, i).split('\r\n');
       const ct = lines.find((l) => /^content-type:/i.test(l))?.replace(/^content-type:\s*/i, '') ?? '';
-      resolve({ status: Number(statusLine.split(' ')[1]), contentType: ct, body: Buffer.from(text.slice(i + 4), 'latin1').toString('utf8') });
+      resolve({
+        status: Number(statusLine.split(' ')[1]),
+        contentType: ct,
+        body: Buffer.from(text.slice(i + 4), 'latin1').toString('utf8'),
+      });
     });
     s.end(`${r.raw}\r\nHost: 127.0.0.1:${d.port}\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`, 'latin1');
   });
@@ -606,7 +912,11 @@ function wsRequest(r: FuzzRequest): Promise<Outcome> {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
-        finish({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), body: Buffer.concat(chunks).toString('utf8') });
+        finish({
+          status: res.statusCode ?? 0,
+          contentType: String(res.headers['content-type'] ?? ''),
+          body: Buffer.concat(chunks).toString('utf8'),
+        });
         req.destroy();
       });
     });
@@ -627,28 +937,31 @@ function wsRequest(r: FuzzRequest): Promise<Outcome> {
 
 function sseRequest(r: FuzzRequest): Promise<Outcome> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: d.port, method: 'GET', path: r.path, headers: finalHeaders(r), setHost: false, timeout: 15000 }, (res) => {
-      let text = '';
-      const ct = String(res.headers['content-type'] ?? '');
-      res.on('data', (c: Buffer) => {
-        text += c.toString('utf8');
-        if (res.statusCode === 200) {
-          const m = /^data: (.*)$/m.exec(text);
-          if (m && text.includes('\n\n')) {
-            let frame: unknown;
-            try {
-              frame = JSON.parse(m[1]);
-            } catch {
-              frame = { notJson: m[1] };
+    const req = http.request(
+      { host: '127.0.0.1', port: d.port, method: 'GET', path: r.path, headers: finalHeaders(r), setHost: false, timeout: 15000 },
+      (res) => {
+        let text = '';
+        const ct = String(res.headers['content-type'] ?? '');
+        res.on('data', (c: Buffer) => {
+          text += c.toString('utf8');
+          if (res.statusCode === 200) {
+            const m = /^data: (.*)$/m.exec(text);
+            if (m && text.includes('\n\n')) {
+              let frame: unknown;
+              try {
+                frame = JSON.parse(m[1]);
+              } catch {
+                frame = { notJson: m[1] };
+              }
+              resolve({ status: 200, contentType: ct, body: '', frame });
+              req.destroy();
             }
-            resolve({ status: 200, contentType: ct, body: '', frame });
-            req.destroy();
           }
-        }
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: ct, body: text }));
-      res.on('error', () => undefined);
-    });
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: ct, body: text }));
+        res.on('error', () => undefined);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('no answer within 15 s')));
     req.on('error', reject);
     req.end();
@@ -675,11 +988,13 @@ function verdict(r: FuzzRequest, o: Outcome): string | null {
     } else if (r.via === 'ws' && o.status === 101) {
       assertMatchesSpec('GET', r.path, 101, 'application/json', o.frame);
       assertFrameMatchesSpec(o.frame);
-      if ((o.frame as { type?: string }).type !== 'hello') throw new Error(`first frame is ${JSON.stringify(o.frame).slice(0, 100)}, not hello`);
+      if ((o.frame as { type?: string }).type !== 'hello')
+        throw new Error(`first frame is ${JSON.stringify(o.frame).slice(0, 100)}, not hello`);
     } else if (r.via === 'sse' && o.status === 200) {
       assertMatchesSpec('GET', r.path, 200, o.contentType, '');
       assertFrameMatchesSpec(o.frame);
-      if ((o.frame as { type?: string }).type !== 'hello') throw new Error(`first SSE event is ${JSON.stringify(o.frame).slice(0, 100)}, not hello`);
+      if ((o.frame as { type?: string }).type !== 'hello')
+        throw new Error(`first SSE event is ${JSON.stringify(o.frame).slice(0, 100)}, not hello`);
     } else if (r.method === 'HEAD') {
       if (o.body !== '') throw new Error('HEAD answered with a body');
       assertMatchesSpec('GET', r.path, o.status, o.contentType, null, { checkBody: false });
@@ -725,7 +1040,14 @@ test(`case 3: ${TOTAL.toLocaleString('en')} generated requests from openapi.yaml
       families.set(fam, (families.get(fam) ?? 0) + 1);
       let o: Outcome;
       try {
-        o = r.via === 'raw' ? await rawHttp(r) : r.via === 'ws' ? await wsRequest(r) : r.via === 'sse' ? await sseRequest(r) : await httpRequest(r);
+        o =
+          r.via === 'raw'
+            ? await rawHttp(r)
+            : r.via === 'ws'
+              ? await wsRequest(r)
+              : r.via === 'sse'
+                ? await sseRequest(r)
+                : await httpRequest(r);
       } catch (err) {
         noAnswer.push(`${describeRequest(r)} → ${(err as Error).message}`);
         continue;
@@ -750,7 +1072,8 @@ test(`case 3: ${TOTAL.toLocaleString('en')} generated requests from openapi.yaml
   const seconds = (Date.now() - t0) / 1000;
 
   // Every delivered send arrived: on the group's WebSocket subscriber and at the peer socket.
-  const seen = (): Set<number> => new Set(sub.all.filter((f): f is Frame => !Buffer.isBuffer(f) && f.type === 'message' && f.group === G).map((f) => Number(f.seq)));
+  const seen = (): Set<number> =>
+    new Set(sub.all.filter((f): f is Frame => !Buffer.isBuffer(f) && f.type === 'message' && f.group === G).map((f) => Number(f.seq)));
   const deadline = Date.now() + 10000;
   const missing = (): { g: number; p: number } => {
     const s = seen();
@@ -761,15 +1084,33 @@ test(`case 3: ${TOTAL.toLocaleString('en')} generated requests from openapi.yaml
   const subEvents = sub.all.filter((f): f is Frame => !Buffer.isBuffer(f) && (f.type === 'dropped' || f.type === 'overrun')).length;
 
   const alive = d.alive();
-  const health = alive ? await fetch(`${d.base}/healthz`).then(async (res) => ({ status: res.status, json: (await res.json()) as { status: string } })) : null;
+  const health = alive
+    ? await fetch(`${d.base}/healthz`).then(async (res) => ({ status: res.status, json: (await res.json()) as { status: string } }))
+    : null;
   const fivexx = [...statuses].filter(([s]) => s >= 500).reduce((n, [, c]) => n + c, 0);
   const answered = [...statuses.values()].reduce((a, b) => a + b, 0);
   const internalLogs = d.logs.filter((l) => l.level !== undefined && l.level >= 50).length;
   const unexercised = [...coverage].filter(([op, [n, ok]]) => n === 0 || (ok === 0 && op !== 'GET /kernel/stats')).map(([op]) => op); // no module on the host: 409
   const enoughSends = groupSeqs.size > TOTAL / 200 && peerExpected.size > TOTAL / 200;
-  const pass = enoughSends && subEvents === 0 && unexercised.length === 0 && violations.length === 0 && noAnswer.length === 0 && alive && health?.status === 200 && lost.g === 0 && lost.p === 0 && fivexx === 0;
-  const statusText = [...statuses].sort((a, b) => a[0] - b[0]).map(([s, c]) => `${s}×${c}`).join(' ');
-  const famText = [...families].sort((a, b) => b[1] - a[1]).map(([f, c]) => `${f} ${c}`).join(', ');
+  const pass =
+    enoughSends &&
+    subEvents === 0 &&
+    unexercised.length === 0 &&
+    violations.length === 0 &&
+    noAnswer.length === 0 &&
+    alive &&
+    health?.status === 200 &&
+    lost.g === 0 &&
+    lost.p === 0 &&
+    fivexx === 0;
+  const statusText = [...statuses]
+    .sort((a, b) => a[0] - b[0])
+    .map(([s, c]) => `${s}×${c}`)
+    .join(' ');
+  const famText = [...families]
+    .sort((a, b) => b[1] - a[1])
+    .map(([f, c]) => `${f} ${c}`)
+    .join(', ');
   recordCase({
     name: '3. API fuzz',
     figure:

@@ -58,7 +58,8 @@ before(async () => {
   sender = NetlinkSocket.open({ protocol: 2 });
   peer = NetlinkSocket.open({ protocol: 2 });
   peer.on('datagrams', (batch) => {
-    for (const dg of batch) for (const m of decodeDatagram(dg.data).messages) peerGot.push({ seq: m.header.seq, data: m.payload.toString() });
+    for (const dg of batch)
+      for (const m of decodeDatagram(dg.data).messages) peerGot.push({ seq: m.header.seq, data: m.payload.toString() });
   });
   rxPort = ((await call(d, 'GET', '/status')).json as { portIds: { rx: number } }).portIds.rx;
 });
@@ -71,9 +72,17 @@ after(async () => {
 });
 
 /** Runs `fn` while strace injects `inject` into the daemon's main thread; returns strace's lines. */
-async function withFault<T>(syscall: string, inject: string, fn: () => Promise<T>): Promise<{ result: T; injected: number; calls: number }> {
+async function withFault<T>(
+  syscall: string,
+  inject: string,
+  fn: () => Promise<T>,
+): Promise<{ result: T; injected: number; calls: number }> {
   const out = path.join(dir, `${syscall}-${inject.replace(/[^a-zA-Z0-9]+/g, '_')}.log`);
-  const st = spawn('strace', ['-p', String(d.pid), '-s', '8', '-e', 'verbose=none', '-e', `trace=${syscall}`, '-e', `inject=${syscall}:${inject}`, '-o', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const st = spawn(
+    'strace',
+    ['-p', String(d.pid), '-s', '8', '-e', 'verbose=none', '-e', `trace=${syscall}`, '-e', `inject=${syscall}:${inject}`, '-o', out],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let err = '';
   const exited = new Promise<number | null>((resolve) => st.on('exit', resolve));
   await new Promise<void>((resolve, reject) => {
@@ -91,7 +100,9 @@ async function withFault<T>(syscall: string, inject: string, fn: () => Promise<T
     st.kill('SIGINT'); // strace detaches and lets the process run on
     await exited;
   }
-  const lines = readFileSync(out, 'utf8').split('\n').filter((l) => l.startsWith(`${syscall}(`) || l.includes(`<... ${syscall} resumed>`));
+  const lines = readFileSync(out, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith(`${syscall}(`) || l.includes(`<... ${syscall} resumed>`));
   return { result, injected: lines.filter((l) => l.includes('(INJECTED)')).length, calls: lines.length };
 }
 
@@ -147,77 +158,121 @@ const PATTERNS = [
 ];
 const RECEIVE_CASES = ['ENOBUFS', 'EAGAIN', 'EINTR'].flatMap((errno) => PATTERNS.map((p) => ({ errno, ...p })));
 for (const { errno, when, what } of RECEIVE_CASES) {
-  test(`recvmmsg ${errno} (${what}) while ${DURING} multicasts arrive: nothing lost, no false overrun, then delivery goes on`, { skip: SKIP }, async () => {
-    const pid = (TAG + 10 * ++phase) >>> 0;
-    const overruns0 = await metric('nlbridge_netlink_overruns_total');
-    const drops0 = rxDrops();
-    const overrunFrames0 = events(sub, 'overrun').length;
-    const { result: seqs, injected, calls } = await withFault('recvmmsg', `error=${errno}:when=${when}`, () => multicast(pid, DURING));
-    assert.ok(injected > 0, `strace injected no ${errno} (${calls} recvmmsg calls seen)`);
-    assert.equal(new Set(seqs).size, DURING, 'each multicast arrived once');
-    assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'in order');
-    assert.ok(d.alive(), 'the daemon is up');
-    const drops = rxDrops() - drops0;
-    assert.equal(drops, 0, 'the socket dropped nothing');
-    assert.equal(events(sub, 'overrun').length, overrunFrames0, 'no overrun told: nothing was lost');
-    assert.equal(await metric('nlbridge_netlink_overruns_total'), overruns0, 'no overrun counted');
-    // The socket is not stuck once strace has gone.
-    const afterSeqs = await multicast(pid + 1, AFTER);
-    assert.equal(new Set(afterSeqs).size, AFTER);
-    figures.push(`recvmmsg ${errno} ${what}: ${injected} of ${calls} calls injected, ${seqs.length}/${DURING} received in order, 0 drops, 0 overrun events, then ${afterSeqs.length}/${AFTER}`);
-  });
+  test(
+    `recvmmsg ${errno} (${what}) while ${DURING} multicasts arrive: nothing lost, no false overrun, then delivery goes on`,
+    { skip: SKIP },
+    async () => {
+      const pid = (TAG + 10 * ++phase) >>> 0;
+      const overruns0 = await metric('nlbridge_netlink_overruns_total');
+      const drops0 = rxDrops();
+      const overrunFrames0 = events(sub, 'overrun').length;
+      const { result: seqs, injected, calls } = await withFault('recvmmsg', `error=${errno}:when=${when}`, () => multicast(pid, DURING));
+      assert.ok(injected > 0, `strace injected no ${errno} (${calls} recvmmsg calls seen)`);
+      assert.equal(new Set(seqs).size, DURING, 'each multicast arrived once');
+      assert.deepEqual(
+        seqs,
+        [...seqs].sort((a, b) => a - b),
+        'in order',
+      );
+      assert.ok(d.alive(), 'the daemon is up');
+      const drops = rxDrops() - drops0;
+      assert.equal(drops, 0, 'the socket dropped nothing');
+      assert.equal(events(sub, 'overrun').length, overrunFrames0, 'no overrun told: nothing was lost');
+      assert.equal(await metric('nlbridge_netlink_overruns_total'), overruns0, 'no overrun counted');
+      // The socket is not stuck once strace has gone.
+      const afterSeqs = await multicast(pid + 1, AFTER);
+      assert.equal(new Set(afterSeqs).size, AFTER);
+      figures.push(
+        `recvmmsg ${errno} ${what}: ${injected} of ${calls} calls injected, ${seqs.length}/${DURING} received in order, 0 drops, 0 overrun events, then ${afterSeqs.length}/${AFTER}`,
+      );
+    },
+  );
 }
 
 for (const errno of ['EAGAIN', 'ENOBUFS']) {
-  test(`sendto ${errno} (calls 1..5): POST /send and a WebSocket send answer 503 PEER_BUSY errno ${errno}, nothing phantom arrives, then sends work`, { skip: SKIP }, async () => {
-    const errs0 = await metric('nlbridge_send_errors_total', `{code="${errno}"}`);
-    const peer0 = peerGot.length;
-    const marker = `inj-${errno}-${Date.now()}`;
-    const { result, injected } = await withFault('sendto', `error=${errno}:when=1..5`, async () => {
-      const toGroup = await call(d, 'POST', '/send', { body: { groups: [G], data: `${marker}-g` } });
-      const toPeer = await call(d, 'POST', '/send', { body: { pid: peer.portId, data: `${marker}-p` } });
-      const both = await call(d, 'POST', '/send', { body: { groups: [G], pid: peer.portId, data: `${marker}-b` } }); // two sendto
-      sub.send(JSON.stringify({ id: marker, groups: [G], data: `${marker}-ws` }));
-      const wsAnswer = await sub.next((f) => f.id === marker && (f.type === 'sent' || f.type === 'error'), 10000, 'the answer to the WebSocket send');
-      return { toGroup, toPeer, both, wsAnswer };
-    });
-    assert.equal(injected, 5, `strace injected ${injected} ${errno}, expected 5`);
-    for (const [name, r, field] of [['group', result.toGroup, 'groups'], ['peer', result.toPeer, 'pid'], ['group+peer', result.both, 'groups']] as const) {
-      const p = r.json as { code: string; errno: string; field: string; results?: { result: string; code?: string }[] };
-      assert.equal(r.status, 503, `${name}: ${r.text}`);
-      assert.equal(p.code, 'PEER_BUSY', name);
-      assert.equal(p.errno, errno, name);
-      assert.equal(p.field, field, name);
-      assert.ok(p.results && p.results.length > 0 && p.results.every((x) => x.code === errno), `${name}: results ${JSON.stringify(p.results)}`);
-    }
-    const wsProblem = result.wsAnswer.problem as { status: number; code: string; errno: string } | undefined;
-    assert.equal(result.wsAnswer.type, 'error', JSON.stringify(result.wsAnswer));
-    assert.deepEqual([wsProblem?.status, wsProblem?.code, wsProblem?.errno], [503, 'PEER_BUSY', errno], 'the WebSocket send is told the same');
-    assert.equal(await metric('nlbridge_send_errors_total', `{code="${errno}"}`), errs0 + 5, 'each failed sendto counted');
-    assert.ok(d.alive());
-    // After strace: a WebSocket send and an HTTP send to the group and the peer go through.
-    sub.send(JSON.stringify({ id: `${marker}-after`, groups: [G], data: `${marker}-after-ws` }));
-    const sent = await sub.next((f) => f.id === `${marker}-after`, 10000, 'the answer to the WebSocket send after the fault');
-    assert.equal(sent.type, 'sent', JSON.stringify(sent));
-    const ok = await call(d, 'POST', '/send', { body: { groups: [G], pid: peer.portId, data: `${marker}-after` } });
-    assert.equal(ok.status, 200, ok.text);
-    assert.equal((ok.json as { ok: boolean }).ok, true);
-    const arrived = (): boolean =>
-      messages(sub).some((f) => f.data === `${marker}-after`) && messages(sub).some((f) => f.data === `${marker}-after-ws`) && peerGot.some((m) => m.data === `${marker}-after`);
-    await until(arrived, 5000, 'the sends after the fault (WebSocket and POST) at the subscriber and the peer', () =>
-      `subscriber: ${messages(sub).filter((f) => String(f.data).startsWith(`${marker}-after`)).length} of 2, peer: ${peerGot.filter((m) => m.data === `${marker}-after`).length} of 1`);
-    // The injected sends never reached anyone (the syscall did not run).
-    const phantom = messages(sub).filter((f) => String(f.data).startsWith(marker) && !String(f.data).startsWith(`${marker}-after`)).length + peerGot.slice(peer0).filter((m) => m.data.startsWith(marker) && !m.data.startsWith(`${marker}-after`)).length;
-    assert.equal(phantom, 0, 'no injected send was delivered');
-    figures.push(`sendto ${errno}: ${injected} injected → 3/3 POST /send 503 PEER_BUSY errno ${errno} (group, peer, both) and the WebSocket send an error frame with the same, metric +5, 0 phantom deliveries; then WebSocket and POST /send delivered`);
-  });
+  test(
+    `sendto ${errno} (calls 1..5): POST /send and a WebSocket send answer 503 PEER_BUSY errno ${errno}, nothing phantom arrives, then sends work`,
+    { skip: SKIP },
+    async () => {
+      const errs0 = await metric('nlbridge_send_errors_total', `{code="${errno}"}`);
+      const peer0 = peerGot.length;
+      const marker = `inj-${errno}-${Date.now()}`;
+      const { result, injected } = await withFault('sendto', `error=${errno}:when=1..5`, async () => {
+        const toGroup = await call(d, 'POST', '/send', { body: { groups: [G], data: `${marker}-g` } });
+        const toPeer = await call(d, 'POST', '/send', { body: { pid: peer.portId, data: `${marker}-p` } });
+        const both = await call(d, 'POST', '/send', { body: { groups: [G], pid: peer.portId, data: `${marker}-b` } }); // two sendto
+        sub.send(JSON.stringify({ id: marker, groups: [G], data: `${marker}-ws` }));
+        const wsAnswer = await sub.next(
+          (f) => f.id === marker && (f.type === 'sent' || f.type === 'error'),
+          10000,
+          'the answer to the WebSocket send',
+        );
+        return { toGroup, toPeer, both, wsAnswer };
+      });
+      assert.equal(injected, 5, `strace injected ${injected} ${errno}, expected 5`);
+      for (const [name, r, field] of [
+        ['group', result.toGroup, 'groups'],
+        ['peer', result.toPeer, 'pid'],
+        ['group+peer', result.both, 'groups'],
+      ] as const) {
+        const p = r.json as { code: string; errno: string; field: string; results?: { result: string; code?: string }[] };
+        assert.equal(r.status, 503, `${name}: ${r.text}`);
+        assert.equal(p.code, 'PEER_BUSY', name);
+        assert.equal(p.errno, errno, name);
+        assert.equal(p.field, field, name);
+        assert.ok(
+          p.results && p.results.length > 0 && p.results.every((x) => x.code === errno),
+          `${name}: results ${JSON.stringify(p.results)}`,
+        );
+      }
+      const wsProblem = result.wsAnswer.problem as { status: number; code: string; errno: string } | undefined;
+      assert.equal(result.wsAnswer.type, 'error', JSON.stringify(result.wsAnswer));
+      assert.deepEqual(
+        [wsProblem?.status, wsProblem?.code, wsProblem?.errno],
+        [503, 'PEER_BUSY', errno],
+        'the WebSocket send is told the same',
+      );
+      assert.equal(await metric('nlbridge_send_errors_total', `{code="${errno}"}`), errs0 + 5, 'each failed sendto counted');
+      assert.ok(d.alive());
+      // After strace: a WebSocket send and an HTTP send to the group and the peer go through.
+      sub.send(JSON.stringify({ id: `${marker}-after`, groups: [G], data: `${marker}-after-ws` }));
+      const sent = await sub.next((f) => f.id === `${marker}-after`, 10000, 'the answer to the WebSocket send after the fault');
+      assert.equal(sent.type, 'sent', JSON.stringify(sent));
+      const ok = await call(d, 'POST', '/send', { body: { groups: [G], pid: peer.portId, data: `${marker}-after` } });
+      assert.equal(ok.status, 200, ok.text);
+      assert.equal((ok.json as { ok: boolean }).ok, true);
+      const arrived = (): boolean =>
+        messages(sub).some((f) => f.data === `${marker}-after`) &&
+        messages(sub).some((f) => f.data === `${marker}-after-ws`) &&
+        peerGot.some((m) => m.data === `${marker}-after`);
+      await until(
+        arrived,
+        5000,
+        'the sends after the fault (WebSocket and POST) at the subscriber and the peer',
+        () =>
+          `subscriber: ${messages(sub).filter((f) => String(f.data).startsWith(`${marker}-after`)).length} of 2, peer: ${peerGot.filter((m) => m.data === `${marker}-after`).length} of 1`,
+      );
+      // The injected sends never reached anyone (the syscall did not run).
+      const phantom =
+        messages(sub).filter((f) => String(f.data).startsWith(marker) && !String(f.data).startsWith(`${marker}-after`)).length +
+        peerGot.slice(peer0).filter((m) => m.data.startsWith(marker) && !m.data.startsWith(`${marker}-after`)).length;
+      assert.equal(phantom, 0, 'no injected send was delivered');
+      figures.push(
+        `sendto ${errno}: ${injected} injected → 3/3 POST /send 503 PEER_BUSY errno ${errno} (group, peer, both) and the WebSocket send an error frame with the same, metric +5, 0 phantom deliveries; then WebSocket and POST /send delivered`,
+      );
+    },
+  );
 }
 
 test('summary: the daemon survived every fault', { skip: SKIP }, async () => {
   const h = await call(d, 'GET', '/healthz');
   const cases = RECEIVE_CASES.length + 2;
   allPass = d.alive() && h.status === 200 && figures.length === cases;
-  recordCase({ name: '6b. Injected faults', figure: `strace -e inject on the daemon's main thread — ${figures.join('; ')}; /healthz ${h.status}`, pass: allPass });
+  recordCase({
+    name: '6b. Injected faults',
+    figure: `strace -e inject on the daemon's main thread — ${figures.join('; ')}; /healthz ${h.status}`,
+    pass: allPass,
+  });
   assert.equal(figures.length, cases, 'every fault case passed');
   assert.equal(h.status, 200);
 });

@@ -209,7 +209,10 @@ async function floodPhase(seed: number): Promise<Attempt> {
     while (!hostileDone) {
       const seq = goodSent + 1;
       const g = GROUPS[seq % GROUPS.length];
-      good.send(encodeMessage({ type: GOOD_TYPE, flags: 1, seq, pid: GOOD_PID, payload: Buffer.from(`good-${seq}`) }), { portId: 0, groups: (1 << (g - 1)) >>> 0 });
+      good.send(encodeMessage({ type: GOOD_TYPE, flags: 1, seq, pid: GOOD_PID, payload: Buffer.from(`good-${seq}`) }), {
+        portId: 0,
+        groups: (1 << (g - 1)) >>> 0,
+      });
       goodSent = seq;
       await new Promise((r) => setTimeout(r, GOOD_EVERY_MS)); // the good sender's pace (a rate)
     }
@@ -222,7 +225,10 @@ async function floodPhase(seed: number): Promise<Attempt> {
   const expectedMalformed = h.groups.malformed + h.ports.malformed;
   const deadline = Date.now() + 15000;
   let c1 = await counters();
-  while (Date.now() < deadline && (sub.good.size < goodSent || c1.rejected - c0.rejected < expectedMalformed || sub.malformed < h.groups.malformed)) {
+  while (
+    Date.now() < deadline &&
+    (sub.good.size < goodSent || c1.rejected - c0.rejected < expectedMalformed || sub.malformed < h.groups.malformed)
+  ) {
     // A poll for the counts with a deadline; the attempt's checks say what fell short.
     await new Promise((r) => setTimeout(r, 200));
     c1 = await counters();
@@ -257,7 +263,24 @@ async function floodPhase(seed: number): Promise<Attempt> {
     `/healthz ${pr.latencies.length} polls p50 ${percentile(pr.latencies, 50).toFixed(1)} ms p99 ${p99.toFixed(1)} ms max ${Math.max(...pr.latencies).toFixed(1)} ms, ${pr.failures.length} failures${pr.failures.length ? ` (${[...new Set(pr.failures)].slice(0, 2).join(', ')})` : ''} (limit p99 ${HEALTHZ_P99_MS}); ` +
     `RSS ${(baseline / MB).toFixed(0)} → peak ${(peak / MB).toFixed(0)} MB (+${((peak - baseline) / MB).toFixed(0)}, bound +${RSS_BOUND / MB}), slope after 15 s ${(rssSlope / MB).toFixed(2)} MB/s (limit ${RSS_SLOPE / MB}); ` +
     `overrun loss ${overrunLost}; daemon ${alive ? 'up' : 'DOWN'}`;
-  return { h, poll: pr, p99, baseline, peak, slope: rssSlope, rejected, expectedMalformed, overrunLost, sub, goodSent, goodDup, alive, pass, counted, summary };
+  return {
+    h,
+    poll: pr,
+    p99,
+    baseline,
+    peak,
+    slope: rssSlope,
+    rejected,
+    expectedMalformed,
+    overrunLost,
+    sub,
+    goodSent,
+    goodDup,
+    alive,
+    pass,
+    counted,
+    summary,
+  };
 }
 
 test('a datagram over the read buffer, cut between two messages, is counted and told (ETRUNC) on the rx and tx sockets', async () => {
@@ -290,37 +313,48 @@ test('a datagram over the read buffer, cut between two messages, is counted and 
   assert.match(c1.text, /^nlbridge_received_rejected_total\{reason="ETRUNC"\} [1-9]/m);
 });
 
-test(`case 2: a hostile netlink peer floods the daemon's groups and ports for ${SECONDS} s`, { timeout: (CONTROL_SECONDS + ATTEMPTS * (SECONDS + 60)) * 1000 }, async () => {
-  // Control: the same polling with no flood, to tell the host's own latency from the daemon's.
-  const control = (await poll(CONTROL_SECONDS).waitForKey('result', (CONTROL_SECONDS + 30) * 1000)).result as PollResult;
-  const controlP99 = percentile(control.latencies, 99);
-  const attempts: Attempt[] = [];
-  while (attempts.length < ATTEMPTS && !attempts.some((a) => a.pass)) attempts.push(await floodPhase(SEED + attempts.length));
-  const a = attempts.find((x) => x.pass) ?? attempts[attempts.length - 1];
-  const figure =
-    `${a.summary}; control without flood: /healthz p99 ${controlP99.toFixed(1)} ms; scenario processes at ${niced ? `nice ${NICE}` : 'default priority (renice refused)'}; ` +
-    `flood attempts ${attempts.length}/${ATTEMPTS}${attempts.length > 1 ? ` (earlier: ${attempts.slice(0, -1).map((x) => x.summary).join(' | ')}; shared 2-CPU host)` : ''}`;
-  recordCase({ name: '2. Hostile netlink peer', figure, pass: a.pass });
-  const { h, sub } = a;
-  assert.ok(a.alive, 'the daemon is up');
-  assert.ok(h.groups.sent + h.ports.sent > RATE * SECONDS * 0.5, `the peer sent only ${h.groups.sent + h.ports.sent} datagrams`);
-  assert.ok(h.groups.malformed > 1000 && h.ports.malformed > 1000 && h.groups.huge + h.ports.huge > 100, figure);
-  for (const x of attempts) {
-    // Foreign load may slow the daemon, never make it miscount or lose.
-    assert.equal(x.overrunLost, 0, `no netlink loss: ${x.summary}`);
-    assert.equal(x.rejected, x.expectedMalformed, `every malformed datagram counted in /metrics: ${x.summary}`);
-    assert.equal(x.sub.malformed, x.h.groups.malformed, `every malformed datagram on a group told to the subscriber: ${x.summary}`);
-    assert.equal(x.sub.hostileMessages, x.h.groups.messages, 'well-formed hostile messages delivered as messages');
-    assert.equal(x.sub.lost + x.sub.dropped, 0, 'the subscriber lost nothing');
-    assert.equal(x.sub.good.size, x.goodSent, `good messages delivered: ${x.summary}`);
-    assert.equal(x.goodDup, 0);
-  }
-  assert.deepEqual(a.poll.failures, [], 'every /healthz answered 200 ok');
-  assert.ok(a.p99 < HEALTHZ_P99_MS, figure);
-  assert.ok(a.peak - a.baseline < RSS_BOUND, figure);
-  assert.ok(a.slope < RSS_SLOPE, figure);
-  assert.ok(sub.closeCode === null || sub.closeCode === 1005 || sub.closeCode === 1000);
-});
+test(
+  `case 2: a hostile netlink peer floods the daemon's groups and ports for ${SECONDS} s`,
+  { timeout: (CONTROL_SECONDS + ATTEMPTS * (SECONDS + 60)) * 1000 },
+  async () => {
+    // Control: the same polling with no flood, to tell the host's own latency from the daemon's.
+    const control = (await poll(CONTROL_SECONDS).waitForKey('result', (CONTROL_SECONDS + 30) * 1000)).result as PollResult;
+    const controlP99 = percentile(control.latencies, 99);
+    const attempts: Attempt[] = [];
+    while (attempts.length < ATTEMPTS && !attempts.some((a) => a.pass)) attempts.push(await floodPhase(SEED + attempts.length));
+    const a = attempts.find((x) => x.pass) ?? attempts[attempts.length - 1];
+    const figure =
+      `${a.summary}; control without flood: /healthz p99 ${controlP99.toFixed(1)} ms; scenario processes at ${niced ? `nice ${NICE}` : 'default priority (renice refused)'}; ` +
+      `flood attempts ${attempts.length}/${ATTEMPTS}${
+        attempts.length > 1
+          ? ` (earlier: ${attempts
+              .slice(0, -1)
+              .map((x) => x.summary)
+              .join(' | ')}; shared 2-CPU host)`
+          : ''
+      }`;
+    recordCase({ name: '2. Hostile netlink peer', figure, pass: a.pass });
+    const { h, sub } = a;
+    assert.ok(a.alive, 'the daemon is up');
+    assert.ok(h.groups.sent + h.ports.sent > RATE * SECONDS * 0.5, `the peer sent only ${h.groups.sent + h.ports.sent} datagrams`);
+    assert.ok(h.groups.malformed > 1000 && h.ports.malformed > 1000 && h.groups.huge + h.ports.huge > 100, figure);
+    for (const x of attempts) {
+      // Foreign load may slow the daemon, never make it miscount or lose.
+      assert.equal(x.overrunLost, 0, `no netlink loss: ${x.summary}`);
+      assert.equal(x.rejected, x.expectedMalformed, `every malformed datagram counted in /metrics: ${x.summary}`);
+      assert.equal(x.sub.malformed, x.h.groups.malformed, `every malformed datagram on a group told to the subscriber: ${x.summary}`);
+      assert.equal(x.sub.hostileMessages, x.h.groups.messages, 'well-formed hostile messages delivered as messages');
+      assert.equal(x.sub.lost + x.sub.dropped, 0, 'the subscriber lost nothing');
+      assert.equal(x.sub.good.size, x.goodSent, `good messages delivered: ${x.summary}`);
+      assert.equal(x.goodDup, 0);
+    }
+    assert.deepEqual(a.poll.failures, [], 'every /healthz answered 200 ok');
+    assert.ok(a.p99 < HEALTHZ_P99_MS, figure);
+    assert.ok(a.peak - a.baseline < RSS_BOUND, figure);
+    assert.ok(a.slope < RSS_SLOPE, figure);
+    assert.ok(sub.closeCode === null || sub.closeCode === 1005 || sub.closeCode === 1000);
+  },
+);
 
 test('a subscriber that stops reading while a peer sends only malformed datagrams is closed (1013) after --ws-stall-ms, not buffered without end', async (t) => {
   const slow = new Subscriber(`${d.wsBase}/groups?list=${GROUPS[1]}&format=binary`);
@@ -355,9 +389,14 @@ test('a subscriber that stops reading while a peer sends only malformed datagram
     sender.close();
     slow.ws.terminate();
   }
-  assert.ok(closedAfter !== null, `the stalled client was not closed within 30 s of ${sent} malformed datagrams (RSS +${((peak - rss0) / MB).toFixed(0)} MB)`);
+  assert.ok(
+    closedAfter !== null,
+    `the stalled client was not closed within 30 s of ${sent} malformed datagrams (RSS +${((peak - rss0) / MB).toFixed(0)} MB)`,
+  );
   assert.ok(closedAfter >= 10000 && closedAfter < 20000, `closed after ${closedAfter} ms (--ws-stall-ms 10000)`);
   // What it held meanwhile: ≤ 10 s of events (≈ 150 B each) plus their garbage.
-  t.diagnostic(`${sent} malformed datagrams; stalled client closed after ${closedAfter} ms; daemon RSS +${((peak - rss0) / MB).toFixed(0)} MB meanwhile`);
+  t.diagnostic(
+    `${sent} malformed datagrams; stalled client closed after ${closedAfter} ms; daemon RSS +${((peak - rss0) / MB).toFixed(0)} MB meanwhile`,
+  );
   assert.ok(peak - rss0 < 128 * MB, `RSS grew ${((peak - rss0) / MB).toFixed(0)} MB`);
 });

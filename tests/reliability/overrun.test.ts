@@ -93,7 +93,9 @@ test(`case 6: ${COUNT.toLocaleString('en')} multicasts into a 64 KiB receive buf
   const bin = buildFlood();
   const res = await new Promise<{ sent: number; failed: number; seconds: number }>((resolve, reject) =>
     execFile(bin, [String(COUNT), '0', String(bit(G_FLOOD)), String(PAYLOAD), String(TAG)], (err, stdout, stderr) =>
-      err && !stdout ? reject(new Error(`${err.message} ${stderr}`)) : resolve(JSON.parse(stdout) as { sent: number; failed: number; seconds: number }),
+      err && !stdout
+        ? reject(new Error(`${err.message} ${stderr}`))
+        : resolve(JSON.parse(stdout) as { sent: number; failed: number; seconds: number }),
     ),
   );
   assert.equal(res.sent, COUNT);
@@ -105,7 +107,12 @@ test(`case 6: ${COUNT.toLocaleString('en')} multicasts into a 64 KiB receive buf
   // CI time out after case 9's VM); those are told too, and counted.
   const ta = new Tally(a, TAG);
   const tb = new Tally(b, TAG);
-  await until(() => ta.accounted() >= COUNT && tb.accounted() >= COUNT, 60_000, `received + told = ${COUNT} at both subscribers`, () => `a: ${ta}; b: ${tb}`);
+  await until(
+    () => ta.accounted() >= COUNT && tb.accounted() >= COUNT,
+    60_000,
+    `received + told = ${COUNT} at both subscribers`,
+    () => `a: ${ta}; b: ${tb}`,
+  );
   // No settle wait: the flood is over (its sender exited) and the kernel
   // counted its drops as it went, so Drops is final; that nothing more of
   // the flood arrives is checked again below, after the paced messages,
@@ -118,7 +125,11 @@ test(`case 6: ${COUNT.toLocaleString('en')} multicasts into a 64 KiB receive buf
   assert.equal(ta.accounted(), COUNT, `a: ${ta}`);
   assert.equal(tb.accounted(), COUNT, `b: ${tb}`);
   assert.equal(tb.lost, lost, 'the second subscriber of the group is told the same count');
-  assert.equal(tb.received + tb.dropped, ta.received + ta.dropped, 'a and b were each sent (or told dropped) every message the daemon received');
+  assert.equal(
+    tb.received + tb.dropped,
+    ta.received + ta.dropped,
+    'a and b were each sent (or told dropped) every message the daemon received',
+  );
   assert.equal(lostOf(other), lost, 'a subscriber of another group is told too (the socket is shared)');
   const metrics = (await call(d, 'GET', '/metrics')).text;
   assert.match(metrics, new RegExp(`^nlbridge_netlink_overrun_lost_messages_total ${lost}$`, 'm'));
@@ -126,7 +137,10 @@ test(`case 6: ${COUNT.toLocaleString('en')} multicasts into a 64 KiB receive buf
   const logLines = d.logs.filter((l) => /overr?an|overrun/.test(String(l.msg)));
   // Reports less than a second apart are one episode: at most one line per started second of flooding, plus its end line.
   const maxLines = 2 * (Math.ceil(res.seconds) + 1);
-  assert.ok(logLines.length >= 1 && logLines.length <= maxLines, `${logLines.length} overrun log lines for ${episodes} reports over ${res.seconds.toFixed(2)} s`);
+  assert.ok(
+    logLines.length >= 1 && logLines.length <= maxLines,
+    `${logLines.length} overrun log lines for ${episodes} reports over ${res.seconds.toFixed(2)} s`,
+  );
   assert.ok(logLines.length < lost / 100, 'not one line per message');
 
   // Delivery resumes: paced traffic after the queue drained arrives whole, and the drop counter stays put.
@@ -141,7 +155,12 @@ test(`case 6: ${COUNT.toLocaleString('en')} multicasts into a 64 KiB receive buf
   } finally {
     sender.close();
   }
-  await until(() => ta.update().resumed >= AFTER && tb.update().resumed >= AFTER, 10000, `${AFTER} messages after the overrun at a and b`, () => `a has ${ta.resumed} (${ta}, close ${a.closeCode}), b has ${tb.resumed} (${tb}, close ${b.closeCode})`);
+  await until(
+    () => ta.update().resumed >= AFTER && tb.update().resumed >= AFTER,
+    10000,
+    `${AFTER} messages after the overrun at a and b`,
+    () => `a has ${ta.resumed} (${ta}, close ${a.closeCode}), b has ${tb.resumed} (${tb}, close ${b.closeCode})`,
+  );
   assert.equal(row().drops - drops0, drops, 'no further drops');
   assert.equal(ta.update().lost, lost, 'no further overrun');
   // Absence after a positive marker: the paced messages came after the whole flood.

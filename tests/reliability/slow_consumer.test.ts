@@ -63,7 +63,13 @@ async function phase(paused: boolean, seconds: number): Promise<Phase> {
   const slow = paused ? (await connect(d, `/groups/${mask}`)).client : null;
   const sock = slow ? (slow.ws as unknown as { _socket: Socket })._socket : null;
   sock?.pause();
-  const readers = startAgent('ws_clients', { url: `${d.wsBase}/groups/${mask}?batch=1`, clients: 2, expectPerClient: count, maxSeconds: seconds + 60, idleMs: 5000 });
+  const readers = startAgent('ws_clients', {
+    url: `${d.wsBase}/groups/${mask}?batch=1`,
+    clients: 2,
+    expectPerClient: count,
+    maxSeconds: seconds + 60,
+    idleMs: 5000,
+  });
   await readers.waitForKey('ready', 10000);
   // Every stream of this phase subscribed on the daemon's side, and none of
   // the phase before still there: the baseline below is taken in that state.
@@ -78,8 +84,11 @@ async function phase(paused: boolean, seconds: number): Promise<Phase> {
   let peak = baseline;
   const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(d.pid))), 100);
   const sent = await new Promise<{ sent: number; seconds: number }>((resolve, reject) =>
-    execFile(FLOOD, ['-g', String(GROUP), '-n', String(count), '-t', String(seconds + 5), '-r', String(RATE), '-p', '2'], (err, stdout, stderr) =>
-      err && !stdout ? reject(new Error(`${err.message} ${stderr}`)) : resolve(JSON.parse(stdout) as { sent: number; seconds: number }),
+    execFile(
+      FLOOD,
+      ['-g', String(GROUP), '-n', String(count), '-t', String(seconds + 5), '-r', String(RATE), '-p', '2'],
+      (err, stdout, stderr) =>
+        err && !stdout ? reject(new Error(`${err.message} ${stderr}`)) : resolve(JSON.parse(stdout) as { sent: number; seconds: number }),
     ),
   );
   const result = (await readers.waitForKey('result', 60000)).result as { minPerClient: number };
@@ -91,7 +100,8 @@ async function phase(paused: boolean, seconds: number): Promise<Phase> {
     // The paused client reads again: its backlog, then the dropped event.
     sock.resume();
     const mine = (): number => slow.all.filter((f): f is Frame => !Buffer.isBuffer(f) && f.type === 'message' && f.group === GROUP).length;
-    const dropped = (): number => slow.all.filter((f): f is Frame => !Buffer.isBuffer(f) && f.type === 'dropped').reduce((n, f) => n + Number(f.count), 0);
+    const dropped = (): number =>
+      slow.all.filter((f): f is Frame => !Buffer.isBuffer(f) && f.type === 'dropped').reduce((n, f) => n + Number(f.count), 0);
     const deadline = Date.now() + 15000;
     // A poll with a deadline (not a wait for time): the figures and their check come after it.
     while (mine() + dropped() < onGroup && Date.now() < deadline && slow.closeCode === null) await sleep(50);
@@ -119,7 +129,14 @@ test(`case 5: one client stops reading while ${RATE} msg/s flow for ${SECONDS} s
     `daemon RSS with the paused client ${mb(p.baseline)} → peak ${mb(p.peak)} MB (+${(slowGrowth / MB).toFixed(1)} MB, limit +64); ` +
     `NOTE the same flow with no paused client peaks at ${mb(control.peak)} MB from an idle ${mb(idle)} MB (+${((control.peak - idle) / MB).toFixed(0)} MB: V8 heap at this rate, not the slow client), ` +
     `so the literal "idle baseline + 64 MB" is ${control.peak - idle < 64 * MB ? 'met' : 'NOT met'} at ${RATE} msg/s; the limit is checked against the start of the slow-client run; netlink overrun loss ${overrunLost}`;
-  const pass = alive && p.sent === COUNT && p.readersMin === COUNT && control.readersMin === RATE * CONTROL_SECONDS && slowGrowth < 64 * MB && p.dropped! > 0 && p.got! + p.dropped! === p.onGroup;
+  const pass =
+    alive &&
+    p.sent === COUNT &&
+    p.readersMin === COUNT &&
+    control.readersMin === RATE * CONTROL_SECONDS &&
+    slowGrowth < 64 * MB &&
+    p.dropped! > 0 &&
+    p.got! + p.dropped! === p.onGroup;
   recordCase({ name: '5. Slow consumer', figure, pass });
   assert.ok(alive, 'the daemon is up');
   assert.equal(p.sent, COUNT);

@@ -94,7 +94,10 @@ before(() => {
   mkdirSync(path.dirname(FLOOD), { recursive: true });
   // Own copy: other cases and bench runs may be executing theirs.
   execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-o', FLOOD, path.join(REPO_ROOT, 'bench', 'c', 'nlb_flood.c')]);
-  assert.ok(Number.isFinite(SOAK_SECONDS) && SOAK_SECONDS >= 20, `NLBRIDGE_SOAK_SECONDS=${process.env.NLBRIDGE_SOAK_SECONDS} (at least 20)`);
+  assert.ok(
+    Number.isFinite(SOAK_SECONDS) && SOAK_SECONDS >= 20,
+    `NLBRIDGE_SOAK_SECONDS=${process.env.NLBRIDGE_SOAK_SECONDS} (at least 20)`,
+  );
 });
 
 interface FloodResult {
@@ -106,9 +109,23 @@ interface FloodResult {
 }
 
 function flood(rate: number, count: number, seconds: number, probe = false): Promise<FloodResult> {
-  const args = ['-g', String(GROUP), '-n', String(count), '-t', String(seconds), '-r', String(Math.round(rate)), '-p', '2', ...(probe ? ['-P'] : [])];
+  const args = [
+    '-g',
+    String(GROUP),
+    '-n',
+    String(count),
+    '-t',
+    String(seconds),
+    '-r',
+    String(Math.round(rate)),
+    '-p',
+    '2',
+    ...(probe ? ['-P'] : []),
+  ];
   return new Promise((resolve, reject) =>
-    execFile(FLOOD, args, (err, stdout, stderr) => (err && !stdout ? reject(new Error(`${err.message} ${stderr}`)) : resolve(JSON.parse(stdout) as FloodResult))),
+    execFile(FLOOD, args, (err, stdout, stderr) =>
+      err && !stdout ? reject(new Error(`${err.message} ${stderr}`)) : resolve(JSON.parse(stdout) as FloodResult),
+    ),
   );
 }
 
@@ -139,7 +156,8 @@ async function metrics(d: DaemonProc): Promise<Metrics> {
   // Families with labels are summed over their labels.
   const sum = (name: string, label = ''): number => {
     let n = 0;
-    for (const m of text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\d+(?:\\.\\d+)?)$`, 'gm'))) if (!label || (m[1] ?? '').includes(label)) n += Number(m[2]);
+    for (const m of text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\d+(?:\\.\\d+)?)$`, 'gm')))
+      if (!label || (m[1] ?? '').includes(label)) n += Number(m[2]);
     return n;
   };
   return {
@@ -174,7 +192,11 @@ class Clients {
 
   static async start(d: DaemonProc): Promise<Clients> {
     const per = CLIENTS / AGENTS;
-    const agents = Array.from({ length: AGENTS }, (_, i) => new Proc(`soak_clients#${i}`, process.execPath, [AGENT, JSON.stringify({ url: `${d.wsBase}/groups/${MASK}`, clients: per })]));
+    const agents = Array.from(
+      { length: AGENTS },
+      (_, i) =>
+        new Proc(`soak_clients#${i}`, process.execPath, [AGENT, JSON.stringify({ url: `${d.wsBase}/groups/${MASK}`, clients: per })]),
+    );
     const ready = await Promise.all(agents.map((a) => a.waitForKey('ready', 30_000)));
     const c = new Clients(agents);
     const connected = ready.reduce((n, r) => n + Number(r.connected), 0);
@@ -196,7 +218,9 @@ class Clients {
     const answers = await this.ask('reset', 'reset');
     let up = false;
     // Only a probed line printed after this reset's answer counts.
-    const all = Promise.all(this.agents.map((a, i) => a.waitFor((l) => 'probed' in l && a.lines.indexOf(l) > a.lines.indexOf(answers[i]), 15_000)));
+    const all = Promise.all(
+      this.agents.map((a, i) => a.waitFor((l) => 'probed' in l && a.lines.indexOf(l) > a.lines.indexOf(answers[i]), 15_000)),
+    );
     let failed = false;
     all.then(
       () => (up = true),
@@ -384,7 +408,10 @@ test(`case 7: soak, ${CLIENTS} clients at half of saturation for ${SOAK_SECONDS}
   const ramp = sat.steps.map((s) => `${s.rate}${s.clean ? '✓' : '✗'}${s.why ? ` (${s.why})` : ''}`).join(', ');
   console.log(`# saturation ${sat.rate} msg/s × ${CLIENTS} clients = ${sat.rate * CLIENTS} deliveries/s; ramp: ${ramp}`);
   assert.ok(sat.rate >= RAMP_START, `no clean ramp step: ${ramp}`);
-  assert.ok(sat.steps.some((s) => !s.clean), `the ramp never saturated up to ${RAMP_MAX} msg/s: ${ramp}`);
+  assert.ok(
+    sat.steps.some((s) => !s.clean),
+    `the ramp never saturated up to ${RAMP_MAX} msg/s: ${ramp}`,
+  );
 
   const rate = Math.floor(sat.rate / 2);
   const count = rate * SOAK_SECONDS;
@@ -453,13 +480,18 @@ test(`case 7: soak, ${CLIENTS} clients at half of saturation for ${SOAK_SECONDS}
 
   // The series, for a look at the trend (e.g. a plot) when the case fails.
   writeFileSync(SAMPLES, JSON.stringify({ rate, seconds: SOAK_SECONDS, saturation: sat, samples, progress }));
-  const worst = progress.reduce((w, p) => (p.behind > w.behind ? p : w), progress[0] ?? { t: 0, behind: 0, daemonCpu: 0, load1: 0, events: 0 });
+  const worst = progress.reduce(
+    (w, p) => (p.behind > w.behind ? p : w),
+    progress[0] ?? { t: 0, behind: 0, daemonCpu: 0, load1: 0, events: 0 },
+  );
   const firstEvent = progress.find((p) => p.events > 0);
   const overrunLogs = d.logs.filter((l) => /overrun/i.test(String(l.msg))).length;
   const diagnosis =
     `slowest client at most ${worst.behind} messages behind (at ${worst.t.toFixed(0)} s: daemon CPU ${(worst.daemonCpu * 100).toFixed(0)} %, host load ${worst.load1.toFixed(1)}); ` +
     `daemon CPU ${(Math.min(...progress.map((p) => p.daemonCpu)) * 100).toFixed(0)}–${(Math.max(...progress.map((p) => p.daemonCpu)) * 100).toFixed(0)} % per 5 s, host load ${Math.min(...progress.map((p) => p.load1)).toFixed(1)}–${Math.max(...progress.map((p) => p.load1)).toFixed(1)}` +
-    (firstEvent ? `; first event frames by ${firstEvent.t.toFixed(0)} s (daemon CPU ${(firstEvent.daemonCpu * 100).toFixed(0)} %, load ${firstEvent.load1.toFixed(1)}), ${overrunLogs} overrun log lines` : '');
+    (firstEvent
+      ? `; first event frames by ${firstEvent.t.toFixed(0)} s (daemon CPU ${(firstEvent.daemonCpu * 100).toFixed(0)} %, load ${firstEvent.load1.toFixed(1)}), ${overrunLogs} overrun log lines`
+      : '');
   console.log(`# ${diagnosis}`);
   const half = samples.filter((s) => s.t >= SOAK_SECONDS / 2 && s.t <= SOAK_SECONDS);
   const perMin = slope(
@@ -480,7 +512,7 @@ test(`case 7: soak, ${CLIENTS} clients at half of saturation for ${SOAK_SECONDS}
   const delta = (k: keyof Metrics): number => m1[k] - m0[k];
   // The bounds in bytes per message: what a leak would have to hold per message to stay under them.
   const heapPerMsgBound = HEAP_GROWTH_LIMIT / (rate * (SOAK_SECONDS - HEAP_WARMUP));
-  const rssPerMsgBound = RSS_BAND / (rate * SOAK_SECONDS / 2);
+  const rssPerMsgBound = RSS_BAND / ((rate * SOAK_SECONDS) / 2);
   const mb = (b: number): string => (b / MB).toFixed(1);
 
   const figure =
@@ -526,7 +558,10 @@ test(`case 7: soak, ${CLIENTS} clients at half of saturation for ${SOAK_SECONDS}
   assert.equal(m1.wsDropped, 0, 'no frame dropped for a slow client');
   assert.equal(m1.closedSlow, 0, 'no client closed as slow');
   assert.ok(delta('received') >= count, 'the daemon received every message');
-  assert.ok(heapGrowth <= HEAP_GROWTH_LIMIT, `live heap after full GCs grew ${mb(heapGrowth)} MB (${warmGcs.map((g) => `${g.t.toFixed(0)} s: ${mb(g.live)}`).join(', ')})`);
+  assert.ok(
+    heapGrowth <= HEAP_GROWTH_LIMIT,
+    `live heap after full GCs grew ${mb(heapGrowth)} MB (${warmGcs.map((g) => `${g.t.toFixed(0)} s: ${mb(g.live)}`).join(', ')})`,
+  );
   assert.ok(rssEnd <= firstHalfMax + RSS_BAND, `RSS at the end ${mb(rssEnd)} MB, first-half max after warm-up ${mb(firstHalfMax)} MB`);
   assert.ok(Math.abs(fdEnd - fdWarm) <= FD_TOLERANCE, `fds ${fdWarm} after warm-up, ${fdEnd} at the end`);
 });

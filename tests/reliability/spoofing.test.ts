@@ -37,7 +37,20 @@ print(real)
 function sendAsNobody(bindPort: number, nlmsgPid: number, marker: string, targets: [number, number][]): number {
   const out = execFileSync(
     'setpriv',
-    ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '/usr/bin/python3', '-c', SENDER, String(bindPort), String(nlmsgPid >>> 0), marker, JSON.stringify(targets)],
+    [
+      '--reuid=nobody',
+      '--regid=nogroup',
+      '--clear-groups',
+      '--inh-caps=-all',
+      '--bounding-set=-all',
+      '/usr/bin/python3',
+      '-c',
+      SENDER,
+      String(bindPort),
+      String(nlmsgPid >>> 0),
+      marker,
+      JSON.stringify(targets),
+    ],
     // cwd: somewhere nobody may be (the checkout may be a 0700 clone).
     { encoding: 'utf8', timeout: 10000, cwd: '/' },
   );
@@ -88,7 +101,10 @@ test('forged nlmsg_pid 0 / bridge port from auto and squatted ports: frames carr
     if (c.bind !== 0) assert.equal(real, c.bind, `${c.what}: the squat worked`);
     const viaGroup = await group.next((f) => f.type === 'message' && f.data === marker, 3000, `${c.what} on group ${GROUP}`);
     const viaUnicast = await uni.next((f) => f.type === 'message' && f.data === marker && f.group === 0, 3000, `${c.what} by unicast`);
-    for (const [how, f] of [['group', viaGroup], ['unicast', viaUnicast]] as [string, Frame][]) {
+    for (const [how, f] of [
+      ['group', viaGroup],
+      ['unicast', viaUnicast],
+    ] as [string, Frame][]) {
       assert.equal(f.portId, real, `${c.what} (${how}): portId is the sender's real port`);
       assert.notEqual(f.portId, 0, `${c.what} (${how}): shown as the kernel`);
       assert.equal(f.nlmsgPid, forged, `${c.what} (${how}): nlmsgPid is what the sender wrote`);
@@ -107,7 +123,9 @@ test('forged nlmsg_pid 0 / bridge port from auto and squatted ports: frames carr
   ]);
   await group.next((f) => f.type === 'message' && f.data === end, 3000, 'the end marker on the group');
   await uni.next((f) => f.type === 'message' && f.data === end && f.group === 0, 3000, 'the end marker by unicast');
-  const all = [...group.all, ...uni.all].filter((f): f is Frame => !Buffer.isBuffer(f) && f.type === 'message' && String(f.data).startsWith(TAG));
+  const all = [...group.all, ...uni.all].filter(
+    (f): f is Frame => !Buffer.isBuffer(f) && f.type === 'message' && String(f.data).startsWith(TAG),
+  );
   // The unicast stream also subscribes to the group: it sees each message twice (group and unicast).
   assert.equal(all.length, frames + cases.length, 'one frame per send, stream and destination, no extra copies');
   assert.equal(all.filter((f) => f.portId === 0 || f.fromBridge === true || f.uid !== NOBODY).length, 0);

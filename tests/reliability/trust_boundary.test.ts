@@ -42,14 +42,35 @@ const figures: Record<string, string | number> = {};
 before(async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'nlb-trust-'));
   const config = path.join(dir, 'nlbridge.json');
-  writeFileSync(config, JSON.stringify({ tokens: [{ name: 'g30', token: SCOPED, read: [G], sendGroups: [G], sendPorts: [], kernel: false }] }), { mode: 0o600 });
+  writeFileSync(
+    config,
+    JSON.stringify({ tokens: [{ name: 'g30', token: SCOPED, read: [G], sendGroups: [G], sendPorts: [], kernel: false }] }),
+    { mode: 0o600 },
+  );
   sock = path.join(dir, 'nlbridge.sock');
   listener = open({ groups: GBIT });
   listener.on('datagrams', (batch: Datagram[]) => heard.push(...batch));
   d = await spawnDaemon([
-    '--auth', 'auto', '--config', config, '--unix-socket', sock, '--rate-limit', String(RATE), '--max-connections', String(MAX_CONN),
-    '--max-streams-per-token', String(STREAMS_PER_TOKEN), '--max-unicast-per-token', String(UNICAST_PER_TOKEN),
-    '--headers-timeout-ms', String(HEADERS_TIMEOUT_MS), '--request-timeout-ms', String(REQUEST_TIMEOUT_MS), '--keep-alive-timeout-ms', '1000',
+    '--auth',
+    'auto',
+    '--config',
+    config,
+    '--unix-socket',
+    sock,
+    '--rate-limit',
+    String(RATE),
+    '--max-connections',
+    String(MAX_CONN),
+    '--max-streams-per-token',
+    String(STREAMS_PER_TOKEN),
+    '--max-unicast-per-token',
+    String(UNICAST_PER_TOKEN),
+    '--headers-timeout-ms',
+    String(HEADERS_TIMEOUT_MS),
+    '--request-timeout-ms',
+    String(REQUEST_TIMEOUT_MS),
+    '--keep-alive-timeout-ms',
+    '1000',
   ]);
 });
 after(async () => {
@@ -67,7 +88,11 @@ const heardWith = (marker: string): number => heard.filter((m) => m.data.subarra
  * daemon sends from one tx socket, and netlink keeps its datagrams in order.
  */
 const heard1 = (marker: string): Promise<number> =>
-  waitFor(`${marker} heard on group ${G}`, () => heardWith(marker), { timeoutMs: 5000, until: (n) => n >= 1, show: (n) => `${n} copies; ${heard.length} messages heard in all` });
+  waitFor(`${marker} heard on group ${G}`, () => heardWith(marker), {
+    timeoutMs: 5000,
+    until: (n) => n >= 1,
+    show: (n) => `${n} copies; ${heard.length} messages heard in all`,
+  });
 
 /** POSTs `marker` to group G with the main token and waits until it is heard. */
 async function marker(text: string): Promise<void> {
@@ -78,10 +103,12 @@ async function marker(text: string): Promise<void> {
 /** Writes `bytes`, then closes with SO_LINGER {1, 0}: the server sees the request and an RST. */
 function sendAndReset(port: number, bytes: Buffer | string): Promise<void> {
   return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => s.write(bytes, () => {
-      s.resetAndDestroy();
-      resolve();
-    }));
+    const s = net.connect(port, '127.0.0.1', () =>
+      s.write(bytes, () => {
+        s.resetAndDestroy();
+        resolve();
+      }),
+    );
     s.on('error', () => resolve());
   });
 }
@@ -94,7 +121,7 @@ function maskedText(text: string): Buffer {
 }
 
 const metric = async (name: string, labels: string): Promise<number> => {
-  const m = new RegExp(`^${name}${labels.replace(/[{}]/g, "\\$&")} (\\d+)`, "m").exec((await call(d, 'GET', '/metrics')).text);
+  const m = new RegExp(`^${name}${labels.replace(/[{}]/g, '\\$&')} (\\d+)`, 'm').exec((await call(d, 'GET', '/metrics')).text);
   return m ? Number(m[1]) : 0;
 };
 
@@ -102,14 +129,31 @@ test('a request followed at once by a TCP reset gets no rights: 40 POSTs and 40 
   const rounds = 40;
   for (let i = 0; i < rounds; i++) {
     const body = JSON.stringify({ groups: [G], data: `reset-post-${i}` });
-    await sendAndReset(d.port, [
-      'POST /send HTTP/1.1', 'Host: evil.example', 'Origin: http://evil.example', 'Content-Type: application/json',
-      `Content-Length: ${Buffer.byteLength(body)}`, '', body,
-    ].join('\r\n'));
-    const upgrade = Buffer.from([
-      `GET /groups/${GBIT} HTTP/1.1`, 'Host: evil.example', 'Origin: http://evil.example', 'Upgrade: websocket', 'Connection: Upgrade',
-      'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', '', '',
-    ].join('\r\n'));
+    await sendAndReset(
+      d.port,
+      [
+        'POST /send HTTP/1.1',
+        'Host: evil.example',
+        'Origin: http://evil.example',
+        'Content-Type: application/json',
+        `Content-Length: ${Buffer.byteLength(body)}`,
+        '',
+        body,
+      ].join('\r\n'),
+    );
+    const upgrade = Buffer.from(
+      [
+        `GET /groups/${GBIT} HTTP/1.1`,
+        'Host: evil.example',
+        'Origin: http://evil.example',
+        'Upgrade: websocket',
+        'Connection: Upgrade',
+        'Sec-WebSocket-Version: 13',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+        '',
+        '',
+      ].join('\r\n'),
+    );
     await sendAndReset(d.port, Buffer.concat([upgrade, maskedText(`reset-ws-${i}`)]));
   }
   // The same attack with the real token over an honest connection does reach the group: the listener works.
@@ -176,22 +220,34 @@ test('the bearer subprotocol is never echoed and authenticates upgrades only', a
   assert.equal(proto, 'nlbridge');
   // Offered alone, the token would be echoed in the 101: refused, naming the header.
   const alone = await rawRequest(d.port, [
-    `GET /groups/${GBIT} HTTP/1.1`, `Host: 127.0.0.1:${d.port}`, 'Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Version: 13',
-    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', `Sec-WebSocket-Protocol: bearer.${d.token}`,
+    `GET /groups/${GBIT} HTTP/1.1`,
+    `Host: 127.0.0.1:${d.port}`,
+    'Upgrade: websocket',
+    'Connection: Upgrade',
+    'Sec-WebSocket-Version: 13',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+    `Sec-WebSocket-Protocol: bearer.${d.token}`,
   ]);
   assert.equal(alone.status, 400, `${alone.status} ${JSON.stringify(alone.headers)}`);
   assert.ok(!JSON.stringify(alone).includes(d.token!), 'the token came back in the answer');
   assert.equal((JSON.parse(alone.body) as { field: string }).field, 'Sec-WebSocket-Protocol');
   // On a plain route an Upgrade header does not make the subprotocol a credential.
   const plain = await rawRequest(d.port, [
-    'GET /status HTTP/1.1', `Host: 127.0.0.1:${d.port}`, 'Upgrade: websocket', `Sec-WebSocket-Protocol: nlbridge, bearer.${d.token}`,
+    'GET /status HTTP/1.1',
+    `Host: 127.0.0.1:${d.port}`,
+    'Upgrade: websocket',
+    `Sec-WebSocket-Protocol: nlbridge, bearer.${d.token}`,
   ]);
   assert.equal(plain.status, 401, `${plain.status} ${plain.body.slice(0, 200)}`);
 });
 
 test('a JSON body that is not UTF-8 is refused 400 BAD_DATA and nothing is sent', async () => {
   const body = Buffer.concat([Buffer.from(`{"groups":[${G}],"data":"bad-utf8-`), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
-  const res = await fetch(`${d.base}/send`, { method: 'POST', headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' }, body });
+  const res = await fetch(`${d.base}/send`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' },
+    body,
+  });
   const p = (await res.json()) as { code: string; field: string };
   assert.equal(res.status, 400);
   assert.equal(p.code, 'BAD_DATA');
@@ -241,11 +297,17 @@ test(`streams and unicast sockets are capped per token (${STREAMS_PER_TOKEN} str
   const scoped = { wsBase: d.wsBase, token: null };
   const protocols = ['nlbridge', `bearer.${SCOPED}`];
   for (let i = 0; i < UNICAST_PER_TOKEN; i++) open.push((await connect(scoped, `/groups/${GBIT}?unicast=1`, { protocols })).client);
-  const u = await connect(scoped, `/groups/${GBIT}?unicast=1`, { protocols }).then(() => null, (e: { status?: number; body?: string }) => e);
+  const u = await connect(scoped, `/groups/${GBIT}?unicast=1`, { protocols }).then(
+    () => null,
+    (e: { status?: number; body?: string }) => e,
+  );
   assert.equal(u?.status, 429, 'unicast over the cap');
   assert.equal((JSON.parse(u.body!) as { code: string }).code, 'LIMIT_REACHED');
   for (let i = UNICAST_PER_TOKEN; i < STREAMS_PER_TOKEN; i++) open.push((await connect(scoped, `/groups/${GBIT}`, { protocols })).client);
-  const s = await connect(scoped, `/groups/${GBIT}`, { protocols }).then(() => null, (e: { status?: number; body?: string }) => e);
+  const s = await connect(scoped, `/groups/${GBIT}`, { protocols }).then(
+    () => null,
+    (e: { status?: number; body?: string }) => e,
+  );
   assert.equal(s?.status, 429, 'stream over the cap');
   // Another token is not affected.
   const main = await connect(d, `/groups/${GBIT}`);

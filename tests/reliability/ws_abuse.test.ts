@@ -87,7 +87,10 @@ const sentWith = (marker: string | Buffer): NlMessage[] =>
 
 /** Waits for `cond`, failing after `ms` with `what` and the count of messages seen on the group. */
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  await waitFor(what, () => (cond() ? true : `${onGroup.length} messages on group ${G} from the tx port`), { timeoutMs: ms, until: (v) => v === true });
+  await waitFor(what, () => (cond() ? true : `${onGroup.length} messages on group ${G} from the tx port`), {
+    timeoutMs: ms,
+    until: (v) => v === true,
+  });
 }
 
 /**
@@ -168,12 +171,16 @@ section('invalid UTF-8 in a text frame closes with 1007 and sends nothing', asyn
 section('binary garbage and bad JSON are payloads as documented; an invalid JSON request gets an error frame', async () => {
   const { client } = await connect(d, `/groups?list=${G}`);
   // Binary garbage: raw payloads to the stream's groups, no answer.
-  const garbage = Array.from({ length: 200 }, (_, i) => Buffer.concat([Buffer.from(`${TAG}-bin-${i}-`), randomBytes(1 + ((i * 97) % 4000))]));
+  const garbage = Array.from({ length: 200 }, (_, i) =>
+    Buffer.concat([Buffer.from(`${TAG}-bin-${i}-`), randomBytes(1 + ((i * 97) % 4000))]),
+  );
   for (const g of garbage) client.send(g);
   // Text that is not a JSON object, bad JSON included: DATA payloads, no answer.
   // (The marker after each keeps it invalid JSON; the last two are valid JSON that is not an object.)
   const texts = [
-    ...['{', '{"groups":[', '{"groups":[20]', "{'a':1}", '{"a":1}}', '[1,2]', 'null', '{"a":'.repeat(2000)].map((t, i) => `${t} ${TAG}-text-${i}`),
+    ...['{', '{"groups":[', '{"groups":[20]', "{'a':1}", '{"a":1}}', '[1,2]', 'null', '{"a":'.repeat(2000)].map(
+      (t, i) => `${t} ${TAG}-text-${i}`,
+    ),
     JSON.stringify([`${TAG}-array`]),
     JSON.stringify(`${TAG}-string`),
   ];
@@ -194,7 +201,11 @@ section('binary garbage and bad JSON are payloads as documented; an invalid JSON
   client.send(JSON.stringify({ id: 'ok', groups: [G], data: `${TAG}-valid` }));
   const sent = await client.next((f) => f.type === 'sent', 5000, 'the sent frame');
   assert.equal(sent.id, 'ok');
-  await until(() => garbage.every((g) => sentWith(g).length === 1) && texts.every((t) => sentWith(Buffer.from(t)).length === 1), 5000, 'every payload on the group');
+  await until(
+    () => garbage.every((g) => sentWith(g).length === 1) && texts.every((t) => sentWith(Buffer.from(t)).length === 1),
+    5000,
+    'every payload on the group',
+  );
   // Absence ("no answer to a payload"), after two positive markers: the 'ok'
   // request's sent frame came after every payload was handled, and every
   // payload is on the group. A late error frame would have to come from a
@@ -267,7 +278,10 @@ section(`ping flood: ${PINGS} pings in a burst are cut at the documented limit; 
   // The other subscriber still gets what is sent.
   const sender = NetlinkSocket.open({ protocol: 2 });
   try {
-    sender.send(encodeMessage({ type: 0x10, flags: 1, payload: Buffer.from(`${TAG}-after-pings`) }), { portId: 0, groups: (1 << (G - 1)) >>> 0 });
+    sender.send(encodeMessage({ type: 0x10, flags: 1, payload: Buffer.from(`${TAG}-after-pings`) }), {
+      portId: 0,
+      groups: (1 << (G - 1)) >>> 0,
+    });
     await other.next((f) => f.type === 'message' && String(f.data) === `${TAG}-after-pings`, 5000, 'a message after the ping flood');
   } finally {
     sender.close();
@@ -283,7 +297,10 @@ section(`ping flood: ${PINGS} pings in a burst are cut at the documented limit; 
   assert.ok(health.length >= 1, 'healthz polled during the floods');
   assert.ok(Math.max(...health) < 1000, `a /healthz took ${Math.max(...health).toFixed(0)} ms during the ping floods`);
   // The daemon sees the last closes in its own time (read at once, the gauge was 1 at load 9).
-  await waitFor('the client gauge at 0 after the ping floods', () => metric('nlbridge_websocket_clients'), { timeoutMs: 10000, until: (n) => n === 0 });
+  await waitFor('the client gauge at 0 after the ping floods', () => metric('nlbridge_websocket_clients'), {
+    timeoutMs: 10000,
+    until: (n) => n === 0,
+  });
   assert.equal(await metric('nlbridge_websocket_clients'), 0);
   return (
     `${PINGS} pings (125 B) in one burst → cut after ${burst.pongs} pongs (close ${burst.closeCode}, documented limit: > 60 pings awaiting their pong); ` +
@@ -402,14 +419,20 @@ section(`${CHURN} connections opened and dropped, twice: client gauge back to 0,
   const rss0 = rssBytes(d.pid);
   const r1 = await churnRound(fd0);
   const r2 = await churnRound(fd0);
-  const status = (await (await fetch(`${d.base}/status`)).json()) as { clients: { websocket: number }; groups: { subscribers: Record<string, number> } };
+  const status = (await (await fetch(`${d.base}/status`)).json()) as {
+    clients: { websocket: number };
+    groups: { subscribers: Record<string, number> };
+  };
   const health = await fetch(`${d.base}/healthz`);
   assert.equal(health.status, 200);
   // Still serving: a fresh subscriber gets a message.
   const { client } = await connect(d, `/groups?list=${G}`);
   const sender = NetlinkSocket.open({ protocol: 2 });
   try {
-    sender.send(encodeMessage({ type: 0x10, flags: 1, payload: Buffer.from(`${TAG}-post-churn`) }), { portId: 0, groups: (1 << (G - 1)) >>> 0 });
+    sender.send(encodeMessage({ type: 0x10, flags: 1, payload: Buffer.from(`${TAG}-post-churn`) }), {
+      portId: 0,
+      groups: (1 << (G - 1)) >>> 0,
+    });
     await client.next((f) => f.type === 'message' && String(f.data) === `${TAG}-post-churn`, 5000, 'a message after the churn');
   } finally {
     sender.close();
@@ -431,7 +454,10 @@ section(`${CHURN} connections opened and dropped, twice: client gauge back to 0,
     assert.ok(r.peakFd > fd0 + 10, `the churn did hold fds at once (peak ${r.peakFd})`);
   }
   assert.equal(status.clients.websocket, 0);
-  assert.ok(Object.values(status.groups.subscribers).every((n) => n === 0), `no subscriber left: ${JSON.stringify(status.groups.subscribers)}`);
+  assert.ok(
+    Object.values(status.groups.subscribers).every((n) => n === 0),
+    `no subscriber left: ${JSON.stringify(status.groups.subscribers)}`,
+  );
   assert.ok(r2.rss - rss0 < RSS_TOLERANCE, figure);
   assert.ok(r2.rss - r1.rss < RSS_ROUND_GROWTH, figure);
   return figure;

@@ -19,5 +19,8 @@ test('reliability report: every recorded case passed; REPORT.md written', () => 
   const report = `# Reliability report\n\nWritten by \`npm run test:reliability\` (part of \`npm test\`).\n\n${table}\n`;
   writeFileSync(path.join(REPO_ROOT, 'tests', 'reliability', 'REPORT.md'), report);
   console.log(table);
-  assert.deepEqual(rows.filter((r) => !r.pass).map((r) => r.name), []);
+  assert.deepEqual(
+    rows.filter((r) => !r.pass).map((r) => r.name),
+    [],
+  );
 });

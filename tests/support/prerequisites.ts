@@ -103,23 +103,48 @@ function staticBusybox(): string | null {
 
 /** THE list. Order: what npm install itself needs first, then by level. */
 export const PACKAGES: readonly Package[] = [
-  { name: 'build-essential', why: 'cc, g++ and make: the addon (node-gyp, already needed by npm install), the C peers the host tests build, dummy_netlink.ko', missing: programs('cc', 'g++', 'make') },
+  {
+    name: 'build-essential',
+    why: 'cc, g++ and make: the addon (node-gyp, already needed by npm install), the C peers the host tests build, dummy_netlink.ko',
+    missing: programs('cc', 'g++', 'make'),
+  },
   { name: 'python3', why: 'node-gyp; the raw netlink peers of reliability cases 6c and 6d', missing: programs('python3') },
   { name: 'curl', why: 'SSE and unix-socket clients in host and reliability tests, and in the VM', missing: programs('curl') },
   { name: 'iproute2', why: 'ip: brings up loopback in the private network namespace a non-root run uses', missing: programs('ip') },
-  { name: 'systemd', why: 'systemd-analyze security scores systemd/nlbridge.service (host test, reliability case 11)', missing: programs('systemd-analyze') },
+  {
+    name: 'systemd',
+    why: 'systemd-analyze security scores systemd/nlbridge.service (host test, reliability case 11)',
+    missing: programs('systemd-analyze'),
+  },
   { name: 'strace', why: 'injects syscall faults into the daemon (reliability case 6b)', missing: programs('strace') },
   { name: 'websocketd', why: 'the peer the benchmark compares against (host test bench_smoke)', missing: programs('websocketd') },
-  { name: 'chromium', why: "the browser that loads the console page at GET / (host test console_browser, driven by playwright-core)", missing: programs('chromium') },
-  { name: 'prometheus', why: "promtool check metrics lints the daemon's /metrics (host test daemon_metrics); the package also brings a Prometheus server, unused", missing: programs('promtool') },
-  { name: 'nats-server', why: 'the NATS server the fleet tests start on a random loopback port (host tests fleet_*; Debian installs it as /usr/sbin/nats-server)', missing: programs('nats-server') },
+  {
+    name: 'chromium',
+    why: 'the browser that loads the console page at GET / (host test console_browser, driven by playwright-core)',
+    missing: programs('chromium'),
+  },
+  {
+    name: 'prometheus',
+    why: "promtool check metrics lints the daemon's /metrics (host test daemon_metrics); the package also brings a Prometheus server, unused",
+    missing: programs('promtool'),
+  },
+  {
+    name: 'nats-server',
+    why: 'the NATS server the fleet tests start on a random loopback port (host tests fleet_*; Debian installs it as /usr/sbin/nats-server)',
+    missing: programs('nats-server'),
+  },
   { name: 'kmod', why: 'depmod and modinfo: systemd/install.sh and its test', missing: programs('depmod', 'modinfo') },
-  { name: 'dpkg-dev', why: 'dpkg-architecture and dpkg-deb conventions: npm run package:deb and its test', missing: programs('dpkg-deb', 'dpkg-architecture') },
+  {
+    name: 'dpkg-dev',
+    why: 'dpkg-architecture and dpkg-deb conventions: npm run package:deb and its test',
+    missing: programs('dpkg-deb', 'dpkg-architecture'),
+  },
   { name: 'lintian', why: "Debian's package checker, run on the .deb npm run package:deb builds", missing: programs('lintian') },
   {
     name: 'bash-completion',
     why: "bash completion's helpers (_init_completion), which cli/completion.bash uses; its test",
-    missing: () => (fs.existsSync('/usr/share/bash-completion/bash_completion') ? null : '/usr/share/bash-completion/bash_completion is missing'),
+    missing: () =>
+      fs.existsSync('/usr/share/bash-completion/bash_completion') ? null : '/usr/share/bash-completion/bash_completion is missing',
   },
   {
     name: 'linux-image-amd64',
@@ -134,7 +159,11 @@ export const PACKAGES: readonly Package[] = [
   { name: 'qemu-system-x86', why: 'runs both VMs (TCG: no KVM needed)', missing: programs('qemu-system-x86_64') },
   { name: 'busybox-static', why: "the module VM's initramfs", missing: staticBusybox },
   { name: 'cpio', why: 'packs that initramfs', missing: programs('cpio') },
-  { name: 'mmdebstrap', why: "builds the systemd VM's Debian root (downloads ≈ 150 MB once, then cached in .cache/vm)", missing: programs('mmdebstrap') },
+  {
+    name: 'mmdebstrap',
+    why: "builds the systemd VM's Debian root (downloads ≈ 150 MB once, then cached in .cache/vm)",
+    missing: programs('mmdebstrap'),
+  },
   { name: 'e2fsprogs', why: "mkfs.ext4: the systemd VM's disk image", missing: programs('mkfs.ext4') },
   { name: 'perl', why: "runs the kernel's checkpatch.pl on the module", missing: programs('perl') },
   { name: 'xz-utils', why: 'unpacks checkpatch.pl from the kernel source tarball', missing: programs('xz') },
@@ -169,13 +198,20 @@ const KERNEL_BUILD = ['build-essential', 'linux-image-amd64', 'linux-headers-amd
 
 /** The needs tests name in skipUnless(). */
 export const NEEDS = {
-  'vm-module': { tests: 'vm/module (the module under QEMU), reliability 9', packages: [...KERNEL_BUILD, 'qemu-system-x86', 'busybox-static', 'cpio'] },
+  'vm-module': {
+    tests: 'vm/module (the module under QEMU), reliability 9',
+    packages: [...KERNEL_BUILD, 'qemu-system-x86', 'busybox-static', 'cpio'],
+  },
   'vm-e2e': {
     tests: 'vm/e2e (a booted Debian with systemd), reliability 8',
     packages: [...KERNEL_BUILD, 'qemu-system-x86', 'mmdebstrap', 'e2fsprogs', 'kmod', 'systemd', 'curl'],
     root: 'root: the VM image is built with mmdebstrap --mode=root and holds root-owned files',
   },
-  install: { tests: 'vm/systemd_install', packages: [...KERNEL_BUILD, 'kmod', 'systemd'], root: 'root: systemd/install.sh refuses to run without it' },
+  install: {
+    tests: 'vm/systemd_install',
+    packages: [...KERNEL_BUILD, 'kmod', 'systemd'],
+    root: 'root: systemd/install.sh refuses to run without it',
+  },
   'module-style': { tests: 'vm/module_style (checkpatch, W=1 build)', packages: [...KERNEL_BUILD, 'linux-source-6.1', 'perl', 'xz-utils'] },
   'systemd-analyze': { tests: 'host/systemd_analyze, reliability 11', packages: ['systemd'] },
   strace: { tests: 'reliability 6b', packages: ['strace'] },
@@ -187,7 +223,11 @@ export const NEEDS = {
   deb: { tests: 'host/package_deb (npm run package:deb, lintian)', packages: ['build-essential', 'dpkg-dev', 'lintian'] },
   'bash-completion': { tests: 'host/cli_completion', packages: ['bash-completion'] },
   'nats-server': { tests: 'host/fleet_* (publishing on NATS, a server killed under load)', packages: ['nats-server'] },
-  nobody: { tests: 'reliability 6d, 10 (unix socket, unprivileged sender)', packages: [], root: 'root: it runs a peer as the user nobody (setpriv)' },
+  nobody: {
+    tests: 'reliability 6d, 10 (unix socket, unprivileged sender)',
+    packages: [],
+    root: 'root: it runs a peer as the user nobody (setpriv)',
+  },
 } satisfies Record<string, Need>;
 
 export type NeedName = keyof typeof NEEDS;
@@ -238,7 +278,10 @@ function log(line: string): void {
 
 /** apt-get with its output on the terminal (an install takes minutes); null when it succeeded, else what happened. */
 function apt(args: string[]): string | null {
-  const r = spawnSync('apt-get', args, { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const r = spawnSync('apt-get', args, {
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   if (r.status === 0) return null;
   return `apt-get ${args[0]} ${r.error ? `could not run: ${r.error.message}` : `exited ${r.status ?? r.signal}`}`;
 }
@@ -256,8 +299,12 @@ function main(): number {
   const strict = process.env.CI === 'true' || process.env.CI === '1';
   const missing = PACKAGES.map((p) => ({ p, detail: p.missing() })).filter((m) => m.detail !== null);
   if (!missing.length) {
-    const rootOnly = Object.values(NEEDS).filter((n) => (n as Need).root).map((n) => (n as Need).tests);
-    log(`all ${PACKAGES.length} packages the tests use are there${isRealRoot() ? '' : `; not root, so these skip: ${rootOnly.join('; ')}`}`);
+    const rootOnly = Object.values(NEEDS)
+      .filter((n) => (n as Need).root)
+      .map((n) => (n as Need).tests);
+    log(
+      `all ${PACKAGES.length} packages the tests use are there${isRealRoot() ? '' : `; not root, so these skip: ${rootOnly.join('; ')}`}`,
+    );
     return 0;
   }
   const names = missing.map((m) => m.p.name);

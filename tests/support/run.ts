@@ -92,12 +92,27 @@ function log(line: string): void {
 type Isolate = ((argv: string[]) => string[]) | null;
 
 function isolation(): { isolate: Isolate; why: string } {
-  const inNetns = (unshare: string[]) => (argv: string[]) => [...unshare, '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', ...argv];
+  const inNetns = (unshare: string[]) => (argv: string[]) => [
+    ...unshare,
+    '--',
+    'sh',
+    '-c',
+    'ip link set lo up && exec "$@"',
+    'sh',
+    ...argv,
+  ];
   if (isRealRoot()) return { isolate: inNetns(['unshare', '--net']), why: 'root' };
   const user = ['unshare', '--user', '--map-root-user', '--net'];
   const probe = spawnSync(user[0]!, [...user.slice(1), '--', 'ip', 'link', 'set', 'lo', 'up'], { encoding: 'utf8' });
-  if (probe.status === 0) return { isolate: inNetns(user), why: 'not root: in a user namespace with its own network namespace (CAP_NET_ADMIN there is enough for netlink groups)' };
-  return { isolate: null, why: `not root, and no user namespace here (${(probe.error?.message ?? probe.stderr).trim()}): the netlink tests need CAP_NET_ADMIN` };
+  if (probe.status === 0)
+    return {
+      isolate: inNetns(user),
+      why: 'not root: in a user namespace with its own network namespace (CAP_NET_ADMIN there is enough for netlink groups)',
+    };
+  return {
+    isolate: null,
+    why: `not root, and no user namespace here (${(probe.error?.message ?? probe.stderr).trim()}): the netlink tests need CAP_NET_ADMIN`,
+  };
 }
 
 interface FileResult {
@@ -149,7 +164,8 @@ function runFile(file: string, isolate: Isolate, reporter: string[]): Promise<Fi
       clearTimeout(timer);
       running.delete(child.pid!);
       let text = Buffer.concat(out).toString('utf8');
-      if (timedOut) text += `\nnot ok - ${path.relative(DIST_TESTS, file)} was still running after ${FILE_TIMEOUT_MS / 60_000} min: killed with everything it started\n# fail 1\n`;
+      if (timedOut)
+        text += `\nnot ok - ${path.relative(DIST_TESTS, file)} was still running after ${FILE_TIMEOUT_MS / 60_000} min: killed with everything it started\n# fail 1\n`;
       const rel = path.relative(DIST_TESTS, file);
       process.stdout.write(`run: ── ${rel}\n${text}`);
       const seconds = (Date.now() - t0) / 1000;
@@ -174,7 +190,9 @@ async function main(): Promise<number> {
   const levels = process.argv.slice(2).filter((a) => a !== '--quick');
   const unknown = levels.filter((l) => !LEVELS.includes(l));
   if (!levels.length || unknown.length) {
-    process.stderr.write(`usage: run.js LEVEL... (levels: ${LEVELS.join(', ')}${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''})\n`);
+    process.stderr.write(
+      `usage: run.js LEVEL... (levels: ${LEVELS.join(', ')}${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''})\n`,
+    );
     return 2;
   }
   process.env.PATH = pathWithSbin();
@@ -218,7 +236,8 @@ async function main(): Promise<number> {
 
   const reporter = process.stdout.isTTY ? ['--test-reporter=spec'] : ['--test-reporter=tap'];
   const concurrency = quick ? QUICK_CONCURRENCY : 1;
-  if (isolated.length) log(`${parallel.length} unit and host files ${concurrency} at a time, each in its own network namespace; then ${serial.length} alone`);
+  if (isolated.length)
+    log(`${parallel.length} unit and host files ${concurrency} at a time, each in its own network namespace; then ${serial.length} alone`);
   // As root the rest run in the run's own namespace; otherwise in one user
   // namespace each, which is all this user can have.
   const results = [

@@ -5,7 +5,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { NLMSG_ERROR, NLM_F_ACK, NLM_F_REQUEST, decodeDatagram, encodeAckPayload, encodeMessage, encodeMessages, type NlMsgHeader } from '../../addon/codec';
+import {
+  NLMSG_ERROR,
+  NLM_F_ACK,
+  NLM_F_REQUEST,
+  decodeDatagram,
+  encodeAckPayload,
+  encodeMessage,
+  encodeMessages,
+  type NlMsgHeader,
+} from '../../addon/codec';
 import { NetlinkConn, type AckInfo, type ConnHandler } from '../../addon/request';
 import { NetlinkError } from '../../addon/socket';
 import type { Datagram, SendDestination } from '../../addon/types';
@@ -29,16 +38,24 @@ class FakeSock extends EventEmitter {
   }
 }
 
-const dgram = (data: Buffer, portId = 0, group = 0, truncated = false): Datagram => ({ data, portId, group, truncated, length: data.length });
+const dgram = (data: Buffer, portId = 0, group = 0, truncated = false): Datagram => ({
+  data,
+  portId,
+  group,
+  truncated,
+  length: data.length,
+});
 const request = (seq: number): NlMsgHeader => ({ length: 20, type: 0x10, flags: NLM_F_REQUEST | NLM_F_ACK, seq, pid: 4321 });
-const ack = (seq: number, errno = 0): Buffer => encodeMessage({ type: NLMSG_ERROR, seq, pid: 4321, payload: encodeAckPayload(errno, request(seq)) });
+const ack = (seq: number, errno = 0): Buffer =>
+  encodeMessage({ type: NLMSG_ERROR, seq, pid: 4321, payload: encodeAckPayload(errno, request(seq)) });
 
 function conn(): { sock: FakeSock; c: NetlinkConn; seen: string[]; acks: AckInfo[] } {
   const sock = new FakeSock();
   const seen: string[] = [];
   const acks: AckInfo[] = [];
   const handler: ConnHandler = {
-    message: (d, h, payload, bytes) => seen.push(`msg port=${d.portId} group=${d.group} seq=${h.seq} ${payload.toString()} bytes=${bytes.length}`),
+    message: (d, h, payload, bytes) =>
+      seen.push(`msg port=${d.portId} group=${d.group} seq=${h.seq} ${payload.toString()} bytes=${bytes.length}`),
     reject: (d, reason, offset) => seen.push(`reject ${reason}@${offset} port=${d.portId}`),
     batchEnd: () => seen.push('end'),
     ack: (a) => acks.push(a),
@@ -54,8 +71,18 @@ test('acks settle a request at the expected count, in arrival order; other seqs 
   // A message typed NLMSG_ERROR from a port other than the kernel's is traffic, not an ack.
   sock.batch(dgram(ack(7, 1), 555), dgram(ack(7, 111)));
   const r = await p.done;
-  assert.deepEqual(r, { acks: [{ errno: 0, code: 'OK' }, { errno: 111, code: 'ECONNREFUSED' }], messages: [] });
-  assert.deepEqual(acks.map((a) => a.code), ['OK', 'EINVAL', 'ECONNREFUSED'], 'every kernel ack is told, claimed or not');
+  assert.deepEqual(r, {
+    acks: [
+      { errno: 0, code: 'OK' },
+      { errno: 111, code: 'ECONNREFUSED' },
+    ],
+    messages: [],
+  });
+  assert.deepEqual(
+    acks.map((a) => a.code),
+    ['OK', 'EINVAL', 'ECONNREFUSED'],
+    'every kernel ack is told, claimed or not',
+  );
   assert.equal(seen.length, 3);
   assert.deepEqual([seen[0], seen[2]], ['end', 'end']);
   assert.match(seen[1], /^msg port=555 group=0 seq=7 .* bytes=36$/s);
@@ -83,15 +110,24 @@ test('a request expecting a reply settles at its first answer; expectAcks(0) set
   c.close();
 });
 
-test('execute: sends to the kernel with the socket\'s port id, resolves with the answer; a failed sendto throws and leaves nothing pending', async () => {
+test("execute: sends to the kernel with the socket's port id, resolves with the answer; a failed sendto throws and leaves nothing pending", async () => {
   const { sock, c } = conn();
   const p = c.execute({ type: 0x13, flags: NLM_F_REQUEST, seq: 12 }, 1000);
   assert.deepEqual(sock.sent[0].dest, { portId: 0 });
-  assert.deepEqual(decodeDatagram(sock.sent[0].data).messages[0].header, { length: 16, type: 0x13, flags: NLM_F_REQUEST, seq: 12, pid: 4321 });
+  assert.deepEqual(decodeDatagram(sock.sent[0].data).messages[0].header, {
+    length: 16,
+    type: 0x13,
+    flags: NLM_F_REQUEST,
+    seq: 12,
+    pid: 4321,
+  });
   sock.batch(dgram(ack(12, 1)));
   assert.deepEqual(await p, { acks: [{ errno: 1, code: 'EPERM' }], messages: [] });
   sock.failWith = NetlinkError.fromErrno(-105, 'sendto', 'sendto port 0');
-  assert.throws(() => c.execute({ type: 0x13, flags: NLM_F_REQUEST, seq: 13 }, 1000), (e: unknown) => e instanceof NetlinkError && e.code === 'ENOBUFS');
+  assert.throws(
+    () => c.execute({ type: 0x13, flags: NLM_F_REQUEST, seq: 13 }, 1000),
+    (e: unknown) => e instanceof NetlinkError && e.code === 'ENOBUFS',
+  );
   c.close();
   assert.equal(sock.closed, true);
 });
@@ -112,7 +148,12 @@ test('one decode loop: every message of a batch with its own bytes; cut and malf
     { type: 0x10, seq: 2, payload: Buffer.from('bc') },
   ]);
   const bad = Buffer.concat([encodeMessage({ type: 0x10, seq: 3, payload: Buffer.from('d') }), Buffer.from([1, 2, 3])]);
-  sock.batch(dgram(encodeMessage({ type: 0x10, seq: 0, payload: Buffer.from('solo') }), 77, 5), dgram(two, 78, 6), dgram(bad, 79), dgram(two.subarray(0, 24), 80, 0, true));
+  sock.batch(
+    dgram(encodeMessage({ type: 0x10, seq: 0, payload: Buffer.from('solo') }), 77, 5),
+    dgram(two, 78, 6),
+    dgram(bad, 79),
+    dgram(two.subarray(0, 24), 80, 0, true),
+  );
   assert.deepEqual(seen, [
     'msg port=77 group=5 seq=0 solo bytes=20',
     'msg port=78 group=6 seq=1 a bytes=17',

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 /** The repo root, from dist/tests/unit/. */
 const ROOT = path.resolve(__dirname, '../../..');
 
-const IMPORT = /(?:^|[;\s])(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\s+from\s+)?['"]([^'"]+)['"]|(?:import|require)\(\s*['"]([^'"]+)['"]\s*\)/g;
+const IMPORT =
+  /(?:^|[;\s])(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\s+from\s+)?['"]([^'"]+)['"]|(?:import|require)\(\s*['"]([^'"]+)['"]\s*\)/g;
 
 function sources(dir: string): string[] {
   return fs
@@ -72,18 +73,35 @@ const HTTP_SIDE = [
 test('nothing under daemon/netlink/ imports HTTP (fastify, ws, routes, the problem table)', () => {
   const netlink = [...graph.keys()].filter((f) => f.startsWith('daemon/netlink/'));
   assert.ok(netlink.length >= 5, 'the netlink room is where this test looks');
-  const bad = netlink.flatMap((f) => graph.get(f)!.filter((i) => HTTP_SIDE.some((re) => re.test(i))).map((i) => `${f} imports ${i}`));
+  const bad = netlink.flatMap((f) =>
+    graph
+      .get(f)!
+      .filter((i) => HTTP_SIDE.some((re) => re.test(i)))
+      .map((i) => `${f} imports ${i}`),
+  );
   assert.deepEqual(bad, []);
 });
 
 test('nothing under daemon/fleet/ imports HTTP (the NATS side reaches the bus as a subscriber, as a stream does)', () => {
   const fleet = [...graph.keys()].filter((f) => f.startsWith('daemon/fleet/'));
   assert.ok(fleet.length >= 3, 'the fleet room is where this test looks');
-  const bad = fleet.flatMap((f) => graph.get(f)!.filter((i) => HTTP_SIDE.some((re) => re.test(i))).map((i) => `${f} imports ${i}`));
+  const bad = fleet.flatMap((f) =>
+    graph
+      .get(f)!
+      .filter((i) => HTTP_SIDE.some((re) => re.test(i)))
+      .map((i) => `${f} imports ${i}`),
+  );
   assert.deepEqual(bad, []);
 });
 
 test('the addon imports nothing of the daemon', () => {
-  const bad = [...graph.keys()].filter((f) => f.startsWith('addon/')).flatMap((f) => graph.get(f)!.filter((i) => i.startsWith('daemon/')).map((i) => `${f} imports ${i}`));
+  const bad = [...graph.keys()]
+    .filter((f) => f.startsWith('addon/'))
+    .flatMap((f) =>
+      graph
+        .get(f)!
+        .filter((i) => i.startsWith('daemon/'))
+        .map((i) => `${f} imports ${i}`),
+    );
   assert.deepEqual(bad, []);
 });

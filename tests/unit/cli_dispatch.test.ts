@@ -16,15 +16,26 @@ function loaded(args: string[]): { status: number | null; stdout: string; files:
   const dir = mkdtempSync(path.join(os.tmpdir(), 'nlb-dispatch-'));
   const preload = path.join(dir, 'loaded.js');
   const out = path.join(dir, 'loaded.json');
-  writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(require.cache))));\n`);
-  const r = spawnSync(process.execPath, ['-r', preload, BIN, ...args], { encoding: 'utf8', cwd: dir, env: { ...process.env, NLBRIDGE_URL: 'http://127.0.0.1:9' } });
+  writeFileSync(
+    preload,
+    `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(require.cache))));\n`,
+  );
+  const r = spawnSync(process.execPath, ['-r', preload, BIN, ...args], {
+    encoding: 'utf8',
+    cwd: dir,
+    env: { ...process.env, NLBRIDGE_URL: 'http://127.0.0.1:9' },
+  });
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const files = (require(out) as string[]).map((f) => path.relative(ROOT, f));
   return { status: r.status, stdout: r.stdout, files };
 }
 
 test('a client command loads the client and none of the daemon, its addon, fastify or pino', () => {
-  for (const args of [['send', '--help'], ['watch', '--help'], ['status', '--help']]) {
+  for (const args of [
+    ['send', '--help'],
+    ['watch', '--help'],
+    ['status', '--help'],
+  ]) {
     const r = loaded(args);
     assert.equal(r.status, 0);
     assert.match(r.stdout, new RegExp(`^usage: nlbridge ${args[0]} `));
@@ -39,5 +50,8 @@ test('anything else runs the daemon, which loads none of the client', () => {
   assert.equal(r.status, 0);
   assert.match(r.stdout, /^nlbridge \d/);
   assert.ok(r.files.includes('dist/daemon/main.js'));
-  assert.deepEqual(r.files.filter((f) => f.startsWith('dist/cli/')), []);
+  assert.deepEqual(
+    r.files.filter((f) => f.startsWith('dist/cli/')),
+    [],
+  );
 });

@@ -62,8 +62,14 @@ test('several messages in one datagram round-trip, each aligned', () => {
   const { messages, error } = decodeDatagram(buf);
   assert.equal(error, null);
   assert.equal(messages.length, 3);
-  assert.deepEqual(messages.map((m) => m.payload.toString()), ['a', 'bcdefgh', '']);
-  assert.deepEqual(messages.map((m) => m.header.seq), [1, 2, 3]);
+  assert.deepEqual(
+    messages.map((m) => m.payload.toString()),
+    ['a', 'bcdefgh', ''],
+  );
+  assert.deepEqual(
+    messages.map((m) => m.header.seq),
+    [1, 2, 3],
+  );
   assert.equal(messages[1]!.header.flags, NLM_F_ACK);
 });
 
@@ -212,7 +218,14 @@ test('random well-formed message lists round-trip exactly', () => {
         const want = input[i]!;
         assert.deepEqual(
           { ...m.header, payload: [...m.payload] },
-          { length: 16 + want.payload.length, type: want.type, flags: want.flags, seq: want.seq, pid: want.pid, payload: [...want.payload] },
+          {
+            length: 16 + want.payload.length,
+            type: want.type,
+            flags: want.flags,
+            seq: want.seq,
+            pid: want.pid,
+            payload: [...want.payload],
+          },
         );
       });
     }),

@@ -87,7 +87,8 @@ function kernel(verdict: (type: number, copyIndex: number) => number = () => 0, 
       return;
     }
     const errno = verdict(h.type, copies++);
-    if (errno !== 0 || h.flags & NLM_F_ACK) sock.deliver(encodeMessage({ type: NLMSG_ERROR, seq: h.seq, pid: sock.portId, payload: encodeAckPayload(errno, h) }));
+    if (errno !== 0 || h.flags & NLM_F_ACK)
+      sock.deliver(encodeMessage({ type: NLMSG_ERROR, seq: h.seq, pid: sock.portId, payload: encodeAckPayload(errno, h) }));
   };
 }
 
@@ -152,7 +153,8 @@ test('groups above 32 go as one BCAST to the kernel, naming every group', async 
   ]);
   await assert.rejects(
     bus.send({ groups: toGroupList([2, 65]), data: Buffer.alloc(0) }),
-    (e: unknown) => e instanceof BusError && e.code === 'GROUP_RANGE' && /above the 64 groups/.test(e.message) && problemOf(e)?.code === 'BAD_GROUPS',
+    (e: unknown) =>
+      e instanceof BusError && e.code === 'GROUP_RANGE' && /above the 64 groups/.test(e.message) && problemOf(e)?.code === 'BAD_GROUPS',
   );
   await assert.rejects(
     bus.send({ groups: toGroupList([40]), data: Buffer.alloc(0), type: 0x30 }),
@@ -181,12 +183,27 @@ test('a kernel that does not answer: the ack is ETIMEDOUT after ackTimeoutMs', a
 });
 
 test('STATS: decoded reply; silence is KERNEL_TIMEOUT; a refusal is a problem with its errno', async () => {
-  const stats: DnlStats = { version: 2, unit: 25, received: 9n, accepted: 8n, ignored: 1n, relayed: 2n, broadcast: 3n, ticks: 4n, errors: 0n, once_full: 0n, once_senders: 1n };
+  const stats: DnlStats = {
+    version: 2,
+    unit: 25,
+    received: 9n,
+    accepted: 8n,
+    ignored: 1n,
+    relayed: 2n,
+    broadcast: 3n,
+    ticks: 4n,
+    errors: 0n,
+    once_full: 0n,
+    once_senders: 1n,
+  };
   const ok = makeBus(kernel(() => 0, stats));
   assert.deepEqual(await ok.bus.kernelStats(), stats);
   await ok.bus.close();
   const silent = makeBus(() => undefined, 30);
-  await assert.rejects(silent.bus.kernelStats(), (e: unknown) => e instanceof BusError && e.code === 'KERNEL_TIMEOUT' && problemOf(e)?.code === 'KERNEL_TIMEOUT');
+  await assert.rejects(
+    silent.bus.kernelStats(),
+    (e: unknown) => e instanceof BusError && e.code === 'KERNEL_TIMEOUT' && problemOf(e)?.code === 'KERNEL_TIMEOUT',
+  );
   await silent.bus.close();
   const refusing = makeBus(kernel(() => 1));
   await assert.rejects(refusing.bus.kernelStats(), (e: unknown) => {
@@ -242,7 +259,9 @@ test('dedupe is per subscriber: copies on 2 and 4 reach a subscriber of both onc
   rx.deliver(copy, 556, 4);
   // An end marker from port 557, delivered after: a copy that must not reach a subscriber would have come before it.
   rx.deliver(encodeMessage({ type: 0x10, seq: 6, pid: 77, payload: Buffer.from('end') }), 557, 4);
-  await waitFor('the end marker at both subscribers', () => [both, only4].every((s) => s.got.some((m) => m.portId === 557)), { timeoutMs: 5000 });
+  await waitFor('the end marker at both subscribers', () => [both, only4].every((s) => s.got.some((m) => m.portId === 557)), {
+    timeoutMs: 5000,
+  });
   for (const s of [both, only4]) s.got = s.got.filter((m) => m.portId !== 557);
   assert.deepEqual(
     both.got.map((m) => [m.group, m.portId]),
@@ -261,7 +280,7 @@ test('dedupe is per subscriber: copies on 2 and 4 reach a subscriber of both onc
   await bus.close();
 });
 
-test('a malformed datagram: the messages before the fault are routed and kept, its group\'s subscribers told, the reason counted', async () => {
+test("a malformed datagram: the messages before the fault are routed and kept, its group's subscribers told, the reason counted", async () => {
   const { bus, rx, metrics } = makeBus(null);
   const on3 = new Sub([3]);
   const on4 = new Sub([4]);
@@ -270,7 +289,10 @@ test('a malformed datagram: the messages before the fault are routed and kept, i
   const bad = Buffer.concat([encodeMessage({ type: 0x10, seq: 1, pid: 5, payload: Buffer.from('ok') }), Buffer.from([9, 9, 9])]);
   rx.deliver(bad, 777, 3);
   await new Promise((r) => setImmediate(r));
-  assert.deepEqual(on3.got.map((m) => [m.payload.toString(), m.cursor]), [['ok', `${bus.ring.epoch}-1`]]);
+  assert.deepEqual(
+    on3.got.map((m) => [m.payload.toString(), m.cursor]),
+    [['ok', `${bus.ring.epoch}-1`]],
+  );
   assert.deepEqual(on3.bad, [{ group: 3, portId: 777, reason: 'ETOOSHORT', offset: 20, length: bad.length }]);
   assert.equal(on3.flushes, 1, 'one flush per batch');
   assert.deepEqual([on4.got, on4.bad, on4.flushes], [[], [], 0], 'other groups hear nothing of it');
@@ -282,7 +304,14 @@ test('a malformed datagram: the messages before the fault are routed and kept, i
 test('what reaches the tx socket unasked is counted once, as unclaimed; a kernel ack nobody waits for is counted by code', async () => {
   const { bus, tx, metrics } = makeBus(null);
   tx.deliver(encodeMessage({ type: 0x10, seq: 1, pid: 5, payload: Buffer.from('stray') }), 999, 0);
-  tx.deliver(encodeMessage({ type: NLMSG_ERROR, seq: 4, pid: tx.portId, payload: encodeAckPayload(0, { length: 16, type: 0x10, flags: 5, seq: 4, pid: tx.portId }) }));
+  tx.deliver(
+    encodeMessage({
+      type: NLMSG_ERROR,
+      seq: 4,
+      pid: tx.portId,
+      payload: encodeAckPayload(0, { length: 16, type: 0x10, flags: 5, seq: 4, pid: tx.portId }),
+    }),
+  );
   await new Promise((r) => setImmediate(r));
   assert.equal(metrics.received.total(), 1);
   assert.equal(metrics.received.get({ group: 'unclaimed' }), 1);

@@ -4,7 +4,12 @@ import { helpText } from '../../daemon/config/help';
 import { ConfigError, loadConfig } from '../../daemon/config/load';
 import { DEFAULTS, type Config } from '../../daemon/config/schema';
 
-const noFile = { fileExists: () => false, readFile: (): string => { throw new Error('no file'); } };
+const noFile = {
+  fileExists: () => false,
+  readFile: (): string => {
+    throw new Error('no file');
+  },
+};
 
 function cfg(argv: string[], env: NodeJS.ProcessEnv = {}, file?: Record<string, unknown>): Config {
   const r = loadConfig({
@@ -39,7 +44,18 @@ test('precedence: flag > env > file > default', () => {
 });
 
 test('values are converted: protocol numbers, octal modes, lists, port off', () => {
-  const c = cfg(['--protocol', '25', '--unix-socket', '/run/x.sock', '--unix-socket-mode', '0600', '--allowed-hosts', 'a.example:80, b', '--port', 'off']);
+  const c = cfg([
+    '--protocol',
+    '25',
+    '--unix-socket',
+    '/run/x.sock',
+    '--unix-socket-mode',
+    '0600',
+    '--allowed-hosts',
+    'a.example:80, b',
+    '--port',
+    'off',
+  ]);
   assert.equal(c.protocol, 25);
   assert.equal(c.unixSocketMode, 0o600);
   assert.deepEqual(c.allowedHosts, ['a.example:80', 'b']);
@@ -66,7 +82,11 @@ test('invalid values name the flag, variable or file key', () => {
     [['--port', 'off'], {}, undefined, /^--port: is off and no --unix-socket/],
   ];
   for (const [argv, env, file, re] of cases) {
-    assert.throws(() => cfg(argv, env, file), (err: unknown) => err instanceof ConfigError && re.test(err.message), `${argv.join(' ')} ${JSON.stringify(env)} ${JSON.stringify(file)}`);
+    assert.throws(
+      () => cfg(argv, env, file),
+      (err: unknown) => err instanceof ConfigError && re.test(err.message),
+      `${argv.join(' ')} ${JSON.stringify(env)} ${JSON.stringify(file)}`,
+    );
   }
 });
 
@@ -75,8 +95,22 @@ test('a config file that is not JSON, or not an object, is refused by path', () 
     () => loadConfig({ argv: ['--config', '/x.json'], env: {}, readFile: () => '{port:', fileExists: () => false }),
     /^Error: \/x\.json: is not valid JSON|\/x\.json: is not valid JSON/,
   );
-  assert.throws(() => loadConfig({ argv: ['--config', '/x.json'], env: {}, readFile: () => '[1]', fileExists: () => false }), /\/x\.json: must hold a JSON object/);
-  assert.throws(() => loadConfig({ argv: ['--config', '/missing.json'], env: {}, readFile: () => { throw new Error('ENOENT'); }, fileExists: () => false }), /cannot read the config file/);
+  assert.throws(
+    () => loadConfig({ argv: ['--config', '/x.json'], env: {}, readFile: () => '[1]', fileExists: () => false }),
+    /\/x\.json: must hold a JSON object/,
+  );
+  assert.throws(
+    () =>
+      loadConfig({
+        argv: ['--config', '/missing.json'],
+        env: {},
+        readFile: () => {
+          throw new Error('ENOENT');
+        },
+        fileExists: () => false,
+      }),
+    /cannot read the config file/,
+  );
 });
 
 test('NLBRIDGE_CONFIG names the file; /etc/nlbridge/nlbridge.json is read only when it exists', () => {
@@ -93,7 +127,21 @@ test('--help lists every flag with its variable and file key', () => {
   assert.equal(r.kind, 'help');
   const text = helpText();
   for (const key of Object.keys(DEFAULTS)) assert.match(text, new RegExp(`file key "${key}"`), key);
-  for (const flag of ['--host', '--port', '--unix-socket', '--protocol', '--auth', '--token-file', '--allowed-hosts', '--allowed-origins', '--body-limit', '--ws-max-payload', '--ws-buffer-bytes', '--rcvbuf', '--config']) {
+  for (const flag of [
+    '--host',
+    '--port',
+    '--unix-socket',
+    '--protocol',
+    '--auth',
+    '--token-file',
+    '--allowed-hosts',
+    '--allowed-origins',
+    '--body-limit',
+    '--ws-max-payload',
+    '--ws-buffer-bytes',
+    '--rcvbuf',
+    '--config',
+  ]) {
     assert.ok(text.includes(flag), flag);
   }
   assert.match(text, /NLBRIDGE_PORT/);

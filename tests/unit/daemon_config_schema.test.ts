@@ -11,7 +11,12 @@ import { helpText } from '../../daemon/config/help';
 import { ConfigError, loadConfig } from '../../daemon/config/load';
 import { DEFAULTS, OPTIONS, OPTION_SCHEMAS, RING_DEFAULTS_FROM_SCHEMA, RING_LINGER_MS_DEFAULT } from '../../daemon/config/schema';
 
-const noFile = { fileExists: () => false, readFile: (): string => { throw new Error('no file'); } };
+const noFile = {
+  fileExists: () => false,
+  readFile: (): string => {
+    throw new Error('no file');
+  },
+};
 const CONFIG_DIST = path.resolve(__dirname, '../../daemon/config');
 const MAIN = path.resolve(__dirname, '../../daemon/main.js');
 
@@ -26,7 +31,11 @@ test('DEFAULTS are the schema defaults, and each "(default X)" in --help is rend
   assert.ok(help.includes('(default localhost,127.0.0.1,[::1] with the port)'));
   assert.ok(help.includes(`a client can resume (default ${RING_LINGER_MS_DEFAULT})`));
   assert.equal(RING_LINGER_MS_DEFAULT, 60000, 'the bus lingers as long as --ring-linger-ms says by default');
-  assert.deepEqual(RING_DEFAULTS_FROM_SCHEMA, { maxMessages: DEFAULTS.ringMessages, maxAgeMs: DEFAULTS.ringMaxAgeMs, maxBytes: DEFAULTS.ringMaxBytes });
+  assert.deepEqual(RING_DEFAULTS_FROM_SCHEMA, {
+    maxMessages: DEFAULTS.ringMessages,
+    maxAgeMs: DEFAULTS.ringMaxAgeMs,
+    maxBytes: DEFAULTS.ringMaxBytes,
+  });
 });
 
 test('every option is in the schema with a flag, a variable, help and a default that passes its own bounds', () => {
@@ -50,18 +59,36 @@ test('flags: --help and --version win over what follows them, not over a bad fla
   assert.equal(loadConfig({ argv: ['--port', '1', '-h', '--bogus'], env: {}, ...noFile }).kind, 'help');
   assert.equal(loadConfig({ argv: ['-V', '--bogus'], env: {}, ...noFile }).kind, 'version');
   assert.throws(() => loadConfig({ argv: ['--bogus', '--help'], env: {}, ...noFile }), /^ConfigError: --bogus: unknown option/);
-  assert.throws(() => loadConfig({ argv: ['--help=yes'], env: {}, ...noFile }), (e: unknown) => e instanceof ConfigError && e.message === '--help: unknown option');
-  assert.throws(() => loadConfig({ argv: ['-x'], env: {}, ...noFile }), (e: unknown) => e instanceof ConfigError && e.source === '-x' && e.code === 'ECONFIG');
+  assert.throws(
+    () => loadConfig({ argv: ['--help=yes'], env: {}, ...noFile }),
+    (e: unknown) => e instanceof ConfigError && e.message === '--help: unknown option',
+  );
+  assert.throws(
+    () => loadConfig({ argv: ['-x'], env: {}, ...noFile }),
+    (e: unknown) => e instanceof ConfigError && e.source === '-x' && e.code === 'ECONFIG',
+  );
   // A flag's value may look like a flag: it is the value (and here a bad one).
-  assert.throws(() => loadConfig({ argv: ['--port', '--host'], env: {}, ...noFile }), /^ConfigError: --port: must be a port number 0\.\.65535 or "off", got "--host"/);
+  assert.throws(
+    () => loadConfig({ argv: ['--port', '--host'], env: {}, ...noFile }),
+    /^ConfigError: --port: must be a port number 0\.\.65535 or "off", got "--host"/,
+  );
   assert.throws(() => loadConfig({ argv: ['--port='], env: {}, ...noFile }), /--port: must be a port number/);
 });
 
 test('digits only become numbers: signs, exponents and blanks are refused with the bounds', () => {
   for (const v of ['-1', '1e5', ' 2048', '0x400', '2048.0']) {
-    assert.throws(() => loadConfig({ argv: ['--body-limit', v], env: {}, ...noFile }), /^ConfigError: --body-limit: must be an integer in 1024\.\.16777216/, v);
+    assert.throws(
+      () => loadConfig({ argv: ['--body-limit', v], env: {}, ...noFile }),
+      /^ConfigError: --body-limit: must be an integer in 1024\.\.16777216/,
+      v,
+    );
   }
-  const r = loadConfig({ argv: [], env: { NLBRIDGE_UNIX_SOCKET_MODE: '600', NLBRIDGE_PROTOCOL: 'dummy' }, fileExists: () => true, readFile: () => '{"unixSocket": "/run/nlb.sock", "port": null, "unixSocketGroup": "nlbridge", "protocol": 31}' });
+  const r = loadConfig({
+    argv: [],
+    env: { NLBRIDGE_UNIX_SOCKET_MODE: '600', NLBRIDGE_PROTOCOL: 'dummy' },
+    fileExists: () => true,
+    readFile: () => '{"unixSocket": "/run/nlb.sock", "port": null, "unixSocketGroup": "nlbridge", "protocol": 31}',
+  });
   assert.ok(r.kind === 'config');
   assert.equal(r.config.unixSocketMode, 0o600);
   assert.equal(r.config.protocol, 'dummy', 'env beats the file');

@@ -49,7 +49,7 @@ test('the tail is computed once per message and shared by every client', () => {
   const unicast = rx(Buffer.from('u'));
   assert.match(messageTail(unicast, false), /"data":"u"/);
   unicast.payload.write('v');
-  assert.match(messageTail(unicast, false), /"data":"v"/, 'a message of a client\'s own socket (no cursor, one reader) is not kept');
+  assert.match(messageTail(unicast, false), /"data":"v"/, "a message of a client's own socket (no cursor, one reader) is not kept");
   const a = JSON.parse(messageFrame(1, t1)) as { n: number; data: string };
   const b = JSON.parse(messageFrame(900, t1)) as { n: number; data: string };
   assert.equal(a.n, 1);
@@ -64,16 +64,22 @@ test('invalid UTF-8 goes as base64; dummy types by name; TICK decoded', () => {
   const dataOnDummy = JSON.parse(messageFrame(1, messageTail(rx(Buffer.from('a')), true))) as Record<string, unknown>;
   assert.equal(dataOnDummy.msgType, 'DATA');
   const tick = encodeTick({ counter: 5n, timeNs: 1767225600123456789n, group: 3, periodMs: 1000 });
-  const t = JSON.parse(messageFrame(1, messageTail(rx(tick, { header: { length: 40, type: DnlMsgType.TICK, flags: 0, seq: 5, pid: 0 } }), true))) as Record<string, unknown>;
+  const t = JSON.parse(
+    messageFrame(1, messageTail(rx(tick, { header: { length: 40, type: DnlMsgType.TICK, flags: 0, seq: 5, pid: 0 } }), true)),
+  ) as Record<string, unknown>;
   assert.equal(t.msgType, 'TICK');
   assert.deepEqual(t.tick, { counter: 5, timeNs: '1767225600123456789', time: '2026-01-01T00:00:00.123Z', group: 3, periodMs: 1000 });
-  const ctl = JSON.parse(messageFrame(1, messageTail(rx(Buffer.alloc(0), { header: { length: 16, type: 3, flags: 2, seq: 1, pid: 0 } }), false))) as Record<string, unknown>;
+  const ctl = JSON.parse(
+    messageFrame(1, messageTail(rx(Buffer.alloc(0), { header: { length: 16, type: 3, flags: 2, seq: 1, pid: 0 } }), false)),
+  ) as Record<string, unknown>;
   assert.equal(ctl.msgType, 'DONE');
   assert.deepEqual(ctl.flags, ['MULTI']);
 });
 
 test('uid, truncated and fromBridge appear only when true/known', () => {
-  const f = JSON.parse(messageFrame(1, messageTail(rx(Buffer.from('a'), { uid: 1000, truncated: true, fromBridge: true }), false))) as Record<string, unknown>;
+  const f = JSON.parse(
+    messageFrame(1, messageTail(rx(Buffer.from('a'), { uid: 1000, truncated: true, fromBridge: true }), false)),
+  ) as Record<string, unknown>;
   assert.equal(f.uid, 1000);
   assert.equal(f.truncated, true);
   assert.equal(f.fromBridge, true);
@@ -86,16 +92,28 @@ test('event frames', () => {
 test('RELAYED from the kernel shows relayedFrom (the requester the module wrote) and the data after that header', () => {
   const payload = encodeRelayed({ portId: 4321, uid: 1000 }, Buffer.from('relayed-hi'));
   const type = DnlMsgType.RELAYED;
-  const fromKernel = JSON.parse(messageFrame(1, messageTail(rx(payload, { portId: 0, group: 0, header: { length: 16 + payload.length, type, flags: 0, seq: 1, pid: 4321 } }), true))) as Record<string, unknown>;
+  const fromKernel = JSON.parse(
+    messageFrame(
+      1,
+      messageTail(rx(payload, { portId: 0, group: 0, header: { length: 16 + payload.length, type, flags: 0, seq: 1, pid: 4321 } }), true),
+    ),
+  ) as Record<string, unknown>;
   assert.equal(fromKernel.msgType, 'RELAYED');
   assert.deepEqual(fromKernel.relayedFrom, { portId: 4321, uid: 1000 });
   assert.equal(fromKernel.data, 'relayed-hi');
   assert.equal(fromKernel.length, 10);
   // The same type from a user port is not trusted: shown as it came.
-  const forged = JSON.parse(messageFrame(1, messageTail(rx(payload, { portId: 777, header: { length: 16 + payload.length, type, flags: 0, seq: 1, pid: 0 } }), true))) as Record<string, unknown>;
+  const forged = JSON.parse(
+    messageFrame(
+      1,
+      messageTail(rx(payload, { portId: 777, header: { length: 16 + payload.length, type, flags: 0, seq: 1, pid: 0 } }), true),
+    ),
+  ) as Record<string, unknown>;
   assert.equal(forged.relayedFrom, undefined);
   assert.equal(forged.length, payload.length);
   // Too short for its header: said so, not thrown.
-  const short = JSON.parse(messageFrame(1, messageTail(rx(Buffer.from([1, 2, 3]), { portId: 0, header: { length: 19, type, flags: 0, seq: 1, pid: 0 } }), true))) as Record<string, unknown>;
+  const short = JSON.parse(
+    messageFrame(1, messageTail(rx(Buffer.from([1, 2, 3]), { portId: 0, header: { length: 19, type, flags: 0, seq: 1, pid: 0 } }), true)),
+  ) as Record<string, unknown>;
   assert.equal(short.relayedError, 'payload shorter than struct dnl_relayed');
 });

@@ -10,7 +10,10 @@ test('mask text: decimal, 0x, 0b, upper case, leading zeros', () => {
   assert.deepEqual(parseMaskText('0B1010'), [2, 4]);
   assert.deepEqual(parseMaskText('010'), [2, 4], 'a leading zero is still decimal, not octal');
   assert.deepEqual(parseMaskText('1'), [1]);
-  assert.deepEqual(parseMaskText('4294967295'), Array.from({ length: 32 }, (_, i) => i + 1));
+  assert.deepEqual(
+    parseMaskText('4294967295'),
+    Array.from({ length: 32 }, (_, i) => i + 1),
+  );
 });
 
 test('mask text wider than 32 bits names groups above 32', () => {

@@ -59,7 +59,10 @@ test('a failed join gives back what the same call took and throws its error', ()
   const m = new Memberships(rx, 0, log);
   m.take([2]);
   rx.refuse.add(7);
-  assert.throws(() => m.take([2, 6, 7, 9]), (e: unknown) => e instanceof NetlinkError && e.code === 'EPERM');
+  assert.throws(
+    () => m.take([2, 6, 7, 9]),
+    (e: unknown) => e instanceof NetlinkError && e.code === 'EPERM',
+  );
   assert.deepEqual(m.counts(), { '2': 1 });
   assert.deepEqual(rx.calls, ['join 2', 'join 6', 'leave 6']);
 });

@@ -12,7 +12,16 @@ import { messageFrame, messageTail } from '../../daemon/frames';
 function msg(group: number, seq: number, text: string, at = 1000, portId = 77): RxMessage {
   const bytes = encodeMessage({ type: 16, flags: 1, seq, pid: portId, payload: Buffer.from(text) });
   const header = { length: bytes.length, type: 16, flags: 1, seq, pid: portId };
-  return { group, portId, header, payload: bytes.subarray(16, 16 + text.length), bytes: bytes.subarray(0, 16 + text.length), truncated: false, receivedAt: at, fromBridge: false };
+  return {
+    group,
+    portId,
+    header,
+    payload: bytes.subarray(16, 16 + text.length),
+    bytes: bytes.subarray(0, 16 + text.length),
+    truncated: false,
+    receivedAt: at,
+    fromBridge: false,
+  };
 }
 
 const big = { maxMessages: 1e6, maxAgeMs: 1e9, maxBytes: 1e12 };
@@ -47,9 +56,19 @@ test('since: every later message of the groups, one copy each, no gap when cover
   r.append(msg(2, 3, 'c2'), 1000); // same key on the same group: a new message
   const all = r.since('e1-0', [2, 4], 1000);
   assert.equal(all.gap, null);
-  assert.deepEqual(all.messages.map((m) => m.payload.toString()), ['a', 'c', 'c2']);
+  assert.deepEqual(
+    all.messages.map((m) => m.payload.toString()),
+    ['a', 'c', 'c2'],
+  );
   const after1 = r.since('e1-1', [2, 4], 1000);
-  assert.deepEqual(after1.messages.map((m) => [m.group, m.payload.toString()]), [[2, 'c'], [2, 'c2']], 'the copy of a on 4 is not new');
+  assert.deepEqual(
+    after1.messages.map((m) => [m.group, m.payload.toString()]),
+    [
+      [2, 'c'],
+      [2, 'c2'],
+    ],
+    'the copy of a on 4 is not new',
+  );
   assert.deepEqual(r.since('e1-5', [2], 1000).messages, []);
   assert.throws(() => r.since('e1-6', [2], 1000), /ahead/);
 });
@@ -61,7 +80,10 @@ test('a cursor older than the ring gets an evicted gap with the exact count; ano
   assert.equal(r.evicted.count, 7);
   const s = r.since('e2-2', [2], 1000);
   assert.deepEqual(s.gap, { reason: 'evicted', since: 'e2-2', lost: 5, resumeFrom: 'e2-8' });
-  assert.deepEqual(s.messages.map((m) => m.payload.toString()), ['m8', 'm9', 'm10']);
+  assert.deepEqual(
+    s.messages.map((m) => m.payload.toString()),
+    ['m8', 'm9', 'm10'],
+  );
   assert.equal(r.since('e2-7', [2], 1000).gap, null, 'the cursor just before the oldest is covered');
   const e = r.since('zz-3', [2], 1000);
   assert.deepEqual(e.gap, { reason: 'epoch', since: 'zz-3', lost: null, resumeFrom: 'e2-8' });
@@ -94,7 +116,10 @@ test('recent: the last N of the groups, oldest first, one copy per message', () 
     r.append(msg(3, i, `m${i}`), 1000);
     r.append(msg(9, 100 + i, `other${i}`), 1000);
   }
-  assert.deepEqual(r.recent([2, 3], 3, 1000).map((m) => m.payload.toString()), ['m4', 'm5', 'm6']);
+  assert.deepEqual(
+    r.recent([2, 3], 3, 1000).map((m) => m.payload.toString()),
+    ['m4', 'm5', 'm6'],
+  );
   assert.deepEqual(r.recent([9], 100, 1000).length, 6);
   assert.deepEqual(r.recent([5], 10, 1000), []);
 });
@@ -104,8 +129,15 @@ test('since: a later copy of a message the client already had (before the cursor
   const a = r.append(msg(2, 1, 'a'), 1000);
   r.append(msg(4, 1, 'a'), 1000);
   r.append(msg(4, 2, 'b'), 1000);
-  assert.deepEqual(r.since(a.cursor!, [2, 4], 1000).messages.map((m) => m.payload.toString()), ['b']);
-  assert.deepEqual(r.since(a.cursor!, [4], 1000).messages.map((m) => m.payload.toString()), ['a', 'b'], 'a subscriber of 4 alone never had it');
+  assert.deepEqual(
+    r.since(a.cursor!, [2, 4], 1000).messages.map((m) => m.payload.toString()),
+    ['b'],
+  );
+  assert.deepEqual(
+    r.since(a.cursor!, [4], 1000).messages.map((m) => m.payload.toString()),
+    ['a', 'b'],
+    'a subscriber of 4 alone never had it',
+  );
 });
 
 test('CatchUp: writes only while the client has room, tells a gap once, ends caught up in the tick it reaches the newest', async () => {
@@ -131,12 +163,18 @@ test('CatchUp: writes only while the client has room, tells a gap once, ends cau
   c.pump();
   assert.equal(sent.length, 100, 'stopped at the client limit');
   assert.ok(c.active);
-  assert.deepEqual(gaps.map((g) => [g.reason, g.lost]), [['evicted', 390]]);
+  assert.deepEqual(
+    gaps.map((g) => [g.reason, g.lost]),
+    [['evicted', 390]],
+  );
   budget = 1e9;
   await waitFor('the catch-up done once the client has room', () => !c.active, { timeoutMs: 5000 });
   assert.equal(c.active, false, 'caught up');
   assert.equal(gaps.length, 1, 'the gap is told once');
-  assert.deepEqual(sent, Array.from({ length: 600 }, (_, i) => `m${401 + i}`));
+  assert.deepEqual(
+    sent,
+    Array.from({ length: 600 }, (_, i) => `m${401 + i}`),
+  );
   assert.ok(flushes >= 3);
   assert.equal(stalled, false);
   const stuck = new CatchUp(r, { ...target, room: () => false } as never, 'e6-500', 30, () => (stalled = true));
@@ -177,7 +215,8 @@ test('storage: random sizes, bounds and reads agree with a model through arena w
       const size = 16 + len + ENTRY_OVERHEAD + len * 2;
       model.push({ seq, text, group, at, size });
       held += size;
-      while (model.length > 0 && (model.length > opts.maxMessages || held > opts.maxBytes || at - model[0].at > opts.maxAgeMs)) held -= model.shift()!.size;
+      while (model.length > 0 && (model.length > opts.maxMessages || held > opts.maxBytes || at - model[0].at > opts.maxAgeMs))
+        held -= model.shift()!.size;
       assert.equal(r.size, model.length);
       assert.equal(r.bytes, held);
       if (step % 97 === 0 || step > 5990) {
@@ -192,14 +231,20 @@ test('storage: random sizes, bounds and reads agree with a model through arena w
   }
 });
 
-test('reads leave out what is over age without dropping it: eviction is on append and evict() (the owner\'s timer), never on a read', () => {
+test("reads leave out what is over age without dropping it: eviction is on append and evict() (the owner's timer), never on a read", () => {
   const r = new Ring({ maxMessages: 1e6, maxAgeMs: 100, maxBytes: 1e12 }, 'e7');
   r.append(msg(2, 1, 'old', 0), 0);
   r.append(msg(2, 2, 'new', 90), 90);
-  assert.deepEqual(r.recent([2], 10, 150).map((m) => m.payload.toString()), ['new']);
+  assert.deepEqual(
+    r.recent([2], 10, 150).map((m) => m.payload.toString()),
+    ['new'],
+  );
   const s = r.since('e7-0', [2], 150);
   assert.deepEqual(s.gap, { reason: 'evicted', since: 'e7-0', lost: 1, resumeFrom: 'e7-2' });
-  assert.deepEqual(s.messages.map((m) => m.payload.toString()), ['new']);
+  assert.deepEqual(
+    s.messages.map((m) => m.payload.toString()),
+    ['new'],
+  );
   assert.equal(r.since('e7-1', [2], 150).gap, null, 'the cursor just before the oldest readable one is covered');
   assert.equal(r.size, 2, 'the reads dropped nothing');
   assert.equal(r.evicted.age, 0);

@@ -38,17 +38,26 @@ test('the config file holds scoped tokens; bad entries name the key, never the s
   if (r.kind !== 'config') return;
   assert.deepEqual(r.config.tokens, [{ name: 'reader', token: READER, read: [2, 4], sendGroups: [], kernel: false }]);
   const bad = (tokens: unknown, re: RegExp): void => {
-    assert.throws(() => loadConfig({ argv: ['--config', '/c.json'], env: {}, readFile: () => JSON.stringify({ tokens }), fileExists: () => false }), (e: Error) => {
-      assert.match(e.message, re);
-      assert.ok(!e.message.includes(READER), 'the secret is not echoed');
-      return true;
-    });
+    assert.throws(
+      () => loadConfig({ argv: ['--config', '/c.json'], env: {}, readFile: () => JSON.stringify({ tokens }), fileExists: () => false }),
+      (e: Error) => {
+        assert.match(e.message, re);
+        assert.ok(!e.message.includes(READER), 'the secret is not echoed');
+        return true;
+      },
+    );
   };
   bad({}, /tokens: must be a list/);
   bad([{ name: 'a', token: READER, read: 'some' }], /tokens\[0\]\.read: must be "\*" or a list/);
   bad([{ name: 'a', token: READER, tokenFile: '/x' }], /exactly one of token, tokenFile, credential/);
   bad([{ name: 'a', token: READER, colour: 1 }], /tokens\[0\]\.colour: unknown key/);
-  bad([{ name: 'a', token: READER }, { name: 'a', token: SENDER }], /used twice/);
+  bad(
+    [
+      { name: 'a', token: READER },
+      { name: 'a', token: SENDER },
+    ],
+    /used twice/,
+  );
   bad([{ name: 'a', token: READER, kernel: 'no' }], /kernel: must be true or false/);
 });
 
@@ -67,7 +76,11 @@ test('secrets from a file and from a systemd credential; auto mode then requires
     assert.equal(toks[1].token, SENDER);
     assert.throws(() => resolveTokens(specs, {}), /credential token\.reader needs \$CREDENTIALS_DIRECTORY/);
     assert.throws(() => resolveTokens(parseTokenSpecs([{ name: 'short', token: 'abc' }]), {}), /at least 16/);
-    const auth = setupAuth({ ...DEFAULTS, auth: 'auto', tokenOut: path.join(dir, 'main'), tokens: specs }, { CREDENTIALS_DIRECTORY: dir }, false);
+    const auth = setupAuth(
+      { ...DEFAULTS, auth: 'auto', tokenOut: path.join(dir, 'main'), tokens: specs },
+      { CREDENTIALS_DIRECTORY: dir },
+      false,
+    );
     assert.notEqual(auth.token, null, 'scoped tokens make auto require a token');
     assert.equal(auth.scoped?.length, 2);
   } finally {
@@ -76,7 +89,13 @@ test('secrets from a file and from a systemd credential; auto mode then requires
 });
 
 test('scopeOf: the main token is unlimited, a scoped one has its scope, anything else nothing', () => {
-  const scoped = resolveTokens(parseTokenSpecs([{ name: 'reader', token: READER, read: [2] }, { name: 'sender', token: SENDER, read: [] }]), {});
+  const scoped = resolveTokens(
+    parseTokenSpecs([
+      { name: 'reader', token: READER, read: [2] },
+      { name: 'sender', token: SENDER, read: [] },
+    ]),
+    {},
+  );
   const main = 'main-secret-0123456789abcdef';
   assert.equal(scopeOf(main, main, scoped), FULL_SCOPE);
   assert.equal(scopeOf(READER, main, scoped)?.name, 'reader');
@@ -99,13 +118,21 @@ test('send scope: message types, DATA only unless configured (a typed group copy
   const data = Buffer.alloc(0);
   checkSend(dataOnly.scope, { groups: [3], data });
   checkSend(dataOnly.scope, { groups: [3], type: 16, data });
-  denied(() => checkSend(dataOnly.scope, { groups: [3], type: 17, data }), 'type', /token "d" may not send messages of type 17 \(it may send types: 16\)/, { types: [17] });
+  denied(
+    () => checkSend(dataOnly.scope, { groups: [3], type: 17, data }),
+    'type',
+    /token "d" may not send messages of type 17 \(it may send types: 16\)/,
+    { types: [17] },
+  );
   denied(() => checkSend(dataOnly.scope, { pid: 99, type: 18, data }), 'type', /type 18/, { types: [18] });
   const [typed] = resolveTokens(parseTokenSpecs([{ name: 't', token: 't'.repeat(16), sendTypes: [16, 0x30] }]), {});
   checkSend(typed.scope, { groups: [3], type: 0x30, data });
   const [any] = resolveTokens(parseTokenSpecs([{ name: 'a', token: 'a'.repeat(16), sendTypes: '*' }]), {});
   checkSend(any.scope, { groups: [3], type: 17, data });
-  assert.throws(() => parseTokenSpecs([{ name: 'x', token: 'x'.repeat(16), sendTypes: [70000] }]), /tokens\[0\]\.sendTypes: must be "\*" or a list of integers 0\.\.65535/);
+  assert.throws(
+    () => parseTokenSpecs([{ name: 'x', token: 'x'.repeat(16), sendTypes: [70000] }]),
+    /tokens\[0\]\.sendTypes: must be "\*" or a list of integers 0\.\.65535/,
+  );
 });
 
 test('send scope: groups, ports, kernel RELAY / BCAST / port 0', () => {
@@ -113,7 +140,9 @@ test('send scope: groups, ports, kernel RELAY / BCAST / port 0', () => {
   const data = Buffer.alloc(0);
   checkSend(s, { groups: [3], data });
   checkSend(s, { pid: 1234, data });
-  denied(() => checkSend(s, { groups: [3, 4], data }), 'groups', /may not send to group 4 \(it may send to groups: 3,40\)/, { groups: [4] });
+  denied(() => checkSend(s, { groups: [3, 4], data }), 'groups', /may not send to group 4 \(it may send to groups: 3,40\)/, {
+    groups: [4],
+  });
   denied(() => checkSend(s, { pid: 99, data }), 'pid', /may not send to port 99/, { ports: [99] });
   denied(() => checkSend(s, { pid: 0, data }), 'pid', /kernel \(port 0\)/, { kernel: 'port 0' });
   denied(() => checkSend(s, { relay: 1234, data }), 'relay', /RELAY/, { kernel: 'RELAY' });

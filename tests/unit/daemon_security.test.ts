@@ -4,14 +4,40 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DEFAULTS } from '../../daemon/config/schema';
-import { bearerFromHeader, holdsNetAdmin, hostAllowed, offeredSubprotocols, originAllowed, saveTokenFiles, setupAuth, tokenFromSubprotocols, tokenMatches } from '../../daemon/security';
+import {
+  bearerFromHeader,
+  holdsNetAdmin,
+  hostAllowed,
+  offeredSubprotocols,
+  originAllowed,
+  saveTokenFiles,
+  setupAuth,
+  tokenFromSubprotocols,
+  tokenMatches,
+} from '../../daemon/security';
 import { redactUrl } from '../../daemon/app';
 
 const HOSTS = DEFAULTS.allowedHosts;
 
 test('Host allow-list: the names with the port only', () => {
   for (const h of ['localhost:8080', '127.0.0.1:8080', '[::1]:8080', 'LocalHost:8080']) assert.ok(hostAllowed(h, HOSTS, 8080), h);
-  for (const h of [undefined, '', 'localhost', 'localhost:8081', 'evil.example', 'evil.example:8080', 'localhost6:8080', '127.1:8080', '0x7f.1:8080', '0177.0.0.1:8080', '2130706433:8080', '[::ffff:127.0.0.1]:8080', 'localhost.:8080', '127.0.0.1.nip.io:8080', '[::1]']) {
+  for (const h of [
+    undefined,
+    '',
+    'localhost',
+    'localhost:8081',
+    'evil.example',
+    'evil.example:8080',
+    'localhost6:8080',
+    '127.1:8080',
+    '0x7f.1:8080',
+    '0177.0.0.1:8080',
+    '2130706433:8080',
+    '[::ffff:127.0.0.1]:8080',
+    'localhost.:8080',
+    '127.0.0.1.nip.io:8080',
+    '[::1]',
+  ]) {
     assert.ok(!hostAllowed(h, HOSTS, 8080), String(h));
   }
   assert.ok(hostAllowed('localhost', HOSTS, 80), 'a bare name means port 80');
@@ -23,7 +49,15 @@ test('Origin: absent, listed, or the same origin as an allowed Host', () => {
   assert.ok(originAllowed(undefined, 'localhost:8080', [], true));
   assert.ok(originAllowed('http://localhost:8080', 'localhost:8080', [], true));
   assert.ok(originAllowed('https://ui.example', 'localhost:8080', ['https://ui.example'], true));
-  for (const o of ['null', 'http://evil.example', 'http://127.0.0.1', 'http://127.0.0.1:8081', 'http://10.0.0.1:8080', 'http://localhost:8080.evil.example', 'file://']) {
+  for (const o of [
+    'null',
+    'http://evil.example',
+    'http://127.0.0.1',
+    'http://127.0.0.1:8081',
+    'http://10.0.0.1:8080',
+    'http://localhost:8080.evil.example',
+    'file://',
+  ]) {
     assert.ok(!originAllowed(o, 'localhost:8080', [], true), o);
   }
   assert.ok(!originAllowed('http://evil.example:8080', 'evil.example:8080', [], false), 'same origin only counts for an allowed Host');

@@ -91,20 +91,61 @@ test('every refusal of the planner, in its own words', () => {
   refused({ data }, DUMMY, 'NO_DESTINATION', 'groups', /^name a destination: groups, pid or relay$/);
   refused({ relay: 5, groups: groups(2), data }, DUMMY, 'RELAY_NOT_ALONE', 'relay', /goes to the kernel alone/);
   refused({ relay: 5, pid: 7, data }, DUMMY, 'RELAY_NOT_ALONE', 'relay', /goes to the kernel alone/);
-  refused({ relay: 5, data }, USERSOCK, 'NEEDS_MODULE', 'relay', /^RELAY is a dummy_netlink request; protocol usersock \(2\) has no such kernel endpoint$/);
-  refused({ groups: groups(2, 40), data }, CUSTOM, 'NEEDS_MODULE', 'groups', /^groups above 32 need the kernel's BCAST \(dummy_netlink\); protocol custom \(16\) has none$/);
-  refused({ groups: groups(2, 65), data }, SMALL_DUMMY, 'GROUP_RANGE', 'groups', /^group 65 is above the 64 groups of protocol dummy \(25\)$/);
+  refused(
+    { relay: 5, data },
+    USERSOCK,
+    'NEEDS_MODULE',
+    'relay',
+    /^RELAY is a dummy_netlink request; protocol usersock \(2\) has no such kernel endpoint$/,
+  );
+  refused(
+    { groups: groups(2, 40), data },
+    CUSTOM,
+    'NEEDS_MODULE',
+    'groups',
+    /^groups above 32 need the kernel's BCAST \(dummy_netlink\); protocol custom \(16\) has none$/,
+  );
+  refused(
+    { groups: groups(2, 65), data },
+    SMALL_DUMMY,
+    'GROUP_RANGE',
+    'groups',
+    /^group 65 is above the 64 groups of protocol dummy \(25\)$/,
+  );
   const many = toGroupList(Array.from({ length: DNL_BCAST_GROUPS_MAX + 1 }, (_, i) => 33 + i));
-  refused({ groups: many, data }, DUMMY, 'BCAST_TOO_WIDE', 'groups', new RegExp(`^one BCAST names at most ${DNL_BCAST_GROUPS_MAX} groups, got ${DNL_BCAST_GROUPS_MAX + 1}$`));
+  refused(
+    { groups: many, data },
+    DUMMY,
+    'BCAST_TOO_WIDE',
+    'groups',
+    new RegExp(`^one BCAST names at most ${DNL_BCAST_GROUPS_MAX} groups, got ${DNL_BCAST_GROUPS_MAX + 1}$`),
+  );
   assert.equal(planSend({ groups: toGroupList(many.slice(1)), data }, DUMMY).legs.length, 1, 'the most one BCAST names');
   refused({ groups: groups(40), type: 0x30, data }, DUMMY, 'BCAST_TYPE', 'type', /BCAST delivers DATA \(16\)/);
-  refused({ groups: groups(2), ack: true, data }, USERSOCK, 'NO_KERNEL_ENDPOINT', 'ack', /^protocol usersock \(2\) has no kernel endpoint to acknowledge$/);
+  refused(
+    { groups: groups(2), ack: true, data },
+    USERSOCK,
+    'NO_KERNEL_ENDPOINT',
+    'ack',
+    /^protocol usersock \(2\) has no kernel endpoint to acknowledge$/,
+  );
   refused({ pid: 9, ack: true, data }, DUMMY, 'ACK_WITHOUT_KERNEL', 'ack', /^only the kernel acknowledges/);
-  refused({ pid: 0, data }, USERSOCK, 'NO_KERNEL_ENDPOINT', 'pid', /^port 0 is the kernel, and protocol usersock \(2\) has no kernel endpoint$/);
+  refused(
+    { pid: 0, data },
+    USERSOCK,
+    'NO_KERNEL_ENDPOINT',
+    'pid',
+    /^port 0 is the kernel, and protocol usersock \(2\) has no kernel endpoint$/,
+  );
 });
 
 /** Runs a plan's legs against scripted sendto outcomes (in leg order). */
-function run(plan: SendPlan, protocol: ProtocolInfo, outcomes: (SendResult | SendFailure)[], acks: { errno: number; code: string }[] | null = null): ReturnType<SendTally['finish']> {
+function run(
+  plan: SendPlan,
+  protocol: ProtocolInfo,
+  outcomes: (SendResult | SendFailure)[],
+  acks: { errno: number; code: string }[] | null = null,
+): ReturnType<SendTally['finish']> {
   const tally = new SendTally(plan, protocol);
   plan.legs.forEach((leg, i) => tally.record(leg, outcomes[i]));
   return tally.finish(9, 1234, 20, acks);
@@ -204,32 +245,79 @@ test('a port that is gone, busy or failing: the error when it was the only desti
     { to: 'kernel', result: 'no-kernel-endpoint' },
     { to: 'port', portId: 4242, result: 'busy', code: 'EAGAIN' },
   ]);
-  sendError(() => run(planSend({ groups: groups(3, 5), data }, USERSOCK), USERSOCK, [fail('EPERM'), fail('ENOBUFS')]), 'SEND_FAILED', 'groups', 'EPERM');
+  sendError(
+    () => run(planSend({ groups: groups(3, 5), data }, USERSOCK), USERSOCK, [fail('EPERM'), fail('ENOBUFS')]),
+    'SEND_FAILED',
+    'groups',
+    'EPERM',
+  );
 });
 
-test('problemOf: each of the netlink side\'s errors answers as the API always has', () => {
+test("problemOf: each of the netlink side's errors answers as the API always has", () => {
   const cases: [BusError, { status: number; code: string; field?: string; errno?: string; detail: string }][] = [
-    [new BusError('SHUTTING_DOWN', 'the bridge is shutting down'), { status: 503, code: 'SHUTTING_DOWN', detail: 'the bridge is shutting down' }],
-    [new BusError('NO_DESTINATION', 'name a destination: groups, pid or relay', { what: 'groups' }), { status: 400, code: 'VALIDATION', field: 'groups', detail: 'groups: name a destination: groups, pid or relay' }],
-    [new BusError('RELAY_NOT_ALONE', 'alone', { what: 'relay' }), { status: 400, code: 'VALIDATION', field: 'relay', detail: 'relay: alone' }],
+    [
+      new BusError('SHUTTING_DOWN', 'the bridge is shutting down'),
+      { status: 503, code: 'SHUTTING_DOWN', detail: 'the bridge is shutting down' },
+    ],
+    [
+      new BusError('NO_DESTINATION', 'name a destination: groups, pid or relay', { what: 'groups' }),
+      { status: 400, code: 'VALIDATION', field: 'groups', detail: 'groups: name a destination: groups, pid or relay' },
+    ],
+    [
+      new BusError('RELAY_NOT_ALONE', 'alone', { what: 'relay' }),
+      { status: 400, code: 'VALIDATION', field: 'relay', detail: 'relay: alone' },
+    ],
     [new BusError('NEEDS_MODULE', 'x', { what: 'relay' }), { status: 409, code: 'NEEDS_KERNEL', field: 'relay', detail: 'relay: x' }],
-    [new BusError('GROUP_RANGE', 'group 65 is above', { what: 'list' }), { status: 400, code: 'BAD_GROUPS', field: 'list', detail: 'list: group 65 is above' }],
-    [new BusError('GROUP_RANGE', 'group 65 is above', { what: WHAT.subscription }), { status: 400, code: 'BAD_GROUPS', field: 'mask', detail: 'mask: group 65 is above' }],
+    [
+      new BusError('GROUP_RANGE', 'group 65 is above', { what: 'list' }),
+      { status: 400, code: 'BAD_GROUPS', field: 'list', detail: 'list: group 65 is above' },
+    ],
+    [
+      new BusError('GROUP_RANGE', 'group 65 is above', { what: WHAT.subscription }),
+      { status: 400, code: 'BAD_GROUPS', field: 'mask', detail: 'mask: group 65 is above' },
+    ],
     [new BusError('BCAST_TOO_WIDE', 'x', { what: 'groups' }), { status: 400, code: 'BAD_GROUPS', field: 'groups', detail: 'groups: x' }],
     [new BusError('BCAST_TYPE', 'x', { what: 'type' }), { status: 400, code: 'VALIDATION', field: 'type', detail: 'type: x' }],
     [new BusError('NO_KERNEL_ENDPOINT', 'x', { what: 'ack' }), { status: 409, code: 'NO_KERNEL_ENDPOINT', field: 'ack', detail: 'ack: x' }],
     [new BusError('NO_KERNEL_ENDPOINT', 'no STATS here'), { status: 409, code: 'NO_KERNEL_ENDPOINT', detail: 'no STATS here' }],
     [new BusError('ACK_WITHOUT_KERNEL', 'x', { what: 'ack' }), { status: 400, code: 'VALIDATION', field: 'ack', detail: 'ack: x' }],
-    [new SendError('PEER_BUSY', 'port 5 is not reading', { what: 'pid', errno: 'EAGAIN' }, [], 3), { status: 503, code: 'PEER_BUSY', field: 'pid', errno: 'EAGAIN', detail: 'pid: port 5 is not reading' }],
-    [new SendError('PORT_UNREACHABLE', 'no socket', { what: 'pid', errno: 'ECONNREFUSED' }, [], 3), { status: 404, code: 'PORT_UNREACHABLE', field: 'pid', errno: 'ECONNREFUSED', detail: 'pid: no socket' }],
-    [new SendError('SEND_FAILED', 'send failed: x', { what: 'groups', errno: 'EPERM' }, [], 3), { status: 403, code: 'PERMISSION_DENIED', field: 'groups', errno: 'EPERM', detail: 'send failed: x' }],
-    [new SendError('SEND_FAILED', 'send failed: x', { what: 'pid', errno: 'EMSGSIZE' }, [], 3), { status: 413, code: 'PAYLOAD_TOO_LARGE', field: 'pid', errno: 'EMSGSIZE', detail: 'send failed: x' }],
-    [new BusError('SYSCALL', 'joining the groups failed: x', { what: WHAT.subscription, errno: 'EPERM' }), { status: 403, code: 'PERMISSION_DENIED', field: 'mask', errno: 'EPERM', detail: 'mask: joining the groups failed: x' }],
-    [new BusError('SYSCALL', "opening the client's socket failed: x", { what: WHAT.clientSocket, errno: 'EMFILE' }), { status: 502, code: 'SEND_FAILED', field: 'unicast', errno: 'EMFILE', detail: "unicast: opening the client's socket failed: x" }],
-    [new BusError('SYSCALL', 'STATS request failed: x', { errno: 'ENOBUFS' }), { status: 503, code: 'PEER_BUSY', errno: 'ENOBUFS', detail: 'STATS request failed: x' }],
-    [new BusError('KERNEL_REFUSED', 'the kernel refused STATS: EINVAL', { errno: 'EINVAL' }), { status: 400, code: 'VALIDATION', errno: 'EINVAL', detail: 'the kernel refused STATS: EINVAL' }],
+    [
+      new SendError('PEER_BUSY', 'port 5 is not reading', { what: 'pid', errno: 'EAGAIN' }, [], 3),
+      { status: 503, code: 'PEER_BUSY', field: 'pid', errno: 'EAGAIN', detail: 'pid: port 5 is not reading' },
+    ],
+    [
+      new SendError('PORT_UNREACHABLE', 'no socket', { what: 'pid', errno: 'ECONNREFUSED' }, [], 3),
+      { status: 404, code: 'PORT_UNREACHABLE', field: 'pid', errno: 'ECONNREFUSED', detail: 'pid: no socket' },
+    ],
+    [
+      new SendError('SEND_FAILED', 'send failed: x', { what: 'groups', errno: 'EPERM' }, [], 3),
+      { status: 403, code: 'PERMISSION_DENIED', field: 'groups', errno: 'EPERM', detail: 'send failed: x' },
+    ],
+    [
+      new SendError('SEND_FAILED', 'send failed: x', { what: 'pid', errno: 'EMSGSIZE' }, [], 3),
+      { status: 413, code: 'PAYLOAD_TOO_LARGE', field: 'pid', errno: 'EMSGSIZE', detail: 'send failed: x' },
+    ],
+    [
+      new BusError('SYSCALL', 'joining the groups failed: x', { what: WHAT.subscription, errno: 'EPERM' }),
+      { status: 403, code: 'PERMISSION_DENIED', field: 'mask', errno: 'EPERM', detail: 'mask: joining the groups failed: x' },
+    ],
+    [
+      new BusError('SYSCALL', "opening the client's socket failed: x", { what: WHAT.clientSocket, errno: 'EMFILE' }),
+      { status: 502, code: 'SEND_FAILED', field: 'unicast', errno: 'EMFILE', detail: "unicast: opening the client's socket failed: x" },
+    ],
+    [
+      new BusError('SYSCALL', 'STATS request failed: x', { errno: 'ENOBUFS' }),
+      { status: 503, code: 'PEER_BUSY', errno: 'ENOBUFS', detail: 'STATS request failed: x' },
+    ],
+    [
+      new BusError('KERNEL_REFUSED', 'the kernel refused STATS: EINVAL', { errno: 'EINVAL' }),
+      { status: 400, code: 'VALIDATION', errno: 'EINVAL', detail: 'the kernel refused STATS: EINVAL' },
+    ],
     [new BusError('KERNEL_TIMEOUT', 'no reply'), { status: 504, code: 'KERNEL_TIMEOUT', detail: 'no reply' }],
-    [new BusError('BAD_CURSOR', 'x is not a cursor', { what: 'Last-Event-ID' }), { status: 400, code: 'VALIDATION', field: 'Last-Event-ID', detail: 'Last-Event-ID: x is not a cursor' }],
+    [
+      new BusError('BAD_CURSOR', 'x is not a cursor', { what: 'Last-Event-ID' }),
+      { status: 400, code: 'VALIDATION', field: 'Last-Event-ID', detail: 'Last-Event-ID: x is not a cursor' },
+    ],
   ];
   const seen = new Set<string>();
   for (const [err, want] of cases) {
@@ -245,7 +333,24 @@ test('problemOf: each of the netlink side\'s errors answers as the API always ha
     if (err instanceof SendError) assert.deepEqual([body.results, body.seq], [[], 3], 'what happened per destination goes along');
     else assert.equal('results' in body, false);
   }
-  const codes: BusErrorCode[] = ['SHUTTING_DOWN', 'NO_DESTINATION', 'RELAY_NOT_ALONE', 'NEEDS_MODULE', 'GROUP_RANGE', 'BCAST_TOO_WIDE', 'BCAST_TYPE', 'NO_KERNEL_ENDPOINT', 'ACK_WITHOUT_KERNEL', 'PEER_BUSY', 'PORT_UNREACHABLE', 'SEND_FAILED', 'SYSCALL', 'KERNEL_REFUSED', 'KERNEL_TIMEOUT', 'BAD_CURSOR'];
+  const codes: BusErrorCode[] = [
+    'SHUTTING_DOWN',
+    'NO_DESTINATION',
+    'RELAY_NOT_ALONE',
+    'NEEDS_MODULE',
+    'GROUP_RANGE',
+    'BCAST_TOO_WIDE',
+    'BCAST_TYPE',
+    'NO_KERNEL_ENDPOINT',
+    'ACK_WITHOUT_KERNEL',
+    'PEER_BUSY',
+    'PORT_UNREACHABLE',
+    'SEND_FAILED',
+    'SYSCALL',
+    'KERNEL_REFUSED',
+    'KERNEL_TIMEOUT',
+    'BAD_CURSOR',
+  ];
   assert.deepEqual([...seen].sort(), [...codes].sort(), 'every code is answered');
   assert.equal(problemOf(new Error('x')), null, 'anything else is an internal error');
 });

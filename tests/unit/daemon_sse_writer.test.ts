@@ -37,12 +37,28 @@ const SSE = { transport: 'sse' };
 function make(stallMs: number): { res: FakeResponse; sub: ReturnType<typeof sseSubscription>; metrics: Metrics } {
   const res = new FakeResponse();
   const metrics = new Metrics();
-  const sub = sseSubscription(res as never, { groups: toGroupList([2]), format: 'json', batch: false, unicast: false, bufferBytes: 1000, stallMs, maxPayload: 65536 }, fakeBus, metrics, silentLog);
+  const sub = sseSubscription(
+    res as never,
+    { groups: toGroupList([2]), format: 'json', batch: false, unicast: false, bufferBytes: 1000, stallMs, maxPayload: 65536 },
+    fakeBus,
+    metrics,
+    silentLog,
+  );
   return { res, sub, metrics };
 }
 
 function msg(seq: number, cursor?: string): RxMessage {
-  return { group: 2, portId: 9, header: { length: 17, type: 16, flags: 0, seq, pid: 0 }, payload: Buffer.from('x'), bytes: Buffer.alloc(17), truncated: false, receivedAt: 0, fromBridge: false, cursor };
+  return {
+    group: 2,
+    portId: 9,
+    header: { length: 17, type: 16, flags: 0, seq, pid: 0 },
+    payload: Buffer.from('x'),
+    bytes: Buffer.alloc(17),
+    truncated: false,
+    receivedAt: 0,
+    fromBridge: false,
+    cursor,
+  };
 }
 
 /** The SSE events written: [event name, data JSON, id line or null]. */

@@ -40,12 +40,27 @@ const silentLog = { info: () => undefined, warn: () => undefined, debug: () => u
 function make(opts: Partial<SubscriptionOptions> = {}): { ws: FakeWs; stream: WsSubscription; metrics: Metrics } {
   const ws = new FakeWs();
   const metrics = new Metrics();
-  const stream = wsSubscription(ws as never, { groups: toGroupList([2]), format: 'json', batch: false, unicast: false, bufferBytes: 1000, stallMs: 100, maxPayload: 65536, ...opts }, fakeBus, metrics, silentLog);
+  const stream = wsSubscription(
+    ws as never,
+    { groups: toGroupList([2]), format: 'json', batch: false, unicast: false, bufferBytes: 1000, stallMs: 100, maxPayload: 65536, ...opts },
+    fakeBus,
+    metrics,
+    silentLog,
+  );
   return { ws, stream, metrics };
 }
 
 function msg(seq: number): RxMessage {
-  return { group: 2, portId: 9, header: { length: 17, type: 16, flags: 0, seq, pid: 0 }, payload: Buffer.from('x'), bytes: Buffer.alloc(17), truncated: false, receivedAt: 0, fromBridge: false };
+  return {
+    group: 2,
+    portId: 9,
+    header: { length: 17, type: 16, flags: 0, seq, pid: 0 },
+    payload: Buffer.from('x'),
+    bytes: Buffer.alloc(17),
+    truncated: false,
+    receivedAt: 0,
+    fromBridge: false,
+  };
 }
 
 const frames = (ws: FakeWs): Record<string, unknown>[] => ws.sent.map((s) => JSON.parse(String(s)) as Record<string, unknown>);
@@ -74,8 +89,15 @@ test('batch mode: a large receive batch leaves in frames of about 64 KiB, every 
   const sizes = ws.sent.map((f) => String(f).length);
   assert.ok(ws.sent.length > 1, `one batch of 3000 messages in ${ws.sent.length} frame(s)`);
   for (const size of sizes.slice(0, -1)) assert.ok(size >= 64 * 1024 && size < 65 * 1024, `frame of ${size} bytes`);
-  const ns = ws.sent.flatMap((f) => String(f).split('\n').map((l) => (JSON.parse(l) as { n: number }).n));
-  assert.deepEqual(ns, Array.from({ length: 3000 }, (_, i) => i + 1));
+  const ns = ws.sent.flatMap((f) =>
+    String(f)
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { n: number }).n),
+  );
+  assert.deepEqual(
+    ns,
+    Array.from({ length: 3000 }, (_, i) => i + 1),
+  );
   stream.close();
 });
 
@@ -96,7 +118,9 @@ test('events are not dropped and batch mode packs lines', () => {
   stream.overrun(5);
   stream.flush();
   assert.equal(ws.sent.length, 1);
-  const lines = String(ws.sent[0]).split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = String(ws.sent[0])
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.deepEqual(
     lines.map((l) => [l.type, l.n]),
     [

@@ -19,23 +19,44 @@ test('streams and unicast sockets: held up to the cap per credential, given back
   const m = new Metrics();
   const l = new TokenLimits({ rateLimit: 0, maxStreamsPerToken: 2, maxUnicastPerToken: 1 }, m);
   const a = l.holdStream('scoped:a', true);
-  assert.equal(code(() => l.holdStream('scoped:a', true)), 'LIMIT_REACHED');
+  assert.equal(
+    code(() => l.holdStream('scoped:a', true)),
+    'LIMIT_REACHED',
+  );
   const b = l.holdStream('scoped:a', false);
-  assert.equal(code(() => l.holdStream('scoped:a', false)), 'LIMIT_REACHED');
-  assert.equal(code(() => l.holdStream('token:main', true)), null);
+  assert.equal(
+    code(() => l.holdStream('scoped:a', false)),
+    'LIMIT_REACHED',
+  );
+  assert.equal(
+    code(() => l.holdStream('token:main', true)),
+    null,
+  );
   a();
   a(); // a second release gives nothing back twice
   b();
-  assert.equal(code(() => l.checkStream('scoped:a', true)), null);
+  assert.equal(
+    code(() => l.checkStream('scoped:a', true)),
+    null,
+  );
   assert.equal(m.limitRefusals.get({ limit: 'unicast' }), 1);
   assert.equal(m.limitRefusals.get({ limit: 'streams' }), 1);
 });
 
 test('--max-unicast-per-token 0 refuses the first unicast stream too', () => {
   const l = new TokenLimits({ rateLimit: 0, maxStreamsPerToken: 5, maxUnicastPerToken: 0 }, new Metrics());
-  assert.equal(code(() => l.checkStream('unix', true)), 'LIMIT_REACHED');
-  assert.equal(code(() => l.holdStream('unix', true)), 'LIMIT_REACHED');
-  assert.equal(code(() => l.holdStream('unix', false)), null);
+  assert.equal(
+    code(() => l.checkStream('unix', true)),
+    'LIMIT_REACHED',
+  );
+  assert.equal(
+    code(() => l.holdStream('unix', true)),
+    'LIMIT_REACHED',
+  );
+  assert.equal(
+    code(() => l.holdStream('unix', false)),
+    null,
+  );
 });
 
 test('sends per minute: a fixed window per credential, 429 with the seconds to wait', () => {

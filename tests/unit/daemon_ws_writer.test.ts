@@ -9,7 +9,10 @@ import { encodeFrames, FrameWriter } from '../../daemon/streams/ws_frame_writer'
 import * as wsModule from 'ws';
 
 // ws's receiver is the parser every ws client runs; @types/ws does not declare it.
-const Receiver = (wsModule as unknown as { Receiver: unknown }).Receiver as new (o: { isServer: boolean; maxPayload: number }) => NodeJS.WritableStream & {
+const Receiver = (wsModule as unknown as { Receiver: unknown }).Receiver as new (o: {
+  isServer: boolean;
+  maxPayload: number;
+}) => NodeJS.WritableStream & {
   on(ev: 'message', f: (data: Buffer, isBinary: boolean) => void): void;
   on(ev: 'error', f: (e: Error) => void): void;
 };
@@ -18,7 +21,9 @@ function decode(bytes: Buffer): Promise<{ text: string | null; bin: Buffer | nul
   return new Promise((resolve, reject) => {
     const out: { text: string | null; bin: Buffer | null }[] = [];
     const r = new Receiver({ isServer: false, maxPayload: 0 });
-    r.on('message', (data, isBinary) => out.push(isBinary ? { text: null, bin: Buffer.from(data) } : { text: data.toString('utf8'), bin: null }));
+    r.on('message', (data, isBinary) =>
+      out.push(isBinary ? { text: null, bin: Buffer.from(data) } : { text: data.toString('utf8'), bin: null }),
+    );
     r.on('error', reject);
     r.write(bytes, () => resolve(out));
   });

@@ -66,7 +66,7 @@ test('RELAYED from port 0: who asked, then the data', () => {
   });
 });
 
-test('RELAYED from a user port, or another type, is not taken as the module\'s', () => {
+test("RELAYED from a user port, or another type, is not taken as the module's", () => {
   const payload = encodeRelayed({ portId: 1, uid: 0 }, Buffer.from('forged'));
   assert.equal(decodeRelayed(DnlMsgType.RELAYED, 777, payload), null);
   assert.equal(decodeRelayed(DnlMsgType.DATA, 0, payload), null);

@@ -11,7 +11,17 @@ import { defaultHostId, isSubjectToken, parsePublishGroups } from '../../daemon/
 function msg(i: number, size = 16, group = 2): RxMessage {
   const bytes = Buffer.alloc(size);
   bytes.writeUInt32LE(size, 0);
-  return { group, portId: 7, header: { length: size, type: 16, flags: 0, seq: i, pid: 0 }, payload: bytes.subarray(16), bytes, truncated: false, receivedAt: 0, fromBridge: false, cursor: `e-${i}` };
+  return {
+    group,
+    portId: 7,
+    header: { length: size, type: 16, flags: 0, seq: i, pid: 0 },
+    payload: bytes.subarray(16),
+    bytes,
+    truncated: false,
+    receivedAt: 0,
+    fromBridge: false,
+    cursor: `e-${i}`,
+  };
 }
 
 class FakeLink implements Link {
@@ -19,7 +29,11 @@ class FakeLink implements Link {
   flushes: { resolve(): void; reject(e: Error): void }[] = [];
   constructor(private readonly max: number | null = null) {}
   publish(subject: string, data: Uint8Array, headers: readonly (readonly [string, string])[] | null): void {
-    this.sent.push({ subject, n: headers?.find(([k]) => k === 'n')?.[1] ?? null, event: headers ? null : (JSON.parse(Buffer.from(data).toString()) as Record<string, unknown>) });
+    this.sent.push({
+      subject,
+      n: headers?.find(([k]) => k === 'n')?.[1] ?? null,
+      event: headers ? null : (JSON.parse(Buffer.from(data).toString()) as Record<string, unknown>),
+    });
   }
   flush(): Promise<void> {
     return new Promise((resolve, reject) => this.flushes.push({ resolve, reject }));
@@ -45,7 +59,14 @@ test('held without a link; published only when a flush after it is answered', as
   assert.deepEqual(p.counts(), { published: 0, dropped: { buffer: 0, 'max-payload': 0 }, heldMessages: 3, heldBytes: 3 * (16 + 96) });
   const link = new FakeLink();
   p.linkUp(link);
-  assert.deepEqual(link.sent.map((s) => [s.subject, s.n]), [['nlbridge.A.g.2', '1'], ['nlbridge.A.g.2', '2'], ['nlbridge.A.g.2', '3']]);
+  assert.deepEqual(
+    link.sent.map((s) => [s.subject, s.n]),
+    [
+      ['nlbridge.A.g.2', '1'],
+      ['nlbridge.A.g.2', '2'],
+      ['nlbridge.A.g.2', '3'],
+    ],
+  );
   assert.equal(p.counts().published, 0, 'not before the PONG');
   await link.answer();
   assert.equal(p.counts().published, 3);
@@ -69,7 +90,11 @@ test('the link going before the answer: the unconfirmed are resent after the rec
   assert.equal(first.sent.length, 2, 'nothing handed over while down');
   const second = new FakeLink();
   p.linkUp(second);
-  assert.deepEqual(second.sent.map((s) => s.n), ['1', '2', '3'], 'resent in order');
+  assert.deepEqual(
+    second.sent.map((s) => s.n),
+    ['1', '2', '3'],
+    'resent in order',
+  );
   await second.answer();
   assert.equal(p.counts().published, 3);
 });
@@ -115,11 +140,10 @@ test('a message over max_payload is dropped, counted and told; overruns add up i
   p.deliver(msg(2, 20));
   p.linkUp(link);
   await link.answer();
-  assert.deepEqual(link.sent.map((s) => s.n ?? s.event), [
-    { type: 'overrun', host: 'A', lost: 7 },
-    { type: 'dropped', host: 'A', count: 1, from: 1, to: 1, reasons: { 'max-payload': 1 } },
-    '2',
-  ]);
+  assert.deepEqual(
+    link.sent.map((s) => s.n ?? s.event),
+    [{ type: 'overrun', host: 'A', lost: 7 }, { type: 'dropped', host: 'A', count: 1, from: 1, to: 1, reasons: { 'max-payload': 1 } }, '2'],
+  );
   assert.deepEqual(p.counts().dropped, { buffer: 0, 'max-payload': 1 });
   assert.equal(p.counts().published, 1);
 });

@@ -67,7 +67,8 @@ test('nothing under tests/ but the prerequisites step runs apt-get or dpkg', () 
   const offenders: string[] = [];
   for (const rel of fs.readdirSync(SOURCE_TESTS, { recursive: true, encoding: 'utf8' })) {
     const file = path.join(SOURCE_TESTS, rel);
-    if (!/\.(ts|sh)$/.test(rel) || rel === path.join('support', 'prerequisites.ts') || rel === path.join('unit', 'prerequisites.test.ts')) continue;
+    if (!/\.(ts|sh)$/.test(rel) || rel === path.join('support', 'prerequisites.ts') || rel === path.join('unit', 'prerequisites.test.ts'))
+      continue;
     if (/\b(apt-get|apt|dpkg)\s+(install|-i\b)|apt-get update/.test(fs.readFileSync(file, 'utf8'))) offenders.push(rel);
   }
   assert.deepEqual(offenders, []);

@@ -52,7 +52,10 @@ test('least privilege: unprivileged user, CAP_NET_ADMIN only, notify + watchdog,
   assert.ok(kv.get('SystemCallFilter')?.includes('@system-service'));
   // Relative: looked up in the credential store, skipped when missing (no 243/CREDENTIALS).
   assert.equal(one('LoadCredential'), 'token:nlbridge.token');
-  assert.match(one('ExecStart') ?? '', /^\/usr\/bin\/node \/usr\/lib\/nlbridge\/dist\/daemon\/main\.js --config \/etc\/nlbridge\/nlbridge\.json$/);
+  assert.match(
+    one('ExecStart') ?? '',
+    /^\/usr\/bin\/node \/usr\/lib\/nlbridge\/dist\/daemon\/main\.js --config \/etc\/nlbridge\/nlbridge\.json$/,
+  );
 });
 
 test('each hardening option left out is named in a comment with its reason', () => {

@@ -51,7 +51,11 @@ test('every DNL_ #define in the header has the same value in the mirror', () => 
 test('message types match enum dnl_msg_type, name for name', () => {
   const members = enumMembers('dnl_msg_type');
   assert.equal(members.size, 6);
-  assert.equal(members.size, Object.keys(dnl.DnlMsgType).filter((k) => Number.isNaN(Number(k))).length, 'the mirror has no type the header lacks');
+  assert.equal(
+    members.size,
+    Object.keys(dnl.DnlMsgType).filter((k) => Number.isNaN(Number(k))).length,
+    'the mirror has no type the header lacks',
+  );
   for (const [name, value] of members) {
     const short = name.replace(/^DNL_MSG_/, '') as keyof typeof dnl.DnlMsgType;
     assert.equal(dnl.DnlMsgType[short], value, name);
@@ -69,7 +73,10 @@ test('struct sizes match the header, and every struct of the header is mirrored'
 
 test('struct dnl_relayed is the requester port id then uid, as decodeRelayed reads them', () => {
   const body = /struct dnl_relayed \{([^}]*)\}/.exec(source)![1]!;
-  assert.deepEqual([...body.matchAll(/__u32\s+(\w+);/g)].map((m) => m[1]), ['portid', 'uid']);
+  assert.deepEqual(
+    [...body.matchAll(/__u32\s+(\w+);/g)].map((m) => m[1]),
+    ['portid', 'uid'],
+  );
   const payload = dnl.encodeRelayed({ portId: 0x01020304, uid: 65534 }, Buffer.from('x'));
   assert.equal(payload.readUInt32LE(0), 0x01020304);
   assert.equal(payload.readUInt32LE(4), 65534);
@@ -84,16 +91,31 @@ test('dnl_stats counters are the header fields, in order', () => {
 /** The kernel's own header, as installed for the addon's build (linux-libc-dev). */
 const NETLINK_H = '/usr/include/linux/netlink.h';
 
-test('the <linux/netlink.h> constants the codec mirrors have the header\'s values', { skip: !existsSync(NETLINK_H) && `no ${NETLINK_H}` }, () => {
-  const header = readFileSync(NETLINK_H, 'utf8');
-  const names = ['NETLINK_USERSOCK', 'NLMSG_ALIGNTO', 'NLMSG_NOOP', 'NLMSG_ERROR', 'NLMSG_DONE', 'NLMSG_OVERRUN', 'NLMSG_MIN_TYPE'] as const;
-  const flags = ['NLM_F_REQUEST', 'NLM_F_MULTI', 'NLM_F_ACK', 'NLM_F_ECHO', 'NLM_F_DUMP_INTR', 'NLM_F_DUMP_FILTERED'] as const;
-  for (const name of [...names, ...flags]) {
-    const m = new RegExp(`^#define\\s+${name}\\s+(0x[0-9a-fA-F]+|\\d+)U?\\b`, 'm').exec(header);
-    assert.ok(m, `${name} is not #defined in ${NETLINK_H}`);
-    assert.equal(codec[name], Number(m[1]), name);
-  }
-  // NLMSG_HDRLEN is NLMSG_ALIGN(sizeof(struct nlmsghdr)): five fields, 4 + 2 + 2 + 4 + 4 bytes.
-  assert.deepEqual([...(/struct nlmsghdr \{([^}]*)\}/.exec(header)?.[1] ?? '').matchAll(/__u(\d+)\s+\w+;/g)].map((m) => Number(m[1]) / 8), [4, 2, 2, 4, 4]);
-  assert.equal(codec.NLMSG_HDRLEN, 16);
-});
+test(
+  "the <linux/netlink.h> constants the codec mirrors have the header's values",
+  { skip: !existsSync(NETLINK_H) && `no ${NETLINK_H}` },
+  () => {
+    const header = readFileSync(NETLINK_H, 'utf8');
+    const names = [
+      'NETLINK_USERSOCK',
+      'NLMSG_ALIGNTO',
+      'NLMSG_NOOP',
+      'NLMSG_ERROR',
+      'NLMSG_DONE',
+      'NLMSG_OVERRUN',
+      'NLMSG_MIN_TYPE',
+    ] as const;
+    const flags = ['NLM_F_REQUEST', 'NLM_F_MULTI', 'NLM_F_ACK', 'NLM_F_ECHO', 'NLM_F_DUMP_INTR', 'NLM_F_DUMP_FILTERED'] as const;
+    for (const name of [...names, ...flags]) {
+      const m = new RegExp(`^#define\\s+${name}\\s+(0x[0-9a-fA-F]+|\\d+)U?\\b`, 'm').exec(header);
+      assert.ok(m, `${name} is not #defined in ${NETLINK_H}`);
+      assert.equal(codec[name], Number(m[1]), name);
+    }
+    // NLMSG_HDRLEN is NLMSG_ALIGN(sizeof(struct nlmsghdr)): five fields, 4 + 2 + 2 + 4 + 4 bytes.
+    assert.deepEqual(
+      [...(/struct nlmsghdr \{([^}]*)\}/.exec(header)?.[1] ?? '').matchAll(/__u(\d+)\s+\w+;/g)].map((m) => Number(m[1]) / 8),
+      [4, 2, 2, 4, 4],
+    );
+    assert.equal(codec.NLMSG_HDRLEN, 16);
+  },
+);

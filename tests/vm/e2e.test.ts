@@ -55,10 +55,15 @@ function countedTest(name: string, fn: () => Promise<void>, timeoutMs = 120_000,
 
 /** A counted test on the booted VM. */
 function vmTest(name: string, fn: (vm: Vm) => Promise<void>, timeoutMs = 120_000): void {
-  countedTest(name, async () => {
-    assert.ok(vm, 'the VM did not boot');
-    await fn(vm);
-  }, timeoutMs, SKIP);
+  countedTest(
+    name,
+    async () => {
+      assert.ok(vm, 'the VM did not boot');
+      await fn(vm);
+    },
+    timeoutMs,
+    SKIP,
+  );
 }
 
 function hostCurl(args: string[]): Promise<{ code: number; stdout: string }> {
@@ -77,16 +82,19 @@ function isTick(f: Record<string, unknown>): boolean {
   return f.type === 'message' && f.msgType === 'TICK';
 }
 
-before(async () => {
-  if (SKIP) return;
-  const image = await buildImage();
-  timings.imageSeconds = image.seconds;
-  vm = new Vm(image.kver, image.img);
-  timings.bootSeconds = await vm.boot();
-  timings.bootAttempts = vm.bootAttempts;
-  vm.token = (await vm.ok('cat /etc/credstore/nlbridge.token')).trim();
-  await vm.waitActive('nlbridge.service', 120_000).catch(() => undefined);
-}, { timeout: 14 * 60_000 });
+before(
+  async () => {
+    if (SKIP) return;
+    const image = await buildImage();
+    timings.imageSeconds = image.seconds;
+    vm = new Vm(image.kver, image.img);
+    timings.bootSeconds = await vm.boot();
+    timings.bootAttempts = vm.bootAttempts;
+    vm.token = (await vm.ok('cat /etc/credstore/nlbridge.token')).trim();
+    await vm.waitActive('nlbridge.service', 120_000).catch(() => undefined);
+  },
+  { timeout: 14 * 60_000 },
+);
 
 after(async () => {
   if (SKIP) return;
@@ -118,7 +126,10 @@ vmTest('dummy_netlink was loaded at boot with the configured parameters', async 
   const kmsg = await v.ok('journalctl -k -b --no-pager -o cat');
   assert.match(kmsg, /dummy_netlink: unit 25, 64 groups, r_grps 0x3, b_grp 0x2, period 1000 ms/);
   const nb = await v.unitProps('nlbridge.service', ['ExecMainStartTimestampMonotonic']);
-  assert.ok(Number(ml.ActiveEnterTimestampMonotonic) <= Number(nb.ExecMainStartTimestampMonotonic), 'nlbridge started before the module was loaded');
+  assert.ok(
+    Number(ml.ActiveEnterTimestampMonotonic) <= Number(nb.ExecMainStartTimestampMonotonic),
+    'nlbridge started before the module was loaded',
+  );
   const params = await v.ok(README_COMMANDS.params);
   assert.deepEqual(params.trim().split('\n'), ['3', '2']);
   const more = await v.ok('cd /sys/module/dummy_netlink/parameters && cat period_ms ngroups');
@@ -128,11 +139,22 @@ vmTest('dummy_netlink was loaded at boot with the configured parameters', async 
   const s = status.json as { protocol: { name: string; number: number }; module: Record<string, unknown> };
   assert.equal(s.protocol.name, 'dummy');
   assert.equal(s.protocol.number, 25);
-  assert.deepEqual({ r_grps: s.module.r_grps, b_grp: s.module.b_grp, period_ms: s.module.period_ms, ngroups: s.module.ngroups }, { r_grps: 3, b_grp: 2, period_ms: 1000, ngroups: 64 });
+  assert.deepEqual(
+    { r_grps: s.module.r_grps, b_grp: s.module.b_grp, period_ms: s.module.period_ms, ngroups: s.module.ngroups },
+    { r_grps: 3, b_grp: 2, period_ms: 1000, ngroups: 64 },
+  );
 });
 
 vmTest('nlbridge.service is enabled, active and reported ready (Type=notify)', async (v) => {
-  const p = await v.unitProps('nlbridge.service', ['ActiveState', 'SubState', 'UnitFileState', 'Type', 'StatusText', 'NRestarts', 'WatchdogUSec']);
+  const p = await v.unitProps('nlbridge.service', [
+    'ActiveState',
+    'SubState',
+    'UnitFileState',
+    'Type',
+    'StatusText',
+    'NRestarts',
+    'WatchdogUSec',
+  ]);
   assert.equal(p.UnitFileState, 'enabled');
   assert.equal(p.Type, 'notify');
   // Type=notify: "active" only after READY=1; the STATUS= text came with it.
@@ -166,7 +188,18 @@ vmTest('curl from the host: /status with the token, 401 without, Host checked', 
   assert.equal((JSON.parse(ok.stdout) as { protocol: { name: string } }).protocol.name, 'dummy');
   const noToken = await hostCurl(['-s', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Host: 127.0.0.1:8080', `${base}/status`]);
   assert.equal(noToken.stdout, '401');
-  const badHost = await hostCurl(['-s', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Host: evil.example', '-H', `Authorization: Bearer ${v.token}`, `${base}/status`]);
+  const badHost = await hostCurl([
+    '-s',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '-H',
+    'Host: evil.example',
+    '-H',
+    `Authorization: Bearer ${v.token}`,
+    `${base}/status`,
+  ]);
   assert.notEqual(badHost.stdout, '200');
   const inGuest = await v.ok(README_COMMANDS.curlStatus);
   assert.equal((JSON.parse(inGuest) as { protocol: { name: string } }).protocol.name, 'dummy');
@@ -303,7 +336,10 @@ vmTest('SIGTERM under load: in-flight POST /send requests are answered, clients 
   const lines = out.trim().split('\n');
   assert.equal(lines.length, 40, out);
   for (const l of lines) assert.match(l, /^rc=(0 [1-5]\d\d|7 000)$/, `a request was dropped: ${l}`);
-  assert.ok(lines.some((l) => l.startsWith('rc=0 200')), 'no request was served before the stop');
+  assert.ok(
+    lines.some((l) => l.startsWith('rc=0 200')),
+    'no request was served before the stop',
+  );
   timings.sigtermRequests = lines.length;
   timings.sigtermAnswered = lines.filter((l) => l.startsWith('rc=0 ')).length;
   assert.equal(await Promise.race([ws.closed, sleep(10_000).then(() => -1)]), 1001);
@@ -342,7 +378,13 @@ vmTest('kill -9 under load: systemd restarts it within 2 s, clients reconnect, n
   assert.ok(Number(p.NRestarts) >= 1);
   // The killed process's sockets are gone (its tx port id was its pid).
   const socks = await v.ok('cat /proc/net/netlink');
-  const ports = socks.trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((c) => c[1] === '25').map((c) => Number(c[2]));
+  const ports = socks
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((c) => c[1] === '25')
+    .map((c) => Number(c[2]));
   assert.ok(!ports.includes(pid0), `port ${pid0} of the killed daemon is still open`);
   await reconnectAndTick(v);
 });
@@ -357,95 +399,115 @@ vmTest('the documented module reload works (stop, modprobe -r, modprobe with new
   await reconnectAndTick(v, 3);
 });
 
-vmTest('module absent at start: the daemon says so, no restart storm, comes up once the module is loaded', async (v) => {
-  await v.ok('systemctl stop nlbridge && modprobe -r dummy_netlink && systemctl reset-failed nlbridge; true', 90_000);
-  const since = (await v.ok('date +%s')).trim();
-  const start = await v.sh('systemctl start nlbridge', 90_000);
-  assert.notEqual(start.code, 0, 'start succeeded without the module');
-  const journal = await v.ok(`journalctl -u nlbridge --since @${since} --no-pager -o cat`);
-  assert.match(journal, /dummy_netlink module is not loaded/);
-  // Logged at its priority (fatal → crit) under the identifier nlbridge: `-p err` finds it.
-  const errors = await v.ok(`journalctl -u nlbridge -p err --since @${since} --no-pager -o short`);
-  assert.match(errors, /nlbridge\[\d+\]: \{"level":60,.*dummy_netlink module is not loaded/);
-  const infoOnly = await v.ok(`journalctl -u nlbridge -p err --since @${since} --no-pager -o cat`);
-  assert.doesNotMatch(infoOnly, /"level":30/, 'an info line was stored at err or above');
-  await sleep(5000);
-  const p = await v.unitProps('nlbridge.service', ['ActiveState', 'NRestarts', 'ExecMainStatus']);
-  assert.equal(p.ActiveState, 'failed');
-  assert.equal(p.ExecMainStatus, '2');
-  assert.equal(p.NRestarts, '0', 'restarted in a loop without the module');
-  // Loading the module (with /etc/modprobe.d's parameters) brings it up.
-  await v.ok('modprobe dummy_netlink');
-  await v.waitActive('nlbridge.service', 60_000);
-  const s = (await v.http('GET', '/status')).json as { protocol: { name: string }; module: { b_grp: number } };
-  assert.equal(s.protocol.name, 'dummy');
-  assert.equal(s.module.b_grp, 2);
-  await reconnectAndTick(v);
-}, 180_000);
-
-vmTest('socket activation: nlbridge.socket starts the daemon on the first connection', async (v) => {
-  await v.ok('systemctl disable --now nlbridge.service && systemctl enable --now nlbridge.socket', 90_000);
-  const p0 = await v.unitProps('nlbridge.service', ['ActiveState']);
-  assert.equal(p0.ActiveState, 'inactive');
-  // The first connection starts it (a public route: the header file is
-  // written by the daemon once it runs, so it cannot exist before).
-  const health = await v.ok('curl -s --max-time 60 http://127.0.0.1:8080/healthz', 90_000);
-  assert.equal((JSON.parse(health) as { status: string }).status, 'ok');
-  const status = await v.ok(README_COMMANDS.curlStatus, 30_000);
-  assert.equal((JSON.parse(status) as { protocol: { name: string } }).protocol.name, 'dummy');
-  const p1 = await v.unitProps('nlbridge.service', ['ActiveState', 'StatusText']);
-  assert.equal(p1.ActiveState, 'active');
-  const journal = await v.ok('journalctl -u nlbridge -n 20 --no-pager -o cat');
-  assert.match(journal, /LISTEN_FDS/);
-  await v.ok('systemctl disable --now nlbridge.socket nlbridge.service && systemctl enable --now nlbridge.service', 90_000);
-  await v.waitActive('nlbridge.service', 60_000);
-  await reconnectAndTick(v);
-}, 240_000);
-
-vmTest('without /etc/credstore/nlbridge.token the unit still starts, with a token in /run/nlbridge/token', async (v) => {
-  await v.ok('mv /etc/credstore/nlbridge.token /root/nlbridge.token && systemctl restart nlbridge', 90_000);
-  try {
+vmTest(
+  'module absent at start: the daemon says so, no restart storm, comes up once the module is loaded',
+  async (v) => {
+    await v.ok('systemctl stop nlbridge && modprobe -r dummy_netlink && systemctl reset-failed nlbridge; true', 90_000);
+    const since = (await v.ok('date +%s')).trim();
+    const start = await v.sh('systemctl start nlbridge', 90_000);
+    assert.notEqual(start.code, 0, 'start succeeded without the module');
+    const journal = await v.ok(`journalctl -u nlbridge --since @${since} --no-pager -o cat`);
+    assert.match(journal, /dummy_netlink module is not loaded/);
+    // Logged at its priority (fatal → crit) under the identifier nlbridge: `-p err` finds it.
+    const errors = await v.ok(`journalctl -u nlbridge -p err --since @${since} --no-pager -o short`);
+    assert.match(errors, /nlbridge\[\d+\]: \{"level":60,.*dummy_netlink module is not loaded/);
+    const infoOnly = await v.ok(`journalctl -u nlbridge -p err --since @${since} --no-pager -o cat`);
+    assert.doesNotMatch(infoOnly, /"level":30/, 'an info line was stored at err or above');
+    await sleep(5000);
+    const p = await v.unitProps('nlbridge.service', ['ActiveState', 'NRestarts', 'ExecMainStatus']);
+    assert.equal(p.ActiveState, 'failed');
+    assert.equal(p.ExecMainStatus, '2');
+    assert.equal(p.NRestarts, '0', 'restarted in a loop without the module');
+    // Loading the module (with /etc/modprobe.d's parameters) brings it up.
+    await v.ok('modprobe dummy_netlink');
     await v.waitActive('nlbridge.service', 60_000);
-    const runtime = (await v.ok(README_COMMANDS.runtimeToken)).trim();
-    assert.match(runtime, /^[0-9a-f]{64}$/);
-    assert.notEqual(runtime, v.token);
-    assert.equal((await v.http('GET', '/status')).status, 401, 'the old token still works');
-    assert.equal((await v.http('GET', '/status', undefined, { token: runtime })).status, 200);
-    assert.equal((await v.ok('stat -c %a /run/nlbridge/token')).trim(), '600');
-  } finally {
-    await v.ok('mv /root/nlbridge.token /etc/credstore/nlbridge.token && systemctl restart nlbridge', 90_000);
-  }
-  await v.waitActive('nlbridge.service', 60_000);
-  assert.equal((await v.http('GET', '/status')).status, 200);
-}, 240_000);
+    const s = (await v.http('GET', '/status')).json as { protocol: { name: string }; module: { b_grp: number } };
+    assert.equal(s.protocol.name, 'dummy');
+    assert.equal(s.module.b_grp, 2);
+    await reconnectAndTick(v);
+  },
+  180_000,
+);
 
-vmTest('a disabled nlbridge.service is not started by loading the module', async (v) => {
-  await v.ok('systemctl disable --now nlbridge && modprobe -r dummy_netlink && modprobe dummy_netlink', 90_000);
-  await sleep(3000);
-  const p = await v.unitProps('nlbridge.service', ['ActiveState', 'UnitFileState']);
-  assert.deepEqual([p.ActiveState, p.UnitFileState], ['inactive', 'disabled']);
-  await v.ok('systemctl enable --now nlbridge', 90_000);
-  await v.waitActive('nlbridge.service', 60_000);
-}, 180_000);
+vmTest(
+  'socket activation: nlbridge.socket starts the daemon on the first connection',
+  async (v) => {
+    await v.ok('systemctl disable --now nlbridge.service && systemctl enable --now nlbridge.socket', 90_000);
+    const p0 = await v.unitProps('nlbridge.service', ['ActiveState']);
+    assert.equal(p0.ActiveState, 'inactive');
+    // The first connection starts it (a public route: the header file is
+    // written by the daemon once it runs, so it cannot exist before).
+    const health = await v.ok('curl -s --max-time 60 http://127.0.0.1:8080/healthz', 90_000);
+    assert.equal((JSON.parse(health) as { status: string }).status, 'ok');
+    const status = await v.ok(README_COMMANDS.curlStatus, 30_000);
+    assert.equal((JSON.parse(status) as { protocol: { name: string } }).protocol.name, 'dummy');
+    const p1 = await v.unitProps('nlbridge.service', ['ActiveState', 'StatusText']);
+    assert.equal(p1.ActiveState, 'active');
+    const journal = await v.ok('journalctl -u nlbridge -n 20 --no-pager -o cat');
+    assert.match(journal, /LISTEN_FDS/);
+    await v.ok('systemctl disable --now nlbridge.socket nlbridge.service && systemctl enable --now nlbridge.service', 90_000);
+    await v.waitActive('nlbridge.service', 60_000);
+    await reconnectAndTick(v);
+  },
+  240_000,
+);
 
-vmTest('watchdog: pings keep the daemon up past WatchdogSec; a frozen one is killed and restarted', async (v) => {
-  const p0 = await v.unitProps('nlbridge.service', ['WatchdogUSec', 'NRestarts', 'MainPID']);
-  assert.equal(p0.WatchdogUSec, '30s');
-  const pid = Number(p0.MainPID);
-  // Alive for longer than WatchdogSec without a restart: the pings arrive.
-  const age = Number((await v.ok(`ps -o etimes= -p ${pid}`)).trim());
-  if (age < 40) await sleep((40 - age) * 1000);
-  const p1 = await v.unitProps('nlbridge.service', ['NRestarts', 'MainPID', 'ActiveState']);
-  assert.deepEqual([p1.MainPID, p1.NRestarts, p1.ActiveState], [String(pid), p0.NRestarts, 'active']);
-  const since = (await v.ok('date +%s')).trim();
-  await v.ok(`kill -STOP ${pid}`);
-  const deadline = Date.now() + 90_000;
-  while (Number((await v.unitProps('nlbridge.service', ['MainPID'])).MainPID) === pid) {
-    assert.ok(Date.now() < deadline, 'a frozen daemon was not killed by the watchdog');
-    await sleep(1000);
-  }
-  const journal = await v.ok(`journalctl -u nlbridge --since @${since} --no-pager -o cat`);
-  assert.match(journal, /[Ww]atchdog timeout/);
-  await v.waitActive('nlbridge.service', 60_000);
-  await reconnectAndTick(v);
-}, 240_000);
+vmTest(
+  'without /etc/credstore/nlbridge.token the unit still starts, with a token in /run/nlbridge/token',
+  async (v) => {
+    await v.ok('mv /etc/credstore/nlbridge.token /root/nlbridge.token && systemctl restart nlbridge', 90_000);
+    try {
+      await v.waitActive('nlbridge.service', 60_000);
+      const runtime = (await v.ok(README_COMMANDS.runtimeToken)).trim();
+      assert.match(runtime, /^[0-9a-f]{64}$/);
+      assert.notEqual(runtime, v.token);
+      assert.equal((await v.http('GET', '/status')).status, 401, 'the old token still works');
+      assert.equal((await v.http('GET', '/status', undefined, { token: runtime })).status, 200);
+      assert.equal((await v.ok('stat -c %a /run/nlbridge/token')).trim(), '600');
+    } finally {
+      await v.ok('mv /root/nlbridge.token /etc/credstore/nlbridge.token && systemctl restart nlbridge', 90_000);
+    }
+    await v.waitActive('nlbridge.service', 60_000);
+    assert.equal((await v.http('GET', '/status')).status, 200);
+  },
+  240_000,
+);
+
+vmTest(
+  'a disabled nlbridge.service is not started by loading the module',
+  async (v) => {
+    await v.ok('systemctl disable --now nlbridge && modprobe -r dummy_netlink && modprobe dummy_netlink', 90_000);
+    await sleep(3000);
+    const p = await v.unitProps('nlbridge.service', ['ActiveState', 'UnitFileState']);
+    assert.deepEqual([p.ActiveState, p.UnitFileState], ['inactive', 'disabled']);
+    await v.ok('systemctl enable --now nlbridge', 90_000);
+    await v.waitActive('nlbridge.service', 60_000);
+  },
+  180_000,
+);
+
+vmTest(
+  'watchdog: pings keep the daemon up past WatchdogSec; a frozen one is killed and restarted',
+  async (v) => {
+    const p0 = await v.unitProps('nlbridge.service', ['WatchdogUSec', 'NRestarts', 'MainPID']);
+    assert.equal(p0.WatchdogUSec, '30s');
+    const pid = Number(p0.MainPID);
+    // Alive for longer than WatchdogSec without a restart: the pings arrive.
+    const age = Number((await v.ok(`ps -o etimes= -p ${pid}`)).trim());
+    if (age < 40) await sleep((40 - age) * 1000);
+    const p1 = await v.unitProps('nlbridge.service', ['NRestarts', 'MainPID', 'ActiveState']);
+    assert.deepEqual([p1.MainPID, p1.NRestarts, p1.ActiveState], [String(pid), p0.NRestarts, 'active']);
+    const since = (await v.ok('date +%s')).trim();
+    await v.ok(`kill -STOP ${pid}`);
+    const deadline = Date.now() + 90_000;
+    while (Number((await v.unitProps('nlbridge.service', ['MainPID'])).MainPID) === pid) {
+      assert.ok(Date.now() < deadline, 'a frozen daemon was not killed by the watchdog');
+      await sleep(1000);
+    }
+    const journal = await v.ok(`journalctl -u nlbridge --since @${since} --no-pager -o cat`);
+    assert.match(journal, /[Ww]atchdog timeout/);
+    await v.waitActive('nlbridge.service', 60_000);
+    await reconnectAndTick(v);
+  },
+  240_000,
+);

@@ -127,24 +127,28 @@ const CASES = [
 // Build + boot + scenario; the issue's budget is 5 minutes.
 const BUDGET_MS = 5 * 60 * 1000;
 
-test('dummy_netlink under QEMU: the seed session and every scenario case pass', { timeout: BUDGET_MS + 10_000, skip: skipUnless('vm-module') }, async () => {
-  const started = Date.now();
-  const { code, output } = await runModuleHarness({}, BUDGET_MS);
-  const elapsed = Date.now() - started;
+test(
+  'dummy_netlink under QEMU: the seed session and every scenario case pass',
+  { timeout: BUDGET_MS + 10_000, skip: skipUnless('vm-module') },
+  async () => {
+    const started = Date.now();
+    const { code, output } = await runModuleHarness({}, BUDGET_MS);
+    const elapsed = Date.now() - started;
 
-  const result = /^RESULT: (\d+) passed, (\d+) failed$/m.exec(output);
-  assert.ok(result, 'the guest printed no "RESULT: N passed, N failed" line');
-  const passed = Number(result[1]);
-  const failed = Number(result[2]);
+    const result = /^RESULT: (\d+) passed, (\d+) failed$/m.exec(output);
+    assert.ok(result, 'the guest printed no "RESULT: N passed, N failed" line');
+    const passed = Number(result[1]);
+    const failed = Number(result[2]);
 
-  const failures = [...output.matchAll(/^FAIL: (.*)$/gm)].map((m) => m[1]);
-  assert.deepEqual(failures, [], 'failed cases');
-  assert.equal(failed, 0);
+    const failures = [...output.matchAll(/^FAIL: (.*)$/gm)].map((m) => m[1]);
+    assert.deepEqual(failures, [], 'failed cases');
+    assert.equal(failed, 0);
 
-  const seen = new Set([...output.matchAll(/^PASS: (\S+)$/gm)].map((m) => m[1]));
-  const missing = CASES.filter((c) => !seen.has(c));
-  assert.deepEqual(missing, [], 'cases that did not report PASS');
-  assert.ok(passed >= CASES.length, `${passed} passed, expected at least ${CASES.length}`);
-  assert.equal(code, 0, 'run.sh exit status');
-  assert.ok(elapsed < BUDGET_MS, `took ${elapsed} ms`);
-});
+    const seen = new Set([...output.matchAll(/^PASS: (\S+)$/gm)].map((m) => m[1]));
+    const missing = CASES.filter((c) => !seen.has(c));
+    assert.deepEqual(missing, [], 'cases that did not report PASS');
+    assert.ok(passed >= CASES.length, `${passed} passed, expected at least ${CASES.length}`);
+    assert.equal(code, 0, 'run.sh exit status');
+    assert.ok(elapsed < BUDGET_MS, `took ${elapsed} ms`);
+  },
+);

@@ -37,9 +37,13 @@ before(() => {
   if (SCRIPTS.every((s) => fs.existsSync(path.join(CHECKPATCH_DIR, s)))) return;
   assert.ok(fs.existsSync(SOURCE_TARBALL), `${SOURCE_TARBALL} missing (sudo npm run prerequisites)`);
   fs.mkdirSync(CHECKPATCH_DIR, { recursive: true });
-  execFileSync('tar', ['-xJf', SOURCE_TARBALL, '-C', CHECKPATCH_DIR, '--strip-components=2', '--wildcards', ...SCRIPTS.map((s) => `*/scripts/${s}`)], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  execFileSync(
+    'tar',
+    ['-xJf', SOURCE_TARBALL, '-C', CHECKPATCH_DIR, '--strip-components=2', '--wildcards', ...SCRIPTS.map((s) => `*/scripts/${s}`)],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
 });
 
 test('module sources are checked: at least dummy_netlink.c and the header', () => {
@@ -85,7 +89,20 @@ test('the tools build with -Wall -Wextra -Werror, statically too', { timeout: 12
       const bin = path.join(out, `${tool}${extra.length ? '.static' : ''}`);
       const r = spawnSync(
         'cc',
-        ['-O2', '-Wall', '-Wextra', '-Wshadow', '-Wformat=2', '-Werror', '-std=gnu11', '-Imodule/include/uapi', ...extra, '-o', bin, `module/tools/${tool}.c`],
+        [
+          '-O2',
+          '-Wall',
+          '-Wextra',
+          '-Wshadow',
+          '-Wformat=2',
+          '-Werror',
+          '-std=gnu11',
+          '-Imodule/include/uapi',
+          ...extra,
+          '-o',
+          bin,
+          `module/tools/${tool}.c`,
+        ],
         { cwd: ROOT, encoding: 'utf8' },
       );
       assert.equal(r.status, 0, r.stderr);

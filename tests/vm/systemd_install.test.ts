@@ -63,68 +63,83 @@ after(() => {
   if (target) fs.rmSync(target, { recursive: true, force: true });
 });
 
-test('install.sh --root installs the daemon, module, tools, units, config and enables the service', { timeout: 300_000, skip: SKIP }, () => {
-  const r = run(['--root', target, '--kernel', KVER]);
-  assert.equal(r.code, 0, r.stderr);
-  const has = (p: string): boolean => fs.existsSync(path.join(target, p));
-  for (const p of [
-    'usr/lib/nlbridge/dist/daemon/main.js',
-    'usr/lib/nlbridge/build/Release/nlbridge_netlink.node',
-    'usr/lib/nlbridge/openapi.yaml',
-    'usr/lib/nlbridge/asyncapi.yaml', // served at GET /asyncapi.yaml
-    'usr/lib/nlbridge/package.json',
-    'usr/lib/nlbridge/node_modules/fastify/package.json',
-    `lib/modules/${KVER}/extra/dummy_netlink.ko`,
-    `lib/modules/${KVER}/modules.dep`,
-    'usr/bin/rr_nlk',
-    'usr/bin/ww_nlk',
-    'usr/bin/nlbridge',
-    'usr/share/man/man8/nlbridge.8',
-    'usr/share/bash-completion/completions/nlbridge',
-    'usr/lib/nlbridge/dist/bin/nlbridge.js',
-    'usr/lib/nlbridge/dist/cli/main.js',
-    'lib/systemd/system/nlbridge.service',
-    'lib/systemd/system/nlbridge.socket',
-    'lib/udev/rules.d/60-nlbridge.rules',
-    'usr/lib/modules-load.d/dummy_netlink.conf',
-    'etc/modprobe.d/dummy_netlink.conf',
-    'etc/nlbridge/nlbridge.json',
-    'etc/credstore/nlbridge.token',
-    'usr/src/dummy_netlink-0.1.0/dkms.conf',
-  ]) {
-    assert.ok(has(p), `${p} missing`);
-  }
-  // The command runs the installed daemon with the system's node.
-  assert.equal(fs.statSync(path.join(target, 'usr/bin/nlbridge')).mode & 0o777, 0o755);
-  // The bin's dispatcher: the daemon by default, the client for send|watch|status.
-  assert.match(fs.readFileSync(path.join(target, 'usr/bin/nlbridge'), 'utf8'), /^#!\/bin\/sh\nexec \/usr\/bin\/node \/usr\/lib\/nlbridge\/dist\/bin\/nlbridge\.js "\$@"\n$/);
-  // Production dependencies only.
-  for (const dev of ['typescript', 'eslint', 'fast-check', 'netlink', '@types']) assert.ok(!has(`usr/lib/nlbridge/node_modules/${dev}`), `dev dependency ${dev} installed`);
-  assert.ok(!has('usr/lib/nlbridge/dist/tests'));
-  const link = fs.readlinkSync(path.join(target, 'etc/systemd/system/multi-user.target.wants/nlbridge.service'));
-  assert.match(link, /\/lib\/systemd\/system\/nlbridge\.service$/);
-  // Started again whenever the module is loaded (60-nlbridge.rules makes it a device unit).
-  assert.equal(fs.readlinkSync(path.join(target, 'etc/systemd/system/sys-module-dummy_netlink.device.wants/nlbridge.service')), link);
-  const token = fs.statSync(path.join(target, 'etc/credstore/nlbridge.token'));
-  assert.equal(token.mode & 0o777, 0o600);
-  assert.equal(fs.statSync(path.join(target, 'etc/credstore')).mode & 0o777, 0o700);
-  assert.match(fs.readFileSync(path.join(target, 'etc/credstore/nlbridge.token'), 'utf8'), /^[0-9a-f]{64}$/);
-  const dep = fs.readFileSync(path.join(target, `lib/modules/${KVER}/modules.dep`), 'utf8');
-  assert.match(dep, /^extra\/dummy_netlink\.ko:/m);
-  const modinfo = execFileSync('modinfo', ['-F', 'vermagic', path.join(target, `lib/modules/${KVER}/extra/dummy_netlink.ko`)], { encoding: 'utf8' });
-  assert.ok(modinfo.startsWith(`${KVER} `), modinfo);
-});
+test(
+  'install.sh --root installs the daemon, module, tools, units, config and enables the service',
+  { timeout: 300_000, skip: SKIP },
+  () => {
+    const r = run(['--root', target, '--kernel', KVER]);
+    assert.equal(r.code, 0, r.stderr);
+    const has = (p: string): boolean => fs.existsSync(path.join(target, p));
+    for (const p of [
+      'usr/lib/nlbridge/dist/daemon/main.js',
+      'usr/lib/nlbridge/build/Release/nlbridge_netlink.node',
+      'usr/lib/nlbridge/openapi.yaml',
+      'usr/lib/nlbridge/asyncapi.yaml', // served at GET /asyncapi.yaml
+      'usr/lib/nlbridge/package.json',
+      'usr/lib/nlbridge/node_modules/fastify/package.json',
+      `lib/modules/${KVER}/extra/dummy_netlink.ko`,
+      `lib/modules/${KVER}/modules.dep`,
+      'usr/bin/rr_nlk',
+      'usr/bin/ww_nlk',
+      'usr/bin/nlbridge',
+      'usr/share/man/man8/nlbridge.8',
+      'usr/share/bash-completion/completions/nlbridge',
+      'usr/lib/nlbridge/dist/bin/nlbridge.js',
+      'usr/lib/nlbridge/dist/cli/main.js',
+      'lib/systemd/system/nlbridge.service',
+      'lib/systemd/system/nlbridge.socket',
+      'lib/udev/rules.d/60-nlbridge.rules',
+      'usr/lib/modules-load.d/dummy_netlink.conf',
+      'etc/modprobe.d/dummy_netlink.conf',
+      'etc/nlbridge/nlbridge.json',
+      'etc/credstore/nlbridge.token',
+      'usr/src/dummy_netlink-0.1.0/dkms.conf',
+    ]) {
+      assert.ok(has(p), `${p} missing`);
+    }
+    // The command runs the installed daemon with the system's node.
+    assert.equal(fs.statSync(path.join(target, 'usr/bin/nlbridge')).mode & 0o777, 0o755);
+    // The bin's dispatcher: the daemon by default, the client for send|watch|status.
+    assert.match(
+      fs.readFileSync(path.join(target, 'usr/bin/nlbridge'), 'utf8'),
+      /^#!\/bin\/sh\nexec \/usr\/bin\/node \/usr\/lib\/nlbridge\/dist\/bin\/nlbridge\.js "\$@"\n$/,
+    );
+    // Production dependencies only.
+    for (const dev of ['typescript', 'eslint', 'fast-check', 'netlink', '@types'])
+      assert.ok(!has(`usr/lib/nlbridge/node_modules/${dev}`), `dev dependency ${dev} installed`);
+    assert.ok(!has('usr/lib/nlbridge/dist/tests'));
+    const link = fs.readlinkSync(path.join(target, 'etc/systemd/system/multi-user.target.wants/nlbridge.service'));
+    assert.match(link, /\/lib\/systemd\/system\/nlbridge\.service$/);
+    // Started again whenever the module is loaded (60-nlbridge.rules makes it a device unit).
+    assert.equal(fs.readlinkSync(path.join(target, 'etc/systemd/system/sys-module-dummy_netlink.device.wants/nlbridge.service')), link);
+    const token = fs.statSync(path.join(target, 'etc/credstore/nlbridge.token'));
+    assert.equal(token.mode & 0o777, 0o600);
+    assert.equal(fs.statSync(path.join(target, 'etc/credstore')).mode & 0o777, 0o700);
+    assert.match(fs.readFileSync(path.join(target, 'etc/credstore/nlbridge.token'), 'utf8'), /^[0-9a-f]{64}$/);
+    const dep = fs.readFileSync(path.join(target, `lib/modules/${KVER}/modules.dep`), 'utf8');
+    assert.match(dep, /^extra\/dummy_netlink\.ko:/m);
+    const modinfo = execFileSync('modinfo', ['-F', 'vermagic', path.join(target, `lib/modules/${KVER}/extra/dummy_netlink.ko`)], {
+      encoding: 'utf8',
+    });
+    assert.ok(modinfo.startsWith(`${KVER} `), modinfo);
+  },
+);
 
 test('the installed daemon serves the console page at GET / from /usr/lib/nlbridge/console', { timeout: 60_000, skip: SKIP }, async (t) => {
   const lib = path.join(target, 'usr/lib/nlbridge');
-  for (const f of ['index.html', ...Object.keys(CONSOLE_FILES)]) assert.ok(fs.existsSync(path.join(lib, 'console', f)), `console/${f} missing`);
+  for (const f of ['index.html', ...Object.keys(CONSOLE_FILES)])
+    assert.ok(fs.existsSync(path.join(lib, 'console', f)), `console/${f} missing`);
   assert.ok(!fs.existsSync(path.join(lib, 'console/tsconfig.json')), 'only the served files are installed');
   // The installed tree as it is, run from elsewhere: the route finds its
   // files beside dist/, not in this checkout.
   const config = path.join(target, 'console-test.json');
   fs.writeFileSync(config, '{}');
   const port = 20_000 + (process.pid % 20_000);
-  const daemon = spawn(process.execPath, [path.join(lib, 'dist/daemon/main.js'), '--config', config, '--port', String(port), '--auth', 'none', '--protocol', 'usersock'], { cwd: os.tmpdir(), stdio: 'ignore' });
+  const daemon = spawn(
+    process.execPath,
+    [path.join(lib, 'dist/daemon/main.js'), '--config', config, '--port', String(port), '--auth', 'none', '--protocol', 'usersock'],
+    { cwd: os.tmpdir(), stdio: 'ignore' },
+  );
   t.after(() => daemon.kill('SIGTERM'));
   let page: Response | null = null;
   for (let i = 0; i < 100 && page === null; i++) {
@@ -140,26 +155,37 @@ test('the installed daemon serves the console page at GET / from /usr/lib/nlbrid
   assert.equal(await script.text(), fs.readFileSync(path.join(lib, 'console/main.js'), 'utf8'));
 });
 
-test('a second run keeps the admin\'s config and token and gives the same tree, and warns about secrets the config should not hold', { timeout: 300_000, skip: SKIP }, () => {
-  const conf = path.join(target, 'etc/nlbridge/nlbridge.json');
-  // The shipped config holds no secret and is readable by the DynamicUser service (as "others").
-  assert.equal(fs.statSync(conf).mode & 0o777, 0o644);
-  assert.doesNotMatch(fs.readFileSync(conf, 'utf8'), /"tokens"|"tokenFile"/);
-  const edited = '{ "port": 9090, "protocol": "dummy", "tokens": [{ "name": "dash", "token": "inline-secret-0123456789" }, { "name": "push", "tokenFile": "/etc/nlbridge/push.token" }] }\n';
-  fs.writeFileSync(conf, edited);
-  const token = fs.readFileSync(path.join(target, 'etc/credstore/nlbridge.token'), 'utf8');
-  const before = listing(target);
-  const r = run(['--root', target, '--kernel', KVER]);
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(fs.readFileSync(conf, 'utf8'), edited);
-  assert.match(r.stderr, /install\.sh: warning: \/etc\/nlbridge\/nlbridge\.json holds the secret of token "dash" inline: .*nlbridge refuses to start with it; put the secret in \/etc\/credstore\/ and use "credential"/);
-  assert.match(r.stderr, /install\.sh: warning: \/etc\/nlbridge\/nlbridge\.json names a tokenFile for token "push": .*use "credential" instead/);
-  assert.doesNotMatch(r.stderr, /inline-secret/, 'the secret itself is not printed');
-  assert.equal(fs.readFileSync(path.join(target, 'etc/credstore/nlbridge.token'), 'utf8'), token);
-  assert.deepEqual(listing(target), before);
-});
+test(
+  "a second run keeps the admin's config and token and gives the same tree, and warns about secrets the config should not hold",
+  { timeout: 300_000, skip: SKIP },
+  () => {
+    const conf = path.join(target, 'etc/nlbridge/nlbridge.json');
+    // The shipped config holds no secret and is readable by the DynamicUser service (as "others").
+    assert.equal(fs.statSync(conf).mode & 0o777, 0o644);
+    assert.doesNotMatch(fs.readFileSync(conf, 'utf8'), /"tokens"|"tokenFile"/);
+    const edited =
+      '{ "port": 9090, "protocol": "dummy", "tokens": [{ "name": "dash", "token": "inline-secret-0123456789" }, { "name": "push", "tokenFile": "/etc/nlbridge/push.token" }] }\n';
+    fs.writeFileSync(conf, edited);
+    const token = fs.readFileSync(path.join(target, 'etc/credstore/nlbridge.token'), 'utf8');
+    const before = listing(target);
+    const r = run(['--root', target, '--kernel', KVER]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.readFileSync(conf, 'utf8'), edited);
+    assert.match(
+      r.stderr,
+      /install\.sh: warning: \/etc\/nlbridge\/nlbridge\.json holds the secret of token "dash" inline: .*nlbridge refuses to start with it; put the secret in \/etc\/credstore\/ and use "credential"/,
+    );
+    assert.match(
+      r.stderr,
+      /install\.sh: warning: \/etc\/nlbridge\/nlbridge\.json names a tokenFile for token "push": .*use "credential" instead/,
+    );
+    assert.doesNotMatch(r.stderr, /inline-secret/, 'the secret itself is not printed');
+    assert.equal(fs.readFileSync(path.join(target, 'etc/credstore/nlbridge.token'), 'utf8'), token);
+    assert.deepEqual(listing(target), before);
+  },
+);
 
-test('the installed DKMS tree builds with dkms.conf\'s MAKE line', { timeout: 300_000, skip: SKIP }, () => {
+test("the installed DKMS tree builds with dkms.conf's MAKE line", { timeout: 300_000, skip: SKIP }, () => {
   const src = path.join(target, 'usr/src/dummy_netlink-0.1.0');
   // dkms copies the source to $dkms_tree/NAME/VERSION/build and runs MAKE[0] there.
   const dkmsTree = fs.mkdtempSync(path.join(os.tmpdir(), 'nlbridge-dkms-'));

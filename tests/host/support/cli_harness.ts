@@ -27,7 +27,10 @@ export function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 /** Runs `nlbridge ARGS…` to its end (killed after `timeoutMs`). */
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; timeoutMs?: number } = {}): Promise<Run> {
+export function runCli(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; timeoutMs?: number } = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? ROOT, env: cliEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -52,7 +55,11 @@ export class LiveCli {
   readonly exit: Promise<number | null>;
 
   constructor(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
-    this.proc = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? ROOT, env: cliEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawn(process.execPath, [BIN, ...args], {
+      cwd: opts.cwd ?? ROOT,
+      env: cliEnv(opts.env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     createInterface({ input: this.proc.stdout! }).on('line', (l) => this.out.push(l));
     createInterface({ input: this.proc.stderr! }).on('line', (l) => this.err.push(l));
     this.exit = new Promise((resolve) => this.proc.on('close', (code) => resolve(code)));
@@ -62,7 +69,8 @@ export class LiveCli {
   async until(pred: () => boolean, ms: number, what: string): Promise<void> {
     const end = Date.now() + ms;
     while (!pred()) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}; stdout: ${this.out.slice(-5).join(' | ')}; stderr: ${this.err.join(' | ')}`);
+      if (Date.now() > end)
+        throw new Error(`timed out waiting for ${what}; stdout: ${this.out.slice(-5).join(' | ')}; stderr: ${this.err.join(' | ')}`);
       await sleep(20);
     }
   }

@@ -67,7 +67,11 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   const logger = logs
     ? pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) })
     : pino({ level: 'silent' });
-  const bus = new Bus({ protocol, rcvbuf: config.rcvbuf, ackTimeoutMs: config.ackTimeoutMs, dedupeWindowMs: config.dedupeWindowMs,
+  const bus = new Bus({
+    protocol,
+    rcvbuf: config.rcvbuf,
+    ackTimeoutMs: config.ackTimeoutMs,
+    dedupeWindowMs: config.dedupeWindowMs,
     ring: { maxMessages: config.ringMessages, maxAgeMs: config.ringMaxAgeMs, maxBytes: config.ringMaxBytes },
     ringLingerMs: config.ringLingerMs,
     log: logger,
@@ -139,7 +143,11 @@ export function onJsonLines(stream: Readable, onLine: (line: Record<string, unkn
 }
 
 /** Raw HTTP/1.1 request (fetch cannot set Host). */
-export function rawRequest(port: number, lines: string[], body = ''): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+export function rawRequest(
+  port: number,
+  lines: string[],
+  body = '',
+): Promise<{ status: number; headers: Record<string, string>; body: string }> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const net = require('node:net') as typeof import('node:net');
   return new Promise((resolve, reject) => {
@@ -180,8 +188,7 @@ export class WsClient {
       if (isBinary) {
         this.frames.push(Buffer.from(data));
         this.all.push(Buffer.from(data));
-      }
-      else {
+      } else {
         for (const line of data.toString('utf8').split('\n')) {
           const frame = JSON.parse(line) as Frame;
           try {
@@ -249,7 +256,11 @@ export interface WsOptions {
 }
 
 /** Opens a stream and waits for its hello (or rejects with the HTTP status of a refusal). */
-export function connect(d: Pick<Daemon, 'wsBase' | 'token'>, urlPath: string, opts: WsOptions = {}): Promise<{ client: WsClient; hello: Frame }> {
+export function connect(
+  d: Pick<Daemon, 'wsBase' | 'token'>,
+  urlPath: string,
+  opts: WsOptions = {},
+): Promise<{ client: WsClient; hello: Frame }> {
   return new Promise((resolve, reject) => {
     const headers = { ...(opts.headers ?? {}) };
     if (opts.auth !== false && d.token && !opts.protocols) headers.authorization = `Bearer ${d.token}`;
@@ -268,10 +279,12 @@ export function connect(d: Pick<Daemon, 'wsBase' | 'token'>, urlPath: string, op
       });
     });
     ws.once('error', reject);
-    client.next((f) => f.type === 'hello' || f.type === 'error', 3000, 'hello').then((hello) => {
-      if (hello.type === 'error') reject(Object.assign(new Error(`stream refused: ${JSON.stringify(hello)}`), { frame: hello }));
-      else resolve({ client, hello });
-    }, reject);
+    client
+      .next((f) => f.type === 'hello' || f.type === 'error', 3000, 'hello')
+      .then((hello) => {
+        if (hello.type === 'error') reject(Object.assign(new Error(`stream refused: ${JSON.stringify(hello)}`), { frame: hello }));
+        else resolve({ client, hello });
+      }, reject);
   });
 }
 

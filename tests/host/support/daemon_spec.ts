@@ -22,7 +22,14 @@ export function templateOf(doc: OpenApiDoc, urlPath: string): string | null {
  * Throws when the response does not match the spec. Undocumented paths may only answer 404 problems.
  * `checkBody: false` checks status and content type only (a HEAD answer, which has no body).
  */
-export function assertMatchesSpec(method: string, urlPath: string, status: number, contentType: string, body: unknown, opts: { checkBody?: boolean } = {}): void {
+export function assertMatchesSpec(
+  method: string,
+  urlPath: string,
+  status: number,
+  contentType: string,
+  body: unknown,
+  opts: { checkBody?: boolean } = {},
+): void {
   const { doc } = loadSpec();
   const tpl = templateOf(doc, urlPath);
   const m = method.toLowerCase();
@@ -36,12 +43,14 @@ export function assertMatchesSpec(method: string, urlPath: string, status: numbe
     responses = { [String(expected)]: { $ref: '#/components/responses/Problem' } };
   }
   let resp = responses![String(status)];
-  if (!resp) throw new Error(`${method} ${urlPath}: status ${status} is not documented in openapi.yaml (${Object.keys(responses!).join(', ')})`);
+  if (!resp)
+    throw new Error(`${method} ${urlPath}: status ${status} is not documented in openapi.yaml (${Object.keys(responses!).join(', ')})`);
   if (resp.$ref) resp = deref(doc, resp) as typeof resp;
   const content = resp.content ?? {};
   const mediaType = contentType.split(';')[0].trim();
   const media = content[mediaType];
-  if (!media) throw new Error(`${method} ${urlPath} ${status}: content type ${mediaType} is not documented (${Object.keys(content).join(', ')})`);
+  if (!media)
+    throw new Error(`${method} ${urlPath} ${status}: content type ${mediaType} is not documented (${Object.keys(content).join(', ')})`);
   if (opts.checkBody === false) return;
   const key = `${tpl ?? '*'} ${m} ${status} ${mediaType}`;
   let v = compiled.get(key);
@@ -50,7 +59,9 @@ export function assertMatchesSpec(method: string, urlPath: string, status: numbe
     compiled.set(key, v);
   }
   if (!v(body)) {
-    throw new Error(`${method} ${urlPath} ${status}: body does not match openapi.yaml: ${ajv.errorsText(v.errors)}\n${JSON.stringify(body).slice(0, 500)}`);
+    throw new Error(
+      `${method} ${urlPath} ${status}: body does not match openapi.yaml: ${ajv.errorsText(v.errors)}\n${JSON.stringify(body).slice(0, 500)}`,
+    );
   }
 }
 
@@ -69,12 +80,15 @@ export function assertFrameMatchesSpec(frame: unknown): void {
 export function assertIsProblem(status: number, contentType: string, body: unknown): void {
   const { doc } = loadSpec();
   const mediaType = contentType.split(';')[0].trim();
-  if (mediaType !== 'application/problem+json') throw new Error(`status ${status}: content type ${mediaType || '(none)'} is not application/problem+json`);
+  if (mediaType !== 'application/problem+json')
+    throw new Error(`status ${status}: content type ${mediaType || '(none)'} is not application/problem+json`);
   let v = compiled.get('problem');
   if (!v) {
     v = ajv.compile(deref(doc, doc.components.schemas.Problem) as object);
     compiled.set('problem', v);
   }
-  if (!v(body)) throw new Error(`status ${status}: body is not a Problem: ${ajv.errorsText(v.errors)}\n${JSON.stringify(body).slice(0, 500)}`);
-  if ((body as { status?: unknown }).status !== status) throw new Error(`problem says status ${String((body as { status?: unknown }).status)}, the response is ${status}`);
+  if (!v(body))
+    throw new Error(`status ${status}: body is not a Problem: ${ajv.errorsText(v.errors)}\n${JSON.stringify(body).slice(0, 500)}`);
+  if ((body as { status?: unknown }).status !== status)
+    throw new Error(`problem says status ${String((body as { status?: unknown }).status)}, the response is ${status}`);
 }

@@ -47,11 +47,7 @@ export function isOurs(d: Datagram): boolean {
 }
 
 /** Collects datagrams until `until` says enough or the timeout passes. */
-export function collect(
-  sock: NetlinkSocket,
-  until: (all: Datagram[]) => boolean,
-  timeoutMs = 2000,
-): Promise<Datagram[]> {
+export function collect(sock: NetlinkSocket, until: (all: Datagram[]) => boolean, timeoutMs = 2000): Promise<Datagram[]> {
   return new Promise((resolve) => {
     const all: Datagram[] = [];
     const finish = (): void => {
@@ -109,16 +105,12 @@ export interface FloodResult {
 export function flood(count: number, portId: number, groups: number, payloadBytes = 0): Promise<FloodResult> {
   const bin = buildFlood();
   return new Promise((resolve, reject) => {
-    execFile(
-      bin,
-      [String(count), String(portId), String(groups), String(payloadBytes), String(RUN_TAG)],
-      (err, stdout, stderr) => {
-        if (err && !stdout) {
-          reject(new Error(`flood failed: ${err.message} ${stderr}`));
-          return;
-        }
-        resolve(JSON.parse(stdout) as FloodResult);
-      },
-    );
+    execFile(bin, [String(count), String(portId), String(groups), String(payloadBytes), String(RUN_TAG)], (err, stdout, stderr) => {
+      if (err && !stdout) {
+        reject(new Error(`flood failed: ${err.message} ${stderr}`));
+        return;
+      }
+      resolve(JSON.parse(stdout) as FloodResult);
+    });
   });
 }

@@ -69,12 +69,21 @@ export async function spawnDaemon(args: string[] = [], env: NodeJS.ProcessEnv = 
         if (m) resolve(Number(m[1]));
       }
     });
-    void exit.then((code) => reject(new Error(`daemon exited ${code} before listening: ${err}${logs.map((l) => JSON.stringify(l)).join('\n')}`)));
+    void exit.then((code) =>
+      reject(new Error(`daemon exited ${code} before listening: ${err}${logs.map((l) => JSON.stringify(l)).join('\n')}`)),
+    );
     // A deadline, not a measure (case 8 measures the start): generous, since
     // on a loaded 2-CPU host a start took over 10 s. A daemon that missed it
     // is killed, or it would keep this test process alive.
     deadline = setTimeout(() => {
-      reject(new Error(`daemon did not listen within ${LISTEN_DEADLINE_MS / 1000} s; its log so far: ${logs.map((l) => JSON.stringify(l)).join('\n').slice(0, 2000)}; stderr: ${err}`));
+      reject(
+        new Error(
+          `daemon did not listen within ${LISTEN_DEADLINE_MS / 1000} s; its log so far: ${logs
+            .map((l) => JSON.stringify(l))
+            .join('\n')
+            .slice(0, 2000)}; stderr: ${err}`,
+        ),
+      );
       proc.kill('SIGKILL');
     }, LISTEN_DEADLINE_MS);
     deadline.unref();
@@ -132,7 +141,10 @@ export function percentile(xs: number[], p: number): number {
  * perf_hooks.monitorEventLoopDelay: on SIGUSR2 it writes {p50, p99, max (ms),
  * count} to `out` and starts a fresh histogram.
  */
-export function eventLoopProbe(dir: string): { nodeArgs: string[]; read(pid: number): Promise<{ p50: number; p99: number; max: number; count: number }> } {
+export function eventLoopProbe(dir: string): {
+  nodeArgs: string[];
+  read(pid: number): Promise<{ p50: number; p99: number; max: number; count: number }>;
+} {
   const preload = path.join(dir, 'eld_probe.js');
   const out = path.join(dir, 'eld.json');
   writeFileSync(

@@ -14,7 +14,12 @@ import { ROOT, type Vm } from './vm';
  * One request to the installed daemon through the forwarded port, with its
  * content type. A stream (SSE) is read until @until matches, then closed.
  */
-function request(v: Vm, method: string, urlPath: string, opts: { token?: string | null; body?: unknown; until?: RegExp } = {}): Promise<{ status: number; type: string; body: string }> {
+function request(
+  v: Vm,
+  method: string,
+  urlPath: string,
+  opts: { token?: string | null; body?: unknown; until?: RegExp } = {},
+): Promise<{ status: number; type: string; body: string }> {
   const token = opts.token === undefined ? v.token : opts.token;
   const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
   const headers: Record<string, string> = { host: '127.0.0.1:8080' };

@@ -100,15 +100,22 @@ export class Vm {
         log(`guest agent answers after ${seconds.toFixed(1)} s (boot attempt ${this.bootAttempts})`);
         return seconds;
       }
-      failure = outcome === 'exited' ? `qemu exited during boot after ${seconds.toFixed(0)} s` : `the guest agent did not answer within ${attemptTimeoutMs / 1000} s`;
+      failure =
+        outcome === 'exited'
+          ? `qemu exited during boot after ${seconds.toFixed(0)} s`
+          : `the guest agent did not answer within ${attemptTimeoutMs / 1000} s`;
       await this.kill();
       const kept = this.consoleLog.replace(/\.log$/, `.attempt-${this.bootAttempts}.log`);
       if (fs.existsSync(this.consoleLog)) fs.copyFileSync(this.consoleLog, kept);
       const tail = readConsole(this).split('\n').slice(-40).join('\n');
-      process.stderr.write(`e2e: boot attempt ${this.bootAttempts} of ${attempts}: ${failure}; qemu killed; its console (${kept}) ends:\n${tail}\n`);
+      process.stderr.write(
+        `e2e: boot attempt ${this.bootAttempts} of ${attempts}: ${failure}; qemu killed; its console (${kept}) ends:\n${tail}\n`,
+      );
     }
     this.bootAttempts = attempts;
-    throw new Error(`${failure}, in each of ${attempts} boot attempts (consoles: ${path.dirname(this.consoleLog)}/console.attempt-N.log, tails on stderr)`);
+    throw new Error(
+      `${failure}, in each of ${attempts} boot attempts (consoles: ${path.dirname(this.consoleLog)}/console.attempt-N.log, tails on stderr)`,
+    );
   }
 
   private async bootOnce(timeoutMs: number): Promise<'up' | 'exited' | 'timeout'> {
@@ -116,14 +123,30 @@ export class Vm {
     this.apiPort = await freePort();
     this.agentPort = await freePort();
     const args = [
-      '-accel', this.accel, '-m', '1024', '-smp', '2', '-nographic', '-no-reboot', '-nodefaults',
-      '-serial', `file:${this.consoleLog}`,
-      '-kernel', `/boot/vmlinuz-${this.kver}`, '-initrd', `/boot/initrd.img-${this.kver}`,
-      '-append', 'root=/dev/vda rw console=ttyS0 panic=-1',
+      '-accel',
+      this.accel,
+      '-m',
+      '1024',
+      '-smp',
+      '2',
+      '-nographic',
+      '-no-reboot',
+      '-nodefaults',
+      '-serial',
+      `file:${this.consoleLog}`,
+      '-kernel',
+      `/boot/vmlinuz-${this.kver}`,
+      '-initrd',
+      `/boot/initrd.img-${this.kver}`,
+      '-append',
+      'root=/dev/vda rw console=ttyS0 panic=-1',
       // -snapshot: the guest's writes go to a temporary overlay, so the cached
       // image (image.sh) is booted unchanged by every test that uses it.
-      '-snapshot', '-drive', `file=${this.img},if=virtio,format=raw`,
-      '-nic', `user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${this.apiPort}-:8081,hostfwd=tcp:127.0.0.1:${this.agentPort}-:7000`,
+      '-snapshot',
+      '-drive',
+      `file=${this.img},if=virtio,format=raw`,
+      '-nic',
+      `user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${this.apiPort}-:8081,hostfwd=tcp:127.0.0.1:${this.agentPort}-:7000`,
     ];
     log(`qemu-system-x86_64 ${args.join(' ')}`);
     const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'inherit', 'inherit'] });
