@@ -353,6 +353,8 @@ describe('the console in chromium', { skip }, () => {
         assert.match(closed, /stream closed: 1013 too slow: backlog over limit; resuming after the last message seen/);
         const gap = (await page.textContent('#row-body div.notice-gap')) ?? '';
         assert.match(gap, /\(evicted\): 400 messages no longer held/);
+        // The summary line is redrawn on its own cadence, after the notice row.
+        await page.waitForFunction(() => Number(document.getElementById('stream-summary')?.dataset.gapLost) > 0);
         assert.equal(Number(await page.$eval('#stream-summary', (el) => (el as unknown as PageElement).dataset.gapLost)), 400);
         // The 100 held are replayed after the gap, once each.
         await page.waitForFunction(() => Number(document.getElementById('stream-summary')?.dataset.received) >= 101);
