@@ -78,6 +78,17 @@ const LABEL_NAMES: Record<string, string[]> = {
   nlbridge_websocket_closed_slow_total: ['transport'],
 };
 
+/**
+ * Series exposed at 0 before their first count, for families whose label set
+ * is not one known list: the WebSocket frame counters' unlabelled series
+ * (what dashboards and tests read) and their SSE series.
+ */
+const SERIES_FROM_START: Record<string, Labels[]> = {
+  nlbridge_websocket_frames_sent_total: [{}, { transport: 'sse' }],
+  nlbridge_websocket_frames_dropped_total: [{}, { transport: 'sse' }],
+  nlbridge_websocket_closed_slow_total: [{}, { transport: 'sse' }],
+};
+
 /** Why the codec (addon/codec.ts CodecErrorCode) or the dummy protocol's payload decoder refused a datagram. */
 export const REJECT_REASONS = ['ETOOSHORT', 'EBADLEN', 'EZEROLEN', 'ETRUNC', 'EDNLPAYLOAD'] as const;
 /** Why app.ts refused a request before its route ran. */
@@ -342,6 +353,7 @@ function exposeFamily(f: Family, registers: Registry[]): void {
       this.reset();
       if (labelNames.length === 0) this.inc(0);
       if (f.known) for (const v of f.known.values) this.inc({ [f.known.label]: v }, 0);
+      for (const labels of SERIES_FROM_START[f.name] ?? []) this.inc(labels, 0);
       for (const { labels, value } of f.values.values()) this.inc(labels, value);
     },
   });
