@@ -351,42 +351,50 @@ vmTest('SIGTERM under load: in-flight POST /send requests are answered, clients 
 
 vmTest('kill -9 under load: systemd restarts it within 2 s, clients reconnect, no wedged sockets', async (v) => {
   await v.spawnJob('load', 'exec ww_nlk -g 4 -c 1000000 -m load');
-  const ws = await v.ws('/groups/4');
-  await ws.waitFor((f) => f.type === 'message', 10_000, 'load traffic');
-  const pid0 = await mainPid(v);
-  const ms = Number(
-    await v.ok(
-      [
-        `pid=${pid0}; t0=$(date +%s%N); kill -9 $pid`,
-        // The unit's cgroup lists the new process as soon as systemd forks it
-        // (cheaper to poll under emulation than systemctl).
-        'procs=/sys/fs/cgroup/system.slice/nlbridge.service/cgroup.procs',
-        'for i in $(seq 1000); do n=$(head -n 1 $procs 2>/dev/null); [ -n "$n" ] && [ "$n" != "$pid" ] && break; sleep 0.01; done',
-        'echo $(( ($(date +%s%N) - t0) / 1000000 ))',
-      ].join('\n'),
-    ),
-  );
-  timings.killRestartMs = ms;
-  assert.ok(ms <= 2000, `restarted after ${ms} ms`);
-  // 1006 (connection lost), or 1013 if the flood had already closed it as slow.
-  assert.notEqual(await Promise.race([ws.closed, sleep(10_000).then(() => -1)]), -1, 'the client was not disconnected');
-  timings.killReadyMs = ms + (await v.waitActive('nlbridge.service', 60_000));
-  await v.killJob('load');
-  const pid1 = await mainPid(v);
-  assert.notEqual(pid1, pid0);
-  const p = await v.unitProps('nlbridge.service', ['NRestarts']);
-  assert.ok(Number(p.NRestarts) >= 1);
-  // The killed process's sockets are gone (its tx port id was its pid).
-  const socks = await v.ok('cat /proc/net/netlink');
-  const ports = socks
-    .trim()
-    .split('\n')
-    .slice(1)
-    .map((l) => l.trim().split(/\s+/))
-    .filter((c) => c[1] === '25')
-    .map((c) => Number(c[2]));
-  assert.ok(!ports.includes(pid0), `port ${pid0} of the killed daemon is still open`);
-  await reconnectAndTick(v);
+  let loadRunning = true;
+  try {
+    const ws = await v.ws('/groups/4');
+    await ws.waitFor((f) => f.type === 'message', 10_000, 'load traffic');
+    const pid0 = await mainPid(v);
+    const ms = Number(
+      await v.ok(
+        [
+          `pid=${pid0}; t0=$(date +%s%N); kill -9 $pid`,
+          // The unit's cgroup lists the new process as soon as systemd forks it
+          // (cheaper to poll under emulation than systemctl).
+          'procs=/sys/fs/cgroup/system.slice/nlbridge.service/cgroup.procs',
+          'for i in $(seq 1000); do n=$(head -n 1 $procs 2>/dev/null); [ -n "$n" ] && [ "$n" != "$pid" ] && break; sleep 0.01; done',
+          'echo $(( ($(date +%s%N) - t0) / 1000000 ))',
+        ].join('\n'),
+      ),
+    );
+    timings.killRestartMs = ms;
+    assert.ok(ms <= 2000, `restarted after ${ms} ms`);
+    // 1006 (connection lost), or 1013 if the flood had already closed it as slow.
+    assert.notEqual(await Promise.race([ws.closed, sleep(10_000).then(() => -1)]), -1, 'the client was not disconnected');
+    timings.killReadyMs = ms + (await v.waitActive('nlbridge.service', 60_000));
+    await v.killJob('load');
+    loadRunning = false;
+    const pid1 = await mainPid(v);
+    assert.notEqual(pid1, pid0);
+    const p = await v.unitProps('nlbridge.service', ['NRestarts']);
+    assert.ok(Number(p.NRestarts) >= 1);
+    // The killed process's sockets are gone (its tx port id was its pid).
+    const socks = await v.ok('cat /proc/net/netlink');
+    const ports = socks
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim().split(/\s+/))
+      .filter((c) => c[1] === '25')
+      .map((c) => Number(c[2]));
+    assert.ok(!ports.includes(pid0), `port ${pid0} of the killed daemon is still open`);
+    await reconnectAndTick(v);
+  } finally {
+    // A failure above must not leave the load's netlink socket open: it pins
+    // the module, and the next tests (modprobe -r) would fail for it.
+    if (loadRunning) await v.killJob('load').catch(() => undefined);
+  }
 });
 
 vmTest('the documented module reload works (stop, modprobe -r, modprobe with new parameters, start)', async (v) => {

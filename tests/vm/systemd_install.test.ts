@@ -132,7 +132,11 @@ test('the installed daemon serves the console page at GET / from /usr/lib/nlbrid
   assert.ok(!fs.existsSync(path.join(lib, 'console/tsconfig.json')), 'only the served files are installed');
   // The installed tree as it is, run from elsewhere: the route finds its
   // files beside dist/, not in this checkout.
-  const config = path.join(target, 'console-test.json');
+  // Its config beside, not inside, the installed tree: --uninstall checks
+  // that tree is left empty.
+  const configDir = fs.mkdtempSync(path.join(os.tmpdir(), 'nlbridge-console-'));
+  t.after(() => fs.rmSync(configDir, { recursive: true, force: true }));
+  const config = path.join(configDir, 'nlbridge.json');
   fs.writeFileSync(config, '{}');
   const port = 20_000 + (process.pid % 20_000);
   const daemon = spawn(
