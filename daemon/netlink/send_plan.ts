@@ -195,6 +195,13 @@ export function planSend(req: SendRequest, protocol: ProtocolInfo): SendPlan {
   return { type, flags, payload: req.data, legs, ack, what: hasGroups ? 'groups' : 'pid' };
 }
 
+/** A destination whose sendto failed with another error than the ones that have a name. */
+function failed(r: DestinationResult, failure: SendFailure): DestinationResult {
+  r.result = 'error';
+  r.code = failure.code;
+  return r;
+}
+
 /** A failed sendto as the tally needs it (NetlinkError has these). */
 export interface SendFailure {
   code: string;
@@ -224,30 +231,25 @@ export class SendTally {
     const failure = 'code' in sent ? sent : null;
     this.firstFailure ??= failure;
     if (leg.kind !== 'group') this.flushNoKernel();
-    const failed = (r: DestinationResult): DestinationResult => {
-      r.result = 'error';
-      r.code = failure!.code;
-      return r;
-    };
     switch (leg.kind) {
       case 'group': {
         const r: DestinationResult = { to: 'group', group: leg.group, result: 'delivered' };
-        if (failure) failed(r);
+        if (failure) failed(r, failure);
         else if ((sent as SendResult).unicast === 'no-kernel-endpoint') this.noKernel ??= { to: 'kernel', result: 'no-kernel-endpoint' };
         else if (this.protocol.kernelEndpoint) this.ackSlots.push(r);
         this.results.push(r);
         return;
       }
       case 'bcast': {
-        for (const g of leg.groups)
-          this.results.push(
-            failure ? failed({ to: 'group', group: g, result: 'kernel-broadcast' }) : { to: 'group', group: g, result: 'kernel-broadcast' },
-          );
-        this.kernelBound(failure, { to: 'kernel', result: 'delivered' }, failed);
+        for (const g of leg.groups) {
+          const r: DestinationResult = { to: 'group', group: g, result: 'kernel-broadcast' };
+          this.results.push(failure ? failed(r, failure) : r);
+        }
+        this.kernelBound(failure, { to: 'kernel', result: 'delivered' });
         return;
       }
       case 'relay':
-        this.kernelBound(failure, { to: 'relay', portId: leg.portId, result: 'delivered' }, failed);
+        this.kernelBound(failure, { to: 'relay', portId: leg.portId, result: 'delivered' });
         return;
       case 'port':
       case 'kernel': {
@@ -261,7 +263,7 @@ export class SendTally {
         } else if (failure.code === 'EAGAIN') {
           r.result = 'busy';
           r.code = failure.code;
-        } else failed(r);
+        } else failed(r, failure);
         this.results.push(r);
         return;
       }
@@ -269,8 +271,8 @@ export class SendTally {
   }
 
   /** A request to the kernel socket itself (BCAST, RELAY): acknowledged when it went out. */
-  private kernelBound(failure: SendFailure | null, r: DestinationResult, failed: (r: DestinationResult) => DestinationResult): void {
-    if (failure) failed(r);
+  private kernelBound(failure: SendFailure | null, r: DestinationResult): void {
+    if (failure) failed(r, failure);
     else this.ackSlots.push(r);
     this.results.push(r);
   }
