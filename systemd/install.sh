@@ -198,7 +198,7 @@ cp -r dist/addon dist/bin dist/cli dist/daemon "$R$LIBDIR/dist/"
 find "$R$LIBDIR/dist" -name '*.map' -delete
 install -m 0755 build/Release/nlbridge_netlink.node "$R$LIBDIR/build/Release/"
 install -m 0644 package.json openapi.yaml asyncapi.yaml "$R$LIBDIR/"
-# The console page beside dist/, where daemon/routes/console.ts looks (its
+# The console page beside dist/, where daemon/http/console.ts looks (its
 # tsconfig.json only type-checks the sources, and is never served).
 install -d -m 0755 "$R$LIBDIR/console"
 install -m 0644 console/index.html console/*.js console/*.css console/*.svg "$R$LIBDIR/console/"
@@ -212,6 +212,9 @@ rm -rf "${R:?}$DKMSDIR"
 install -d -m 0755 "$R$DKMSDIR"
 cp -r module/Kbuild module/dummy_netlink.c module/include "$R$DKMSDIR/"
 sed "s/@VERSION@/$VERSION/" "$HERE/dkms/dkms.conf" >"$R$DKMSDIR/dkms.conf"
+# Readable by all whatever the checkout's umask (a clone made with umask 077
+# gave 0600 sources and 0700 directories; lintian: non-standard-file-perm).
+chmod -R u=rwX,go=rX "$R$DKMSDIR"
 install -D -m 0755 "$STAGE/rr_nlk" "$R/usr/bin/rr_nlk"
 install -D -m 0755 "$STAGE/ww_nlk" "$R/usr/bin/ww_nlk"
 # The command (daemon, or client for send|watch|status) with the system's node, as the unit runs it.
