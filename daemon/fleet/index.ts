@@ -7,6 +7,7 @@
 // dials forever in the background (maxReconnectAttempts -1, a backoff from
 // 250 ms doubling to 5 s, with jitter).
 
+import type { Config } from '../config/schema';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as nats from '@nats-io/transport-node';
@@ -26,15 +27,11 @@ export class FleetConfigError extends Error {
   }
 }
 
-export interface FleetSettings {
-  nats: string[];
-  natsCreds: string | null;
-  natsTokenFile: string | null;
-  hostId: string | null;
-  natsPublish: string | null;
-  natsBufferBytes: number;
-  natsSend: 'off' | 'on';
-}
+/** The fleet's options, as the one config schema types them (not a second copy of them). */
+export type FleetSettings = Pick<
+  Config,
+  'nats' | 'natsCreds' | 'natsTokenFile' | 'hostId' | 'natsPublish' | 'natsBufferBytes' | 'natsSend'
+>;
 
 /**
  * What a send request's body (JSON text) becomes: main.ts builds it from the
