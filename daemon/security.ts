@@ -51,6 +51,8 @@ export interface AuthSetup {
 export interface PendingTokenFiles {
   dirFd: number;
   dir: string;
+  /** The token file's name in `dir`: --token-out's last component (default "token"). */
+  name: string;
   token: string;
   /** Write `token` (a new one); false when it is kept or comes from elsewhere. */
   writeToken: boolean;
@@ -196,7 +198,7 @@ function keptToken(dirFd: number, shown: string): string | null {
   let fd: number;
   try {
     // O_NONBLOCK: a FIFO in its place must not hang the start.
-    fd = fs.openSync(at(dirFd, TOKEN_FILE), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    fd = fs.openSync(at(dirFd, path.basename(shown)), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch (err) {
     if (errCode(err) === 'ENOENT') return null;
     if (errCode(err) === 'ELOOP') throw new TokenStoreError(`${shown} is a symbolic link: remove it (a new token is then made)`);
@@ -282,6 +284,9 @@ export function setupAuth(config: Config, env: NodeJS.ProcessEnv, netAdmin: bool
   const runtimeDir = env.RUNTIME_DIRECTORY ? env.RUNTIME_DIRECTORY.split(':')[0] : null;
   const out = path.resolve(cwd, config.tokenOut ?? (runtimeDir ? path.join(runtimeDir, TOKEN_FILE) : '.cache/nlbridge/token'));
   const defaultDir = config.tokenOut === null && runtimeDir === null;
+  // The header file is written beside the token under its own fixed name.
+  if (path.basename(out) === HEADER_FILE)
+    throw new TokenStoreError(`--token-out ${out}: ${HEADER_FILE} is the header file's name; pick another`);
   for (const file of candidates) {
     let text: string;
     try {
@@ -312,7 +317,7 @@ export function setupAuth(config: Config, env: NodeJS.ProcessEnv, netAdmin: bool
       generated: false,
       scoped,
       headerFile: path.join(dir, HEADER_FILE),
-      pending: { dirFd, dir, token, writeToken: false },
+      pending: { dirFd, dir, name: path.basename(out), token, writeToken: false },
       warnings,
     };
   }
@@ -334,7 +339,7 @@ export function setupAuth(config: Config, env: NodeJS.ProcessEnv, netAdmin: bool
     kept: kept !== null,
     scoped,
     headerFile: path.join(dir, HEADER_FILE),
-    pending: { dirFd, dir, token, writeToken: kept === null },
+    pending: { dirFd, dir, name: path.basename(out), token, writeToken: kept === null },
     warnings,
   };
 }
@@ -377,13 +382,13 @@ export function saveTokenFiles(auth: AuthSetup): void {
   auth.pending = null;
   try {
     if (p.writeToken) {
-      const tmp = writeTemp(p.dirFd, TOKEN_FILE, p.token + '\n');
+      const tmp = writeTemp(p.dirFd, p.name, p.token + '\n');
       try {
-        fs.linkSync(at(p.dirFd, tmp), at(p.dirFd, TOKEN_FILE));
+        fs.linkSync(at(p.dirFd, tmp), at(p.dirFd, p.name));
       } catch (err) {
         if (errCode(err) === 'EEXIST') {
           throw new TokenStoreError(
-            `${path.join(p.dir, TOKEN_FILE)} was made by another nlbridge starting at the same moment: start this one again (it then uses that token)`,
+            `${path.join(p.dir, p.name)} was made by another nlbridge starting at the same moment: start this one again (it then uses that token)`,
           );
         }
         throw err;

@@ -200,6 +200,28 @@ describe('token files', () => {
     assertPlainFailure(third, new RegExp(`^${tokenFile.replace(/[.]/g, '\\.')} may be read by others \\(mode 0644\\)`));
   });
 
+  test('--token-out FILE writes the token to FILE itself, keeps it there across starts, and the header beside it', async () => {
+    // Found from outside: --token-out DIR/my-token logged DIR/my-token but wrote DIR/token.
+    const dir = fs.mkdtempSync(path.join(tmp, 'out-'));
+    const tokenFile = path.join(dir, 'my-token');
+    const first = run(['--port', '0', '--auth', 'token', '--token-out', tokenFile], { cwd: dir });
+    await port(first);
+    const token = fs.readFileSync(tokenFile, 'utf8');
+    assert.match(token, /^[0-9a-f]{64}\n$/);
+    assert.equal(fs.statSync(tokenFile).mode & 0o777, 0o600);
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['auth.header', 'my-token']);
+    assert.equal(fs.readFileSync(path.join(dir, 'auth.header'), 'utf8'), `Authorization: Bearer ${token.trim()}\n`);
+    assert.equal(await first.stop(), 0);
+    const second = run(['--port', '0', '--auth', 'token', '--token-out', tokenFile], { cwd: dir });
+    try {
+      const p = await port(second);
+      assert.match(String((await second.waitLog((l) => l.tokenFile === tokenFile)).msg), /kept from an earlier start/);
+      assert.equal(curl(['-H', `Authorization: Bearer ${token.trim()}`, `http://127.0.0.1:${p}/status`]), '200');
+    } finally {
+      await second.stop();
+    }
+  });
+
   test('under systemd (a credential token, RUNTIME_DIRECTORY): the header file goes to the runtime directory, no copy of the token, curl -H @ works', async () => {
     const cred = fs.mkdtempSync(path.join(tmp, 'cred-'));
     const runtime = fs.mkdtempSync(path.join(tmp, 'run-'));
