@@ -13,7 +13,7 @@ export const PROBLEMS = {
   UNAUTHORIZED: { status: 401, title: 'Authentication required' },
   HOST_NOT_ALLOWED: { status: 403, title: 'Host not allowed' },
   ORIGIN_NOT_ALLOWED: { status: 403, title: 'Origin not allowed' },
-  PERMISSION_DENIED: { status: 403, title: 'The daemon lacks a netlink privilege' },
+  PERMISSION_DENIED: { status: 403, title: "Not permitted (by the token's scope or the daemon's netlink privileges)" },
   NOT_FOUND: { status: 404, title: 'Not found' },
   PORT_UNREACHABLE: { status: 404, title: 'No socket has that port id' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
