@@ -10,6 +10,7 @@
 // before and after back to back.
 
 import * as path from 'node:path';
+import { busOptionsFrom } from '../daemon/bus_options';
 
 interface Injectable {
   inject(o: object): Promise<{ statusCode: number; body: string }>;
@@ -47,16 +48,7 @@ async function main(): Promise<void> {
   const protocol = resolveProtocol(config.protocol, config.sysfsRoot);
   const metrics = new Metrics();
   const logger = pino({ level: 'warn' }, pino.destination({ dest: '/dev/null', sync: true }));
-  const bus = new Bus({
-    protocol,
-    rcvbuf: config.rcvbuf,
-    ackTimeoutMs: config.ackTimeoutMs,
-    dedupeWindowMs: config.dedupeWindowMs,
-    ring: { maxMessages: config.ringMessages, maxAgeMs: config.ringMaxAgeMs, maxBytes: config.ringMaxBytes },
-    ringLingerMs: config.ringLingerMs,
-    log: logger,
-    metrics,
-  });
+  const bus = new Bus(busOptionsFrom(config, { protocol, log: logger, metrics }));
   const app = await buildApp(config, {
     bus,
     metrics,

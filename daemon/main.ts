@@ -24,6 +24,7 @@ import { Problem, problemOf } from './errors';
 import { configSecretProblem, holdsNetAdmin, saveTokenFiles, setupAuth, TokenStoreError, type AuthSetup } from './security';
 import { hasNativeSdNotify, notifyWanted, sdNotify, watchdogIntervalMs } from './sd_notify';
 import { installShutdown } from './shutdown';
+import { busOptionsFrom } from './bus_options';
 
 /** The --rate-limit budget NATS send requests draw on (daemon/fleet/). */
 const NATS_CREDENTIAL = 'nats';
@@ -351,16 +352,7 @@ async function main(): Promise<number> {
   const metrics = new Metrics({ version: VERSION });
   let bus: Bus;
   try {
-    bus = new Bus({
-      protocol,
-      rcvbuf: config.rcvbuf,
-      ackTimeoutMs: config.ackTimeoutMs,
-      dedupeWindowMs: config.dedupeWindowMs,
-      ring: { maxMessages: config.ringMessages, maxAgeMs: config.ringMaxAgeMs, maxBytes: config.ringMaxBytes },
-      ringLingerMs: config.ringLingerMs,
-      log: log.child({ component: 'bus' }),
-      metrics,
-    });
+    bus = new Bus(busOptionsFrom(config, { protocol, log: log.child({ component: 'bus' }), metrics }));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if ((code === 'MODULE_NOT_FOUND' || code === 'ERR_DLOPEN_FAILED') && /nlbridge_netlink\.node/.test(String((err as Error).message))) {

@@ -19,6 +19,7 @@ import { resolveProtocol } from '../../../daemon/netlink/protocol';
 import type { AuthSetup } from '../../../daemon/security';
 import type { ScopedToken } from '../../../daemon/scopes';
 import { assertFrameMatchesSpec, assertMatchesSpec } from './daemon_spec';
+import { busOptionsFrom } from '../../../daemon/bus_options';
 
 export const ROOT = path.resolve(__dirname, '../../../..');
 export const TOOLS = path.join(ROOT, 'module/tools');
@@ -67,16 +68,7 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   const logger = logs
     ? pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) })
     : pino({ level: 'silent' });
-  const bus = new Bus({
-    protocol,
-    rcvbuf: config.rcvbuf,
-    ackTimeoutMs: config.ackTimeoutMs,
-    dedupeWindowMs: config.dedupeWindowMs,
-    ring: { maxMessages: config.ringMessages, maxAgeMs: config.ringMaxAgeMs, maxBytes: config.ringMaxBytes },
-    ringLingerMs: config.ringLingerMs,
-    log: logger,
-    metrics,
-  });
+  const bus = new Bus(busOptionsFrom(config, { protocol, log: logger, metrics }));
   const token = opts.token ?? null;
   const auth: AuthSetup = { mode: config.auth, token, source: token ? 'test' : null, generated: false, scoped: opts.scoped ?? [] };
   const app = await buildApp(config, { bus, metrics, auth, logger });
