@@ -12,6 +12,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { parseArgs } from 'node:util';
 import { CACHE_DIR, ROOT } from './lib/proc';
 import { groupMembers } from './lib/netlink_groups';
 import { FULL, SMOKE } from './lib/profile';
@@ -27,18 +28,51 @@ import { runFanout } from './scenarios/fanout';
 const SECTIONS = ['socket', 'websocketd', 'nlbridge', 'http', 'latency', 'fanout'] as const;
 type Section = (typeof SECTIONS)[number];
 
-function option(name: string): string | undefined {
-  const prefix = `--${name}=`;
-  return process.argv.find((a) => a.startsWith(prefix))?.slice(prefix.length);
+const USAGE = `usage: node dist/bench/run.js [--smoke] [--only=${SECTIONS.join(',')}] [--out=DIR] [--cpu-prof]`;
+
+/** The command line, strictly: an unknown flag or section is refused, never a silent full run. */
+function parseCommandLine(): { smoke: boolean; only: Section[] | null; out: string | null; cpuProf: boolean } {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        smoke: { type: 'boolean', default: false },
+        only: { type: 'string' },
+        out: { type: 'string' },
+        'cpu-prof': { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  let only: Section[] | null = null;
+  if (values.only !== undefined) {
+    only = values.only.split(',') as Section[];
+    const unknown = only.filter((s) => !(SECTIONS as readonly string[]).includes(s));
+    if (unknown.length > 0 || only.length === 0) {
+      process.stderr.write(`bench: --only: unknown section ${JSON.stringify(unknown.join(','))}\n${USAGE}\n`);
+      process.exit(2);
+    }
+  }
+  return { smoke: values.smoke, only, out: values.out ?? null, cpuProf: values['cpu-prof'] };
 }
 
 async function main(): Promise<void> {
-  const smoke = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
+  const cli = parseCommandLine();
+  const smoke = cli.smoke || process.env.BENCH_SMOKE === '1';
   const p = smoke ? SMOKE : FULL;
-  const only = option('only');
-  const sections = new Set<Section>(only ? (only.split(',') as Section[]) : SECTIONS);
-  const outDir = path.resolve(option('out') ?? (smoke ? path.join(CACHE_DIR, 'smoke') : path.join(ROOT, 'bench', 'results')));
-  const cpuProf = process.argv.includes('--cpu-prof');
+  const only = cli.only;
+  const sections = new Set<Section>(only ?? SECTIONS);
+  const outDir = path.resolve(cli.out ?? (smoke ? path.join(CACHE_DIR, 'smoke') : path.join(ROOT, 'bench', 'results')));
+  const cpuProf = cli.cpuProf;
 
   const started = new Date();
   const loadAtStart = os.loadavg()[0];
@@ -105,7 +139,7 @@ async function main(): Promise<void> {
   );
 
   // A full run of every section refreshes the table in the READMEs that carry the markers.
-  if (p.name === 'full' && !only && !option('out')) {
+  if (p.name === 'full' && !only && !cli.out) {
     for (const readme of [path.join(ROOT, 'README.md'), path.join(ROOT, 'bench', 'README.md')]) updateReadme(readme, table);
   }
 

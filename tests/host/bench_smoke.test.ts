@@ -36,6 +36,17 @@ const EXPECTED: Record<string, string[]> = {
 
 const RATES = new Set(['socket_flood', 'ws_one_frame', 'fanout_3', 'fanout_6', 'http_send', 'ws_ingress']);
 
+test('a bad bench command line is refused with the usage, before anything runs (a typo must not start a full run)', () => {
+  for (const args of [['--help'], ['--bogus'], ['--only=nlbridge,typo'], ['--only=']]) {
+    const run = spawnSync(process.execPath, [RUN, ...args], { encoding: 'utf8', timeout: 10_000, cwd: ROOT });
+    const help = args[0] === '--help';
+    assert.equal(run.status, help ? 0 : 2, `${args.join(' ')}: ${run.stderr}`);
+    assert.match(help ? run.stdout : run.stderr, /^usage: node dist\/bench\/run\.js /m);
+    if (!help) assert.match(run.stderr, /^bench: /);
+    assert.doesNotMatch(run.stdout + run.stderr, /bench: \w+ \/ /, 'no figure was measured');
+  }
+});
+
 test('bench smoke run reports every row with sane numbers', { timeout: 240_000, skip: skipUnless('websocketd') }, () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'nlbridge-bench-'));
   const run = spawnSync(process.execPath, [RUN, '--smoke', `--out=${out}`], { encoding: 'utf8', timeout: 230_000, cwd: ROOT });
