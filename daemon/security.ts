@@ -424,16 +424,3 @@ function writeHeader(p: PendingTokenFiles): void {
     fs.renameSync(at(p.dirFd, tmp), at(p.dirFd, HEADER_FILE));
   }
 }
-
-// The per-request checks live in http/request_checks.ts; exported here too, where
-// the rest of the token handling is.
-export {
-  APP_SUBPROTOCOL,
-  TOKEN_SUBPROTOCOL_PREFIX,
-  bearerFromHeader,
-  hostAllowed,
-  offeredSubprotocols,
-  originAllowed,
-  tokenFromSubprotocols,
-  tokenMatches,
-} from './http/request_checks';

@@ -4,17 +4,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DEFAULTS } from '../../daemon/config/schema';
+import { holdsNetAdmin, saveTokenFiles, setupAuth } from '../../daemon/security';
 import {
   bearerFromHeader,
-  holdsNetAdmin,
   hostAllowed,
   offeredSubprotocols,
   originAllowed,
-  saveTokenFiles,
-  setupAuth,
   tokenFromSubprotocols,
   tokenMatches,
-} from '../../daemon/security';
+} from '../../daemon/http/request_checks';
 import { redactUrl } from '../../daemon/app';
 
 const HOSTS = DEFAULTS.allowedHosts;
