@@ -5,9 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Metrics } from '../../daemon/metrics';
-import type { Bus } from '../../daemon/netlink/bus';
-import type { RxMessage } from '../../daemon/netlink/message';
 import { toGroupList } from '../../daemon/netlink/groups';
+import { fakeBus, msg, silentLog } from './support/stream_fakes';
 import { sseSubscription } from '../../daemon/streams/sse_writer';
 
 class FakeResponse {
@@ -30,8 +29,6 @@ class FakeResponse {
   }
 }
 
-const fakeBus = { protocol: { name: 'usersock', number: 2 }, tx: { portId: 7 }, unsubscribe: () => undefined } as unknown as Bus;
-const silentLog = { info: () => undefined, warn: () => undefined, debug: () => undefined, error: () => undefined } as never;
 const SSE = { transport: 'sse' };
 
 function make(stallMs: number): { res: FakeResponse; sub: ReturnType<typeof sseSubscription>; metrics: Metrics } {
@@ -45,20 +42,6 @@ function make(stallMs: number): { res: FakeResponse; sub: ReturnType<typeof sseS
     silentLog,
   );
   return { res, sub, metrics };
-}
-
-function msg(seq: number, cursor?: string): RxMessage {
-  return {
-    group: 2,
-    portId: 9,
-    header: { length: 17, type: 16, flags: 0, seq, pid: 0 },
-    payload: Buffer.from('x'),
-    bytes: Buffer.alloc(17),
-    truncated: false,
-    receivedAt: 0,
-    fromBridge: false,
-    cursor,
-  };
 }
 
 /** The SSE events written: [event name, data JSON, id line or null]. */

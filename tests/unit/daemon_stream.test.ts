@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import { Metrics } from '../../daemon/metrics';
 import type { SubscriptionOptions } from '../../daemon/streams/subscription';
 import { wsSubscription, type WsSubscription } from '../../daemon/streams/ws_writer';
-import type { Bus } from '../../daemon/netlink/bus';
-import type { RxMessage } from '../../daemon/netlink/message';
 import { toGroupList } from '../../daemon/netlink/groups';
+import { fakeBus, msg, silentLog } from './support/stream_fakes';
 import { waitFor } from '../support/wait';
 
 class FakeWs {
@@ -34,9 +33,6 @@ class FakeWs {
   }
 }
 
-const fakeBus = { protocol: { name: 'usersock', number: 2 }, tx: { portId: 7 }, unsubscribe: () => undefined } as unknown as Bus;
-const silentLog = { info: () => undefined, warn: () => undefined, debug: () => undefined, error: () => undefined } as never;
-
 function make(opts: Partial<SubscriptionOptions> = {}): { ws: FakeWs; stream: WsSubscription; metrics: Metrics } {
   const ws = new FakeWs();
   const metrics = new Metrics();
@@ -48,19 +44,6 @@ function make(opts: Partial<SubscriptionOptions> = {}): { ws: FakeWs; stream: Ws
     silentLog,
   );
   return { ws, stream, metrics };
-}
-
-function msg(seq: number): RxMessage {
-  return {
-    group: 2,
-    portId: 9,
-    header: { length: 17, type: 16, flags: 0, seq, pid: 0 },
-    payload: Buffer.from('x'),
-    bytes: Buffer.alloc(17),
-    truncated: false,
-    receivedAt: 0,
-    fromBridge: false,
-  };
 }
 
 const frames = (ws: FakeWs): Record<string, unknown>[] => ws.sent.map((s) => JSON.parse(String(s)) as Record<string, unknown>);
