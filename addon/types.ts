@@ -1,6 +1,8 @@
 // The public shapes of the netlink addon. addon/socket.ts implements them over
 // the native binding; the daemon and the tests depend only on these.
 
+import type { NetworkNamespace } from './socket';
+
 /** Options for NetlinkSocket.open(). */
 export interface NetlinkSocketOptions {
   /** Netlink protocol (unit) number, e.g. 2 for NETLINK_USERSOCK. */
@@ -17,6 +19,8 @@ export interface NetlinkSocketOptions {
   passCredentials?: boolean;
   /** Largest datagram to read without truncation (default 65536). */
   maxDatagramBytes?: number;
+  /** Open the socket inside this network namespace (NetworkNamespace.open; needs CAP_SYS_ADMIN). */
+  netns?: NetworkNamespace;
 }
 
 /** One datagram as read from the socket. */
