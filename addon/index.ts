@@ -8,6 +8,14 @@ export { NetlinkConn } from './request';
 export type { AckInfo, ConnHandler, PendingRequest, Replies } from './request';
 export { restrictNetlink } from './seccomp';
 export type { NativeRestrictNetlink, NetlinkRestriction, RestrictNetlinkOptions } from './seccomp';
-export type { Datagram, NetlinkErrorShape, NetlinkSocketOptions, OverrunEvent, SendDestination, SendResult } from './types';
+export type {
+  Datagram,
+  NetlinkErrorShape,
+  NetlinkSocketOptions,
+  NetworkNamespaceShape,
+  OverrunEvent,
+  SendDestination,
+  SendResult,
+} from './types';
 export * from './codec';
 export * from './dummy_netlink';

@@ -6,7 +6,15 @@ import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import { getSystemErrorMap } from 'node:util';
-import type { Datagram, NetlinkErrorShape, NetlinkSocketOptions, OverrunEvent, SendDestination, SendResult } from './types';
+import type {
+  Datagram,
+  NetlinkErrorShape,
+  NetlinkSocketOptions,
+  NetworkNamespaceShape,
+  OverrunEvent,
+  SendDestination,
+  SendResult,
+} from './types';
 
 /**
  * Receive callback of the native handle, called once per poll wake-up.
@@ -166,7 +174,7 @@ const { ECONNREFUSED, EBADF } = osConstants.errno;
  * needs CAP_SYS_ADMIN), calls socket() and returns at once. A socket stays
  * in the namespace it was created in; nothing else the process opens moves.
  */
-export class NetworkNamespace {
+export class NetworkNamespace implements NetworkNamespaceShape {
   readonly path: string;
   /** The native handle, for NetlinkSocket. */
   readonly native: NativeNetns;

@@ -1,8 +1,6 @@
 // The public shapes of the netlink addon. addon/socket.ts implements them over
 // the native binding; the daemon and the tests depend only on these.
 
-import type { NetworkNamespace } from './socket';
-
 /** Options for NetlinkSocket.open(). */
 export interface NetlinkSocketOptions {
   /** Netlink protocol (unit) number, e.g. 2 for NETLINK_USERSOCK. */
@@ -19,8 +17,15 @@ export interface NetlinkSocketOptions {
   passCredentials?: boolean;
   /** Largest datagram to read without truncation (default 65536). */
   maxDatagramBytes?: number;
-  /** Open the socket inside this network namespace (NetworkNamespace.open; needs CAP_SYS_ADMIN). */
-  netns?: NetworkNamespace;
+  /** Open the socket inside this network namespace (a NetworkNamespace of socket.ts; needs CAP_SYS_ADMIN). */
+  netns?: NetworkNamespaceShape;
+}
+
+/** An open network namespace file: NetworkNamespace.open() in socket.ts. */
+export interface NetworkNamespaceShape {
+  /** The path it was opened from. */
+  readonly path: string;
+  close(): void;
 }
 
 /** One datagram as read from the socket. */
