@@ -67,7 +67,6 @@ describe(
       for (const h of HOSTS) {
         const r = spawnSync('ip', ['netns', 'add', nsName(h)], { encoding: 'utf8' });
         assert.equal(r.status, 0, `ip netns add ${nsName(h)}: ${r.stderr}`);
-        netns.set(h, NetworkNamespace.open(nsPath(h)));
       }
       await server.start();
       nc = await natsConnect({ servers: server.url });
@@ -78,6 +77,8 @@ describe(
         if (h === 'B') args.push('--nats-send', 'on');
         daemons.set(h, await spawnDaemon(args));
       }
+      // The test's own sockets in the namespaces (after the daemons: they are what is tested).
+      for (const h of HOSTS) netns.set(h, NetworkNamespace.open(nsPath(h)));
       for (const h of HOSTS) {
         const d = daemons.get(h)!;
         await waitFor(
