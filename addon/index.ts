@@ -2,12 +2,20 @@
 // types, the seccomp restriction, the nlmsghdr codec and the dummy_netlink
 // UAPI mirror.
 
-export { NetlinkSocket, NetlinkError, ffs, loadBinding, splitBatch } from './socket';
-export type { NativeBinding, NativeHandle, NativeBatchCallback, NetlinkSocketEvents } from './socket';
+export { NetlinkSocket, NetlinkError, NetworkNamespace, ffs, loadBinding, splitBatch } from './socket';
+export type { NativeBinding, NativeHandle, NativeNetns, NativeBatchCallback, NetlinkSocketEvents } from './socket';
 export { NetlinkConn } from './request';
 export type { AckInfo, ConnHandler, PendingRequest, Replies } from './request';
 export { restrictNetlink } from './seccomp';
 export type { NativeRestrictNetlink, NetlinkRestriction, RestrictNetlinkOptions } from './seccomp';
-export type { Datagram, NetlinkErrorShape, NetlinkSocketOptions, OverrunEvent, SendDestination, SendResult } from './types';
+export type {
+  Datagram,
+  NetlinkErrorShape,
+  NetlinkSocketOptions,
+  NetworkNamespaceShape,
+  OverrunEvent,
+  SendDestination,
+  SendResult,
+} from './types';
 export * from './codec';
 export * from './dummy_netlink';

@@ -6,7 +6,15 @@ import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import { getSystemErrorMap } from 'node:util';
-import type { Datagram, NetlinkErrorShape, NetlinkSocketOptions, OverrunEvent, SendDestination, SendResult } from './types';
+import type {
+  Datagram,
+  NetlinkErrorShape,
+  NetlinkSocketOptions,
+  NetworkNamespaceShape,
+  OverrunEvent,
+  SendDestination,
+  SendResult,
+} from './types';
 
 /**
  * Receive callback of the native handle, called once per poll wake-up.
@@ -45,9 +53,16 @@ export interface NativeHandle {
   close(): void;
 }
 
+/** An open network namespace (class NetnsHandle in netlink_socket.cc). */
+export interface NativeNetns {
+  close(): void;
+}
+
 /** The module object of build/Release/nlbridge_netlink.node, or a fake. */
 export interface NativeBinding {
-  NetlinkHandle: new (protocol: number, maxDatagramBytes: number) => NativeHandle;
+  NetlinkHandle: new (protocol: number, maxDatagramBytes: number, netns?: NativeNetns) => NativeHandle;
+  /** Absent in fakes that do not model namespaces. */
+  NetnsHandle?: new (path: string) => NativeNetns;
   stats(): { openSockets: number; livePollHandles: number };
 }
 
@@ -152,6 +167,44 @@ const hex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
 
 const { ECONNREFUSED, EBADF } = osConstants.errno;
 
+/**
+ * A network namespace that sockets can be opened in (the `netns` option of
+ * NetlinkSocket.open), as `ip netns exec` would but for those sockets only:
+ * for each socket the calling thread enters the namespace (setns, which
+ * needs CAP_SYS_ADMIN), calls socket() and returns at once. A socket stays
+ * in the namespace it was created in; nothing else the process opens moves.
+ */
+export class NetworkNamespace implements NetworkNamespaceShape {
+  readonly path: string;
+  /** The native handle, for NetlinkSocket. */
+  readonly native: NativeNetns;
+
+  /**
+   * Opens `path` (/run/netns/NAME, /proc/PID/ns/net); throws NetlinkError:
+   * ENOENT, EACCES, or EINVAL (syscall 'ioctl') when the file is not a
+   * network namespace.
+   */
+  static open(path: string, binding: NativeBinding = loadBinding()): NetworkNamespace {
+    if (typeof path !== 'string' || path === '') throw new TypeError('The "path" argument must be a non-empty string');
+    const Ctor = binding.NetnsHandle;
+    if (Ctor === undefined) throw new TypeError('this binding cannot open network namespaces');
+    return new NetworkNamespace(
+      path,
+      native(() => new Ctor(path)),
+    );
+  }
+
+  private constructor(path: string, handle: NativeNetns) {
+    this.path = path;
+    this.native = handle;
+  }
+
+  /** Sockets already open stay in the namespace; new ones can no longer be opened in it. */
+  close(): void {
+    this.native.close();
+  }
+}
+
 /** Events of NetlinkSocket, for EventEmitter's typed signatures. */
 export interface NetlinkSocketEvents {
   datagrams: [batch: Datagram[]];
@@ -200,7 +253,15 @@ export class NetlinkSocket extends EventEmitter<NetlinkSocketEvents> {
 
     this.protocol = protocol;
     this.maxDatagramBytes = maxDatagramBytes;
-    const handle = native(() => new binding.NetlinkHandle(protocol, maxDatagramBytes));
+    if (opts.netns !== undefined && !(opts.netns instanceof NetworkNamespace)) {
+      throw new TypeError('The "netns" option must be a NetworkNamespace');
+    }
+    const netns = opts.netns?.native;
+    const handle = native(() =>
+      netns === undefined
+        ? new binding.NetlinkHandle(protocol, maxDatagramBytes)
+        : new binding.NetlinkHandle(protocol, maxDatagramBytes, netns),
+    );
     try {
       // Options that affect what is queued go on before bind joins groups.
       if (opts.receiveBufferBytes !== undefined) handle.setReceiveBuffer(opts.receiveBufferBytes);

@@ -17,6 +17,15 @@ export interface NetlinkSocketOptions {
   passCredentials?: boolean;
   /** Largest datagram to read without truncation (default 65536). */
   maxDatagramBytes?: number;
+  /** Open the socket inside this network namespace (a NetworkNamespace of socket.ts; needs CAP_SYS_ADMIN). */
+  netns?: NetworkNamespaceShape;
+}
+
+/** An open network namespace file: NetworkNamespace.open() in socket.ts. */
+export interface NetworkNamespaceShape {
+  /** The path it was opened from. */
+  readonly path: string;
+  close(): void;
 }
 
 /** One datagram as read from the socket. */

@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { restrictNetlink } from '../addon/seccomp';
+import { NetlinkError, NetlinkSocket, NetworkNamespace } from '../addon/socket';
 import { buildApp } from './app';
 import { createHttpServer } from './http_server';
 import { createLogger } from './log';
@@ -352,8 +353,18 @@ async function main(): Promise<number> {
   const metrics = new Metrics({ version: VERSION });
   let bus: Bus;
   try {
-    bus = new Bus(busOptionsFrom(config, { protocol, log: log.child({ component: 'bus' }), metrics }));
+    // --netns: every netlink socket, the later ?unicast=1 ones too, is made
+    // inside that namespace (the fd stays open for the daemon's life); the
+    // listeners and NATS are opened by this thread at home as always.
+    const netns = config.netns === null ? null : NetworkNamespace.open(config.netns);
+    const openSocket =
+      netns === null ? {} : { openSocket: (o: Parameters<typeof NetlinkSocket.open>[0]) => NetlinkSocket.open({ ...o, netns }) };
+    bus = new Bus(busOptionsFrom(config, { protocol, log: log.child({ component: 'bus' }), metrics, ...openSocket }));
   } catch (err) {
+    if (config.netns !== null && err instanceof NetlinkError && ['open', 'ioctl', 'setns'].includes(err.syscall)) {
+      log.fatal({ netns: config.netns, code: err.code }, `--netns: ${err.message}`);
+      return 2;
+    }
     const code = (err as NodeJS.ErrnoException).code;
     if ((code === 'MODULE_NOT_FOUND' || code === 'ERR_DLOPEN_FAILED') && /nlbridge_netlink\.node/.test(String((err as Error).message))) {
       const root = path.resolve(__dirname, '../..');
@@ -364,10 +375,16 @@ async function main(): Promise<number> {
       );
       return 1;
     }
-    log.fatal({ err }, `cannot open netlink protocol ${protocol.number}`);
+    log.fatal(
+      { err, netns: config.netns },
+      `cannot open netlink protocol ${protocol.number}${config.netns === null ? '' : ` in network namespace ${config.netns}`}`,
+    );
     return 1;
   }
-  log.info({ txPortId: bus.tx.portId, rxPortId: bus.rx.portId }, 'netlink sockets open');
+  log.info(
+    { txPortId: bus.tx.portId, rxPortId: bus.rx.portId, netns: config.netns },
+    config.netns === null ? 'netlink sockets open' : `netlink sockets open in network namespace ${config.netns}`,
+  );
   // Issue 13: from here on, injected code holding CAP_NET_ADMIN cannot open
   // netlink sockets of other protocols nor reconfigure the network through
   // other sockets (addon/seccomp.ts, daemon/README.md). Fail closed, but on

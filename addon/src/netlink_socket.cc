@@ -14,8 +14,12 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <fcntl.h>
 #include <linux/netlink.h>
+#include <linux/nsfs.h>
 #include <linux/sock_diag.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -154,6 +158,108 @@ bool ArgBool(const Napi::CallbackInfo& info, size_t i, const char* name, bool* o
   return true;
 }
 
+// Tags a NetnsHandle so NetlinkHandle can tell one from any other object.
+constexpr napi_type_tag kNetnsTag = {0x6e6c62726e65746eULL, 0x73a1c2d3e4f50617ULL};
+
+// A network namespace to open sockets in (the daemon's --netns), as
+// `ip netns exec` would, but for the netlink sockets only: setns(2) moves
+// the calling thread alone, so socket() runs inside the namespace and the
+// thread goes home at once; the socket keeps its namespace for life, and
+// everything else the process opens (HTTP listeners, NATS) stays home.
+// Both fds are opened once, up front: the thread's own namespace is read
+// from /proc/thread-self/ns/net before any switch, and nothing has to be
+// opened by path while the thread is away.
+class NetnsHandle : public Napi::ObjectWrap<NetnsHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NetnsHandle", {InstanceMethod<&NetnsHandle::Close>("close")});
+  }
+
+  // new NetnsHandle(path)
+  explicit NetnsHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NetnsHandle>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) {
+      Napi::TypeError::New(env, "The \"path\" argument must be a string").ThrowAsJavaScriptException();
+      return;
+    }
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      SystemError(env, err, "open", "open network namespace " + path).ThrowAsJavaScriptException();
+      return;
+    }
+    // An nsfs file answers NS_GET_NSTYPE; any other file gives ENOTTY.
+    int type = ::ioctl(fd, NS_GET_NSTYPE);
+    if (type != CLONE_NEWNET) {
+      int err = type < 0 ? errno : EINVAL;
+      ::close(fd);
+      std::string what = type < 0 ? "not a namespace file" : "a namespace, but not a network namespace";
+      SystemError(env, err == ENOTTY ? EINVAL : err, "ioctl",
+                  path + " is " + what + " (want /run/netns/NAME or /proc/PID/ns/net)")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    int home = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (home < 0) {
+      int err = errno;
+      ::close(fd);
+      SystemError(env, err, "open", "open this thread's own network namespace (/proc/thread-self/ns/net)")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    path_ = path;
+    ns_fd_ = fd;
+    home_fd_ = home;
+    info.This().As<Napi::Object>().TypeTag(&kNetnsTag);
+  }
+
+  ~NetnsHandle() override { Release(); }
+
+  // socket(AF_NETLINK, ...) inside the namespace; -1 with errno set, and
+  // *syscall naming the call that failed.
+  int Socket(int type, int protocol, const char** syscall) {
+    if (ns_fd_ < 0) {
+      *syscall = "setns";
+      errno = EBADF;
+      return -1;
+    }
+    if (::setns(ns_fd_, CLONE_NEWNET) < 0) {
+      *syscall = "setns";
+      return -1;
+    }
+    int fd = ::socket(AF_NETLINK, type, protocol);
+    int err = errno;
+    if (::setns(home_fd_, CLONE_NEWNET) < 0) {
+      // Left here, every socket this thread opens from now on (HTTP, NATS)
+      // would belong to the other namespace, silently: stop instead.
+      std::string msg = "nlbridge: setns back to the daemon's own network namespace failed: " +
+                        std::string(std::strerror(errno));
+      napi_fatal_error("NetnsHandle::Socket", NAPI_AUTO_LENGTH, msg.c_str(), NAPI_AUTO_LENGTH);
+    }
+    *syscall = "socket";
+    errno = err;
+    return fd;
+  }
+
+  const std::string& path() const { return path_; }
+
+ private:
+  void Release() {
+    if (ns_fd_ >= 0) ::close(ns_fd_);
+    if (home_fd_ >= 0) ::close(home_fd_);
+    ns_fd_ = home_fd_ = -1;
+  }
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Release();
+    return info.Env().Undefined();
+  }
+
+  std::string path_;
+  int ns_fd_ = -1;
+  int home_fd_ = -1;
+};
+
 class NetlinkHandle;
 
 // The kernel and libuv resources of one socket, apart from the JavaScript
@@ -230,7 +336,7 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
         });
   }
 
-  // new NetlinkHandle(protocol, maxDatagramBytes)
+  // new NetlinkHandle(protocol, maxDatagramBytes[, netns])
   explicit NetlinkHandle(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<NetlinkHandle>(info) {
     Napi::Env env = info.Env();
@@ -249,11 +355,28 @@ class NetlinkHandle : public Napi::ObjectWrap<NetlinkHandle> {
     if (batch_ > kMaxBatch) batch_ = kMaxBatch;
     if (batch_ < 1) batch_ = 1;
 
-    int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                      static_cast<int>(protocol));
+    NetnsHandle* netns = nullptr;
+    if (info.Length() > 2 && !info[2].IsUndefined()) {
+      if (!info[2].IsObject() || !info[2].As<Napi::Object>().CheckTypeTag(&kNetnsTag)) {
+        Napi::TypeError::New(env, "The \"netns\" argument must be a NetnsHandle")
+            .ThrowAsJavaScriptException();
+        return;
+      }
+      netns = NetnsHandle::Unwrap(info[2].As<Napi::Object>());
+    }
+
+    const int type = SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC;
+    const char* failed = "socket";
+    int fd = netns != nullptr ? netns->Socket(type, static_cast<int>(protocol), &failed)
+                              : ::socket(AF_NETLINK, type, static_cast<int>(protocol));
     if (fd < 0) {
       int err = errno;
-      SystemError(env, err, "socket", "socket protocol " + std::to_string(protocol))
+      std::string where = netns != nullptr ? " in network namespace " + netns->path() : "";
+      SystemError(env, err, failed,
+                  std::string(failed) == "setns"
+                      ? "setns into network namespace " + netns->path() +
+                            (err == EPERM ? " (needs CAP_SYS_ADMIN)" : "")
+                      : "socket protocol " + std::to_string(protocol) + where)
           .ThrowAsJavaScriptException();
       return;
     }
@@ -834,6 +957,7 @@ extern "C" __attribute__((weak)) void NlbridgeRegisterSeccomp(Napi::Env env, Nap
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NetlinkHandle", NetlinkHandle::Define(env));
+  exports.Set("NetnsHandle", NetnsHandle::Define(env));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   if (NlbridgeRegisterSdNotify != nullptr) NlbridgeRegisterSdNotify(env, exports);
   if (NlbridgeRegisterSeccomp != nullptr) NlbridgeRegisterSeccomp(env, exports);

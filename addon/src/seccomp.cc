@@ -17,6 +17,7 @@
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -243,6 +244,16 @@ bool BuildProgram(Program& p, uint32_t protocol_mask) {
   size_t get = p.BeginIfEq(__NR_getsockopt);
   SockoptBlock(p);
   p.EndIf(get);
+
+  // setns: network namespaces only, for the sockets of --netns, which are
+  // opened after this filter (a ?unicast=1 stream's own socket); the socket
+  // opened there passes the socket() rule above all the same. Joining a
+  // mount, user or pid namespace (nstype 0 means any) is refused.
+  size_t ns = p.BeginIfEq(__NR_setns);
+  p.Load(ArgLo(1));  // nstype
+  p.RetIfEq(CLONE_NEWNET, kAllow);
+  p.Ret(kDeny);
+  p.EndIf(ns);
 
   // io_uring runs socket(), setsockopt() and friends in the kernel without
   // passing this filter; Node 20's libuv does not use it unless

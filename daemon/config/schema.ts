@@ -30,6 +30,8 @@ export interface Config {
   unixSocketGroup: string | null;
   protocol: ProtocolSetting;
   sysfsRoot: string;
+  /** A network namespace file the netlink sockets are opened in; null = the daemon's own. */
+  netns: string | null;
   auth: AuthMode;
   tokenFile: string | null;
   /** Where an auto-generated token is written (default: see resolveTokenOut). */
@@ -160,6 +162,13 @@ export const OPTION_SCHEMAS = {
     'x-flag': '--sysfs-root',
     'x-env': 'NLBRIDGE_SYSFS_ROOT',
     description: 'where to look for module/dummy_netlink/parameters (default {default})',
+  },
+  netns: {
+    ...nullableText,
+    'x-flag': '--netns',
+    'x-env': 'NLBRIDGE_NETNS',
+    description:
+      "open every netlink socket inside the network namespace at this path (/run/netns/NAME, /proc/PID/ns/net), as ip netns exec would; HTTP and NATS stay in the daemon's own; needs CAP_SYS_ADMIN (default: the daemon's own)",
   },
   auth: {
     enum: ['auto', 'token', 'none'],

@@ -33,11 +33,13 @@ const REFUSED = [
   'ip_transparent',
   'ip_xfrm_policy',
   'io_uring_setup',
+  'setns_uts',
+  'setns_any',
   'x32_getpid',
   'i386_getpid',
 ];
 /** Probes that succeed with and without the filter. */
-const ALLOWED = ['netlink_usersock', 'socketpair_unix', 'siocgifflags', 'siocgifindex', 'fionbio', 'so_rcvbufforce', 'ip_ttl'];
+const ALLOWED = ['netlink_usersock', 'socketpair_unix', 'siocgifflags', 'siocgifindex', 'fionbio', 'so_rcvbufforce', 'ip_ttl', 'setns_net'];
 /** Only under the filter: unfiltered, root would autoload the af_key module. */
 const FILTERED_ONLY = ['af_key'];
 
@@ -139,6 +141,36 @@ test('restrictNetlink({ protocols: [2] }): USERSOCK opens, ROUTE and NETFILTER g
   // Every thread (libuv's pool, V8's workers, the workers) is in filter mode (2).
   assert.ok(out.threads.length >= 5, `threads: ${out.threads.join()}`);
   assert.deepEqual([...new Set(out.threads)], ['2']);
+});
+
+test('--netns under the filter: a socket opened later through NetworkNamespace (setns in, socket, setns home) lands in that namespace; other protocols are refused there too', async (t) => {
+  const name = `nlb-${process.pid}-seccomp`;
+  execFileSync('ip', ['netns', 'add', name]);
+  t.after(() => execFileSync('ip', ['netns', 'delete', name]));
+  const r = await runChild(`${CHILD_PRELUDE}
+    const ns = addon.NetworkNamespace.open('/run/netns/${name}');
+    const home = fs.readlinkSync('/proc/thread-self/ns/net');
+    addon.restrictNetlink({ protocols: [2] });
+    const out = {};
+    const inNs = addon.NetlinkSocket.open({ protocol: 2, groups: 1 << 6, netns: ns });
+    const atHome = addon.NetlinkSocket.open({ protocol: 2 });
+    out.route = outcome(() => addon.NetlinkSocket.open({ protocol: 0, netns: ns }).close());
+    out.stillHome = fs.readlinkSync('/proc/thread-self/ns/net') === home;
+    // A broadcast at home does not reach the socket in the namespace.
+    out.homeSend = atHome.send(addon.encodeMessage({ type: 16 }), { groups: 1 << 6 });
+    out.inNsPort = inNs.portId;
+    inNs.on('datagrams', (b) => { out.crossed = b.length; });
+    setTimeout(() => { inNs.close(); atHome.close(); process.stdout.write(JSON.stringify(out)); }, 300);
+  `);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as Record<string, unknown>;
+  assert.equal(out.stillHome, true, 'the thread went home');
+  assert.deepEqual(
+    { code: (out.route as { code: string }).code, syscall: (out.route as { syscall: string }).syscall },
+    { code: 'EPERM', syscall: 'socket' },
+  );
+  assert.deepEqual(out.homeSend, { broadcastGroup: 7, unicast: 'no-kernel-endpoint' });
+  assert.equal(out.crossed, undefined, 'nothing crossed namespaces');
 });
 
 test('bad arguments throw TypeError naming the argument and install nothing', async () => {

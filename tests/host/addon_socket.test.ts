@@ -3,8 +3,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { NetlinkError, NetlinkSocket } from '../../addon/index';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { NetlinkError, NetlinkSocket, NetworkNamespace } from '../../addon/index';
 import type { Datagram } from '../../addon/types';
 import { G, NETLINK_USERSOCK, bit, collect, isOurs, message, open } from './support/netlink';
 import { isRealRoot } from '../support/prerequisites';
@@ -272,4 +273,52 @@ test('every operation on a closed socket throws EBADF; close() is idempotent', (
   // A listener on a closed socket does not restart anything.
   s.on('datagrams', () => assert.fail('closed socket delivered'));
   t.after(() => s.removeAllListeners());
+});
+
+test('NetworkNamespace.open refuses what is not a network namespace, with code and syscall', () => {
+  throwsNetlink(() => NetworkNamespace.open('/nonexistent/netns'), 'ENOENT', 'open');
+  const notNs = throwsNetlink(() => NetworkNamespace.open('/etc/passwd'), 'EINVAL', 'ioctl');
+  assert.match(notNs.message, /\/etc\/passwd is not a namespace file/);
+  const uts = throwsNetlink(() => NetworkNamespace.open('/proc/self/ns/uts'), 'EINVAL', 'ioctl');
+  assert.match(uts.message, /not a network namespace/);
+  assert.throws(() => NetworkNamespace.open(''), { name: 'TypeError', message: /"path"/ });
+  assert.throws(() => NetlinkSocket.open({ protocol: NETLINK_USERSOCK, netns: { path: '/x', close() {} } }), {
+    name: 'TypeError',
+    message: /"netns"/,
+  });
+});
+
+test('a socket opened with netns lives in that namespace: its peers there reach it, a broadcast at home does not; the thread stays home', (t) => {
+  if (!isRealRoot()) return t.skip('needs root (ip netns add, setns)');
+  const name = `nlb-${process.pid}-sock`;
+  execFileSync('ip', ['netns', 'add', name]);
+  t.after(() => execFileSync('ip', ['netns', 'delete', name]));
+  const home = readlinkSync('/proc/thread-self/ns/net');
+  const ns = NetworkNamespace.open(`/run/netns/${name}`);
+  // Port ids are per namespace: one bound in there is unknown at home, and can be bound at home too.
+  const portId = (0x7e000000 | (process.pid & 0xffffff)) >>> 0;
+  const inNs = open({ portId, groups: bit(G.a), netns: ns });
+  const peerInNs = open({ netns: ns });
+  const atHome = open({ groups: bit(G.a) });
+  t.after(() => [inNs, peerInNs, atHome].forEach((s) => s.close()));
+  assert.equal(readlinkSync('/proc/thread-self/ns/net'), home, 'the thread went home');
+  assert.equal(ns.path, `/run/netns/${name}`);
+  assert.equal(inNs.portId, portId);
+  assert.throws(() => atHome.send(message(1), { portId }), { code: 'ECONNREFUSED' });
+  open({ portId }).close();
+  peerInNs.send(message(2), { portId: inNs.portId });
+  const seen: Datagram[] = [];
+  inNs.on('datagrams', (b) => seen.push(...b));
+  const homeSeen: Datagram[] = [];
+  atHome.on('datagrams', (b) => homeSeen.push(...b));
+  peerInNs.send(message(3), { groups: bit(G.a) });
+  return new Promise<void>((resolve) => setTimeout(resolve, 300)).then(() => {
+    assert.deepEqual(
+      seen.filter(isOurs).map((d) => d.data.readUInt32LE(8)),
+      [2, 3],
+    );
+    assert.equal(homeSeen.filter(isOurs).length, 0, 'the broadcast in the namespace stayed there');
+    ns.close();
+    throwsNetlink(() => open({ netns: ns }), 'EBADF', 'setns');
+  });
 });

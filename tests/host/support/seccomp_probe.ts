@@ -1,5 +1,5 @@
 // A C probe for the seccomp tests: raw syscalls JavaScript cannot make
-// (socket families, ioctls, socket options, io_uring, the x32 and i386
+// (socket families, ioctls, socket options, setns, io_uring, the x32 and i386
 // ABIs), one result line per probe named on the command line; and
 // --exec-without-seccomp, which runs a command under an outer filter that
 // refuses seccomp(2), as systemd's SystemCallFilter=@system-service does.
@@ -12,6 +12,8 @@ import * as path from 'node:path';
 const PROBE_C = String.raw`
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
@@ -94,6 +96,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(n, "so_rcvbufforce")) { int big = 8 << 20; sockopt(n, AF_NETLINK, SOCK_RAW, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big); }
     else if (!strcmp(n, "ip_ttl")) { int ttl = 9; sockopt(n, AF_INET, SOCK_DGRAM, SOL_IP, IP_TTL, &ttl, sizeof ttl); }
     else if (!strcmp(n, "io_uring_setup")) { struct io_uring_params p; memset(&p, 0, sizeof p); rc = fd = syscall(__NR_io_uring_setup, 4, &p); if (fd >= 0) close(fd); report(n, rc); }
+    else if (!strcmp(n, "setns_net")) { fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC); report(n, setns(fd, CLONE_NEWNET)); close(fd); }
+    else if (!strcmp(n, "setns_uts")) { fd = open("/proc/self/ns/uts", O_RDONLY | O_CLOEXEC); report(n, setns(fd, CLONE_NEWUTS)); close(fd); }
+    else if (!strcmp(n, "setns_any")) { fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC); report(n, setns(fd, 0)); close(fd); }
     else if (!strcmp(n, "x32_getpid")) report(n, syscall(0x40000000 | 39));
     else if (!strcmp(n, "i386_getpid")) {
       /* int 0x80 from a 64-bit process: the i386 ABI (and its socketcall). */
