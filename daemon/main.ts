@@ -317,7 +317,7 @@ async function main(): Promise<number> {
 
   let protocol;
   try {
-    protocol = resolveProtocol(config.protocol, config.sysfsRoot);
+    protocol = resolveProtocol(config.protocol, config.sysfsRoot, config.netns);
   } catch (err) {
     if (err instanceof ProtocolError) {
       log.fatal(err.message);

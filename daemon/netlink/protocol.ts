@@ -59,8 +59,15 @@ export function readModuleParams(sysfsRoot: string): ModuleParams | null {
   };
 }
 
-export function resolveProtocol(setting: ProtocolSetting, sysfsRoot: string): ProtocolInfo {
+export function resolveProtocol(setting: ProtocolSetting, sysfsRoot: string, netns: string | null = null): ProtocolInfo {
   const mod = readModuleParams(sysfsRoot);
+  // dummy_netlink makes its kernel socket in the initial network namespace
+  // only (netlink_kernel_create(&init_net, …)): inside another one nothing
+  // answers its unit, so auto means USERSOCK there and dummy is refused.
+  const foreignNetns = (what: string): ProtocolError =>
+    new ProtocolError(
+      `${what} with --netns ${netns}: dummy_netlink's kernel socket exists in the initial network namespace only; use --protocol usersock (or auto)`,
+    );
   const dummy = (reason: string): ProtocolInfo => ({
     name: 'dummy',
     number: mod!.unit,
@@ -80,15 +87,19 @@ export function resolveProtocol(setting: ProtocolSetting, sysfsRoot: string): Pr
   const modPath = path.join(sysfsRoot, 'module/dummy_netlink/parameters/unit');
   switch (setting) {
     case 'auto':
+      if (netns !== null)
+        return usersock(`auto: --netns ${netns} (dummy_netlink answers in the initial network namespace only), using NETLINK_USERSOCK`);
       return mod
         ? dummy(`auto: dummy_netlink is loaded (${modPath} = ${mod.unit})`)
         : usersock(`auto: dummy_netlink is not loaded (no ${modPath}), using NETLINK_USERSOCK`);
     case 'usersock':
       return usersock('configured: usersock');
     case 'dummy':
+      if (netns !== null) throw foreignNetns('--protocol dummy');
       if (!mod) throw new ProtocolError(`--protocol dummy: the dummy_netlink module is not loaded (no ${modPath})`);
       return dummy('configured: dummy');
     default:
+      if (mod && setting === mod.unit && netns !== null) throw foreignNetns(`--protocol ${setting} (dummy_netlink's unit)`);
       if (mod && setting === mod.unit) return dummy(`configured: ${setting} is dummy_netlink's unit`);
       if (setting === NETLINK_USERSOCK) return usersock('configured: 2 is NETLINK_USERSOCK');
       // Any other unit: assume a kernel socket answers (true for every unit in <linux/netlink.h> but USERSOCK).
