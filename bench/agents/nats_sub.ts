@@ -41,6 +41,8 @@ let repeatsOrDisorder = 0;
 let prevN = 0;
 const latNs: number[] = [];
 let done = false;
+/** Header names of the first bench message: that the daemon and the bare publisher send the same set. */
+let headerNames: string[] | null = null;
 
 async function main(): Promise<void> {
   const nc = await connect({ servers: cfg.url, name: 'bench-nats-sub' });
@@ -71,6 +73,7 @@ async function main(): Promise<void> {
         lostByN: spanN - (withN - repeatsOrDisorder),
         repeatsOrDisorder,
         ended: why,
+        headers: headerNames,
         cpuSeconds: (cpu.user + cpu.system) / 1e6,
         latency: cfg.latency ? summarizeNs(latNs) : undefined,
       },
@@ -109,7 +112,10 @@ async function main(): Promise<void> {
       if (probes++ === 0) out({ probed: true });
       continue;
     }
-    if (firstNs === 0n) firstNs = now;
+    if (firstNs === 0n) {
+      firstNs = now;
+      headerNames = m.headers ? [...m.headers.keys()].sort() : [];
+    }
     lastNs = now;
     received++;
     if (cfg.latency) latNs.push(Number(now - p.sendNs));

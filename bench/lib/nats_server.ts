@@ -8,11 +8,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Proc, sleep } from './proc';
 
-/** nats-server in PATH or in the sbin directories Debian installs it in; null when absent. */
+/**
+ * nats-server in PATH or in the sbin directories Debian installs it in; null
+ * when absent. BENCH_NATS_SERVER points at another build (and, pointed at
+ * nothing, shows the section's skip).
+ */
 export function natsServerPath(): string | null {
   const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/local/sbin', '/usr/sbin', '/sbin'];
-  for (const dir of dirs) {
-    const file = path.join(dir, 'nats-server');
+  const candidates = process.env.BENCH_NATS_SERVER ? [process.env.BENCH_NATS_SERVER] : dirs.map((d) => path.join(d, 'nats-server'));
+  for (const file of candidates) {
     try {
       fs.accessSync(file, fs.constants.X_OK);
       return file;
@@ -45,8 +49,12 @@ export async function startNatsServer(program: string): Promise<NatsServer> {
   for (;;) {
     const file = fs.readdirSync(portsDir).find((f) => f.endsWith('.ports'));
     if (file) {
-      const ports = JSON.parse(fs.readFileSync(path.join(portsDir, file), 'utf8')) as { nats: string[] };
-      return { url: `nats://127.0.0.1:${new URL(ports.nats[0]).port}`, proc, stop };
+      try {
+        const ports = JSON.parse(fs.readFileSync(path.join(portsDir, file), 'utf8')) as { nats: string[] };
+        return { url: `nats://127.0.0.1:${new URL(ports.nats[0]).port}`, proc, stop };
+      } catch {
+        // Caught while the server was still writing it: read it again.
+      }
     }
     if (proc.exit || Date.now() > until) {
       await stop();

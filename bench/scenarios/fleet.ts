@@ -79,6 +79,7 @@ function counted(r: JsonObject, sent: number, extra: JsonObject): Measurement {
     nLast: r.nLast,
     seconds,
     subscriberCpuSeconds: r.cpuSeconds,
+    headers: r.headers,
     ...extra,
   };
 }
