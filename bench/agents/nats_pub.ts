@@ -8,7 +8,7 @@
 // FLUSH_EVERY messages, at most one outstanding).
 //
 // argv[2]: {"url":…,"subject":…,"group":N,"count":N,"seconds":S,"rate":R (0 = flood),
-//           "warmup":{"count":N,"rate":R} (probes first)}
+//           "warmup":[{"count":N,"rate":R}, …] (probes first, phase by phase)}
 // stdout: {"ready":true}, then {"sent":N,"seconds":S,"rate":R}
 
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
@@ -22,7 +22,7 @@ interface Config {
   count: number;
   seconds: number;
   rate?: number;
-  warmup?: { count: number; rate: number };
+  warmup?: { count: number; rate: number }[];
 }
 
 const cfg = JSON.parse(process.argv[2]) as Config;
@@ -91,8 +91,9 @@ async function send(nc: NatsConnection, count: number, seconds: number, rate: nu
 async function main(): Promise<void> {
   const nc = await connect({ servers: cfg.url, name: 'bench-nats-pub' });
   out({ ready: true });
-  if (cfg.warmup && cfg.warmup.count > 0) {
-    await send(nc, cfg.warmup.count, 30, cfg.warmup.rate, true);
+  for (const phase of cfg.warmup ?? []) {
+    if (phase.count === 0) continue;
+    await send(nc, phase.count, 30, phase.rate, true);
     await sleep(300);
   }
   const t0 = process.hrtime.bigint();

@@ -123,7 +123,11 @@ async function bare(p: Profile, nats: string, run: { count: number; seconds: num
   try {
     // ready = the server has the subscription: nothing the publisher sends after it is missed.
     await sub.waitForKey('ready', 10_000);
-    const warmups = (latency ? p.warmupCount : 0) + Math.min(p.warmupCount, Math.ceil(run.count / 5));
+    // The warm-up of the daemon's runs (throughDaemon), phase by phase.
+    const warmup = [
+      ...(latency ? [{ count: p.warmupCount, rate: 20_000 }] : []),
+      { count: Math.min(p.warmupCount, Math.ceil(run.count / 5)), rate: run.rate ?? 0 },
+    ];
     pub = startAgent('nats_pub', {
       url: nats,
       subject,
@@ -131,7 +135,7 @@ async function bare(p: Profile, nats: string, run: { count: number; seconds: num
       count: run.count,
       seconds: run.seconds,
       rate: run.rate ?? 0,
-      warmup: { count: warmups, rate: latency ? 20_000 : (run.rate ?? 0) },
+      warmup,
     });
     const sent = await pub.waitForKey('sent', (run.seconds + 40) * 1000);
     const r = await subResult(sub, (run.seconds + 20) * 1000);
