@@ -1,6 +1,7 @@
 // Recomputes a bench result file's derived numbers from its raw values:
 //   node dist/bench/check_results.js [bench/results/latest.json]
-// - every target's inputs are the figures' fields, and its ratio is inputs[0] ÷ inputs[1];
+// - every target's inputs are the figures' fields, and its ratio is inputs[0] ÷ inputs[1]
+//   (a target of one input measures that input itself);
 // - a best-of figure's value is one of its runs;
 // - a saturation figure's value is its highest step that a majority of its
 //   attempts found clean, and each attempt's verdict follows from its counts;
@@ -32,6 +33,11 @@ for (const t of result.targets) {
     checked++;
     if (!near(inputs[0].value / inputs[1].value, t.measured))
       problems.push(`target ${String(t.id)}: ${inputs[0].value} ÷ ${inputs[1].value} ≠ ${t.measured}`);
+  }
+  if (inputs.length === 1 && inputs[0].value !== null) {
+    checked++;
+    if (inputs[0].value !== t.measured)
+      problems.push(`target ${String(t.id)}: measured ${String(t.measured)}, its input ${inputs[0].value}`);
   }
 }
 

@@ -2,7 +2,7 @@
 // websocketd + rr_nlk, in one run on one machine (issue 6). Prints the table
 // with ratios; writes JSON, Markdown and an SVG chart.
 //
-//   node dist/bench/run.js [--smoke] [--only=socket,websocketd,nlbridge,http,latency,fanout] [--out=DIR] [--cpu-prof]
+//   node dist/bench/run.js [--smoke] [--only=socket,websocketd,nlbridge,http,latency,fanout,fleet] [--out=DIR] [--cpu-prof]
 //
 // `http` is POST /send against the bare fastify route alone (also part of `nlbridge`).
 //
@@ -22,10 +22,12 @@ import { runHttpSend, runNlbridge, runNlbridgeLatency } from './scenarios/nlbrid
 import { buildC, runCeiling, runNodeReceivers, runSocketLatency } from './scenarios/socket_level';
 import { runWebsocketd, runWebsocketdLatency } from './scenarios/websocketd';
 import { runFanout } from './scenarios/fanout';
+import { runFleet } from './scenarios/fleet';
 
 // latency: every latency at 1,000 msg/s back to back (C floor, addon, npm netlink,
 // both bridges by both readers), so the ratios between them come from one stretch of time.
-const SECTIONS = ['socket', 'websocketd', 'nlbridge', 'http', 'latency', 'fanout'] as const;
+// fleet: netlink → nlbridge → NATS against the bare NATS pair, and the WS flood with publishing off and on (issue 18).
+const SECTIONS = ['socket', 'websocketd', 'nlbridge', 'http', 'latency', 'fanout', 'fleet'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const USAGE = `usage: node dist/bench/run.js [--smoke] [--only=${SECTIONS.join(',')}] [--out=DIR] [--cpu-prof]`;
@@ -100,6 +102,7 @@ async function main(): Promise<void> {
     await runNlbridgeLatency(p, figures, nlbridgeOptions);
   }
   if (sections.has('fanout')) await runFanout(p, figures, nlbridgeOptions);
+  if (sections.has('fleet')) await runFleet(p, figures, nlbridgeOptions);
   addedLatency(figures);
   const seconds = (Date.now() - t0) / 1000;
   // Other work on the machine during the run (1-minute load average), to read the figures by.

@@ -15,6 +15,8 @@ export const SYSTEM_NAMES: Record<string, string> = {
   'nlbridge-creader': 'nlbridge, C reader',
   'websocketd-creader': 'websocketd + rr_nlk, C reader',
   'bare-fastify': 'bare fastify route',
+  'nlbridge-nats': 'nlbridge, --nats-publish on',
+  'bare-nats': 'bare NATS publisher (Node)',
 };
 
 export interface FigureDef {
@@ -63,6 +65,19 @@ export function figureDefs(fanoutCounts: number[]): FigureDef[] {
     },
     { id: 'memory_per_client', label: 'memory per idle client', unit: 'bytes/client', systems: ['nlbridge', 'websocketd'] },
     { id: 'memory_slow_reader', label: 'RSS growth, one client not reading', unit: 'bytes', systems: ['nlbridge'] },
+    {
+      id: 'fleet_flood',
+      label: 'netlink → nlbridge → NATS → 1 subscriber, flood (ceiling: the bare NATS pair)',
+      unit: 'msg/s',
+      systems: ['nlbridge-nats', 'bare-nats'],
+    },
+    { id: 'fleet_latency_1k', label: 'NATS subscriber latency p50 at 1,000 msg/s', unit: 'µs', systems: ['nlbridge-nats', 'bare-nats'] },
+    {
+      id: 'fleet_ws_one_frame',
+      label: 'netlink → 1 WS client, flood, NATS publishing off / on',
+      unit: 'msg/s',
+      systems: ['nlbridge', 'nlbridge-nats'],
+    },
   ];
 }
 
@@ -101,7 +116,7 @@ function detail(figure: string, m: Measurement | undefined): string {
     parts.push(`${steps.reduce((a, x) => a + x.attempts.length, 0)} attempts`);
   } else if (figure === 'added_latency_1k') {
     parts.push(`p50 ${fmtNum(n('p50_us'))} − floor ${fmtNum(n('floor_us'))} µs`);
-  } else if (figure.startsWith('latency')) {
+  } else if (figure.startsWith('latency') || figure === 'fleet_latency_1k') {
     parts.push(`p99 ${fmtNum(n('p99_us'))} µs`, `at ${fmtNum(n('rate'))} msg/s`);
     if (Number.isFinite(n('lost')) && n('lost') !== 0) parts.push(`lost ${fmtNum(n('lost'))}`);
   } else if (figure === 'http_send') {
@@ -115,7 +130,7 @@ function detail(figure: string, m: Measurement | undefined): string {
     }
     if (Number.isFinite(n('clients'))) parts.push(`${fmtNum(n('clients'))} clients`);
   } else {
-    if ((figure === 'socket_flood' || figure === 'ws_one_frame') && senderLimited(m))
+    if (['socket_flood', 'ws_one_frame', 'fleet_flood', 'fleet_ws_one_frame'].includes(figure) && senderLimited(m))
       parts.push('**sender-limited** (nothing lost: a lower bound)');
     if (Number.isFinite(n('lossPct'))) parts.push(`loss ${n('lossPct').toFixed(2)} %`);
     else if (Number.isFinite(n('lost')) && Number.isFinite(n('sent')))
@@ -127,6 +142,7 @@ function detail(figure: string, m: Measurement | undefined): string {
       if (Number.isFinite(achieved) && achieved < 0.95 * m.offered) parts.push(`sender reached only ${fmtNum(achieved)}/s`);
     }
     if (typeof m.offered === 'string') parts.push(`offered ${m.offered}`);
+    if (Number.isFinite(n('lostByN'))) parts.push(`gaps in n ${fmtNum(n('lostByN'))}`);
     if (Number.isFinite(n('overruns'))) parts.push(`overruns ${fmtNum(n('overruns'))}`);
     if (Number.isFinite(n('cpuNsPerMsg'))) parts.push(`receiver CPU ${fmtNum(n('cpuNsPerMsg') / 1000)} µs/msg`);
     if (typeof m.survived === 'boolean') parts.push(`survived ${m.survived ? 'yes' : 'NO'}`);
@@ -344,6 +360,39 @@ export function targets(figures: Figures, largestFanout: number, fanoutGoal: num
     goal: '≤ 50 KB',
     met: Number.isFinite(perClient) ? perClient <= 50_000 : null,
   });
+  // Issue 18: the fleet against the bare NATS pair on the same server, and what publishing costs the local stream.
+  t.push(
+    ratioOf(
+      figures,
+      'fleet_vs_bare_nats',
+      'netlink → nlbridge → NATS ÷ bare NATS publisher, flood msg/s',
+      ['fleet_flood', 'nlbridge-nats'],
+      ['fleet_flood', 'bare-nats'],
+      0.5,
+    ),
+  );
+  const fleetP99 = input(figures, 'fleet_latency_1k', 'nlbridge-nats', 'p99_us');
+  t.push({
+    id: 'fleet_p99_1k',
+    label: 'p99 at 1,000 msg/s, netlink → nlbridge → NATS subscriber',
+    measured: fleetP99.value,
+    shown: fleetP99.value !== null ? `${fmtNum(fleetP99.value)} µs` : 'n/a',
+    goal: '≤ 2,000 µs',
+    met: fleetP99.value !== null ? fleetP99.value <= 2000 : null,
+    inputs: [fleetP99],
+  });
+  // Both sides are the WS flood row, read as the other WS flood targets are (a side with nothing lost is a lower bound).
+  t.push(
+    floodRatioTarget(
+      'ws_nats_on_vs_off',
+      'one WS client, one msg/frame: --nats-publish on ÷ off',
+      figures,
+      'fleet_ws_one_frame',
+      'nlbridge-nats',
+      'nlbridge',
+      0.9,
+    ),
+  );
   return t;
 }
 
@@ -421,6 +470,8 @@ const COLORS: Record<string, string> = {
   'nlbridge-binary': '#60a5fa',
   'npm-netlink': '#d97706',
   websocketd: '#dc2626',
+  'nlbridge-nats': '#7c3aed',
+  'bare-nats': '#6b7280',
 };
 
 function esc(s: string): string {

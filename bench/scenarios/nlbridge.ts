@@ -20,6 +20,8 @@ export interface NlbridgeOptions {
   cpuProfDir?: string;
   /** C 1→1 saturation, for reference in ingress runs. */
   ceiling: number;
+  /** More daemon options (the fleet section's --nats …). */
+  extraArgs?: string[];
 }
 
 export interface Daemon {
@@ -37,7 +39,7 @@ async function startDaemon(p: Profile, o: NlbridgeOptions, tag: string): Promise
     fs.mkdirSync(o.cpuProfDir, { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`, `--cpu-prof-name=daemon-${tag}-${Date.now()}.cpuprofile`);
   }
-  const proc = new Proc(`daemon(${tag})`, process.execPath, [...nodeArgs, DAEMON, ...daemonArgs(port, p)], {
+  const proc = new Proc(`daemon(${tag})`, process.execPath, [...nodeArgs, DAEMON, ...daemonArgs(port, p), ...(o.extraArgs ?? [])], {
     ...process.env,
     NODE_ENV: 'production',
   });

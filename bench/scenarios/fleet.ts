@@ -1,0 +1,204 @@
+// The fleet section (issue 18): netlink → nlbridge → NATS → one subscriber,
+// against the bare NATS ceiling (a Node publisher → the same subscriber, same
+// payload and headers, on the same nats-server), and what publishing to NATS
+// costs the local WebSocket stream (one client, one message per frame, with
+// and without --nats-publish, back to back).
+
+import { startAgent, sleep, type JsonObject, type Proc } from '../lib/proc';
+import type { Profile } from '../lib/profile';
+import { natsServerPath, startNatsServer, type NatsServer } from '../lib/nats_server';
+import { bestOf, higherValue, lowerP99, measure, num, type Figures, type Measurement } from '../lib/result';
+import { clientRun, probeUntilUp } from '../lib/ws_load';
+import { groupSubject } from '../../daemon/fleet/subjects';
+import { withDaemon, type Daemon, type NlbridgeOptions } from './nlbridge';
+import { flood } from './socket_level';
+
+/** The host id the bench daemon publishes under: subjects nlbridge.bench.g.<group>. */
+export const BENCH_HOST_ID = 'bench';
+
+/** Every (figure, system) of the section, so an absent nats-server still gives every row its reason. */
+export const FLEET_ROWS: [string, string][] = [
+  ['fleet_flood', 'nlbridge-nats'],
+  ['fleet_flood', 'bare-nats'],
+  ['fleet_latency_1k', 'nlbridge-nats'],
+  ['fleet_latency_1k', 'bare-nats'],
+  ['fleet_ws_one_frame', 'nlbridge'],
+  ['fleet_ws_one_frame', 'nlbridge-nats'],
+];
+
+function natsArgs(p: Profile, url: string): string[] {
+  return ['--nats', url, '--nats-publish', `${p.group},`, '--host-id', BENCH_HOST_ID];
+}
+
+function startSub(url: string, subject: string, expect: number, seconds: number, latency: boolean): Proc {
+  return startAgent('nats_sub', { url, subject, expect, maxSeconds: seconds + 15, idleMs: 1500, latency });
+}
+
+async function subResult(sub: Proc, timeoutMs: number): Promise<JsonObject> {
+  try {
+    return (await sub.waitForKey('result', timeoutMs)).result as JsonObject;
+  } catch {
+    sub.command({ cmd: 'report' });
+    return (await sub.waitForKey('result', 3000)).result as JsonObject;
+  }
+}
+
+/** The daemon's own fleet counters (GET /status → fleet): published, dropped by its buffer bound. */
+async function fleetStatus(d: Daemon): Promise<unknown> {
+  try {
+    const res = await fetch(`${d.base}/status`);
+    return ((await res.json()) as { fleet?: unknown }).fleet ?? null;
+  } catch (err) {
+    return { error: String(err) };
+  }
+}
+
+/** The daemon dials NATS in the background: a run with publishing on starts once it is connected. */
+async function natsConnected(d: Daemon): Promise<void> {
+  const until = Date.now() + 10_000;
+  while (Date.now() < until) {
+    const f = (await fleetStatus(d)) as { connected?: boolean } | null;
+    if (f?.connected) return;
+    await sleep(50);
+  }
+  throw new Error('the daemon did not connect to NATS within 10 s');
+}
+
+/** What a subscriber's result and the sent count make a measurement of. */
+function counted(r: JsonObject, sent: number, extra: JsonObject): Measurement {
+  const received = num(r.received);
+  const seconds = num(r.seconds);
+  return {
+    value: seconds > 0 ? received / seconds : NaN,
+    sent,
+    received,
+    lost: sent - received,
+    lossPct: sent > 0 ? (100 * (sent - received)) / sent : 0,
+    lostByN: r.lostByN,
+    nFirst: r.nFirst,
+    nLast: r.nLast,
+    seconds,
+    subscriberCpuSeconds: r.cpuSeconds,
+    headers: r.headers,
+    ...extra,
+  };
+}
+
+/** netlink flood (or paced run) → daemon with --nats-publish → one subscriber. */
+async function throughDaemon(p: Profile, o: NlbridgeOptions, nats: string, run: { count: number; seconds: number; rate?: number }) {
+  const latency = run.rate !== undefined;
+  return withDaemon(p, { ...o, extraArgs: natsArgs(p, nats) }, latency ? 'fleet-lat' : 'fleet', async (d) => {
+    const sub = startSub(nats, groupSubject(BENCH_HOST_ID, p.group), run.count, run.seconds, latency);
+    try {
+      await sub.waitForKey('ready', 10_000);
+      // Probes until the subscriber hears one: the daemon is on the group and its NATS connection is up.
+      await probeUntilUp(p, [sub], 30_000);
+      if (latency) {
+        // As every latency row: a running bridge, not its first second (bench/lib/ws_load.ts clientRun).
+        await flood({ group: p.group, count: p.warmupCount, seconds: 30, rate: 20_000, probe: true });
+        await sleep(300);
+      }
+      const warmup = Math.min(p.warmupCount, Math.ceil(run.count / 5));
+      await flood({ group: p.group, count: warmup, seconds: 30, rate: run.rate, probe: true });
+      await sleep(300);
+      const sent = await flood({ group: p.group, ...run });
+      const r = await subResult(sub, (run.seconds + 20) * 1000);
+      const lat = r.latency as JsonObject | undefined;
+      const m = counted(r, num(sent.sent), { sendRate: sent.rate, fleet: await fleetStatus(d) });
+      return lat
+        ? { ...m, value: num(lat.p50_us), p50_us: lat.p50_us, p99_us: lat.p99_us, max_us: lat.max_us, samples: lat.n, rate: run.rate }
+        : m;
+    } finally {
+      await sub.stop(1000);
+    }
+  });
+}
+
+/** The bare pair: nats_pub → nats_sub on the same server, same bytes and headers. */
+async function bare(p: Profile, nats: string, run: { count: number; seconds: number; rate?: number }): Promise<Measurement> {
+  const latency = run.rate !== undefined;
+  const subject = groupSubject(BENCH_HOST_ID, p.group);
+  const sub = startSub(nats, subject, run.count, run.seconds, latency);
+  let pub: Proc | null = null;
+  try {
+    // ready = the server has the subscription: nothing the publisher sends after it is missed.
+    await sub.waitForKey('ready', 10_000);
+    // The warm-up of the daemon's runs (throughDaemon), phase by phase.
+    const warmup = [
+      ...(latency ? [{ count: p.warmupCount, rate: 20_000 }] : []),
+      { count: Math.min(p.warmupCount, Math.ceil(run.count / 5)), rate: run.rate ?? 0 },
+    ];
+    pub = startAgent('nats_pub', {
+      url: nats,
+      subject,
+      group: p.group,
+      count: run.count,
+      seconds: run.seconds,
+      rate: run.rate ?? 0,
+      warmup,
+    });
+    const sent = await pub.waitForKey('sent', (run.seconds + 40) * 1000);
+    const r = await subResult(sub, (run.seconds + 20) * 1000);
+    const lat = r.latency as JsonObject | undefined;
+    const m = counted(r, num(sent.sent), { sendRate: sent.rate });
+    return lat
+      ? { ...m, value: num(lat.p50_us), p50_us: lat.p50_us, p99_us: lat.p99_us, max_us: lat.max_us, samples: lat.n, rate: run.rate }
+      : m;
+  } finally {
+    await pub?.stop(1000);
+    await sub.stop(1000);
+  }
+}
+
+export async function runFleet(p: Profile, figures: Figures, o: NlbridgeOptions): Promise<void> {
+  const program = natsServerPath();
+  let server: NatsServer | null = null;
+  let why: Error | null = null;
+  if (program === null) why = new Error('skipped: nats-server not found (Debian: apt-get install nats-server)');
+  else {
+    try {
+      server = await startNatsServer(program);
+    } catch (err) {
+      why = err as Error;
+    }
+  }
+  if (server === null) {
+    for (const [figure, system] of FLEET_ROWS) {
+      await measure(figures, figure, system, async () => {
+        throw why;
+      });
+    }
+    return;
+  }
+  const nats = server.url;
+  const floodRun = { count: p.wsFloodCount, seconds: p.wsFloodSeconds };
+  const latencyRun = { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 };
+  try {
+    await measure(figures, 'fleet_flood', 'nlbridge-nats', () => bestOf(p.repeats, () => throughDaemon(p, o, nats, floodRun), higherValue));
+    await measure(figures, 'fleet_flood', 'bare-nats', () => bestOf(p.repeats, () => bare(p, nats, floodRun), higherValue));
+    await measure(figures, 'fleet_latency_1k', 'nlbridge-nats', () =>
+      bestOf(p.repeats, () => throughDaemon(p, o, nats, latencyRun), lowerP99),
+    );
+    await measure(figures, 'fleet_latency_1k', 'bare-nats', () => bestOf(p.repeats, () => bare(p, nats, latencyRun), lowerP99));
+    // The WebSocket row with publishing off and on, back to back; no NATS subscriber, so the
+    // difference is the daemon's own publishing work (the server discards what nobody asked for).
+    for (const [system, extraArgs] of [
+      ['nlbridge', []],
+      ['nlbridge-nats', natsArgs(p, nats)],
+    ] as const) {
+      await measure(figures, 'fleet_ws_one_frame', system, () =>
+        bestOf(
+          p.repeats,
+          () =>
+            withDaemon(p, { ...o, extraArgs: [...extraArgs] }, `ws-${system}`, async (d) => {
+              if (extraArgs.length > 0) await natsConnected(d);
+              return clientRun(p, { url: d.ws(), clients: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } });
+            }),
+          higherValue,
+        ),
+      );
+    }
+  } finally {
+    await server.stop();
+  }
+}
