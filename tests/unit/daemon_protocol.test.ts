@@ -37,7 +37,8 @@ test("under --netns, dummy (by name or by the module's unit) is refused naming b
   for (const setting of ['dummy', 25] as const) {
     assert.throws(
       () => resolveProtocol(setting, sysfs(true), '/run/netns/a'),
-      (e: unknown) => e instanceof ProtocolError && /--netns \/run\/netns\/a: dummy_netlink's kernel socket exists in the initial/.test(e.message),
+      (e: unknown) =>
+        e instanceof ProtocolError && /--netns \/run\/netns\/a: dummy_netlink's kernel socket exists in the initial/.test(e.message),
     );
   }
   assert.equal(resolveProtocol('usersock', sysfs(true), '/run/netns/a').name, 'usersock');
