@@ -218,6 +218,43 @@ describe('fleet: watching other hosts', { skip: skipUnless('nats-server') }, () 
     }
   });
 
+  // Last: it kills the server under A and C.
+  test('losing the NATS server is told at once (gap, reason nats), and the count follows from the sequence once it is back', async () => {
+    const ws = await connect(c, `/fleet/groups/${bit(2)}?hosts=Y`);
+    try {
+      await sleep(200);
+      publish('Y', 2, 1, 'y1');
+      await ws.client.next((f) => f.type === 'message' && f.data === 'y1', 5000, 'y1');
+      await server.kill();
+      const notice = await ws.client.next((f) => f.type === 'gap', 10000, 'the disconnect notice');
+      assert.equal(notice.reason, 'nats');
+      assert.equal(notice.lost, null);
+      assert.equal(notice.host, null);
+      assert.match(String(notice.detail), /disconnected/);
+      await server.start();
+      await waitFor(
+        'C reconnected',
+        async () =>
+          (
+            (await (await fetch(`${c.base}/status`, { headers: { authorization: `Bearer ${MAIN_TOKEN}` } })).json()) as {
+              fleet: { connected: boolean };
+            }
+          ).fleet.connected,
+        { timeoutMs: 15000 },
+      );
+      await nc.close().catch(() => undefined);
+      nc = await natsConnect({ servers: server.url });
+      await sleep(300); // C's client subscribed again
+      publish('Y', 2, 4, 'y4'); // 2 and 3 were published while the server was down
+      const gap = await ws.client.next((f) => f.type === 'gap', 5000, 'the counted gap');
+      assert.deepEqual({ ...gap, n: 0 }, { type: 'gap', n: 0, reason: 'sequence', host: 'Y', lost: 2, from: 2, to: 3 });
+      await ws.client.next((f) => f.type === 'message' && f.data === 'y4', 5000, 'y4');
+      assert.deepEqual(ws.client.specErrors, []);
+    } finally {
+      await ws.client.close();
+    }
+  });
+
   test('a client frame on a fleet stream is answered by an error frame (read-only), not lost silently', async () => {
     const s = await connect(c, `/fleet/groups/${bit(2)}`);
     try {
