@@ -19,6 +19,12 @@ import { HEADERS, SUBJECT_ROOT, isSubjectToken } from './subjects';
 
 /** The most hosts one stream may name in ?hosts= (each costs two NATS subscriptions). */
 export const MAX_WATCH_HOSTS = 32;
+/**
+ * Hosts whose sequence one stream remembers: whoever may publish on NATS
+ * names hosts, so the map is bounded; the oldest host seen is forgotten first
+ * (its next message is a new baseline, as after a restart).
+ */
+export const MAX_TRACKED_HOSTS = 4096;
 /** Longest host id accepted in ?hosts= (a NATS subject token; --host-id is a hostname's first label). */
 export const MAX_HOST_ID_LENGTH = 64;
 
@@ -153,6 +159,7 @@ export class FleetWatcher {
     const s = this.seqs.get(host);
     if (s === undefined || s.epoch !== epoch) {
       // The first message of this host seen by this stream, or a new run of its daemon: the baseline.
+      if (s === undefined && this.seqs.size >= MAX_TRACKED_HOSTS) this.seqs.delete(this.seqs.keys().next().value!);
       this.seqs.set(host, { epoch, last: n });
       return true;
     }

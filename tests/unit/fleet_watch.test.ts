@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { encodeMessage } from '../../addon/codec';
 import type { RxMessage } from '../../daemon/netlink/message';
-import { FleetWatcher, MAX_WATCH_HOSTS, parseHosts, type FleetSink } from '../../daemon/fleet/watch';
+import { FleetWatcher, MAX_TRACKED_HOSTS, MAX_WATCH_HOSTS, parseHosts, type FleetSink } from '../../daemon/fleet/watch';
 
 type Callback = (err: Error | null, m: unknown) => void;
 
@@ -128,4 +128,12 @@ test('parseHosts: ids as --host-id takes them, deduplicated, bounded; anything e
   for (const bad of ['', 'A,', ',A', 'a.b', '*', '>', 'a b', 'x'.repeat(65)]) assert.throws(() => parseHosts(bad), Error, bad);
   const many = Array.from({ length: MAX_WATCH_HOSTS + 1 }, (_, i) => `h${i}`).join(',');
   assert.throws(() => parseHosts(many), /at most 32/);
+});
+
+test('the hosts a stream remembers are bounded: the oldest is forgotten, its next message a new baseline', () => {
+  const { c, sink } = watcher(null, [2]);
+  for (let i = 0; i <= MAX_TRACKED_HOSTS; i++) send(c, `h${i}`, 2, 1, 'x');
+  send(c, 'h0', 2, 9, 'h0-again'); // forgotten: no gap
+  send(c, `h${MAX_TRACKED_HOSTS}`, 2, 3, 'last-again'); // remembered: the jump is told
+  assert.deepEqual(shape(sink).slice(-3), ['h0-again', 'gap:sequence:1', 'last-again']);
 });
