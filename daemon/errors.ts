@@ -16,6 +16,7 @@ export const PROBLEMS = {
   PERMISSION_DENIED: { status: 403, title: "Not permitted (by the token's scope or the daemon's netlink privileges)" },
   NOT_FOUND: { status: 404, title: 'Not found' },
   PORT_UNREACHABLE: { status: 404, title: 'No socket has that port id' },
+  FLEET_NOT_CONFIGURED: { status: 404, title: 'No fleet on this daemon (started without --nats)' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
   NO_KERNEL_ENDPOINT: { status: 409, title: 'No kernel endpoint on this protocol' },
   NEEDS_KERNEL: { status: 409, title: 'Needs the dummy_netlink kernel module' },

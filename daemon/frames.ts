@@ -69,6 +69,12 @@ export function messageTail(m: RxMessage, dummy: boolean): string {
 }
 
 function encodeTail(m: RxMessage, dummy: boolean): string {
+  // A fleet message (from NATS) is a local message frame plus its host, first.
+  if (m.host !== undefined) return `"host":${JSON.stringify(m.host)},${encodeLocalTail(m, dummy)}`;
+  return encodeLocalTail(m, dummy);
+}
+
+function encodeLocalTail(m: RxMessage, dummy: boolean): string {
   const name = typeName(m.header.type, dummy);
   // The common message (no tick, not truncated, not ours) as one template,
   // the same text the object below gives: 0.8 → 0.35 µs per message. The

@@ -15,6 +15,7 @@ import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import type pino from 'pino';
 import type { Subscriber } from '../netlink/message';
 import { FleetPublisher, type DropReason, type Link, type PublisherCounts } from './publisher';
+import { FleetWatcher, type FleetSink, type WatchSelection } from './watch';
 import { defaultHostId, eventsSubject, groupSubject, isSubjectToken, parsePublishGroups, sendSubject } from './subjects';
 
 /** A fleet setting the daemon cannot start with (main.ts exits 2, naming `source`). */
@@ -59,8 +60,15 @@ export interface FleetStatus {
   heldBytes: number;
 }
 
+/** One /fleet stream's hold on NATS: its subscriptions go with close(). */
+export interface FleetWatch {
+  close(): void;
+}
+
 export interface Fleet {
   status(): FleetStatus;
+  /** Feeds `sink` with the selected hosts' messages of its groups, and tells it of loss (daemon/fleet/watch.ts). */
+  watch(selection: WatchSelection, sink: FleetSink): FleetWatch;
   counts(): PublisherCounts & { connected: boolean; reconnects: number };
   close(): Promise<void>;
 }
@@ -125,6 +133,10 @@ export function startFleet(
   let attempt = 0;
   let closing = false;
   let nc: NatsConnection | null = null;
+  const watchers = new Set<FleetWatcher>();
+  const tellWatchers = (detail: string): void => {
+    for (const w of watchers) w.notice(detail);
+  };
 
   const publisher = new FleetPublisher({
     host,
@@ -168,6 +180,7 @@ export function startFleet(
         case 'disconnect':
           connected = false;
           publisher.linkDown();
+          tellWatchers('disconnected from the NATS server: messages published meanwhile are lost to this daemon');
           log.warn(
             { server: s.server, held: publisher.counts().heldMessages },
             'NATS disconnected: holding messages (up to --nats-buffer-bytes) and reconnecting',
@@ -183,6 +196,11 @@ export function startFleet(
         case 'error':
           // Permission violations, a server-side slow consumer (-ERR then a close), auth expiry.
           log.warn({ err: s.error }, 'NATS server error');
+          // The server's slow-consumer verdict (-ERR, then it cuts us): what it held for us is gone.
+          if (/slow consumer/i.test(String(s.error?.message ?? s.error))) tellWatchers('the NATS server found this daemon a slow consumer');
+          break;
+        case 'slowConsumer':
+          for (const w of watchers) if (w.owns(s.sub)) w.notice(`slow consumer: ${s.pending} messages pending in the NATS client`);
           break;
         case 'staleConnection':
           log.warn('NATS connection stale (pings unanswered): reconnecting');
@@ -243,12 +261,14 @@ export function startFleet(
             );
           }
           publisher.linkUp(linkOf(c));
+          for (const w of watchers) w.attach(c);
           void c.closed().then((err) => {
             if (closing) return;
             // Closed by the client itself (an authorization error, …): dial again after a pause.
             connected = false;
             publisher.linkDown();
             nc = null;
+            tellWatchers('the NATS connection closed: messages published until it is dialled again are lost to this daemon');
             log.error({ err }, 'NATS connection closed; dialling again');
             setTimeout(dial, BACKOFF_MAX_MS).unref();
           });
@@ -280,6 +300,18 @@ export function startFleet(
 
   return {
     status,
+    watch(selection, sink) {
+      const w = new FleetWatcher(selection, sink);
+      watchers.add(w);
+      // Not yet connected: subscribed as soon as the dial succeeds.
+      if (nc !== null) w.attach(nc);
+      return {
+        close() {
+          watchers.delete(w);
+          w.close();
+        },
+      };
+    },
     counts: () => ({ ...publisher.counts(), connected, reconnects }),
     async close() {
       if (closing) return;
@@ -292,6 +324,8 @@ export function startFleet(
         while (publisher.counts().heldMessages > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       }
       closing = true;
+      for (const w of watchers) w.close();
+      watchers.clear();
       if (c) await c.close().catch(() => undefined);
       const left = publisher.counts();
       log.info({ published: left.published, dropped: left.dropped, unsent: left.heldMessages }, 'NATS closed');

@@ -1,5 +1,5 @@
-// GET /groups/:mask/events: a stream as Server-Sent Events (see
-// streams/sse_writer.ts), for curl -N and EventSource.
+// GET /groups/:mask/events and /fleet/groups/:mask/events: a stream as
+// Server-Sent Events (see streams/sse_writer.ts), for curl -N and EventSource.
 
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -7,10 +7,18 @@ import { checkRead } from '../scopes';
 import { parametersSchema } from '../spec';
 import { sseSubscription, type SseSubscription } from '../streams/sse_writer';
 import { streamGroups, subscriptionOptions } from './stream_request';
+import { fleetSelection, fleetStream, requireFleet } from './fleet_request';
+
+/** The response head of every SSE stream. */
+const SSE_HEAD = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache',
+  'x-accel-buffering': 'no',
+};
 
 export const eventsRoutesPlugin = fp(
   async (app: FastifyInstance) => {
-    const { bus, config, metrics, limits } = app.nlbridge;
+    const { bus, config, metrics, limits, fleet } = app.nlbridge;
     const open = new Set<SseSubscription>();
     app.addHook('preClose', async () => {
       for (const s of open) {
@@ -52,11 +60,7 @@ export const eventsRoutesPlugin = fp(
         const stream = sseSubscription(reply.raw, opts, bus, metrics, request.log);
         bus.subscribe(stream);
         reply.hijack();
-        reply.raw.writeHead(200, {
-          'content-type': 'text/event-stream; charset=utf-8',
-          'cache-control': 'no-cache',
-          'x-accel-buffering': 'no',
-        });
+        reply.raw.writeHead(200, SSE_HEAD);
         open.add(stream);
         metrics.httpRequests.inc({ route: '/groups/:mask/events', status: 200 });
         request.log.info({ groups, since }, 'SSE client subscribed');
@@ -68,6 +72,49 @@ export const eventsRoutesPlugin = fp(
           release();
           open.delete(stream);
           request.log.info('SSE client left');
+        });
+      },
+    });
+
+    app.route({
+      method: 'GET',
+      url: '/fleet/groups/:mask/events',
+      schema: {
+        params: parametersSchema('/fleet/groups/{mask}/events', 'get', 'path'),
+        querystring: parametersSchema('/fleet/groups/{mask}/events', 'get', 'query'),
+      },
+      preHandler: async (request: FastifyRequest) => {
+        fleetSelection(request, fleet, bus);
+        limits.checkStream(request.nlbridgeCredential, false);
+      },
+      handler: async (request, reply) => {
+        if (request.method === 'HEAD') {
+          return reply.code(200).type('text/event-stream; charset=utf-8').header('cache-control', 'no-cache').send('');
+        }
+        const selection = fleetSelection(request, fleet, bus);
+        const release = limits.holdStream(request.nlbridgeCredential, false);
+        const opts = {
+          ...subscriptionOptions(selection.groups, {}, config),
+          batch: false,
+          unicast: false,
+          hello: { hosts: selection.hosts },
+        };
+        const log = request.log.child({ fleet: true, hosts: selection.hosts });
+        const { stream, watch } = fleetStream(requireFleet(fleet), bus, selection, (source) =>
+          sseSubscription(reply.raw, opts, source, metrics, log),
+        );
+        reply.hijack();
+        reply.raw.writeHead(200, SSE_HEAD);
+        open.add(stream);
+        metrics.httpRequests.inc({ route: '/fleet/groups/:mask/events', status: 200 });
+        log.info({ groups: selection.groups }, 'SSE fleet client subscribed');
+        stream.hello();
+        watch();
+        reply.raw.on('close', () => {
+          stream.close();
+          release();
+          open.delete(stream);
+          log.info('SSE fleet client left');
         });
       },
     });

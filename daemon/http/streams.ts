@@ -1,4 +1,5 @@
-// WebSocket streams: /groups/:mask and /groups?list=2,40, and the ring's
+// WebSocket streams: /groups/:mask and /groups?list=2,40, the fleet's
+// /fleet/groups/:mask (other hosts' groups, from NATS), and the ring's
 // recent messages (/groups/:mask/recent).
 //
 // @fastify/websocket is registered here, in this plugin's own (encapsulated)
@@ -18,11 +19,13 @@ import { parametersSchema } from '../spec';
 import { PING_INTERVAL_MS, wsSubscription } from '../streams/ws_writer';
 import { groupsField, streamGroups, subscriptionOptions, truthy, type StreamQuery } from './stream_request';
 import { onClientMessage } from './ws_ingress';
+import { fleetSelection, fleetStream, requireFleet, type FleetSelection } from './fleet_request';
 
 type StreamRequest = FastifyRequest & { streamGroups: GroupList };
+type FleetRequest = FastifyRequest & { fleetSelection: FleetSelection };
 
 async function streamRoutes(app: FastifyInstance): Promise<void> {
-  const { bus, config, metrics, limits, streams } = app.nlbridge;
+  const { bus, config, metrics, limits, streams, fleet } = app.nlbridge;
 
   await app.register(websocket, {
     options: {
@@ -139,6 +142,70 @@ async function streamRoutes(app: FastifyInstance): Promise<void> {
     preHandler,
     handler: upgradeRequired,
     wsHandler,
+  });
+
+  // A fleet stream: the same Subscription and writer, fed by the fleet's NATS
+  // subscriptions; read-only (a write is answered by an error frame).
+  const fleetWsHandler = (socket: WebSocket, request: FastifyRequest): void => {
+    const selection = (request as FleetRequest).fleetSelection;
+    const credential = request.nlbridgeCredential;
+    const opts = { ...subscriptionOptions(selection.groups, {}, config), unicast: false, hello: { hosts: selection.hosts } };
+    const log = request.log.child({ ws: true, fleet: true, groups: opts.groups, hosts: selection.hosts });
+    const { stream, watch } = fleetStream(requireFleet(fleet), bus, selection, (source) =>
+      wsSubscription(socket, opts, source, metrics, log),
+    );
+    let release: () => void;
+    try {
+      release = limits.holdStream(credential, false);
+    } catch (err) {
+      stream.close();
+      const problem = problemOf(err) ?? new Problem('INTERNAL', 'internal error');
+      socket.send(eventFrame('error', 1, { problem: problem.body() }));
+      socket.close(problem.status === 429 ? 1013 : 1008, problem.code);
+      return;
+    }
+    streams.add(stream);
+    metrics.wsClients.set({}, streams.size);
+    log.info({ format: opts.format }, 'WebSocket fleet client subscribed');
+    stream.hello();
+    watch();
+    socket.on('message', () =>
+      stream.event('error', {
+        problem: new Problem(
+          'METHOD_NOT_ALLOWED',
+          'a /fleet stream is read-only: send on the host itself (POST /send there, or NATS nlbridge.<host>.send)',
+        ).body(),
+      }),
+    );
+    socket.on('pong', () => stream.writer.pong());
+    socket.on('close', (code) => {
+      stream.close();
+      release();
+      streams.delete(stream);
+      metrics.wsClients.set({}, streams.size);
+      log.info({ code }, 'WebSocket fleet client left');
+    });
+    socket.on('error', (err) => log.debug({ err }, 'WebSocket error'));
+  };
+
+  app.route({
+    method: 'GET',
+    url: '/fleet/groups/:mask',
+    schema: {
+      params: parametersSchema('/fleet/groups/{mask}', 'get', 'path'),
+      querystring: parametersSchema('/fleet/groups/{mask}', 'get', 'query'),
+    },
+    preHandler: async (request: FastifyRequest) => {
+      (request as FleetRequest).fleetSelection = fleetSelection(request, fleet, bus);
+      limits.checkStream(request.nlbridgeCredential, false);
+    },
+    handler: async () => {
+      throw new Problem(
+        'UPGRADE_REQUIRED',
+        'this is a WebSocket endpoint: connect with a WebSocket client (or use /fleet/groups/{mask}/events for Server-Sent Events)',
+      );
+    },
+    wsHandler: fleetWsHandler,
   });
 
   app.route({

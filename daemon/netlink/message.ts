@@ -20,6 +20,8 @@ export interface RxMessage {
   fromBridge: boolean;
   /** Daemon-wide cursor ("<epoch>-<seq>", see ring.ts); messages of a client's own socket have none. */
   cursor?: string;
+  /** The publishing host's id: set on messages a /fleet stream received from NATS (daemon/fleet/watch.ts). */
+  host?: string;
 }
 
 export interface MalformedInfo {

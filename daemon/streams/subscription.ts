@@ -23,9 +23,17 @@ export interface SubscriptionOptions {
   stallMs: number;
   /** --ws-max-payload, told in the hello frame. */
   maxPayload: number;
+  /** What else the hello frame says of the stream's source (a fleet stream: its hosts). */
+  hello?: Record<string, unknown>;
 }
 
-/** What a subscription uses of the bus: kept narrow so the netlink rooms can move without touching this one. */
+/**
+ * What a subscription uses of its source: kept narrow so the netlink rooms
+ * can move without touching this one. The local bus is one; a fleet stream's
+ * is another (http/fleet_request.ts: the local protocol names the types, and
+ * unsubscribe drops its NATS subscriptions). Whatever the source, it feeds
+ * the Subscription through the same deliver/flush/event calls.
+ */
 export type StreamBus = Pick<Bus, 'protocol' | 'tx' | 'unsubscribe' | 'closeClientEndpoint'>;
 
 /** How often a client over its backlog is looked at (drain → 'dropped' notice; stall → closed). */
@@ -75,6 +83,7 @@ export class Subscription<W extends StreamWriter = StreamWriter> implements Subs
         batch: this.opts.batch,
         unicast: this.opts.unicast,
         limits: { maxPayload: this.opts.maxPayload, bufferBytes: this.opts.bufferBytes, stallMs: this.opts.stallMs },
+        ...this.opts.hello,
       }),
     );
   }

@@ -115,6 +115,13 @@ test('every frame type the daemon code emits is described for its channels', () 
   for (const t of [...ws, 'message']) assert.ok(wsNames.has(t), `WebSocket frame ${t} is not in asyncapi.yaml`);
   for (const t of [...ws, 'message']) assert.ok(received('groupsList').has(t), `list: ${t}`);
   for (const t of [...sse, 'message']) assert.ok(received('groupsEvents').has(t), `SSE event ${t} is not in asyncapi.yaml`);
+  // A fleet stream carries what the Subscription emits and what fleet/watch.ts tells it; its WebSocket also answers writes with error.
+  const fleet = types(src('fleet/watch.ts'), /sink\.event\('([a-z]+)'/g);
+  assert.ok(fleet.includes('gap') && fleet.includes('overrun'), `${fleet}`);
+  for (const t of [...sse, ...fleet, 'message'])
+    assert.ok(received('fleetGroupsEvents').has(t), `fleet SSE event ${t} is not in asyncapi.yaml`);
+  for (const t of [...sse, ...fleet, 'message', 'error'])
+    assert.ok(received('fleetGroupsMask').has(t), `fleet WebSocket frame ${t} is not in asyncapi.yaml`);
   // Close codes used in the code are documented.
   const codes = types(src('http/streams.ts') + src('streams/ws_writer.ts'), /close\((1\d{3})/g);
   const closeDoc = (doc.channels.groupsMask as unknown as { 'x-close-codes': Record<string, string> })['x-close-codes'];

@@ -18,6 +18,7 @@ import { Metrics } from '../../../daemon/metrics';
 import { resolveProtocol } from '../../../daemon/netlink/protocol';
 import type { AuthSetup } from '../../../daemon/security';
 import type { ScopedToken } from '../../../daemon/scopes';
+import type { Fleet } from '../../../daemon/fleet/index';
 import { assertFrameMatchesSpec, assertMatchesSpec } from './daemon_spec';
 import { busOptionsFrom } from '../../../daemon/bus_options';
 
@@ -57,6 +58,8 @@ export interface StartOptions {
   scoped?: ScopedToken[];
   /** Capture log lines (JSON objects) here. */
   logs?: Record<string, unknown>[];
+  /** The fleet (daemon/fleet/startFleet), made over this daemon's bus, as main.ts does with --nats. */
+  fleet?: (bus: Bus, config: Config, logger: pino.Logger) => Fleet;
 }
 
 /** buildApp + listen on 127.0.0.1:0 with the protocol forced to USERSOCK (the host has no module). */
@@ -71,7 +74,8 @@ export async function startDaemon(opts: StartOptions = {}): Promise<Daemon> {
   const bus = new Bus(busOptionsFrom(config, { protocol, log: logger, metrics }));
   const token = opts.token ?? null;
   const auth: AuthSetup = { mode: config.auth, token, source: token ? 'test' : null, generated: false, scoped: opts.scoped ?? [] };
-  const app = await buildApp(config, { bus, metrics, auth, logger });
+  const fleet = opts.fleet?.(bus, config, logger) ?? null;
+  const app = await buildApp(config, { bus, metrics, auth, logger, fleet });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const port = (app.server.address() as { port: number }).port;
   return {

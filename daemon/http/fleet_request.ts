@@ -1,0 +1,78 @@
+// What a /fleet/groups/{mask} request asks for (groups, hosts), read the same
+// way by its WebSocket and SSE routes, and the source its Subscription reads
+// from: the fleet's NATS subscriptions instead of the local bus.
+
+import type { FastifyRequest } from 'fastify';
+import { Problem } from '../errors';
+import type { Fleet, FleetWatch } from '../fleet/index';
+import type { Bus } from '../netlink/bus';
+import type { GroupList } from '../netlink/groups';
+import { checkRead } from '../scopes';
+import type { StreamBus, Subscription } from '../streams/subscription';
+import type { StreamWriter } from '../streams/writer';
+import { streamGroups } from './stream_request';
+
+export interface FleetSelection {
+  groups: GroupList;
+  hosts: string[] | null;
+}
+
+/** The fleet, or 404 FLEET_NOT_CONFIGURED: a daemon started without --nats has none (a setting, not a passing state: hence not 503). */
+export function requireFleet(fleet: Fleet | null): Fleet {
+  if (fleet === null)
+    throw new Problem('FLEET_NOT_CONFIGURED', 'the fleet is not configured on this daemon: start it with --nats URL to watch other hosts');
+  return fleet;
+}
+
+/** Checks and reads a /fleet request: the fleet, the mask, ?hosts=, the token's read scope. Throws Problem. */
+export function fleetSelection(request: FastifyRequest, fleet: Fleet | null, bus: Bus): FleetSelection {
+  requireFleet(fleet);
+  // Loaded only once a fleet exists: a daemon without --nats loads nothing of daemon/fleet/ (fleet_publish.test.ts).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { parseHosts } = require('../fleet/watch') as typeof import('../fleet/watch');
+  const groups = streamGroups(request);
+  bus.checkGroups(groups, 'mask');
+  const text = (request.query as { hosts?: string }).hosts;
+  let hosts: string[] | null = null;
+  if (text !== undefined) {
+    try {
+      hosts = parseHosts(text);
+    } catch (err) {
+      throw new Problem('VALIDATION', `hosts: ${(err as Error).message}`, { field: 'hosts' });
+    }
+  }
+  checkRead(request.nlbridgeScope, groups, 'mask');
+  return { groups, hosts };
+}
+
+/**
+ * A fleet stream: a Subscription whose source is the fleet. Its hello names
+ * the local bridge (its protocol decodes the messages' types) and the hosts;
+ * closing it drops its NATS subscriptions, as closing a local one leaves the bus.
+ */
+export function fleetStream<W extends StreamWriter>(
+  fleet: Fleet,
+  bus: Bus,
+  selection: FleetSelection,
+  make: (source: StreamBus) => Subscription<W>,
+): { stream: Subscription<W>; watch: () => void } {
+  let held: FleetWatch | null = null;
+  let closed = false;
+  const source: StreamBus = {
+    protocol: bus.protocol,
+    tx: bus.tx,
+    unsubscribe: () => {
+      closed = true;
+      held?.close();
+    },
+    closeClientEndpoint: () => undefined,
+  };
+  const stream = make(source);
+  return {
+    stream,
+    // After the hello: frames from NATS follow it.
+    watch: () => {
+      if (!closed) held = fleet.watch({ hosts: selection.hosts, groups: selection.groups }, stream);
+    },
+  };
+}

@@ -1,0 +1,139 @@
+// daemon/fleet/watch.ts over a fake NATS connection: one wildcard per host
+// (or *), the host's sequence counted over all its groups and only the
+// stream's groups delivered, a jump told once as a gap with its range, a
+// repeat dropped, a new epoch a new baseline, the publisher's drop notice
+// absorbing the jump it explains, connection notices; and ?hosts= parsing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { encodeMessage } from '../../addon/codec';
+import type { RxMessage } from '../../daemon/netlink/message';
+import { FleetWatcher, MAX_TRACKED_HOSTS, MAX_WATCH_HOSTS, parseHosts, type FleetSink } from '../../daemon/fleet/watch';
+
+type Callback = (err: Error | null, m: unknown) => void;
+
+class FakeConn {
+  subs: { subject: string; callback: Callback; unsubscribed: boolean }[] = [];
+  subscribe(subject: string, opts: { callback: Callback }): { unsubscribe(): void } {
+    const s = { subject, callback: opts.callback, unsubscribed: false };
+    this.subs.push(s);
+    return { unsubscribe: () => void (s.unsubscribed = true) };
+  }
+  /** Delivers to every live subscription whose pattern matches (NATS tokens: * one, no >). */
+  publish(subject: string, data: Uint8Array, headers: Record<string, string> | null = null): void {
+    const tokens = subject.split('.');
+    for (const s of this.subs) {
+      const p = s.subject.split('.');
+      if (s.unsubscribed || p.length !== tokens.length || !p.every((t, i) => t === '*' || t === tokens[i])) continue;
+      s.callback(null, { subject, data, headers: headers ? { get: (k: string) => headers[k] ?? '' } : undefined });
+    }
+  }
+}
+
+class Sink implements FleetSink {
+  frames: (Record<string, unknown> & { type: string })[] = [];
+  constructor(readonly groups: readonly number[]) {}
+  deliver(m: RxMessage): void {
+    this.frames.push({ type: 'message', host: m.host, group: m.group, data: m.payload.toString(), portId: m.portId });
+  }
+  flush(): void {}
+  event(type: string, fields: Record<string, unknown>): void {
+    this.frames.push({ type, ...fields });
+  }
+}
+
+function send(c: FakeConn, host: string, group: number, n: number, text: string, epoch = 'e1'): void {
+  c.publish(`nlbridge.${host}.g.${group}`, encodeMessage({ type: 16, payload: Buffer.from(text) }), {
+    n: String(n),
+    c: `${epoch}-${n}`,
+    p: '9',
+  });
+}
+
+function watcher(hosts: string[] | null, groups: number[]): { c: FakeConn; sink: Sink; w: FleetWatcher } {
+  const c = new FakeConn();
+  const sink = new Sink(groups);
+  const w = new FleetWatcher({ hosts, groups }, sink);
+  w.attach(c as unknown as NatsConnection);
+  return { c, sink, w };
+}
+
+const shape = (s: Sink): string[] =>
+  s.frames.map((f) => (f.type === 'message' ? String(f.data) : `${f.type}:${String(f.reason ?? '')}:${String(f.lost)}`));
+
+test('subscribes to every group and the events of each host (or of *), and unsubscribes on close', () => {
+  const { c, w } = watcher(['A', 'B'], [2]);
+  assert.deepEqual(
+    c.subs.map((s) => s.subject),
+    ['nlbridge.A.g.*', 'nlbridge.A.events', 'nlbridge.B.g.*', 'nlbridge.B.events'],
+  );
+  w.close();
+  assert.ok(c.subs.every((s) => s.unsubscribed));
+  assert.deepEqual(
+    watcher(null, [2]).c.subs.map((s) => s.subject),
+    ['nlbridge.*.g.*', 'nlbridge.*.events'],
+  );
+});
+
+test("the host's sequence counts every group; only the stream's groups are delivered, with host and port", () => {
+  const { c, sink } = watcher(null, [2]);
+  send(c, 'A', 2, 1, 'a1');
+  send(c, 'A', 4, 2, 'a2-g4');
+  send(c, 'A', 2, 3, 'a3');
+  assert.deepEqual(shape(sink), ['a1', 'a3'], 'no false gap for the message of group 4');
+  assert.deepEqual(sink.frames[0], { type: 'message', host: 'A', group: 2, data: 'a1', portId: 9 });
+});
+
+test('a jump is one gap with its range, before the message; a repeat is dropped; hosts are counted apart; a new epoch is a new baseline', () => {
+  const { c, sink } = watcher(null, [2]);
+  send(c, 'A', 2, 1, 'a1');
+  send(c, 'B', 2, 40, 'b40');
+  send(c, 'A', 2, 4, 'a4');
+  send(c, 'A', 2, 4, 'a4-again');
+  send(c, 'A', 2, 3, 'a3-late');
+  send(c, 'B', 2, 41, 'b41');
+  send(c, 'A', 2, 1, 'a-new-run', 'e2');
+  send(c, 'A', 2, 2, 'a-new-run-2', 'e2');
+  assert.deepEqual(shape(sink), ['a1', 'b40', 'gap:sequence:2', 'a4', 'b41', 'a-new-run', 'a-new-run-2']);
+  assert.deepEqual(sink.frames[2], { type: 'gap', reason: 'sequence', host: 'A', lost: 2, from: 2, to: 3 });
+});
+
+test("the publisher's drop notice is told once, and a transit loss before it apart", () => {
+  const { c, sink } = watcher(['A'], [2]);
+  send(c, 'A', 2, 1, 'a1');
+  c.publish('nlbridge.A.events', Buffer.from(JSON.stringify({ type: 'dropped', host: 'A', count: 3, from: 4, to: 6 })));
+  send(c, 'A', 2, 7, 'a7');
+  c.publish('nlbridge.A.events', Buffer.from(JSON.stringify({ type: 'overrun', host: 'A', lost: 5 })));
+  c.publish('nlbridge.A.events', Buffer.from('not json'));
+  assert.deepEqual(shape(sink), ['a1', 'gap:sequence:2', 'gap:publisher:3', 'a7', 'overrun::5']);
+  assert.deepEqual(sink.frames[2], { type: 'gap', reason: 'publisher', host: 'A', lost: 3, from: 4, to: 6 });
+  assert.deepEqual(sink.frames[4], { type: 'overrun', host: 'A', lost: 5 });
+});
+
+test('a connection notice is a gap of unknown count; a payload shorter than a netlink header is malformed, not a crash', () => {
+  const { c, sink, w } = watcher(null, [2]);
+  w.notice('disconnected');
+  c.publish('nlbridge.A.g.2', Buffer.from([1, 2, 3]), { n: '1', c: 'e-1', p: '3' });
+  assert.deepEqual(sink.frames, [
+    { type: 'gap', reason: 'nats', host: null, lost: null, detail: 'disconnected' },
+    { type: 'malformed', host: 'A', group: 2, portId: 3, reason: 'shorter than a netlink header', offset: 0, length: 3 },
+  ]);
+  w.close();
+  w.notice('after close');
+  assert.equal(sink.frames.length, 2);
+});
+
+test('parseHosts: ids as --host-id takes them, deduplicated, bounded; anything else says what is wrong', () => {
+  assert.deepEqual(parseHosts('A,B, A'), ['A', 'B']);
+  for (const bad of ['', 'A,', ',A', 'a.b', '*', '>', 'a b', 'x'.repeat(65)]) assert.throws(() => parseHosts(bad), Error, bad);
+  const many = Array.from({ length: MAX_WATCH_HOSTS + 1 }, (_, i) => `h${i}`).join(',');
+  assert.throws(() => parseHosts(many), /at most 32/);
+});
+
+test('the hosts a stream remembers are bounded: the oldest is forgotten, its next message a new baseline', () => {
+  const { c, sink } = watcher(null, [2]);
+  for (let i = 0; i <= MAX_TRACKED_HOSTS; i++) send(c, `h${i}`, 2, 1, 'x');
+  send(c, 'h0', 2, 9, 'h0-again'); // forgotten: no gap
+  send(c, `h${MAX_TRACKED_HOSTS}`, 2, 3, 'last-again'); // remembered: the jump is told
+  assert.deepEqual(shape(sink).slice(-3), ['h0-again', 'gap:sequence:1', 'last-again']);
+});
