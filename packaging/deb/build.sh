@@ -24,8 +24,8 @@ die() {
 }
 VERSION=${NLB_DEB_VERSION:-}
 case ${1:-} in
---version) VERSION=${2:?--version needs a version}; shift 2 ;;
---version=*) VERSION=${1#*=}; shift ;;
+--version) (($# >= 2)) && [[ -n $2 ]] || die "--version needs a version"; VERSION=$2; shift 2 ;;
+--version=*) VERSION=${1#*=}; [[ -n $VERSION ]] || die "--version needs a version"; shift ;;
 esac
 OUT=$(cd "${1:-$SRC}" && pwd)
 # A native package's version: no Debian revision (no '-'), and one npm, DKMS
