@@ -22,7 +22,7 @@
 #
 #   sudo ./systemd/install.sh [--root DIR] [--kernel VER] [--rebuild] [--no-enable]
 #   sudo ./systemd/install.sh [--root DIR] [--kernel VER] --uninstall
-#   ./systemd/install.sh --root DIR --for-package
+#   ./systemd/install.sh --root DIR --for-package [--version VER]
 #
 # --kernel  the kernel to build the module for (default: uname -r); its
 #           headers must be in /lib/modules/VER/build or
@@ -34,6 +34,9 @@
 #           no kernel headers are needed here), no token (the package's
 #           postinst makes it on the target), nothing enabled, no depmod;
 #           root is not needed (dpkg-deb --root-owner-group owns the files).
+# --version (with --for-package) the version to stage as, instead of
+#           package.json's: the installed package.json (what the daemon
+#           reports) and the DKMS module's directory and dkms.conf say it.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -44,6 +47,7 @@ UNINSTALL=0
 REBUILD=0
 ENABLE=1
 PACKAGE=0
+VERSION_OVERRIDE=
 
 die() {
 	echo "install.sh: error: $*" >&2
@@ -61,6 +65,7 @@ while (($#)); do
 	--rebuild) REBUILD=1; shift ;;
 	--no-enable) ENABLE=0; shift ;;
 	--for-package) PACKAGE=1; ENABLE=0; shift ;;
+	--version) VERSION_OVERRIDE=${2:?--version needs a version}; shift 2 ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument '$1' (see --help)" ;;
 	esac
@@ -77,6 +82,10 @@ LIVE=0
 
 VERSION=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$SRC/package.json" | head -n 1)
 [[ -n $VERSION ]] || die "no version in $SRC/package.json"
+if [[ -n $VERSION_OVERRIDE ]]; then
+	((PACKAGE)) || die "--version is for --for-package (a package's version); an install takes package.json's"
+	VERSION=$VERSION_OVERRIDE
+fi
 
 LIBDIR=/usr/lib/nlbridge
 UNITDIR=/lib/systemd/system
@@ -198,6 +207,13 @@ cp -r dist/addon dist/bin dist/cli dist/daemon "$R$LIBDIR/dist/"
 find "$R$LIBDIR/dist" -name '*.map' -delete
 install -m 0755 build/Release/nlbridge_netlink.node "$R$LIBDIR/build/Release/"
 install -m 0644 package.json openapi.yaml asyncapi.yaml "$R$LIBDIR/"
+# The daemon reports the version of its package.json (--version, /status).
+[[ -z $VERSION_OVERRIDE ]] || node -e '
+const fs = require("node:fs");
+const [file, version] = process.argv.slice(1);
+const pkg = JSON.parse(fs.readFileSync(file, "utf8"));
+pkg.version = version;
+fs.writeFileSync(file, JSON.stringify(pkg, null, 2) + "\n");' "$R$LIBDIR/package.json" "$VERSION"
 # The console page beside dist/, where daemon/http/console.ts looks (its
 # tsconfig.json only type-checks the sources, and is never served).
 install -d -m 0755 "$R$LIBDIR/console"

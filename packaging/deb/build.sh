@@ -4,7 +4,13 @@
 # of a binary package: the copyright, a changelog, a gzipped man page, the
 # maintainer scripts, conffiles, md5sums and the shared-library Depends.
 #
-#   packaging/deb/build.sh [OUT_DIR]     (default: the repository root)
+#   packaging/deb/build.sh [--version VER] [OUT_DIR]   (default: the repository root)
+#
+# --version VER  the package's version instead of package.json's (also
+#                NLB_DEB_VERSION=VER): what the daemon reports and the DKMS
+#                module's version follow it. For a local rebuild that must
+#                upgrade an installed one, and for the upgrade test
+#                (tests/vm/package_install.test.ts builds N and N+1).
 #
 # Needs dpkg-dev (dpkg-shlibdeps) and what install.sh needs to build (Node
 # >= 20, cc, make); not root: dpkg-deb --root-owner-group owns the files.
@@ -12,16 +18,27 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
-OUT=$(cd "${1:-$SRC}" && pwd)
 die() {
 	echo "package:deb: error: $*" >&2
 	exit 1
 }
+VERSION=${NLB_DEB_VERSION:-}
+case ${1:-} in
+--version) (($# >= 2)) && [[ -n $2 ]] || die "--version needs a version"; VERSION=$2; shift 2 ;;
+--version=*) VERSION=${1#*=}; [[ -n $VERSION ]] || die "--version needs a version"; shift ;;
+esac
+OUT=$(cd "${1:-$SRC}" && pwd)
+# A native package's version: no Debian revision (no '-'), and one npm, DKMS
+# and a file name take as they are.
+if [[ -n $VERSION ]]; then
+	[[ $VERSION =~ ^[0-9][0-9A-Za-z.+~]*$ ]] || die "--version '$VERSION': digits, letters, '.', '+', '~' only, starting with a digit"
+else
+	VERSION=$(node -p 'require(process.argv[1]).version' "$SRC/package.json")
+fi
 for tool in dpkg-deb dpkg-shlibdeps dpkg-architecture; do
 	command -v "$tool" >/dev/null || die "'$tool' is needed (apt-get install dpkg-dev)"
 done
 
-VERSION=$(node -p 'require(process.argv[1]).version' "$SRC/package.json")
 # Debian's own variables when set, else the author of the last commit.
 MAINTAINER="${DEBFULLNAME:-$(git -C "$SRC" log -1 --format=%an)} <${DEBEMAIL:-$(git -C "$SRC" log -1 --format=%ae)}>"
 WHEN=${SOURCE_DATE_EPOCH:-$(git -C "$SRC" log -1 --format=%ct)}
@@ -31,7 +48,7 @@ trap 'rm -rf "$WORK"' EXIT
 ROOT=$WORK/root
 mkdir -p "$ROOT"
 
-"$SRC/systemd/install.sh" --root "$ROOT" --for-package
+"$SRC/systemd/install.sh" --root "$ROOT" --for-package --version "$VERSION"
 
 # What Debian's policy asks of the installed files that a developer's install
 # does not: ELF files stripped, a shared object not executable (policy 10.1,

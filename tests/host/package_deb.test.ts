@@ -140,3 +140,16 @@ describe('the Debian package', { skip, timeout: 600_000 }, () => {
     }
   });
 });
+
+describe('packaging/deb/build.sh --version', { skip }, () => {
+  test('refuses a version a native package, npm or DKMS cannot take, before building anything', () => {
+    for (const bad of ['0.1.0-1', 'v1', '1.0 beta', '']) {
+      const r = spawnSync(path.join(ROOT, 'packaging/deb/build.sh'), ['--version', bad, os.tmpdir()], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      assert.equal(r.status, 1, `--version '${bad}': ${r.stderr}`);
+      assert.match(r.stderr, /package:deb: error: --version/);
+    }
+  });
+});

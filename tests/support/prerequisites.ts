@@ -136,8 +136,8 @@ export const PACKAGES: readonly Package[] = [
   { name: 'kmod', why: 'depmod and modinfo: systemd/install.sh and its test', missing: programs('depmod', 'modinfo') },
   {
     name: 'dpkg-dev',
-    why: 'dpkg-architecture and dpkg-deb conventions: npm run package:deb and its test',
-    missing: programs('dpkg-deb', 'dpkg-architecture'),
+    why: "dpkg-architecture and dpkg-deb conventions: npm run package:deb and its test; dpkg-scanpackages: the VM package test's local apt repository",
+    missing: programs('dpkg-deb', 'dpkg-architecture', 'dpkg-scanpackages'),
   },
   { name: 'lintian', why: "Debian's package checker, run on the .deb npm run package:deb builds", missing: programs('lintian') },
   {
@@ -205,6 +205,11 @@ export const NEEDS = {
   'vm-e2e': {
     tests: 'vm/e2e (a booted Debian with systemd), reliability 8',
     packages: [...KERNEL_BUILD, 'qemu-system-x86', 'mmdebstrap', 'e2fsprogs', 'kmod', 'systemd', 'curl'],
+    root: 'root: the VM image is built with mmdebstrap --mode=root and holds root-owned files',
+  },
+  'vm-deb': {
+    tests: 'vm/package_install (the .deb installed, upgraded and purged with apt in a booted Debian)',
+    packages: [...KERNEL_BUILD, 'qemu-system-x86', 'mmdebstrap', 'e2fsprogs', 'kmod', 'systemd', 'dpkg-dev'],
     root: 'root: the VM image is built with mmdebstrap --mode=root and holds root-owned files',
   },
   install: {

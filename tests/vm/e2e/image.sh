@@ -8,6 +8,15 @@
 #
 #   tests/vm/e2e/image.sh                   # kernel: newest with image + headers
 #   KVER=6.1.0-56-amd64 tests/vm/e2e/image.sh
+#   tests/vm/e2e/image.sh --for-deb         # the package test's image (below)
+#
+# --for-deb: the image tests/vm/package_install.test.ts installs the .deb
+# into, with apt. Nothing of the project is installed and there is no
+# /usr/bin/node (the test's nodejs package brings it); the root has dkms and
+# the headers of the kernel it boots (linux-headers-KVER, from the mirror), so
+# the package's postinst builds the module as on a user's machine; the guest
+# agent runs on its own copy of node. Its tarball and image are cached apart
+# from the e2e ones (bookworm-deb-KEY.tar, .cache/vm/deb/).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -19,6 +28,14 @@ SECURITY_MIRROR=${NLB_VM_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 # The guest's packages. curl and iproute2 are used by the test in the guest.
 # libnss-systemd resolves DynamicUser= names (ps shows "nlbridge").
 PACKAGES=(systemd systemd-sysv libnss-systemd udev kmod curl iproute2 procps libstdc++6 e2fsprogs)
+FLAVOUR=e2e
+if [[ ${1:-} == --for-deb ]]; then
+	FLAVOUR=deb
+	WORK=${NLB_VM_WORK:-$CACHE/deb}
+elif [[ -n ${1:-} ]]; then
+	echo "image.sh: error: unknown argument '$1'" >&2
+	exit 1
+fi
 
 log() { echo "image.sh: $*" >&2; }
 die() {
@@ -40,13 +57,19 @@ fi
 [[ -n $KVER && -r /boot/vmlinuz-$KVER && -r /boot/initrd.img-$KVER && -d /lib/modules/$KVER/kernel ]] ||
 	die "no kernel with /boot/vmlinuz-VER, /boot/initrd.img-VER and /lib/modules/VER (KVER='${KVER:-}'): sudo npm run prerequisites"
 
+# The package's Depends that bookworm satisfies (dkms), and the headers DKMS
+# builds against: they name the kernel, so KVER is part of the key below.
+[[ $FLAVOUR == deb ]] && PACKAGES+=(dkms "linux-headers-$KVER")
+
 # --- the root file system, cached ------------------------------------------
 mkdir -p "$CACHE"
 KEY=$( (
 	printf '%s\n' "${PACKAGES[@]}" "$MIRROR" "$SECURITY_MIRROR"
 	sed -n '/^# --- the root file system/,/^# --- end of the cached part/p' "$0"
 ) | sha256sum | cut -c1-16)
-TARBALL=$CACHE/bookworm-$KEY.tar
+PREFIX=bookworm
+[[ $FLAVOUR == deb ]] && PREFIX=bookworm-deb
+TARBALL=$CACHE/$PREFIX-$KEY.tar
 if [[ ! -s $TARBALL ]]; then
 	log "building the bookworm root file system ($TARBALL)"
 	tb=$(date +%s)
@@ -65,8 +88,12 @@ if [[ ! -s $TARBALL ]]; then
 		die "mmdebstrap failed"
 	mv "$TARBALL.tmp" "$TARBALL"
 	log "root file system built in $(($(date +%s) - tb)) s"
-	# Older tarballs of this cache are stale.
-	find "$CACHE" -maxdepth 1 -name 'bookworm-*.tar' ! -name "bookworm-$KEY.tar" -delete
+	# Older tarballs of this flavour are stale (the other flavour's are not).
+	if [[ $FLAVOUR == deb ]]; then
+		find "$CACHE" -maxdepth 1 -name 'bookworm-deb-*.tar' ! -name "$PREFIX-$KEY.tar" -delete
+	else
+		find "$CACHE" -maxdepth 1 -name 'bookworm-*.tar' ! -name 'bookworm-deb-*.tar' ! -name "$PREFIX-$KEY.tar" -delete
+	fi
 fi
 # --- end of the cached part ---------------------------------------------------
 
@@ -75,14 +102,21 @@ fi
 # and every test file of a run (e2e, reliability case 8) boots the same one.
 IMG=$WORK/disk.img
 mkdir -p "$WORK"
+# The deb flavour holds none of the project (the test installs its .deb), only
+# the guest side, so a change to the daemon does not rebuild it.
+if [[ $FLAVOUR == deb ]]; then
+	INPUTS=(tests/vm/e2e/guest dist/tests/vm/e2e/guest)
+else
+	INPUTS=(module systemd cli/completion.bash tests/vm/e2e/guest dist/addon dist/bin dist/cli dist/daemon
+		dist/tests/vm/e2e/guest build/Release/nlbridge_netlink.node package.json package-lock.json
+		openapi.yaml asyncapi.yaml)
+fi
 IMG_KEY=$( (
-	echo "$TARBALL $KVER"
+	echo "$FLAVOUR $TARBALL $KVER"
 	sha256sum "$0"
 	stat -c '%n %s %Y' "$(command -v node)"
 	[[ -z ${NLB_VM_UNIT_DROPIN:-} ]] || sha256sum "$NLB_VM_UNIT_DROPIN"
-	cd "$ROOT" && find module systemd cli/completion.bash tests/vm/e2e/guest dist/addon dist/bin dist/cli dist/daemon \
-		dist/tests/vm/e2e/guest build/Release/nlbridge_netlink.node package.json package-lock.json \
-		openapi.yaml asyncapi.yaml -type f ! -name '*.o' ! -name '*.ko' ! -name '*.mod*' \
+	cd "$ROOT" && find "${INPUTS[@]}" -type f ! -name '*.o' ! -name '*.ko' ! -name '*.mod*' \
 		! -name '.*' ! -name 'Module.symvers' ! -name 'modules.order' -print0 2>/dev/null |
 		sort -z | xargs -0 sha256sum
 ) | sha256sum | cut -c1-16)
@@ -113,15 +147,29 @@ mkdir -p "$STAGE/usr/lib/modules/$KVER"
 	tar -xf - -C "$STAGE/usr/lib/modules/$KVER"
 
 # Node: the host's binary (NodeSource, links only glibc/libstdc++, which
-# bookworm has). Checked to run in the guest's root before we go on.
+# bookworm has). Checked to run in the guest's root before we go on. The deb
+# flavour keeps it out of /usr/bin: there only the nodejs package the test
+# installs may satisfy the package's dependency and the unit's /usr/bin/node.
 NODE=$(command -v node)
-install -m 0755 "$NODE" "$STAGE/usr/bin/node"
-chroot "$STAGE" /usr/bin/node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
+GUEST_NODE=/usr/bin/node
+[[ $FLAVOUR == deb ]] && GUEST_NODE=/usr/local/lib/nlbridge-test/node
+install -D -m 0755 "$NODE" "$STAGE$GUEST_NODE"
+chroot "$STAGE" "$GUEST_NODE" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
 	die "$NODE does not run in the bookworm root (or is older than 20)"
 
-# The project, exactly as a user installs it.
-log "systemd/install.sh --root $STAGE --kernel $KVER"
-"$ROOT/systemd/install.sh" --root "$STAGE" --kernel "$KVER" >&2
+if [[ $FLAVOUR == e2e ]]; then
+	# The project, exactly as a user installs it.
+	log "systemd/install.sh --root $STAGE --kernel $KVER"
+	"$ROOT/systemd/install.sh" --root "$STAGE" --kernel "$KVER" >&2
+else
+	# Offline: apt knows only the local repository the test mounts.
+	rm -f "$STAGE/etc/apt/sources.list"
+	rm -rf "$STAGE/etc/apt/sources.list.d"
+	install -d "$STAGE/etc/apt/sources.list.d" "$STAGE/srv/nlbridge-repo"
+	echo 'deb [trusted=yes] file:/srv/nlbridge-repo ./' >"$STAGE/etc/apt/sources.list.d/nlbridge-test.list"
+	[[ -L $STAGE/lib/modules/$KVER/build && -e $STAGE/usr/src/linux-headers-$KVER/Makefile ]] ||
+		die "linux-headers-$KVER did not give /lib/modules/$KVER/build"
+fi
 
 # --- the test's side of the guest ------------------------------------------
 G=$HERE/guest
@@ -135,6 +183,11 @@ install -D -m 0644 "$AGENT" "$STAGE/usr/local/lib/nlbridge-test/agent.js"
 for u in nlbridge-test-agent.service nlbridge-test-proxy.socket nlbridge-test-proxy.service; do
 	install -m 0644 "$G/$u" "$STAGE/etc/systemd/system/$u"
 done
+if [[ $FLAVOUR == deb ]]; then
+	install -d "$STAGE/etc/systemd/system/nlbridge-test-agent.service.d"
+	printf '[Service]\nExecStart=\nExecStart=%s /usr/local/lib/nlbridge-test/agent.js 7000\n' "$GUEST_NODE" \
+		>"$STAGE/etc/systemd/system/nlbridge-test-agent.service.d/node.conf"
+fi
 # Debugging aid only (never set by the test): a drop-in for nlbridge.service.
 if [[ -n ${NLB_VM_UNIT_DROPIN:-} ]]; then
 	install -D -m 0644 "$NLB_VM_UNIT_DROPIN" "$STAGE/etc/systemd/system/nlbridge.service.d/90-debug.conf"

@@ -45,11 +45,11 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Runs image.sh; resolves with the kernel version and the image path. */
-export function buildImage(): Promise<{ kver: string; img: string; seconds: number }> {
+/** Runs image.sh (with @args: --for-deb); resolves with the kernel version and the image path. */
+export function buildImage(args: string[] = []): Promise<{ kver: string; img: string; seconds: number }> {
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(path.join(HERE, 'image.sh'), [], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(path.join(HERE, 'image.sh'), args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
@@ -70,10 +70,15 @@ export class Vm {
   token = '';
   readonly consoleLog: string;
 
+  /**
+   * @extraDrives: raw disk images given to the guest read-only after its root,
+   * as /dev/vdb, /dev/vdc… (the package test's local apt repository).
+   */
   constructor(
     readonly kver: string,
     readonly img: string,
     readonly accel = process.env.NLB_VM_ACCEL ?? 'tcg',
+    readonly extraDrives: readonly string[] = [],
   ) {
     this.consoleLog = path.join(path.dirname(img), 'console.log');
   }
@@ -145,6 +150,7 @@ export class Vm {
       '-snapshot',
       '-drive',
       `file=${this.img},if=virtio,format=raw`,
+      ...this.extraDrives.flatMap((d) => ['-drive', `file=${d},if=virtio,format=raw,readonly=on`]),
       '-nic',
       `user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${this.apiPort}-:8081,hostfwd=tcp:127.0.0.1:${this.agentPort}-:7000`,
     ];
