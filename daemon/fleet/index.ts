@@ -292,6 +292,13 @@ export function startFleet(
         maxReconnectAttempts: -1,
         waitOnFirstConnect: true,
         reconnectDelayHandler: () => {
+          // Before the first connection the client retries in silence, whatever the cause
+          // (nothing listening, a certificate it refuses): say so, ever more rarely.
+          if (nc === null && (attempt & (attempt + 1)) === 0)
+            log.warn(
+              { servers: settings.nats, attempt: attempt + 1, tls: tls !== null },
+              'NATS not connected yet; trying again (is the server up? with TLS: does its certificate chain to --nats-tls-ca and name the host dialled?)',
+            );
           const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(attempt++, 8));
           return base / 2 + Math.random() * (base / 2);
         },
