@@ -26,6 +26,7 @@ import { configSecretProblem, holdsNetAdmin, saveTokenFiles, setupAuth, TokenSto
 import { hasNativeSdNotify, notifyWanted, sdNotify, watchdogIntervalMs } from './sd_notify';
 import { installShutdown } from './shutdown';
 import { busOptionsFrom } from './bus_options';
+import { checkSend, natsSendScopeOf } from './scopes';
 
 /** The --rate-limit budget NATS send requests draw on (daemon/fleet/). */
 const NATS_CREDENTIAL = 'nats';
@@ -410,6 +411,23 @@ async function main(): Promise<number> {
     // NATS requests draw on one --rate-limit budget of their own, as one more token would.
     const b = bus;
     const fleetLog = log.child({ component: 'fleet' });
+    // Issue 13's rule on every send path: what a NATS peer may send is the
+    // config file's "natsSendScope", checked by the same code as a token's.
+    const natsScope = natsSendScopeOf(config.natsSendScope);
+    if (config.natsSend === 'on') {
+      const limits = {
+        sendGroups: natsScope.sendGroups,
+        sendPorts: natsScope.sendPorts,
+        sendTypes: natsScope.sendTypes,
+        kernel: natsScope.kernel,
+      };
+      if (config.natsSendScope === null)
+        fleetLog.warn(
+          { natsSendScope: null },
+          'NATS sends (--nats-send on) are all refused (403 PERMISSION_DENIED): the config file has no "natsSendScope" saying what they may do',
+        );
+      else fleetLog.info({ natsSendScope: limits }, 'NATS sends (--nats-send on) are limited to "natsSendScope"');
+    }
     const send = async (text: string): Promise<{ status: number; body: unknown }> => {
       try {
         let body: unknown;
@@ -420,6 +438,7 @@ async function main(): Promise<number> {
         }
         validateSendRequest(body);
         const req = toSendRequest(body as SendBody);
+        checkSend(natsScope, req);
         natsLimits?.spendSend(NATS_CREDENTIAL);
         return { status: 200, body: await b.send(req) };
       } catch (err) {

@@ -108,6 +108,8 @@ export interface FleetGauges {
   connected: boolean;
   reconnects: number;
   heldBytes: number;
+  /** Send requests (--nats-send on) answered, by the answer's HTTP status. */
+  sendAnswers: Readonly<Record<string, number>>;
 }
 
 /** What a scrape reads from the bus (routes/metrics.ts connects it). */
@@ -314,6 +316,16 @@ export class Metrics {
       collect() {
         this.reset();
         this.inc(read().reconnects);
+      },
+    });
+    new Counter({
+      name: 'nlbridge_nats_send_requests_total',
+      help: 'Send requests on nlbridge.<host>.send (--nats-send on) answered, by the status of the answer (403: outside "natsSendScope")',
+      labelNames: ['status'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [status, n] of Object.entries(read().sendAnswers)) this.inc({ status }, n);
       },
     });
     new Gauge({

@@ -15,7 +15,7 @@ import { Problem } from './errors';
 import { MASK_GROUPS } from './netlink/groups';
 import type { SendRequest } from './netlink/send_plan';
 import { tokenMatches } from './http/request_checks';
-import { ScopeConfigError, type Allow, type ScopedTokenSpec } from './config/tokens';
+import { ScopeConfigError, type Allow, type ScopedTokenSpec, type SendLimitsSpec } from './config/tokens';
 // Re-exported for the modules and tests that read them from here.
 export { ScopeConfigError, parseTokenSpecs, type Allow, type ScopedTokenSpec } from './config/tokens';
 
@@ -33,6 +33,8 @@ export interface Scope {
   sendTypes: Allow;
   /** RELAY, BCAST (groups above 32) and unicast to port 0. */
   kernel: boolean;
+  /** Who the scope belongs to, in a problem's detail (default: token "<name>"). */
+  label?: string;
 }
 
 export interface ScopedToken {
@@ -79,6 +81,35 @@ export function resolveTokens(specs: readonly ScopedTokenSpec[], env: NodeJS.Pro
   });
 }
 
+/**
+ * The scope of sends arriving over NATS (--nats-send on): the config file's
+ * "natsSendScope", read with a token's defaults (a limit left out is no
+ * limit; types: DATA only). Without one, nothing: whoever may publish on the
+ * send subject is not trusted with the daemon's privileges by default.
+ */
+export function natsSendScopeOf(spec: SendLimitsSpec | null): Scope {
+  if (spec === null)
+    return {
+      name: 'nats',
+      label: 'NATS sends (no "natsSendScope" in the config file)',
+      read: [],
+      sendGroups: [],
+      sendPorts: [],
+      // Every destination is refused by the lists above; DATA here makes the refusal name the destination, not the type.
+      sendTypes: [DnlMsgType.DATA],
+      kernel: false,
+    };
+  return {
+    name: 'nats',
+    label: 'NATS sends ("natsSendScope")',
+    read: [],
+    sendGroups: spec.sendGroups ?? '*',
+    sendPorts: spec.sendPorts ?? '*',
+    sendTypes: spec.sendTypes ?? [DnlMsgType.DATA],
+    kernel: spec.kernel ?? true,
+  };
+}
+
 export const FULL_SCOPE: Scope = { name: 'main', read: '*', sendGroups: '*', sendPorts: '*', sendTypes: '*', kernel: true };
 
 /**
@@ -97,6 +128,7 @@ export function scopeOf(given: string, main: string | null, scoped: readonly Sco
 
 const allows = (a: Allow, n: number): boolean => a === '*' || a.includes(n);
 const list = (a: Allow): string => (a === '*' ? 'all' : a.length === 0 ? 'none' : a.join(','));
+const who = (scope: Scope): string => scope.label ?? `token "${scope.name}"`;
 
 /** Throws 403 PERMISSION_DENIED unless the scope may read every group. */
 export function checkRead(scope: Scope | null, groups: readonly number[], field: string): void {
@@ -105,7 +137,7 @@ export function checkRead(scope: Scope | null, groups: readonly number[], field:
   if (refused.length > 0) {
     throw new Problem(
       'PERMISSION_DENIED',
-      `${field}: token "${scope.name}" may not read group${refused.length > 1 ? 's' : ''} ${refused.join(',')} (it may read: ${list(scope.read)})`,
+      `${field}: ${who(scope)} may not read group${refused.length > 1 ? 's' : ''} ${refused.join(',')} (it may read: ${list(scope.read)})`,
       {
         field,
         extra: { refused: { read: refused } },
@@ -121,7 +153,7 @@ export type SendTarget = Omit<SendRequest, 'groups'> & { groups?: readonly numbe
 export function checkSend(scope: Scope | null, req: SendTarget): void {
   if (scope === null) return;
   const deny = (field: string, what: string, allowed: string, refused: Record<string, unknown>): never => {
-    throw new Problem('PERMISSION_DENIED', `${field}: token "${scope.name}" may not ${what} (${allowed})`, { field, extra: { refused } });
+    throw new Problem('PERMISSION_DENIED', `${field}: ${who(scope)} may not ${what} (${allowed})`, { field, extra: { refused } });
   };
   const type = req.type ?? DnlMsgType.DATA;
   if (!allows(scope.sendTypes, type))

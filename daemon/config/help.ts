@@ -35,6 +35,10 @@ export function helpText(): string {
   lines.push('"kernel" (RELAY, BCAST and port 0; default true)}. Scoped tokens may not read /status, /metrics or');
   lines.push('/kernel/stats (they describe the whole daemon): those need the main token or the unix socket.');
   lines.push('');
+  lines.push('NATS send scope: config file only, file key "natsSendScope": {"sendGroups", "sendPorts", "sendTypes",');
+  lines.push('"kernel"}, read as a scoped token\'s (same defaults), limits what requests on nlbridge.<host>.send');
+  lines.push('(--nats-send on) may send. Without it every NATS send is refused (403 PERMISSION_DENIED).');
+  lines.push('');
   lines.push('Systemd: LISTEN_FDS (socket activation), NOTIFY_SOCKET, WATCHDOG_USEC, CREDENTIALS_DIRECTORY,');
   lines.push('RUNTIME_DIRECTORY are honoured.');
   lines.push('');

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import Ajv, { type ValidateFunction } from 'ajv';
 import { helpText } from './help';
 import { DEFAULTS, DEFAULT_CONFIG_FILE, OPTIONS, type Config, type OptionKey, type OptionSchema, type OptionSpec } from './schema';
-import { ScopeConfigError, parseTokenSpecs } from './tokens';
+import { ScopeConfigError, parseSendLimitsSpec, parseTokenSpecs } from './tokens';
 
 /** A bad setting: `source` names the flag, variable or file key. */
 export class ConfigError extends Error {
@@ -153,6 +153,15 @@ function readFile(file: string, read: (path: string) => string, into: Config): v
       }
       continue;
     }
+    if (k === 'natsSendScope') {
+      try {
+        into.natsSendScope = parseSendLimitsSpec(v);
+      } catch (err) {
+        if (err instanceof ScopeConfigError) throw new ConfigError(`${file}: "natsSendScope"`, err.message);
+        throw err;
+      }
+      continue;
+    }
     const spec = byKey.get(k);
     // No "(see --help)" here: main.ts adds that line to every ConfigError.
     if (!spec) throw new ConfigError(`${file}: "${k}"`, 'unknown setting');
@@ -194,13 +203,35 @@ export function loadConfig(opts: LoadOptions): LoadResult {
   if (config.nats.length === 0) {
     // The NATS options mean nothing without servers: a forgotten --nats would
     // otherwise leave the fleet silently off.
-    for (const key of ['natsCreds', 'natsTokenFile', 'natsPublish', 'natsSend'] as const) {
+    for (const key of [
+      'natsCreds',
+      'natsTokenFile',
+      'natsNkey',
+      'natsTlsCa',
+      'natsTlsCert',
+      'natsTlsKey',
+      'natsPublish',
+      'natsSend',
+    ] as const) {
       if (config[key] !== null && config[key] !== 'off')
         throw new ConfigError(OPTIONS.find((o) => o.key === key)!.flag, 'needs --nats (the NATS servers)');
     }
+    if (config.natsSendScope !== null) throw new ConfigError(`${configFile}: "natsSendScope"`, 'needs --nats (the NATS servers)');
   }
   if (config.natsCreds !== null && config.natsTokenFile !== null) {
     throw new ConfigError('--nats-token-file', 'and --nats-creds both given: use one way to authenticate to NATS');
+  }
+  if (config.natsNkey !== null && (config.natsCreds !== null || config.natsTokenFile !== null)) {
+    throw new ConfigError(
+      '--nats-nkey',
+      `and ${config.natsCreds !== null ? '--nats-creds' : '--nats-token-file'} both given: use one way to authenticate to NATS`,
+    );
+  }
+  if ((config.natsTlsCert === null) !== (config.natsTlsKey === null)) {
+    throw new ConfigError(
+      config.natsTlsCert === null ? '--nats-tls-key' : '--nats-tls-cert',
+      'needs --nats-tls-cert and --nats-tls-key together',
+    );
   }
   if (config.requestTimeoutMs < config.headersTimeoutMs) {
     throw new ConfigError(

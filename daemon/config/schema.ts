@@ -16,7 +16,7 @@
 // `description` is the help text; "{default}" in it is replaced by the
 // default, rendered as a user would type it.
 
-import type { ScopedTokenSpec } from './tokens';
+import type { ScopedTokenSpec, SendLimitsSpec } from './tokens';
 
 export type ProtocolSetting = 'auto' | 'usersock' | 'dummy' | number;
 export type AuthMode = 'auto' | 'token' | 'none';
@@ -65,6 +65,13 @@ export interface Config {
   nats: string[];
   natsCreds: string | null;
   natsTokenFile: string | null;
+  /** An nkey seed file (a user's "SU…" seed); the server's config names the public key. */
+  natsNkey: string | null;
+  /** PEM CA the NATS server's certificate must chain to (TLS required when set). */
+  natsTlsCa: string | null;
+  /** PEM client certificate and its key, for a server that verifies clients (both or neither). */
+  natsTlsCert: string | null;
+  natsTlsKey: string | null;
   /** This host's name on the bus; null = the hostname up to its first dot. */
   hostId: string | null;
   /** Groups published on NATS, as given (a mask, or a list with a comma); null = none. */
@@ -72,10 +79,12 @@ export interface Config {
   natsBufferBytes: number;
   /** Answer send requests on nlbridge.<host>.send ('off' by default: anyone who may publish there sends with the daemon's privileges). */
   natsSend: 'off' | 'on';
+  /** What NATS sends may do (config file "natsSendScope" only; see tokens.ts); null = nothing. */
+  natsSendScope: SendLimitsSpec | null;
 }
 
-/** The keys a flag, variable and file key set ("tokens" is file-only, see tokens.ts). */
-export type OptionKey = Exclude<keyof Config, 'tokens'>;
+/** The keys a flag, variable and file key set ("tokens" and "natsSendScope" are file-only, see tokens.ts). */
+export type OptionKey = Exclude<keyof Config, 'tokens' | 'natsSendScope'>;
 
 /** One option's JSON Schema with the annotations above. */
 export interface OptionSchema {
@@ -367,6 +376,30 @@ export const OPTION_SCHEMAS = {
     'x-env': 'NLBRIDGE_NATS_TOKEN_FILE',
     description: 'file holding the NATS token (never the token itself on the command line)',
   },
+  natsNkey: {
+    ...nullableText,
+    'x-flag': '--nats-nkey',
+    'x-env': 'NLBRIDGE_NATS_NKEY',
+    description: 'file holding a NATS user nkey seed (SU…); refused when group or others may read it',
+  },
+  natsTlsCa: {
+    ...nullableText,
+    'x-flag': '--nats-tls-ca',
+    'x-env': 'NLBRIDGE_NATS_TLS_CA',
+    description: "PEM file of the CA that signed the NATS server's certificate; TLS is then required",
+  },
+  natsTlsCert: {
+    ...nullableText,
+    'x-flag': '--nats-tls-cert',
+    'x-env': 'NLBRIDGE_NATS_TLS_CERT',
+    description: 'PEM client certificate for a NATS server that verifies clients (with --nats-tls-key)',
+  },
+  natsTlsKey: {
+    ...nullableText,
+    'x-flag': '--nats-tls-key',
+    'x-env': 'NLBRIDGE_NATS_TLS_KEY',
+    description: 'PEM private key of --nats-tls-cert; refused when group or others may read it',
+  },
   hostId: {
     type: ['string', 'null'],
     pattern: '^[^.*>\\s]+$',
@@ -390,7 +423,7 @@ export const OPTION_SCHEMAS = {
     'x-flag': '--nats-send',
     'x-env': 'NLBRIDGE_NATS_SEND',
     description:
-      "on: answer NATS requests on nlbridge.<host>.send with the body and answers of POST /send; whoever may publish there sends with the daemon's privileges, no scope applies yet (default {default})",
+      'on: answer NATS requests on nlbridge.<host>.send with the body and answers of POST /send, within the config file\'s "natsSendScope" (without one every send is refused 403) (default {default})',
   },
   natsBufferBytes: {
     ...int(1024, 1024 * MiB),
@@ -429,8 +462,9 @@ export const OPTIONS: readonly OptionSpec[] = (Object.entries(OPTION_SCHEMAS) as
 
 /** Every default, from the schema. Lists are frozen: loadConfig copies them. */
 export const DEFAULTS: Readonly<Config> = Object.freeze({
-  ...(Object.fromEntries(OPTIONS.map((o) => [o.key, o.schema.default])) as Omit<Config, 'tokens'>),
+  ...(Object.fromEntries(OPTIONS.map((o) => [o.key, o.schema.default])) as Omit<Config, 'tokens' | 'natsSendScope'>),
   tokens: [],
+  natsSendScope: null,
 });
 
 /**

@@ -18,9 +18,24 @@ export interface ScopedTokenSpec {
   kernel?: boolean;
 }
 
+/**
+ * The config file's "natsSendScope": what a send arriving over NATS
+ * (--nats-send on) may do, checked by the same code as a scoped token's
+ * sends. Its keys mean what they mean in a "tokens" entry, with the same
+ * defaults (a limit left out is no limit; types: DATA only). With no
+ * "natsSendScope" at all, NATS sends may do nothing (see natsSendScopeOf).
+ */
+export interface SendLimitsSpec {
+  sendGroups?: Allow;
+  sendPorts?: Allow;
+  sendTypes?: Allow;
+  kernel?: boolean;
+}
+
 export class ScopeConfigError extends Error {}
 
-const KEYS = new Set(['name', 'token', 'tokenFile', 'credential', 'read', 'sendGroups', 'sendPorts', 'sendTypes', 'kernel']);
+const SEND_KEYS = ['sendGroups', 'sendPorts', 'sendTypes', 'kernel'];
+const KEYS = new Set(['name', 'token', 'tokenFile', 'credential', 'read', ...SEND_KEYS]);
 
 function allow(raw: unknown, where: string, max: number): Allow | undefined {
   if (raw === undefined) return undefined;
@@ -49,20 +64,37 @@ export function parseTokenSpecs(raw: unknown): ScopedTokenSpec[] {
       if (typeof o[k] !== 'string' || o[k] === '') throw new ScopeConfigError(`${where}.${k}: must be a non-empty string`);
     if (o.credential !== undefined && !/^[A-Za-z0-9_.-]+$/.test(o.credential as string))
       throw new ScopeConfigError(`${where}.credential: must be a credential name`);
-    if (o.kernel !== undefined && typeof o.kernel !== 'boolean') throw new ScopeConfigError(`${where}.kernel: must be true or false`);
-    const spec: ScopedTokenSpec = { name: o.name };
+    const spec: ScopedTokenSpec = { name: o.name, ...sendLimits(o, where) };
     if (o.token !== undefined) spec.token = o.token as string;
     if (o.tokenFile !== undefined) spec.tokenFile = o.tokenFile as string;
     if (o.credential !== undefined) spec.credential = o.credential as string;
     const read = allow(o.read, `${where}.read`, 1 << 20);
-    const sendGroups = allow(o.sendGroups, `${where}.sendGroups`, 1 << 20);
-    const sendPorts = allow(o.sendPorts, `${where}.sendPorts`, 0xffffffff);
-    const sendTypes = allow(o.sendTypes, `${where}.sendTypes`, 0xffff);
     if (read !== undefined) spec.read = read;
-    if (sendGroups !== undefined) spec.sendGroups = sendGroups;
-    if (sendPorts !== undefined) spec.sendPorts = sendPorts;
-    if (sendTypes !== undefined) spec.sendTypes = sendTypes;
-    if (o.kernel !== undefined) spec.kernel = o.kernel as boolean;
     return spec;
   });
+}
+
+/** The send limits of a "tokens" entry or of "natsSendScope", checked one way for both. */
+function sendLimits(o: Record<string, unknown>, where: string): SendLimitsSpec {
+  if (o.kernel !== undefined && typeof o.kernel !== 'boolean') throw new ScopeConfigError(`${where}.kernel: must be true or false`);
+  const spec: SendLimitsSpec = {};
+  const sendGroups = allow(o.sendGroups, `${where}.sendGroups`, 1 << 20);
+  const sendPorts = allow(o.sendPorts, `${where}.sendPorts`, 0xffffffff);
+  const sendTypes = allow(o.sendTypes, `${where}.sendTypes`, 0xffff);
+  if (sendGroups !== undefined) spec.sendGroups = sendGroups;
+  if (sendPorts !== undefined) spec.sendPorts = sendPorts;
+  if (sendTypes !== undefined) spec.sendTypes = sendTypes;
+  if (o.kernel !== undefined) spec.kernel = o.kernel as boolean;
+  return spec;
+}
+
+/** Validates the config file's "natsSendScope" value (the send keys of a "tokens" entry, nothing else). */
+export function parseSendLimitsSpec(raw: unknown): SendLimitsSpec {
+  const where = 'natsSendScope';
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new ScopeConfigError(`${where}: must be an object {sendGroups, sendPorts, sendTypes, kernel}`);
+  const o = raw as Record<string, unknown>;
+  for (const k of Object.keys(o))
+    if (!SEND_KEYS.includes(k)) throw new ScopeConfigError(`${where}.${k}: unknown key (it takes ${SEND_KEYS.join(', ')})`);
+  return sendLimits(o, where);
 }

@@ -8,6 +8,7 @@
 // 250 ms doubling to 5 s, with jitter).
 
 import type { Config } from '../config/schema';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as nats from '@nats-io/transport-node';
@@ -31,7 +32,17 @@ export class FleetConfigError extends Error {
 /** The fleet's options, as the one config schema types them (not a second copy of them). */
 export type FleetSettings = Pick<
   Config,
-  'nats' | 'natsCreds' | 'natsTokenFile' | 'hostId' | 'natsPublish' | 'natsBufferBytes' | 'natsSend'
+  | 'nats'
+  | 'natsCreds'
+  | 'natsTokenFile'
+  | 'natsNkey'
+  | 'natsTlsCa'
+  | 'natsTlsCert'
+  | 'natsTlsKey'
+  | 'hostId'
+  | 'natsPublish'
+  | 'natsBufferBytes'
+  | 'natsSend'
 >;
 
 /**
@@ -69,7 +80,8 @@ export interface Fleet {
   status(): FleetStatus;
   /** Feeds `sink` with the selected hosts' messages of its groups, and tells it of loss (daemon/fleet/watch.ts). */
   watch(selection: WatchSelection, sink: FleetSink): FleetWatch;
-  counts(): PublisherCounts & { connected: boolean; reconnects: number };
+  /** sendAnswers: send requests answered, by the answer's HTTP status. */
+  counts(): PublisherCounts & { connected: boolean; reconnects: number; sendAnswers: Record<string, number> };
   close(): Promise<void>;
 }
 
@@ -77,7 +89,50 @@ export interface Fleet {
 export interface CheckedFleet {
   host: string;
   groups: number[];
-  auth: { creds?: Uint8Array; token?: string };
+  auth: { creds?: Uint8Array; token?: string; nkeySeed?: Uint8Array };
+  /** PEM texts, read at start (a file that goes away later does not matter); null = TLS as the URL and server ask. */
+  tls: { ca?: string; cert?: string; key?: string } | null;
+}
+
+/** A file holding a secret that group or others may read: refused, as the daemon's own token files are. */
+function readSecret(flag: string, file: string): Buffer {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    throw new FleetConfigError(flag, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new FleetConfigError(flag, `${file} is not a regular file`);
+    if ((st.mode & 0o077) !== 0)
+      throw new FleetConfigError(
+        flag,
+        `${file} may be read by group or others (mode 0${(st.mode & 0o777).toString(8)}), so the secret in it may have leaked: chmod 0600 it (or use a systemd credential)`,
+      );
+    return fs.readFileSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A PEM file checked by what it must hold (a parse error names the flag and file, never a stack). */
+function readPem(flag: string, file: string, what: string, check: (pem: string) => void, secret = false): string {
+  let pem: string;
+  if (secret) pem = readSecret(flag, file).toString('utf8');
+  else {
+    try {
+      pem = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new FleetConfigError(flag, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  try {
+    check(pem);
+  } catch (err) {
+    throw new FleetConfigError(flag, `${file} holds no ${what}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return pem;
 }
 
 export function checkFleetSettings(s: FleetSettings): CheckedFleet {
@@ -96,7 +151,7 @@ export function checkFleetSettings(s: FleetSettings): CheckedFleet {
       throw new FleetConfigError('--nats-publish', (err as Error).message);
     }
   }
-  const auth: { creds?: Uint8Array; token?: string } = {};
+  const auth: CheckedFleet['auth'] = {};
   const read = (flag: string, file: string): Buffer => {
     try {
       return fs.readFileSync(file);
@@ -105,12 +160,42 @@ export function checkFleetSettings(s: FleetSettings): CheckedFleet {
     }
   };
   if (s.natsCreds !== null) auth.creds = read('--nats-creds', s.natsCreds);
+  if (s.natsNkey !== null) {
+    const seed = readSecret('--nats-nkey', s.natsNkey).toString('utf8').trim();
+    let ok: boolean;
+    try {
+      // A user's seed encodes to "SU…"; fromSeed checks its checksum.
+      ok = seed.startsWith('SU') && nats.nkeys.fromSeed(new TextEncoder().encode(seed)).getPublicKey().startsWith('U');
+    } catch {
+      ok = false;
+    }
+    if (!ok)
+      throw new FleetConfigError(
+        '--nats-nkey',
+        `${s.natsNkey} holds no NATS user nkey seed (one line "SU…", as nsc or nk -gen user writes it)`,
+      );
+    auth.nkeySeed = new TextEncoder().encode(seed);
+  }
+  let tls: CheckedFleet['tls'] = null;
+  if (s.natsTlsCa !== null || s.natsTlsCert !== null) {
+    tls = {};
+    if (s.natsTlsCa !== null)
+      tls.ca = readPem('--nats-tls-ca', s.natsTlsCa, 'PEM certificate', (pem) => void new crypto.X509Certificate(pem));
+    if (s.natsTlsCert !== null && s.natsTlsKey !== null) {
+      const cert = readPem('--nats-tls-cert', s.natsTlsCert, 'PEM certificate', (pem) => void new crypto.X509Certificate(pem));
+      const key = readPem('--nats-tls-key', s.natsTlsKey, 'PEM private key', (pem) => void crypto.createPrivateKey(pem), true);
+      if (!new crypto.X509Certificate(cert).checkPrivateKey(crypto.createPrivateKey(key)))
+        throw new FleetConfigError('--nats-tls-key', `${s.natsTlsKey} is not the key of the certificate in ${s.natsTlsCert}`);
+      tls.cert = cert;
+      tls.key = key;
+    }
+  }
   if (s.natsTokenFile !== null) {
     const token = read('--nats-token-file', s.natsTokenFile).toString('utf8').trim();
     if (token === '') throw new FleetConfigError('--nats-token-file', `${s.natsTokenFile} is empty`);
     auth.token = token;
   }
-  return { host, groups, auth };
+  return { host, groups, auth, tls };
 }
 
 const BACKOFF_MIN_MS = 250;
@@ -127,7 +212,8 @@ export function startFleet(
   log: pino.Logger,
   send: SendHandler | null = null,
 ): Fleet {
-  const { host, groups, auth } = checked;
+  const { host, groups, auth, tls } = checked;
+  const sendAnswers: Record<string, number> = {};
   let connected = false;
   let reconnects = 0;
   let attempt = 0;
@@ -169,6 +255,7 @@ export function startFleet(
   // The answer of POST /send (main.ts maps it with the same problem table), its status in a header.
   const answer = async (m: Msg): Promise<void> => {
     const { status, body } = await send!(Buffer.from(m.data).toString('utf8'));
+    sendAnswers[status] = (sendAnswers[status] ?? 0) + 1;
     const h = nats.headers();
     h.set('status', String(status));
     m.respond(JSON.stringify(body), { headers: h });
@@ -223,11 +310,20 @@ export function startFleet(
         maxReconnectAttempts: -1,
         waitOnFirstConnect: true,
         reconnectDelayHandler: () => {
+          // Before the first connection the client retries in silence, whatever the cause
+          // (nothing listening, a certificate it refuses): say so, ever more rarely.
+          if (nc === null && (attempt & (attempt + 1)) === 0)
+            log.warn(
+              { servers: settings.nats, attempt: attempt + 1, tls: tls !== null },
+              'NATS not connected yet; trying again (is the server up? with TLS: does its certificate chain to --nats-tls-ca and name the host dialled?)',
+            );
           const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(attempt++, 8));
           return base / 2 + Math.random() * (base / 2);
         },
         ...(auth.creds ? { authenticator: nats.credsAuthenticator(auth.creds) } : {}),
+        ...(auth.nkeySeed ? { authenticator: nats.nkeyAuthenticator(auth.nkeySeed) } : {}),
         ...(auth.token ? { token: auth.token } : {}),
+        ...(tls ? { tls } : {}),
       })
       .then(
         (c) => {
@@ -255,10 +351,7 @@ export function startFleet(
             c.subscribe(sendSubject(host), {
               callback: (_err, m) => void answer(m).catch((err: unknown) => log.error({ err }, 'NATS send reply failed')),
             });
-            log.warn(
-              { subject: sendSubject(host) },
-              "answering send requests on NATS (--nats-send on): whoever may publish on this subject sends with the daemon's privileges",
-            );
+            log.info({ subject: sendSubject(host) }, 'answering send requests on NATS (--nats-send on), within "natsSendScope"');
           }
           publisher.linkUp(linkOf(c));
           for (const w of watchers) w.attach(c);
@@ -312,7 +405,7 @@ export function startFleet(
         },
       };
     },
-    counts: () => ({ ...publisher.counts(), connected, reconnects }),
+    counts: () => ({ ...publisher.counts(), connected, reconnects, sendAnswers }),
     async close() {
       if (closing) return;
       bus.unsubscribe(publisher);

@@ -274,7 +274,10 @@ describe('fleet: sends over NATS request-reply (--nats-send on)', { skip: skipUn
   before(async () => {
     await server.start();
     nc = await natsConnect({ servers: server.url });
-    daemon = await spawnDaemon(['--nats', server.url, '--host-id', 'hostS', '--nats-send', 'on']);
+    // Every group and port, DATA only (no "natsSendScope" refuses every send: fleet_send_scope.test.ts).
+    const conf = path.join(server.dir, 'nlbridge.json');
+    fs.writeFileSync(conf, JSON.stringify({ natsSendScope: { sendGroups: '*', sendPorts: '*', kernel: false } }));
+    daemon = await spawnDaemon(['--config', conf, '--nats', server.url, '--host-id', 'hostS', '--nats-send', 'on']);
     plain = await spawnDaemon(['--nats', server.url, '--host-id', 'hostP']);
     await waitFor(
       'both connected',
@@ -341,7 +344,18 @@ describe('fleet: sends over NATS request-reply (--nats-send on)', { skip: skipUn
   });
 
   test('a flood of requests is rate-limited like HTTP (--rate-limit): 429 RATE_LIMITED', async () => {
-    const limited = await spawnDaemon(['--nats', server.url, '--host-id', 'hostR', '--nats-send', 'on', '--rate-limit', '3']);
+    const limited = await spawnDaemon([
+      '--config',
+      path.join(server.dir, 'nlbridge.json'),
+      '--nats',
+      server.url,
+      '--host-id',
+      'hostR',
+      '--nats-send',
+      'on',
+      '--rate-limit',
+      '3',
+    ]);
     try {
       await waitFor('connected', async () => ((await getJson(limited, '/status')).fleet as FleetStatus).connected, { timeoutMs: 10000 });
       // The subscription may lag the connection by a moment.

@@ -133,6 +133,11 @@ export const PACKAGES: readonly Package[] = [
     why: 'the NATS server the fleet tests start on a random loopback port (host tests fleet_*; Debian installs it as /usr/sbin/nats-server)',
     missing: programs('nats-server'),
   },
+  {
+    name: 'openssl',
+    why: 'a CA and a server certificate for the NATS TLS test (host test fleet_permissions)',
+    missing: programs('openssl'),
+  },
   { name: 'kmod', why: 'depmod and modinfo: systemd/install.sh and its test', missing: programs('depmod', 'modinfo') },
   {
     name: 'dpkg-dev',
@@ -228,6 +233,7 @@ export const NEEDS = {
   deb: { tests: 'host/package_deb (npm run package:deb, lintian)', packages: ['build-essential', 'dpkg-dev', 'lintian'] },
   'bash-completion': { tests: 'host/cli_completion', packages: ['bash-completion'] },
   'nats-server': { tests: 'host/fleet_* (publishing on NATS, a server killed under load)', packages: ['nats-server'] },
+  openssl: { tests: 'host/fleet_permissions (NATS over TLS with a CA made here)', packages: ['openssl'] },
   nobody: {
     tests: 'reliability 6d, 10 (unix socket, unprivileged sender)',
     packages: [],

@@ -9,7 +9,17 @@ import * as path from 'node:path';
 import { loadConfig } from '../../daemon/config/load';
 import { DEFAULTS } from '../../daemon/config/schema';
 import { Problem } from '../../daemon/errors';
-import { FULL_SCOPE, checkRead, checkSend, parseTokenSpecs, resolveTokens, scopeOf, type Scope } from '../../daemon/scopes';
+import {
+  FULL_SCOPE,
+  checkRead,
+  checkSend,
+  natsSendScopeOf,
+  parseTokenSpecs,
+  resolveTokens,
+  scopeOf,
+  type Scope,
+} from '../../daemon/scopes';
+import { parseSendLimitsSpec } from '../../daemon/config/tokens';
 import { setupAuth } from '../../daemon/security';
 
 const READER = 'reader-secret-0123456789abcdef';
@@ -151,4 +161,31 @@ test('send scope: groups, ports, kernel RELAY / BCAST / port 0', () => {
   checkSend(k, { groups: [40], data });
   checkSend(k, { relay: 1234, data });
   denied(() => checkSend(k, { relay: 5, data }), 'relay', /relay to port 5/, { ports: [5] });
+});
+
+test('NATS sends without "natsSendScope" may do nothing: every destination is refused, naming the field', () => {
+  const none = natsSendScopeOf(null);
+  const data = Buffer.from('x');
+  denied(() => checkSend(none, { groups: [2], data }), 'groups', /no "natsSendScope"/, { groups: [2] });
+  denied(() => checkSend(none, { pid: 4242, data }), 'pid', /may not send to port 4242/, { ports: [4242] });
+  denied(() => checkSend(none, { pid: 0, data }), 'pid', /port 0/, { kernel: 'port 0' });
+  denied(() => checkSend(none, { relay: 7, data }), 'relay', /RELAY/, { kernel: 'RELAY' });
+  denied(() => checkSend(none, { groups: [40], data }), 'groups', /may not send to group 40/, { groups: [40] });
+});
+
+test('"natsSendScope" reads as a scoped token\'s send keys, with their defaults and errors', () => {
+  const s = natsSendScopeOf(parseSendLimitsSpec({ sendGroups: [5] }));
+  assert.deepEqual([s.sendGroups, s.sendPorts, s.sendTypes, s.kernel], [[5], '*', [16], true]);
+  checkSend(s, { groups: [5], data: Buffer.from('x') });
+  denied(
+    () => checkSend(s, { groups: [5], type: 17, data: Buffer.from('x') }),
+    'type',
+    /NATS sends \("natsSendScope"\) may not send messages of type 17/,
+    {
+      types: [17],
+    },
+  );
+  assert.throws(() => parseSendLimitsSpec({ sendPorts: [-1] }), /natsSendScope\.sendPorts: must be "\*" or a list of integers/);
+  assert.throws(() => parseSendLimitsSpec({ name: 'x' }), /natsSendScope\.name: unknown key/);
+  assert.throws(() => parseSendLimitsSpec(null), /natsSendScope: must be an object/);
 });
