@@ -11,6 +11,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { connect as natsConnect, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { NetlinkSocket, NetworkNamespace } from '../../addon/socket';
@@ -74,7 +75,12 @@ describe(
       await nc.flush();
       for (const h of HOSTS) {
         const args = ['--netns', nsPath(h), '--host-id', h, '--nats', server.url, '--nats-publish', '2,'];
-        if (h === 'B') args.push('--nats-send', 'on');
+        if (h === 'B') {
+          // Sends over NATS need a scope (none refuses every one): group 5's DATA (the send test's), no ports, no kernel.
+          const conf = path.join(server.dir, 'nlbridge-B.json');
+          fs.writeFileSync(conf, JSON.stringify({ natsSendScope: { sendGroups: [5], sendPorts: [], kernel: false } }), { mode: 0o600 });
+          args.push('--nats-send', 'on', '--config', conf);
+        }
         daemons.set(h, await spawnDaemon(args));
       }
       // The test's own sockets in the namespaces (after the daemons: they are what is tested).
