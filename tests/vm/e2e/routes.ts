@@ -1,6 +1,7 @@
 // Every operation of openapi.yaml, requested on the daemon the VM runs
 // (installed by systemd/install.sh): each answers 2xx with the documented
-// content type and body; the public ones also without a token. A route added
+// content type and body (the fleet's, on a daemon with no fleet, their
+// documented 404); the public ones also without a token. A route added
 // to the spec without a line in ROUTES fails.
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
@@ -45,7 +46,11 @@ function request(
   });
 }
 
-export const ROUTES: Record<string, { path: string; body?: unknown; until?: RegExp; ws?: boolean }> = {
+/**
+ * `notConfigured`: the installed daemon is on no fleet (the shipped config has
+ * no "nats"), so the route gives its documented 404 FLEET_NOT_CONFIGURED.
+ */
+export const ROUTES: Record<string, { path: string; body?: unknown; until?: RegExp; ws?: boolean; notConfigured?: boolean }> = {
   'POST /send': { path: '/send', body: { groups: [3], data: 'e2e-every-route' } },
   'GET /groups/{mask}': { path: '/groups/4', ws: true },
   'GET /groups/{mask}/events': { path: '/groups/4/events', until: /event: hello/ },
@@ -59,6 +64,8 @@ export const ROUTES: Record<string, { path: string; body?: unknown; until?: RegE
   'GET /asyncapi.yaml': { path: '/asyncapi.yaml' },
   'GET /': { path: '/' },
   'GET /console/{file}': { path: '/console/main.js' },
+  'GET /fleet/groups/{mask}': { path: '/fleet/groups/4', notConfigured: true },
+  'GET /fleet/groups/{mask}/events': { path: '/fleet/groups/4/events', notConfigured: true },
 };
 // Served without a token (daemon/README.md, security).
 const PUBLIC = ['/healthz', '/openapi.yaml', '/asyncapi.yaml', '/', '/console/main.js'];
@@ -81,6 +88,14 @@ export async function requestEveryRoute(v: Vm): Promise<void> {
       } finally {
         ws.close();
       }
+      continue;
+    }
+    if (r.notConfigured) {
+      const res = await request(v, method, r.path);
+      assert.equal(res.status, 404, `${op}: ${res.status} ${res.body.slice(0, 300)}`);
+      const problem = JSON.parse(res.body) as { code: string };
+      assert.equal(problem.code, 'FLEET_NOT_CONFIGURED', res.body);
+      assertMatchesSpec(method, r.path, res.status, res.type, problem);
       continue;
     }
     const tokens = PUBLIC.includes(r.path) ? [v.token, null] : [v.token];
