@@ -17,7 +17,7 @@ import { connect as natsConnect, type Msg, type NatsConnection } from '@nats-io/
 import { NetlinkSocket, NetworkNamespace } from '../../addon/socket';
 import { decodeDatagram, encodeMessage } from '../../addon/codec';
 import type { Datagram } from '../../addon/types';
-import { skipUnless } from '../support/prerequisites';
+import { isRealRoot, skipUnless } from '../support/prerequisites';
 import { waitFor } from '../support/wait';
 import { MAIN, spawnDaemon, type DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, connect, sleep, type Frame, type WsClient } from './support/daemon_harness';
@@ -31,7 +31,8 @@ const nsPath = (h: Host): string => `/run/netns/${nsName(h)}`;
 
 /** Whether this process may make namespaces (root with `ip`). */
 function canMakeNetns(): string | false {
-  if (process.getuid?.() !== 0) return 'needs root (ip netns add)';
+  // Root of a user namespace is not enough: ip netns add mounts under /run/netns in the host's mount namespace.
+  if (!isRealRoot()) return 'needs the real root (ip netns add)';
   const r = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' });
   return r.status === 0 ? false : `ip netns unavailable: ${r.stderr || r.error?.message}`;
 }
