@@ -8,7 +8,7 @@
 
 import websocket from '@fastify/websocket';
 import fp from 'fastify-plugin';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { Problem, problemOf } from '../errors';
 import type { GroupList } from '../netlink/groups';
@@ -16,7 +16,7 @@ import { eventFrame, messageFrame, messageTail } from '../frames';
 import { checkRead } from '../scopes';
 import { APP_SUBPROTOCOL } from './request_checks';
 import { parametersSchema } from '../spec';
-import { PING_INTERVAL_MS, wsSubscription } from '../streams/ws_writer';
+import { PING_INTERVAL_MS, wsSubscription, type WsSubscription } from '../streams/ws_writer';
 import { groupsField, streamGroups, subscriptionOptions, truthy, type StreamQuery } from './stream_request';
 import { onClientMessage } from './ws_ingress';
 import { fleetSelection, fleetStream, requireFleet, type FleetSelection } from './fleet_request';
@@ -26,6 +26,19 @@ type FleetRequest = FastifyRequest & { fleetSelection: FleetSelection };
 
 async function streamRoutes(app: FastifyInstance): Promise<void> {
   const { bus, config, metrics, limits, streams, fleet } = app.nlbridge;
+
+  /** A stream's socket, local or fleet: pongs to its writer; on close the stream, its token's hold and the gauge go. */
+  const holdUntilClosed = (socket: WebSocket, stream: WsSubscription, release: () => void, log: FastifyBaseLogger, left: string): void => {
+    socket.on('pong', () => stream.writer.pong());
+    socket.on('close', (code) => {
+      stream.close();
+      release();
+      streams.delete(stream);
+      metrics.wsClients.set({}, streams.size);
+      log.info({ code }, left);
+    });
+    socket.on('error', (err) => log.debug({ err }, 'WebSocket error'));
+  };
 
   await app.register(websocket, {
     options: {
@@ -105,15 +118,7 @@ async function streamRoutes(app: FastifyInstance): Promise<void> {
     if (query.since !== undefined) stream.catchUp = bus.resume(stream, query.since, config.wsStallMs, () => stream.stalled());
     const ingress = { bus, scope: request.nlbridgeScope, spendSend: () => limits.spendSend(credential), log };
     socket.on('message', (data, isBinary) => void onClientMessage(stream, ingress, data, isBinary));
-    socket.on('pong', () => stream.writer.pong());
-    socket.on('close', (code) => {
-      stream.close();
-      release();
-      streams.delete(stream);
-      metrics.wsClients.set({}, streams.size);
-      log.info({ code }, 'WebSocket client left');
-    });
-    socket.on('error', (err) => log.debug({ err }, 'WebSocket error'));
+    holdUntilClosed(socket, stream, release, log, 'WebSocket client left');
   };
 
   const preHandler = async (request: FastifyRequest): Promise<void> => {
@@ -177,15 +182,7 @@ async function streamRoutes(app: FastifyInstance): Promise<void> {
         ).body(),
       }),
     );
-    socket.on('pong', () => stream.writer.pong());
-    socket.on('close', (code) => {
-      stream.close();
-      release();
-      streams.delete(stream);
-      metrics.wsClients.set({}, streams.size);
-      log.info({ code }, 'WebSocket fleet client left');
-    });
-    socket.on('error', (err) => log.debug({ err }, 'WebSocket error'));
+    holdUntilClosed(socket, stream, release, log, 'WebSocket fleet client left');
   };
 
   app.route({
