@@ -129,6 +129,7 @@ function detail(figure: string, m: Measurement | undefined): string {
       if (m.slowClientClosed !== undefined) parts.push(`slow client closed: ${m.slowClientClosed ? 'yes' : 'no'}`);
     }
     if (Number.isFinite(n('clients'))) parts.push(`${fmtNum(n('clients'))} clients`);
+    if (Number.isFinite(n('rawPerClient'))) parts.push(`after a full GC; ${fmtBytes(n('rawPerClient'))} without one`);
   } else {
     if (['socket_flood', 'ws_one_frame', 'fleet_flood', 'fleet_ws_one_frame'].includes(figure) && senderLimited(m))
       parts.push('**sender-limited** (nothing lost: a lower bound)');
