@@ -7,10 +7,12 @@
 //   node dist/bench/http_inject.js [ROOT=.] [N=10000]
 //
 // ROOT is another build's checkout (its dist/ and node_modules/), to compare
-// before and after back to back.
+// before and after back to back: this build's layout (daemon/netlink/,
+// daemon/bus_options) or the one before the daemon's redesign (everything
+// in daemon/, 72f7187 and older).
 
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { busOptionsFrom } from '../daemon/bus_options';
 
 interface Injectable {
   inject(o: object): Promise<{ statusCode: number; body: string }>;
@@ -35,25 +37,38 @@ async function cpuPerRequest(app: Injectable, headers: Record<string, string>, b
 
 async function main(): Promise<void> {
   /* eslint-disable @typescript-eslint/no-explicit-any */
+  const flat = !fs.existsSync(path.join(root, 'dist/daemon/bus_options.js'));
   const { DEFAULTS } = load('dist/daemon/config') as any;
-  const { resolveProtocol } = load('dist/daemon/protocol') as any;
+  const { resolveProtocol } = load(flat ? 'dist/daemon/protocol' : 'dist/daemon/netlink/protocol') as any;
   const { Metrics } = load('dist/daemon/metrics') as any;
-  const { Bus } = load('dist/daemon/bus') as any;
+  const { Bus } = load(flat ? 'dist/daemon/bus' : 'dist/daemon/netlink/bus') as any;
   const { buildApp } = load('dist/daemon/app') as any;
   const { requestBodySchema } = load('dist/daemon/spec') as any;
   const pino = load('node_modules/pino') as any;
   const Fastify = load('node_modules/fastify') as any;
-  /* eslint-enable @typescript-eslint/no-explicit-any */
   const config = { ...DEFAULTS, protocol: 'usersock', port: 0, auth: 'none' };
   const protocol = resolveProtocol(config.protocol, config.sysfsRoot);
-  const metrics = new Metrics();
+  const metrics = new Metrics({ version: 'bench' });
   const logger = pino({ level: 'warn' }, pino.destination({ dest: '/dev/null', sync: true }));
-  const bus = new Bus(busOptionsFrom(config, { protocol, log: logger, metrics }));
+  const bus = flat
+    ? new Bus({
+        protocol,
+        rcvbuf: config.rcvbuf,
+        ackTimeoutMs: config.ackTimeoutMs,
+        dedupeWindowMs: config.dedupeWindowMs,
+        ring: { maxMessages: config.ringMessages, maxAgeMs: config.ringMaxAgeMs, maxBytes: config.ringMaxBytes },
+        ringLingerMs: config.ringLingerMs,
+        log: logger,
+        metrics,
+      })
+    : new Bus((load('dist/daemon/bus_options') as any).busOptionsFrom(config, { protocol, log: logger, metrics }));
+  /* eslint-enable @typescript-eslint/no-explicit-any */
   const app = await buildApp(config, {
     bus,
     metrics,
     auth: { mode: 'none', token: null, source: null, generated: false, scoped: [] },
     logger,
+    version: 'bench',
   });
   // Listening, so the Host check has its port (inject makes no connection).
   await app.listen({ host: '127.0.0.1', port: 0 });

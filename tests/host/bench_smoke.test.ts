@@ -134,3 +134,22 @@ test('bench smoke run reports every row with sane numbers', { timeout: 240_000, 
   assert.match(svg, /websocketd/);
   fs.rmSync(out, { recursive: true, force: true });
 });
+
+test('http_inject (bench/README.md) measures POST /send and the bare route, on this build', { timeout: 120_000 }, () => {
+  // The README's command, with a small count; "." is this checkout.
+  const run = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', 'http_inject.js'), '.', '300'], {
+    encoding: 'utf8',
+    timeout: 110_000,
+    cwd: ROOT,
+  });
+  assert.equal(run.status, 0, `http_inject exited ${run.status}: ${run.stderr.slice(-2000)}`);
+  const r = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as {
+    requests: number;
+    nlbridgeUs: number;
+    bareUs: number;
+    bareOverNlbridge: number;
+  };
+  assert.equal(r.requests, 300);
+  assert.ok(r.nlbridgeUs > 0 && r.bareUs > 0, `CPU per request: nlbridge ${r.nlbridgeUs} µs, bare ${r.bareUs} µs`);
+  assert.ok(Math.abs(r.bareOverNlbridge - r.bareUs / r.nlbridgeUs) < 0.02, `ratio ${r.bareOverNlbridge} is bare ÷ nlbridge`);
+});
