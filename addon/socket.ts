@@ -1,6 +1,10 @@
 // The typed face of the native netlink binding (addon/src/netlink_socket.cc).
 // The C++ does syscalls and readiness; what results mean, how errors look and
 // when to poll is decided here.
+//
+// Over 400 lines because it is one class's whole face (the socket, its
+// batch reader and the request/ack pairing of a send), and the half of its
+// length that is doc comments is the binding's contract.
 
 import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';

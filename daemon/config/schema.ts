@@ -2,7 +2,8 @@
 // type and bounds (validated by Ajv, see load.ts), its default, its flag, its
 // environment variable and its help text. --help, the man page, DEFAULTS and
 // the other rooms' defaults (the ring's bounds, the bus's linger) are all
-// read from here, so a default is written once.
+// read from here, so a default is written once. Over 400 lines because it
+// is that table: one entry per option, nothing else.
 //
 // Annotations beyond JSON Schema (registered with Ajv as a vocabulary):
 //   x-flag      the command-line flag
