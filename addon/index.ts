@@ -2,8 +2,10 @@
 // types, the seccomp restriction, the nlmsghdr codec and the dummy_netlink
 // UAPI mirror.
 
-export { NetlinkSocket, NetlinkError, NetworkNamespace, ffs, loadBinding, splitBatch } from './socket';
-export type { NativeBinding, NativeHandle, NativeNetns, NativeBatchCallback, NetlinkSocketEvents } from './socket';
+export { NetlinkSocket, NetlinkError, NetworkNamespace, ffs, splitBatch } from './socket';
+export type { NetlinkSocketEvents } from './socket';
+export { loadBinding } from './binding';
+export type { NativeBinding, NativeHandle, NativeNetns, NativeBatchCallback } from './binding';
 export { NetlinkConn } from './request';
 export type { AckInfo, ConnHandler, PendingRequest, Replies } from './request';
 export { restrictNetlink } from './seccomp';

@@ -2,7 +2,8 @@
 // process do, once the netlink sockets it needs are open (addon/src/seccomp.cc
 // installs the filter; daemon/README.md "What the seccomp filter contains").
 
-import { NetlinkError, loadBinding } from './socket';
+import { loadBinding } from './binding';
+import { NetlinkError } from './socket';
 
 export interface RestrictNetlinkOptions {
   /** Netlink protocols socket(AF_NETLINK, …) may still open (0..31). May be empty. */

@@ -2,14 +2,11 @@
 // The C++ does syscalls and readiness; what results mean, how errors look and
 // when to poll is decided here.
 //
-// Over 400 lines because it is one class's whole face (the socket, its
-// batch reader and the request/ack pairing of a send), and the half of its
-// length that is doc comments is the binding's contract.
 
 import { EventEmitter } from 'node:events';
 import { constants as osConstants } from 'node:os';
-import * as path from 'node:path';
 import { getSystemErrorMap } from 'node:util';
+import { loadBinding, type NativeBatchCallback, type NativeBinding, type NativeHandle, type NativeNetns } from './binding';
 import type {
   Datagram,
   NetlinkErrorShape,
@@ -20,56 +17,6 @@ import type {
   SendResult,
 } from './types';
 
-/**
- * Receive callback of the native handle, called once per poll wake-up.
- * `totalDrops` is the socket's SK_MEMINFO_DROPS, read on every wake-up: the
- * exact loss, where ENOBUFS only says that a congestion began. `failedCall`
- * names what `errno` came from: 'recvmmsg', 'uv_poll', 'uv_poll_start', or
- * 'realloc' (ENOMEM: the batch buffer could not grow; the datagrams not read
- * yet wait in the kernel's queue).
- */
-export type NativeBatchCallback = (
-  bytes: Buffer | null,
-  meta: Uint32Array | null,
-  count: number,
-  totalDrops: number,
-  errno: number,
-  failedCall?: string,
-) => void;
-
-/** One native socket (class NetlinkHandle in netlink_socket.cc). */
-export interface NativeHandle {
-  bind(portId: number, groups: number): void;
-  localPortId(): number;
-  addMembership(group: number): void;
-  dropMembership(group: number): void;
-  listMemberships(): number[];
-  setReceiveBuffer(bytes: number): number;
-  setNoEnobufs(on: boolean): void;
-  setPassCred(on: boolean): void;
-  /** Bytes sent, or a negative errno (sendto is never thrown). */
-  send(data: Uint8Array, portId: number, groups: number): number;
-  drops(): number;
-  start(onBatch: NativeBatchCallback): void;
-  stop(): void;
-  ref(): void;
-  unref(): void;
-  close(): void;
-}
-
-/** An open network namespace (class NetnsHandle in netlink_socket.cc). */
-export interface NativeNetns {
-  close(): void;
-}
-
-/** The module object of build/Release/nlbridge_netlink.node, or a fake. */
-export interface NativeBinding {
-  NetlinkHandle: new (protocol: number, maxDatagramBytes: number, netns?: NativeNetns) => NativeHandle;
-  /** Absent in fakes that do not model namespaces. */
-  NetnsHandle?: new (path: string) => NativeNetns;
-  stats(): { openSockets: number; livePollHandles: number };
-}
-
 /** Words per datagram in the native batch's metadata array. */
 const META_WORDS = 6;
 const META_FLAG_TRUNCATED = 1;
@@ -77,19 +24,6 @@ const META_FLAG_HAS_UID = 2;
 
 const DEFAULT_MAX_DATAGRAM_BYTES = 65536;
 const MAX_DATAGRAM_BYTES_LIMIT = 16 * 1024 * 1024;
-
-let loadedBinding: NativeBinding | null = null;
-
-/** Loads the compiled addon once (from the repo root's build/Release). */
-export function loadBinding(): NativeBinding {
-  if (loadedBinding === null) {
-    // dist/addon/socket.js -> repo root
-    const root = path.resolve(__dirname, '../..');
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    loadedBinding = require(path.join(root, 'build/Release/nlbridge_netlink.node')) as NativeBinding;
-  }
-  return loadedBinding;
-}
 
 /** 1-based index of the lowest set bit of a 32-bit mask, 0 for 0 (as ffs(3)). */
 export function ffs(mask: number): number {

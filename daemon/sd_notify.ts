@@ -1,7 +1,7 @@
 // systemd notifications (READY=1, WATCHDOG=1, STOPPING=1). Node cannot send
 // unix datagrams, so the native addon exports sdNotify (addon/src/sd_notify.cc).
 
-import { loadBinding } from '../addon/socket';
+import { loadBinding } from '../addon/binding';
 
 type SdNotifyFn = (state: string) => boolean;
 
