@@ -8,7 +8,7 @@
 // broadcast back to the sending socket, so with one socket a subscriber would
 // not see what POST /send put on its group.
 //
-// Somewhat over 400 lines: what is left here shares the sockets, the seq
+// Over 400 lines because what is left here shares the sockets, the seq
 // counter and the subscriber tables; every pure part is in a file of its own
 // (send_plan, ring, catch_up, dedupe, membership).
 

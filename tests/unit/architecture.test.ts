@@ -105,3 +105,18 @@ test('the addon imports nothing of the daemon', () => {
     );
   assert.deepEqual(bad, []);
 });
+
+test('no file in daemon/ or addon/ over 400 lines without a reason at its top (issue 16: a room that grows past its plan says why)', () => {
+  const LIMIT = 400;
+  const bad = [...graph.keys()].filter((f) => {
+    const lines = fs.readFileSync(path.join(ROOT, f), 'utf8').split('\n');
+    if (lines.length <= LIMIT) return false;
+    // The reason is part of the opening comment, in these words.
+    const opening = lines.slice(
+      0,
+      lines.findIndex((l) => !l.startsWith('//') && !l.startsWith('#!')),
+    );
+    return !opening.some((l) => /Over 400 lines because/.test(l));
+  });
+  assert.deepEqual(bad, [], `over ${LIMIT} lines with no "Over 400 lines because …" in the opening comment`);
+});
