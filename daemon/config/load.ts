@@ -144,20 +144,13 @@ function readFile(file: string, read: (path: string) => string, into: Config): v
   }
   const byKey = new Map<string, OptionSpec>(OPTIONS.map((o) => [o.key, o]));
   for (const [k, v] of Object.entries(parsed)) {
-    if (k === 'tokens') {
+    // The two keys that are objects, not options: each has its own parser.
+    if (k === 'tokens' || k === 'natsSendScope') {
       try {
-        into.tokens = parseTokenSpecs(v);
+        if (k === 'tokens') into.tokens = parseTokenSpecs(v);
+        else into.natsSendScope = parseSendLimitsSpec(v);
       } catch (err) {
-        if (err instanceof ScopeConfigError) throw new ConfigError(`${file}: "tokens"`, err.message);
-        throw err;
-      }
-      continue;
-    }
-    if (k === 'natsSendScope') {
-      try {
-        into.natsSendScope = parseSendLimitsSpec(v);
-      } catch (err) {
-        if (err instanceof ScopeConfigError) throw new ConfigError(`${file}: "natsSendScope"`, err.message);
+        if (err instanceof ScopeConfigError) throw new ConfigError(`${file}: "${k}"`, err.message);
         throw err;
       }
       continue;
