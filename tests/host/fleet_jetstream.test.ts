@@ -255,3 +255,153 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
     assert.equal((st.json as { fleet: { jetstream: unknown } }).fleet.jetstream, null);
   });
 });
+
+describe('fleet: JetStream replay across a nats-server restart', { skip: skipUnless('nats-server') }, () => {
+  const server = new NatsServer();
+  let a: DaemonProc;
+
+  before(async () => {
+    await server.start(`jetstream { store_dir: "${path.join(server.dir, 'js')}" }`);
+    a = await spawnDaemon([
+      '--nats',
+      server.url,
+      '--host-id',
+      'A',
+      '--nats-publish',
+      '2',
+      '--nats-jetstream',
+      'on',
+      '--nats-stream',
+      STREAM,
+    ]);
+    await waitFor(
+      'A has its stream',
+      async () => {
+        const r = await fetch(`${a.base}/status`, { headers: a.token ? { authorization: `Bearer ${a.token}` } : {} });
+        return ((await r.json()) as { fleet: { jetstream: { state: string } } }).fleet.jetstream.state;
+      },
+      { timeoutMs: 10000, until: (s) => s === 'ready' },
+    );
+  });
+
+  after(async () => {
+    await a?.stop();
+    await server.stop();
+  });
+
+  test('killed for 3 s under load: what the daemon resends after the reconnect is stored once (Nats-Msg-Id), the stream made sure of again', async (t) => {
+    const sender = NetlinkSocket.open({ protocol: USERSOCK });
+    const N = 6000;
+    const started = Date.now();
+    let killed = false;
+    let restarted = false;
+    try {
+      for (let i = 0; i < N; i++) {
+        sender.send(encodeMessage({ type: 16, seq: i + 1, payload: Buffer.from(`k-${i}`) }), { portId: 0, groups: bit(2) });
+        if (i % 20 === 19) {
+          await sleep(10);
+          const t = Date.now() - started;
+          if (!killed && t >= 1000) {
+            killed = true;
+            await server.kill();
+          }
+          if (killed && !restarted && t >= 4000) {
+            restarted = true;
+            await server.start(`jetstream { store_dir: "${path.join(server.dir, 'js')}" }`);
+          }
+        }
+      }
+      if (!restarted) {
+        await sleep(Math.max(0, 4000 - (Date.now() - started)));
+        await server.start(`jetstream { store_dir: "${path.join(server.dir, 'js')}" }`);
+      }
+    } finally {
+      sender.close();
+    }
+    type St = { connected: boolean; heldMessages: number; published: number; dropped: number; reconnects: number };
+    const st = await waitFor(
+      'A reconnected and settled',
+      async () => {
+        const r = await fetch(`${a.base}/status`, { headers: a.token ? { authorization: `Bearer ${a.token}` } : {} });
+        return ((await r.json()) as { fleet: St }).fleet;
+      },
+      {
+        timeoutMs: 30000,
+        until: (s) => s.connected && s.heldMessages === 0 && s.published + s.dropped === N,
+        show: (s) => JSON.stringify(s),
+      },
+    );
+    assert.ok(st.reconnects >= 1);
+    const nc = await natsConnect({ servers: server.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const info = await jsm.streams.info(STREAM);
+      const ns: number[] = [];
+      for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+        const m = await jsm.streams.getMessage(STREAM, { seq });
+        if (m) ns.push(Number(m.header.get('n')));
+      }
+      const distinct = new Set(ns);
+      t.diagnostic(`sent ${N}; published ${st.published}, dropped ${st.dropped}; stored ${ns.length}, distinct n ${distinct.size}`);
+      assert.equal(ns.length, distinct.size, 'no message stored twice');
+      assert.ok(distinct.size >= st.published, `every published message is stored (${distinct.size} >= ${st.published})`);
+      assert.ok(ns.length <= N);
+    } finally {
+      await nc.close();
+    }
+  });
+});
+
+describe('fleet: --nats-jetstream on a server without JetStream', { skip: skipUnless('nats-server') }, () => {
+  const server = new NatsServer();
+  let c: Daemon;
+  let nc: NatsConnection;
+  const logs: Record<string, unknown>[] = [];
+
+  before(async () => {
+    await server.start();
+    nc = await natsConnect({ servers: server.url });
+    c = await startDaemon({
+      logs,
+      config: { nats: [server.url], hostId: 'C', natsJetstream: 'on', natsStream: STREAM },
+      fleet: (bus, config, logger) => startFleet(config, checkFleetSettings(config), bus, logger),
+    });
+  });
+
+  after(async () => {
+    await c?.close();
+    await nc?.close();
+    await server.stop();
+  });
+
+  test('one clear log line and /status error; live /fleet streams go on from core subscriptions; a resume is told why it cannot', async () => {
+    const st = await waitFor(
+      'the JetStream error in /status',
+      async () =>
+        ((await call(c, 'GET', '/status')).json as { fleet: { jetstream: { state: string; error: string | null } } }).fleet.jetstream,
+      { timeoutMs: 10000, until: (j) => j.state === 'error' },
+    );
+    assert.ok(st.error !== null && st.error.length > 0);
+    assert.equal(logs.filter((l) => String(l.msg).startsWith('JetStream stream unavailable')).length, 1, 'said once');
+
+    const live = await connect(c, `/fleet/groups/${bit(2)}`);
+    const resuming = await connect(c, `/fleet/groups/${bit(2)}?since=3`);
+    try {
+      const gap = await resuming.client.next((f) => f.type === 'gap', 5000, 'why the resume cannot be served');
+      assert.equal(gap.reason, 'nats');
+      assert.match(String(gap.detail), /JetStream/);
+      await sleep(200);
+      const h = natsHeaders();
+      h.set('n', '1');
+      nc.publish('nlbridge.Z.g.2', encodeMessage({ type: 16, seq: 1, payload: Buffer.from('live') }), { headers: h });
+      const m = await live.client.next((f) => f.type === 'message', 5000, 'the live message');
+      assert.equal(m.data, 'live');
+      assert.equal(m.cursor, undefined, 'no stream, no cursor');
+      assert.deepEqual(live.client.specErrors, []);
+      assert.deepEqual(resuming.client.specErrors, []);
+    } finally {
+      await live.client.close();
+      await resuming.client.close();
+    }
+  });
+});
