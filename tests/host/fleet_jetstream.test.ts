@@ -289,7 +289,12 @@ describe('fleet: JetStream replay across a nats-server restart', { skip: skipUnl
     await server.stop();
   });
 
-  test('killed for 3 s under load: what the daemon resends after the reconnect is stored once (Nats-Msg-Id), the stream made sure of again', async (t) => {
+  // The Nats-Msg-Id itself is proved by the unit test (a resend keeps its id) and the dedupe test
+  // above (the server stores an id once): a SIGKILL seldom leaves a message stored but unconfirmed,
+  // and this test passed too with the header taken out (two runs). What it shows is the whole path
+  // across a restart: the file store keeps the stream, the daemon resends what was not confirmed,
+  // and nothing ends up missing or doubled.
+  test('killed for 3 s under load with JetStream on: every published message is in the stream, none twice', async (t) => {
     const sender = NetlinkSocket.open({ protocol: USERSOCK });
     const N = 6000;
     const started = Date.now();
