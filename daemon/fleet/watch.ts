@@ -150,7 +150,23 @@ export class FleetWatcher {
       if (!current()) reading.stop();
       else this.reading = reading;
     } catch (err) {
-      if (current()) this.notice(`cannot read the JetStream stream: ${(err as Error).message}`);
+      if (!current()) return;
+      if (replay.since !== null) {
+        this.notice(`cannot read the JetStream stream: ${(err as Error).message}`);
+        return;
+      }
+      // A live stream goes on without the stream (the NATS side never stops a stream that needs no replay).
+      this.notice(`cannot read the JetStream stream (${(err as Error).message}): live from NATS instead, without cursors`);
+      this.subscribeMessages(c);
+    }
+  }
+
+  private subscribeMessages(c: NatsConnection): void {
+    try {
+      for (const h of this.selection.hosts ?? ['*'])
+        this.subs.push(c.subscribe(`${SUBJECT_ROOT}.${h}.g.*`, { callback: (err, m) => void (err === null && this.onMessage(m)) }));
+    } catch (err) {
+      this.notice(`cannot subscribe on NATS: ${(err as Error).message}`);
     }
   }
 

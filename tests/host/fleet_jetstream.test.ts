@@ -254,6 +254,25 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
     const st = await call(d, 'GET', '/status');
     assert.equal((st.json as { fleet: { jetstream: unknown } }).fleet.jetstream, null);
   });
+
+  // Last: it deletes the stream.
+  test('the stream gone under a live /fleet stream: told as a gap, then live from NATS without cursors', async () => {
+    await jsm.streams.delete(STREAM);
+    const ws = await connect(c, `/fleet/groups/${bit(2)}?hosts=A`);
+    try {
+      const gap = await ws.client.next((f) => f.type === 'gap', 5000, 'the gap');
+      assert.equal(gap.reason, 'nats');
+      assert.match(String(gap.detail), /live from NATS instead/);
+      await sleep(200);
+      sender.send(encodeMessage({ type: 16, seq: 1, payload: Buffer.from('after-delete') }), { portId: 0, groups: bit(2) });
+      const m = await ws.client.next((f) => f.type === 'message', 5000, 'the live message');
+      assert.equal(m.data, 'after-delete');
+      assert.equal(m.cursor, undefined);
+      assert.deepEqual(ws.client.specErrors, []);
+    } finally {
+      await ws.client.close();
+    }
+  });
 });
 
 describe('fleet: JetStream replay across a nats-server restart', { skip: skipUnless('nats-server') }, () => {
