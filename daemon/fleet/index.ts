@@ -94,7 +94,12 @@ export interface Fleet {
   /** Whether ?since= can be served (--nats-jetstream on). */
   readonly replayable: boolean;
   /** sendAnswers: send requests answered, by the answer's HTTP status. */
-  counts(): PublisherCounts & { connected: boolean; reconnects: number; sendAnswers: Record<string, number> };
+  counts(): PublisherCounts & {
+    connected: boolean;
+    reconnects: number;
+    sendAnswers: Record<string, number>;
+    jetstreamReady: boolean | null;
+  };
   close(): Promise<void>;
 }
 
@@ -472,7 +477,13 @@ export function startFleet(
         },
       };
     },
-    counts: () => ({ ...publisher.counts(), connected, reconnects, sendAnswers }),
+    counts: () => ({
+      ...publisher.counts(),
+      connected,
+      reconnects,
+      sendAnswers,
+      jetstreamReady: js === null ? null : js.state === 'ready',
+    }),
     async close() {
       if (closing) return;
       bus.unsubscribe(publisher);

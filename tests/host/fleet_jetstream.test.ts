@@ -17,7 +17,7 @@ import { NetlinkSocket } from '../../addon/socket';
 import { encodeMessage } from '../../addon/codec';
 import { checkFleetSettings, startFleet } from '../../daemon/fleet/index';
 import { skipUnless } from '../support/prerequisites';
-import { waitFor } from '../support/wait';
+import { metricValue, waitFor } from '../support/wait';
 import { spawnDaemon, type DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, call, connect, sleep, startDaemon, type Daemon, type Frame } from './support/daemon_harness';
 import { NatsServer } from './support/nats_server';
@@ -97,6 +97,9 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
       error: null,
       warning: null,
     });
+
+    const metrics = await (await fetch(`${a.base}/metrics`, { headers: a.token ? { authorization: `Bearer ${a.token}` } : {} })).text();
+    assert.equal(metricValue(metrics, 'nlbridge_nats_jetstream_ready'), 1);
 
     const before = await lastSeq();
     sender.send(encodeMessage({ type: 16, seq: 77, payload: Buffer.from('stored-once') }), { portId: 0, groups: bit(2) });
