@@ -260,7 +260,7 @@ async function main(): Promise<number> {
     };
     fleet = fleetCode.startFleet(config, fleetChecked, bus, fleetLog, send);
     const f = fleet;
-    metrics.exposeFleet(() => f.counts());
+    metrics.exposeFleet(() => f.counts(), config.natsJetstream === 'on');
   }
   const app = await buildApp(config, { bus, metrics, auth, logger: log, version: VERSION, fleet });
   natsLimits = app.nlbridge.limits;

@@ -110,6 +110,8 @@ export interface FleetGauges {
   heldBytes: number;
   /** Send requests (--nats-send on) answered, by the answer's HTTP status. */
   sendAnswers: Readonly<Record<string, number>>;
+  /** --nats-jetstream on: whether the stream is ready; null when off. */
+  jetstreamReady: boolean | null;
 }
 
 /** What a scrape reads from the bus (routes/metrics.ts connects it). */
@@ -279,7 +281,7 @@ export class Metrics {
    * The fleet's series (daemon/fleet/), registered only when it runs: a
    * daemon without --nats exposes none of them. Read at scrape time.
    */
-  exposeFleet(read: () => FleetGauges): void {
+  exposeFleet(read: () => FleetGauges, jetstream = false): void {
     const registers = [this.registry];
     new Counter({
       name: 'nlbridge_nats_published_total',
@@ -328,6 +330,15 @@ export class Metrics {
         for (const [status, n] of Object.entries(read().sendAnswers)) this.inc({ status }, n);
       },
     });
+    if (jetstream)
+      new Gauge({
+        name: 'nlbridge_nats_jetstream_ready',
+        help: '--nats-jetstream on: 1 while the stream is created or found, 0 while pending or refused (see /status fleet.jetstream.error)',
+        registers,
+        collect() {
+          this.set(read().jetstreamReady === true ? 1 : 0);
+        },
+      });
     new Gauge({
       name: 'nlbridge_nats_held_bytes',
       help: 'Bytes of messages held for NATS (waiting, or not yet confirmed)',

@@ -205,6 +205,7 @@ export function loadConfig(opts: LoadOptions): LoadResult {
       'natsTlsKey',
       'natsPublish',
       'natsSend',
+      'natsJetstream',
     ] as const) {
       if (config[key] !== null && config[key] !== 'off')
         throw new ConfigError(OPTIONS.find((o) => o.key === key)!.flag, 'needs --nats (the NATS servers)');
@@ -219,6 +220,9 @@ export function loadConfig(opts: LoadOptions): LoadResult {
       '--nats-nkey',
       `and ${config.natsCreds !== null ? '--nats-creds' : '--nats-token-file'} both given: use one way to authenticate to NATS`,
     );
+  }
+  if (config.natsStreamDuplicateWindowS > config.natsStreamMaxAgeS) {
+    throw new ConfigError('--nats-stream-duplicate-window-s', 'must be at most --nats-stream-max-age-s (the server refuses a longer one)');
   }
   if ((config.natsTlsCert === null) !== (config.natsTlsKey === null)) {
     throw new ConfigError(

@@ -82,6 +82,12 @@ export interface Config {
   natsSend: 'off' | 'on';
   /** What NATS sends may do (config file "natsSendScope" only; see tokens.ts); null = nothing. */
   natsSendScope: SendLimitsSpec | null;
+  /** A JetStream stream holds the fleet's group subjects: /fleet streams resume with ?since= (daemon/fleet/jetstream.ts). */
+  natsJetstream: 'off' | 'on';
+  natsStream: string;
+  natsStreamMaxBytes: number;
+  natsStreamMaxAgeS: number;
+  natsStreamDuplicateWindowS: number;
 }
 
 /** The keys a flag, variable and file key set ("tokens" and "natsSendScope" are file-only, see tokens.ts). */
@@ -433,6 +439,45 @@ export const OPTION_SCHEMAS = {
     'x-env': 'NLBRIDGE_NATS_BUFFER_BYTES',
     description:
       'messages held for NATS while disconnected (or unconfirmed), bytes; beyond it they are dropped and counted (default {default})',
+  },
+  natsJetstream: {
+    enum: ['off', 'on'],
+    default: 'off',
+    'x-must-be': 'must be off or on',
+    'x-flag': '--nats-jetstream',
+    'x-env': 'NLBRIDGE_NATS_JETSTREAM',
+    description:
+      'on: keep the published groups (nlbridge.*.g.*) in a JetStream stream, created if absent, so /fleet streams resume with ?since= (default {default})',
+  },
+  natsStream: {
+    type: 'string',
+    pattern: '^[A-Za-z0-9_-]{1,64}$',
+    default: 'NLBRIDGE',
+    'x-must-be': 'must be a JetStream stream name (1-64 of A-Z a-z 0-9 _ -)',
+    'x-flag': '--nats-stream',
+    'x-env': 'NLBRIDGE_NATS_STREAM',
+    description: 'name of the JetStream stream of --nats-jetstream (default {default})',
+  },
+  natsStreamMaxBytes: {
+    ...int(1024 * 1024, 1024 * 1024 * MiB),
+    default: 256 * MiB,
+    'x-flag': '--nats-stream-max-bytes',
+    'x-env': 'NLBRIDGE_NATS_STREAM_MAX_BYTES',
+    description: 'the stream keeps at most this many bytes, the oldest messages discarded first (default {default})',
+  },
+  natsStreamMaxAgeS: {
+    ...int(1, 365 * 86400),
+    default: 86400,
+    'x-flag': '--nats-stream-max-age-s',
+    'x-env': 'NLBRIDGE_NATS_STREAM_MAX_AGE_S',
+    description: 'the stream keeps a message at most this many seconds (default {default})',
+  },
+  natsStreamDuplicateWindowS: {
+    ...int(1, 3600),
+    default: 120,
+    'x-flag': '--nats-stream-duplicate-window-s',
+    'x-env': 'NLBRIDGE_NATS_STREAM_DUPLICATE_WINDOW_S',
+    description: 'a message resent (same Nats-Msg-Id) within this many seconds is stored once; at most the max age (default {default})',
   },
 } as const satisfies Record<OptionKey, OptionSchema>;
 

@@ -16,7 +16,8 @@ import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import type pino from 'pino';
 import type { Subscriber } from '../netlink/message';
 import { FleetPublisher, type DropReason, type Link, type PublisherCounts } from './publisher';
-import { FleetWatcher, type FleetSink, type WatchSelection } from './watch';
+import { FleetWatcher, type FleetSink, type WatchReplay, type WatchSelection } from './watch';
+import type { JetStreamStatus } from './jetstream';
 import { defaultHostId, eventsSubject, groupSubject, isSubjectToken, parsePublishGroups, sendSubject } from './subjects';
 
 /** A fleet setting the daemon cannot start with (main.ts exits 2, naming `source`). */
@@ -43,6 +44,11 @@ export type FleetSettings = Pick<
   | 'natsPublish'
   | 'natsBufferBytes'
   | 'natsSend'
+  | 'natsJetstream'
+  | 'natsStream'
+  | 'natsStreamMaxBytes'
+  | 'natsStreamMaxAgeS'
+  | 'natsStreamDuplicateWindowS'
 >;
 
 /**
@@ -69,6 +75,8 @@ export interface FleetStatus {
   droppedBy: Record<DropReason, number>;
   heldMessages: number;
   heldBytes: number;
+  /** --nats-jetstream on: the stream's state; null when off. */
+  jetstream: JetStreamStatus | null;
 }
 
 /** One /fleet stream's hold on NATS: its subscriptions go with close(). */
@@ -78,10 +86,20 @@ export interface FleetWatch {
 
 export interface Fleet {
   status(): FleetStatus;
-  /** Feeds `sink` with the selected hosts' messages of its groups, and tells it of loss (daemon/fleet/watch.ts). */
-  watch(selection: WatchSelection, sink: FleetSink): FleetWatch;
+  /**
+   * Feeds `sink` with the selected hosts' messages of its groups, and tells it of loss (daemon/fleet/watch.ts).
+   * `since` (--nats-jetstream on only): the stream sequence the client saw last; it resumes after it.
+   */
+  watch(selection: WatchSelection, sink: FleetSink, since?: number | null): FleetWatch;
+  /** Whether ?since= can be served (--nats-jetstream on). */
+  readonly replayable: boolean;
   /** sendAnswers: send requests answered, by the answer's HTTP status. */
-  counts(): PublisherCounts & { connected: boolean; reconnects: number; sendAnswers: Record<string, number> };
+  counts(): PublisherCounts & {
+    connected: boolean;
+    reconnects: number;
+    sendAnswers: Record<string, number>;
+    jetstreamReady: boolean | null;
+  };
   close(): Promise<void>;
 }
 
@@ -221,13 +239,59 @@ export function startFleet(
   let nc: NatsConnection | null = null;
   const watchers = new Set<FleetWatcher>();
   const tellWatchers = (detail: string): void => {
-    for (const w of watchers) w.notice(detail);
+    for (const w of watchers) w.disconnected(detail);
+  };
+
+  // --nats-jetstream: the stream is made sure of at each (re)connect; watchers attach after it.
+  const jetstreamOn = settings.natsJetstream === 'on';
+  const js: JetStreamStatus | null = jetstreamOn ? { stream: settings.natsStream, state: 'pending', error: null, warning: null } : null;
+  // Loaded only with --nats-jetstream on: a fleet without it loads no JetStream client.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const jsModule = jetstreamOn ? (require('./jetstream') as typeof import('./jetstream')) : null;
+  let ensuring = false;
+  const prepareStream = async (c: NatsConnection): Promise<void> => {
+    if (js === null || jsModule === null) return;
+    try {
+      const warning = await jsModule.ensureStream(c, {
+        name: settings.natsStream,
+        maxBytes: settings.natsStreamMaxBytes,
+        maxAgeS: settings.natsStreamMaxAgeS,
+        duplicateWindowS: settings.natsStreamDuplicateWindowS,
+      });
+      if (js.state !== 'ready' || js.warning !== warning)
+        log.info(
+          { stream: settings.natsStream, subject: jsModule.STREAM_SUBJECT, warning },
+          'JetStream stream ready: /fleet streams resume with ?since=',
+        );
+      if (warning !== null) log.warn({ stream: settings.natsStream }, warning);
+      Object.assign(js, { state: 'ready', error: null, warning });
+    } catch (err) {
+      const error = (err as Error).message;
+      if (js.error !== error)
+        log.error(
+          { err, stream: settings.natsStream },
+          'JetStream stream unavailable (JetStream off on the server? no permission on $JS.API.>?): /fleet streams go on live, ?since= cannot be served',
+        );
+      Object.assign(js, { state: 'error', error, warning: null });
+    }
+  };
+  const replayFor = (since: number | null): WatchReplay | null => {
+    if (js === null || jsModule === null) return null;
+    // A stream that failed: live streams read core subscriptions as without JetStream; a resume still tries (and tells why it cannot).
+    if (since === null && js.state === 'error') return null;
+    return {
+      since,
+      bounds: (c) => jsModule.streamBounds(c, settings.natsStream),
+      open: (c, start, on) => jsModule.startReplay(c, settings.natsStream, start, on),
+    };
   };
 
   const publisher = new FleetPublisher({
     host,
     groups,
     bufferBytes: settings.natsBufferBytes,
+    // host, this run (n starts at 1 again after a restart), n
+    msgIdPrefix: settings.natsJetstream === 'on' ? `${host}-${crypto.randomBytes(4).toString('hex')}-` : null,
     onDrop: (reason, n, detail) =>
       log.warn(
         { reason, n, detail, bufferBytes: settings.natsBufferBytes },
@@ -279,6 +343,8 @@ export function startFleet(
           attempt = 0;
           log.info({ server: s.server, reconnects, held: publisher.counts().heldMessages }, 'NATS reconnected');
           publisher.linkUp(linkOf(c));
+          // A restarted server may have lost the stream (another store): made sure of again.
+          void prepareStream(c);
           break;
         case 'error':
           // Permission violations, a server-side slow consumer (-ERR then a close), auth expiry.
@@ -354,7 +420,11 @@ export function startFleet(
             log.info({ subject: sendSubject(host) }, 'answering send requests on NATS (--nats-send on), within "natsSendScope"');
           }
           publisher.linkUp(linkOf(c));
-          for (const w of watchers) w.attach(c);
+          ensuring = true;
+          void prepareStream(c).finally(() => {
+            ensuring = false;
+            if (nc === c) for (const w of watchers) w.attach(c);
+          });
           void c.closed().then((err) => {
             if (closing) return;
             // Closed by the client itself (an authorization error, …): dial again after a pause.
@@ -388,16 +458,18 @@ export function startFleet(
       droppedBy: c.dropped,
       heldMessages: c.heldMessages,
       heldBytes: c.heldBytes,
+      jetstream: js === null ? null : { ...js },
     };
   };
 
   return {
     status,
-    watch(selection, sink) {
-      const w = new FleetWatcher(selection, sink);
+    replayable: jetstreamOn,
+    watch(selection, sink, since = null) {
+      const w = new FleetWatcher(selection, sink, replayFor(since));
       watchers.add(w);
-      // Not yet connected: subscribed as soon as the dial succeeds.
-      if (nc !== null) w.attach(nc);
+      // Not yet connected (or the stream not made sure of yet): attached as soon as it is.
+      if (nc !== null && !ensuring) w.attach(nc);
       return {
         close() {
           watchers.delete(w);
@@ -405,7 +477,13 @@ export function startFleet(
         },
       };
     },
-    counts: () => ({ ...publisher.counts(), connected, reconnects, sendAnswers }),
+    counts: () => ({
+      ...publisher.counts(),
+      connected,
+      reconnects,
+      sendAnswers,
+      jetstreamReady: js === null ? null : js.state === 'ready',
+    }),
     async close() {
       if (closing) return;
       bus.unsubscribe(publisher);

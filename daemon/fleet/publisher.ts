@@ -72,6 +72,11 @@ export interface PublisherOptions {
   bufferBytes: number;
   /** Bytes handed to the client and not yet confirmed by a flush (default: a quarter of the buffer, at most 1 MiB). */
   unflushedBytes?: number;
+  /**
+   * --nats-jetstream on: each message carries Nats-Msg-Id <prefix><n> (the prefix names host and
+   * run), so the stream stores a resend after a reconnect once. Off: no such header (each costs throughput).
+   */
+  msgIdPrefix?: string | null;
   /** Told once per drop episode and per refused message (the caller logs). */
   onDrop?(reason: DropReason, n: number, detail?: string): void;
 }
@@ -82,6 +87,7 @@ export class FleetPublisher implements Subscriber {
   private readonly bufferBytes: number;
   private readonly unflushedMax: number;
   private readonly onDrop: PublisherOptions['onDrop'];
+  private readonly msgIdPrefix: string | null;
   private readonly events: string;
   private readonly subjects = new Map<number, string>();
 
@@ -110,6 +116,7 @@ export class FleetPublisher implements Subscriber {
     this.bufferBytes = opts.bufferBytes;
     this.unflushedMax = opts.unflushedBytes ?? Math.min(1024 * 1024, Math.max(4096, Math.floor(opts.bufferBytes / 4)));
     this.onDrop = opts.onDrop;
+    this.msgIdPrefix = opts.msgIdPrefix ?? null;
     this.events = eventsSubject(opts.host);
     for (const g of this.groups) this.subjects.set(g, groupSubject(opts.host, g));
   }
@@ -224,7 +231,8 @@ export class FleetPublisher implements Subscriber {
         continue;
       }
       try {
-        if (e.kind === 'message') link.publish(this.subjects.get(e.m.group) ?? groupSubject(this.host, e.m.group), e.m.bytes, headersOf(e));
+        if (e.kind === 'message')
+          link.publish(this.subjects.get(e.m.group) ?? groupSubject(this.host, e.m.group), e.m.bytes, headersOf(e, this.msgIdPrefix));
         else link.publish(this.events, Buffer.from(JSON.stringify(e.event)), null);
       } catch (err) {
         if (e.kind === 'message' && /max_payload/i.test(String((err as Error).message))) {
@@ -282,7 +290,10 @@ export class FleetPublisher implements Subscriber {
   }
 }
 
-function headersOf(e: MessageEntry): [string, string][] {
+/** JetStream's dedupe header (its name is JetStream's, not ours to shorten). */
+export const MSG_ID_HEADER = 'Nats-Msg-Id';
+
+function headersOf(e: MessageEntry, msgIdPrefix: string | null): [string, string][] {
   const m = e.m;
   const h: [string, string][] = [
     [HEADERS.number, String(e.n)],
@@ -293,5 +304,6 @@ function headersOf(e: MessageEntry): [string, string][] {
     [HEADERS.flags, String(m.header.flags)],
   ];
   if (m.cursor !== undefined) h.push([HEADERS.cursor, m.cursor]);
+  if (msgIdPrefix !== null) h.push([MSG_ID_HEADER, msgIdPrefix + e.n]);
   return h;
 }

@@ -12,7 +12,7 @@
 // No NATS import here but its types, and nothing HTTP: the sink is what a
 // streams/Subscription already offers (deliver, flush, event).
 
-import type { Msg, NatsConnection, Subscription as NatsSubscription } from '@nats-io/transport-node';
+import type { Msg, MsgHdrs, NatsConnection, Subscription as NatsSubscription } from '@nats-io/transport-node';
 import { decodeHeader } from '../../addon/codec';
 import type { RxMessage } from '../netlink/message';
 import { HEADERS, SUBJECT_ROOT, isSubjectToken } from './subjects';
@@ -55,6 +55,27 @@ export function parseHosts(text: string): string[] {
   return unique;
 }
 
+/** A stored message as the watcher needs it (a JsMsg is one). */
+export interface StoredMsg {
+  subject: string;
+  data: Uint8Array;
+  headers?: MsgHdrs;
+  /** Its stream sequence: the frame's cursor. */
+  seq: number;
+}
+
+/**
+ * A watcher reading the JetStream stream (--nats-jetstream on) instead of
+ * core subscriptions: index.ts binds these to the stream (jetstream.ts), so
+ * this file imports no JetStream client.
+ */
+export interface WatchReplay {
+  /** The stream sequence of the last message the client saw: it resumes after it. null: from now on. */
+  since: number | null;
+  bounds(c: NatsConnection): Promise<{ first: number; last: number }>;
+  open(c: NatsConnection, start: number, on: { message(m: StoredMsg): void; trouble(detail: string): void }): Promise<{ stop(): void }>;
+}
+
 interface HostSeq {
   /** The publishing daemon's run (its cursor's epoch): a restart starts n at 1 again. */
   epoch: string;
@@ -66,10 +87,16 @@ export class FleetWatcher {
   private readonly seqs = new Map<string, HostSeq>();
   private subs: NatsSubscription[] = [];
   private closed = false;
+  /** The stream sequence expected next (replay only): a message past it means the stream lost those between. */
+  private nextSeq: number | null = null;
+  private reading: { stop(): void } | null = null;
+  /** Bumped at each attach/detach: a replay that opens after its connection was replaced is stopped at once. */
+  private generation = 0;
 
   constructor(
     readonly selection: WatchSelection,
     private readonly sink: FleetSink,
+    private readonly replay: WatchReplay | null = null,
   ) {
     this.groups = new Set(selection.groups);
   }
@@ -81,14 +108,85 @@ export class FleetWatcher {
     const hosts = this.selection.hosts ?? ['*'];
     try {
       for (const h of hosts) {
-        this.subs.push(c.subscribe(`${SUBJECT_ROOT}.${h}.g.*`, { callback: (err, m) => void (err === null && this.onMessage(m)) }));
+        if (this.replay === null)
+          this.subs.push(c.subscribe(`${SUBJECT_ROOT}.${h}.g.*`, { callback: (err, m) => void (err === null && this.onMessage(m)) }));
         this.subs.push(c.subscribe(`${SUBJECT_ROOT}.${h}.events`, { callback: (err, m) => void (err === null && this.onEvent(m)) }));
       }
     } catch (err) {
       // A connection closing under us: the fleet dials again and attaches anew.
       this.detach();
       this.notice(`cannot subscribe on NATS: ${(err as Error).message}`);
+      return;
     }
+    if (this.replay !== null) void this.openReplay(c, this.replay, this.generation);
+  }
+
+  /** Reads the stream from the client's cursor (or from its end), telling first what the stream no longer holds. */
+  private async openReplay(c: NatsConnection, replay: WatchReplay, generation: number): Promise<void> {
+    const current = (): boolean => !this.closed && generation === this.generation;
+    try {
+      const { first, last } = await replay.bounds(c);
+      if (!current()) return;
+      let start = this.nextSeq ?? (replay.since !== null ? replay.since + 1 : last + 1);
+      if (start > last + 1) {
+        // A cursor past the stream's end: another stream's, or this one purged or re-created.
+        this.sink.event('gap', {
+          reason: 'stream',
+          host: null,
+          lost: null,
+          since: start - 1,
+          resumeFrom: last + 1,
+          detail: 'since is past the end of the stream',
+        });
+        start = last + 1;
+      } else if (start < first) {
+        // Discarded by the stream's limits (bytes, age) before the client came back.
+        this.sink.event('gap', { reason: 'stream', host: null, lost: first - start, since: start - 1, resumeFrom: first });
+        start = first;
+      }
+      this.sink.flush();
+      this.nextSeq = start;
+      const reading = await replay.open(c, start, { message: (m) => this.onStored(m), trouble: (d) => this.notice(d) });
+      if (!current()) reading.stop();
+      else this.reading = reading;
+    } catch (err) {
+      if (!current()) return;
+      if (replay.since !== null) {
+        this.notice(`cannot read the JetStream stream: ${(err as Error).message}`);
+        return;
+      }
+      // A live stream goes on without the stream (the NATS side never stops a stream that needs no replay).
+      this.notice(`cannot read the JetStream stream (${(err as Error).message}): live from NATS instead, without cursors`);
+      this.subscribeMessages(c);
+    }
+  }
+
+  private subscribeMessages(c: NatsConnection): void {
+    try {
+      for (const h of this.selection.hosts ?? ['*'])
+        this.subs.push(c.subscribe(`${SUBJECT_ROOT}.${h}.g.*`, { callback: (err, m) => void (err === null && this.onMessage(m)) }));
+    } catch (err) {
+      this.notice(`cannot subscribe on NATS: ${(err as Error).message}`);
+    }
+  }
+
+  private onStored(m: StoredMsg): void {
+    if (this.closed) return;
+    const next = this.nextSeq;
+    if (next !== null && m.seq < next) return;
+    if (next !== null && m.seq > next) {
+      // The consumer's filter is the stream's one subject: every sequence is ours, so a jump is loss.
+      this.sink.event('gap', { reason: 'stream', host: null, lost: m.seq - next, since: next - 1, resumeFrom: m.seq });
+      // The hosts' own numbers jump by the same messages: a new baseline, not a second notice of them.
+      this.seqs.clear();
+    }
+    this.nextSeq = m.seq + 1;
+    this.take(m.subject, m.headers, m.data, String(m.seq));
+  }
+
+  /** A disconnect from NATS: loss for core subscriptions; a stream reader resumes where it was. */
+  disconnected(detail: string): void {
+    if (this.replay === null) this.notice(detail);
   }
 
   /** Whether one of this watcher's NATS subscriptions is `sub`. */
@@ -109,6 +207,9 @@ export class FleetWatcher {
   }
 
   private detach(): void {
+    this.generation++;
+    this.reading?.stop();
+    this.reading = null;
     for (const s of this.subs) {
       try {
         s.unsubscribe();
@@ -121,17 +222,23 @@ export class FleetWatcher {
 
   private onMessage(m: Msg): void {
     if (this.closed) return;
-    // nlbridge.<host>.g.<group>: a host id holds no ".", so four tokens.
-    const parts = m.subject.split('.');
+    this.take(m.subject, m.headers, m.data, undefined);
+  }
+
+  /** A message of nlbridge.<host>.g.<group>; `cursor`: its stream sequence, when read from the stream. */
+  private take(subject: string, h: MsgHdrs | undefined, data: Uint8Array, cursor: string | undefined): void {
+    // A host id holds no ".", so four tokens.
+    const parts = subject.split('.');
     if (parts.length !== 4) return;
     const host = parts[1];
+    // The stream holds every host: a stream reader selects its own here.
+    if (this.selection.hosts !== null && !this.selection.hosts.includes(host)) return;
     const group = Number(parts[3]);
-    const h = m.headers;
     const n = Number(h?.get(HEADERS.number));
-    const cursor = h?.get(HEADERS.cursor) ?? '';
-    if (Number.isSafeInteger(n) && n > 0 && !this.sequence(host, cursor.split('-')[0], n)) return;
+    const origin = h?.get(HEADERS.cursor) ?? '';
+    if (Number.isSafeInteger(n) && n > 0 && !this.sequence(host, origin.split('-')[0], n)) return;
     if (!this.groups.has(group)) return;
-    const bytes = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
+    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const portId = Number(h?.get(HEADERS.port) ?? 0);
     if (bytes.length < 16) {
       this.sink.event('malformed', { host, group, portId, reason: 'shorter than a netlink header', offset: 0, length: bytes.length });
@@ -150,6 +257,7 @@ export class FleetWatcher {
       receivedAt: Date.now(),
       fromBridge: false,
       host,
+      ...(cursor === undefined ? {} : { cursor }),
     });
     this.sink.flush();
   }

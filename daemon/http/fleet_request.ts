@@ -15,6 +15,29 @@ import { streamGroups } from './stream_request';
 export interface FleetSelection {
   groups: GroupList;
   hosts: string[] | null;
+  /** ?since= (or SSE's Last-Event-ID): the stream sequence of the last message seen; null = from now on. */
+  since: number | null;
+}
+
+/** A stream sequence as a frame's cursor shows it. */
+const STREAM_SEQ = /^[0-9]{1,15}$/;
+
+/** ?since= of a fleet stream: needs --nats-jetstream on and a stream sequence; else 400 naming `field`. */
+function fleetSince(text: string | undefined, fleet: Fleet, field: string): number | null {
+  if (text === undefined) return null;
+  if (!fleet.replayable)
+    throw new Problem('VALIDATION', `${field}: a fleet stream resumes only with --nats-jetstream on (this daemon keeps no stream)`, {
+      field,
+    });
+  if (!STREAM_SEQ.test(text))
+    throw new Problem(
+      'VALIDATION',
+      `${field}: must be a stream sequence (a fleet message's cursor, digits), got ${JSON.stringify(text.slice(0, 40))}`,
+      {
+        field,
+      },
+    );
+  return Number(text);
 }
 
 /** The fleet, or 404 FLEET_NOT_CONFIGURED: a daemon started without --nats has none (a setting, not a passing state: hence not 503). */
@@ -26,7 +49,7 @@ export function requireFleet(fleet: Fleet | null): Fleet {
 
 /** Checks and reads a /fleet request: the fleet, the mask, ?hosts=, the token's read scope. Throws Problem. */
 export function fleetSelection(request: FastifyRequest, fleet: Fleet | null, bus: Bus): FleetSelection {
-  requireFleet(fleet);
+  const present = requireFleet(fleet);
   // Loaded only once a fleet exists: a daemon without --nats loads nothing of daemon/fleet/ (fleet_publish.test.ts).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { parseHosts } = require('../fleet/watch') as typeof import('../fleet/watch');
@@ -42,7 +65,13 @@ export function fleetSelection(request: FastifyRequest, fleet: Fleet | null, bus
     }
   }
   checkRead(request.nlbridgeScope, groups, 'mask');
-  return { groups, hosts };
+  // Last-Event-ID is what an EventSource sends on reconnect: newer than the URL's since.
+  const last = request.headers['last-event-id'];
+  const since =
+    typeof last === 'string' && last !== ''
+      ? fleetSince(last, present, 'Last-Event-ID')
+      : fleetSince((request.query as { since?: string }).since, present, 'since');
+  return { groups, hosts, since };
 }
 
 /**
@@ -72,7 +101,7 @@ export function fleetStream<W extends StreamWriter>(
     stream,
     // After the hello: frames from NATS follow it.
     watch: () => {
-      if (!closed) held = fleet.watch({ hosts: selection.hosts, groups: selection.groups }, stream);
+      if (!closed) held = fleet.watch({ hosts: selection.hosts, groups: selection.groups }, stream, selection.since);
     },
   };
 }

@@ -1,5 +1,5 @@
-// Issue 18, reliability of publishing: nats-server killed (SIGKILL) for a few
-// seconds under load. The local WebSocket stream stays lossless; the publish
+// Issue 18, reliability of publishing: nats-server killed (SIGKILL) for 10 s
+// under load (the issue's figure; it was 2.5 s). The local WebSocket stream stays lossless; the publish
 // loss is counted exactly (published + dropped == sent), the `n` header shows
 // the gap to a NATS receiver, the events subject tells the drops, and the
 // daemon reconnects by itself. Then: a message over the server's max_payload
@@ -60,17 +60,18 @@ describe('fleet: nats-server killed under load', { skip: skipUnless('nats-server
   });
 
   test('local stream lossless, publish loss counted exactly and told, reconnect automatic', async (t) => {
-    const N = 8000;
+    // Enough to keep the load on through the whole outage and past the restart.
+    const N = 24000;
     const prefix = `outage${process.pid}`;
     const { client: ws } = await connect(daemon, '/groups/2');
     const sender = NetlinkSocket.open({ protocol: USERSOCK });
     const killAt = 1000;
-    const downMs = 2500;
+    const downMs = 10000;
     const started = Date.now();
     let killed = false;
     let restarted = false;
     try {
-      // ≈ 2,000 msg/s for ≈ 4 s; the server is down from 1 s to 3.5 s.
+      // ≈ 2,000 msg/s for ≈ 12 s; the server is down from 1 s to 11 s.
       for (let i = 0; i < N; i++) {
         sender.send(encodeMessage({ type: 16, flags: 1, seq: i + 1, pid: sender.portId, payload: Buffer.from(`${prefix}-${i}`) }), {
           portId: 0,
@@ -125,7 +126,7 @@ describe('fleet: nats-server killed under load', { skip: skipUnless('nats-server
       show: (s) => JSON.stringify(s),
     });
     assert.ok(st.reconnects >= 1, `reconnects ${st.reconnects}`);
-    assert.ok(st.dropped > 0, 'a 64 KiB buffer cannot hold 2.5 s at 2,000 msg/s');
+    assert.ok(st.dropped > 0, 'a 64 KiB buffer cannot hold 10 s at 2,000 msg/s');
     assert.ok(st.published > 0);
     assert.equal(st.droppedBy.buffer, st.dropped);
     assert.equal(st.published + st.dropped, N, 'published + dropped == sent');

@@ -25,13 +25,14 @@ function msg(i: number, size = 16, group = 2): RxMessage {
 }
 
 class FakeLink implements Link {
-  sent: { subject: string; n: string | null; event: Record<string, unknown> | null }[] = [];
+  sent: { subject: string; n: string | null; msgId: string | null; event: Record<string, unknown> | null }[] = [];
   flushes: { resolve(): void; reject(e: Error): void }[] = [];
   constructor(private readonly max: number | null = null) {}
   publish(subject: string, data: Uint8Array, headers: readonly (readonly [string, string])[] | null): void {
     this.sent.push({
       subject,
       n: headers?.find(([k]) => k === 'n')?.[1] ?? null,
+      msgId: headers?.find(([k]) => k === 'Nats-Msg-Id')?.[1] ?? null,
       event: headers ? null : (JSON.parse(Buffer.from(data).toString()) as Record<string, unknown>),
     });
   }
@@ -97,6 +98,35 @@ test('the link going before the answer: the unconfirmed are resent after the rec
   );
   await second.answer();
   assert.equal(p.counts().published, 3);
+});
+
+test('--nats-jetstream: each message carries Nats-Msg-Id <prefix><n>, the same on its resend after a reconnect (JetStream stores it once); none without', async () => {
+  const p = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1 << 20, msgIdPrefix: 'A-0badcafe-' });
+  const first = new FakeLink();
+  p.linkUp(first);
+  p.deliver(msg(1));
+  p.deliver(msg(2));
+  p.flush();
+  p.linkDown();
+  first.flushes.shift()!.reject(new Error('connection disconnected'));
+  await tick();
+  const second = new FakeLink();
+  p.linkUp(second);
+  assert.deepEqual(
+    first.sent.map((s) => s.msgId),
+    ['A-0badcafe-1', 'A-0badcafe-2'],
+  );
+  assert.deepEqual(
+    second.sent.map((s) => s.msgId),
+    ['A-0badcafe-1', 'A-0badcafe-2'],
+    'a resend keeps its id',
+  );
+  const plain = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1 << 20 });
+  const link = new FakeLink();
+  plain.linkUp(link);
+  plain.deliver(msg(1));
+  plain.flush();
+  assert.equal(link.sent[0].msgId, null, 'no JetStream, no header (each costs throughput)');
 });
 
 test('a full buffer drops the newest, counted, with one notice per episode giving the n range', async () => {

@@ -3,12 +3,15 @@
 // stream's groups delivered, a jump told once as a gap with its range, a
 // repeat dropped, a new epoch a new baseline, the publisher's drop notice
 // absorbing the jump it explains, connection notices; and ?hosts= parsing.
+// Replay (--nats-jetstream) over a fake stream: where reading starts (after
+// since, the first held, the end), cursors, a sequence jump as a stream gap,
+// re-reading from the next sequence on a new connection.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { encodeMessage } from '../../addon/codec';
 import type { RxMessage } from '../../daemon/netlink/message';
-import { FleetWatcher, MAX_TRACKED_HOSTS, MAX_WATCH_HOSTS, parseHosts, type FleetSink } from '../../daemon/fleet/watch';
+import { FleetWatcher, MAX_TRACKED_HOSTS, MAX_WATCH_HOSTS, parseHosts, type FleetSink, type WatchReplay } from '../../daemon/fleet/watch';
 
 type Callback = (err: Error | null, m: unknown) => void;
 
@@ -136,4 +139,114 @@ test('the hosts a stream remembers are bounded: the oldest is forgotten, its nex
   send(c, 'h0', 2, 9, 'h0-again'); // forgotten: no gap
   send(c, `h${MAX_TRACKED_HOSTS}`, 2, 3, 'last-again'); // remembered: the jump is told
   assert.deepEqual(shape(sink).slice(-3), ['h0-again', 'gap:sequence:1', 'last-again']);
+});
+
+/** A fake stream for a replaying watcher: bounds as set, and the handlers of the last open(). */
+class FakeReplay {
+  opened: { start: number; stopped: boolean }[] = [];
+  on: { message(m: { subject: string; data: Uint8Array; headers?: never; seq: number }): void; trouble(d: string): void } | null = null;
+  constructor(
+    public first: number,
+    public last: number,
+    readonly since: number | null,
+  ) {}
+  plan(): WatchReplay {
+    return {
+      since: this.since,
+      bounds: async () => ({ first: this.first, last: this.last }),
+      open: async (_c, start, on) => {
+        const o = { start, stopped: false };
+        this.opened.push(o);
+        this.on = on as FakeReplay['on'];
+        return { stop: () => void (o.stopped = true) };
+      },
+    };
+  }
+  stored(seq: number, host: string, group: number, text: string): void {
+    this.on!.message({ subject: `nlbridge.${host}.g.${group}`, data: encodeMessage({ type: 16, payload: Buffer.from(text) }), seq });
+  }
+}
+
+const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 5));
+
+test('replay: starts after since; each message has its sequence as cursor; hosts and groups selected here; a sequence jump is a stream gap; a repeat dropped', async () => {
+  const c = new FakeConn();
+  const sink = new Sink([2]);
+  const r = new FakeReplay(1, 10, 4);
+  const cursors: (string | undefined)[] = [];
+  const w = new FleetWatcher(
+    { hosts: ['A'], groups: [2] },
+    { ...sink, groups: [2], deliver: (m) => (cursors.push(m.cursor), sink.deliver(m)), flush() {}, event: (t, f) => sink.event(t, f) },
+    r.plan(),
+  );
+  w.attach(c as unknown as NatsConnection);
+  await settle();
+  assert.deepEqual(
+    r.opened.map((o) => o.start),
+    [5],
+    'after the cursor',
+  );
+  assert.deepEqual(
+    c.subs.map((s) => s.subject),
+    ['nlbridge.A.events'],
+    'messages come from the stream, not a core subscription',
+  );
+  r.stored(5, 'A', 2, 'a5');
+  r.stored(6, 'B', 2, 'b6'); // another host: not shown, no gap
+  r.stored(7, 'A', 4, 'a7'); // another group: not shown
+  r.stored(7, 'A', 2, 'repeat');
+  r.stored(10, 'A', 2, 'a10'); // 8 and 9 gone
+  assert.deepEqual(
+    sink.frames.map((f) =>
+      f.type === 'message' ? f.data : `${f.type}:${String(f.reason)}:${String(f.lost)}:${String(f.since)}:${String(f.resumeFrom)}`,
+    ),
+    ['a5', 'gap:stream:2:7:10', 'a10'],
+  );
+  assert.deepEqual(cursors, ['5', '10']);
+  // A new connection: read again from the next sequence, the old reading stopped.
+  w.attach(new FakeConn() as unknown as NatsConnection);
+  await settle();
+  assert.deepEqual(
+    r.opened.map((o) => [o.start, o.stopped]),
+    [
+      [5, true],
+      [11, false],
+    ],
+  );
+  w.close();
+  assert.equal(r.opened[1].stopped, true);
+});
+
+test('replay: since older than the first held is a gap with the count; past the end a gap without one; no since starts at the end', async () => {
+  const older = new FakeReplay(50, 60, 9);
+  const s1 = new Sink([2]);
+  new FleetWatcher({ hosts: null, groups: [2] }, s1, older.plan()).attach(new FakeConn() as unknown as NatsConnection);
+  await settle();
+  assert.deepEqual(s1.frames, [{ type: 'gap', reason: 'stream', host: null, lost: 40, since: 9, resumeFrom: 50 }]);
+  assert.equal(older.opened[0].start, 50);
+
+  const past = new FakeReplay(1, 60, 99);
+  const s2 = new Sink([2]);
+  new FleetWatcher({ hosts: null, groups: [2] }, s2, past.plan()).attach(new FakeConn() as unknown as NatsConnection);
+  await settle();
+  assert.equal(s2.frames.length, 1);
+  assert.equal(s2.frames[0].lost, null);
+  assert.equal(past.opened[0].start, 61);
+
+  const live = new FakeReplay(1, 60, null);
+  const s3 = new Sink([2]);
+  new FleetWatcher({ hosts: null, groups: [2] }, s3, live.plan()).attach(new FakeConn() as unknown as NatsConnection);
+  await settle();
+  assert.deepEqual(s3.frames, []);
+  assert.equal(live.opened[0].start, 61);
+});
+
+test('replay: a disconnect is no gap for a stream reader (it resumes where it was); it is for a core subscriber', () => {
+  const s1 = new Sink([2]);
+  const reader = new FleetWatcher({ hosts: null, groups: [2] }, s1, new FakeReplay(1, 1, null).plan());
+  reader.disconnected('gone');
+  assert.deepEqual(s1.frames, []);
+  const s2 = new Sink([2]);
+  new FleetWatcher({ hosts: null, groups: [2] }, s2).disconnected('gone');
+  assert.equal(s2.frames[0].reason, 'nats');
 });

@@ -1,0 +1,145 @@
+// Durable replay of the fleet (issue 18, --nats-jetstream on): a JetStream
+// stream that keeps the published group subjects, and the ordered consumers
+// that read it back for /fleet streams resumed with ?since=.
+//
+// What the stream captures: nlbridge.*.g.* only. A stream that captured the
+// send subject would answer every send request with its own PubAck (seen on
+// nats-server 2.9.10: the request never reaches "no responders", the send is
+// stored); the events subject is live news and not worth keeping.
+//
+// The publisher keeps core-publishing (no PubAck awaited per message): the
+// server stores a core-published message of a captured subject all the same,
+// and dedupes by its Nats-Msg-Id header within the duplicate window, so the
+// publisher's resend after a reconnect (at-least-once, publisher.ts) is
+// stored once.
+//
+// Only what nats-server 2.9 knows is sent (the Debian build): 2.9 ignores a
+// field it does not know, so a 2.10 feature (an array of filter subjects, …)
+// would fail silently there instead of being refused.
+
+import {
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream';
+import type { ConsumerMessages, JsMsg, StreamConfig } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { SUBJECT_ROOT } from './subjects';
+
+/** Every group of every host: the stream's one subject, and the one filter of its consumers. */
+export const STREAM_SUBJECT = `${SUBJECT_ROOT}.*.g.*`;
+
+/** JetStream's error code for "stream name already in use with a different configuration". */
+const STREAM_NAME_IN_USE = 10058;
+
+export interface StreamSettings {
+  name: string;
+  maxBytes: number;
+  maxAgeS: number;
+  duplicateWindowS: number;
+}
+
+/** The stream's state as /status tells it. */
+export interface JetStreamStatus {
+  stream: string;
+  state: 'pending' | 'ready' | 'error';
+  /** Why the stream cannot be used (JetStream off on the server, no permission, …), or how it differs from the flags. */
+  error: string | null;
+  warning: string | null;
+}
+
+const NS_PER_S = 1e9;
+
+function wantedConfig(s: StreamSettings): Partial<StreamConfig> & { name: string } {
+  return {
+    name: s.name,
+    subjects: [STREAM_SUBJECT],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    max_bytes: s.maxBytes,
+    max_age: s.maxAgeS * NS_PER_S,
+    duplicate_window: s.duplicateWindowS * NS_PER_S,
+    num_replicas: 1,
+  };
+}
+
+/**
+ * Creates the stream if absent. An existing stream with another
+ * configuration is left as it is and its differences returned: several
+ * daemons share one stream, and one started with other flags must not
+ * rewrite everyone's limits (an operator changes them with `nats stream
+ * edit`). Throws what JetStream answers otherwise (disabled, no permission).
+ */
+export async function ensureStream(c: NatsConnection, s: StreamSettings): Promise<string | null> {
+  const jsm = await jetstreamManager(c, { timeout: 5000 });
+  const want = wantedConfig(s);
+  try {
+    await jsm.streams.add(want);
+    return null;
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError && err.code === STREAM_NAME_IN_USE)) throw err;
+  }
+  const have = (await jsm.streams.info(s.name)).config;
+  const diff: string[] = [];
+  for (const key of ['subjects', 'discard', 'max_bytes', 'max_age', 'duplicate_window'] as const) {
+    if (JSON.stringify(have[key]) !== JSON.stringify(want[key]))
+      diff.push(`${key} ${JSON.stringify(have[key])} (flags: ${JSON.stringify(want[key])})`);
+  }
+  return diff.length > 0 ? `stream ${s.name} exists with ${diff.join(', ')}; left as it is` : null;
+}
+
+/** One watcher's reading of the stream; stop() deletes its consumer. */
+export interface Replay {
+  stop(): void;
+}
+
+export interface ReplayHandlers {
+  message(m: JsMsg): void;
+  /** Loss the consumer cannot recover (its consumer or stream gone). */
+  trouble(detail: string): void;
+}
+
+/** The stream's first and last sequence (first > last: empty). */
+export async function streamBounds(c: NatsConnection, name: string): Promise<{ first: number; last: number }> {
+  const jsm = await jetstreamManager(c, { timeout: 5000, checkAPI: false });
+  const { state } = await jsm.streams.info(name);
+  return { first: state.first_seq, last: state.last_seq };
+}
+
+/**
+ * An ordered consumer from stream sequence `start` on: ephemeral, in memory,
+ * no acks; the client re-creates it past the last message it delivered when
+ * it misses heartbeats or a sequence, so what it hands over is in order and
+ * without repeats.
+ *
+ * Its filter is the stream's whole subject, never a host's: nats-server 2.9
+ * takes ONE filter_subject (the client sends a string as filter_subject, an
+ * array as filter_subjects, which 2.9 drops silently and then delivers
+ * everything), and with the whole subject every stream sequence reaches us,
+ * so a jump in it is loss (watch.ts tells it) and not another host's message.
+ * Hosts and groups are selected by the watcher.
+ */
+export async function startReplay(c: NatsConnection, stream: string, start: number, on: ReplayHandlers): Promise<Replay> {
+  const js = jetstream(c, { timeout: 5000, checkAPI: false });
+  const consumer = await js.consumers.get(stream, {
+    filter_subjects: STREAM_SUBJECT,
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: Math.max(1, start),
+  });
+  const messages: ConsumerMessages = await consumer.consume({ callback: (m) => on.message(m) });
+  void (async () => {
+    for await (const s of messages.status()) {
+      if (s.type === 'stream_not_found' || s.type === 'consumer_deleted') on.trouble(`JetStream ${s.type.replace('_', ' ')}`);
+    }
+  })().catch(() => undefined);
+  return {
+    stop() {
+      void messages.close().catch(() => undefined);
+    },
+  };
+}
