@@ -300,6 +300,8 @@ vmTest(
   'the system boots again with the package installed, nlbridge.service active',
   async (v) => {
     timings.rebootSeconds = await v.reboot();
+    // The repository's disk, for the upgrade at the end (a mount the test made, not the image's).
+    await v.ok(`mount -o ro /dev/vdb ${REPO} && apt-get -q update`, 120_000);
     v.token = await guestToken(v);
     await v.waitActive('nlbridge.service', 120_000);
   },
