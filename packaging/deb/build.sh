@@ -10,7 +10,7 @@
 #                NLB_DEB_VERSION=VER): what the daemon reports and the DKMS
 #                module's version follow it. For a local rebuild that must
 #                upgrade an installed one, and for the upgrade test
-#                (tests/vm/package_install.test.ts builds N and N+1).
+#                (tests/vm/e2e.test.ts builds N and N+1).
 #
 # Needs dpkg-dev (dpkg-shlibdeps) and what install.sh needs to build (Node
 # >= 20, cc, make); not root: dpkg-deb --root-owner-group owns the files.

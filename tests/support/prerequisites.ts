@@ -208,13 +208,8 @@ export const NEEDS = {
     packages: [...KERNEL_BUILD, 'qemu-system-x86', 'busybox-static', 'cpio'],
   },
   'vm-e2e': {
-    tests: 'vm/e2e (a booted Debian with systemd), reliability 8',
-    packages: [...KERNEL_BUILD, 'qemu-system-x86', 'mmdebstrap', 'e2fsprogs', 'kmod', 'systemd', 'curl'],
-    root: 'root: the VM image is built with mmdebstrap --mode=root and holds root-owned files',
-  },
-  'vm-deb': {
-    tests: 'vm/package_install (the .deb installed, upgraded and purged with apt in a booted Debian)',
-    packages: [...KERNEL_BUILD, 'qemu-system-x86', 'mmdebstrap', 'e2fsprogs', 'kmod', 'systemd', 'dpkg-dev'],
+    tests: 'vm/e2e (the .deb installed with apt in a booted Debian with systemd, checked, upgraded, purged), reliability 8',
+    packages: [...KERNEL_BUILD, 'qemu-system-x86', 'mmdebstrap', 'e2fsprogs', 'kmod', 'systemd', 'curl', 'dpkg-dev'],
     root: 'root: the VM image is built with mmdebstrap --mode=root and holds root-owned files',
   },
   install: {

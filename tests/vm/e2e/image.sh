@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
-# Builds the disk image for the end-to-end test: a Debian bookworm root with
+# Builds the disk image for a systemd VM: a Debian bookworm root with
 # systemd (mmdebstrap; the tarball is cached under .cache/vm/ keyed by a hash
-# of the package list and this script), the project installed with
-# systemd/install.sh --root, /usr/bin/node, the kernel's modules, and the
-# test's guest side (agent, port proxy, network). Prints the image's path.
+# of the package list and this script), the kernel's modules, and the test's
+# guest side (agent, port proxy, network). Without an argument, the image of
+# reliability case 8: the project installed with systemd/install.sh --root,
+# /usr/bin/node. Prints the image's path.
 # The image itself is cached too, keyed by everything that goes into it.
 #
 #   tests/vm/e2e/image.sh                   # kernel: newest with image + headers
 #   KVER=6.1.0-56-amd64 tests/vm/e2e/image.sh
-#   tests/vm/e2e/image.sh --for-deb         # the package test's image (below)
+#   tests/vm/e2e/image.sh --for-deb         # the e2e test's image (below)
 #
-# --for-deb: the image tests/vm/package_install.test.ts installs the .deb
-# into, with apt. Nothing of the project is installed and there is no
+# --for-deb: the image tests/vm/e2e.test.ts installs the .deb into, with
+# apt. Nothing of the project is installed and there is no
 # /usr/bin/node (the test's nodejs package brings it); the root has dkms and
 # the headers of the kernel it boots (linux-headers-KVER, from the mirror), so
 # the package's postinst builds the module as on a user's machine; the guest
 # agent runs on its own copy of node. Its tarball and image are cached apart
-# from the e2e ones (bookworm-deb-KEY.tar, .cache/vm/deb/).
+# from the other flavour's (bookworm-deb-KEY.tar, .cache/vm/deb/).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -99,7 +100,8 @@ fi
 
 # --- the disk image, cached by everything that goes into it -----------------
 # The VM boots it with -snapshot (tests/vm/e2e/vm.ts), so it stays as built
-# and every test file of a run (e2e, reliability case 8) boots the same one.
+# and each QEMU started on it (a test file's) starts from the image as built;
+# a reboot inside one QEMU keeps what its guest wrote (Vm.reboot).
 IMG=$WORK/disk.img
 mkdir -p "$WORK"
 # The deb flavour holds none of the project (the test installs its .deb), only

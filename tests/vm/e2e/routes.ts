@@ -1,5 +1,5 @@
 // Every operation of openapi.yaml, requested on the daemon the VM runs
-// (installed by systemd/install.sh): each answers 2xx with the documented
+// (installed from the .deb with apt): each answers 2xx with the documented
 // content type and body (the fleet's, on a daemon with no fleet, their
 // documented 404); the public ones also without a token. A route added
 // to the spec without a line in ROUTES fails.

@@ -72,13 +72,18 @@ export class Vm {
 
   /**
    * @extraDrives: raw disk images given to the guest read-only after its root,
-   * as /dev/vdb, /dev/vdc… (the package test's local apt repository).
+   * as /dev/vdb, /dev/vdc… (the e2e test's local apt repository).
+   * @rebootable: a guest reboot resets the machine instead of ending QEMU, so
+   * reboot() keeps what the guest wrote to its -snapshot overlay (which goes
+   * with the QEMU process). A guest that panics then boots again, and boot()'s
+   * or reboot()'s time limit catches it.
    */
   constructor(
     readonly kver: string,
     readonly img: string,
     readonly accel = process.env.NLB_VM_ACCEL ?? 'tcg',
     readonly extraDrives: readonly string[] = [],
+    readonly rebootable = false,
   ) {
     this.consoleLog = path.join(path.dirname(img), 'console.log');
   }
@@ -135,7 +140,7 @@ export class Vm {
       '-smp',
       '2',
       '-nographic',
-      '-no-reboot',
+      ...(this.rebootable ? [] : ['-no-reboot']),
       '-nodefaults',
       '-serial',
       `file:${this.consoleLog}`,
@@ -175,6 +180,32 @@ export class Vm {
       await sleep(1000);
     }
     return 'timeout';
+  }
+
+  /**
+   * Reboots the guest in the same QEMU (needs @rebootable) and waits until the
+   * agent answers from the new boot; returns the seconds that took.
+   */
+  async reboot(timeoutMs = 240_000): Promise<number> {
+    if (!this.rebootable) throw new Error('Vm.reboot: this VM ends at a guest reboot (rebootable = false)');
+    const bootId = (await this.ok('cat /proc/sys/kernel/random/boot_id')).trim();
+    const t0 = Date.now();
+    await this.agent({ spawn: 'sleep 0.2; systemctl reboot', id: 'reboot' }, 5000);
+    while (Date.now() - t0 < timeoutMs) {
+      try {
+        const r = await this.sh('cat /proc/sys/kernel/random/boot_id', 5000);
+        if (r.code === 0 && r.stdout.trim() !== bootId) {
+          const seconds = (Date.now() - t0) / 1000;
+          log(`guest agent answers ${seconds.toFixed(1)} s after the reboot`);
+          return seconds;
+        }
+      } catch {
+        /* going down, or not up yet */
+      }
+      await sleep(1000);
+    }
+    const tail = readConsole(this).split('\n').slice(-40).join('\n');
+    throw new Error(`the guest agent did not answer within ${timeoutMs / 1000} s of a reboot; the console ends:\n${tail}`);
   }
 
   /** Ends the guest at once (a hung boot: there is no agent to ask). */
