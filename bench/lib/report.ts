@@ -127,6 +127,7 @@ function detail(figure: string, m: Measurement | undefined): string {
     if (figure === 'memory_slow_reader') {
       parts.push(`peak ${fmtBytes(n('rssPeak'))}`, `${fmtNum(n('rate'))} msg/s × ${fmtNum(n('payload'))} B for ${fmtNum(n('seconds'))} s`);
       if (m.slowClientClosed !== undefined) parts.push(`slow client closed: ${m.slowClientClosed ? 'yes' : 'no'}`);
+      if (Number.isFinite(n('rssAfterGc'))) parts.push(`${fmtBytes(n('rssAfterGc') - n('rssBefore'))} still held after a full GC`);
     }
     if (Number.isFinite(n('clients'))) parts.push(`${fmtNum(n('clients'))} clients`);
     if (Number.isFinite(n('rawPerClient'))) parts.push(`after a full GC; ${fmtBytes(n('rawPerClient'))} without one`);
