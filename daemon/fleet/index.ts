@@ -230,6 +230,10 @@ export function startFleet(
       .connect({
         servers: settings.nats,
         name: `nlbridge ${host}`,
+        // Replies (the JetStream API's, the stored messages a /fleet stream
+        // reads) come to inboxes of this host's own prefix, so a server can
+        // let each host's user read its own replies only (systemd/README.md).
+        inboxPrefix: `_INBOX_${host}`,
         maxReconnectAttempts: -1,
         waitOnFirstConnect: true,
         reconnectDelayHandler: () => {

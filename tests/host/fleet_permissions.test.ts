@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { connect as natsConnect, nkeyAuthenticator, nkeys, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { connect as natsConnect, nkeyAuthenticator, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { NetlinkSocket } from '../../addon/socket';
 import { encodeMessage } from '../../addon/codec';
 import { skipUnless } from '../support/prerequisites';
@@ -17,7 +17,7 @@ import { waitFor } from '../support/wait';
 import { REPO_ROOT } from '../reliability/support/report';
 import { MAIN, spawnDaemon, type DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, sleep } from './support/daemon_harness';
-import { NatsServer } from './support/nats_server';
+import { NatsServer, nkeyUser as user, type NkeyUser as User } from './support/nats_server';
 
 /** The nats-server block of systemd/README.md, between its markers. */
 function readmePermissions(): string {
@@ -25,20 +25,6 @@ function readmePermissions(): string {
   const m = /<!-- nats-permissions:begin -->\n```\n([\s\S]*?)```\n<!-- nats-permissions:end -->/.exec(text);
   assert.ok(m, 'systemd/README.md has the nats-permissions block');
   return m[1];
-}
-
-interface User {
-  seed: string;
-  pub: string;
-  file: string;
-}
-
-function user(dir: string, name: string): User {
-  const kp = nkeys.createUser();
-  const seed = new TextDecoder().decode(kp.getSeed());
-  const file = path.join(dir, `${name}.seed`);
-  fs.writeFileSync(file, `${seed}\n`, { mode: 0o600 });
-  return { seed, pub: kp.getPublicKey(), file };
 }
 
 /**

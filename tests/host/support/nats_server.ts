@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { nkeys } from '@nats-io/transport-node';
 import { waitFor } from '../../support/wait';
 
 export class NatsServer {
@@ -59,4 +60,19 @@ export class NatsServer {
     await this.kill();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A NATS user identified by an nkey: its seed (in a 0600 file, as --nats-nkey takes it) and public key. */
+export interface NkeyUser {
+  seed: string;
+  pub: string;
+  file: string;
+}
+
+export function nkeyUser(dir: string, name: string): NkeyUser {
+  const kp = nkeys.createUser();
+  const seed = new TextDecoder().decode(kp.getSeed());
+  const file = path.join(dir, `${name}.seed`);
+  fs.writeFileSync(file, `${seed}\n`, { mode: 0o600 });
+  return { seed, pub: kp.getPublicKey(), file };
 }
