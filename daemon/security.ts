@@ -1,7 +1,7 @@
 // Who may talk to the bridge: the bearer token (other local users) — chosen,
-// generated, read and stored here. The per-request checks (token, Host allow-
-// list against DNS rebinding, Origin against other web sites) are pure
-// functions in http/request_checks.ts.
+// generated and read here; its files are written by token_files.ts. The
+// per-request checks (token, Host allow-list against DNS rebinding, Origin
+// against other web sites) are pure functions in http/request_checks.ts.
 
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
