@@ -18,8 +18,9 @@ import { encodeMessage } from '../../addon/codec';
 import { checkFleetSettings, startFleet } from '../../daemon/fleet/index';
 import { skipUnless } from '../support/prerequisites';
 import { metricValue, waitFor } from '../support/wait';
-import { spawnDaemon, type DaemonProc } from '../reliability/support/daemon_proc';
+import type { DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, call, connect, sleep, startDaemon, type Daemon, type Frame } from './support/daemon_harness';
+import { fleetStatus, spawnJetStreamHost } from './support/fleet_hosts';
 import { NatsServer } from './support/nats_server';
 import { SseClient } from './support/sse_client';
 
@@ -43,18 +44,7 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
   before(async () => {
     await server.start(`jetstream { store_dir: "${path.join(server.dir, 'js')}" }`);
     nc = await natsConnect({ servers: server.url });
-    a = await spawnDaemon([
-      '--nats',
-      server.url,
-      '--host-id',
-      'A',
-      '--nats-publish',
-      '2',
-      '--nats-jetstream',
-      'on',
-      '--nats-stream',
-      STREAM,
-    ]);
+    a = await spawnJetStreamHost(server.url, STREAM);
     c = await startDaemon({
       config: { nats: [server.url], hostId: 'C', natsJetstream: 'on', natsStream: STREAM },
       fleet: (bus, config, logger) => startFleet(config, checkFleetSettings(config), bus, logger),
@@ -63,13 +53,9 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
       config: { nats: [server.url], hostId: 'D' },
       fleet: (bus, config, logger) => startFleet(config, checkFleetSettings(config), bus, logger),
     });
-    const status = async (base: string, token: string | null): Promise<{ connected: boolean; jetstream: { state: string } | null }> => {
-      const r = await fetch(`${base}/status`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-      return ((await r.json()) as { fleet: { connected: boolean; jetstream: { state: string } | null } }).fleet;
-    };
-    await waitFor('A has its stream', () => status(a.base, a.token), { timeoutMs: 10000, until: (s) => s.jetstream?.state === 'ready' });
-    await waitFor('C has the stream', () => status(c.base, c.token), { timeoutMs: 10000, until: (s) => s.jetstream?.state === 'ready' });
-    await waitFor('D connected', () => status(d.base, d.token), { timeoutMs: 10000, until: (s) => s.connected });
+    await waitFor('A has its stream', () => fleetStatus(a), { timeoutMs: 10000, until: (s) => s.jetstream?.state === 'ready' });
+    await waitFor('C has the stream', () => fleetStatus(c), { timeoutMs: 10000, until: (s) => s.jetstream?.state === 'ready' });
+    await waitFor('D connected', () => fleetStatus(d), { timeoutMs: 10000, until: (s) => s.connected });
     jsm = await jetstreamManager(nc);
     sender = NetlinkSocket.open({ protocol: USERSOCK });
   });
@@ -284,26 +270,11 @@ describe('fleet: JetStream replay across a nats-server restart', { skip: skipUnl
 
   before(async () => {
     await server.start(`jetstream { store_dir: "${path.join(server.dir, 'js')}" }`);
-    a = await spawnDaemon([
-      '--nats',
-      server.url,
-      '--host-id',
-      'A',
-      '--nats-publish',
-      '2',
-      '--nats-jetstream',
-      'on',
-      '--nats-stream',
-      STREAM,
-    ]);
-    await waitFor(
-      'A has its stream',
-      async () => {
-        const r = await fetch(`${a.base}/status`, { headers: a.token ? { authorization: `Bearer ${a.token}` } : {} });
-        return ((await r.json()) as { fleet: { jetstream: { state: string } } }).fleet.jetstream.state;
-      },
-      { timeoutMs: 10000, until: (s) => s === 'ready' },
-    );
+    a = await spawnJetStreamHost(server.url, STREAM);
+    await waitFor('A has its stream', async () => (await fleetStatus(a)).jetstream!.state, {
+      timeoutMs: 10000,
+      until: (s) => s === 'ready',
+    });
   });
 
   after(async () => {
@@ -345,19 +316,11 @@ describe('fleet: JetStream replay across a nats-server restart', { skip: skipUnl
     } finally {
       sender.close();
     }
-    type St = { connected: boolean; heldMessages: number; published: number; dropped: number; reconnects: number };
-    const st = await waitFor(
-      'A reconnected and settled',
-      async () => {
-        const r = await fetch(`${a.base}/status`, { headers: a.token ? { authorization: `Bearer ${a.token}` } : {} });
-        return ((await r.json()) as { fleet: St }).fleet;
-      },
-      {
-        timeoutMs: 30000,
-        until: (s) => s.connected && s.heldMessages === 0 && s.published + s.dropped === N,
-        show: (s) => JSON.stringify(s),
-      },
-    );
+    const st = await waitFor('A reconnected and settled', () => fleetStatus(a), {
+      timeoutMs: 30000,
+      until: (s) => s.connected && s.heldMessages === 0 && s.published + s.dropped === N,
+      show: (s) => JSON.stringify(s),
+    });
     assert.ok(st.reconnects >= 1);
     const nc = await natsConnect({ servers: server.url });
     try {

@@ -16,6 +16,7 @@ import { waitFor } from '../support/wait';
 import { REPO_ROOT } from '../reliability/support/report';
 import { spawnDaemon, type DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, connect, type Frame } from './support/daemon_harness';
+import { fleetStatus } from './support/fleet_hosts';
 import { NatsServer, nkeyUser, type NkeyUser } from './support/nats_server';
 
 /** The JetStream permissions block of systemd/README.md, between its markers. */
@@ -26,20 +27,10 @@ function readmeJetStreamPermissions(): string {
   return m[1];
 }
 
-interface FleetStatus {
-  connected: boolean;
-  jetstream: { state: string; error: string | null } | null;
-}
-
 describe('fleet: the JetStream permissions of systemd/README.md', { skip: skipUnless('nats-server') }, () => {
   const server = new NatsServer();
   let a: NkeyUser;
   let daemon: DaemonProc;
-
-  const status = async (): Promise<FleetStatus> => {
-    const r = await fetch(`${daemon.base}/status`, { headers: daemon.token ? { authorization: `Bearer ${daemon.token}` } : {} });
-    return ((await r.json()) as { fleet: FleetStatus }).fleet;
-  };
 
   before(async () => {
     a = nkeyUser(server.dir, 'A');
@@ -66,7 +57,10 @@ describe('fleet: the JetStream permissions of systemd/README.md', { skip: skipUn
   });
 
   test("A's daemon creates its stream, stores its group and serves ?since= from it, with no permission error", async () => {
-    const s = await waitFor('the stream ready', status, { timeoutMs: 15_000, until: (x) => x.jetstream?.state !== 'pending' });
+    const s = await waitFor('the stream ready', () => fleetStatus(daemon), {
+      timeoutMs: 15_000,
+      until: (x) => x.jetstream?.state !== 'pending',
+    });
     assert.equal(s.jetstream?.state, 'ready', `stream: ${JSON.stringify(s.jetstream)}; server: ${server.log.slice(-1500)}`);
     const sender = NetlinkSocket.open({ protocol: USERSOCK });
     try {

@@ -17,6 +17,7 @@ import { waitFor } from '../support/wait';
 import { REPO_ROOT } from '../reliability/support/report';
 import { MAIN, spawnDaemon, type DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, sleep } from './support/daemon_harness';
+import { fleetStatus } from './support/fleet_hosts';
 import { NatsServer, nkeyUser as user, type NkeyUser as User } from './support/nats_server';
 
 /** The nats-server block of systemd/README.md, between its markers. */
@@ -92,11 +93,6 @@ function makeCerts(dir: string): { ca: string; cert: string; key: string; otherC
   };
 }
 
-async function fleetConnected(d: DaemonProc): Promise<boolean> {
-  const res = await fetch(`${d.base}/status`, { headers: d.token ? { authorization: `Bearer ${d.token}` } : {} });
-  return ((await res.json()) as { fleet: { connected: boolean } }).fleet.connected;
-}
-
 describe(
   'fleet: nats-server permissions of systemd/README.md, over TLS, users by nkey',
   { skip: skipUnless('nats-server', 'openssl') },
@@ -153,7 +149,7 @@ describe(
         '--nats-send',
         'on',
       ]);
-      await waitFor('the daemon of A connected', () => fleetConnected(daemon), { timeoutMs: 10000 });
+      await waitFor('the daemon of A connected', async () => (await fleetStatus(daemon)).connected, { timeoutMs: 10000 });
     });
 
     after(async () => {
@@ -265,7 +261,7 @@ describe(
         });
         await sleep(2000);
         for (const d of [noCa, otherCa, unknown]) {
-          assert.equal(await fleetConnected(d), false);
+          assert.equal((await fleetStatus(d)).connected, false);
           assert.ok(d.alive());
           assert.ok(
             !d.logs.some((l) => JSON.stringify(l).includes(a.seed) || JSON.stringify(l).includes(stranger.seed)),
