@@ -1,9 +1,11 @@
 // The bare NATS publisher (issue 18's ceiling): what the daemon's fleet
 // publisher puts on NATS, without the daemon. Each message is the bench
 // netlink message (16-byte nlmsghdr, type 0x10, nlmsg_seq = index, then the
-// 36-byte payload with the send time) with the seven one-letter headers the
-// daemon sets (daemon/fleet/subjects.ts HEADERS: n g p s t f c), so server
-// and subscriber do the same work per message as behind the daemon.
+// 36-byte payload with the send time) with the four one-letter headers the
+// daemon sets on a NATS message of one netlink message (daemon/fleet/
+// subjects.ts HEADERS: n g p c). One NATS message per netlink message: the
+// daemon sends a run of what waits as one (k), and the ceiling is NATS's own
+// per-message rate, not a batching rate.
 // Unconfirmed messages are bounded as the daemon bounds them (a flush every
 // FLUSH_EVERY messages, at most one outstanding).
 //
@@ -55,9 +57,6 @@ function publish(nc: NatsConnection, index: number, probe: boolean): void {
   h.set(HEADERS.number, String(n));
   h.set(HEADERS.group, String(cfg.group));
   h.set(HEADERS.port, '0');
-  h.set(HEADERS.seq, String(index >>> 0));
-  h.set(HEADERS.type, String(NLB_MSG_TYPE));
-  h.set(HEADERS.flags, '0');
   h.set(HEADERS.cursor, `${EPOCH}-${n}`);
   nc.publish(cfg.subject, message(index, probe), { headers: h });
 }

@@ -1,6 +1,7 @@
 // One NATS subscriber (issue 18): counts the bench messages that reach a
-// subject, by payload (the netlink message: a 16-byte nlmsghdr, then the
-// bench payload) and by the `n` header (the publisher's sequence, one per
+// subject, by payload (netlink messages: each a 16-byte nlmsghdr, then the
+// bench payload; k of them back to back when the `k` header says so) and by
+// the `n` header (the publisher's sequence, one per
 // message meant for NATS, so a gap is a message lost on the way: dropped by
 // the daemon's buffer bound or by the server). With `latency`, the send time
 // read from the payload gives send→receive on the clock of process.hrtime.
@@ -94,31 +95,38 @@ async function main(): Promise<void> {
 
   for await (const m of sub) {
     const now = process.hrtime.bigint();
+    // A NATS message of the daemon holds k netlink messages (k absent: one), numbered n…n+k-1.
+    const k = Number(m.headers?.get('k') || 1);
     const nText = m.headers?.get('n');
     if (nText) {
       const n = Number(nText);
-      withN++;
-      if (n <= prevN) repeatsOrDisorder++;
-      prevN = Math.max(prevN, n);
+      withN += k;
+      if (n <= prevN) repeatsOrDisorder += k;
+      prevN = Math.max(prevN, n + k - 1);
       if (n < minN) minN = n;
-      if (n > maxN) maxN = n;
+      if (n + k - 1 > maxN) maxN = n + k - 1;
     }
-    const p = m.data.length >= 16 ? parsePayload(Buffer.from(m.data.buffer, m.data.byteOffset + 16, m.data.length - 16)) : null;
-    if (!p) {
-      other++;
-      continue;
+    if (firstNs === 0n) headerNames = m.headers ? [...m.headers.keys()].filter((h) => h !== 'k').sort() : [];
+    const data = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.length);
+    let at = 0;
+    for (let i = 0; i < k; i++) {
+      const len = data.length - at >= 16 ? data.readUInt32LE(at) : 0;
+      const p = len >= 16 && at + len <= data.length ? parsePayload(data.subarray(at + 16, at + len)) : null;
+      at += (len + 3) & ~3;
+      if (!p) {
+        other++;
+        if (len < 16) break;
+        continue;
+      }
+      if (p.probe) {
+        if (probes++ === 0) out({ probed: true });
+        continue;
+      }
+      if (firstNs === 0n) firstNs = now;
+      lastNs = now;
+      received++;
+      if (cfg.latency) latNs.push(Number(now - p.sendNs));
     }
-    if (p.probe) {
-      if (probes++ === 0) out({ probed: true });
-      continue;
-    }
-    if (firstNs === 0n) {
-      firstNs = now;
-      headerNames = m.headers ? [...m.headers.keys()].sort() : [];
-    }
-    lastNs = now;
-    received++;
-    if (cfg.latency) latNs.push(Number(now - p.sendNs));
   }
 }
 

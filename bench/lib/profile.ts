@@ -45,6 +45,13 @@ export interface Profile {
   slowReaderRate: number;
   slowReaderSeconds: number;
   slowReaderPayload: number;
+  /**
+   * Runs of the paused-client scenario, each on a new daemon; the figure is
+   * their median. One run's RSS peak is the V8 young generation's size at
+   * that moment as much as what is held: the same build gave 27.0 and 38.5
+   * MiB two minutes apart (bench/README.md, issue 16).
+   */
+  slowReaderTrials: number;
 }
 
 /**
@@ -101,6 +108,7 @@ export const FULL: Profile = {
   slowReaderRate: 10_000,
   slowReaderSeconds: 5,
   slowReaderPayload: 1024,
+  slowReaderTrials: 5,
 };
 
 export const SMOKE: Profile = {
@@ -129,4 +137,5 @@ export const SMOKE: Profile = {
   slowReaderRate: 2000,
   slowReaderSeconds: 0.5,
   slowReaderPayload: 1024,
+  slowReaderTrials: 1,
 };

@@ -13,7 +13,7 @@ import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import type pino from 'pino';
 import type { Subscriber } from '../netlink/message';
 import { FleetPublisher, type DropReason, type Link, type PublisherCounts } from './publisher';
-import { FleetWatcher, type FleetSink, type WatchReplay, type WatchSelection } from './watch';
+import { FleetWatcher, type FleetSink, type ReplayFrom, type WatchReplay, type WatchSelection } from './watch';
 import type { JetStreamStatus } from './jetstream';
 import { eventsSubject, groupSubject, sendSubject } from './subjects';
 import type { CheckedFleet, FleetSettings } from './settings';
@@ -58,9 +58,9 @@ export interface Fleet {
   status(): FleetStatus;
   /**
    * Feeds `sink` with the selected hosts' messages of its groups, and tells it of loss (daemon/fleet/watch.ts).
-   * `since` (--nats-jetstream on only): the stream sequence the client saw last; it resumes after it.
+   * `since` (--nats-jetstream on only): where in the stream the client resumes (watch.ts parseFleetCursor).
    */
-  watch(selection: WatchSelection, sink: FleetSink, since?: number | null): FleetWatch;
+  watch(selection: WatchSelection, sink: FleetSink, since?: ReplayFrom | null): FleetWatch;
   /** Whether ?since= can be served (--nats-jetstream on). */
   readonly replayable: boolean;
   /** sendAnswers: send requests answered, by the answer's HTTP status. */
@@ -132,7 +132,7 @@ export function startFleet(
       Object.assign(js, { state: 'error', error, warning: null });
     }
   };
-  const replayFor = (since: number | null): WatchReplay | null => {
+  const replayFor = (since: ReplayFrom | null): WatchReplay | null => {
     if (js === null || jsModule === null) return null;
     // A stream that failed: live streams read core subscriptions as without JetStream; a resume still tries (and tells why it cannot).
     if (since === null && js.state === 'error') return null;

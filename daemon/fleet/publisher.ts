@@ -13,11 +13,24 @@
 // repeat by its `n` header. What does not fit in --nats-buffer-bytes is
 // dropped at once, counted by reason, and told on the events subject.
 //
+// Why one NATS message may carry several netlink messages: under a flood the
+// NATS client's per-message work (headers, encoding, the server's parsing)
+// cost the local bridge two thirds of its WebSocket throughput (issue 18's
+// profile: 25 % of the daemon's time in the client at one NATS message per
+// netlink message). So what waits when the publisher pumps is sent as runs:
+// consecutive messages of one group and one sender go in one NATS message,
+// back to back as in a netlink receive buffer (each at NLMSG_ALIGN of the
+// one before, delimited by its own nlmsg_len), with `n` of the first and the
+// count `k`. At a low rate nothing waits, and a run is one message. A run,
+// once formed, is kept as sent: a resend after a reconnect is the same NATS
+// message with the same Nats-Msg-Id, so JetStream's dedupe stays exact.
+//
 // No NATS import here: the link is an interface (index.ts implements it over
 // @nats-io/transport-node), so this logic runs against anything.
 
 import type { MalformedInfo, RxMessage, Subscriber } from '../netlink/message';
 import { NATS_DROP_REASONS } from '../metrics';
+import { align } from '../../addon/codec';
 import { HEADERS, eventsSubject, groupSubject } from './subjects';
 
 export const DROP_REASONS = NATS_DROP_REASONS;
@@ -35,6 +48,10 @@ export interface Link {
 
 /** Per-message bytes counted beside the message itself: the subject and headers the client adds. */
 const OVERHEAD_BYTES = 96;
+/** The most payload one NATS message carries (and never above the server's max_payload). */
+export const MAX_RUN_BYTES = 64 * 1024;
+/** Room left under max_payload for a run's headers (the client counts them in). */
+const HEADER_ROOM = 512;
 
 interface MessageEntry {
   kind: 'message';
@@ -49,7 +66,20 @@ interface EventEntry {
   event: Record<string, unknown>;
 }
 
-type Entry = MessageEntry | EventEntry;
+/** One NATS message of a run of messages, as handed to the client: kept so a resend is the same message. */
+interface RunEntry {
+  kind: 'run';
+  /** The first message's number. */
+  n: number;
+  subject: string;
+  data: Uint8Array;
+  headers: [string, string][];
+  /** Its netlink messages and their accounted bytes. */
+  count: number;
+  size: number;
+}
+
+type Entry = MessageEntry | EventEntry | RunEntry;
 
 interface DropEpisode {
   count: number;
@@ -96,7 +126,7 @@ export class FleetPublisher implements Subscriber {
   private waiting: Entry[] = [];
   private head = 0;
   /** Handed to the client, not yet confirmed by a flush. */
-  private unflushed: Entry[] = [];
+  private unflushed: (EventEntry | RunEntry)[] = [];
   private unflushedBytes = 0;
   /** Bytes of messages in waiting + unflushed (events are not counted: one per episode). */
   private heldBytes = 0;
@@ -199,10 +229,11 @@ export class FleetPublisher implements Subscriber {
     return { kind: 'event', event: { type: 'dropped', host: this.host, count: ep.count, from: ep.from, to: ep.to, reasons: ep.reasons } };
   }
 
-  /** Drops the message at the head over max_payload; its notice takes its place, so it goes out next. */
-  private refuse(e: MessageEntry, detail: string): void {
+  /** Drops the message (or the run, resent after a reconnect) at the head over max_payload; its notice takes its place, so it goes out next. */
+  private refuse(e: MessageEntry | RunEntry, detail: string): void {
     this.release(e);
-    this.drop('max-payload', e.n, detail);
+    const count = e.kind === 'run' ? e.count : 1;
+    for (let i = 0; i < count; i++) this.drop('max-payload', e.n + i, detail);
     const ep = this.episode!;
     this.episode = null;
     this.waiting[this.head] = this.notice(ep);
@@ -212,7 +243,7 @@ export class FleetPublisher implements Subscriber {
     this.epoch++;
     this.flushing = false;
     if (this.unflushed.length === 0) return;
-    this.waiting = this.unflushed.concat(this.waiting.slice(this.head));
+    this.waiting = (this.unflushed as Entry[]).concat(this.waiting.slice(this.head));
     this.head = 0;
     this.unflushed = [];
     this.unflushedBytes = 0;
@@ -223,31 +254,81 @@ export class FleetPublisher implements Subscriber {
     if (!link) return;
     if (this.episode && this.waiting.length === this.head) this.closeEpisode();
     const maxPayload = link.maxPayload();
+    // The client counts the headers in max_payload too: a run leaves them room.
+    let runBytes = Math.min(MAX_RUN_BYTES, (maxPayload ?? MAX_RUN_BYTES) - HEADER_ROOM);
     while (this.head < this.waiting.length && this.unflushedBytes < this.unflushedMax) {
       const e = this.waiting[this.head];
-      if (e.kind === 'message' && maxPayload !== null && e.size - OVERHEAD_BYTES > maxPayload) {
+      if (e.kind === 'message' && maxPayload !== null && e.m.bytes.length > maxPayload) {
         // The client would throw; the server would refuse it anyway.
         this.refuse(e, `${e.m.bytes.length} bytes > max_payload ${maxPayload}`);
         continue;
       }
+      const out = e.kind === 'message' ? this.run(runBytes) : e;
       try {
-        if (e.kind === 'message')
-          link.publish(this.subjects.get(e.m.group) ?? groupSubject(this.host, e.m.group), e.m.bytes, headersOf(e, this.msgIdPrefix));
-        else link.publish(this.events, Buffer.from(JSON.stringify(e.event)), null);
+        if (out.kind === 'run') link.publish(out.subject, out.data, out.headers);
+        else link.publish(this.events, Buffer.from(JSON.stringify(out.event)), null);
       } catch (err) {
-        if (e.kind === 'message' && /max_payload/i.test(String((err as Error).message))) {
-          this.refuse(e, (err as Error).message);
+        const detail = (err as Error).message;
+        if (/max_payload/i.test(detail) && e.kind !== 'event') {
+          if (e.kind === 'message' && out.kind === 'run' && out.count > 1)
+            runBytes = 0; // its headers were longer than the room: one by one
+          else this.refuse(e, detail);
           continue;
         }
-        // Closed or disconnected under us: the status loop will say so; keep it.
+        // Closed or disconnected under us: the status loop will say so; keep it (a run formed here stays one).
+        if (out !== e && out.kind === 'run') this.waiting.splice(this.head, out.count, out);
         break;
       }
-      this.head++;
-      this.unflushed.push(e);
-      if (e.kind === 'message') this.unflushedBytes += e.size;
+      this.head += out.kind === 'run' && e.kind === 'message' ? out.count : 1;
+      this.unflushed.push(out);
+      if (out.kind === 'run') this.unflushedBytes += out.size;
     }
     this.compact();
     if (this.unflushed.length > 0 && !this.flushing) this.startFlush(link);
+  }
+
+  /**
+   * The run of waiting messages from the head: one group, one sender, whole
+   * messages (a cut one is not delimited by its nlmsg_len), at most maxBytes.
+   * Their numbers follow each other: a dropped message ends a run with its notice.
+   */
+  private run(maxBytes: number): RunEntry {
+    const first = this.waiting[this.head] as MessageEntry;
+    let count = 1;
+    let bytes = first.m.bytes.length;
+    let size = first.size;
+    if (whole(first.m)) {
+      for (let j = this.head + 1; j < this.waiting.length; j++) {
+        const e = this.waiting[j];
+        if (e.kind !== 'message' || e.m.group !== first.m.group || e.m.portId !== first.m.portId || !whole(e.m)) break;
+        const next = align(bytes) + e.m.bytes.length;
+        // The bound on what the client holds unconfirmed holds for a run too (its first message aside).
+        if (next > maxBytes || this.unflushedBytes + size + e.size > this.unflushedMax) break;
+        bytes = next;
+        size += e.size;
+        count++;
+      }
+    }
+    let data: Uint8Array = first.m.bytes;
+    if (count > 1) {
+      const buf = Buffer.alloc(bytes);
+      let at = 0;
+      for (let j = this.head; j < this.head + count; j++) {
+        const b = (this.waiting[j] as MessageEntry).m.bytes;
+        b.copy(buf, at);
+        at = align(at + b.length);
+      }
+      data = buf;
+    }
+    return {
+      kind: 'run',
+      n: first.n,
+      subject: this.subjects.get(first.m.group) ?? groupSubject(this.host, first.m.group),
+      data,
+      headers: headersOf(first, count, this.msgIdPrefix),
+      count,
+      size,
+    };
   }
 
   private startFlush(link: Link): void {
@@ -259,8 +340,8 @@ export class FleetPublisher implements Subscriber {
         if (epoch !== this.epoch) return;
         const done = this.unflushed.splice(0, k);
         for (const e of done) {
-          if (e.kind !== 'message') continue;
-          this.published++;
+          if (e.kind !== 'run') continue;
+          this.published += e.count;
           this.unflushedBytes -= e.size;
           this.release(e);
         }
@@ -274,9 +355,9 @@ export class FleetPublisher implements Subscriber {
     );
   }
 
-  private release(e: MessageEntry): void {
+  private release(e: MessageEntry | RunEntry): void {
     this.heldBytes -= e.size;
-    this.heldMessages--;
+    this.heldMessages -= e.kind === 'run' ? e.count : 1;
   }
 
   private compact(): void {
@@ -293,17 +374,21 @@ export class FleetPublisher implements Subscriber {
 /** JetStream's dedupe header (its name is JetStream's, not ours to shorten). */
 export const MSG_ID_HEADER = 'Nats-Msg-Id';
 
-function headersOf(e: MessageEntry, msgIdPrefix: string | null): [string, string][] {
-  const m = e.m;
+/** A message its own nlmsg_len delimits: not cut by the read buffer, its length field its size. */
+function whole(m: RxMessage): boolean {
+  return !m.truncated && m.header.length === m.bytes.length;
+}
+
+/** The headers of a run: its first message's n, the count when more than one, the sender, the first's cursor. */
+function headersOf(first: MessageEntry, count: number, msgIdPrefix: string | null): [string, string][] {
+  const m = first.m;
   const h: [string, string][] = [
-    [HEADERS.number, String(e.n)],
+    [HEADERS.number, String(first.n)],
     [HEADERS.group, String(m.group)],
     [HEADERS.port, String(m.portId)],
-    [HEADERS.seq, String(m.header.seq)],
-    [HEADERS.type, String(m.header.type)],
-    [HEADERS.flags, String(m.header.flags)],
   ];
+  if (count > 1) h.push([HEADERS.count, String(count)]);
   if (m.cursor !== undefined) h.push([HEADERS.cursor, m.cursor]);
-  if (msgIdPrefix !== null) h.push([MSG_ID_HEADER, msgIdPrefix + e.n]);
+  if (msgIdPrefix !== null) h.push([MSG_ID_HEADER, msgIdPrefix + first.n]);
   return h;
 }

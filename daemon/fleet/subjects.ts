@@ -1,6 +1,7 @@
 // The fleet's names on NATS, and the --nats-publish value: pure functions.
 //
-//   nlbridge.<host>.g.<group>   a received message of <group> on <host>
+//   nlbridge.<host>.g.<group>   received messages of <group> on <host>: one, or a run
+//                               of them back to back (publisher.ts says when)
 //   nlbridge.<host>.events      JSON notices: dropped, overrun
 //   nlbridge.<host>.send        requests: a POST /send body; the reply is its answer
 //
@@ -31,22 +32,25 @@ export function eventsSubject(host: string): string {
  * message and costs throughput (the issue measured 2–3× with two headers).
  */
 export const HEADERS = {
-  /** The daemon's cursor of the message ("<epoch>-<seq>", as in WebSocket frames). */
+  /** The daemon's cursor of the (first) message ("<epoch>-<seq>", as in WebSocket frames): its epoch names the daemon's run. */
   cursor: 'c',
   /** Arrival group (also in the subject). */
   group: 'g',
   /** The sender's real port id. */
   port: 'p',
-  /** nlmsg_seq, nlmsg_type, nlmsg_flags as received. */
-  seq: 's',
-  type: 't',
-  flags: 'f',
   /**
-   * This host's publish sequence: 1, 2, 3… per daemon run, one per message
-   * meant for NATS, dropped or not. A receiver that sees n jump knows how many
-   * it missed; one that sees n again (a resend after a reconnect) drops it.
+   * This host's publish sequence of the (first) message: 1, 2, 3… per daemon
+   * run, one per message meant for NATS, dropped or not. A receiver that sees
+   * n jump knows how many it missed; one that sees n again (a resend after a
+   * reconnect) drops it.
    */
   number: 'n',
+  /**
+   * How many netlink messages the payload holds, back to back (absent: one).
+   * They are numbered n, n+1, …; nlmsg_seq, type and flags are in each one's
+   * own header.
+   */
+  count: 'k',
 } as const;
 
 /** A NATS subject token: what --host-id must be (no separators, wildcards or whitespace). */

@@ -13,7 +13,7 @@
 // streams/Subscription already offers (deliver, flush, event).
 
 import type { Msg, MsgHdrs, NatsConnection, Subscription as NatsSubscription } from '@nats-io/transport-node';
-import { decodeHeader } from '../../addon/codec';
+import { NLMSG_HDRLEN, align, decodeHeader } from '../../addon/codec';
 import type { RxMessage } from '../netlink/message';
 import { HEADERS, SUBJECT_ROOT, isSubjectToken } from './subjects';
 
@@ -55,6 +55,37 @@ export function parseHosts(text: string): string[] {
   return unique;
 }
 
+/**
+ * A fleet frame's cursor, read back: the stream sequence of the NATS message
+ * that carried the frame, and, when that message held a run of several
+ * netlink messages and the frame was not its last, ".i" (the i-th of the run,
+ * from 1). "S" is read as "all of S seen", "S.i" as "the first i of S seen".
+ */
+export interface ReplayFrom {
+  /** The first stream sequence to read. */
+  seq: number;
+  /** Netlink messages of that first stream message the client already has. */
+  skip: number;
+}
+
+/** A frame's cursor as cursorOf() writes it: digits, or digits "." digits. */
+const FLEET_CURSOR = /^([0-9]{1,15})(?:\.([0-9]{1,6}))?$/;
+
+/** The cursor of the i-th (from 0) of the k messages a stream message S carried. */
+export function cursorOf(seq: number, i: number, k: number): string {
+  return i === k - 1 ? String(seq) : `${seq}.${i + 1}`;
+}
+
+/** Reads a fleet cursor (?since=, Last-Event-ID); null when it is not one. */
+export function parseFleetCursor(text: string): ReplayFrom | null {
+  const m = FLEET_CURSOR.exec(text);
+  if (!m) return null;
+  const seq = Number(m[1]);
+  if (m[2] === undefined) return { seq: seq + 1, skip: 0 };
+  const skip = Number(m[2]);
+  return skip === 0 ? null : { seq, skip };
+}
+
 /** A stored message as the watcher needs it (a JsMsg is one). */
 export interface StoredMsg {
   subject: string;
@@ -70,8 +101,8 @@ export interface StoredMsg {
  * this file imports no JetStream client.
  */
 export interface WatchReplay {
-  /** The stream sequence of the last message the client saw: it resumes after it. null: from now on. */
-  since: number | null;
+  /** Where the client resumes (after the last message it saw). null: from now on. */
+  since: ReplayFrom | null;
   bounds(c: NatsConnection): Promise<{ first: number; last: number }>;
   open(c: NatsConnection, start: number, on: { message(m: StoredMsg): void; trouble(detail: string): void }): Promise<{ stop(): void }>;
 }
@@ -89,6 +120,8 @@ export class FleetWatcher {
   private closed = false;
   /** The stream sequence expected next (replay only): a message past it means the stream lost those between. */
   private nextSeq: number | null = null;
+  /** A cursor inside a run ("S.i"): the messages of stream message S the client has. */
+  private skipIn: ReplayFrom | null = null;
   private reading: { stop(): void } | null = null;
   /** Bumped at each attach/detach: a replay that opens after its connection was replaced is stopped at once. */
   private generation = 0;
@@ -127,7 +160,8 @@ export class FleetWatcher {
     try {
       const { first, last } = await replay.bounds(c);
       if (!current()) return;
-      let start = this.nextSeq ?? (replay.since !== null ? replay.since + 1 : last + 1);
+      let start = this.nextSeq ?? (replay.since !== null ? replay.since.seq : last + 1);
+      if (this.nextSeq === null && replay.since !== null && replay.since.skip > 0) this.skipIn = replay.since;
       if (start > last + 1) {
         // A cursor past the stream's end: another stream's, or this one purged or re-created.
         this.sink.event('gap', {
@@ -181,7 +215,9 @@ export class FleetWatcher {
       this.seqs.clear();
     }
     this.nextSeq = m.seq + 1;
-    this.take(m.subject, m.headers, m.data, String(m.seq));
+    const skip = this.skipIn !== null && this.skipIn.seq === m.seq ? this.skipIn.skip : 0;
+    this.skipIn = null;
+    this.take(m.subject, m.headers, m.data, m.seq, skip);
   }
 
   /** A disconnect from NATS: loss for core subscriptions; a stream reader resumes where it was. */
@@ -222,11 +258,16 @@ export class FleetWatcher {
 
   private onMessage(m: Msg): void {
     if (this.closed) return;
-    this.take(m.subject, m.headers, m.data, undefined);
+    this.take(m.subject, m.headers, m.data, undefined, 0);
   }
 
-  /** A message of nlbridge.<host>.g.<group>; `cursor`: its stream sequence, when read from the stream. */
-  private take(subject: string, h: MsgHdrs | undefined, data: Uint8Array, cursor: string | undefined): void {
+  /**
+   * A NATS message of nlbridge.<host>.g.<group>: one netlink message, or a
+   * run of k back to back (publisher.ts). `streamSeq`: its stream sequence,
+   * when read from the stream (the frames' cursors); `skip`: how many of its
+   * messages the client already has (a cursor inside the run).
+   */
+  private take(subject: string, h: MsgHdrs | undefined, data: Uint8Array, streamSeq: number | undefined, skip: number): void {
     // A host id holds no ".", so four tokens.
     const parts = subject.split('.');
     if (parts.length !== 4) return;
@@ -234,47 +275,92 @@ export class FleetWatcher {
     // The stream holds every host: a stream reader selects its own here.
     if (this.selection.hosts !== null && !this.selection.hosts.includes(host)) return;
     const group = Number(parts[3]);
-    const n = Number(h?.get(HEADERS.number));
-    const origin = h?.get(HEADERS.cursor) ?? '';
-    if (Number.isSafeInteger(n) && n > 0 && !this.sequence(host, origin.split('-')[0], n)) return;
-    if (!this.groups.has(group)) return;
-    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    const portId = Number(h?.get(HEADERS.port) ?? 0);
-    if (bytes.length < 16) {
-      this.sink.event('malformed', { host, group, portId, reason: 'shorter than a netlink header', offset: 0, length: bytes.length });
-      this.sink.flush();
+    const portId = Number(h?.get(HEADERS.port) || 0);
+    const kText = h?.get(HEADERS.count) || '1';
+    const k = Number(kText);
+    if (!Number.isSafeInteger(k) || k < 1) {
+      this.malformed(
+        host,
+        group,
+        portId,
+        `count header k=${JSON.stringify(kText.slice(0, 20))} is not a positive integer`,
+        0,
+        data.byteLength,
+      );
       return;
     }
-    const header = decodeHeader(bytes);
-    const end = Math.min(bytes.length, Math.max(16, header.length));
-    this.sink.deliver({
-      group,
-      portId,
-      header,
-      payload: bytes.subarray(16, end),
-      bytes,
-      truncated: header.length > bytes.length,
-      receivedAt: Date.now(),
-      fromBridge: false,
-      host,
-      ...(cursor === undefined ? {} : { cursor }),
-    });
+    const n = Number(h?.get(HEADERS.number));
+    const origin = h?.get(HEADERS.cursor) ?? '';
+    if (Number.isSafeInteger(n) && n > 0) skip = Math.max(skip, this.sequence(host, origin.split('-')[0], n, k));
+    if (skip >= k || !this.groups.has(group)) return;
+    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const receivedAt = Date.now();
+    let at = 0;
+    for (let i = 0; i < k; i++) {
+      if (bytes.length - at < NLMSG_HDRLEN) {
+        const reason =
+          k === 1 ? 'shorter than a netlink header' : `the payload ends before message ${i + 1} of the ${k} its count header names`;
+        this.malformed(host, group, portId, reason, at, bytes.length);
+        return;
+      }
+      const header = decodeHeader(bytes, at);
+      // One message may be cut (the publisher's read buffer was shorter): it is delivered as truncated, as locally.
+      // In a run each message is whole, delimited by its nlmsg_len.
+      if (k > 1 && (header.length < NLMSG_HDRLEN || at + header.length > bytes.length)) {
+        this.malformed(
+          host,
+          group,
+          portId,
+          `message ${i + 1} of a run of ${k}: nlmsg_len ${header.length} does not fit the payload`,
+          at,
+          bytes.length,
+        );
+        return;
+      }
+      const own = k === 1 ? bytes : bytes.subarray(at, at + header.length);
+      const end = Math.min(own.length, Math.max(NLMSG_HDRLEN, header.length));
+      if (i >= skip)
+        this.sink.deliver({
+          group,
+          portId,
+          header,
+          payload: own.subarray(NLMSG_HDRLEN, end),
+          bytes: own,
+          truncated: header.length > own.length,
+          receivedAt,
+          fromBridge: false,
+          host,
+          ...(streamSeq === undefined ? {} : { cursor: cursorOf(streamSeq, i, k) }),
+        });
+      at += align(header.length);
+    }
     this.sink.flush();
   }
 
-  /** Checks a host's n: false for a repeat (a resend after the publisher's reconnect); a jump is told as a gap. */
-  private sequence(host: string, epoch: string, n: number): boolean {
+  private malformed(host: string, group: number, portId: number, reason: string, offset: number, length: number): void {
+    this.sink.event('malformed', { host, group, portId, reason, offset, length });
+    this.sink.flush();
+  }
+
+  /**
+   * Checks a host's n for a message numbered n..n+k-1: how many of them were
+   * seen already (k: all, a resend after the publisher's reconnect); a jump is
+   * told as a gap.
+   */
+  private sequence(host: string, epoch: string, n: number, k: number): number {
+    const lastN = n + k - 1;
     const s = this.seqs.get(host);
     if (s === undefined || s.epoch !== epoch) {
       // The first message of this host seen by this stream, or a new run of its daemon: the baseline.
       if (s === undefined && this.seqs.size >= MAX_TRACKED_HOSTS) this.seqs.delete(this.seqs.keys().next().value!);
-      this.seqs.set(host, { epoch, last: n });
-      return true;
+      this.seqs.set(host, { epoch, last: lastN });
+      return 0;
     }
-    if (n <= s.last) return false;
+    if (lastN <= s.last) return k;
+    const seen = Math.max(0, s.last - n + 1);
     if (n > s.last + 1) this.sink.event('gap', { reason: 'sequence', host, lost: n - s.last - 1, from: s.last + 1, to: n - 1 });
-    s.last = n;
-    return true;
+    s.last = lastN;
+    return seen;
   }
 
   private onEvent(m: Msg): void {

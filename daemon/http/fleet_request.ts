@@ -5,6 +5,7 @@
 import type { FastifyRequest } from 'fastify';
 import { Problem } from '../errors';
 import type { Fleet, FleetWatch } from '../fleet/index';
+import type { ReplayFrom } from '../fleet/watch';
 import type { Bus } from '../netlink/bus';
 import type { GroupList } from '../netlink/groups';
 import { checkRead } from '../scopes';
@@ -15,29 +16,28 @@ import { streamGroups } from './stream_request';
 export interface FleetSelection {
   groups: GroupList;
   hosts: string[] | null;
-  /** ?since= (or SSE's Last-Event-ID): the stream sequence of the last message seen; null = from now on. */
-  since: number | null;
+  /** ?since= (or SSE's Last-Event-ID): the cursor of the last message seen, read; null = from now on. */
+  since: ReplayFrom | null;
 }
 
-/** A stream sequence as a frame's cursor shows it. */
-const STREAM_SEQ = /^[0-9]{1,15}$/;
-
-/** ?since= of a fleet stream: needs --nats-jetstream on and a stream sequence; else 400 naming `field`. */
-function fleetSince(text: string | undefined, fleet: Fleet, field: string): number | null {
+/** ?since= of a fleet stream: needs --nats-jetstream on and a fleet frame's cursor; else 400 naming `field`. */
+function fleetSince(text: string | undefined, fleet: Fleet, field: string): ReplayFrom | null {
   if (text === undefined) return null;
   if (!fleet.replayable)
     throw new Problem('VALIDATION', `${field}: a fleet stream resumes only with --nats-jetstream on (this daemon keeps no stream)`, {
       field,
     });
-  if (!STREAM_SEQ.test(text))
+  // Loaded only once a fleet exists (see fleetSelection).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { parseFleetCursor } = require('../fleet/watch') as typeof import('../fleet/watch');
+  const since = parseFleetCursor(text);
+  if (since === null)
     throw new Problem(
       'VALIDATION',
-      `${field}: must be a stream sequence (a fleet message's cursor, digits), got ${JSON.stringify(text.slice(0, 40))}`,
-      {
-        field,
-      },
+      `${field}: must be a fleet message's cursor (a stream sequence S, or S.i inside a run), got ${JSON.stringify(text.slice(0, 40))}`,
+      { field },
     );
-  return Number(text);
+  return since;
 }
 
 /** The fleet, or 404 FLEET_NOT_CONFIGURED: a daemon started without --nats has none (a setting, not a passing state: hence not 503). */

@@ -3,7 +3,9 @@
 // that makes a resend stored once; the send subject is not captured (its
 // requests still reach responders, not a PubAck); a /fleet client stopped
 // for 5 s while messages flow resumes with ?since=<last cursor> and gets
-// every message exactly once; a cursor older than the stream's first message
+// every message exactly once; a run of three in one stream message is read
+// back as three frames with cursors S.1, S.2, S and resumed from inside it;
+// a cursor older than the stream's first message
 // is a gap naming how many were lost; a bad ?since, or one on a daemon
 // without a stream, is 400 naming `since`. Against the real nats-server
 // (Debian's 2.9) with `jetstream { store_dir }`. A is a spawned daemon
@@ -20,7 +22,7 @@ import { skipUnless } from '../support/prerequisites';
 import { metricValue, waitFor } from '../support/wait';
 import type { DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, call, connect, sleep, startDaemon, type Daemon, type Frame } from './support/daemon_harness';
-import { fleetStatus, spawnJetStreamHost } from './support/fleet_hosts';
+import { cursorPlace, fleetStatus, runMessages, spawnJetStreamHost } from './support/fleet_hosts';
 import { NatsServer } from './support/nats_server';
 import { SseClient } from './support/sse_client';
 
@@ -142,7 +144,8 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
       await waitFor('some messages', () => messages(first.client.all).length, { timeoutMs: 5000, until: (n) => n >= 20 });
       await first.client.close();
       const seen = messages(first.client.all).filter((f) => String(f.data).startsWith('r-'));
-      for (const f of seen) assert.match(String(f.cursor), /^[0-9]+$/, 'a fleet message carries its stream sequence');
+      for (const f of seen)
+        assert.match(String(f.cursor), /^[0-9]+(\.[0-9]+)?$/, 'a fleet message carries its stream sequence (.i inside a run)');
       const lastCursor = String(seen[seen.length - 1].cursor);
 
       await sleep(5000); // stopped: messages go on
@@ -160,9 +163,13 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
       assert.ok(firstIndex >= 0);
       assert.deepEqual(got, sent.slice(firstIndex), 'every message after the first seen, once, in order');
       assert.ok(resumed.length > 5000 / 20 / 2, `the 5 s of messages came from the stream (${resumed.length})`);
-      const cursors = [...seen, ...resumed].map((f) => Number(f.cursor));
-      for (let k = 1; k < cursors.length; k++) assert.ok(cursors[k] > cursors[k - 1], 'cursors grow');
-      assert.equal(Number(resumed[0].cursor), Number(lastCursor) + 1, 'resumed right after the cursor');
+      const cursors = [...seen, ...resumed].map((f) => cursorPlace(f.cursor));
+      const after = (a: [number, number], b: [number, number]): boolean => a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+      for (let k = 1; k < cursors.length; k++) assert.ok(after(cursors[k], cursors[k - 1]), 'cursors grow');
+      const [lastSeq_, lastPlace] = cursorPlace(lastCursor);
+      const [resumedSeq, resumedPlace] = cursorPlace(resumed[0].cursor);
+      if (lastPlace === Infinity) assert.equal(resumedSeq, lastSeq_ + 1, 'resumed right after the cursor');
+      else assert.deepEqual([resumedSeq, resumedPlace > lastPlace], [lastSeq_, true], 'resumed inside the run, after the cursor');
       assert.deepEqual(second.client.specErrors, []);
       await second.client.close();
     } finally {
@@ -172,9 +179,11 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
 
   test('SSE: a message id is its cursor; Last-Event-ID resumes after it', async () => {
     const start = await lastSeq();
-    for (let k = 1; k <= 3; k++)
+    // One at a time, each stored before the next is sent: three stream messages, not one run.
+    for (let k = 1; k <= 3; k++) {
       sender.send(encodeMessage({ type: 16, seq: k, payload: Buffer.from(`s-${k}`) }), { portId: 0, groups: bit(2) });
-    await waitFor('three stored', lastSeq, { timeoutMs: 5000, until: (s) => s >= start + 3 });
+      await waitFor(`s-${k} stored`, lastSeq, { timeoutMs: 5000, until: (s) => s >= start + k });
+    }
     const sse = await new SseClient().open(`${c.base}/fleet/groups/${bit(2)}/events?hosts=A`, { 'last-event-id': String(start + 1) });
     try {
       assert.equal(sse.status, 200, sse.body);
@@ -195,11 +204,75 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
     }
   });
 
+  test('a run: one datagram of three messages is one stream message (n of the first, k=3); its frames are S.1, S.2, S; since=S.1 and Last-Event-ID S.2 resume inside it', async () => {
+    const start = await lastSeq();
+    const texts = ['t-1', 't-2', 't-3'];
+    // One datagram: the three reach the daemon in one receive batch, so they wait together and go as one run.
+    sender.send(Buffer.concat(texts.map((t, k) => encodeMessage({ type: 16, seq: k + 1, payload: Buffer.from(t) }))), {
+      portId: 0,
+      groups: bit(2),
+    });
+    await waitFor('the run stored', lastSeq, { timeoutMs: 5000, until: (s) => s >= start + 1 });
+    await sleep(300);
+    assert.equal(await lastSeq(), start + 1, 'one stream message');
+    const S = start + 1;
+    const stored = (await jsm.streams.getMessage(STREAM, { seq: S }))!;
+    assert.equal(stored.header.get('k'), '3');
+    const run = runMessages(stored.data, stored.header);
+    assert.deepEqual(
+      run.map((m) => [m.text, m.bytes.readUInt32LE(8)]),
+      [
+        ['t-1', 1],
+        ['t-2', 2],
+        ['t-3', 3],
+      ],
+    );
+    const frames = async (query: string, headers?: Record<string, string>): Promise<[unknown, unknown][]> => {
+      if (headers) {
+        const sse = await new SseClient().open(`${c.base}/fleet/groups/${bit(2)}/events?hosts=A${query}`, headers);
+        try {
+          assert.equal(sse.status, 200, sse.body);
+          await waitFor('its messages', () => sse.events.filter((e) => e.event === 'message'), {
+            timeoutMs: 5000,
+            until: (l) => l.length >= 1,
+          });
+          await sleep(300);
+          assert.deepEqual(sse.specErrors, []);
+          return sse.events.filter((e) => e.event === 'message').map((e) => [e.id, e.data.data]);
+        } finally {
+          sse.kill();
+        }
+      }
+      const ws = await connect(c, `/fleet/groups/${bit(2)}?hosts=A${query}`);
+      try {
+        await waitFor('its messages', () => messages(ws.client.all), { timeoutMs: 5000, until: (l) => l.length >= 1 });
+        await sleep(300);
+        assert.deepEqual(ws.client.specErrors, []);
+        return messages(ws.client.all).map((f) => [f.cursor, f.data]);
+      } finally {
+        await ws.client.close();
+      }
+    };
+    assert.deepEqual(await frames(`&since=${start}`), [
+      [`${S}.1`, 't-1'],
+      [`${S}.2`, 't-2'],
+      [String(S), 't-3'],
+    ]);
+    assert.deepEqual(await frames(`&since=${S}.1`), [
+      [`${S}.2`, 't-2'],
+      [String(S), 't-3'],
+    ]);
+    assert.deepEqual(await frames('', { 'last-event-id': `${S}.2` }), [[String(S), 't-3']]);
+  });
+
   test("?since older than the stream's first message: a gap naming how many were lost, then what is held", async () => {
     const start = await lastSeq();
-    for (let k = 1; k <= 10; k++)
+    // One at a time (ten stream messages, not a run), as in the SSE test above.
+    for (let k = 1; k <= 10; k++) {
       sender.send(encodeMessage({ type: 16, seq: k, payload: Buffer.from(`p-${k}`) }), { portId: 0, groups: bit(2) });
-    const last = await waitFor('ten stored', lastSeq, { timeoutMs: 5000, until: (s) => s >= start + 10 });
+      await waitFor(`p-${k} stored`, lastSeq, { timeoutMs: 5000, until: (s) => s >= start + k });
+    }
+    const last = await lastSeq();
     // As the stream's limits (bytes, age) would: all but the last three are gone.
     await jsm.streams.purge(STREAM, { keep: 3 });
     const first = (await jsm.streams.info(STREAM)).state.first_seq;
@@ -224,7 +297,7 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
   });
 
   test('a bad ?since, or ?since on a daemon without --nats-jetstream, is 400 naming since', async () => {
-    for (const q of ['since=abc', 'since=-1', 'since=1.5', `since=${'9'.repeat(16)}`, 'since=']) {
+    for (const q of ['since=abc', 'since=-1', 'since=1.', 'since=1.0', 'since=1.2.3', `since=${'9'.repeat(16)}`, 'since=']) {
       const r = await call(c, 'GET', `/fleet/groups/2/events?${q}`);
       assert.equal(r.status, 400, q);
       assert.equal((r.json as { field: string }).field, 'since', q);
@@ -329,7 +402,7 @@ describe('fleet: JetStream replay across a nats-server restart', { skip: skipUnl
       const ns: number[] = [];
       for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
         const m = await jsm.streams.getMessage(STREAM, { seq });
-        if (m) ns.push(Number(m.header.get('n')));
+        if (m) ns.push(...runMessages(m.data, m.header).map((x) => x.n));
       }
       const distinct = new Set(ns);
       t.diagnostic(`sent ${N}; published ${st.published}, dropped ${st.dropped}; stored ${ns.length}, distinct n ${distinct.size}`);

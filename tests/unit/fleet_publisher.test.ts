@@ -1,19 +1,21 @@
 // daemon/fleet/publisher.ts over a fake link: counted as published only once
 // a flush is answered, taken back and resent when the link goes first, a
 // bounded buffer whose drops are counted and told once per episode, a bound
-// on what is handed over unconfirmed, max_payload. And the subject rules.
+// on what is handed over unconfirmed, max_payload; runs of what waits in one
+// NATS message, kept as formed across a reconnect. And the subject rules.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RxMessage } from '../../daemon/netlink/message';
 import { FleetPublisher, type Link } from '../../daemon/fleet/publisher';
 import { defaultHostId, isSubjectToken, parsePublishGroups } from '../../daemon/fleet/subjects';
 
-function msg(i: number, size = 16, group = 2): RxMessage {
-  const bytes = Buffer.alloc(size);
+function msg(i: number, size = 16, group = 2, portId = 7): RxMessage {
+  const bytes = Buffer.alloc(size, i);
   bytes.writeUInt32LE(size, 0);
+  bytes.writeUInt32LE(i, 8);
   return {
     group,
-    portId: 7,
+    portId,
     header: { length: size, type: 16, flags: 0, seq: i, pid: 0 },
     payload: bytes.subarray(16),
     bytes,
@@ -24,14 +26,29 @@ function msg(i: number, size = 16, group = 2): RxMessage {
   };
 }
 
+interface Sent {
+  subject: string;
+  n: string | null;
+  /** The run's count header, null when absent (one message). */
+  k: string | null;
+  msgId: string | null;
+  event: Record<string, unknown> | null;
+  data: Buffer;
+}
+
+/** A NATS message as the tests compare them: an event, "n" for one message, "n×k" for a run. */
+const label = (s: Sent): string | Record<string, unknown> => s.event ?? (s.k === null ? s.n! : `${s.n}×${s.k}`);
+
 class FakeLink implements Link {
-  sent: { subject: string; n: string | null; msgId: string | null; event: Record<string, unknown> | null }[] = [];
+  sent: Sent[] = [];
   flushes: { resolve(): void; reject(e: Error): void }[] = [];
   constructor(private readonly max: number | null = null) {}
   publish(subject: string, data: Uint8Array, headers: readonly (readonly [string, string])[] | null): void {
     this.sent.push({
       subject,
       n: headers?.find(([k]) => k === 'n')?.[1] ?? null,
+      k: headers?.find(([k]) => k === 'k')?.[1] ?? null,
+      data: Buffer.from(data),
       msgId: headers?.find(([k]) => k === 'Nats-Msg-Id')?.[1] ?? null,
       event: headers ? null : (JSON.parse(Buffer.from(data).toString()) as Record<string, unknown>),
     });
@@ -61,12 +78,9 @@ test('held without a link; published only when a flush after it is answered', as
   const link = new FakeLink();
   p.linkUp(link);
   assert.deepEqual(
-    link.sent.map((s) => [s.subject, s.n]),
-    [
-      ['nlbridge.A.g.2', '1'],
-      ['nlbridge.A.g.2', '2'],
-      ['nlbridge.A.g.2', '3'],
-    ],
+    link.sent.map((s) => [s.subject, label(s)]),
+    [['nlbridge.A.g.2', '1×3']],
+    'what waited goes as one run',
   );
   assert.equal(p.counts().published, 0, 'not before the PONG');
   await link.answer();
@@ -82,20 +96,16 @@ test('the link going before the answer: the unconfirmed are resent after the rec
   p.deliver(msg(1));
   p.deliver(msg(2));
   p.flush();
-  assert.equal(first.sent.length, 2);
+  assert.deepEqual(first.sent.map(label), ['1×2']);
   p.linkDown();
   first.flushes.shift()!.reject(new Error('connection disconnected'));
   await tick();
   p.deliver(msg(3));
   p.flush();
-  assert.equal(first.sent.length, 2, 'nothing handed over while down');
+  assert.equal(first.sent.length, 1, 'nothing handed over while down');
   const second = new FakeLink();
   p.linkUp(second);
-  assert.deepEqual(
-    second.sent.map((s) => s.n),
-    ['1', '2', '3'],
-    'resent in order',
-  );
+  assert.deepEqual(second.sent.map(label), ['1×2', '3'], 'resent in order, the run as it was formed (not 1×3)');
   await second.answer();
   assert.equal(p.counts().published, 3);
 });
@@ -113,12 +123,12 @@ test('--nats-jetstream: each message carries Nats-Msg-Id <prefix><n>, the same o
   const second = new FakeLink();
   p.linkUp(second);
   assert.deepEqual(
-    first.sent.map((s) => s.msgId),
-    ['A-0badcafe-1', 'A-0badcafe-2'],
+    first.sent.map((s) => [label(s), s.msgId]),
+    [['1×2', 'A-0badcafe-1']],
   );
   assert.deepEqual(
-    second.sent.map((s) => s.msgId),
-    ['A-0badcafe-1', 'A-0badcafe-2'],
+    second.sent.map((s) => [label(s), s.msgId]),
+    [['1×2', 'A-0badcafe-1']],
     'a resend keeps its id',
   );
   const plain = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1 << 20 });
@@ -140,10 +150,7 @@ test('a full buffer drops the newest, counted, with one notice per episode givin
   p.deliver(msg(11));
   p.flush();
   await link.answer();
-  assert.deepEqual(
-    link.sent.map((s) => s.n ?? s.event),
-    ['1', '2', '3', { type: 'dropped', host: 'A', count: 7, from: 4, to: 10, reasons: { buffer: 7 } }, '11'],
-  );
+  assert.deepEqual(link.sent.map(label), ['1×3', { type: 'dropped', host: 'A', count: 7, from: 4, to: 10, reasons: { buffer: 7 } }, '11']);
   assert.equal(p.counts().published + p.counts().dropped.buffer, 11);
 });
 
@@ -154,9 +161,9 @@ test('no more than the unflushed bound is handed over before an answer', async (
   p.linkUp(link);
   for (let i = 1; i <= 5; i++) p.deliver(msg(i));
   p.flush();
-  assert.equal(link.sent.length, 2);
+  assert.deepEqual(link.sent.map(label), ['1×2'], 'a run stops at the bound');
   await link.answer();
-  assert.equal(link.sent.length, 5);
+  assert.deepEqual(link.sent.map(label), ['1×2', '3×2', '5']);
   await link.answer();
   assert.equal(p.counts().published, 5);
 });
@@ -170,12 +177,73 @@ test('a message over max_payload is dropped, counted and told; overruns add up i
   p.deliver(msg(2, 20));
   p.linkUp(link);
   await link.answer();
-  assert.deepEqual(
-    link.sent.map((s) => s.n ?? s.event),
-    [{ type: 'overrun', host: 'A', lost: 7 }, { type: 'dropped', host: 'A', count: 1, from: 1, to: 1, reasons: { 'max-payload': 1 } }, '2'],
-  );
+  assert.deepEqual(link.sent.map(label), [
+    { type: 'overrun', host: 'A', lost: 7 },
+    { type: 'dropped', host: 'A', count: 1, from: 1, to: 1, reasons: { 'max-payload': 1 } },
+    '2',
+  ]);
   assert.deepEqual(p.counts().dropped, { buffer: 0, 'max-payload': 1 });
   assert.equal(p.counts().published, 1);
+});
+
+/** The netlink messages of a payload, split by their nlmsg_len at NLMSG_ALIGN: [length, seq] each. */
+function split(data: Buffer): [number, number][] {
+  const out: [number, number][] = [];
+  for (let at = 0; at + 16 <= data.length; at += (data.readUInt32LE(at) + 3) & ~3)
+    out.push([data.readUInt32LE(at), data.readUInt32LE(at + 8)]);
+  return out;
+}
+
+test('a run: what waits of one group and one sender, back to back at NLMSG_ALIGN, n of the first and k; another group, sender, a cut message or a notice ends it', async () => {
+  const p = new FleetPublisher({ host: 'A', groups: [2, 4], bufferBytes: 1 << 20 });
+  const cut = msg(6, 30, 4, 8);
+  cut.truncated = true;
+  cut.header.length = 64;
+  for (const m of [msg(1, 17), msg(2, 20), msg(3, 16, 4), msg(4, 16, 4, 8), msg(5, 16, 4, 8), cut, msg(7, 16, 4, 8)]) p.deliver(m);
+  p.overrun(1);
+  p.deliver(msg(8, 16, 4, 8));
+  const link = new FakeLink();
+  p.linkUp(link);
+  assert.deepEqual(
+    link.sent.map((s) => [s.subject, label(s)]),
+    [
+      ['nlbridge.A.g.2', '1×2'],
+      ['nlbridge.A.g.4', '3'],
+      ['nlbridge.A.g.4', '4×2'],
+      ['nlbridge.A.g.4', '6'],
+      ['nlbridge.A.g.4', '7'],
+      ['nlbridge.A.events', { type: 'overrun', host: 'A', lost: 1 }],
+      ['nlbridge.A.g.4', '8'],
+    ],
+  );
+  const run = link.sent[0];
+  assert.equal(run.data.length, 20 + 20, 'the 17-byte message padded to 20, then the 20-byte one');
+  assert.deepEqual(split(run.data), [
+    [17, 1],
+    [20, 2],
+  ]);
+  assert.deepEqual(run.data.subarray(17, 20), Buffer.alloc(3), 'padding is zeros');
+  assert.equal(link.sent[3].data.length, 30, 'a cut message goes alone, as received');
+  await link.answer();
+  assert.equal(p.counts().published, 8);
+});
+
+test('a run fits max_payload with room for its headers, and 64 KiB', async () => {
+  const small = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1 << 20 });
+  const link = new FakeLink(512 + 100);
+  for (let i = 1; i <= 5; i++) small.deliver(msg(i, 40));
+  small.linkUp(link);
+  assert.deepEqual(link.sent.map(label), ['1×2', '3×2', '5'], '100 bytes of room: two 40-byte messages a run');
+  const big = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 64 << 20, unflushedBytes: 64 << 20 });
+  const wide = new FakeLink(1 << 20);
+  for (let i = 1; i <= 3000; i++) big.deliver(msg(i, 64));
+  big.linkUp(wide);
+  assert.ok(wide.sent.length > 1);
+  for (const s of wide.sent) assert.ok(s.data.length <= 64 * 1024, `${s.data.length} bytes`);
+  assert.equal(
+    wide.sent.reduce((t, s) => t + Number(s.k ?? 1), 0),
+    3000,
+  );
 });
 
 test('subjects: host ids, the default from a hostname, --nats-publish', () => {

@@ -11,7 +11,15 @@ import assert from 'node:assert/strict';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { encodeMessage } from '../../addon/codec';
 import type { RxMessage } from '../../daemon/netlink/message';
-import { FleetWatcher, MAX_TRACKED_HOSTS, MAX_WATCH_HOSTS, parseHosts, type FleetSink, type WatchReplay } from '../../daemon/fleet/watch';
+import {
+  FleetWatcher,
+  MAX_TRACKED_HOSTS,
+  MAX_WATCH_HOSTS,
+  parseFleetCursor,
+  parseHosts,
+  type FleetSink,
+  type WatchReplay,
+} from '../../daemon/fleet/watch';
 
 type Callback = (err: Error | null, m: unknown) => void;
 
@@ -51,6 +59,15 @@ function send(c: FakeConn, host: string, group: number, n: number, text: string,
     c: `${epoch}-${n}`,
     p: '9',
   });
+}
+
+/** A run as the publisher sends it: the texts' netlink messages back to back at NLMSG_ALIGN, n of the first, k. */
+function sendRun(c: FakeConn, host: string, group: number, n: number, texts: string[], epoch = 'e1'): void {
+  c.publish(`nlbridge.${host}.g.${group}`, runBytes(texts), { n: String(n), k: String(texts.length), c: `${epoch}-${n}`, p: '9' });
+}
+
+function runBytes(texts: string[]): Buffer {
+  return Buffer.concat(texts.map((t) => encodeMessage({ type: 16, payload: Buffer.from(t) })));
 }
 
 function watcher(hosts: string[] | null, groups: number[]): { c: FakeConn; sink: Sink; w: FleetWatcher } {
@@ -152,7 +169,8 @@ class FakeReplay {
   ) {}
   plan(): WatchReplay {
     return {
-      since: this.since,
+      // A cursor "S" as parseFleetCursor reads it.
+      since: this.since === null ? null : { seq: this.since + 1, skip: 0 },
       bounds: async () => ({ first: this.first, last: this.last }),
       open: async (_c, start, on) => {
         const o = { start, stopped: false };
@@ -164,6 +182,11 @@ class FakeReplay {
   }
   stored(seq: number, host: string, group: number, text: string): void {
     this.on!.message({ subject: `nlbridge.${host}.g.${group}`, data: encodeMessage({ type: 16, payload: Buffer.from(text) }), seq });
+  }
+  storedRun(seq: number, host: string, group: number, n: number, texts: string[]): void {
+    const h: Record<string, string> = { n: String(n), k: String(texts.length), c: `e1-${n}` };
+    const headers = { get: (k: string) => h[k] ?? '' } as never;
+    this.on!.message({ subject: `nlbridge.${host}.g.${group}`, data: runBytes(texts), headers, seq });
   }
 }
 
@@ -249,4 +272,71 @@ test('replay: a disconnect is no gap for a stream reader (it resumes where it wa
   const s2 = new Sink([2]);
   new FleetWatcher({ hosts: null, groups: [2] }, s2).disconnected('gone');
   assert.equal(s2.frames[0].reason, 'nats');
+});
+
+test('a run of k: its messages in order, numbered n…n+k-1; a resend dropped; an overlapping one gives only what is new; a jump after it counted from its last', () => {
+  const { c, sink } = watcher(['A'], [2]);
+  sendRun(c, 'A', 2, 1, ['a1', 'a2', 'a3']);
+  send(c, 'A', 2, 4, 'a4'); // follows the run: no gap
+  sendRun(c, 'A', 2, 1, ['a1', 'a2', 'a3']); // a resend: dropped
+  sendRun(c, 'A', 2, 4, ['a4', 'a5']); // overlaps: a5 only
+  sendRun(c, 'A', 2, 8, ['a8', 'a9']); // 6 and 7 gone
+  assert.deepEqual(shape(sink), ['a1', 'a2', 'a3', 'a4', 'a5', 'gap:sequence:2', 'a8', 'a9']);
+  assert.deepEqual(
+    sink.frames.filter((f) => f.type === 'message').map((f) => [f.host, f.group, f.portId]),
+    Array(7).fill(['A', 2, 9]),
+  );
+});
+
+test('a run that does not hold what its headers say: what fits is delivered, then malformed; a bad count is malformed; never a crash', () => {
+  const { c, sink } = watcher(null, [2]);
+  c.publish('nlbridge.A.g.2', runBytes(['x1', 'x2']), { n: '1', k: '3', c: 'e1-1', p: '9' });
+  const overrun = runBytes(['y1', 'y2']);
+  overrun.writeUInt32LE(999, 20); // the second message's nlmsg_len past the end
+  c.publish('nlbridge.B.g.2', overrun, { n: '1', k: '2', c: 'e1-1', p: '9' });
+  c.publish('nlbridge.C.g.2', runBytes(['z1']), { n: '1', k: '0', c: 'e1-1', p: '9' });
+  c.publish('nlbridge.D.g.2', runBytes(['w1']), { n: '1', k: 'two', c: 'e1-1', p: '9' });
+  const kinds = sink.frames.map((f) => (f.type === 'message' ? String(f.data) : `${f.type}:${String(f.host)}:${String(f.offset)}`));
+  assert.deepEqual(kinds, ['x1', 'x2', 'malformed:A:40', 'y1', 'malformed:B:20', 'malformed:C:0', 'malformed:D:0']);
+  assert.match(String(sink.frames[2].reason), /ends before message 3 of the 3/);
+  assert.match(String(sink.frames[4].reason), /message 2 of a run of 2: nlmsg_len 999/);
+  assert.match(String(sink.frames[5].reason), /k="0" is not a positive integer/);
+});
+
+test('fleet cursors: "S" is all of S seen, "S.i" the first i of its run; anything else is no cursor', () => {
+  assert.deepEqual(parseFleetCursor('5'), { seq: 6, skip: 0 });
+  assert.deepEqual(parseFleetCursor('5.2'), { seq: 5, skip: 2 });
+  for (const bad of ['', '5.', '.2', '5.0', '-1', '5.2.1', 'e1-5', '1234567890123456']) assert.equal(parseFleetCursor(bad), null, bad);
+});
+
+test('replay of runs: a frame of a run has S.i as cursor, its last S; resuming from S.i gives the rest of that run, then what follows', async () => {
+  const r = new FakeReplay(1, 10, 4);
+  const cursors: (string | undefined)[] = [];
+  const texts: string[] = [];
+  const sink: FleetSink = {
+    groups: [2],
+    deliver: (m) => (cursors.push(m.cursor), texts.push(m.payload.toString())),
+    flush() {},
+    event: (t) => texts.push(t),
+  };
+  new FleetWatcher({ hosts: null, groups: [2] }, sink, r.plan()).attach(new FakeConn() as unknown as NatsConnection);
+  await settle();
+  r.storedRun(5, 'A', 2, 1, ['a1', 'a2', 'a3']);
+  r.stored(6, 'A', 2, 'a4');
+  assert.deepEqual(cursors, ['5.1', '5.2', '5', '6']);
+  assert.deepEqual(texts, ['a1', 'a2', 'a3', 'a4']);
+
+  const again = new FakeReplay(1, 10, null);
+  const from: WatchReplay = { ...again.plan(), since: parseFleetCursor('5.2') };
+  const got: string[] = [];
+  new FleetWatcher(
+    { hosts: null, groups: [2] },
+    { groups: [2], deliver: (m) => got.push(`${m.payload.toString()}@${m.cursor}`), flush() {}, event: (t) => got.push(t) },
+    from,
+  ).attach(new FakeConn() as unknown as NatsConnection);
+  await settle();
+  assert.equal(again.opened[0].start, 5, 'S.i reads S again');
+  again.storedRun(5, 'A', 2, 1, ['a1', 'a2', 'a3']);
+  again.stored(6, 'A', 2, 'a4');
+  assert.deepEqual(got, ['a3@5', 'a4@6']);
 });

@@ -1,7 +1,8 @@
 // Helpers of the fleet host tests (fleet_jetstream, fleet_jetstream_permissions,
-// fleet_permissions): the spawned daemon of host A with JetStream on, and the
-// fleet part of a daemon's /status. Each test file had its own copy of these,
-// and copies drift apart; one here keeps the hosts and the reading alike.
+// fleet_permissions, fleet_outage): the spawned daemon of host A with
+// JetStream on, the fleet part of a daemon's /status, and reading the fleet's
+// NATS messages and cursors. Each test file had its own copy of the first
+// two, and copies drift apart; one here keeps the hosts and the reading alike.
 
 import type { FleetStatus } from '../../../daemon/fleet/index';
 import { spawnDaemon, type DaemonProc } from '../../reliability/support/daemon_proc';
@@ -20,4 +21,41 @@ export function spawnJetStreamHost(natsUrl: string, stream: string): Promise<Dae
 export async function fleetStatus(d: Pick<DaemonProc, 'base' | 'token'>): Promise<FleetStatus> {
   const r = await fetch(`${d.base}/status`, { headers: d.token ? { authorization: `Bearer ${d.token}` } : {} });
   return ((await r.json()) as { fleet: FleetStatus }).fleet;
+}
+
+/** One netlink message of a NATS message on nlbridge.<host>.g.<group>, with its number on the host. */
+export interface RunMessage {
+  n: number;
+  bytes: Buffer;
+  /** Its payload as text, NUL padding removed. */
+  text: string;
+}
+
+/**
+ * The netlink messages a NATS message of the fleet holds: k of them back to
+ * back at NLMSG_ALIGN (header k; absent, one), numbered n, n+1, … (header n).
+ * Written here from the contract in daemon/README.md, not with the daemon's
+ * code, so a test reads the subject as any subscriber would.
+ */
+export function runMessages(data: Uint8Array, headers: { get(k: string): string } | undefined): RunMessage[] {
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const k = Number(headers?.get('k') || 1);
+  const n = Number(headers?.get('n'));
+  const out: RunMessage[] = [];
+  let at = 0;
+  for (let i = 0; i < k; i++) {
+    const len = buf.readUInt32LE(at);
+    const bytes = buf.subarray(at, at + len);
+    out.push({ n: n + i, bytes, text: bytes.subarray(16).toString().replace(/\0+$/, '') });
+    at += (len + 3) & ~3;
+  }
+  if (at < buf.length - 3) throw new Error(`${buf.length - at} bytes after the ${k} messages the headers name`);
+  return out;
+}
+
+/** A fleet frame's cursor ("S", or "S.i" inside a run) as [S, i], the last of a run (or a message alone) i = Infinity: for ordering. */
+export function cursorPlace(cursor: unknown): [number, number] {
+  const m = /^([0-9]+)(?:\.([0-9]+))?$/.exec(String(cursor));
+  if (!m) throw new Error(`${String(cursor)} is not a fleet cursor`);
+  return [Number(m[1]), m[2] === undefined ? Infinity : Number(m[2])];
 }
