@@ -17,20 +17,24 @@
 // NATS client's per-message work (headers, encoding, the server's parsing)
 // cost the local bridge two thirds of its WebSocket throughput (issue 18's
 // profile: 25 % of the daemon's time in the client at one NATS message per
-// netlink message). So what waits when the publisher pumps is sent as runs:
-// consecutive messages of one group and one sender go in one NATS message,
-// back to back as in a netlink receive buffer (each at NLMSG_ALIGN of the
-// one before, delimited by its own nlmsg_len), with `n` of the first and the
-// count `k`. At a low rate nothing waits, and a run is one message. A run,
-// once formed, is kept as sent: a resend after a reconnect is the same NATS
-// message with the same Nats-Msg-Id, so JetStream's dedupe stays exact.
+// netlink message). So messages are kept as runs: consecutive messages of
+// one group and one sender go in one NATS message, back to back as in a
+// netlink receive buffer (each at NLMSG_ALIGN of the one before, delimited by
+// its own nlmsg_len), with `n` of the first and the count `k`. A message is
+// copied into the open run as it arrives (into a shared slab: no object per
+// message outlives its delivery, so thousands waiting for a flush's answer
+// are not promoted to the old generation), and the run is closed when the
+// bus ends its receive batch, or by a message that cannot join it. At a low
+// rate a run is one message. A run is kept as formed: a resend after a
+// reconnect is the same NATS message with the same Nats-Msg-Id, so
+// JetStream's dedupe stays exact.
 //
 // No NATS import here: the link is an interface (index.ts implements it over
 // @nats-io/transport-node), so this logic runs against anything.
 
 import type { MalformedInfo, RxMessage, Subscriber } from '../netlink/message';
 import { NATS_DROP_REASONS } from '../metrics';
-import { align } from '../../addon/codec';
+import { RunWriter, runData, type RunEntry } from './runs';
 import { HEADERS, eventsSubject, groupSubject } from './subjects';
 
 export const DROP_REASONS = NATS_DROP_REASONS;
@@ -52,13 +56,8 @@ const OVERHEAD_BYTES = 96;
 export const MAX_RUN_BYTES = 64 * 1024;
 /** Room left under max_payload for a run's headers (the client counts them in). */
 const HEADER_ROOM = 512;
-
-interface MessageEntry {
-  kind: 'message';
-  n: number;
-  size: number;
-  m: RxMessage;
-}
+/** NATS's default max_payload: the bound for runs formed before a server said its own. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 interface EventEntry {
   kind: 'event';
@@ -66,20 +65,7 @@ interface EventEntry {
   event: Record<string, unknown>;
 }
 
-/** One NATS message of a run of messages, as handed to the client: kept so a resend is the same message. */
-interface RunEntry {
-  kind: 'run';
-  /** The first message's number. */
-  n: number;
-  subject: string;
-  data: Uint8Array;
-  headers: [string, string][];
-  /** Its netlink messages and their accounted bytes. */
-  count: number;
-  size: number;
-}
-
-type Entry = MessageEntry | EventEntry | RunEntry;
+type Entry = EventEntry | RunEntry;
 
 interface DropEpisode {
   count: number;
@@ -122,11 +108,15 @@ export class FleetPublisher implements Subscriber {
   private readonly subjects = new Map<number, string>();
 
   private link: Link | null = null;
+  /** The last server's max_payload: runs formed while disconnected fit it. */
+  private knownMaxPayload = DEFAULT_MAX_PAYLOAD;
   /** Entries not yet handed to the client; `head` is the first live index (shift() is O(n)). */
   private waiting: Entry[] = [];
   private head = 0;
+  /** The run messages are being added to; in `waiting` once closed. */
+  private readonly runs = new RunWriter();
   /** Handed to the client, not yet confirmed by a flush. */
-  private unflushed: (EventEntry | RunEntry)[] = [];
+  private unflushed: Entry[] = [];
   private unflushedBytes = 0;
   /** Bytes of messages in waiting + unflushed (events are not counted: one per episode). */
   private heldBytes = 0;
@@ -178,16 +168,19 @@ export class FleetPublisher implements Subscriber {
       return;
     }
     this.closeEpisode();
-    this.waiting.push({ kind: 'message', n, size, m });
     this.heldBytes += size;
     this.heldMessages++;
+    const ended = this.runs.add(m, n, size, this.runLimit(), this.unflushedMax);
+    if (ended !== null) this.waiting.push(ended);
   }
 
+  /** The end of a receive batch: what it brought goes out now. */
   flush(): void {
     this.pump();
   }
 
   overrun(lost: number): void {
+    this.closeRun();
     const last = this.waiting.length > this.head ? this.waiting[this.waiting.length - 1] : null;
     if (last?.kind === 'event' && last.event.type === 'overrun') (last.event.lost as number) += lost;
     else this.waiting.push({ kind: 'event', event: { type: 'overrun', host: this.host, lost } });
@@ -197,14 +190,27 @@ export class FleetPublisher implements Subscriber {
     // Counted by the bus (nlbridge_received_rejected_total); nothing of it is published.
   }
 
-  /** Stops taking messages; what is left is the caller's to flush (see index.ts). */
+  /** Stops taking messages and hands over what waits; the caller waits for the answers (see index.ts). */
   close(): void {
     this.closed = true;
+    this.pump();
   }
 
   // --- the queue ---
 
+  /** How long a run may grow: 64 KiB, and under the server's max_payload with room for the headers. */
+  private runLimit(): number {
+    return Math.min(MAX_RUN_BYTES, this.knownMaxPayload - HEADER_ROOM);
+  }
+
+  private closeRun(): void {
+    const r = this.runs.close();
+    if (r !== null) this.waiting.push(r);
+  }
+
   private drop(reason: DropReason, n: number, detail?: string): void {
+    // A run's numbers follow each other: a drop ends it.
+    this.closeRun();
     this.dropped[reason]++;
     const ep = this.episode;
     if (ep) {
@@ -222,6 +228,7 @@ export class FleetPublisher implements Subscriber {
     const ep = this.episode;
     if (!ep) return;
     this.episode = null;
+    this.closeRun();
     this.waiting.push(this.notice(ep));
   }
 
@@ -229,11 +236,13 @@ export class FleetPublisher implements Subscriber {
     return { kind: 'event', event: { type: 'dropped', host: this.host, count: ep.count, from: ep.from, to: ep.to, reasons: ep.reasons } };
   }
 
-  /** Drops the message (or the run, resent after a reconnect) at the head over max_payload; its notice takes its place, so it goes out next. */
-  private refuse(e: MessageEntry | RunEntry, detail: string): void {
-    this.release(e);
-    const count = e.kind === 'run' ? e.count : 1;
-    for (let i = 0; i < count; i++) this.drop('max-payload', e.n + i, detail);
+  /**
+   * Drops the run at the head, over max_payload (a message above it, or a run
+   * formed for a server with a larger one); its notice takes its place, so it goes out next.
+   */
+  private refuse(r: RunEntry, detail: string): void {
+    this.release(r);
+    for (let i = 0; i < r.count; i++) this.drop('max-payload', r.n + i, detail);
     const ep = this.episode!;
     this.episode = null;
     this.waiting[this.head] = this.notice(ep);
@@ -243,7 +252,7 @@ export class FleetPublisher implements Subscriber {
     this.epoch++;
     this.flushing = false;
     if (this.unflushed.length === 0) return;
-    this.waiting = (this.unflushed as Entry[]).concat(this.waiting.slice(this.head));
+    this.waiting = this.unflushed.concat(this.waiting.slice(this.head));
     this.head = 0;
     this.unflushed = [];
     this.unflushedBytes = 0;
@@ -252,83 +261,51 @@ export class FleetPublisher implements Subscriber {
   private pump(): void {
     const link = this.link;
     if (!link) return;
+    this.closeRun();
     if (this.episode && this.waiting.length === this.head) this.closeEpisode();
     const maxPayload = link.maxPayload();
-    // The client counts the headers in max_payload too: a run leaves them room.
-    let runBytes = Math.min(MAX_RUN_BYTES, (maxPayload ?? MAX_RUN_BYTES) - HEADER_ROOM);
+    if (maxPayload !== null) this.knownMaxPayload = maxPayload;
     while (this.head < this.waiting.length && this.unflushedBytes < this.unflushedMax) {
       const e = this.waiting[this.head];
-      if (e.kind === 'message' && maxPayload !== null && e.m.bytes.length > maxPayload) {
+      if (e.kind === 'run' && maxPayload !== null && e.bytes > maxPayload - (e.count > 1 ? HEADER_ROOM : 0)) {
         // The client would throw; the server would refuse it anyway.
-        this.refuse(e, `${e.m.bytes.length} bytes > max_payload ${maxPayload}`);
+        this.refuse(e, `${e.bytes} bytes > max_payload ${maxPayload}`);
         continue;
       }
-      const out = e.kind === 'message' ? this.run(runBytes) : e;
       try {
-        if (out.kind === 'run') link.publish(out.subject, out.data, out.headers);
-        else link.publish(this.events, Buffer.from(JSON.stringify(out.event)), null);
+        if (e.kind === 'run') link.publish(this.subjectOf(e.group), runData(e), this.headersOf(e));
+        else link.publish(this.events, Buffer.from(JSON.stringify(e.event)), null);
       } catch (err) {
-        const detail = (err as Error).message;
-        if (/max_payload/i.test(detail) && e.kind !== 'event') {
-          if (e.kind === 'message' && out.kind === 'run' && out.count > 1)
-            runBytes = 0; // its headers were longer than the room: one by one
-          else this.refuse(e, detail);
+        if (e.kind === 'run' && /max_payload/i.test(String((err as Error).message))) {
+          this.refuse(e, (err as Error).message);
           continue;
         }
-        // Closed or disconnected under us: the status loop will say so; keep it (a run formed here stays one).
-        if (out !== e && out.kind === 'run') this.waiting.splice(this.head, out.count, out);
+        // Closed or disconnected under us: the status loop will say so; keep it.
         break;
       }
-      this.head += out.kind === 'run' && e.kind === 'message' ? out.count : 1;
-      this.unflushed.push(out);
-      if (out.kind === 'run') this.unflushedBytes += out.size;
+      this.head++;
+      this.unflushed.push(e);
+      if (e.kind === 'run') this.unflushedBytes += e.size;
     }
     this.compact();
     if (this.unflushed.length > 0 && !this.flushing) this.startFlush(link);
   }
 
-  /**
-   * The run of waiting messages from the head: one group, one sender, whole
-   * messages (a cut one is not delimited by its nlmsg_len), at most maxBytes.
-   * Their numbers follow each other: a dropped message ends a run with its notice.
-   */
-  private run(maxBytes: number): RunEntry {
-    const first = this.waiting[this.head] as MessageEntry;
-    let count = 1;
-    let bytes = first.m.bytes.length;
-    let size = first.size;
-    if (whole(first.m)) {
-      for (let j = this.head + 1; j < this.waiting.length; j++) {
-        const e = this.waiting[j];
-        if (e.kind !== 'message' || e.m.group !== first.m.group || e.m.portId !== first.m.portId || !whole(e.m)) break;
-        const next = align(bytes) + e.m.bytes.length;
-        // The bound on what the client holds unconfirmed holds for a run too (its first message aside).
-        if (next > maxBytes || this.unflushedBytes + size + e.size > this.unflushedMax) break;
-        bytes = next;
-        size += e.size;
-        count++;
-      }
-    }
-    let data: Uint8Array = first.m.bytes;
-    if (count > 1) {
-      const buf = Buffer.alloc(bytes);
-      let at = 0;
-      for (let j = this.head; j < this.head + count; j++) {
-        const b = (this.waiting[j] as MessageEntry).m.bytes;
-        b.copy(buf, at);
-        at = align(at + b.length);
-      }
-      data = buf;
-    }
-    return {
-      kind: 'run',
-      n: first.n,
-      subject: this.subjects.get(first.m.group) ?? groupSubject(this.host, first.m.group),
-      data,
-      headers: headersOf(first, count, this.msgIdPrefix),
-      count,
-      size,
-    };
+  private subjectOf(group: number): string {
+    return this.subjects.get(group) ?? groupSubject(this.host, group);
+  }
+
+  /** A run's headers: its first message's n, the count when more than one, the sender, the first's cursor. */
+  private headersOf(r: RunEntry): [string, string][] {
+    const h: [string, string][] = [
+      [HEADERS.number, String(r.n)],
+      [HEADERS.group, String(r.group)],
+      [HEADERS.port, String(r.portId)],
+    ];
+    if (r.count > 1) h.push([HEADERS.count, String(r.count)]);
+    if (r.cursor !== undefined) h.push([HEADERS.cursor, r.cursor]);
+    if (this.msgIdPrefix !== null) h.push([MSG_ID_HEADER, this.msgIdPrefix + r.n]);
+    return h;
   }
 
   private startFlush(link: Link): void {
@@ -355,9 +332,9 @@ export class FleetPublisher implements Subscriber {
     );
   }
 
-  private release(e: MessageEntry | RunEntry): void {
-    this.heldBytes -= e.size;
-    this.heldMessages -= e.kind === 'run' ? e.count : 1;
+  private release(r: RunEntry): void {
+    this.heldBytes -= r.size;
+    this.heldMessages -= r.count;
   }
 
   private compact(): void {
@@ -373,22 +350,3 @@ export class FleetPublisher implements Subscriber {
 
 /** JetStream's dedupe header (its name is JetStream's, not ours to shorten). */
 export const MSG_ID_HEADER = 'Nats-Msg-Id';
-
-/** A message its own nlmsg_len delimits: not cut by the read buffer, its length field its size. */
-function whole(m: RxMessage): boolean {
-  return !m.truncated && m.header.length === m.bytes.length;
-}
-
-/** The headers of a run: its first message's n, the count when more than one, the sender, the first's cursor. */
-function headersOf(first: MessageEntry, count: number, msgIdPrefix: string | null): [string, string][] {
-  const m = first.m;
-  const h: [string, string][] = [
-    [HEADERS.number, String(first.n)],
-    [HEADERS.group, String(m.group)],
-    [HEADERS.port, String(m.portId)],
-  ];
-  if (count > 1) h.push([HEADERS.count, String(count)]);
-  if (m.cursor !== undefined) h.push([HEADERS.cursor, m.cursor]);
-  if (msgIdPrefix !== null) h.push([MSG_ID_HEADER, msgIdPrefix + first.n]);
-  return h;
-}

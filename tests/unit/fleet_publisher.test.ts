@@ -173,9 +173,10 @@ test('a message over max_payload is dropped, counted and told; overruns add up i
   const link = new FakeLink(100);
   p.overrun(3);
   p.overrun(4);
+  p.linkUp(link);
   p.deliver(msg(1, 200));
   p.deliver(msg(2, 20));
-  p.linkUp(link);
+  p.flush();
   await link.answer();
   assert.deepEqual(link.sent.map(label), [
     { type: 'overrun', host: 'A', lost: 7 },
@@ -228,12 +229,22 @@ test('a run: what waits of one group and one sender, back to back at NLMSG_ALIGN
   assert.equal(p.counts().published, 8);
 });
 
-test('a run fits max_payload with room for its headers, and 64 KiB', async () => {
+test('a run fits max_payload with room for its headers, and 64 KiB; one formed for a larger max_payload is dropped, counted and told', async () => {
   const small = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1 << 20 });
   const link = new FakeLink(512 + 100);
-  for (let i = 1; i <= 5; i++) small.deliver(msg(i, 40));
   small.linkUp(link);
+  for (let i = 1; i <= 5; i++) small.deliver(msg(i, 40));
+  small.flush();
   assert.deepEqual(link.sent.map(label), ['1×2', '3×2', '5'], '100 bytes of room: two 40-byte messages a run');
+  // Formed before any server said its max_payload (NATS's default, 1 MiB, is assumed): too big for this one.
+  const early = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1 << 20 });
+  for (let i = 1; i <= 3; i++) early.deliver(msg(i, 40));
+  early.deliver(msg(4, 40, 4));
+  const tight = new FakeLink(512 + 100);
+  early.linkUp(tight);
+  assert.deepEqual(tight.sent.map(label), [{ type: 'dropped', host: 'A', count: 3, from: 1, to: 3, reasons: { 'max-payload': 3 } }, '4']);
+  await tight.answer();
+  assert.deepEqual(early.counts(), { published: 1, dropped: { buffer: 0, 'max-payload': 3 }, heldMessages: 0, heldBytes: 0 });
   const big = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 64 << 20, unflushedBytes: 64 << 20 });
   const wide = new FakeLink(1 << 20);
   for (let i = 1; i <= 3000; i++) big.deliver(msg(i, 64));
