@@ -20,33 +20,54 @@ async function inspectorUrl(proc: Proc, timeoutMs: number): Promise<string> {
   }
 }
 
-/** Collect garbage in `proc` (twice: weak callbacks free more on the second pass). */
-export async function collectGarbage(proc: Proc, timeoutMs = 10_000): Promise<void> {
+/** A session on `proc`'s inspector: protocol calls, answered in order of their ids. */
+export interface InspectorSession {
+  call(method: string, params?: Record<string, unknown>): Promise<Record<string, unknown>>;
+  close(): void;
+}
+
+export async function openInspector(proc: Proc, timeoutMs = 10_000): Promise<InspectorSession> {
   const ws = new WebSocket(await inspectorUrl(proc, timeoutMs));
-  try {
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-    });
-    let id = 0;
-    const call = (method: string): Promise<void> =>
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  let id = 0;
+  return {
+    call: (method, params = {}) =>
       new Promise((resolve, reject) => {
         const mine = ++id;
         const timer = setTimeout(() => reject(new Error(`${proc.name}: inspector ${method} timed out`)), timeoutMs);
         const onMessage = (data: WebSocket.RawData): void => {
-          const reply = JSON.parse(data.toString()) as { id?: number; error?: { message: string } };
+          const reply = JSON.parse(data.toString()) as { id?: number; error?: { message: string }; result?: Record<string, unknown> };
           if (reply.id !== mine) return;
           clearTimeout(timer);
           ws.off('message', onMessage);
           if (reply.error) reject(new Error(`${proc.name}: inspector ${method}: ${reply.error.message}`));
-          else resolve();
+          else resolve(reply.result ?? {});
         };
         ws.on('message', onMessage);
-        ws.send(JSON.stringify({ id: mine, method }));
-      });
-    await call('HeapProfiler.collectGarbage');
-    await call('HeapProfiler.collectGarbage');
+        ws.send(JSON.stringify({ id: mine, method, params }));
+      }),
+    close: () => ws.close(),
+  };
+}
+
+/** Collect garbage in `proc` (twice: weak callbacks free more on the second pass). */
+export async function collectGarbage(proc: Proc, timeoutMs = 10_000): Promise<void> {
+  const s = await openInspector(proc, timeoutMs);
+  try {
+    await s.call('HeapProfiler.collectGarbage');
+    await s.call('HeapProfiler.collectGarbage');
   } finally {
-    ws.close();
+    s.close();
   }
+}
+
+/** `process.memoryUsage()` of `proc`, read through its inspector session. */
+export async function memoryUsage(s: InspectorSession): Promise<Record<string, number>> {
+  const r = (await s.call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true })) as {
+    result?: { value?: string };
+  };
+  return JSON.parse(r.result?.value ?? '{}') as Record<string, number>;
 }

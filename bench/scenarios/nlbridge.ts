@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { collectGarbage } from '../lib/inspector';
+import { collectGarbage, memoryUsage, openInspector } from '../lib/inspector';
 import { Proc, ROOT, cpuSeconds, rssBytes, sleep, startAgent } from '../lib/proc';
 import { payloadText } from '../lib/nlmsg';
 import type { Profile } from '../lib/profile';
@@ -310,7 +310,10 @@ async function runMemory(p: Profile, figures: Figures, o: NlbridgeOptions): Prom
       for (let i = 0; i < p.slowReaderTrials; i++) trials.push(await slowReaderTrial(p, o));
       const byValue = [...trials].sort((a, b) => num(a.value) - num(b.value));
       const median = byValue[Math.floor((byValue.length - 1) / 2)];
-      return { ...median, trials: trials.map((t) => ({ value: t.value, rssAfterGc: t.rssAfterGc, rssBefore: t.rssBefore })) };
+      return {
+        ...median,
+        trials: trials.map((t) => ({ value: t.value, rssAfterGc: t.rssAfterGc, rssBefore: t.rssBefore, memoryAtPeak: t.memoryAtPeak })),
+      };
     });
   } finally {
     await stopDaemon(d);
@@ -340,6 +343,18 @@ function slowReaderTrial(p: Profile, o: NlbridgeOptions): Promise<Measurement> {
       const r = rssBytes(m.proc.pid);
       if (r !== null && r > peak) peak = r;
     }, 50);
+    // What the RSS is made of at its highest (V8 heap, external memory, array buffers), read
+    // from the daemon's process.memoryUsage() every 100 ms: where a difference in the peak lies.
+    const session = await openInspector(m.proc);
+    let atPeak: Record<string, number> = {};
+    let reading = true;
+    const breakdown = (async (): Promise<void> => {
+      while (reading) {
+        const u = await memoryUsage(session).catch(() => null);
+        if (u !== null && (atPeak.rss === undefined || u.rss > atPeak.rss)) atPeak = u;
+        await sleep(100);
+      }
+    })();
     try {
       await sleep(200);
       const count = Math.round(p.slowReaderRate * p.slowReaderSeconds);
@@ -351,6 +366,8 @@ function slowReaderTrial(p: Profile, o: NlbridgeOptions): Promise<Measurement> {
         payload: p.slowReaderPayload,
       });
       await sleep(300);
+      reading = false;
+      await breakdown;
       const after = rssBytes(m.proc.pid) ?? NaN;
       // What the daemon still holds once the garbage of 50 MB of traffic is
       // collected, the paused client still connected (or closed by then).
@@ -365,6 +382,7 @@ function slowReaderTrial(p: Profile, o: NlbridgeOptions): Promise<Measurement> {
         rssPeak: peak,
         rssAfter: after,
         rssAfterGc: afterGc,
+        memoryAtPeak: atPeak,
         rate: p.slowReaderRate,
         payload: p.slowReaderPayload,
         seconds: p.slowReaderSeconds,
@@ -373,6 +391,8 @@ function slowReaderTrial(p: Profile, o: NlbridgeOptions): Promise<Measurement> {
         readingClientLost: num(sent.sent) - num(reader.received),
       };
     } finally {
+      reading = false;
+      session.close();
       clearInterval(sampler);
       await Promise.all(agents.map((a) => a.stop(500)));
     }
