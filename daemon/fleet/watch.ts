@@ -278,12 +278,13 @@ export class FleetWatcher {
     const portId = Number(h?.get(HEADERS.port) || 0);
     const kText = h?.get(HEADERS.count) || '1';
     const k = Number(kText);
-    if (!Number.isSafeInteger(k) || k < 1) {
+    // A count the payload cannot hold is refused before it moves the host's sequence (n + k - 1).
+    if (!Number.isSafeInteger(k) || k < 1 || (k > 1 && k * NLMSG_HDRLEN > data.byteLength)) {
       this.malformed(
         host,
         group,
         portId,
-        `count header k=${JSON.stringify(kText.slice(0, 20))} is not a positive integer`,
+        `count header k=${JSON.stringify(kText.slice(0, 20))} is not a count of the ${data.byteLength}-byte payload's messages`,
         0,
         data.byteLength,
       );

@@ -290,17 +290,22 @@ test('a run of k: its messages in order, numbered n…n+k-1; a resend dropped; a
 
 test('a run that does not hold what its headers say: what fits is delivered, then malformed; a bad count is malformed; never a crash', () => {
   const { c, sink } = watcher(null, [2]);
-  c.publish('nlbridge.A.g.2', runBytes(['x1', 'x2']), { n: '1', k: '3', c: 'e1-1', p: '9' });
+  // Room for three headers by size, but two messages and 8 stray bytes.
+  c.publish('nlbridge.A.g.2', Buffer.concat([runBytes(['x1', 'x2']), Buffer.alloc(8)]), { n: '1', k: '3', c: 'e1-1', p: '9' });
   const overrun = runBytes(['y1', 'y2']);
   overrun.writeUInt32LE(999, 20); // the second message's nlmsg_len past the end
   c.publish('nlbridge.B.g.2', overrun, { n: '1', k: '2', c: 'e1-1', p: '9' });
   c.publish('nlbridge.C.g.2', runBytes(['z1']), { n: '1', k: '0', c: 'e1-1', p: '9' });
   c.publish('nlbridge.D.g.2', runBytes(['w1']), { n: '1', k: 'two', c: 'e1-1', p: '9' });
+  // A count the payload cannot hold: refused before it moves E's sequence, so E's next message is no "repeat".
+  c.publish('nlbridge.E.g.2', runBytes(['v1']), { n: '1', k: '1000000', c: 'e1-1', p: '9' });
+  c.publish('nlbridge.E.g.2', runBytes(['v2']), { n: '2', c: 'e1-2', p: '9' });
   const kinds = sink.frames.map((f) => (f.type === 'message' ? String(f.data) : `${f.type}:${String(f.host)}:${String(f.offset)}`));
-  assert.deepEqual(kinds, ['x1', 'x2', 'malformed:A:40', 'y1', 'malformed:B:20', 'malformed:C:0', 'malformed:D:0']);
+  assert.deepEqual(kinds, ['x1', 'x2', 'malformed:A:40', 'y1', 'malformed:B:20', 'malformed:C:0', 'malformed:D:0', 'malformed:E:0', 'v2']);
   assert.match(String(sink.frames[2].reason), /ends before message 3 of the 3/);
   assert.match(String(sink.frames[4].reason), /message 2 of a run of 2: nlmsg_len 999/);
-  assert.match(String(sink.frames[5].reason), /k="0" is not a positive integer/);
+  assert.match(String(sink.frames[5].reason), /k="0" is not a count/);
+  assert.match(String(sink.frames[7].reason), /k="1000000" is not a count of the 20-byte payload's messages/);
 });
 
 test('fleet cursors: "S" is all of S seen, "S.i" the first i of its run; anything else is no cursor', () => {
