@@ -70,8 +70,6 @@ export class Bus {
   private readonly bridgePorts = new Set<number>();
   private readonly ringExpiry: NodeJS.Timeout;
   private touched = new Set<Subscriber>();
-  /** The set of the batch before, emptied: swapped with touched so a batch allocates no Set. */
-  private touchedSpare = new Set<Subscriber>();
   private seq = 0;
   private closed = false;
   private overrunEpisode: { startedAt: number; lost: number; reports: number } | null = null;
@@ -352,14 +350,15 @@ export class Bus {
     if (run > 0) this.metrics.received.inc({ group: runGroup }, run);
     this.now = Date.now();
     forEachMessage(batch, this.rxSink);
-    // Swapped, not replaced: anything touched while these flush lands in the other set, flushed with the next batch.
+    // A new Set per batch, not two swapped and cleared: clear() allocates a new
+    // table, and a table held by the long-lived bus is promoted to the old
+    // generation (issue 16: 288 against 98 B per message surviving to a major
+    // GC, and the paused-client RSS peak 8 MiB higher, with the swap).
     const touched = this.touched;
-    this.touched = this.touchedSpare;
+    this.touched = new Set();
     for (const s of touched) s.flush();
     // Once per batch, not per message (see Metrics.deliveryLatency).
     if (touched.size !== 0) this.metrics.deliveryLatency.observe((performance.now() - batchStart) / 1000);
-    touched.clear();
-    this.touchedSpare = touched;
   };
 
   /** The receive time of the batch being decoded: one clock read per batch. */
