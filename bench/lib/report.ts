@@ -395,6 +395,18 @@ export function targets(figures: Figures, largestFanout: number, fanoutGoal: num
       0.9,
     ),
   );
+  // The same target as the daemon's capacity: its CPU per delivered message, the median over the
+  // row's runs on each side, which neither the one client's speed nor the sender's moves.
+  t.push(
+    ratioOf(
+      figures,
+      'ws_nats_on_vs_off_cpu',
+      'same, as daemon capacity: its CPU/msg off ÷ on (medians)',
+      ['fleet_ws_one_frame', 'nlbridge', 'daemonCpuUsPerMsgMedian'],
+      ['fleet_ws_one_frame', 'nlbridge-nats', 'daemonCpuUsPerMsgMedian'],
+      0.9,
+    ),
+  );
   return t;
 }
 

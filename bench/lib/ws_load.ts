@@ -5,7 +5,7 @@
 
 import * as net from 'node:net';
 import { flood, type FloodOptions } from '../scenarios/socket_level';
-import { sleep, startAgent, startC, type JsonObject, type Proc } from './proc';
+import { cpuSeconds, sleep, startAgent, startC, type JsonObject, type Proc } from './proc';
 import type { Profile } from './profile';
 import { num, type Measurement } from './result';
 import type { LatencySummary } from './stats';
@@ -21,6 +21,12 @@ export interface ClientRunOptions {
   pauseFirst?: boolean;
   /** Who reads: Node `ws` clients (ws_clients.ts, default) or the C reader (nlb_ws_reader.c, one process per client). */
   reader?: Reader;
+  /**
+   * Other processes whose CPU to count over the measured flood alone (from its
+   * first message to the last client's result; no probes, no warm-up), by name.
+   * The result's floodCpuSeconds has the same names.
+   */
+  cpuOf?: Record<string, number>;
 }
 
 export type Reader = 'node' | 'c';
@@ -179,6 +185,20 @@ export async function probeUntilUp(p: Profile, agents: Proc[], timeoutMs: number
   await all;
 }
 
+function readCpu(pids: Record<string, number> | undefined): Record<string, number | null> {
+  return Object.fromEntries(Object.entries(pids ?? {}).map(([name, pid]) => [name, cpuSeconds(pid)]));
+}
+
+/** CPU seconds between two readings, by name; a process gone by the second reading has none. */
+function cpuSpent(before: Record<string, number | null>, after: Record<string, number | null>): Record<string, number | null> {
+  return Object.fromEntries(
+    Object.entries(before).map(([name, b]) => {
+      const a = after[name];
+      return [name, a === null || b === null ? null : Math.round((a - b) * 100) / 100];
+    }),
+  );
+}
+
 export async function clientRun(p: Profile, o: ClientRunOptions): Promise<ClientRunResult> {
   const expect = o.flood.count;
   const maxSeconds = o.flood.seconds + 15;
@@ -210,6 +230,7 @@ export async function clientRun(p: Profile, o: ClientRunOptions): Promise<Client
       await flood({ group: p.group, count: warmup.count, seconds: 30, rate: warmup.rate, probe: true });
       await sleep(300);
     }
+    const cpuBefore = readCpu(o.cpuOf);
     const sent = await flood({ group: p.group, ...o.flood });
     const results = await Promise.all(
       agents.map(async (a) => {
@@ -221,11 +242,13 @@ export async function clientRun(p: Profile, o: ClientRunOptions): Promise<Client
         }
       }),
     );
+    const cpuAfter = readCpu(o.cpuOf);
     const agg = aggregate(results, num(sent.sent), o.clients);
     const latency = results[0].latency as LatencySummary | undefined;
     return {
       value: agg.seconds > 0 ? agg.deliveries / agg.seconds : NaN,
       ...agg,
+      ...(o.cpuOf ? { floodCpuSeconds: cpuSpent(cpuBefore, cpuAfter) } : {}),
       sendRate: sent.rate,
       reader: o.reader ?? 'node',
       ...(latency ? { p50_us: latency.p50_us, p99_us: latency.p99_us, max_us: latency.max_us, samples: latency.n } : {}),

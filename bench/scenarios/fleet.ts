@@ -153,6 +153,35 @@ async function bare(p: Profile, nats: string, run: { count: number; seconds: num
   }
 }
 
+/**
+ * The daemon's and nats-server's CPU per delivered message over the measured
+ * flood: what publishing costs, apart from how fast the one client and the
+ * sender happened to go in that run on two shared cores.
+ */
+function withCpuPerMessage(r: Measurement & { deliveries: number; floodCpuSeconds?: Record<string, number | null> }): Measurement {
+  const perMessage = (seconds: number | null | undefined): number | null =>
+    typeof seconds === 'number' && r.deliveries > 0 ? Math.round(((seconds * 1e6) / r.deliveries) * 1000) / 1000 : null;
+  return {
+    ...r,
+    daemonCpuUsPerMsg: perMessage(r.floodCpuSeconds?.daemon),
+    natsServerCpuUsPerMsg: perMessage(r.floodCpuSeconds?.natsServer),
+  };
+}
+
+function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const v = [...values].sort((a, b) => a - b);
+  const mid = v.length >> 1;
+  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+/** The medians over every run of one side of the row (the best run alone is no steadier a CPU figure). */
+function cpuMedians(runs: (Measurement | Error)[]): Record<string, number | null> {
+  const of = (key: string): number | null =>
+    median(runs.flatMap((r) => (r instanceof Error || typeof r[key] !== 'number' ? [] : [r[key] as number])));
+  return { daemonCpuUsPerMsgMedian: of('daemonCpuUsPerMsg'), natsServerCpuUsPerMsgMedian: of('natsServerCpuUsPerMsg') };
+}
+
 export async function runFleet(p: Profile, figures: Figures, o: NlbridgeOptions): Promise<void> {
   const program = natsServerPath();
   let server: NatsServer | null = null;
@@ -174,6 +203,7 @@ export async function runFleet(p: Profile, figures: Figures, o: NlbridgeOptions)
     return;
   }
   const nats = server.url;
+  const natsServerPid = server.proc.child.pid!;
   const floodRun = { count: p.wsFloodCount, seconds: p.wsFloodSeconds };
   const latencyRun = { count: p.latencyCount, seconds: p.latencyCount / 1000 + 2, rate: 1000 };
   try {
@@ -198,15 +228,21 @@ export async function runFleet(p: Profile, figures: Figures, o: NlbridgeOptions)
       for (const [system, extraArgs] of cases) {
         const run = await withDaemon(p, { ...o, extraArgs: [...extraArgs] }, `ws-${system}`, async (d) => {
           if (extraArgs.length > 0) await natsConnected(d);
-          return clientRun(p, { url: d.ws(), clients: 1, flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds } });
+          const r = await clientRun(p, {
+            url: d.ws(),
+            clients: 1,
+            flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds },
+            cpuOf: { daemon: d.proc.child.pid!, natsServer: natsServerPid },
+          });
+          return withCpuPerMessage(r);
         }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
         results.get(system)!.push(run);
       }
     for (const [system] of cases) {
       const runs = results.get(system)!;
       let next = 0;
-      await measure(figures, 'fleet_ws_one_frame', system, () =>
-        bestOf(
+      await measure(figures, 'fleet_ws_one_frame', system, async () => ({
+        ...(await bestOf(
           runs.length,
           async () => {
             const r = runs[next++];
@@ -214,8 +250,9 @@ export async function runFleet(p: Profile, figures: Figures, o: NlbridgeOptions)
             return r;
           },
           higherValue,
-        ),
-      );
+        )),
+        ...cpuMedians(runs),
+      }));
     }
   } finally {
     await server.stop();

@@ -40,7 +40,7 @@ const FLEET: Record<string, string[]> = {
   fleet_latency_1k: ['nlbridge-nats', 'bare-nats'],
   fleet_ws_one_frame: ['nlbridge', 'nlbridge-nats'],
 };
-const FLEET_TARGETS = new Set(['fleet_vs_bare_nats', 'fleet_p99_1k', 'ws_nats_on_vs_off']);
+const FLEET_TARGETS = new Set(['fleet_vs_bare_nats', 'fleet_p99_1k', 'ws_nats_on_vs_off', 'ws_nats_on_vs_off_cpu']);
 
 const RATES = new Set([
   'socket_flood',
@@ -102,6 +102,12 @@ test('bench smoke run reports every row with sane numbers', { timeout: 240_000, 
         assert.ok(p50 <= p99, `${figure}/${system}: p50 ${p50} > p99 ${p99}`);
       }
       if (figure === 'memory_idle') assert.ok(v > 1 << 20, `${figure}/${system}: RSS ${v} below 1 MiB`);
+      // The publishing-cost row also carries the daemon's CPU per delivered message (a flood costs it some).
+      if (figure === 'fleet_ws_one_frame') {
+        const cpu = m.daemonCpuUsPerMsgMedian;
+        assert.ok(typeof cpu === 'number' && cpu > 0, `${figure}/${system}: daemon CPU/msg ${String(cpu)}`);
+        assert.equal(typeof m.natsServerCpuUsPerMsgMedian, 'number', `${figure}/${system}: nats-server CPU/msg`);
+      }
     }
   }
   for (const system of EXPECTED.socket_flood) {
