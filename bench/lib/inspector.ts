@@ -64,9 +64,18 @@ export async function collectGarbage(proc: Proc, timeoutMs = 10_000): Promise<vo
   }
 }
 
-/** `process.memoryUsage()` of `proc`, read through its inspector session. */
+// process.memoryUsage(), and the size of V8's young and old generations: a
+// peak that differs in heapTotal is told apart as young-generation growth
+// (the scavenger enlarges new space after enough bytes survive it) or old.
+const MEMORY_EXPRESSION = `JSON.stringify((() => {
+  const spaces = process.mainModule.require('v8').getHeapSpaceStatistics();
+  const size = (name) => spaces.find((s) => s.space_name === name)?.space_size ?? null;
+  return { ...process.memoryUsage(), newSpace: size('new_space'), oldSpace: size('old_space') };
+})())`;
+
+/** `process.memoryUsage()` of `proc` with its new and old space sizes, read through its inspector session. */
 export async function memoryUsage(s: InspectorSession): Promise<Record<string, number>> {
-  const r = (await s.call('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true })) as {
+  const r = (await s.call('Runtime.evaluate', { expression: MEMORY_EXPRESSION, returnByValue: true })) as {
     result?: { value?: string };
   };
   return JSON.parse(r.result?.value ?? '{}') as Record<string, number>;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { helpText } from '../../daemon/config/help';
-import { ConfigError, loadConfig } from '../../daemon/config/load';
+import { ConfigError, compileEveryOptionSchema, loadConfig } from '../../daemon/config/load';
 import { DEFAULTS, OPTIONS, OPTION_SCHEMAS, RING_DEFAULTS_FROM_SCHEMA, RING_LINGER_MS_DEFAULT } from '../../daemon/config/schema';
 
 const noFile = {
@@ -19,6 +19,15 @@ const noFile = {
 };
 const CONFIG_DIST = path.resolve(__dirname, '../../daemon/config');
 const MAIN = path.resolve(__dirname, '../../daemon/main.js');
+
+test('every option schema compiles in strict mode, though the daemon compiles only those of the options it is given', () => {
+  assert.equal(compileEveryOptionSchema(), OPTIONS.length);
+  // Each one compiled also checks: a default is a value its own schema accepts.
+  for (const o of OPTIONS) {
+    const r = loadConfig({ argv: [], env: { [o.env]: o.schema.default === null ? '' : String(o.schema.default) }, ...noFile });
+    assert.equal(r.kind, 'config', o.key);
+  }
+});
 
 test('DEFAULTS are the schema defaults, and each "(default X)" in --help is rendered from them', () => {
   for (const o of OPTIONS) {
