@@ -14,6 +14,14 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[idx];
 }
 
+/** The median (the mean of the two middle values of an even count); null for none. */
+export function median(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const v = [...values].sort((a, b) => a - b);
+  const mid = v.length >> 1;
+  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
 /** Latency summary from samples in nanoseconds. */
 export function summarizeNs(samplesNs: number[]): LatencySummary {
   const sorted = Float64Array.from(samplesNs).sort();

@@ -8,6 +8,7 @@ import { startAgent, sleep, type JsonObject, type Proc } from '../lib/proc';
 import type { Profile } from '../lib/profile';
 import { natsServerPath, startNatsServer, type NatsServer } from '../lib/nats_server';
 import { bestOf, higherValue, lowerP99, measure, num, type Figures, type Measurement } from '../lib/result';
+import { median } from '../lib/stats';
 import { clientRun, probeUntilUp } from '../lib/ws_load';
 import { groupSubject } from '../../daemon/fleet/subjects';
 import { withDaemon, type Daemon, type NlbridgeOptions } from './nlbridge';
@@ -166,13 +167,6 @@ function withCpuPerMessage(r: Measurement & { deliveries: number; floodCpuSecond
     daemonCpuUsPerMsg: perMessage(r.floodCpuSeconds?.daemon),
     natsServerCpuUsPerMsg: perMessage(r.floodCpuSeconds?.natsServer),
   };
-}
-
-function median(values: number[]): number | null {
-  if (values.length === 0) return null;
-  const v = [...values].sort((a, b) => a - b);
-  const mid = v.length >> 1;
-  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
 }
 
 /** The medians over every run of one side of the row (the best run alone is no steadier a CPU figure). */
