@@ -349,4 +349,4 @@ export class FleetPublisher implements Subscriber {
 }
 
 /** JetStream's dedupe header (its name is JetStream's, not ours to shorten). */
-export const MSG_ID_HEADER = 'Nats-Msg-Id';
+const MSG_ID_HEADER = 'Nats-Msg-Id';
