@@ -11,7 +11,8 @@
 // every value at 0, so a rate() over them sees the first event. Groups,
 // errno codes and routes are open sets: a series appears with its first count.
 
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { registerDefaultMetrics } from './default_metrics';
 import { HotHistogram } from './hot_histogram';
 
 type Labels = Record<string, string | number>;
@@ -270,9 +271,10 @@ export class Metrics {
       labelNames: ['version'],
       registers,
     }).set({ version: build.version ?? 'unknown' }, 1);
-    // process_* and nodejs_*: CPU, memory, fds, event-loop lag, GC. They are
-    // read at scrape time too, but for the GC and event-loop observers.
-    collectDefaultMetrics({ register: this.registry });
+    // process_* and nodejs_*: CPU, memory, fds, event-loop lag, heap. They
+    // are read at scrape time too, but for the event-loop delay monitor (a
+    // native histogram); prom-client's GC histogram is left out (default_metrics.ts).
+    registerDefaultMetrics(this.registry);
     // Three of them are gauges named _total, which promtool refuses; their
     // totals are the sums of nodejs_active_handles, _requests, _resources.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])

@@ -139,5 +139,16 @@ describe('/metrics of a running daemon', { skip: skipUnless('promtool') }, () =>
     assert.match(text, /^process_resident_memory_bytes \d/m);
     assert.match(text, /^nodejs_eventloop_lag_seconds \d/m);
     assert.match(text, /^nodejs_heap_size_used_bytes \d/m);
+    // Every other prom-client default is registered one by one (daemon/default_metrics.ts): one family of each.
+    assert.match(text, /^process_start_time_seconds \d/m);
+    assert.match(text, /^process_open_fds \d/m);
+    assert.match(text, /^process_max_fds \d/m);
+    // (these three have a sample only while something of the kind is active)
+    for (const family of ['nodejs_active_handles', 'nodejs_active_requests', 'nodejs_active_resources'])
+      assert.match(text, new RegExp(`^# TYPE ${family} gauge$`, 'm'));
+    assert.match(text, /^nodejs_heap_space_size_used_bytes\{space="old"\} \d/m);
+    assert.match(text, /^nodejs_version_info\{/m);
+    // Left out: its 'gc' PerformanceObserver cost the message path (issue 16).
+    assert.doesNotMatch(text, /^nodejs_gc_duration_seconds/m);
   });
 });
