@@ -28,8 +28,7 @@ export class ConfigError extends Error {
  * Each option's validator, compiled the first time a value of that option is
  * read, by an Ajv instance that lives for one loadConfig call. Compiled up
  * front and kept, the validators of every option held 0.9 MiB of heap for the
- * daemon's life (issue 16: a larger old generation at start makes V8 enlarge
- * its young one sooner under load), and a daemon is given a handful of options.
+ * daemon's life, and a daemon is given a handful of options.
  */
 class OptionChecker {
   private ajv: Ajv | null = null;
