@@ -22,7 +22,7 @@ const MAIN = path.resolve(__dirname, '../../daemon/main.js');
 
 test('every option schema compiles in strict mode, though the daemon compiles only those of the options it is given', () => {
   assert.equal(compileEveryOptionSchema(), OPTIONS.length);
-  // Each one compiled also checks: a default is a value its own schema accepts.
+  // And each default given as its variable loads (an empty one, a null or empty-list default, reads as unset).
   for (const o of OPTIONS) {
     const r = loadConfig({ argv: [], env: { [o.env]: o.schema.default === null ? '' : String(o.schema.default) }, ...noFile });
     assert.equal(r.kind, 'config', o.key);
