@@ -27,8 +27,12 @@ export const FLEET_ROWS: [string, string][] = [
   ['fleet_ws_one_frame', 'nlbridge-nats'],
 ];
 
-/** Off/on pairs of the WebSocket row in the full profile (its repeats if more). */
-const WS_PAIRS = 3;
+/**
+ * Off/on pairs of the WebSocket row in the full profile (its repeats if more).
+ * Five, not three: one run's CPU per message ranged 2.8–5.4 µs on one quiet
+ * machine within one side, so the medians need the runs (bench/README.md).
+ */
+const WS_PAIRS = 5;
 
 function natsArgs(p: Profile, url: string): string[] {
   return ['--nats', url, '--nats-publish', `${p.group},`, '--host-id', BENCH_HOST_ID];
