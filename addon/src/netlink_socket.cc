@@ -54,9 +54,9 @@ constexpr size_t kSlotAreaBytes = 4u << 20;
 // than one young-generation GC under a flood, so what JavaScript holds until
 // the batch is handled gets promoted, and 2048 avoided that (one client's
 // flood 10 % faster). Not kept: with 2048 the reliability soak's 100-client
-// saturation read 6,400 msg/s in two runs against 7,200 before (fewer
-// datagrams per wake-up, so more writes per message to each client), and one
-// CI soak fell behind.
+// saturation read 6,400 msg/s in two runs against 7,200 before (as we read
+// it: a smaller batch means more writes per message to each client), and
+// one CI soak fell behind.
 constexpr size_t kMaxDatagramsPerWake = 8192;
 constexpr size_t kMaxBytesPerWake = 8u << 20;
 
