@@ -55,7 +55,7 @@ constexpr size_t kSlotAreaBytes = 4u << 20;
 // the batch is handled gets promoted, and 2048 avoided that (one client's
 // flood 10 % faster). Not kept yet: in the one clean-clone CI run with 2048
 // the reliability soak (100 clients) fell behind and failed; it passed alone
-// once. Whether 2048 is the cause is not known; it needs more soak runs.
+// twice. Whether 2048 is the cause is not known; it needs more soak runs.
 constexpr size_t kMaxDatagramsPerWake = 8192;
 constexpr size_t kMaxBytesPerWake = 8u << 20;
 

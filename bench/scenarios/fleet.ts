@@ -29,8 +29,8 @@ export const FLEET_ROWS: [string, string][] = [
 
 /**
  * Off/on pairs of the WebSocket row in the full profile (its repeats if more).
- * Five, not three: one run's CPU per message ranged 2.8–5.4 µs on one quiet
- * machine within one side, so the medians need the runs (bench/README.md).
+ * Five, not three: the daemon's CPU per message of one side ranged 2.8–5.4 µs
+ * over ten runs on one quiet machine, so its median needs the runs (bench/README.md).
  */
 const WS_PAIRS = 5;
 
