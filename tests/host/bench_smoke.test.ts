@@ -159,3 +159,30 @@ test('http_inject (bench/README.md) measures POST /send and the bare route, on t
   assert.ok(r.nlbridgeUs > 0 && r.bareUs > 0, `CPU per request: nlbridge ${r.nlbridgeUs} µs, bare ${r.bareUs} µs`);
   assert.ok(Math.abs(r.bareOverNlbridge - r.bareUs / r.nlbridgeUs) < 0.02, `ratio ${r.bareOverNlbridge} is bare ÷ nlbridge`);
 });
+
+test(
+  'publish_cost (bench/README.md, issue 18) measures a 64 KB publish three ways, each confirmed by the server',
+  { timeout: 120_000, skip: skipUnless('nats-server') },
+  () => {
+    const probe = path.join(ROOT, 'dist', 'bench', 'publish_cost.js');
+    for (const bad of [['0'], ['x'], ['10', '0']]) {
+      const run = spawnSync(process.execPath, [probe, ...bad], { encoding: 'utf8', timeout: 10_000, cwd: ROOT });
+      assert.equal(run.status, 2, `${bad.join(' ')}: exit ${run.status}, ${run.stderr}`);
+      assert.match(run.stderr, /usage: node dist\/bench\/publish_cost\.js/);
+    }
+    // Each way ends with a PING answered by the server (a refused or misframed publish fails the run).
+    const run = spawnSync(process.execPath, [probe, '40', '1'], { encoding: 'utf8', timeout: 110_000, cwd: ROOT });
+    assert.equal(run.status, 0, `publish_cost exited ${run.status}: ${run.stderr.slice(-2000)}`);
+    const line = /^round 1 (nats|fresh|reused) +cpu ([\d.]+) µs\/publish \(system ([\d.]+)\), page faults ([\d.]+)\/publish/;
+    const ways = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => line.exec(l));
+    assert.deepEqual(
+      ways.map((m) => m?.[1]),
+      ['nats', 'fresh', 'reused'],
+      run.stdout,
+    );
+    for (const m of ways) assert.ok(Number(m![2]) > 0 && Number(m![3]) <= Number(m![2]), m![0]);
+  },
+);
