@@ -1,5 +1,6 @@
-// What one publish of a 64 KB run costs this process (issue 18's on ÷ off),
-// apart from the daemon: `node dist/bench/publish_cost.js [publishes] [rounds]`.
+// What one publish of a 64 KB run costs a process that does little else
+// (measured for issue 18, bench/README.md: the daemon's cost is not this):
+// `node dist/bench/publish_cost.js [publishes] [rounds]`.
 //
 // Three ways of putting the same bytes on a connection to one nats-server,
 // one per event-loop turn, alternating round by round:
