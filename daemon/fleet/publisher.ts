@@ -110,7 +110,13 @@ export class FleetPublisher implements Subscriber {
   private link: Link | null = null;
   /** The last server's max_payload: runs formed while disconnected fit it. */
   private knownMaxPayload = DEFAULT_MAX_PAYLOAD;
-  /** Entries not yet handed to the client; `head` is the first live index (shift() is O(n)). */
+  /**
+   * Entries not yet handed to the client; `head` is the first live index (shift() is O(n)).
+   * This array and `unflushed` are emptied by `length = 0`, never replaced by a new `[]`: a new
+   * empty array starts with small-integer elements, the first push of an entry changes its map,
+   * and the bus's receive path, into which deliver() is inlined, was deoptimized for that
+   * ("wrong map") three times in one daemon's warm-up and flood (bench/README.md, issue 18).
+   */
   private waiting: Entry[] = [];
   private head = 0;
   /** The run messages are being added to; in `waiting` once closed. */
@@ -254,7 +260,7 @@ export class FleetPublisher implements Subscriber {
     if (this.unflushed.length === 0) return;
     this.waiting = this.unflushed.concat(this.waiting.slice(this.head));
     this.head = 0;
-    this.unflushed = [];
+    this.unflushed.length = 0;
     this.unflushedBytes = 0;
   }
 
@@ -339,7 +345,7 @@ export class FleetPublisher implements Subscriber {
 
   private compact(): void {
     if (this.head === this.waiting.length) {
-      this.waiting = [];
+      this.waiting.length = 0;
       this.head = 0;
     } else if (this.head > 1024 && this.head * 2 > this.waiting.length) {
       this.waiting = this.waiting.slice(this.head);
