@@ -16,20 +16,17 @@
 // each: `fresh` over `reused` is the price of the new array, `nats` over
 // `fresh` the client's own work.
 
-import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { connect, headers } from '@nats-io/transport-node';
 import { natsServerPath, startNatsServer } from './lib/nats_server';
+import { minorFaults } from './lib/proc';
 
 const RUN_BYTES = 64 * 1024;
 const SUBJECT = 'nlbridge.bench.g.10';
 const PONG_WAIT_MS = 5000;
 
-/** Minor page faults of this process so far (field 10 of /proc/self/stat). */
-function minorFaults(): number {
-  const stat = fs.readFileSync('/proc/self/stat', 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
-}
+/** Minor page faults of this process so far. */
+const ownFaults = (): number => minorFaults('self') ?? NaN;
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -144,7 +141,7 @@ async function main(): Promise<void> {
       for (const [name, publish] of Object.entries(ways)) {
         await nc.flush();
         const cpu0 = process.cpuUsage();
-        const faults0 = minorFaults();
+        const faults0 = ownFaults();
         let waits = 0;
         for (let i = 0; i < publishes; i++) {
           publish(i);
@@ -157,7 +154,7 @@ async function main(): Promise<void> {
           }
         }
         const cpu = process.cpuUsage(cpu0);
-        const faults = minorFaults() - faults0;
+        const faults = ownFaults() - faults0;
         // Outside the measurement: the server has read every publish of this way, and refused none.
         await (name === 'nats' ? nc.flush() : rawLink.ping());
         console.log(

@@ -178,16 +178,27 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** User + system CPU seconds a process has used (/proc/PID/stat fields 14 and 15), or null when it is gone. */
-export function cpuSeconds(pid: number): number | null {
+/** The fields of /proc/PID/stat from field 3 on (index 0 is field 3), or null when the process is gone. */
+function statFields(pid: number | 'self'): string[] | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may hold spaces: count fields after its ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ: 100 on Linux
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
+}
+
+/** User + system CPU seconds a process has used (/proc/PID/stat fields 14 and 15), or null when it is gone. */
+export function cpuSeconds(pid: number): number | null {
+  const fields = statFields(pid);
+  return fields === null ? null : (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ: 100 on Linux
+}
+
+/** Minor page faults a process has taken (/proc/PID/stat field 10), or null when it is gone. */
+export function minorFaults(pid: number | 'self'): number | null {
+  const fields = statFields(pid);
+  return fields === null ? null : Number(fields[7]);
 }
 
 /** VmRSS of a process in bytes, or null when it is gone. */
