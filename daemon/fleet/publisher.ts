@@ -29,11 +29,15 @@
 // reconnect is the same NATS message with the same Nats-Msg-Id, so
 // JetStream's dedupe stays exact.
 //
+// Flushes are spaced (flush_cadence.ts says why): at most one per
+// FLUSH_INTERVAL_MS, unless half the unflushed bound is reached or at close.
+//
 // No NATS import here: the link is an interface (index.ts implements it over
 // @nats-io/transport-node), so this logic runs against anything.
 
 import type { MalformedInfo, RxMessage, Subscriber } from '../netlink/message';
 import { NATS_DROP_REASONS } from '../metrics';
+import { FLUSH_INTERVAL_MS, FlushCadence } from './flush_cadence';
 import { RunWriter, runData, type RunEntry } from './runs';
 import { HEADERS, eventsSubject, groupSubject } from './subjects';
 
@@ -95,6 +99,8 @@ export interface PublisherOptions {
   msgIdPrefix?: string | null;
   /** Told once per drop episode and per refused message (the caller logs). */
   onDrop?(reason: DropReason, n: number, detail?: string): void;
+  /** The least time between two flushes (default FLUSH_INTERVAL_MS; 0: one as soon as the last was answered). */
+  flushIntervalMs?: number;
 }
 
 export class FleetPublisher implements Subscriber {
@@ -103,6 +109,7 @@ export class FleetPublisher implements Subscriber {
   private readonly bufferBytes: number;
   private readonly unflushedMax: number;
   private readonly onDrop: PublisherOptions['onDrop'];
+  private readonly cadence: FlushCadence;
   private readonly msgIdPrefix: string | null;
   private readonly events: string;
   private readonly subjects = new Map<number, string>();
@@ -142,6 +149,7 @@ export class FleetPublisher implements Subscriber {
     this.bufferBytes = opts.bufferBytes;
     this.unflushedMax = opts.unflushedBytes ?? Math.min(1024 * 1024, Math.max(4096, Math.floor(opts.bufferBytes / 4)));
     this.onDrop = opts.onDrop;
+    this.cadence = new FlushCadence(opts.flushIntervalMs ?? FLUSH_INTERVAL_MS);
     this.msgIdPrefix = opts.msgIdPrefix ?? null;
     this.events = eventsSubject(opts.host);
     for (const g of this.groups) this.subjects.set(g, groupSubject(opts.host, g));
@@ -257,6 +265,7 @@ export class FleetPublisher implements Subscriber {
   private takeBack(): void {
     this.epoch++;
     this.flushing = false;
+    this.cadence.reset();
     if (this.unflushed.length === 0) return;
     this.waiting = this.unflushed.concat(this.waiting.slice(this.head));
     this.head = 0;
@@ -294,7 +303,13 @@ export class FleetPublisher implements Subscriber {
       if (e.kind === 'run') this.unflushedBytes += e.size;
     }
     this.compact();
-    if (this.unflushed.length > 0 && !this.flushing) this.startFlush(link);
+    if (this.unflushed.length === 0 || this.flushing) return;
+    if (this.cadence.wait() <= 0 || this.closed || this.unflushedBytes * 2 >= this.unflushedMax) this.startFlush(link);
+    else
+      this.cadence.later(() => {
+        const now = this.link;
+        if (now !== null && !this.flushing && this.unflushed.length > 0) this.startFlush(now);
+      });
   }
 
   private subjectOf(group: number): string {
@@ -316,6 +331,7 @@ export class FleetPublisher implements Subscriber {
 
   private startFlush(link: Link): void {
     this.flushing = true;
+    this.cadence.sent();
     const epoch = this.epoch;
     const k = this.unflushed.length;
     link.flush().then(

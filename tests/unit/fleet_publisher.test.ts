@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RxMessage } from '../../daemon/netlink/message';
+import { FLUSH_INTERVAL_MS } from '../../daemon/fleet/flush_cadence';
 import { FleetPublisher, type Link } from '../../daemon/fleet/publisher';
 import { defaultHostId, isSubjectToken, parsePublishGroups } from '../../daemon/fleet/subjects';
 
@@ -59,16 +60,21 @@ class FakeLink implements Link {
   maxPayload(): number | null {
     return this.max;
   }
-  /** Answers every pending flush. */
+  /** Answers every flush, also those the publisher sends after an answer (which wait up to FLUSH_INTERVAL_MS). */
   async answer(): Promise<void> {
-    while (this.flushes.length) {
-      this.flushes.shift()!.resolve();
-      await new Promise((r) => setImmediate(r));
+    for (;;) {
+      while (this.flushes.length) {
+        this.flushes.shift()!.resolve();
+        await new Promise((r) => setImmediate(r));
+      }
+      await sleep(FLUSH_INTERVAL_MS + 5);
+      if (this.flushes.length === 0) return;
     }
   }
 }
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 test('held without a link; published only when a flush after it is answered', async () => {
   const p = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1 << 20 });
@@ -166,6 +172,53 @@ test('no more than the unflushed bound is handed over before an answer', async (
   assert.deepEqual(link.sent.map(label), ['1×2', '3×2', '5']);
   await link.answer();
   assert.equal(p.counts().published, 5);
+});
+
+test('at most one flush per interval: a hand-over soon after an answer waits for it, not for the data; half the unflushed bound, a reconnect and close() flush at once', async () => {
+  const size = 16 + 96;
+  const p = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1 << 20, unflushedBytes: 8 * size, flushIntervalMs: 200 });
+  const link = new FakeLink();
+  p.linkUp(link);
+  p.deliver(msg(1));
+  p.flush();
+  assert.equal(link.flushes.length, 1, 'the first flush goes at once');
+  link.flushes.shift()!.resolve();
+  await tick();
+  assert.equal(p.counts().published, 1);
+  const handedAt = performance.now();
+  p.deliver(msg(2));
+  p.flush();
+  assert.deepEqual(link.sent.map(label), ['1', '2'], 'handed over at the end of its batch, without waiting');
+  assert.equal(link.flushes.length, 0, 'its flush waits for the interval');
+  // Half the unflushed bound (4 of 8 messages' bytes) does not wait.
+  for (let i = 3; i <= 5; i++) p.deliver(msg(i));
+  p.flush();
+  assert.equal(link.flushes.length, 1, 'half the bound reached: flushed at once');
+  link.flushes.shift()!.resolve();
+  await tick();
+  assert.equal(p.counts().published, 5);
+  p.deliver(msg(6));
+  p.flush();
+  assert.equal(link.flushes.length, 0);
+  while (link.flushes.length === 0) await sleep(5);
+  assert.ok(performance.now() - handedAt >= 195, 'the timed flush came after the interval');
+  // The link going: the unconfirmed come back, and the next connection's first flush does not wait.
+  p.linkDown();
+  link.flushes.shift()!.reject(new Error('connection disconnected'));
+  await tick();
+  const second = new FakeLink();
+  p.linkUp(second);
+  assert.deepEqual(second.sent.map(label), ['6']);
+  assert.equal(second.flushes.length, 1, 'a new connection flushes at once');
+  second.flushes.shift()!.resolve();
+  await tick();
+  p.deliver(msg(7));
+  p.close();
+  assert.equal(second.flushes.length, 1, 'close() flushes at once');
+  second.flushes.shift()!.resolve();
+  await tick();
+  assert.equal(p.counts().published, 7);
+  assert.equal(p.counts().heldMessages, 0);
 });
 
 test('a message over max_payload is dropped, counted and told; overruns add up in one notice', async () => {
