@@ -24,6 +24,14 @@ export interface Profile {
   /** netlink → one WebSocket client flood. */
   wsFloodCount: number;
   wsFloodSeconds: number;
+  /**
+   * The fleet section's steady run: one WebSocket client at this rate for this
+   * long, the daemon's CPU per message with NATS publishing off and on. Below
+   * saturation a side's CPU per message is steady (6.13–6.48 µs off over a
+   * day's runs), where under the flood it ranges 2× (bench/README.md, issue 18).
+   */
+  fleetSteadyRate: number;
+  fleetSteadySeconds: number;
   /** Fan-out: client counts (each ramped to saturation, bench/lib/ramp.ts). */
   fanoutClients: number[];
   /** The ramp: see RampSettings. */
@@ -87,6 +95,8 @@ export const FULL: Profile = {
   warmupCount: 20_000,
   wsFloodCount: 600_000,
   wsFloodSeconds: 3,
+  fleetSteadyRate: 100_000,
+  fleetSteadySeconds: 6,
   fanoutClients: [100, 1000],
   fanoutFramingsAt: [100, 1000],
   fanoutRamp: {
@@ -124,6 +134,8 @@ export const SMOKE: Profile = {
   warmupCount: 200,
   wsFloodCount: 5000,
   wsFloodSeconds: 1,
+  fleetSteadyRate: 5000,
+  fleetSteadySeconds: 1,
   fanoutClients: [3, 6],
   fanoutFramingsAt: [6],
   fanoutRamp: { startDeliveries: 300, maxDeliveries: 300, bisections: 0, tries: 1, attemptSeconds: 0.5, lagMs: 1000, clientsPerReader: 3 },

@@ -16,6 +16,7 @@ export const SYSTEM_NAMES: Record<string, string> = {
   'websocketd-creader': 'websocketd + rr_nlk, C reader',
   'bare-fastify': 'bare fastify route',
   'nlbridge-nats': 'nlbridge, --nats-publish on',
+  'nlbridge-nats-linger': 'nlbridge, --nats-publish on, --nats-linger-ms 5',
   'bare-nats': 'bare NATS publisher (Node)',
 };
 
@@ -74,9 +75,16 @@ export function figureDefs(fanoutCounts: number[]): FigureDef[] {
     { id: 'fleet_latency_1k', label: 'NATS subscriber latency p50 at 1,000 msg/s', unit: 'µs', systems: ['nlbridge-nats', 'bare-nats'] },
     {
       id: 'fleet_ws_one_frame',
-      label: 'netlink → 1 WS client, flood, NATS publishing off / on',
+      label: 'netlink → 1 WS client, flood, NATS publishing off / on / on with a 5 ms linger',
       unit: 'msg/s',
-      systems: ['nlbridge', 'nlbridge-nats'],
+      systems: ['nlbridge', 'nlbridge-nats', 'nlbridge-nats-linger'],
+    },
+    {
+      id: 'fleet_ws_cpu_steady',
+      label:
+        'daemon CPU per message, netlink → 1 WS client at a steady rate below saturation, NATS publishing off / on / on with a 5 ms linger (medians)',
+      unit: 'µs',
+      systems: ['nlbridge', 'nlbridge-nats', 'nlbridge-nats-linger'],
     },
   ];
 }
@@ -118,6 +126,14 @@ function detail(figure: string, m: Measurement | undefined): string {
     parts.push(`p50 ${fmtNum(n('p50_us'))} − floor ${fmtNum(n('floor_us'))} µs`);
   } else if (figure.startsWith('latency') || figure === 'fleet_latency_1k') {
     parts.push(`p99 ${fmtNum(n('p99_us'))} µs`, `at ${fmtNum(n('rate'))} msg/s`);
+    if (Number.isFinite(n('lost')) && n('lost') !== 0) parts.push(`lost ${fmtNum(n('lost'))}`);
+  } else if (figure === 'fleet_ws_cpu_steady') {
+    if (Number.isFinite(n('natsServerCpuUsPerMsg'))) parts.push(`nats-server ${fmtNum(n('natsServerCpuUsPerMsg'))} µs/msg`);
+    parts.push(`at ${fmtNum(n('rate'))} msg/s`);
+    if (Array.isArray(m.daemonCpuRuns))
+      parts.push(
+        `median of ${m.daemonCpuRuns.length} (${(m.daemonCpuRuns as (number | null)[]).map((v) => (v === null ? 'n/a' : fmtNum(v))).join(' / ')})`,
+      );
     if (Number.isFinite(n('lost')) && n('lost') !== 0) parts.push(`lost ${fmtNum(n('lost'))}`);
   } else if (figure === 'http_send') {
     if (Number.isFinite(n('p99_ms'))) parts.push(`p99 ${fmtNum(n('p99_ms'))} ms`);
@@ -404,6 +420,28 @@ export function targets(figures: Figures, largestFanout: number, fanoutGoal: num
       'same, as daemon capacity: its CPU/msg off ÷ on (medians)',
       ['fleet_ws_one_frame', 'nlbridge', 'daemonCpuUsPerMsgMedian'],
       ['fleet_ws_one_frame', 'nlbridge-nats', 'daemonCpuUsPerMsgMedian'],
+      0.9,
+    ),
+  );
+  // The same at a steady rate, where each side's CPU per message is steady (the flood's ranges 2×);
+  // and with the opt-in linger, which the default does not have.
+  t.push(
+    ratioOf(
+      figures,
+      'ws_nats_on_vs_off_cpu_steady',
+      'same at a steady rate (the row above): daemon CPU/msg off ÷ on (medians)',
+      ['fleet_ws_cpu_steady', 'nlbridge'],
+      ['fleet_ws_cpu_steady', 'nlbridge-nats'],
+      0.9,
+    ),
+  );
+  t.push(
+    ratioOf(
+      figures,
+      'ws_nats_linger_vs_off_cpu_steady',
+      'same, publishing with --nats-linger-ms 5 (opt-in, up to 5 ms later on NATS): off ÷ on',
+      ['fleet_ws_cpu_steady', 'nlbridge'],
+      ['fleet_ws_cpu_steady', 'nlbridge-nats-linger'],
       0.9,
     ),
   );

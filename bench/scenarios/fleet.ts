@@ -1,8 +1,9 @@
 // The fleet section (issue 18): netlink → nlbridge → NATS → one subscriber,
 // against the bare NATS ceiling (a Node publisher → the same subscriber, same
 // payload and headers, on the same nats-server), and what publishing to NATS
-// costs the local WebSocket stream (one client, one message per frame, with
-// and without --nats-publish, back to back).
+// costs the local WebSocket stream (one client, one message per frame,
+// without --nats-publish, with it, and with it and --nats-linger-ms 5, in
+// turn): under a flood, and as the daemon's CPU per message at a steady rate.
 
 import { startAgent, sleep, type JsonObject, type Proc } from '../lib/proc';
 import type { Profile } from '../lib/profile';
@@ -25,7 +26,14 @@ export const FLEET_ROWS: [string, string][] = [
   ['fleet_latency_1k', 'bare-nats'],
   ['fleet_ws_one_frame', 'nlbridge'],
   ['fleet_ws_one_frame', 'nlbridge-nats'],
+  ['fleet_ws_one_frame', 'nlbridge-nats-linger'],
+  ['fleet_ws_cpu_steady', 'nlbridge'],
+  ['fleet_ws_cpu_steady', 'nlbridge-nats'],
+  ['fleet_ws_cpu_steady', 'nlbridge-nats-linger'],
 ];
+
+/** The opt-in linger the third case publishes with (ms). */
+const BENCH_LINGER_MS = 5;
 
 /**
  * Off/on pairs of the WebSocket row in the full profile (its repeats if more).
@@ -173,6 +181,22 @@ function withCpuPerMessage(r: Measurement & { deliveries: number; floodCpuSecond
   };
 }
 
+/** The steady row of one case: the medians of its runs' CPU per message (lower is better), each run kept. */
+function steadyMedians(runs: (Measurement | Error)[], rate: number): Measurement {
+  const ok = runs.filter((r): r is Measurement => !(r instanceof Error));
+  if (ok.length === 0) throw runs[0] as Error;
+  const daemonCpuRuns = runs.map((r) => (r instanceof Error || typeof r.daemonCpuUsPerMsg !== 'number' ? null : r.daemonCpuUsPerMsg));
+  const medians = cpuMedians(runs);
+  return {
+    value: medians.daemonCpuUsPerMsgMedian,
+    natsServerCpuUsPerMsg: medians.natsServerCpuUsPerMsgMedian,
+    rate,
+    daemonCpuRuns,
+    lost: ok.reduce((a, r) => a + (typeof r.lost === 'number' ? r.lost : 0), 0),
+    failedRuns: runs.filter((r) => r instanceof Error).map(String),
+  };
+}
+
 /** The medians over every run of one side of the row (the best run alone is no steadier a CPU figure). */
 function cpuMedians(runs: (Measurement | Error)[]): Record<string, number | null> {
   const of = (key: string): number | null =>
@@ -218,24 +242,29 @@ export async function runFleet(p: Profile, figures: Figures, o: NlbridgeOptions)
     const cases = [
       ['nlbridge', [] as string[]],
       ['nlbridge-nats', natsArgs(p, nats)],
+      ['nlbridge-nats-linger', [...natsArgs(p, nats), '--nats-linger-ms', String(BENCH_LINGER_MS)]],
     ] as const;
+    const oneClient = (extraArgs: readonly string[], system: string, flood: { count: number; seconds: number; rate?: number }) =>
+      withDaemon(p, { ...o, extraArgs: [...extraArgs] }, `ws-${system}`, async (d) => {
+        if (extraArgs.length > 0) await natsConnected(d);
+        const r = await clientRun(p, {
+          url: d.ws(),
+          clients: 1,
+          flood,
+          cpuOf: { daemon: d.proc.child.pid!, natsServer: natsServerPid },
+        });
+        return withCpuPerMessage(r);
+      }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
     const results = new Map<string, (Measurement | Error)[]>(cases.map(([system]) => [system, []]));
-    // (The smoke profile, one repeat, runs one pair.)
+    const steady = new Map<string, (Measurement | Error)[]>(cases.map(([system]) => [system, []]));
+    const steadyRun = { count: p.fleetSteadyRate * p.fleetSteadySeconds, seconds: p.fleetSteadySeconds, rate: p.fleetSteadyRate };
+    // (The smoke profile, one repeat, runs one round.)
     const pairs = p.repeats > 1 ? Math.max(p.repeats, WS_PAIRS) : 1;
     for (let i = 0; i < pairs; i++)
-      for (const [system, extraArgs] of cases) {
-        const run = await withDaemon(p, { ...o, extraArgs: [...extraArgs] }, `ws-${system}`, async (d) => {
-          if (extraArgs.length > 0) await natsConnected(d);
-          const r = await clientRun(p, {
-            url: d.ws(),
-            clients: 1,
-            flood: { count: p.wsFloodCount, seconds: p.wsFloodSeconds },
-            cpuOf: { daemon: d.proc.child.pid!, natsServer: natsServerPid },
-          });
-          return withCpuPerMessage(r);
-        }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
-        results.get(system)!.push(run);
-      }
+      for (const [system, extraArgs] of cases)
+        results.get(system)!.push(await oneClient(extraArgs, system, { count: p.wsFloodCount, seconds: p.wsFloodSeconds }));
+    for (let i = 0; i < pairs; i++)
+      for (const [system, extraArgs] of cases) steady.get(system)!.push(await oneClient(extraArgs, system, steadyRun));
     for (const [system] of cases) {
       const runs = results.get(system)!;
       let next = 0;
@@ -252,6 +281,8 @@ export async function runFleet(p: Profile, figures: Figures, o: NlbridgeOptions)
         ...cpuMedians(runs),
       }));
     }
+    for (const [system] of cases)
+      await measure(figures, 'fleet_ws_cpu_steady', system, async () => steadyMedians(steady.get(system)!, p.fleetSteadyRate));
   } finally {
     await server.stop();
   }

@@ -78,6 +78,8 @@ export interface Config {
   /** Groups published on NATS, as given (a mask, or a list with a comma); null = none. */
   natsPublish: string | null;
   natsBufferBytes: number;
+  /** The least time between two hand-overs of published messages to the NATS client, ms; 0 = at the end of every receive batch. */
+  natsLingerMs: number;
   /** Answer send requests on nlbridge.<host>.send ('off' by default: anyone who may publish there sends with the daemon's privileges). */
   natsSend: 'off' | 'on';
   /** What NATS sends may do (config file "natsSendScope" only; see tokens.ts); null = nothing. */
@@ -439,6 +441,14 @@ export const OPTION_SCHEMAS = {
     'x-env': 'NLBRIDGE_NATS_BUFFER_BYTES',
     description:
       'messages held for NATS while disconnected (or unconfirmed), bytes; beyond it they are dropped and counted (default {default})',
+  },
+  natsLingerMs: {
+    ...int(0, 1000),
+    default: 0,
+    'x-flag': '--nats-linger-ms',
+    'x-env': 'NLBRIDGE_NATS_LINGER_MS',
+    description:
+      'hold published messages up to this long so that several receive batches go to NATS in one write: less CPU for the daemon and nats-server at high rates, that much delay; the first after a quiet spell goes at once (default {default}: no delay)',
   },
   natsJetstream: {
     enum: ['off', 'on'],

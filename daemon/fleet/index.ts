@@ -147,6 +147,7 @@ export function startFleet(
     host,
     groups,
     bufferBytes: settings.natsBufferBytes,
+    lingerMs: settings.natsLingerMs,
     // host, this run (n starts at 1 again after a restart), n
     msgIdPrefix: settings.natsJetstream === 'on' ? `${host}-${crypto.randomBytes(4).toString('hex')}-` : null,
     onDrop: (reason, n, detail) =>

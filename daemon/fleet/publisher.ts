@@ -29,17 +29,20 @@
 // reconnect is the same NATS message with the same Nats-Msg-Id, so
 // JetStream's dedupe stays exact.
 //
-// Flushes are spaced (flush_cadence.ts says why): at most one per
+// Flushes are spaced (cadence.ts says why): at most one per
 // FLUSH_INTERVAL_MS, unless half the unflushed bound is reached or at close.
+// With --nats-linger-ms, hand-overs to the client are spaced too: at most
+// one per linger, the first after a quiet spell at once, and never waiting
+// when half the unflushed bound waits, on a new connection, or at close.
 //
 // No NATS import here: the link is an interface (index.ts implements it over
 // @nats-io/transport-node), so this logic runs against anything.
 
 import type { MalformedInfo, RxMessage, Subscriber } from '../netlink/message';
 import { NATS_DROP_REASONS } from '../metrics';
-import { FLUSH_INTERVAL_MS, FlushCadence } from './flush_cadence';
-import { RunWriter, runData, type RunEntry } from './runs';
-import { HEADERS, eventsSubject, groupSubject } from './subjects';
+import { Cadence, FLUSH_INTERVAL_MS } from './cadence';
+import { RunWriter, runData, runHeaders, type RunEntry } from './runs';
+import { eventsSubject, groupSubject } from './subjects';
 
 export const DROP_REASONS = NATS_DROP_REASONS;
 export type DropReason = (typeof DROP_REASONS)[number];
@@ -101,6 +104,8 @@ export interface PublisherOptions {
   onDrop?(reason: DropReason, n: number, detail?: string): void;
   /** The least time between two flushes (default FLUSH_INTERVAL_MS; 0: one as soon as the last was answered). */
   flushIntervalMs?: number;
+  /** --nats-linger-ms: the least time between two hand-overs to the client (default 0: at the end of every receive batch). */
+  lingerMs?: number;
 }
 
 export class FleetPublisher implements Subscriber {
@@ -109,7 +114,9 @@ export class FleetPublisher implements Subscriber {
   private readonly bufferBytes: number;
   private readonly unflushedMax: number;
   private readonly onDrop: PublisherOptions['onDrop'];
-  private readonly cadence: FlushCadence;
+  private readonly cadence: Cadence;
+  /** Hand-overs to the client, with --nats-linger-ms; null without. */
+  private readonly linger: Cadence | null;
   private readonly msgIdPrefix: string | null;
   private readonly events: string;
   private readonly subjects = new Map<number, string>();
@@ -149,7 +156,8 @@ export class FleetPublisher implements Subscriber {
     this.bufferBytes = opts.bufferBytes;
     this.unflushedMax = opts.unflushedBytes ?? Math.min(1024 * 1024, Math.max(4096, Math.floor(opts.bufferBytes / 4)));
     this.onDrop = opts.onDrop;
-    this.cadence = new FlushCadence(opts.flushIntervalMs ?? FLUSH_INTERVAL_MS);
+    this.cadence = new Cadence(opts.flushIntervalMs ?? FLUSH_INTERVAL_MS);
+    this.linger = opts.lingerMs ? new Cadence(opts.lingerMs) : null;
     this.msgIdPrefix = opts.msgIdPrefix ?? null;
     this.events = eventsSubject(opts.host);
     for (const g of this.groups) this.subjects.set(g, groupSubject(opts.host, g));
@@ -188,9 +196,21 @@ export class FleetPublisher implements Subscriber {
     if (ended !== null) this.waiting.push(ended);
   }
 
-  /** The end of a receive batch: what it brought goes out now. */
+  /** The end of a receive batch: what it brought goes out now, or, with --nats-linger-ms, within the linger. */
   flush(): void {
-    this.pump();
+    this.handOver();
+  }
+
+  private handOver(): void {
+    const linger = this.linger;
+    // Half the unflushed bound waiting goes at once: the linger never costs drops.
+    if (linger === null || this.closed || linger.wait() <= 0 || (this.heldBytes - this.unflushedBytes) * 2 >= this.unflushedMax) {
+      this.pump();
+      return;
+    }
+    linger.later(() => this.pump());
+    // What was handed over already is confirmed on the flush cadence, not the linger's.
+    if (this.link !== null) this.flushSoon(this.link);
   }
 
   overrun(lost: number): void {
@@ -266,6 +286,7 @@ export class FleetPublisher implements Subscriber {
     this.epoch++;
     this.flushing = false;
     this.cadence.reset();
+    this.linger?.reset();
     if (this.unflushed.length === 0) return;
     this.waiting = this.unflushed.concat(this.waiting.slice(this.head));
     this.head = 0;
@@ -280,6 +301,7 @@ export class FleetPublisher implements Subscriber {
     if (this.episode && this.waiting.length === this.head) this.closeEpisode();
     const maxPayload = link.maxPayload();
     if (maxPayload !== null) this.knownMaxPayload = maxPayload;
+    if (this.head < this.waiting.length) this.linger?.sent();
     while (this.head < this.waiting.length && this.unflushedBytes < this.unflushedMax) {
       const e = this.waiting[this.head];
       if (e.kind === 'run' && maxPayload !== null && e.bytes > maxPayload - (e.count > 1 ? HEADER_ROOM : 0)) {
@@ -288,7 +310,7 @@ export class FleetPublisher implements Subscriber {
         continue;
       }
       try {
-        if (e.kind === 'run') link.publish(this.subjectOf(e.group), runData(e), this.headersOf(e));
+        if (e.kind === 'run') link.publish(this.subjectOf(e.group), runData(e), runHeaders(e, this.msgIdPrefix));
         else link.publish(this.events, Buffer.from(JSON.stringify(e.event)), null);
       } catch (err) {
         if (e.kind === 'run' && /max_payload/i.test(String((err as Error).message))) {
@@ -303,6 +325,11 @@ export class FleetPublisher implements Subscriber {
       if (e.kind === 'run') this.unflushedBytes += e.size;
     }
     this.compact();
+    this.flushSoon(link);
+  }
+
+  /** Flushes what was handed over: now, or once the flush cadence allows. */
+  private flushSoon(link: Link): void {
     if (this.unflushed.length === 0 || this.flushing) return;
     if (this.cadence.wait() <= 0 || this.closed || this.unflushedBytes * 2 >= this.unflushedMax) this.startFlush(link);
     else
@@ -314,19 +341,6 @@ export class FleetPublisher implements Subscriber {
 
   private subjectOf(group: number): string {
     return this.subjects.get(group) ?? groupSubject(this.host, group);
-  }
-
-  /** A run's headers: its first message's n, the count when more than one, the sender, the first's cursor. */
-  private headersOf(r: RunEntry): [string, string][] {
-    const h: [string, string][] = [
-      [HEADERS.number, String(r.n)],
-      [HEADERS.group, String(r.group)],
-      [HEADERS.port, String(r.portId)],
-    ];
-    if (r.count > 1) h.push([HEADERS.count, String(r.count)]);
-    if (r.cursor !== undefined) h.push([HEADERS.cursor, r.cursor]);
-    if (this.msgIdPrefix !== null) h.push([MSG_ID_HEADER, this.msgIdPrefix + r.n]);
-    return h;
   }
 
   private startFlush(link: Link): void {
@@ -345,7 +359,8 @@ export class FleetPublisher implements Subscriber {
           this.release(e);
         }
         this.flushing = false;
-        this.pump();
+        // What waited for room goes now, or within the linger.
+        this.handOver();
       },
       () => {
         if (epoch !== this.epoch) return;
@@ -369,6 +384,3 @@ export class FleetPublisher implements Subscriber {
     }
   }
 }
-
-/** JetStream's dedupe header (its name is JetStream's, not ours to shorten). */
-const MSG_ID_HEADER = 'Nats-Msg-Id';

@@ -7,6 +7,7 @@
 
 import { align } from '../../addon/codec';
 import type { RxMessage } from '../netlink/message';
+import { HEADERS } from './subjects';
 
 /** Runs are copied into slabs of this size; a run ends where its slab does. */
 const SLAB_BYTES = 256 * 1024;
@@ -98,4 +99,23 @@ export class RunWriter {
 /** A run's bytes, as published. */
 export function runData(r: RunEntry): Buffer {
   return r.slab.subarray(r.start, r.start + r.bytes);
+}
+
+/** JetStream's dedupe header (its name is JetStream's, not ours to shorten). */
+const MSG_ID_HEADER = 'Nats-Msg-Id';
+
+/**
+ * A run's headers: its first message's n, the count when more than one, the
+ * sender, the first's cursor, and with JetStream Nats-Msg-Id <prefix><n>.
+ */
+export function runHeaders(r: RunEntry, msgIdPrefix: string | null): [string, string][] {
+  const h: [string, string][] = [
+    [HEADERS.number, String(r.n)],
+    [HEADERS.group, String(r.group)],
+    [HEADERS.port, String(r.portId)],
+  ];
+  if (r.count > 1) h.push([HEADERS.count, String(r.count)]);
+  if (r.cursor !== undefined) h.push([HEADERS.cursor, r.cursor]);
+  if (msgIdPrefix !== null) h.push([MSG_ID_HEADER, msgIdPrefix + r.n]);
+  return h;
 }

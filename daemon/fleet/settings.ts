@@ -33,6 +33,7 @@ export type FleetSettings = Pick<
   | 'hostId'
   | 'natsPublish'
   | 'natsBufferBytes'
+  | 'natsLingerMs'
   | 'natsSend'
   | 'natsJetstream'
   | 'natsStream'

@@ -38,9 +38,17 @@ const EXPECTED: Record<string, string[]> = {
 const FLEET: Record<string, string[]> = {
   fleet_flood: ['nlbridge-nats', 'bare-nats'],
   fleet_latency_1k: ['nlbridge-nats', 'bare-nats'],
-  fleet_ws_one_frame: ['nlbridge', 'nlbridge-nats'],
+  fleet_ws_one_frame: ['nlbridge', 'nlbridge-nats', 'nlbridge-nats-linger'],
+  fleet_ws_cpu_steady: ['nlbridge', 'nlbridge-nats', 'nlbridge-nats-linger'],
 };
-const FLEET_TARGETS = new Set(['fleet_vs_bare_nats', 'fleet_p99_1k', 'ws_nats_on_vs_off', 'ws_nats_on_vs_off_cpu']);
+const FLEET_TARGETS = new Set([
+  'fleet_vs_bare_nats',
+  'fleet_p99_1k',
+  'ws_nats_on_vs_off',
+  'ws_nats_on_vs_off_cpu',
+  'ws_nats_on_vs_off_cpu_steady',
+  'ws_nats_linger_vs_off_cpu_steady',
+]);
 
 const RATES = new Set([
   'socket_flood',
@@ -107,6 +115,12 @@ test('bench smoke run reports every row with sane numbers', { timeout: 240_000, 
         const cpu = m.daemonCpuUsPerMsgMedian;
         assert.ok(typeof cpu === 'number' && cpu > 0, `${figure}/${system}: daemon CPU/msg ${String(cpu)}`);
         assert.equal(typeof m.natsServerCpuUsPerMsgMedian, 'number', `${figure}/${system}: nats-server CPU/msg`);
+      }
+      // The steady row is the daemon's CPU per message itself, each run kept beside the median.
+      if (figure === 'fleet_ws_cpu_steady') {
+        assert.ok(v > 0, `${figure}/${system}: daemon CPU/msg ${v}`);
+        assert.ok(Array.isArray(m.daemonCpuRuns) && (m.daemonCpuRuns as unknown[]).length >= 1, `${figure}/${system}: its runs`);
+        assert.equal(typeof m.natsServerCpuUsPerMsg, 'number', `${figure}/${system}: nats-server CPU/msg`);
       }
     }
   }

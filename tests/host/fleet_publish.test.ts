@@ -142,6 +142,62 @@ describe('fleet: publishing on NATS', { skip: skipUnless('nats-server') }, () =>
   });
 });
 
+describe('fleet: --nats-linger-ms', { skip: skipUnless('nats-server') }, () => {
+  const server = new NatsServer();
+  let daemon: DaemonProc;
+  let nc: NatsConnection;
+  const got: { m: Msg; at: number }[] = [];
+
+  before(async () => {
+    await server.start();
+    nc = await natsConnect({ servers: server.url });
+    nc.subscribe('nlbridge.hostL.g.>', { callback: (_err, m) => void got.push({ m, at: performance.now() }) });
+    await nc.flush();
+    // A second, the bound: long enough to tell held from not held on a loaded machine.
+    daemon = await spawnDaemon(['--nats', server.url, '--host-id', 'hostL', '--nats-publish', '2,', '--nats-linger-ms', '1000']);
+    await waitFor('the daemon connected to NATS', async () => ((await getJson(daemon, '/status')).fleet as FleetStatus).connected, {
+      timeoutMs: 10000,
+    });
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    await nc?.close();
+    await server.stop();
+  });
+
+  test('the first message after a quiet spell goes at once; what follows within the linger is held and goes as one run', async () => {
+    const sender = NetlinkSocket.open({ protocol: USERSOCK });
+    try {
+      const one = (seq: number) => encodeMessage({ type: 16, flags: 0, seq, pid: 0, payload: Buffer.from(`linger-${seq}`) });
+      const sentAt = performance.now();
+      sender.send(one(1), { portId: 0, groups: bit(2) });
+      const first = (await waitFor('the first message on NATS', () => got[0], { timeoutMs: 5000 }))!;
+      assert.ok(first.at - sentAt < 500, `not held: ${Math.round(first.at - sentAt)} ms`);
+      assert.equal(first.m.headers!.get('n'), '1');
+      // Two more, in two receive batches, within the linger of the first's hand-over.
+      sender.send(one(2), { portId: 0, groups: bit(2) });
+      await sleep(50);
+      sender.send(one(3), { portId: 0, groups: bit(2) });
+      await sleep(300);
+      assert.equal(got.length, 1, 'held: nothing more within the linger');
+      const second = (await waitFor('the held messages on NATS', () => got[1], { timeoutMs: 5000 }))!;
+      assert.ok(second.at - first.at >= 900, `held about the linger: ${Math.round(second.at - first.at)} ms`);
+      assert.equal(second.m.headers!.get('n'), '2');
+      assert.equal(second.m.headers!.get('k'), '2', 'both batches in one run');
+      assert.equal(decodeHeader(Buffer.from(second.m.data)).seq, 2);
+      await sleep(200);
+      assert.equal(got.length, 2, 'nothing else');
+    } finally {
+      sender.close();
+    }
+    await waitFor('all three published', async () => ((await getJson(daemon, '/status')).fleet as FleetStatus).published, {
+      timeoutMs: 3000,
+      until: (n) => n === 3,
+    });
+  });
+});
+
 describe('fleet: without --nats', () => {
   test('a daemon without --nats loads no NATS code, shows no fleet, and serves as before', async () => {
     const dir = fs.mkdtempSync('/tmp/nlb-nonats-');
@@ -220,6 +276,19 @@ describe('fleet: bad NATS settings', () => {
     ['--nats-publish without --nats', ['--nats-publish', '2'], {}, /^nlbridge: --nats-publish: needs --nats/],
     ['--nats-token-file without --nats', ['--nats-token-file', '/etc/hostname'], {}, /^nlbridge: --nats-token-file: needs --nats/],
     ['--nats-send on without --nats', ['--nats-send', 'on'], {}, /^nlbridge: --nats-send: needs --nats/],
+    ['--nats-linger-ms without --nats', ['--nats-linger-ms', '5'], {}, /^nlbridge: --nats-linger-ms: needs --nats/],
+    [
+      '--nats-linger-ms over a second',
+      ['--nats', 'nats://127.0.0.1:1', '--nats-linger-ms', '1001'],
+      {},
+      /^nlbridge: --nats-linger-ms: must be an integer in 0\.\.1000/,
+    ],
+    [
+      'NLBRIDGE_NATS_LINGER_MS with a unit',
+      ['--nats', 'nats://127.0.0.1:1'],
+      { NLBRIDGE_NATS_LINGER_MS: '5ms' },
+      /^nlbridge: NLBRIDGE_NATS_LINGER_MS: must be an integer in 0\.\.1000/,
+    ],
     ['--nats-send maybe', ['--nats', 'nats://127.0.0.1:1', '--nats-send', 'maybe'], {}, /^nlbridge: --nats-send: must be off or on/],
     [
       '--nats-publish 0',

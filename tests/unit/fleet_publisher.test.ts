@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RxMessage } from '../../daemon/netlink/message';
-import { FLUSH_INTERVAL_MS } from '../../daemon/fleet/flush_cadence';
+import { FLUSH_INTERVAL_MS } from '../../daemon/fleet/cadence';
 import { FleetPublisher, type Link } from '../../daemon/fleet/publisher';
 import { defaultHostId, isSubjectToken, parsePublishGroups } from '../../daemon/fleet/subjects';
 
@@ -219,6 +219,48 @@ test('at most one flush per interval: a hand-over soon after an answer waits for
   second.flushes.shift()!.resolve();
   await tick();
   assert.equal(p.counts().published, 7);
+  assert.equal(p.counts().heldMessages, 0);
+});
+
+test('--nats-linger-ms: the first batch after a quiet spell goes at once, later ones within the linger as one run; half the unflushed bound, a reconnect and close() do not wait', async () => {
+  const size = 16 + 96;
+  const p = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1 << 20, unflushedBytes: 8 * size, lingerMs: 200 });
+  const link = new FakeLink();
+  p.linkUp(link);
+  p.deliver(msg(1));
+  p.flush();
+  assert.deepEqual(link.sent.map(label), ['1'], 'nothing was handed over before: no wait');
+  const handedAt = performance.now();
+  p.deliver(msg(2));
+  p.flush();
+  p.deliver(msg(3));
+  p.flush();
+  assert.deepEqual(link.sent.map(label), ['1'], 'two batches soon after: they wait');
+  for (let i = 0; i < 200 && link.sent.length === 1; i++) await sleep(5);
+  assert.deepEqual(link.sent.map(label), ['1', '2×2'], 'both went in one run, once the linger was over');
+  assert.ok(performance.now() - handedAt >= 195, 'not before the linger');
+  // Half the unflushed bound waiting (4 of 8 messages' bytes) goes at once.
+  for (let i = 4; i <= 7; i++) p.deliver(msg(i));
+  p.flush();
+  assert.deepEqual(link.sent.map(label), ['1', '2×2', '4×4'], 'half the bound waiting: handed over at once');
+  await link.answer();
+  assert.equal(p.counts().published, 7);
+  // A batch within the linger waits; the link going and coming back hands it over at once.
+  p.deliver(msg(8));
+  p.flush();
+  assert.equal(link.sent.length, 3);
+  p.linkDown();
+  const second = new FakeLink();
+  p.linkUp(second);
+  assert.deepEqual(second.sent.map(label), ['8'], 'a new connection does not wait');
+  // And close() does not either.
+  p.deliver(msg(9));
+  p.flush();
+  assert.equal(second.sent.length, 1, 'within the linger');
+  p.close();
+  assert.deepEqual(second.sent.map(label), ['8', '9'], 'close() hands over at once');
+  await second.answer();
+  assert.equal(p.counts().published, 9);
   assert.equal(p.counts().heldMessages, 0);
 });
 
