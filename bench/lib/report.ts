@@ -439,7 +439,7 @@ export function targets(figures: Figures, largestFanout: number, fanoutGoal: num
     ratioOf(
       figures,
       'ws_nats_linger_vs_off_cpu_steady',
-      'same, publishing with --nats-linger-ms 5 (opt-in, up to 5 ms later on NATS): off ÷ on',
+      'same, publishing with --nats-linger-ms 5 (opt-in: it delays NATS delivery): off ÷ on',
       ['fleet_ws_cpu_steady', 'nlbridge'],
       ['fleet_ws_cpu_steady', 'nlbridge-nats-linger'],
       0.9,
