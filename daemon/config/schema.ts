@@ -448,7 +448,7 @@ export const OPTION_SCHEMAS = {
     'x-flag': '--nats-linger-ms',
     'x-env': 'NLBRIDGE_NATS_LINGER_MS',
     description:
-      'hold published messages up to this long so that several receive batches go to NATS in one write: less CPU for the daemon and nats-server at high rates, that much delay; the first after a quiet spell goes at once (default {default}: no delay)',
+      'hold published messages up to this long so that several receive batches go to NATS in one write: less CPU for the daemon and nats-server at high rates, for delay on NATS; the first after a quiet spell goes at once (default {default}: no delay)',
   },
   natsJetstream: {
     enum: ['off', 'on'],

@@ -203,8 +203,9 @@ export class FleetPublisher implements Subscriber {
 
   private handOver(): void {
     const linger = this.linger;
-    // Half the unflushed bound waiting goes at once: the linger never costs drops.
-    if (linger === null || this.closed || linger.wait() <= 0 || (this.heldBytes - this.unflushedBytes) * 2 >= this.unflushedMax) {
+    // What the linger holds stays under half the smaller of the unflushed and the buffer bounds: at that it goes at once.
+    const waitingBytes = this.heldBytes - this.unflushedBytes;
+    if (linger === null || this.closed || linger.wait() <= 0 || waitingBytes * 2 >= Math.min(this.unflushedMax, this.bufferBytes)) {
       this.pump();
       return;
     }
@@ -301,7 +302,7 @@ export class FleetPublisher implements Subscriber {
     if (this.episode && this.waiting.length === this.head) this.closeEpisode();
     const maxPayload = link.maxPayload();
     if (maxPayload !== null) this.knownMaxPayload = maxPayload;
-    if (this.head < this.waiting.length) this.linger?.sent();
+    const from = this.head;
     while (this.head < this.waiting.length && this.unflushedBytes < this.unflushedMax) {
       const e = this.waiting[this.head];
       if (e.kind === 'run' && maxPayload !== null && e.bytes > maxPayload - (e.count > 1 ? HEADER_ROOM : 0)) {
@@ -324,6 +325,8 @@ export class FleetPublisher implements Subscriber {
       this.unflushed.push(e);
       if (e.kind === 'run') this.unflushedBytes += e.size;
     }
+    // The linger counts from a hand-over that handed something (not one the unflushed bound stopped).
+    if (this.head > from) this.linger?.sent();
     this.compact();
     this.flushSoon(link);
   }

@@ -264,6 +264,26 @@ test('--nats-linger-ms: the first batch after a quiet spell goes at once, later 
   assert.equal(p.counts().heldMessages, 0);
 });
 
+test('--nats-linger-ms with a buffer smaller than the unflushed bound: half the buffer waiting goes at once, so the linger causes no drop', async () => {
+  const size = 16 + 96;
+  const p = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 4 * size, unflushedBytes: 64 * size, lingerMs: 1000 });
+  const link = new FakeLink();
+  p.linkUp(link);
+  p.deliver(msg(1));
+  p.flush();
+  await link.answer();
+  assert.equal(p.counts().published, 1);
+  p.deliver(msg(2));
+  p.flush();
+  assert.deepEqual(link.sent.map(label), ['1'], 'one message waits within the linger');
+  p.deliver(msg(3));
+  p.flush();
+  assert.deepEqual(link.sent.map(label), ['1', '2×2'], 'half the buffer waiting: handed over at once');
+  await link.answer();
+  assert.equal(p.counts().published, 3);
+  assert.equal(p.counts().dropped.buffer, 0);
+});
+
 test('a message over max_payload is dropped, counted and told; overruns add up in one notice', async () => {
   const p = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1 << 20 });
   const link = new FakeLink(100);
