@@ -196,6 +196,29 @@ describe('fleet: --nats-linger-ms', { skip: skipUnless('nats-server') }, () => {
       until: (n) => n === 3,
     });
   });
+
+  test('SIGTERM while a message is held: it reaches NATS before the daemon exits 0', async () => {
+    const sender = NetlinkSocket.open({ protocol: USERSOCK });
+    try {
+      const one = (seq: number) => encodeMessage({ type: 16, flags: 0, seq, pid: 0, payload: Buffer.from(`linger-${seq}`) });
+      const before = got.length;
+      // Message 4 goes at once or at the end of the last test's linger; 5, sent as soon as 4 came, is held.
+      sender.send(one(4), { portId: 0, groups: bit(2) });
+      await waitFor('the first on NATS', () => got.length > before, { timeoutMs: 5000 });
+      sender.send(one(5), { portId: 0, groups: bit(2) });
+      await sleep(200);
+      assert.equal(got.length, before + 1, 'held');
+      const stoppedAt = performance.now();
+      assert.equal(await daemon.stop(), 0);
+      await nc.flush();
+      assert.equal(got.length, before + 2, 'handed over at shutdown, not lost');
+      const last = got[got.length - 1];
+      assert.equal(decodeHeader(Buffer.from(last.m.data)).seq, 5);
+      assert.ok(last.at - stoppedAt < 900, `at the shutdown, not at the end of the linger: ${Math.round(last.at - stoppedAt)} ms`);
+    } finally {
+      sender.close();
+    }
+  });
 });
 
 describe('fleet: without --nats', () => {
