@@ -32,6 +32,11 @@ async function getText(d: DaemonProc, p: string): Promise<string> {
   return res.text();
 }
 
+/** Waits until the daemon's /status says its NATS connection is up (it dials in the background). */
+async function untilConnected(d: DaemonProc, what = 'the daemon connected to NATS'): Promise<void> {
+  await waitFor(what, async () => ((await getJson(d, '/status')).fleet as FleetStatus).connected, { timeoutMs: 10000 });
+}
+
 type FleetStatus = {
   connected: boolean;
   url: string | null;
@@ -55,9 +60,7 @@ describe('fleet: publishing on NATS', { skip: skipUnless('nats-server') }, () =>
     nc.subscribe('nlbridge.>', { callback: (_err, m) => void got.push(m) });
     await nc.flush();
     daemon = await spawnDaemon(['--nats', server.url, '--host-id', 'hostA', '--nats-publish', '2,4']);
-    await waitFor('the daemon connected to NATS', async () => ((await getJson(daemon, '/status')).fleet as FleetStatus).connected, {
-      timeoutMs: 10000,
-    });
+    await untilConnected(daemon);
   });
 
   after(async () => {
@@ -147,6 +150,8 @@ describe('fleet: --nats-linger-ms', { skip: skipUnless('nats-server') }, () => {
   let daemon: DaemonProc;
   let nc: NatsConnection;
   const got: { m: Msg; at: number }[] = [];
+  /** Message `seq` of these tests, its payload naming it. */
+  const one = (seq: number) => encodeMessage({ type: 16, flags: 0, seq, pid: 0, payload: Buffer.from(`linger-${seq}`) });
 
   before(async () => {
     await server.start();
@@ -155,9 +160,7 @@ describe('fleet: --nats-linger-ms', { skip: skipUnless('nats-server') }, () => {
     await nc.flush();
     // A second, the bound: long enough to tell held from not held on a loaded machine.
     daemon = await spawnDaemon(['--nats', server.url, '--host-id', 'hostL', '--nats-publish', '2,', '--nats-linger-ms', '1000']);
-    await waitFor('the daemon connected to NATS', async () => ((await getJson(daemon, '/status')).fleet as FleetStatus).connected, {
-      timeoutMs: 10000,
-    });
+    await untilConnected(daemon);
   });
 
   after(async () => {
@@ -169,7 +172,6 @@ describe('fleet: --nats-linger-ms', { skip: skipUnless('nats-server') }, () => {
   test('the first message after a quiet spell goes at once; what follows within the linger is held and goes as one run', async () => {
     const sender = NetlinkSocket.open({ protocol: USERSOCK });
     try {
-      const one = (seq: number) => encodeMessage({ type: 16, flags: 0, seq, pid: 0, payload: Buffer.from(`linger-${seq}`) });
       const sentAt = performance.now();
       sender.send(one(1), { portId: 0, groups: bit(2) });
       const first = (await waitFor('the first message on NATS', () => got[0], { timeoutMs: 5000 }))!;
@@ -200,7 +202,6 @@ describe('fleet: --nats-linger-ms', { skip: skipUnless('nats-server') }, () => {
   test('SIGTERM while a message is held: it reaches NATS before the daemon exits 0', async () => {
     const sender = NetlinkSocket.open({ protocol: USERSOCK });
     try {
-      const one = (seq: number) => encodeMessage({ type: 16, flags: 0, seq, pid: 0, payload: Buffer.from(`linger-${seq}`) });
       const before = got.length;
       // Message 4 goes at once or at the end of the last test's linger; 5, sent as soon as 4 came, is held.
       sender.send(one(4), { portId: 0, groups: bit(2) });
@@ -452,7 +453,7 @@ describe('fleet: sends over NATS request-reply (--nats-send on)', { skip: skipUn
       '3',
     ]);
     try {
-      await waitFor('connected', async () => ((await getJson(limited, '/status')).fleet as FleetStatus).connected, { timeoutMs: 10000 });
+      await untilConnected(limited, 'connected');
       // The subscription may lag the connection by a moment.
       await waitFor('the send subject answered', () => request('nlbridge.hostR.send', '{nope').then((r) => r.status), {
         timeoutMs: 5000,
@@ -522,9 +523,7 @@ describe('fleet: a token from --nats-token-file', { skip: skipUnless('nats-serve
     const good = await spawnDaemon(['--nats', server.url, '--host-id', 'hostT', '--nats-token-file', tokenFile]);
     const bad = await spawnDaemon(['--nats', server.url, '--host-id', 'hostN']);
     try {
-      await waitFor('the daemon with the token connected', async () => ((await getJson(good, '/status')).fleet as FleetStatus).connected, {
-        timeoutMs: 10000,
-      });
+      await untilConnected(good, 'the daemon with the token connected');
       await waitFor(
         'the refusal logged',
         () => bad.logs.some((l) => /NATS (connect failed|connection closed|server error)/.test(String(l.msg))),
