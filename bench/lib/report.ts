@@ -97,6 +97,11 @@ function fmtNum(v: number): string {
   return v.toFixed(2);
 }
 
+/** Every run's value, as the detail column lists them ("a / b / c"). */
+function fmtRuns(values: (number | null)[]): string {
+  return values.map((v) => (v === null ? 'n/a' : fmtNum(v))).join(' / ');
+}
+
 function fmtBytes(v: number): string {
   if (!Number.isFinite(v)) return 'n/a';
   if (Math.abs(v) >= 1 << 20) return `${(v / (1 << 20)).toFixed(1)} MiB`;
@@ -131,9 +136,7 @@ function detail(figure: string, m: Measurement | undefined): string {
     if (Number.isFinite(n('natsServerCpuUsPerMsg'))) parts.push(`nats-server ${fmtNum(n('natsServerCpuUsPerMsg'))} µs/msg`);
     parts.push(`at ${fmtNum(n('rate'))} msg/s`);
     if (Array.isArray(m.daemonCpuRuns))
-      parts.push(
-        `median of ${m.daemonCpuRuns.length} (${(m.daemonCpuRuns as (number | null)[]).map((v) => (v === null ? 'n/a' : fmtNum(v))).join(' / ')})`,
-      );
+      parts.push(`median of ${m.daemonCpuRuns.length} (${fmtRuns(m.daemonCpuRuns as (number | null)[])})`);
     if (Number.isFinite(n('lost')) && n('lost') !== 0) parts.push(`lost ${fmtNum(n('lost'))}`);
   } else if (figure === 'http_send') {
     if (Number.isFinite(n('p99_ms'))) parts.push(`p99 ${fmtNum(n('p99_ms'))} ms`);
@@ -168,8 +171,7 @@ function detail(figure: string, m: Measurement | undefined): string {
       parts.push(`(${(m.exit as { signal: string }).signal})`);
   }
   if (Array.isArray(m.runs) && m.runs.length > 1) {
-    const vals = (m.runs as (number | null)[]).map((v) => (v === null ? 'n/a' : fmtNum(v)));
-    parts.push(`best of ${m.runs.length} (${vals.join(' / ')})`);
+    parts.push(`best of ${m.runs.length} (${fmtRuns(m.runs as (number | null)[])})`);
   }
   if (Array.isArray(m.failedRuns) && m.failedRuns.length > 0)
     parts.push(`${m.failedRuns.length} run(s) failed: ${String(m.failedRuns[0]).slice(0, 80)}`);
