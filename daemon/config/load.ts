@@ -240,7 +240,10 @@ export function loadConfig(opts: LoadOptions): LoadResult {
         throw new ConfigError(OPTIONS.find((o) => o.key === key)!.flag, 'needs --nats (the NATS servers)');
     }
     if (config.natsSendScope !== null) throw new ConfigError(`${configFile}: "natsSendScope"`, 'needs --nats (the NATS servers)');
-    if (config.natsLingerMs > 0) throw new ConfigError('--nats-linger-ms', 'needs --nats (the NATS servers)');
+    // These two have a default that means something; one set to another value is set for NATS.
+    for (const key of ['natsLingerMs', 'natsLingerAbove'] as const) {
+      if (config[key] !== DEFAULTS[key]) throw new ConfigError(OPTIONS.find((o) => o.key === key)!.flag, 'needs --nats (the NATS servers)');
+    }
   }
   if (config.natsCreds !== null && config.natsTokenFile !== null) {
     throw new ConfigError('--nats-token-file', 'and --nats-creds both given: use one way to authenticate to NATS');

@@ -78,8 +78,10 @@ export interface Config {
   /** Groups published on NATS, as given (a mask, or a list with a comma); null = none. */
   natsPublish: string | null;
   natsBufferBytes: number;
-  /** The least time between two hand-overs of published messages to the NATS client, ms; 0 = at the end of every receive batch. */
+  /** While busy (natsLingerAbove), the least time between two hand-overs of published messages to the NATS client, ms; 0 = at the end of every receive batch. */
   natsLingerMs: number;
+  /** The linger holds only while messages come at least this fast, msg/s; 0 = always. */
+  natsLingerAbove: number;
   /** Answer send requests on nlbridge.<host>.send ('off' by default: anyone who may publish there sends with the daemon's privileges). */
   natsSend: 'off' | 'on';
   /** What NATS sends may do (config file "natsSendScope" only; see tokens.ts); null = nothing. */
@@ -444,11 +446,19 @@ export const OPTION_SCHEMAS = {
   },
   natsLingerMs: {
     ...int(0, 1000),
-    default: 0,
+    default: 5,
     'x-flag': '--nats-linger-ms',
     'x-env': 'NLBRIDGE_NATS_LINGER_MS',
     description:
-      'hold published messages up to this long so that several receive batches go to NATS in one write: less CPU for the daemon and nats-server at high rates, for delay on NATS; the first after a quiet spell goes at once (default {default}: no delay)',
+      'while messages come at --nats-linger-above or faster, hold published messages up to this long so that several receive batches go to NATS in one write: less CPU for the daemon and nats-server, for delay on NATS; 0: never hold (default {default})',
+  },
+  natsLingerAbove: {
+    ...int(0, 100_000_000),
+    default: 20_000,
+    'x-flag': '--nats-linger-above',
+    'x-env': 'NLBRIDGE_NATS_LINGER_ABOVE',
+    description:
+      'the rate of published messages, msg/s over the last 10 ms, from which --nats-linger-ms holds them; below it each receive batch goes at once; 0: hold at any rate (default {default})',
   },
   natsJetstream: {
     enum: ['off', 'on'],

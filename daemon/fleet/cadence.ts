@@ -11,11 +11,12 @@
 // for it: only the confirmation does, and with it `published` and the
 // release of what is held.
 //
-// Hand-overs (--nats-linger-ms, off by default): each one is a socket write
+// Hand-overs (--nats-linger-ms, 5 by default, only while messages come at
+// --nats-linger-above or faster: rate_window.ts): each one is a socket write
 // that nats-server must wake for and parse. At a high rate, a receive batch
 // every few hundred microseconds, holding them for a few milliseconds makes
-// one write of many batches; the first after a quiet spell goes at once, so
-// a slow stream is not delayed. publisher.ts says when it does not wait.
+// one write of many batches; the first after a quiet spell goes at once.
+// publisher.ts says when it does not wait.
 
 /** At most one flush in this many ms (see above). */
 export const FLUSH_INTERVAL_MS = 10;

@@ -148,6 +148,7 @@ export function startFleet(
     groups,
     bufferBytes: settings.natsBufferBytes,
     lingerMs: settings.natsLingerMs,
+    lingerAboveRate: settings.natsLingerAbove,
     // host, this run (n starts at 1 again after a restart), n
     msgIdPrefix: settings.natsJetstream === 'on' ? `${host}-${crypto.randomBytes(4).toString('hex')}-` : null,
     onDrop: (reason, n, detail) =>

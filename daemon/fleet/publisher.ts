@@ -23,24 +23,23 @@
 // its own nlmsg_len), with `n` of the first and the count `k`. A message is
 // copied into the open run as it arrives (into a shared slab: no object per
 // message outlives its delivery, so thousands waiting for a flush's answer
-// are not promoted to the old generation), and the run is closed when the
-// bus ends its receive batch, or by a message that cannot join it. At a low
-// rate a run is one message. A run is kept as formed: a resend after a
-// reconnect is the same NATS message with the same Nats-Msg-Id, so
-// JetStream's dedupe stays exact.
+// are not promoted to the old generation); a run ends at its hand-over or at
+// a message that cannot join it. At a low rate a run is one message. A run
+// is kept as formed: a resend after a reconnect is the same NATS message with
+// the same Nats-Msg-Id, so JetStream's dedupe stays exact.
 //
-// Flushes are spaced (cadence.ts says why): at most one per
-// FLUSH_INTERVAL_MS, unless half the unflushed bound is reached or at close.
-// With --nats-linger-ms, hand-overs to the client are spaced too: at most
-// one per linger, the first after a quiet spell at once, and never waiting
-// when half the unflushed bound waits, on a new connection, or at close.
-//
-// No NATS import here: the link is an interface (index.ts implements it over
-// @nats-io/transport-node), so this logic runs against anything.
+// Flushes are spaced (cadence.ts): at most one per FLUSH_INTERVAL_MS, unless
+// half the unflushed bound is reached or at close. A receive batch is handed
+// over at its end, except while messages come at --nats-linger-above msg/s or
+// faster (rate_window.ts): then at most one hand-over per --nats-linger-ms,
+// never waiting when half the unflushed bound waits, on a new connection, or
+// at close. No NATS import here: the link is an interface (index.ts
+// implements it over @nats-io/transport-node), so this runs against anything.
 
 import type { MalformedInfo, RxMessage, Subscriber } from '../netlink/message';
 import { NATS_DROP_REASONS } from '../metrics';
 import { Cadence, FLUSH_INTERVAL_MS } from './cadence';
+import { RateWindow } from './rate_window';
 import { RunWriter, runData, runHeaders, type RunEntry } from './runs';
 import { eventsSubject, groupSubject } from './subjects';
 
@@ -106,6 +105,8 @@ export interface PublisherOptions {
   flushIntervalMs?: number;
   /** --nats-linger-ms: the least time between two hand-overs to the client (default 0: at the end of every receive batch). */
   lingerMs?: number;
+  /** --nats-linger-above: the linger holds only while messages come at least this fast, msg/s (default 0: always). */
+  lingerAboveRate?: number;
 }
 
 export class FleetPublisher implements Subscriber {
@@ -117,6 +118,8 @@ export class FleetPublisher implements Subscriber {
   private readonly cadence: Cadence;
   /** Hand-overs to the client, with --nats-linger-ms; null without. */
   private readonly linger: Cadence | null;
+  /** Whether the linger holds: messages come at --nats-linger-above or faster. */
+  private readonly rate: RateWindow;
   private readonly msgIdPrefix: string | null;
   private readonly events: string;
   private readonly subjects = new Map<number, string>();
@@ -158,6 +161,7 @@ export class FleetPublisher implements Subscriber {
     this.onDrop = opts.onDrop;
     this.cadence = new Cadence(opts.flushIntervalMs ?? FLUSH_INTERVAL_MS);
     this.linger = opts.lingerMs ? new Cadence(opts.lingerMs) : null;
+    this.rate = new RateWindow(opts.lingerAboveRate ?? 0);
     this.msgIdPrefix = opts.msgIdPrefix ?? null;
     this.events = eventsSubject(opts.host);
     for (const g of this.groups) this.subjects.set(g, groupSubject(opts.host, g));
@@ -196,7 +200,7 @@ export class FleetPublisher implements Subscriber {
     if (ended !== null) this.waiting.push(ended);
   }
 
-  /** The end of a receive batch: what it brought goes out now, or, with --nats-linger-ms, within the linger. */
+  /** The end of a receive batch: what it brought goes out now, or, while messages come fast, within the linger. */
   flush(): void {
     this.handOver();
   }
@@ -205,7 +209,13 @@ export class FleetPublisher implements Subscriber {
     const linger = this.linger;
     // What the linger holds stays under half the smaller of the unflushed and the buffer bounds: at that it goes at once.
     const waitingBytes = this.heldBytes - this.unflushedBytes;
-    if (linger === null || this.closed || linger.wait() <= 0 || waitingBytes * 2 >= Math.min(this.unflushedMax, this.bufferBytes)) {
+    if (
+      linger === null ||
+      this.closed ||
+      linger.wait() <= 0 ||
+      !this.rate.busy(this.number) ||
+      waitingBytes * 2 >= Math.min(this.unflushedMax, this.bufferBytes)
+    ) {
       this.pump();
       return;
     }

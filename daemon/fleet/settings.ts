@@ -34,6 +34,7 @@ export type FleetSettings = Pick<
   | 'natsPublish'
   | 'natsBufferBytes'
   | 'natsLingerMs'
+  | 'natsLingerAbove'
   | 'natsSend'
   | 'natsJetstream'
   | 'natsStream'

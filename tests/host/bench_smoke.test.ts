@@ -38,8 +38,8 @@ const EXPECTED: Record<string, string[]> = {
 const FLEET: Record<string, string[]> = {
   fleet_flood: ['nlbridge-nats', 'bare-nats'],
   fleet_latency_1k: ['nlbridge-nats', 'bare-nats'],
-  fleet_ws_one_frame: ['nlbridge', 'nlbridge-nats', 'nlbridge-nats-linger'],
-  fleet_ws_cpu_steady: ['nlbridge', 'nlbridge-nats', 'nlbridge-nats-linger'],
+  fleet_ws_one_frame: ['nlbridge', 'nlbridge-nats', 'nlbridge-nats-nolinger'],
+  fleet_ws_cpu_steady: ['nlbridge', 'nlbridge-nats', 'nlbridge-nats-nolinger'],
 };
 const FLEET_TARGETS = new Set([
   'fleet_vs_bare_nats',
@@ -47,7 +47,7 @@ const FLEET_TARGETS = new Set([
   'ws_nats_on_vs_off',
   'ws_nats_on_vs_off_cpu',
   'ws_nats_on_vs_off_cpu_steady',
-  'ws_nats_linger_vs_off_cpu_steady',
+  'ws_nats_nolinger_vs_off_cpu_steady',
 ]);
 
 const RATES = new Set([

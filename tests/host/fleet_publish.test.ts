@@ -145,7 +145,7 @@ describe('fleet: publishing on NATS', { skip: skipUnless('nats-server') }, () =>
   });
 });
 
-describe('fleet: --nats-linger-ms', { skip: skipUnless('nats-server') }, () => {
+describe('fleet: --nats-linger-ms, at any rate (--nats-linger-above 0)', { skip: skipUnless('nats-server') }, () => {
   const server = new NatsServer();
   let daemon: DaemonProc;
   let nc: NatsConnection;
@@ -159,7 +159,10 @@ describe('fleet: --nats-linger-ms', { skip: skipUnless('nats-server') }, () => {
     nc.subscribe('nlbridge.hostL.g.>', { callback: (_err, m) => void got.push({ m, at: performance.now() }) });
     await nc.flush();
     // A second, the bound: long enough to tell held from not held on a loaded machine.
-    daemon = await spawnDaemon(['--nats', server.url, '--host-id', 'hostL', '--nats-publish', '2,', '--nats-linger-ms', '1000']);
+    daemon = await spawnDaemon([
+      ...['--nats', server.url, '--host-id', 'hostL', '--nats-publish', '2,'],
+      ...['--nats-linger-ms', '1000', '--nats-linger-above', '0'],
+    ]);
     await untilConnected(daemon);
   });
 
@@ -216,6 +219,46 @@ describe('fleet: --nats-linger-ms', { skip: skipUnless('nats-server') }, () => {
       const last = got[got.length - 1];
       assert.equal(decodeHeader(Buffer.from(last.m.data)).seq, 5);
       assert.ok(last.at - stoppedAt < 900, `at the shutdown, not at the end of the linger: ${Math.round(last.at - stoppedAt)} ms`);
+    } finally {
+      sender.close();
+    }
+  });
+});
+
+describe('fleet: --nats-linger-ms below the rate of --nats-linger-above', { skip: skipUnless('nats-server') }, () => {
+  const server = new NatsServer();
+  let daemon: DaemonProc;
+  let nc: NatsConnection;
+  const got: { m: Msg; at: number }[] = [];
+
+  before(async () => {
+    await server.start();
+    nc = await natsConnect({ servers: server.url });
+    nc.subscribe('nlbridge.hostR.g.>', { callback: (_err, m) => void got.push({ m, at: performance.now() }) });
+    await nc.flush();
+    // The linger of the test above, at the default rate gate (20,000 msg/s): ten messages 50 ms apart are 20 msg/s.
+    daemon = await spawnDaemon(['--nats', server.url, '--host-id', 'hostR', '--nats-publish', '2,', '--nats-linger-ms', '1000']);
+    await untilConnected(daemon);
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    await nc?.close();
+    await server.stop();
+  });
+
+  test('each receive batch goes at once, none held for the linger', async () => {
+    const sender = NetlinkSocket.open({ protocol: USERSOCK });
+    try {
+      for (let seq = 1; seq <= 10; seq++) {
+        const sentAt = performance.now();
+        sender.send(encodeMessage({ type: 16, flags: 0, seq, pid: 0, payload: Buffer.from(`slow-${seq}`) }), { portId: 0, groups: bit(2) });
+        const m = (await waitFor(`message ${seq} on NATS`, () => got[seq - 1], { timeoutMs: 5000 }))!;
+        assert.ok(m.at - sentAt < 500, `message ${seq} held ${Math.round(m.at - sentAt)} ms`);
+        assert.equal(m.m.headers!.get('n'), String(seq));
+        assert.equal(m.m.headers!.has('k'), false, 'a run of one');
+        await sleep(50);
+      }
     } finally {
       sender.close();
     }
@@ -300,7 +343,20 @@ describe('fleet: bad NATS settings', () => {
     ['--nats-publish without --nats', ['--nats-publish', '2'], {}, /^nlbridge: --nats-publish: needs --nats/],
     ['--nats-token-file without --nats', ['--nats-token-file', '/etc/hostname'], {}, /^nlbridge: --nats-token-file: needs --nats/],
     ['--nats-send on without --nats', ['--nats-send', 'on'], {}, /^nlbridge: --nats-send: needs --nats/],
-    ['--nats-linger-ms without --nats', ['--nats-linger-ms', '5'], {}, /^nlbridge: --nats-linger-ms: needs --nats/],
+    ['--nats-linger-ms without --nats', ['--nats-linger-ms', '0'], {}, /^nlbridge: --nats-linger-ms: needs --nats/],
+    ['NLBRIDGE_NATS_LINGER_ABOVE without --nats', [], { NLBRIDGE_NATS_LINGER_ABOVE: '0' }, /^nlbridge: --nats-linger-above: needs --nats/],
+    [
+      '--nats-linger-above negative',
+      ['--nats', 'nats://127.0.0.1:1', '--nats-linger-above', '-1'],
+      {},
+      /^nlbridge: --nats-linger-above: must be an integer in 0\.\.100000000/,
+    ],
+    [
+      '--nats-linger-above with a unit',
+      ['--nats', 'nats://127.0.0.1:1', '--nats-linger-above', '20k'],
+      {},
+      /^nlbridge: --nats-linger-above: must be an integer in 0\.\.100000000/,
+    ],
     [
       '--nats-linger-ms over a second',
       ['--nats', 'nats://127.0.0.1:1', '--nats-linger-ms', '1001'],

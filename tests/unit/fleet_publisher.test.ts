@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type { RxMessage } from '../../daemon/netlink/message';
 import { FLUSH_INTERVAL_MS } from '../../daemon/fleet/cadence';
 import { FleetPublisher, type Link } from '../../daemon/fleet/publisher';
+import { RATE_WINDOW_MS, RateWindow } from '../../daemon/fleet/rate_window';
 import { defaultHostId, isSubjectToken, parsePublishGroups } from '../../daemon/fleet/subjects';
 
 function msg(i: number, size = 16, group = 2, portId = 7): RxMessage {
@@ -262,6 +263,53 @@ test('--nats-linger-ms: the first batch after a quiet spell goes at once, later 
   await second.answer();
   assert.equal(p.counts().published, 9);
   assert.equal(p.counts().heldMessages, 0);
+});
+
+test('--nats-linger-above: batches slower than the rate go at once; a batch at the rate waits for the linger', async () => {
+  const p = new FleetPublisher({
+    host: 'A',
+    groups: [2],
+    bufferBytes: 1 << 24,
+    unflushedBytes: 1 << 20,
+    lingerMs: 300,
+    lingerAboveRate: 1000,
+  });
+  const link = new FakeLink();
+  p.linkUp(link);
+  // One message every 12 ms or more (a 10 ms window closes at each): at most 84 msg/s.
+  for (let i = 1; i <= 5; i++) {
+    p.deliver(msg(i));
+    p.flush();
+    assert.equal(link.sent.length, i, `batch ${i}, below the rate, went at once`);
+    await sleep(12);
+  }
+  // 1,000 in one batch: at least 1,000 msg/s over the window it closes, however late this runs.
+  for (let i = 6; i <= 1005; i++) p.deliver(msg(i));
+  const batchAt = performance.now();
+  p.flush();
+  assert.equal(link.sent.length, 5, 'at the rate, within the linger of the last hand-over: held');
+  for (let i = 0; i < 200 && link.sent.length === 5; i++) await sleep(5);
+  assert.ok(performance.now() - batchAt >= 250, 'not before the linger');
+  assert.deepEqual(link.sent.slice(5).map(label), ['6×1000']);
+});
+
+test('RateWindow: busy by the rate of the last window of at least 10 ms; 0 is always busy', () => {
+  assert.equal(new RateWindow(0, () => 0).busy(0), true);
+  let t = 1000;
+  const w = new RateWindow(1000, () => t);
+  assert.equal(w.busy(100), false, 'no window closed yet');
+  t += RATE_WINDOW_MS - 1;
+  assert.equal(w.busy(100), false, 'still none');
+  t += 1;
+  assert.equal(w.busy(10), true, '10 in 10 ms: 1,000 msg/s');
+  t += 5;
+  assert.equal(w.busy(10), true, 'the last whole window counts until the next closes');
+  t += 5;
+  assert.equal(w.busy(19), false, '9 in 10 ms: 900 msg/s');
+  t += 1000;
+  assert.equal(w.busy(519), false, 'after a quiet second, a burst of 500 closes a window of 1,000 ms: 500 msg/s');
+  t += 10;
+  assert.equal(w.busy(1019), true, 'and the next window sees the burst: 500 in 10 ms');
 });
 
 test('--nats-linger-ms with a buffer smaller than the unflushed bound: half the buffer waiting goes at once, so the linger causes no drop', async () => {
