@@ -271,7 +271,7 @@ test('--nats-linger-above: batches slower than the rate go at once; a batch at t
     groups: [2],
     bufferBytes: 1 << 24,
     unflushedBytes: 1 << 20,
-    lingerMs: 300,
+    lingerMs: 1000,
     lingerAboveRate: 1000,
   });
   const link = new FakeLink();
@@ -283,13 +283,13 @@ test('--nats-linger-above: batches slower than the rate go at once; a batch at t
     assert.equal(link.sent.length, i, `batch ${i}, below the rate, went at once`);
     await sleep(12);
   }
-  // 1,000 in one batch: at least 1,000 msg/s over the window it closes, however late this runs.
+  // 1,000 in one batch: over 1,000 msg/s in the window it closes unless this process stalled a second (then the linger is over too).
   for (let i = 6; i <= 1005; i++) p.deliver(msg(i));
   const batchAt = performance.now();
   p.flush();
   assert.equal(link.sent.length, 5, 'at the rate, within the linger of the last hand-over: held');
-  for (let i = 0; i < 200 && link.sent.length === 5; i++) await sleep(5);
-  assert.ok(performance.now() - batchAt >= 250, 'not before the linger');
+  for (let i = 0; i < 400 && link.sent.length === 5; i++) await sleep(5);
+  assert.ok(performance.now() - batchAt >= 900, 'not before the linger');
   assert.deepEqual(link.sent.slice(5).map(label), ['6×1000']);
 });
 
@@ -297,9 +297,9 @@ test('RateWindow: busy by the rate of the last window of at least 10 ms; 0 is al
   assert.equal(new RateWindow(0, () => 0).busy(0), true);
   let t = 1000;
   const w = new RateWindow(1000, () => t);
-  assert.equal(w.busy(100), false, 'no window closed yet');
+  assert.equal(w.busy(3), false, 'no window closed yet');
   t += RATE_WINDOW_MS - 1;
-  assert.equal(w.busy(100), false, 'still none');
+  assert.equal(w.busy(8), false, 'still none');
   t += 1;
   assert.equal(w.busy(10), true, '10 in 10 ms: 1,000 msg/s');
   t += 5;
