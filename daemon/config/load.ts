@@ -224,7 +224,8 @@ export function loadConfig(opts: LoadOptions): LoadResult {
   }
   if (config.nats.length === 0) {
     // The NATS options mean nothing without servers: a forgotten --nats would
-    // otherwise leave the fleet silently off.
+    // otherwise leave the fleet silently off. One set to anything but its
+    // default (null, off, or the linger's values) was set for NATS.
     for (const key of [
       'natsCreds',
       'natsTokenFile',
@@ -235,15 +236,12 @@ export function loadConfig(opts: LoadOptions): LoadResult {
       'natsPublish',
       'natsSend',
       'natsJetstream',
+      'natsLingerMs',
+      'natsLingerAbove',
     ] as const) {
-      if (config[key] !== null && config[key] !== 'off')
-        throw new ConfigError(OPTIONS.find((o) => o.key === key)!.flag, 'needs --nats (the NATS servers)');
-    }
-    if (config.natsSendScope !== null) throw new ConfigError(`${configFile}: "natsSendScope"`, 'needs --nats (the NATS servers)');
-    // These two have a default that means something; one set to another value is set for NATS.
-    for (const key of ['natsLingerMs', 'natsLingerAbove'] as const) {
       if (config[key] !== DEFAULTS[key]) throw new ConfigError(OPTIONS.find((o) => o.key === key)!.flag, 'needs --nats (the NATS servers)');
     }
+    if (config.natsSendScope !== null) throw new ConfigError(`${configFile}: "natsSendScope"`, 'needs --nats (the NATS servers)');
   }
   if (config.natsCreds !== null && config.natsTokenFile !== null) {
     throw new ConfigError('--nats-token-file', 'and --nats-creds both given: use one way to authenticate to NATS');

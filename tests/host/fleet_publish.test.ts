@@ -145,58 +145,62 @@ describe('fleet: publishing on NATS', { skip: skipUnless('nats-server') }, () =>
   });
 });
 
-describe('fleet: --nats-linger-ms, at any rate (--nats-linger-above 0)', { skip: skipUnless('nats-server') }, () => {
-  const server = new NatsServer();
-  let daemon: DaemonProc;
-  let nc: NatsConnection;
-  const got: { m: Msg; at: number }[] = [];
-  /** Message `seq` of these tests, its payload naming it. */
-  const one = (seq: number) => encodeMessage({ type: 16, flags: 0, seq, pid: 0, payload: Buffer.from(`linger-${seq}`) });
+/** Message `seq` of the linger tests, its payload naming it. */
+const lingerMessage = (seq: number) => encodeMessage({ type: 16, flags: 0, seq, pid: 0, payload: Buffer.from(`linger-${seq}`) });
 
+/**
+ * For one suite: a nats-server, a subscriber of `nlbridge.<hostId>.g.>` that
+ * notes when each message came, and a daemon publishing group 2 as hostId
+ * with `lingerArgs`, connected before the suite's tests run.
+ */
+function lingerFleet(hostId: string, lingerArgs: string[]): { daemon: DaemonProc; nc: NatsConnection; got: { m: Msg; at: number }[] } {
+  const server = new NatsServer();
+  const f = { daemon: undefined as unknown as DaemonProc, nc: undefined as unknown as NatsConnection, got: [] as { m: Msg; at: number }[] };
   before(async () => {
     await server.start();
-    nc = await natsConnect({ servers: server.url });
-    nc.subscribe('nlbridge.hostL.g.>', { callback: (_err, m) => void got.push({ m, at: performance.now() }) });
-    await nc.flush();
-    // A second, the bound: long enough to tell held from not held on a loaded machine.
-    daemon = await spawnDaemon([
-      ...['--nats', server.url, '--host-id', 'hostL', '--nats-publish', '2,'],
-      ...['--nats-linger-ms', '1000', '--nats-linger-above', '0'],
-    ]);
-    await untilConnected(daemon);
+    f.nc = await natsConnect({ servers: server.url });
+    f.nc.subscribe(`nlbridge.${hostId}.g.>`, { callback: (_err, m) => void f.got.push({ m, at: performance.now() }) });
+    await f.nc.flush();
+    f.daemon = await spawnDaemon(['--nats', server.url, '--host-id', hostId, '--nats-publish', '2,', ...lingerArgs]);
+    await untilConnected(f.daemon);
   });
-
   after(async () => {
-    await daemon?.stop();
-    await nc?.close();
+    await f.daemon?.stop();
+    await f.nc?.close();
     await server.stop();
   });
+  return f;
+}
+
+describe('fleet: --nats-linger-ms, at any rate (--nats-linger-above 0)', { skip: skipUnless('nats-server') }, () => {
+  // A second, the bound: long enough to tell held from not held on a loaded machine.
+  const f = lingerFleet('hostL', ['--nats-linger-ms', '1000', '--nats-linger-above', '0']);
 
   test('the first message after a quiet spell goes at once; what follows within the linger is held and goes as one run', async () => {
     const sender = NetlinkSocket.open({ protocol: USERSOCK });
     try {
       const sentAt = performance.now();
-      sender.send(one(1), { portId: 0, groups: bit(2) });
-      const first = (await waitFor('the first message on NATS', () => got[0], { timeoutMs: 5000 }))!;
+      sender.send(lingerMessage(1), { portId: 0, groups: bit(2) });
+      const first = (await waitFor('the first message on NATS', () => f.got[0], { timeoutMs: 5000 }))!;
       assert.ok(first.at - sentAt < 500, `not held: ${Math.round(first.at - sentAt)} ms`);
       assert.equal(first.m.headers!.get('n'), '1');
       // Two more, in two receive batches, within the linger of the first's hand-over.
-      sender.send(one(2), { portId: 0, groups: bit(2) });
+      sender.send(lingerMessage(2), { portId: 0, groups: bit(2) });
       await sleep(50);
-      sender.send(one(3), { portId: 0, groups: bit(2) });
+      sender.send(lingerMessage(3), { portId: 0, groups: bit(2) });
       await sleep(300);
-      assert.equal(got.length, 1, 'held: nothing more within the linger');
-      const second = (await waitFor('the held messages on NATS', () => got[1], { timeoutMs: 5000 }))!;
+      assert.equal(f.got.length, 1, 'held: nothing more within the linger');
+      const second = (await waitFor('the held messages on NATS', () => f.got[1], { timeoutMs: 5000 }))!;
       assert.ok(second.at - first.at >= 900, `held about the linger: ${Math.round(second.at - first.at)} ms`);
       assert.equal(second.m.headers!.get('n'), '2');
       assert.equal(second.m.headers!.get('k'), '2', 'both batches in one run');
       assert.equal(decodeHeader(Buffer.from(second.m.data)).seq, 2);
       await sleep(200);
-      assert.equal(got.length, 2, 'nothing else');
+      assert.equal(f.got.length, 2, 'nothing else');
     } finally {
       sender.close();
     }
-    await waitFor('all three published', async () => ((await getJson(daemon, '/status')).fleet as FleetStatus).published, {
+    await waitFor('all three published', async () => ((await getJson(f.daemon, '/status')).fleet as FleetStatus).published, {
       timeoutMs: 3000,
       until: (n) => n === 3,
     });
@@ -205,18 +209,18 @@ describe('fleet: --nats-linger-ms, at any rate (--nats-linger-above 0)', { skip:
   test('SIGTERM while a message is held: it reaches NATS before the daemon exits 0', async () => {
     const sender = NetlinkSocket.open({ protocol: USERSOCK });
     try {
-      const before = got.length;
+      const before = f.got.length;
       // Message 4 goes at once or at the end of the last test's linger; 5, sent as soon as 4 came, is held.
-      sender.send(one(4), { portId: 0, groups: bit(2) });
-      await waitFor('the first on NATS', () => got.length > before, { timeoutMs: 5000 });
-      sender.send(one(5), { portId: 0, groups: bit(2) });
+      sender.send(lingerMessage(4), { portId: 0, groups: bit(2) });
+      await waitFor('the first on NATS', () => f.got.length > before, { timeoutMs: 5000 });
+      sender.send(lingerMessage(5), { portId: 0, groups: bit(2) });
       await sleep(200);
-      assert.equal(got.length, before + 1, 'held');
+      assert.equal(f.got.length, before + 1, 'held');
       const stoppedAt = performance.now();
-      assert.equal(await daemon.stop(), 0);
-      await nc.flush();
-      assert.equal(got.length, before + 2, 'handed over at shutdown, not lost');
-      const last = got[got.length - 1];
+      assert.equal(await f.daemon.stop(), 0);
+      await f.nc.flush();
+      assert.equal(f.got.length, before + 2, 'handed over at shutdown, not lost');
+      const last = f.got[f.got.length - 1];
       assert.equal(decodeHeader(Buffer.from(last.m.data)).seq, 5);
       assert.ok(last.at - stoppedAt < 900, `at the shutdown, not at the end of the linger: ${Math.round(last.at - stoppedAt)} ms`);
     } finally {
@@ -226,34 +230,16 @@ describe('fleet: --nats-linger-ms, at any rate (--nats-linger-above 0)', { skip:
 });
 
 describe('fleet: --nats-linger-ms below the rate of --nats-linger-above', { skip: skipUnless('nats-server') }, () => {
-  const server = new NatsServer();
-  let daemon: DaemonProc;
-  let nc: NatsConnection;
-  const got: { m: Msg; at: number }[] = [];
-
-  before(async () => {
-    await server.start();
-    nc = await natsConnect({ servers: server.url });
-    nc.subscribe('nlbridge.hostR.g.>', { callback: (_err, m) => void got.push({ m, at: performance.now() }) });
-    await nc.flush();
-    // The linger of the test above, at the default rate gate (20,000 msg/s): ten messages 50 ms apart are 20 msg/s.
-    daemon = await spawnDaemon(['--nats', server.url, '--host-id', 'hostR', '--nats-publish', '2,', '--nats-linger-ms', '1000']);
-    await untilConnected(daemon);
-  });
-
-  after(async () => {
-    await daemon?.stop();
-    await nc?.close();
-    await server.stop();
-  });
+  // The linger of the suite above, at the default rate gate (20,000 msg/s): ten messages 50 ms apart are 20 msg/s.
+  const f = lingerFleet('hostR', ['--nats-linger-ms', '1000']);
 
   test('each receive batch goes at once, none held for the linger', async () => {
     const sender = NetlinkSocket.open({ protocol: USERSOCK });
     try {
       for (let seq = 1; seq <= 10; seq++) {
         const sentAt = performance.now();
-        sender.send(encodeMessage({ type: 16, flags: 0, seq, pid: 0, payload: Buffer.from(`slow-${seq}`) }), { portId: 0, groups: bit(2) });
-        const m = (await waitFor(`message ${seq} on NATS`, () => got[seq - 1], { timeoutMs: 5000 }))!;
+        sender.send(lingerMessage(seq), { portId: 0, groups: bit(2) });
+        const m = (await waitFor(`message ${seq} on NATS`, () => f.got[seq - 1], { timeoutMs: 5000 }))!;
         assert.ok(m.at - sentAt < 500, `message ${seq} held ${Math.round(m.at - sentAt)} ms`);
         assert.equal(m.m.headers!.get('n'), String(seq));
         assert.equal(m.m.headers!.has('k'), false, 'a run of one');
