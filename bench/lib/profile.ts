@@ -32,6 +32,9 @@ export interface Profile {
    */
   fleetSteadyRate: number;
   fleetSteadySeconds: number;
+  /** The fleet's sustained row: one C reader's ramp (RampSettings), each case this many times in turn. */
+  fleetRamp: RampSettings;
+  fleetRampRounds: number;
   /** Fan-out: client counts (each ramped to saturation, bench/lib/ramp.ts). */
   fanoutClients: number[];
   /** The ramp: see RampSettings. */
@@ -97,6 +100,17 @@ export const FULL: Profile = {
   wsFloodSeconds: 3,
   fleetSteadyRate: 100_000,
   fleetSteadySeconds: 6,
+  // Four bisections of the ×2 search's 200k–400k bracket: steps of 12.5k msg/s, 4 % of one reader's ~300k.
+  fleetRamp: {
+    startDeliveries: 100_000,
+    maxDeliveries: 1_600_000,
+    bisections: 4,
+    tries: 3,
+    attemptSeconds: 1,
+    lagMs: 300,
+    clientsPerReader: 1,
+  },
+  fleetRampRounds: 3,
   fanoutClients: [100, 1000],
   fanoutFramingsAt: [100, 1000],
   fanoutRamp: {
@@ -136,6 +150,8 @@ export const SMOKE: Profile = {
   wsFloodSeconds: 1,
   fleetSteadyRate: 5000,
   fleetSteadySeconds: 1,
+  fleetRamp: { startDeliveries: 300, maxDeliveries: 300, bisections: 0, tries: 1, attemptSeconds: 0.5, lagMs: 1000, clientsPerReader: 1 },
+  fleetRampRounds: 1,
   fanoutClients: [3, 6],
   fanoutFramingsAt: [6],
   fanoutRamp: { startDeliveries: 300, maxDeliveries: 300, bisections: 0, tries: 1, attemptSeconds: 0.5, lagMs: 1000, clientsPerReader: 3 },

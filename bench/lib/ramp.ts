@@ -120,9 +120,9 @@ export async function ramp(s: RampSettings, clients: number, attempt: (rate: num
   return out;
 }
 
-/** C readers (bench/c/nlb_ws_reader.c -R) holding `clients` connections to url, up and probed. */
-export async function startReaders(p: Profile, url: string, clients: number): Promise<Proc[]> {
-  const per = p.fanoutRamp.clientsPerReader;
+/** C readers (bench/c/nlb_ws_reader.c -R) holding `clients` connections to url, up and probed, for a ramp of settings s. */
+export async function startReaders(p: Profile, s: RampSettings, url: string, clients: number): Promise<Proc[]> {
+  const per = s.clientsPerReader;
   const readers: Proc[] = [];
   for (let i = 0; i < clients; i += per) readers.push(startC('nlb_ws_reader', ['-u', url, '-R', '-k', Math.min(per, clients - i)]));
   try {
@@ -137,8 +137,8 @@ export async function startReaders(p: Profile, url: string, clients: number): Pr
       );
     await probeUntilUp(p, readers, 60_000);
     // JIT and buffers warm: one attempt's worth of probes at the ramp's first rate.
-    const rate = p.fanoutRamp.startDeliveries / clients;
-    await flood({ group: p.group, count: Math.max(10, Math.round(rate * p.fanoutRamp.attemptSeconds)), seconds: 10, rate, probe: true });
+    const rate = s.startDeliveries / clients;
+    await flood({ group: p.group, count: Math.max(10, Math.round(rate * s.attemptSeconds)), seconds: 10, rate, probe: true });
     await sleep(300);
     return readers;
   } catch (err) {
@@ -179,9 +179,8 @@ async function reports(readers: Proc[]): Promise<ReaderReport[]> {
   return (await ask(readers, (id) => `report ${id}`, 'report')).map((l) => l.report as ReaderReport);
 }
 
-/** One attempt through a bridge read by C readers at `rate` msg/s. */
-export async function wsAttempt(p: Profile, readers: Proc[], clients: number, rate: number): Promise<Attempt> {
-  const s = p.fanoutRamp;
+/** One attempt of a ramp of settings s through a bridge read by C readers at `rate` msg/s. */
+export async function wsAttempt(p: Profile, s: RampSettings, readers: Proc[], clients: number, rate: number): Promise<Attempt> {
   const count = Math.max(10, Math.round(rate * s.attemptSeconds));
   // Every reader back to zero, expecting `count` each.
   const id = nextId++;

@@ -86,6 +86,13 @@ export function figureDefs(fanoutCounts: number[]): FigureDef[] {
       unit: 'µs',
       systems: ['nlbridge', 'nlbridge-nats', 'nlbridge-nats-nolinger'],
     },
+    {
+      id: 'fleet_ws_sustained',
+      label:
+        'netlink → 1 WS client (C reader), the highest rate it is given every message at (ramp), NATS publishing off / on / on without the linger (medians)',
+      unit: 'msg/s',
+      systems: ['nlbridge', 'nlbridge-nats', 'nlbridge-nats-nolinger'],
+    },
   ];
 }
 
@@ -138,6 +145,11 @@ function detail(figure: string, m: Measurement | undefined): string {
     if (Array.isArray(m.daemonCpuRuns))
       parts.push(`median of ${m.daemonCpuRuns.length} (${fmtRuns(m.daemonCpuRuns as (number | null)[])})`);
     if (Number.isFinite(n('lost')) && n('lost') !== 0) parts.push(`lost ${fmtNum(n('lost'))}`);
+  } else if (figure === 'fleet_ws_sustained') {
+    if (Array.isArray(m.rampRuns)) parts.push(`median of ${m.rampRuns.length} ramps (${fmtRuns(m.rampRuns as (number | null)[])})`);
+    if (Array.isArray(m.firstUnclean)) parts.push(`first unclean steps ${fmtRuns(m.firstUnclean as (number | null)[])}`);
+    if (Number.isFinite(n('senderLimitedRamps')) && n('senderLimitedRamps') > 0)
+      parts.push(`**sender-limited** in ${fmtNum(n('senderLimitedRamps'))} (the sender fell short, nothing lost: a lower bound)`);
   } else if (figure === 'http_send') {
     if (Number.isFinite(n('p99_ms'))) parts.push(`p99 ${fmtNum(n('p99_ms'))} ms`);
     if (Number.isFinite(n('errors')) && n('errors') > 0) parts.push(`errors ${fmtNum(n('errors'))}`);
@@ -434,6 +446,17 @@ export function targets(figures: Figures, largestFanout: number, fanoutGoal: num
       'same at a steady rate (the row above): daemon CPU/msg off ÷ on (medians)',
       ['fleet_ws_cpu_steady', 'nlbridge'],
       ['fleet_ws_cpu_steady', 'nlbridge-nats'],
+      0.9,
+    ),
+  );
+  // The same as sustained throughput: the rate one C reader is given every message at, on ÷ off.
+  t.push(
+    ratioOf(
+      figures,
+      'ws_nats_on_vs_off_sustained',
+      'same, as sustained throughput: the highest clean rate of one C reader, on ÷ off (medians of the ramps)',
+      ['fleet_ws_sustained', 'nlbridge-nats'],
+      ['fleet_ws_sustained', 'nlbridge'],
       0.9,
     ),
   );

@@ -31,9 +31,9 @@ export async function runFanout(p: Profile, figures: Figures, o: NlbridgeOptions
     for (const [system, query] of p.fanoutFramingsAt.includes(k) ? FRAMINGS : FRAMINGS.slice(0, 1)) {
       await measure(figures, `fanout_${k}`, system, () =>
         withDaemon(p, o, `fanout${k}${query}`, async (d) => {
-          const readers = await startReaders(p, d.ws(query), k);
+          const readers = await startReaders(p, p.fanoutRamp, d.ws(query), k);
           try {
-            return await ramp(p.fanoutRamp, k, (rate) => wsAttempt(p, readers, k, rate));
+            return await ramp(p.fanoutRamp, k, (rate) => wsAttempt(p, p.fanoutRamp, readers, k, rate));
           } finally {
             await stopReaders(readers);
           }
@@ -44,9 +44,9 @@ export async function runFanout(p: Profile, figures: Figures, o: NlbridgeOptions
     await measure(figures, `fanout_${k}`, 'websocketd', async () => {
       if (rrNlk) throw rrNlk;
       return withWebsocketd(p, async (url) => {
-        const readers = await startReaders(p, url, k);
+        const readers = await startReaders(p, p.fanoutRamp, url, k);
         try {
-          return await ramp(p.fanoutRamp, k, (rate) => wsAttempt(p, readers, k, rate));
+          return await ramp(p.fanoutRamp, k, (rate) => wsAttempt(p, p.fanoutRamp, readers, k, rate));
         } finally {
           await stopReaders(readers);
         }

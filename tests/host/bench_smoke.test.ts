@@ -40,6 +40,7 @@ const FLEET: Record<string, string[]> = {
   fleet_latency_1k: ['nlbridge-nats', 'bare-nats'],
   fleet_ws_one_frame: ['nlbridge', 'nlbridge-nats', 'nlbridge-nats-nolinger'],
   fleet_ws_cpu_steady: ['nlbridge', 'nlbridge-nats', 'nlbridge-nats-nolinger'],
+  fleet_ws_sustained: ['nlbridge', 'nlbridge-nats', 'nlbridge-nats-nolinger'],
 };
 const FLEET_TARGETS = new Set([
   'fleet_vs_bare_nats',
@@ -48,6 +49,7 @@ const FLEET_TARGETS = new Set([
   'ws_nats_on_vs_off_cpu',
   'ws_nats_on_vs_off_cpu_steady',
   'ws_nats_nolinger_vs_off_cpu_steady',
+  'ws_nats_on_vs_off_sustained',
 ]);
 
 const RATES = new Set([
@@ -59,6 +61,7 @@ const RATES = new Set([
   'ws_ingress',
   'fleet_flood',
   'fleet_ws_one_frame',
+  'fleet_ws_sustained',
 ]);
 
 test('a bad bench command line is refused with the usage, before anything runs (a typo must not start a full run)', () => {
@@ -121,6 +124,12 @@ test('bench smoke run reports every row with sane numbers', { timeout: 240_000, 
         assert.ok(v > 0, `${figure}/${system}: daemon CPU/msg ${v}`);
         assert.ok(Array.isArray(m.daemonCpuRuns) && (m.daemonCpuRuns as unknown[]).length >= 1, `${figure}/${system}: its runs`);
         assert.equal(typeof m.natsServerCpuUsPerMsg, 'number', `${figure}/${system}: nats-server CPU/msg`);
+      }
+      // The sustained row is the median of its ramps, each ramp's highest clean rate kept beside it.
+      if (figure === 'fleet_ws_sustained') {
+        const runs = m.rampRuns as (number | null)[];
+        assert.ok(Array.isArray(runs) && runs.length >= 1, `${figure}/${system}: its ramps`);
+        assert.ok(runs.includes(v), `${figure}/${system}: ${v} is none of its ramps ${JSON.stringify(runs)}`);
       }
     }
   }
