@@ -202,8 +202,9 @@ function steadyMedians(runs: (Measurement | Error)[], rate: number): Measurement
 
 /**
  * The sustained row of one case: the median of its ramps' highest clean rates, each ramp kept.
- * A ramp whose first unclean step failed only because the sender fell short is a lower bound
- * (the two cores went to the bridge, not to a loss of it), and says so.
+ * A ramp whose first unclean step failed only because the sender fell short (the reader had
+ * every message that was sent) found the sender's limit on the shared cores, not the bridge's:
+ * a lower bound, counted in senderLimitedRamps.
  */
 function sustainedMedian(ramps: (RampResult | Error)[]): Measurement {
   const ok = ramps.filter((r): r is RampResult => !(r instanceof Error) && r.value !== null && r.value > 0);
