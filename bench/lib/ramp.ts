@@ -179,6 +179,16 @@ async function reports(readers: Proc[]): Promise<ReaderReport[]> {
   return (await ask(readers, (id) => `report ${id}`, 'report')).map((l) => l.report as ReaderReport);
 }
 
+/** A whole ramp of settings s through the bridge at url, read by C readers holding `clients` connections. */
+export async function rampThroughReaders(p: Profile, s: RampSettings, url: string, clients: number): Promise<RampResult> {
+  const readers = await startReaders(p, s, url, clients);
+  try {
+    return await ramp(s, clients, (rate) => wsAttempt(p, s, readers, clients, rate));
+  } finally {
+    await stopReaders(readers);
+  }
+}
+
 /** One attempt of a ramp of settings s through a bridge read by C readers at `rate` msg/s. */
 export async function wsAttempt(p: Profile, s: RampSettings, readers: Proc[], clients: number, rate: number): Promise<Attempt> {
   const count = Math.max(10, Math.round(rate * s.attemptSeconds));

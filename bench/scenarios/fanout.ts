@@ -6,7 +6,7 @@
 // bridge's on two cores.
 
 import type { Profile } from '../lib/profile';
-import { ramp, sinkAttempt, startReaders, stopReaders, wsAttempt } from '../lib/ramp';
+import { ramp, rampThroughReaders, sinkAttempt } from '../lib/ramp';
 import { measure, type Figures } from '../lib/result';
 import { withDaemon, type NlbridgeOptions } from './nlbridge';
 import { buildRrNlk, withWebsocketd } from './websocketd';
@@ -30,27 +30,13 @@ export async function runFanout(p: Profile, figures: Figures, o: NlbridgeOptions
     // One daemon per ramp: an overloaded step leaves nothing behind for the next system.
     for (const [system, query] of p.fanoutFramingsAt.includes(k) ? FRAMINGS : FRAMINGS.slice(0, 1)) {
       await measure(figures, `fanout_${k}`, system, () =>
-        withDaemon(p, o, `fanout${k}${query}`, async (d) => {
-          const readers = await startReaders(p, p.fanoutRamp, d.ws(query), k);
-          try {
-            return await ramp(p.fanoutRamp, k, (rate) => wsAttempt(p, p.fanoutRamp, readers, k, rate));
-          } finally {
-            await stopReaders(readers);
-          }
-        }),
+        withDaemon(p, o, `fanout${k}${query}`, (d) => rampThroughReaders(p, p.fanoutRamp, d.ws(query), k)),
       );
     }
     if (!p.websocketdFanoutClients.includes(k)) continue;
     await measure(figures, `fanout_${k}`, 'websocketd', async () => {
       if (rrNlk) throw rrNlk;
-      return withWebsocketd(p, async (url) => {
-        const readers = await startReaders(p, p.fanoutRamp, url, k);
-        try {
-          return await ramp(p.fanoutRamp, k, (rate) => wsAttempt(p, p.fanoutRamp, readers, k, rate));
-        } finally {
-          await stopReaders(readers);
-        }
-      });
+      return withWebsocketd(p, (url) => rampThroughReaders(p, p.fanoutRamp, url, k));
     });
   }
 }

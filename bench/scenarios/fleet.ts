@@ -10,7 +10,7 @@
 import { startAgent, sleep, type JsonObject, type Proc } from '../lib/proc';
 import type { Profile } from '../lib/profile';
 import { natsServerPath, startNatsServer, type NatsServer } from '../lib/nats_server';
-import { ramp, startReaders, stopReaders, wsAttempt, type RampResult } from '../lib/ramp';
+import { rampThroughReaders, type RampResult } from '../lib/ramp';
 import { bestOf, higherValue, lowerP99, measure, num, type Figures, type Measurement } from '../lib/result';
 import { median } from '../lib/stats';
 import { clientRun, probeUntilUp } from '../lib/ws_load';
@@ -320,12 +320,7 @@ export async function runFleet(p: Profile, figures: Figures, o: NlbridgeOptions)
         sustained.get(system)!.push(
           await withDaemon(p, { ...o, extraArgs: [...extraArgs] }, `ramp-${system}`, async (d) => {
             if (extraArgs.length > 0) await natsConnected(d);
-            const readers = await startReaders(p, p.fleetRamp, d.ws(), 1);
-            try {
-              return await ramp(p.fleetRamp, 1, (rate) => wsAttempt(p, p.fleetRamp, readers, 1, rate));
-            } finally {
-              await stopReaders(readers);
-            }
+            return rampThroughReaders(p, p.fleetRamp, d.ws(), 1);
           }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
         );
     for (const [system] of cases) await measure(figures, 'fleet_ws_sustained', system, async () => sustainedMedian(sustained.get(system)!));
