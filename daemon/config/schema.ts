@@ -379,13 +379,14 @@ export const OPTION_SCHEMAS = {
     ...nullableText,
     'x-flag': '--nats-creds',
     'x-env': 'NLBRIDGE_NATS_CREDS',
-    description: 'NATS credentials file (JWT + nkey seed, as nsc writes it)',
+    description:
+      'NATS credentials file (a user JWT + its nkey seed, as nsc writes it); refused when group or others may read it, or when it holds no user JWT and matching seed',
   },
   natsTokenFile: {
     ...nullableText,
     'x-flag': '--nats-token-file',
     'x-env': 'NLBRIDGE_NATS_TOKEN_FILE',
-    description: 'file holding the NATS token (never the token itself on the command line)',
+    description: 'file holding the NATS token (never the token itself on the command line); refused when group or others may read it',
   },
   natsNkey: {
     ...nullableText,

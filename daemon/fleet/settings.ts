@@ -1,13 +1,14 @@
 // The fleet's settings, checked before anything is opened: the host id, the
 // published groups, and the secret and PEM files read once at start (a
 // secret file others may read is refused, as the daemon's own token files
-// are). Everything here can stop the start with exit 2 (FleetConfigError).
+// are: the creds file, the nkey seed, the token file and the TLS key).
+// Everything here can stop the start with exit 2 (FleetConfigError).
 
 import type { Config } from '../config/schema';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as nats from '@nats-io/transport-node';
+import { credsProblem, userPublicKey } from './credentials';
 import { defaultHostId, isSubjectToken, parsePublishGroups } from './subjects';
 
 /** A fleet setting the daemon cannot start with (main.ts exits 2, naming `source`). */
@@ -110,24 +111,16 @@ export function checkFleetSettings(s: FleetSettings): CheckedFleet {
     }
   }
   const auth: CheckedFleet['auth'] = {};
-  const read = (flag: string, file: string): Buffer => {
-    try {
-      return fs.readFileSync(file);
-    } catch (err) {
-      throw new FleetConfigError(flag, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-  };
-  if (s.natsCreds !== null) auth.creds = read('--nats-creds', s.natsCreds);
+  if (s.natsCreds !== null) {
+    // A creds file holds the user's nkey seed: a secret, refused as --nats-nkey's is when others may read it.
+    const creds = readSecret('--nats-creds', s.natsCreds);
+    const problem = credsProblem(creds.toString('utf8'));
+    if (problem !== null) throw new FleetConfigError('--nats-creds', `${s.natsCreds} ${problem}`);
+    auth.creds = creds;
+  }
   if (s.natsNkey !== null) {
     const seed = readSecret('--nats-nkey', s.natsNkey).toString('utf8').trim();
-    let ok: boolean;
-    try {
-      // A user's seed encodes to "SU…"; fromSeed checks its checksum.
-      ok = seed.startsWith('SU') && nats.nkeys.fromSeed(new TextEncoder().encode(seed)).getPublicKey().startsWith('U');
-    } catch {
-      ok = false;
-    }
-    if (!ok)
+    if (userPublicKey(seed) === null)
       throw new FleetConfigError(
         '--nats-nkey',
         `${s.natsNkey} holds no NATS user nkey seed (one line "SU…", as nsc or nk -gen user writes it)`,
@@ -149,7 +142,7 @@ export function checkFleetSettings(s: FleetSettings): CheckedFleet {
     }
   }
   if (s.natsTokenFile !== null) {
-    const token = read('--nats-token-file', s.natsTokenFile).toString('utf8').trim();
+    const token = readSecret('--nats-token-file', s.natsTokenFile).toString('utf8').trim();
     if (token === '') throw new FleetConfigError('--nats-token-file', `${s.natsTokenFile} is empty`);
     auth.token = token;
   }
