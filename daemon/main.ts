@@ -18,6 +18,7 @@ import { ProtocolError, resolveProtocol } from './netlink/protocol';
 import { toSendRequest, type SendBody } from './http/send_body';
 import type { TokenLimits } from './token_limits';
 import { validateSendRequest } from './validation';
+import { parseRequestJson } from './request_json';
 import { Problem, problemOf } from './errors';
 import { configSecretProblem, holdsNetAdmin, saveTokenFiles, setupAuth, type AuthSetup } from './security';
 import { TokenStoreError } from './token_files';
@@ -134,6 +135,14 @@ async function main(): Promise<number> {
     }
     throw err;
   }
+  // --nats-publish was read before the protocol was known: its groups must be the protocol's.
+  const tooHigh = fleetChecked?.groups.find((g) => g > protocol.maxGroup);
+  if (tooHigh !== undefined) {
+    process.stderr.write(
+      `nlbridge: --nats-publish: group ${tooHigh} is above the ${protocol.maxGroup} groups of protocol ${protocol.name} (${protocol.number})\n(see nlbridge --help)\n`,
+    );
+    return 2;
+  }
   log.info(
     {
       protocol: protocol.name,
@@ -236,14 +245,10 @@ async function main(): Promise<number> {
         );
       else fleetLog.info({ natsSendScope: limits }, 'NATS sends (--nats-send on) are limited to "natsSendScope"');
     }
-    const send = async (text: string): Promise<{ status: number; body: unknown }> => {
+    const send = async (bytes: Uint8Array): Promise<{ status: number; body: unknown }> => {
       try {
-        let body: unknown;
-        try {
-          body = JSON.parse(text);
-        } catch (err) {
-          throw new Problem('VALIDATION', `body is not valid JSON: ${(err as Error).message}`, { field: 'body' });
-        }
+        // POST /send's own parser: --body-limit, UTF-8, JSON without prototype keys.
+        const body = parseRequestJson(bytes, config.bodyLimit);
         validateSendRequest(body);
         const req = toSendRequest(body as SendBody);
         checkSend(natsScope, req);

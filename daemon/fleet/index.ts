@@ -12,6 +12,7 @@ import * as nats from '@nats-io/transport-node';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import type pino from 'pino';
 import type { Subscriber } from '../netlink/message';
+import { BACKOFF_MAX_MS, DialPacing, firstDialWait } from './dial_pacing';
 import { FleetPublisher, type DropReason, type Link, type PublisherCounts } from './publisher';
 import { FleetWatcher, type FleetSink, type ReplayFrom, type WatchReplay, type WatchSelection } from './watch';
 import type { JetStreamStatus } from './jetstream';
@@ -22,11 +23,11 @@ import type { CheckedFleet, FleetSettings } from './settings';
 export { checkFleetSettings, FleetConfigError, type CheckedFleet, type FleetSettings } from './settings';
 
 /**
- * What a send request's body (JSON text) becomes: main.ts builds it from the
- * same validation, request mapping, bus.send and problem table as POST /send,
- * so this room needs none of them. Never throws.
+ * What a send request's body (its bytes, as they came) becomes: main.ts builds
+ * it from the same body parser, validation, request mapping, bus.send and
+ * problem table as POST /send, so this room needs none of them. Never throws.
  */
-export type SendHandler = (text: string) => Promise<{ status: number; body: unknown }>;
+export type SendHandler = (body: Uint8Array) => Promise<{ status: number; body: unknown }>;
 
 /** What the fleet needs of the bus: the same two calls a WebSocket stream makes. */
 export interface FleetBus {
@@ -73,8 +74,13 @@ export interface Fleet {
   close(): Promise<void>;
 }
 
-const BACKOFF_MIN_MS = 250;
-const BACKOFF_MAX_MS = 5000;
+/** An error and its causes in one line ("connection refused: connect ECONNREFUSED 127.0.0.1:4222"). */
+function causeText(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err; e !== undefined && e !== null && parts.length < 4; e = (e as { cause?: unknown }).cause)
+    parts.push(e instanceof Error ? e.message : String(e));
+  return parts.join(': ');
+}
 
 /**
  * Starts the fleet: subscribes the publisher to the bus at once (messages are
@@ -91,7 +97,9 @@ export function startFleet(
   const sendAnswers: Record<string, number> = {};
   let connected = false;
   let reconnects = 0;
-  let attempt = 0;
+  /** First-connection dials that failed in a row (the daemon paces those itself). */
+  let failedDials = 0;
+  const pacing = new DialPacing();
   let closing = false;
   let nc: NatsConnection | null = null;
   const watchers = new Set<FleetWatcher>();
@@ -176,11 +184,28 @@ export function startFleet(
   });
 
   // The answer of POST /send (main.ts maps it with the same problem table), its status in a header.
+  let unanswerable = 0;
   const answer = async (m: Msg): Promise<void> => {
-    const { status, body } = await send!(Buffer.from(m.data).toString('utf8'));
+    if (!m.reply) {
+      // A publish, not a request: its sender could not be told what became of
+      // it, so it is not carried out (a send that fails would be lost in
+      // silence). Counted as a bad request; logged at the 1st, 2nd, 4th… one.
+      sendAnswers['400'] = (sendAnswers['400'] ?? 0) + 1;
+      unanswerable++;
+      if ((unanswerable & (unanswerable - 1)) === 0)
+        log.warn(
+          { subject: m.subject, count: unanswerable },
+          'a message on the send subject without a reply subject was not carried out: send a request (request-reply), not a publish',
+        );
+      return;
+    }
+    const { status, body } = await send!(m.data);
     sendAnswers[status] = (sendAnswers[status] ?? 0) + 1;
     const h = nats.headers();
     h.set('status', String(status));
+    // As HTTP's 429 says when to come back (the problem's retryAfter, in seconds).
+    const retryAfter = (body as { retryAfter?: unknown } | null)?.retryAfter;
+    if (status === 429 && retryAfter !== undefined) h.set('Retry-After', String(retryAfter));
     m.respond(JSON.stringify(body), { headers: h });
   };
 
@@ -199,7 +224,7 @@ export function startFleet(
         case 'reconnect':
           connected = true;
           reconnects++;
-          attempt = 0;
+          pacing.connected();
           log.info({ server: s.server, reconnects, held: publisher.counts().heldMessages }, 'NATS reconnected');
           publisher.linkUp(linkOf(c));
           // A restarted server may have lost the stream (another store): made sure of again.
@@ -237,18 +262,11 @@ export function startFleet(
         // let each host's user read its own replies only (systemd/README.md).
         inboxPrefix: `_INBOX_${host}`,
         maxReconnectAttempts: -1,
-        waitOnFirstConnect: true,
-        reconnectDelayHandler: () => {
-          // Before the first connection the client retries in silence, whatever the cause
-          // (nothing listening, a certificate it refuses): say so, ever more rarely.
-          if (nc === null && (attempt & (attempt + 1)) === 0)
-            log.warn(
-              { servers: settings.nats, attempt: attempt + 1, tls: tls !== null },
-              'NATS not connected yet; trying again (is the server up? with TLS: does its certificate chain to --nats-tls-ca and name the host dialled?)',
-            );
-          const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(attempt++, 8));
-          return base / 2 + Math.random() * (base / 2);
-        },
+        // The first connection is dialled by this loop (the client would retry
+        // it in silence, whatever the cause): a failed one rejects, with why.
+        waitOnFirstConnect: false,
+        // After it, the client reconnects by itself, paced (dial_pacing.ts).
+        reconnectDelayHandler: () => pacing.wait(),
         ...(auth.creds ? { authenticator: nats.credsAuthenticator(auth.creds) } : {}),
         ...(auth.nkeySeed ? { authenticator: nats.nkeyAuthenticator(auth.nkeySeed) } : {}),
         ...(auth.token ? { token: auth.token } : {}),
@@ -262,7 +280,8 @@ export function startFleet(
           }
           nc = c;
           connected = true;
-          attempt = 0;
+          failedDials = 0;
+          pacing.connected();
           log.info(
             {
               server: c.getServer(),
@@ -301,8 +320,15 @@ export function startFleet(
         },
         (err: unknown) => {
           if (closing) return;
-          log.error({ err, servers: settings.nats }, 'NATS connect failed; trying again');
-          setTimeout(dial, BACKOFF_MAX_MS).unref();
+          failedDials++;
+          // Said at the 1st, 2nd, 4th, 8th… failure in a row, with the cause
+          // (refused, a certificate not trusted, an authorization error).
+          if ((failedDials & (failedDials - 1)) === 0)
+            log.warn(
+              { cause: causeText(err), servers: settings.nats, attempt: failedDials, tls: tls !== null },
+              'NATS connect failed (not connected yet); trying again',
+            );
+          setTimeout(dial, firstDialWait(failedDials, pacing.jitter)).unref();
         },
       );
   };

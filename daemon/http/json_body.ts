@@ -1,29 +1,22 @@
-// Request bodies: JSON in UTF-8 only.
+// Request bodies: JSON in UTF-8 only, by the rules every transport shares (request_json.ts).
 
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
-import { isUtf8 } from 'node:buffer';
-import { Problem } from '../errors';
+import { parseRequestJson } from '../request_json';
 
 export const jsonBodyPlugin = fp(
   async (app: FastifyInstance) => {
     // JSON only: a browser can send text/plain cross-site without a preflight.
     app.removeContentTypeParser('text/plain');
-    // JSON that is not UTF-8: the default parser decodes it with U+FFFD in
-    // place of the bad bytes, and the message would go out altered. Refused.
-    const parseJson = app.getDefaultJsonParser('error', 'error');
-    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
-      const bytes = body as Buffer;
-      if (!isUtf8(bytes)) {
-        done(
-          new Problem('BAD_DATA', 'the body is not valid UTF-8 (JSON text must be; send binary data with "encoding": "base64" or "hex")', {
-            field: 'body',
-          }),
-          undefined,
-        );
-        return;
+    // JSON that is not UTF-8: a string parser decodes it with U+FFFD in place
+    // of the bad bytes, and the message would go out altered. So the bytes.
+    const limit = app.initialConfig.bodyLimit ?? 1024 * 1024;
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
+      try {
+        done(null, parseRequestJson(body as Buffer, limit));
+      } catch (err) {
+        done(err as Error, undefined);
       }
-      parseJson(request, bytes.toString('utf8'), done);
     });
   },
   { name: 'nlbridge-json-body' },

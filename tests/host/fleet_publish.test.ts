@@ -327,6 +327,12 @@ describe('fleet: bad NATS settings', () => {
       /^nlbridge: NLBRIDGE_HOST_ID: must be a NATS subject token/,
     ],
     ['--nats-publish without --nats', ['--nats-publish', '2'], {}, /^nlbridge: --nats-publish: needs --nats/],
+    [
+      "--nats-publish above the protocol's groups",
+      ['--nats', 'nats://127.0.0.1:1', '--nats-publish', '2,33'],
+      {},
+      /^nlbridge: --nats-publish: group 33 is above the 32 groups of protocol usersock \(2\)/,
+    ],
     ['--nats-token-file without --nats', ['--nats-token-file', '/etc/hostname'], {}, /^nlbridge: --nats-token-file: needs --nats/],
     ['--nats-send on without --nats', ['--nats-send', 'on'], {}, /^nlbridge: --nats-send: needs --nats/],
     ['--nats-linger-ms without --nats', ['--nats-linger-ms', '0'], {}, /^nlbridge: --nats-linger-ms: needs --nats/],
@@ -433,9 +439,20 @@ describe('fleet: sends over NATS request-reply (--nats-send on)', { skip: skipUn
     await server.stop();
   });
 
-  const request = async (subject: string, body: string): Promise<{ status: string; json: Record<string, unknown> }> => {
+  const request = async (
+    subject: string,
+    body: string | Uint8Array,
+  ): Promise<{ status: string; json: Record<string, unknown>; headers: NonNullable<Msg['headers']> }> => {
     const m = await nc.request(subject, body, { timeout: 5000 });
-    return { status: m.headers!.get('status'), json: m.json<Record<string, unknown>>() };
+    return { status: m.headers!.get('status'), json: m.json<Record<string, unknown>>(), headers: m.headers! };
+  };
+  const post = async (body: string | Uint8Array): Promise<{ status: number; json: Record<string, unknown> }> => {
+    const res = await fetch(`${daemon.base}/send`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(daemon.token ? { authorization: `Bearer ${daemon.token}` } : {}) },
+      body,
+    });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
   };
 
   test('a request on nlbridge.hostS.send reaches a raw netlink reader and answers with the report of POST /send', async () => {
@@ -461,16 +478,11 @@ describe('fleet: sends over NATS request-reply (--nats-send on)', { skip: skipUn
       { groups: [2], bogus: 1 },
     ]) {
       const viaNats = await request('nlbridge.hostS.send', JSON.stringify(body));
-      const res = await fetch(`${daemon.base}/send`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...(daemon.token ? { authorization: `Bearer ${daemon.token}` } : {}) },
-        body: JSON.stringify(body),
-      });
-      const viaHttp = (await res.json()) as Record<string, unknown>;
-      assert.equal(viaNats.status, String(res.status), JSON.stringify(body));
+      const viaHttp = await post(JSON.stringify(body));
+      assert.equal(viaNats.status, String(viaHttp.status), JSON.stringify(body));
       assert.deepEqual(
         { code: viaNats.json.code, detail: viaNats.json.detail, status: viaNats.json.status },
-        { code: viaHttp.code, detail: viaHttp.detail, status: viaHttp.status },
+        { code: viaHttp.json.code, detail: viaHttp.json.detail, status: viaHttp.json.status },
         JSON.stringify(body),
       );
     }
@@ -479,6 +491,80 @@ describe('fleet: sends over NATS request-reply (--nats-send on)', { skip: skipUn
     assert.equal(notJson.json.code, 'VALIDATION');
     assert.match(String(notJson.json.detail), /^body is not valid JSON/);
     assert.ok(daemon.alive());
+  });
+
+  test('bodies as bytes: the parser of POST /send (--body-limit, UTF-8, empty, prototype keys, a BOM): the same answer both ways', async () => {
+    const bytes = (...parts: (string | number[])[]): Uint8Array =>
+      Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
+    const cases: [string, Uint8Array][] = [
+      // Over NATS these were sent with U+FFFD in place of the bad bytes, and above --body-limit (64 KiB) whole.
+      ['not UTF-8', bytes('{"groups":[7],"data":"a', [0xff, 0xfe, 0xc3], 'b"}')],
+      ['over --body-limit', bytes(JSON.stringify({ groups: [7], data: 'x'.repeat(70_000) }))],
+      ['empty', bytes('')],
+      ['a __proto__ key', bytes('{"groups":[7],"data":"p","__proto__":{"x":1}}')],
+      ['constructor.prototype', bytes('{"groups":[7],"data":"p","constructor":{"prototype":{"x":1}}}')],
+      ['trailing bytes', bytes('{"groups":[7],"data":"t"} x')],
+      ['a byte-order mark, then a good body', bytes([0xef, 0xbb, 0xbf], '{"groups":[7],"data":"bom"}')],
+    ];
+    const reader = NetlinkSocket.open({ protocol: USERSOCK, groups: bit(7) });
+    const got: string[] = [];
+    reader.on('datagrams', (batch: { data: Buffer }[]) => {
+      for (const d of batch) got.push(d.data.subarray(16).toString('latin1').replace(/\0+$/, ''));
+    });
+    try {
+      for (const [name, body] of cases) {
+        const viaNats = await request('nlbridge.hostS.send', body);
+        const viaHttp = await post(body);
+        assert.equal(viaNats.status, String(viaHttp.status), name);
+        assert.deepEqual(
+          { code: viaNats.json.code, detail: viaNats.json.detail, field: viaNats.json.field },
+          { code: viaHttp.json.code, detail: viaHttp.json.detail, field: viaHttp.json.field },
+          name,
+        );
+      }
+      const answers = await Promise.all(cases.map(([, body]) => request('nlbridge.hostS.send', body)));
+      assert.deepEqual(
+        answers.map((a) => [a.status, a.json.code]),
+        [
+          ['400', 'BAD_DATA'],
+          ['413', 'PAYLOAD_TOO_LARGE'],
+          ['400', 'VALIDATION'],
+          ['400', 'VALIDATION'],
+          ['400', 'VALIDATION'],
+          ['400', 'VALIDATION'],
+          ['200', undefined],
+        ],
+      );
+      assert.equal(answers[0].json.field, 'body');
+      // Only the good body was sent: three times (NATS, HTTP, NATS), never an altered one.
+      await waitFor('the good body delivered', () => got.length, { timeoutMs: 5000, until: (n) => n >= 3 });
+      await sleep(200);
+      assert.deepEqual(got, ['bom', 'bom', 'bom']);
+    } finally {
+      reader.close();
+    }
+  });
+
+  test('a publish on the send subject, not a request, is not carried out, and is counted', async () => {
+    const reader = NetlinkSocket.open({ protocol: USERSOCK, groups: bit(8) });
+    let delivered = 0;
+    reader.on('datagrams', (batch: unknown[]) => void (delivered += batch.length));
+    try {
+      const count = async (): Promise<number> =>
+        metricValue(await getText(daemon, '/metrics'), 'nlbridge_nats_send_requests_total{status="400"}') ?? 0;
+      const before = await count();
+      nc.publish('nlbridge.hostS.send', JSON.stringify({ groups: [8], data: 'no reply to tell' }));
+      await nc.flush();
+      await waitFor('counted as a bad request', count, { timeoutMs: 5000, until: (n) => n === before + 1 });
+      // A request after it is answered and delivered: the publish was seen first and dropped.
+      assert.equal((await request('nlbridge.hostS.send', JSON.stringify({ groups: [8], data: 'asked' }))).status, '200');
+      await waitFor('the request delivered', () => delivered, { timeoutMs: 5000, until: (n) => n >= 1 });
+      await sleep(200);
+      assert.equal(delivered, 1, 'only the request reached netlink');
+      assert.ok(daemon.logs.some((l) => /without a reply subject was not carried out/.test(String(l.msg))));
+    } finally {
+      reader.close();
+    }
   });
 
   test('a flood of requests is rate-limited like HTTP (--rate-limit): 429 RATE_LIMITED', async () => {
@@ -509,6 +595,9 @@ describe('fleet: sends over NATS request-reply (--nats-send on)', { skip: skipUn
       );
       assert.equal(answers[3].json.code, 'RATE_LIMITED');
       assert.match(String(answers[3].json.detail), /--rate-limit/);
+      // When to come back, as HTTP's Retry-After says it.
+      assert.equal(answers[3].headers.get('Retry-After'), String(answers[3].json.retryAfter));
+      assert.ok(Number(answers[3].json.retryAfter) > 0);
     } finally {
       await limited.stop();
     }
@@ -534,6 +623,12 @@ describe('fleet: NATS unreachable', { skip: skipUnless('nats-server') }, () => {
       const f = (await getJson(d, '/status')).fleet as FleetStatus;
       assert.equal(f.connected, false);
       assert.equal(f.url, null);
+      // Why it is not connected, said after a dial failed (not before the first one), with the cause.
+      const said = await waitFor('the failed dial logged', () => d.logs.find((l) => /^NATS connect failed/.test(String(l.msg))), {
+        timeoutMs: 5000,
+      });
+      assert.equal(said!.attempt, 1);
+      assert.match(String(said!.cause), /ECONNREFUSED/);
       const sender = NetlinkSocket.open({ protocol: USERSOCK });
       sender.send(encodeMessage({ type: 16, flags: 0, seq: 1, pid: 0, payload: Buffer.from('held') }), { portId: 0, groups: bit(2) });
       sender.close();
