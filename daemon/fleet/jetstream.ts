@@ -139,7 +139,15 @@ export async function startReplay(c: NatsConnection, stream: string, start: numb
   })().catch(() => undefined);
   return {
     stop() {
-      void messages.close().catch(() => undefined);
+      // Closing only stops reading: the server keeps an ordered consumer for
+      // its inactive threshold (5 minutes, set by the client) after its reader
+      // left, so a client reconnecting every second kept ~300 of them. Deleted
+      // here (the permission is in systemd/README.md's JetStream block); one
+      // the daemon could not delete (killed, disconnected) still expires.
+      void messages
+        .close()
+        .then(() => consumer.delete())
+        .catch(() => undefined);
     },
   };
 }

@@ -83,7 +83,8 @@ export function parseFleetCursor(text: string): ReplayFrom | null {
   const seq = Number(m[1]);
   if (m[2] === undefined) return { seq: seq + 1, skip: 0 };
   const skip = Number(m[2]);
-  return skip === 0 ? null : { seq, skip };
+  // Stream sequences start at 1: "0" (nothing seen) is a cursor, "0.i" is none.
+  return skip === 0 || seq === 0 ? null : { seq, skip };
 }
 
 /** A stored message as the watcher needs it (a JsMsg is one). */

@@ -66,11 +66,10 @@ export function fleetSelection(request: FastifyRequest, fleet: Fleet | null, bus
   }
   checkRead(request.nlbridgeScope, groups, 'mask');
   // Last-Event-ID is what an EventSource sends on reconnect: newer than the URL's since.
+  // Both are read, so a bad ?since= is refused even beside a good Last-Event-ID.
   const last = request.headers['last-event-id'];
-  const since =
-    typeof last === 'string' && last !== ''
-      ? fleetSince(last, present, 'Last-Event-ID')
-      : fleetSince((request.query as { since?: string }).since, present, 'since');
+  const fromQuery = fleetSince((request.query as { since?: string }).since, present, 'since');
+  const since = typeof last === 'string' && last !== '' ? fleetSince(last, present, 'Last-Event-ID') : fromQuery;
   return { groups, hosts, since };
 }
 

@@ -296,8 +296,24 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
     }
   });
 
+  test("a client's ordered consumer is deleted when it leaves, not left on the server for its 5-minute inactive threshold", async () => {
+    const consumers = async (): Promise<number> => (await jsm.streams.info(STREAM)).state.consumer_count;
+    const before = await consumers();
+    for (let i = 0; i < 3; i++) {
+      const sse = await new SseClient().open(`${c.base}/fleet/groups/${bit(2)}/events?since=0`);
+      try {
+        assert.equal(sse.status, 200, sse.body);
+        await waitFor('its consumer made', consumers, { timeoutMs: 5000, until: (n) => n === before + 1 });
+      } finally {
+        sse.kill();
+      }
+      await waitFor('its consumer deleted once it left', consumers, { timeoutMs: 5000, until: (n) => n === before });
+    }
+  });
+
   test('a bad ?since, or ?since on a daemon without --nats-jetstream, is 400 naming since', async () => {
-    for (const q of ['since=abc', 'since=-1', 'since=1.', 'since=1.0', 'since=1.2.3', `since=${'9'.repeat(16)}`, 'since=']) {
+    // 0.1: the first message of a stream message 0, which no stream has (was read as a loss of one).
+    for (const q of ['since=abc', 'since=-1', 'since=1.', 'since=1.0', 'since=0.1', 'since=1.2.3', `since=${'9'.repeat(16)}`, 'since=']) {
       const r = await call(c, 'GET', `/fleet/groups/2/events?${q}`);
       assert.equal(r.status, 400, q);
       assert.equal((r.json as { field: string }).field, 'since', q);
@@ -307,6 +323,10 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
         return true;
       });
     }
+    // A bad ?since= beside a good Last-Event-ID: still refused, not ignored.
+    const both = await call(c, 'GET', '/fleet/groups/2/events?since=abc', { headers: { 'last-event-id': '1' } });
+    assert.equal(both.status, 400);
+    assert.equal((both.json as { field: string }).field, 'since');
     const r = await call(d, 'GET', '/fleet/groups/2/events?since=5');
     assert.equal(r.status, 400);
     const p = r.json as { field: string; detail: string };

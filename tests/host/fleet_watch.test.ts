@@ -18,6 +18,7 @@ import { spawnDaemon, type DaemonProc } from '../reliability/support/daemon_proc
 import { USERSOCK, bit, call, connect, sleep, startDaemon, type Daemon, type Frame } from './support/daemon_harness';
 import { NatsServer } from './support/nats_server';
 import { SseClient } from './support/sse_client';
+import { fleetStatus } from './support/fleet_hosts';
 
 const MAIN_TOKEN = 'fleet-watch-main-token';
 const READER_TOKEN = 'fleet-watch-reader-token';
@@ -285,5 +286,38 @@ describe('fleet: a daemon without --nats', () => {
       assert.equal((JSON.parse(err.body!) as { code: string }).code, 'FLEET_NOT_CONFIGURED');
       return true;
     });
+  });
+});
+
+describe('fleet: a stream opened before the first connection to NATS', { skip: skipUnless('nats-server') }, () => {
+  test('is told a gap (reason nats) after its hello, then gets what the hosts publish once connected', async () => {
+    const server = new NatsServer();
+    await server.start();
+    await server.kill(); // its port, with nobody on it yet
+    const f = await spawnDaemon(['--nats', server.url, '--host-id', 'F', '--nats-publish', '4,']);
+    const ws = await connect(f, `/fleet/groups/${bit(4)}`);
+    const sender = NetlinkSocket.open({ protocol: USERSOCK });
+    try {
+      const gap = await ws.client.next((x) => x.type !== 'hello', 5000, 'the first frame after the hello');
+      assert.equal(gap.type, 'gap');
+      assert.equal(gap.reason, 'nats');
+      assert.equal(gap.lost, null);
+      assert.match(String(gap.detail), /not connected/);
+      // Held for NATS while it is away, and published as F connects: before F's own
+      // stream has subscribed, so it is among what that gap told of.
+      sender.send(encodeMessage({ type: 16, seq: 1, payload: Buffer.from('held') }), { portId: 0, groups: bit(4) });
+      await server.start();
+      await waitFor('F connected', async () => (await fleetStatus(f)).connected, { timeoutMs: 15000 });
+      await sleep(300); // its stream subscribed
+      sender.send(encodeMessage({ type: 16, seq: 2, payload: Buffer.from('after') }), { portId: 0, groups: bit(4) });
+      const m = await ws.client.next((x) => x.type === 'message' && x.data === 'after', 5000, 'the message after the connection');
+      assert.equal(m.host, 'F');
+      assert.deepEqual(ws.client.specErrors, []);
+    } finally {
+      sender.close();
+      await ws.client.close();
+      await f.stop();
+      await server.stop();
+    }
   });
 });
