@@ -22,8 +22,10 @@ export function helpText(): string {
     '  --config FILE                 JSON config file                                   [NLBRIDGE_CONFIG]',
   ];
   for (const o of OPTIONS) {
-    const left = `  ${o.flag} VALUE`.padEnd(32);
-    lines.push(`${left}${o.help}`);
+    // A flag too long for the column: its text on the next line, not run into VALUE.
+    const left = `  ${o.flag} VALUE`;
+    if (left.length >= 32) lines.push(left, `${''.padEnd(32)}${o.help}`);
+    else lines.push(`${left.padEnd(32)}${o.help}`);
     lines.push(`${''.padEnd(32)}env ${o.env}, file key "${o.key}"`);
   }
   lines.push('  --help, -h                    this text');

@@ -253,7 +253,10 @@ export function loadConfig(opts: LoadOptions): LoadResult {
     );
   }
   if (config.natsStreamDuplicateWindowS > config.natsStreamMaxAgeS) {
-    throw new ConfigError('--nats-stream-duplicate-window-s', 'must be at most --nats-stream-max-age-s (the server refuses a longer one)');
+    throw new ConfigError(
+      '--nats-stream-duplicate-window-s',
+      `(${config.natsStreamDuplicateWindowS} s${config.natsStreamDuplicateWindowS === 120 ? ', the default' : ''}) must be at most --nats-stream-max-age-s (${config.natsStreamMaxAgeS} s): the server refuses a longer one (set both)`,
+    );
   }
   if ((config.natsTlsCert === null) !== (config.natsTlsKey === null)) {
     throw new ConfigError(

@@ -414,9 +414,10 @@ export const OPTION_SCHEMAS = {
   },
   hostId: {
     type: ['string', 'null'],
-    pattern: '^[^.*>\\s]+$',
+    // The same rule as daemon/fleet/subjects.ts's isSubjectToken and MAX_HOST_ID_LENGTH.
+    pattern: '^[^.*>\\s\\x00-\\x1f\\x7f]{1,64}$',
     default: null,
-    'x-must-be': 'must be a NATS subject token (no ".", "*", ">" or whitespace)',
+    'x-must-be': 'must be a NATS subject token of at most 64 characters (no ".", "*", ">", whitespace or control characters)',
     'x-flag': '--host-id',
     'x-env': 'NLBRIDGE_HOST_ID',
     description: "this host's name in the fleet's NATS subjects (default: the hostname up to its first dot)",

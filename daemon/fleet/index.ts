@@ -102,6 +102,8 @@ export function startFleet(
   const pacing = new DialPacing();
   let closing = false;
   let nc: NatsConnection | null = null;
+  /** Permission violations the server reported, by operation and subject. */
+  const refusals = new Map<string, number>();
   const watchers = new Set<FleetWatcher>();
   const tellWatchers = (detail: string): void => {
     for (const w of watchers) w.disconnected(detail);
@@ -231,7 +233,20 @@ export function startFleet(
           void prepareStream(c);
           break;
         case 'error':
-          // Permission violations, a server-side slow consumer (-ERR then a close), auth expiry.
+          if (s.error instanceof nats.errors.PermissionViolationError) {
+            // One -ERR per refused publish: a daemon whose credentials are not its
+            // --host-id's gets one per message. Said at the 1st, 2nd, 4th… of each subject.
+            const key = `${s.error.operation} ${s.error.subject}`;
+            const count = (refusals.get(key) ?? 0) + 1;
+            refusals.set(key, count);
+            if ((count & (count - 1)) === 0)
+              log.warn(
+                { operation: s.error.operation, subject: s.error.subject, count },
+                'the NATS server refused this daemon a permission (do its credentials belong to its --host-id?): what it publishes there reaches no one, though the server read it and it counts as published',
+              );
+            break;
+          }
+          // A server-side slow consumer (-ERR then a close), auth expiry.
           log.warn({ err: s.error }, 'NATS server error');
           // The server's slow-consumer verdict (-ERR, then it cuts us): what it held for us is gone.
           if (/slow consumer/i.test(String(s.error?.message ?? s.error))) tellWatchers('the NATS server found this daemon a slow consumer');

@@ -9,7 +9,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { credsProblem, userPublicKey } from './credentials';
-import { defaultHostId, isSubjectToken, parsePublishGroups } from './subjects';
+import { MAX_HOST_ID_LENGTH, defaultHostId, isSubjectToken, parsePublishGroups } from './subjects';
 
 /** A fleet setting the daemon cannot start with (main.ts exits 2, naming `source`). */
 export class FleetConfigError extends Error {
@@ -96,11 +96,23 @@ function readPem(flag: string, file: string, what: string, check: (pem: string) 
 
 export function checkFleetSettings(s: FleetSettings): CheckedFleet {
   const host = s.hostId ?? defaultHostId(os.hostname());
-  if (!isSubjectToken(host)) {
+  if (!isSubjectToken(host) || host.length > MAX_HOST_ID_LENGTH) {
     throw new FleetConfigError(
       '--host-id',
-      `the hostname "${os.hostname()}" gives "${host}", not a NATS subject token (no ".", "*", ">" or whitespace): set --host-id`,
+      `the hostname "${os.hostname()}" gives "${host}", not a NATS subject token of at most ${MAX_HOST_ID_LENGTH} characters (no ".", "*", ">", whitespace or control characters): set --host-id`,
     );
+  }
+  // The schema's pattern lets a port through unchecked; the client would only
+  // find "Invalid URL" at every dial (nats://h:99999 was retried forever).
+  for (const server of s.nats) {
+    let url: URL;
+    try {
+      url = new URL(/^[a-z]+:\/\//.test(server) ? server : `nats://${server}`);
+    } catch {
+      throw new FleetConfigError('--nats', `"${server}" is not a NATS server URL (nats://HOST:PORT, a port from 1 to 65535)`);
+    }
+    if (url.hostname === '' || url.port === '0')
+      throw new FleetConfigError('--nats', `"${server}" is not a NATS server URL (nats://HOST:PORT, a port from 1 to 65535)`);
   }
   let groups: number[] = [];
   if (s.natsPublish !== null) {

@@ -53,8 +53,12 @@ export const HEADERS = {
   count: 'k',
 } as const;
 
-/** A NATS subject token: what --host-id must be (no separators, wildcards or whitespace). */
-const SUBJECT_TOKEN = /^[^.*>\s]+$/;
+/** The longest host id: what a /fleet stream's ?hosts= takes, so every host can be watched alone. */
+export const MAX_HOST_ID_LENGTH = 64;
+
+/** A NATS subject token: what a host id must be (no separators, wildcards, whitespace or control characters). */
+// eslint-disable-next-line no-control-regex
+const SUBJECT_TOKEN = /^[^.*>\s\x00-\x1f\x7f]+$/;
 
 export function isSubjectToken(s: string): boolean {
   return SUBJECT_TOKEN.test(s);

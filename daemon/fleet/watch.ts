@@ -15,7 +15,7 @@
 import type { Msg, MsgHdrs, NatsConnection, Subscription as NatsSubscription } from '@nats-io/transport-node';
 import { NLMSG_HDRLEN, align, decodeHeader } from '../../addon/codec';
 import type { RxMessage } from '../netlink/message';
-import { HEADERS, SUBJECT_ROOT, isSubjectToken } from './subjects';
+import { HEADERS, MAX_HOST_ID_LENGTH, SUBJECT_ROOT, isSubjectToken } from './subjects';
 
 /** The most hosts one stream may name in ?hosts= (each costs two NATS subscriptions). */
 export const MAX_WATCH_HOSTS = 32;
@@ -26,7 +26,6 @@ export const MAX_WATCH_HOSTS = 32;
  */
 export const MAX_TRACKED_HOSTS = 4096;
 /** Longest host id accepted in ?hosts= (a NATS subject token; --host-id is a hostname's first label). */
-export const MAX_HOST_ID_LENGTH = 64;
 
 /** What a fleet stream is fed through: a streams/Subscription. */
 export interface FleetSink {
@@ -48,7 +47,7 @@ export function parseHosts(text: string): string[] {
   if (hosts.some((h) => h === '')) throw new Error('an empty host id (write hosts=A,B)');
   for (const h of hosts) {
     if (h.length > MAX_HOST_ID_LENGTH) throw new Error(`host id "${h.slice(0, 20)}…" is longer than ${MAX_HOST_ID_LENGTH} characters`);
-    if (!isSubjectToken(h)) throw new Error(`"${h}" is not a host id (no ".", "*", ">" or whitespace)`);
+    if (!isSubjectToken(h)) throw new Error(`${JSON.stringify(h)} is not a host id (no ".", "*", ">", whitespace or control characters)`);
   }
   const unique = [...new Set(hosts)];
   if (unique.length > MAX_WATCH_HOSTS) throw new Error(`${unique.length} hosts, at most ${MAX_WATCH_HOSTS}`);

@@ -181,7 +181,10 @@ describe(
       } finally {
         reader.close();
       }
-      assert.ok(!daemon.logs.some((l) => /NATS server error|connection closed/.test(String(l.msg))), 'no permission error for A itself');
+      assert.ok(
+        !daemon.logs.some((l) => /NATS server error|connection closed|refused this daemon a permission/.test(String(l.msg))),
+        'no permission error for A itself',
+      );
     });
 
     test("a client holding A's key cannot publish as B, send to B, nor read B's send subject: permission errors, nothing delivered", async () => {
@@ -227,6 +230,59 @@ describe(
       } finally {
         await impostor.close();
         await bConn.close();
+      }
+    });
+
+    test("a daemon with A's key started as host B: its publishes reach no one, and the refusal is logged at the 1st, 2nd, 4th… one, not for each", async () => {
+      const wrong = await spawnDaemon([
+        '--nats',
+        `tls://localhost:${server.port}`,
+        '--nats-tls-ca',
+        certs.ca,
+        '--nats-nkey',
+        a.file,
+        '--host-id',
+        'B',
+        '--nats-publish',
+        '2,',
+      ]);
+      const sender = NetlinkSocket.open({ protocol: USERSOCK });
+      try {
+        await waitFor('connected', async () => (await fleetStatus(wrong)).connected, { timeoutMs: 10000 });
+        const before = seen.length;
+        for (let i = 1; i <= 5; i++) {
+          sender.send(encodeMessage({ type: 16, flags: 0, seq: i, pid: 0, payload: Buffer.from(`as-B-${i}`) }), {
+            portId: 0,
+            groups: bit(2),
+          });
+          // One NATS message each: the next after the last was read.
+          await waitFor(`as-B-${i} published`, async () => (await fleetStatus(wrong)).published, { timeoutMs: 5000, until: (n) => n >= i });
+        }
+        const said = await waitFor(
+          'the refusals logged',
+          () => wrong.logs.filter((l) => /refused this daemon a permission/.test(String(l.msg))),
+          { timeoutMs: 5000, until: (l) => l.length >= 3 },
+        );
+        await sleep(300);
+        const all = wrong.logs.filter((l) => /refused this daemon a permission/.test(String(l.msg)));
+        assert.deepEqual(
+          all.map((l) => [l.operation, l.subject, l.count]),
+          [
+            ['publish', 'nlbridge.B.g.2', 1],
+            ['publish', 'nlbridge.B.g.2', 2],
+            ['publish', 'nlbridge.B.g.2', 4],
+          ],
+          `${said.length} lines for five refusals`,
+        );
+        assert.ok(!wrong.logs.some((l) => /NATS server error/.test(String(l.msg))), 'no line per refusal');
+        assert.deepEqual(
+          seen.slice(before).filter((m) => m.subject === 'nlbridge.B.g.2'),
+          [],
+          'nothing reached the subscriber',
+        );
+      } finally {
+        sender.close();
+        await wrong.stop();
       }
     });
 

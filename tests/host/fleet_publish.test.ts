@@ -327,6 +327,32 @@ describe('fleet: bad NATS settings', () => {
       /^nlbridge: NLBRIDGE_HOST_ID: must be a NATS subject token/,
     ],
     ['--nats-publish without --nats', ['--nats-publish', '2'], {}, /^nlbridge: --nats-publish: needs --nats/],
+    // Passed the pattern, then "Invalid URL" at every dial, forever.
+    [
+      '--nats with a port above 65535',
+      ['--nats', 'nats://127.0.0.1:99999'],
+      {},
+      /^nlbridge: --nats: "nats:\/\/127\.0\.0\.1:99999" is not a NATS server URL/,
+    ],
+    // Started, and then no /fleet stream could select it (?hosts= takes 64 characters).
+    [
+      '--host-id longer than 64 characters',
+      ['--nats', 'nats://127.0.0.1:1', '--host-id', 'L'.repeat(65)],
+      {},
+      /^nlbridge: --host-id: must be a NATS subject token of at most 64 characters/,
+    ],
+    [
+      '--host-id with a control character',
+      ['--nats', 'nats://127.0.0.1:1', '--host-id', 'a\u0001b'],
+      {},
+      /^nlbridge: --host-id: must be a NATS subject token/,
+    ],
+    [
+      '--nats-stream-max-age-s below the default duplicate window',
+      ['--nats', 'nats://127.0.0.1:1', '--nats-stream-max-age-s', '60'],
+      {},
+      /^nlbridge: --nats-stream-duplicate-window-s: \(120 s, the default\) must be at most --nats-stream-max-age-s \(60 s\)/,
+    ],
     [
       "--nats-publish above the protocol's groups",
       ['--nats', 'nats://127.0.0.1:1', '--nats-publish', '2,33'],

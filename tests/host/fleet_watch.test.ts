@@ -182,6 +182,7 @@ describe('fleet: watching other hosts', { skip: skipUnless('nats-server') }, () 
       'hosts=*',
       'hosts=%3E',
       `hosts=${'x'.repeat(65)}`,
+      'hosts=a%00b', // a control character: no --host-id may hold one
       `hosts=${Array.from({ length: 33 }, (_, i) => `h${i}`).join(',')}`,
     ]) {
       const r = await call(c, 'GET', `/fleet/groups/2/events?${q}`);

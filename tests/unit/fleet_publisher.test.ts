@@ -423,7 +423,7 @@ test('a run fits max_payload with room for its headers, and 64 KiB; one formed f
 
 test('subjects: host ids, the default from a hostname, --nats-publish', () => {
   for (const ok of ['A', 'host-1', 'web_02']) assert.ok(isSubjectToken(ok), ok);
-  for (const bad of ['a.b', 'a*', 'a>', 'a b', '', 'tab\t']) assert.ok(!isSubjectToken(bad), JSON.stringify(bad));
+  for (const bad of ['a.b', 'a*', 'a>', 'a b', '', 'tab\t', 'nul\u0000', 'del\u007f']) assert.ok(!isSubjectToken(bad), JSON.stringify(bad));
   assert.equal(defaultHostId('web1.example.com'), 'web1');
   assert.deepEqual(parsePublishGroups('10'), [2, 4]);
   assert.deepEqual(parsePublishGroups('0b1010'), [2, 4]);
