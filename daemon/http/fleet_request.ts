@@ -47,12 +47,21 @@ export function requireFleet(fleet: Fleet | null): Fleet {
   return fleet;
 }
 
+/** Query parameters of /groups/{mask} that /fleet/groups/{mask} does not take. */
+const LOCAL_ONLY = ['format', 'batch', 'unicast'] as const;
+
 /** Checks and reads a /fleet request: the fleet, the mask, ?hosts=, the token's read scope. Throws Problem. */
 export function fleetSelection(request: FastifyRequest, fleet: Fleet | null, bus: Bus): FleetSelection {
   const present = requireFleet(fleet);
   // Loaded only once a fleet exists: a daemon without --nats loads nothing of daemon/fleet/ (fleet_publish.test.ts).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { parseHosts } = require('../fleet/watch') as typeof import('../fleet/watch');
+  // Options of local streams a fleet stream does not offer: refused, not ignored
+  // (a client asking for binary frames would otherwise get JSON, unsaid).
+  for (const name of LOCAL_ONLY) {
+    if ((request.query as Record<string, unknown>)[name] !== undefined)
+      throw new Problem('VALIDATION', `${name}: not offered on /fleet streams (JSON frames, one message each, from NATS)`, { field: name });
+  }
   const groups = streamGroups(request);
   bus.checkGroups(groups, 'mask');
   const text = (request.query as { hosts?: string }).hosts;

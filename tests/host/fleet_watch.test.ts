@@ -174,6 +174,23 @@ describe('fleet: watching other hosts', { skip: skipUnless('nats-server') }, () 
     }
   });
 
+  test("the local streams' format, batch and unicast are refused on /fleet, naming the parameter, not ignored", async () => {
+    for (const [q, field] of [
+      ['format=binary', 'format'],
+      ['batch=1', 'batch'],
+      ['unicast=1', 'unicast'],
+    ]) {
+      const r = await call(c, 'GET', `/fleet/groups/2/events?${q}`);
+      assert.equal(r.status, 400, q);
+      assert.equal((r.json as { field: string }).field, field, q);
+      await assert.rejects(connect(c, `/fleet/groups/2?${q}`), (err: Error & { status?: number; body?: string }) => {
+        assert.equal(err.status, 400, q);
+        assert.equal((JSON.parse(err.body!) as { field: string }).field, field);
+        return true;
+      });
+    }
+  });
+
   test('bad hosts are 400 naming the field, on both routes, before any upgrade', async () => {
     for (const q of [
       'hosts=',
