@@ -15,6 +15,42 @@ interface Status {
   auth: { mode: string; tokenRequired: boolean };
   counters: Record<string, number>;
   uptimeSeconds: number;
+  /** Only with --nats. */
+  fleet?: Fleet | null;
+}
+
+interface Fleet {
+  connected: boolean;
+  url: string | null;
+  host: string;
+  groups: number[];
+  reconnects: number;
+  published: number;
+  dropped: number;
+  heldMessages: number;
+  jetstream: { stream: string; state: string; error: string | null } | null;
+}
+
+/** The fleet's rows: a daemon with --nats says where it stands on the bus. */
+function fleetRows(f: Fleet): [string, string][] {
+  return [
+    [
+      'fleet',
+      `host ${f.host}, ${f.connected ? `connected to ${f.url ?? '?'}` : 'not connected'}, ${f.reconnects} reconnect${f.reconnects === 1 ? '' : 's'}`,
+    ],
+    [
+      '  publishing',
+      f.groups.length === 0
+        ? 'none (no --nats-publish)'
+        : `groups ${f.groups.join(', ')}: ${f.published} published, ${f.dropped} dropped, ${f.heldMessages} held`,
+    ],
+    [
+      '  jetstream',
+      f.jetstream === null
+        ? 'off'
+        : `stream ${f.jetstream.stream} ${f.jetstream.state}${f.jetstream.error ? `: ${f.jetstream.error}` : ''}`,
+    ],
+  ];
 }
 
 export function statusRows(s: Status): [string, string][] {
@@ -37,6 +73,7 @@ export function statusRows(s: Status): [string, string][] {
     ['clients', `${s.clients.websocket} streams, ${s.clients.unicast} unicast`],
     ['auth', `${s.auth.mode}, token ${s.auth.tokenRequired ? 'required' : 'not required'}`],
     ['uptime', `${s.uptimeSeconds} s`],
+    ...(s.fleet ? fleetRows(s.fleet) : []),
     ['counters', ''],
     ...Object.entries(s.counters).map(([k, v]): [string, string] => [`  ${k}`, String(v)]),
   ];

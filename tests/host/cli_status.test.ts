@@ -10,6 +10,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { hasStack, runCli } from './support/cli_harness';
 import { spawnDaemon, type DaemonProc } from '../reliability/support/daemon_proc';
+import { skipUnless } from '../support/prerequisites';
+import { waitFor } from '../support/wait';
+import { fleetStatus } from './support/fleet_hosts';
+import { NatsServer } from './support/nats_server';
 
 describe('nlbridge status', () => {
   let d: DaemonProc;
@@ -133,5 +137,35 @@ describe('nlbridge status', () => {
     assert.match(top.stdout, /^usage: nlbridge \[options\]$/m, "then the daemon's own help");
     const version = await runCli(['--version']);
     assert.match(version.stdout, /^nlbridge \d+\.\d+\.\d+\n$/);
+  });
+});
+
+describe('nlbridge status of a daemon in a fleet', { skip: skipUnless('nats-server') }, () => {
+  test('the table has the fleet rows: host and connection, what it publishes, JetStream', async () => {
+    const server = new NatsServer();
+    await server.start();
+    const d = await spawnDaemon(['--nats', server.url, '--host-id', 'H1', '--nats-publish', '2,4']);
+    try {
+      await waitFor('connected', async () => (await fleetStatus(d)).connected, { timeoutMs: 10000 });
+      const r = await runCli(['status'], { env: { NLBRIDGE_URL: d.base, NLBRIDGE_TOKEN_FILE: path.join(d.dir, 'token') } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^fleet +host H1, connected to 127\\.0\\.0\\.1:${server.port}, 0 reconnects$`, 'm'));
+      assert.match(r.stdout, /^ {2}publishing +groups 2, 4: \d+ published, 0 dropped, \d+ held$/m);
+      assert.match(r.stdout, /^ {2}jetstream +off$/m);
+    } finally {
+      await d.stop();
+      await server.stop();
+    }
+  });
+
+  test('without --nats: no fleet rows', async () => {
+    const d = await spawnDaemon([]);
+    try {
+      const r = await runCli(['status'], { env: { NLBRIDGE_URL: d.base, NLBRIDGE_TOKEN_FILE: path.join(d.dir, 'token') } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stdout, /^fleet/m);
+    } finally {
+      await d.stop();
+    }
   });
 });
