@@ -9,10 +9,11 @@
 
 import * as crypto from 'node:crypto';
 import * as nats from '@nats-io/transport-node';
-import type { Msg, NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type pino from 'pino';
 import type { Subscriber } from '../netlink/message';
 import { BACKOFF_MAX_MS, DialPacing, firstDialWait } from './dial_pacing';
+import { SendSubject, type SendHandler } from './send_subject';
 import { FleetPublisher, type DropReason, type Link, type PublisherCounts } from './publisher';
 import { FleetWatcher, type FleetSink, type ReplayFrom, type WatchReplay, type WatchSelection } from './watch';
 import type { JetStreamStatus } from './jetstream';
@@ -22,12 +23,7 @@ import type { CheckedFleet, FleetSettings } from './settings';
 // The settings are this room's too: main.ts loads the fleet as one module, only with --nats.
 export { checkFleetSettings, FleetConfigError, type CheckedFleet, type FleetSettings } from './settings';
 
-/**
- * What a send request's body (its bytes, as they came) becomes: main.ts builds
- * it from the same body parser, validation, request mapping, bus.send and
- * problem table as POST /send, so this room needs none of them. Never throws.
- */
-export type SendHandler = (body: Uint8Array) => Promise<{ status: number; body: unknown }>;
+export type { SendHandler } from './send_subject';
 
 /** What the fleet needs of the bus: the same two calls a WebSocket stream makes. */
 export interface FleetBus {
@@ -94,7 +90,7 @@ export function startFleet(
   send: SendHandler | null = null,
 ): Fleet {
   const { host, groups, auth, tls } = checked;
-  const sendAnswers: Record<string, number> = {};
+  const sendRequests = send ? new SendSubject(send, log) : null;
   let connected = false;
   let reconnects = 0;
   /** First-connection dials that failed in a row (the daemon paces those itself). */
@@ -184,32 +180,6 @@ export function startFleet(
     flush: () => c.flush(),
     maxPayload: () => c.info?.max_payload ?? null,
   });
-
-  // The answer of POST /send (main.ts maps it with the same problem table), its status in a header.
-  let unanswerable = 0;
-  const answer = async (m: Msg): Promise<void> => {
-    if (!m.reply) {
-      // A publish, not a request: its sender could not be told what became of
-      // it, so it is not carried out (a send that fails would be lost in
-      // silence). Counted as a bad request; logged at the 1st, 2nd, 4th… one.
-      sendAnswers['400'] = (sendAnswers['400'] ?? 0) + 1;
-      unanswerable++;
-      if ((unanswerable & (unanswerable - 1)) === 0)
-        log.warn(
-          { subject: m.subject, count: unanswerable },
-          'a message on the send subject without a reply subject was not carried out: send a request (request-reply), not a publish',
-        );
-      return;
-    }
-    const { status, body } = await send!(m.data);
-    sendAnswers[status] = (sendAnswers[status] ?? 0) + 1;
-    const h = nats.headers();
-    h.set('status', String(status));
-    // As HTTP's 429 says when to come back (the problem's retryAfter, in seconds).
-    const retryAfter = (body as { retryAfter?: unknown } | null)?.retryAfter;
-    if (status === 429 && retryAfter !== undefined) h.set('Retry-After', String(retryAfter));
-    m.respond(JSON.stringify(body), { headers: h });
-  };
 
   const watch = async (c: NatsConnection): Promise<void> => {
     for await (const s of c.status()) {
@@ -309,10 +279,10 @@ export function startFleet(
             'NATS connected',
           );
           watch(c).catch((err: unknown) => log.error({ err }, 'NATS status watch failed'));
-          if (send && settings.natsSend === 'on') {
+          if (sendRequests && settings.natsSend === 'on') {
             // The client subscribes again by itself after a reconnect.
             c.subscribe(sendSubject(host), {
-              callback: (_err, m) => void answer(m).catch((err: unknown) => log.error({ err }, 'NATS send reply failed')),
+              callback: (_err, m) => void sendRequests.answer(m).catch((err: unknown) => log.error({ err }, 'NATS send reply failed')),
             });
             log.info({ subject: sendSubject(host) }, 'answering send requests on NATS (--nats-send on), within "natsSendScope"');
           }
@@ -390,7 +360,7 @@ export function startFleet(
       ...publisher.counts(),
       connected,
       reconnects,
-      sendAnswers,
+      sendAnswers: sendRequests?.answers ?? {},
       jetstreamReady: js === null ? null : js.state === 'ready',
     }),
     async close() {

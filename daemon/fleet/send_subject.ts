@@ -1,0 +1,51 @@
+// Requests on nlbridge.<host>.send (--nats-send on): each answered with what
+// POST /send answers for the same body, its HTTP status in the header
+// `status`. The handler (main.ts) brings the body parser, validation, scope,
+// rate limit, bus.send and problem table of POST /send, so this room needs
+// none of them.
+
+import * as nats from '@nats-io/transport-node';
+import type { Msg } from '@nats-io/transport-node';
+import type pino from 'pino';
+
+/** What a send request's body (its bytes, as they came) becomes. Never throws. */
+export type SendHandler = (body: Uint8Array) => Promise<{ status: number; body: unknown }>;
+
+export class SendSubject {
+  /** Send requests answered, by the answer's HTTP status (a publish not carried out counts as 400). */
+  readonly answers: Record<string, number> = {};
+  private unanswerable = 0;
+
+  constructor(
+    private readonly send: SendHandler,
+    private readonly log: pino.Logger,
+  ) {}
+
+  async answer(m: Msg): Promise<void> {
+    if (!m.reply) {
+      // A publish, not a request: its sender could not be told what became of
+      // it, so it is not carried out (a send that fails would be lost in
+      // silence). Counted as a bad request; logged at the 1st, 2nd, 4th… one.
+      this.count(400);
+      this.unanswerable++;
+      if ((this.unanswerable & (this.unanswerable - 1)) === 0)
+        this.log.warn(
+          { subject: m.subject, count: this.unanswerable },
+          'a message on the send subject without a reply subject was not carried out: send a request (request-reply), not a publish',
+        );
+      return;
+    }
+    const { status, body } = await this.send(m.data);
+    this.count(status);
+    const h = nats.headers();
+    h.set('status', String(status));
+    // As HTTP's 429 says when to come back (the problem's retryAfter, in seconds).
+    const retryAfter = (body as { retryAfter?: unknown } | null)?.retryAfter;
+    if (status === 429 && retryAfter !== undefined) h.set('Retry-After', String(retryAfter));
+    m.respond(JSON.stringify(body), { headers: h });
+  }
+
+  private count(status: number): void {
+    this.answers[status] = (this.answers[status] ?? 0) + 1;
+  }
+}
