@@ -11,7 +11,13 @@ export const jsonBodyPlugin = fp(
     // JSON that is not UTF-8: a string parser decodes it with U+FFFD in place
     // of the bad bytes, and the message would go out altered. So the bytes.
     const limit = app.initialConfig.bodyLimit ?? 1024 * 1024;
-    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+      // No route, nothing to read: the not-found handler answers 404 or 405,
+      // whatever the body (a parse problem would otherwise answer first).
+      if (request.is404) {
+        done(null, undefined);
+        return;
+      }
       try {
         done(null, parseRequestJson(body as Buffer, limit));
       } catch (err) {
