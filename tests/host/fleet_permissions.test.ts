@@ -113,6 +113,21 @@ describe(
         authenticator: nkeyAuthenticator(new TextEncoder().encode(u.seed)),
         ...extra,
       });
+    /** A daemon over TLS with `key`'s nkey, as host `host`, publishing group 2 (the daemon side of connectAs). */
+    const spawnAs = (host: string, key: User, extra: string[] = []): Promise<DaemonProc> =>
+      spawnDaemon([
+        ...extra,
+        '--nats',
+        `tls://localhost:${server.port}`,
+        '--nats-tls-ca',
+        certs.ca,
+        '--nats-nkey',
+        key.file,
+        '--host-id',
+        host,
+        '--nats-publish',
+        '2,',
+      ]);
 
     before(async () => {
       certs = makeCerts(server.dir);
@@ -133,22 +148,7 @@ describe(
       await opsConn.flush();
       const conf = path.join(server.dir, 'nlbridge.json');
       fs.writeFileSync(conf, JSON.stringify({ natsSendScope: { sendGroups: [5], sendPorts: [], kernel: false } }));
-      daemon = await spawnDaemon([
-        '--config',
-        conf,
-        '--nats',
-        `tls://localhost:${server.port}`,
-        '--nats-tls-ca',
-        certs.ca,
-        '--nats-nkey',
-        a.file,
-        '--host-id',
-        'A',
-        '--nats-publish',
-        '2,',
-        '--nats-send',
-        'on',
-      ]);
+      daemon = await spawnAs('A', a, ['--config', conf, '--nats-send', 'on']);
       await waitFor('the daemon of A connected', async () => (await fleetStatus(daemon)).connected, { timeoutMs: 10000 });
     });
 
@@ -234,18 +234,7 @@ describe(
     });
 
     test("a daemon with A's key started as host B: its publishes reach no one, and the refusal is logged at the 1st, 2nd, 4th… one, not for each", async () => {
-      const wrong = await spawnDaemon([
-        '--nats',
-        `tls://localhost:${server.port}`,
-        '--nats-tls-ca',
-        certs.ca,
-        '--nats-nkey',
-        a.file,
-        '--host-id',
-        'B',
-        '--nats-publish',
-        '2,',
-      ]);
+      const wrong = await spawnAs('B', a);
       const sender = NetlinkSocket.open({ protocol: USERSOCK });
       try {
         await waitFor('connected', async () => (await fleetStatus(wrong)).connected, { timeoutMs: 10000 });
