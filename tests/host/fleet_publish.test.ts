@@ -16,6 +16,8 @@ import { MAIN, spawnDaemon, type DaemonProc } from '../reliability/support/daemo
 import { USERSOCK, bit, sleep } from './support/daemon_harness';
 import { assertMatchesSpec } from './support/daemon_spec';
 import { NatsServer } from './support/nats_server';
+// A type only (erased): the test of a daemon without --nats checks that no NATS code is loaded.
+import type { FleetStatus } from '../../daemon/fleet/index';
 
 async function getJson(d: DaemonProc, p: string): Promise<Record<string, unknown>> {
   const res = await fetch(d.base + p, { headers: d.token ? { authorization: `Bearer ${d.token}` } : {} });
@@ -36,17 +38,6 @@ async function getText(d: DaemonProc, p: string): Promise<string> {
 async function untilConnected(d: DaemonProc, what = 'the daemon connected to NATS'): Promise<void> {
   await waitFor(what, async () => ((await getJson(d, '/status')).fleet as FleetStatus).connected, { timeoutMs: 10000 });
 }
-
-type FleetStatus = {
-  connected: boolean;
-  url: string | null;
-  host: string;
-  groups: number[];
-  reconnects: number;
-  published: number;
-  dropped: number;
-  heldMessages: number;
-};
 
 describe('fleet: publishing on NATS', { skip: skipUnless('nats-server') }, () => {
   const server = new NatsServer();
