@@ -114,6 +114,8 @@ export interface FleetGauges {
   sendAnswers: Readonly<Record<string, number>>;
   /** --nats-jetstream on: whether the stream is ready; null when off. */
   jetstreamReady: boolean | null;
+  /** Whether another daemon claims this daemon's --host-id (daemon/fleet/host_claim.ts). */
+  hostIdConflict: boolean;
 }
 
 /** What a scrape reads from the bus (routes/metrics.ts connects it). */
@@ -343,6 +345,14 @@ export class Metrics {
           this.set(read().jetstreamReady === true ? 1 : 0);
         },
       });
+    new Gauge({
+      name: 'nlbridge_nats_host_id_conflict',
+      help: '1 while another daemon claims this --host-id on the bus (see /status fleet.hostClaim: which one holds it), else 0',
+      registers,
+      collect() {
+        this.set(read().hostIdConflict ? 1 : 0);
+      },
+    });
     new Gauge({
       name: 'nlbridge_nats_held_bytes',
       help: 'Bytes of messages held for NATS (waiting, or not yet confirmed)',

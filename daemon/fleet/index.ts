@@ -8,16 +8,19 @@
 // 250 ms doubling to 5 s, with jitter).
 
 import * as crypto from 'node:crypto';
+import * as os from 'node:os';
 import * as nats from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type pino from 'pino';
 import type { Subscriber } from '../netlink/message';
 import { BACKOFF_MAX_MS, DialPacing, firstDialWait } from './dial_pacing';
+import { causeText, connectOptions } from './connect_options';
 import { SendSubject, type SendHandler } from './send_subject';
 import { FleetPublisher, type DropReason, type Link, type PublisherCounts } from './publisher';
 import { FleetWatcher, type FleetSink, type ReplayFrom, type WatchReplay, type WatchSelection } from './watch';
 import type { JetStreamStatus } from './jetstream';
-import { eventsSubject, groupSubject, sendSubject } from './subjects';
+import { HostClaim, type HostClaimStatus } from './host_claim';
+import { claimSubject, eventsSubject, groupSubject, sendSubject } from './subjects';
 import type { CheckedFleet, FleetSettings } from './settings';
 
 // The settings are this room's too: main.ts loads the fleet as one module, only with --nats.
@@ -44,6 +47,8 @@ export interface FleetStatus {
   heldBytes: number;
   /** --nats-jetstream on: the stream's state; null when off. */
   jetstream: JetStreamStatus | null;
+  /** Whether this daemon holds its --host-id on the bus, and who else claims it (host_claim.ts). */
+  hostClaim: HostClaimStatus;
 }
 
 /** One /fleet stream's hold on NATS: its subscriptions go with close(). */
@@ -66,16 +71,9 @@ export interface Fleet {
     reconnects: number;
     sendAnswers: Record<string, number>;
     jetstreamReady: boolean | null;
+    hostIdConflict: boolean;
   };
   close(): Promise<void>;
-}
-
-/** An error and its causes in one line ("connection refused: connect ECONNREFUSED 127.0.0.1:4222"). */
-function causeText(err: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = err; e !== undefined && e !== null && parts.length < 4; e = (e as { cause?: unknown }).cause)
-    parts.push(e instanceof Error ? e.message : String(e));
-  return parts.join(': ');
 }
 
 /**
@@ -89,8 +87,8 @@ export function startFleet(
   log: pino.Logger,
   send: SendHandler | null = null,
 ): Fleet {
-  const { host, groups, auth, tls } = checked;
-  const sendRequests = send ? new SendSubject(send, log) : null;
+  const { host, groups, tls } = checked;
+  const sendRequests = send && settings.natsSend === 'on' ? new SendSubject(send, log, sendSubject(host)) : null;
   let connected = false;
   let reconnects = 0;
   /** First-connection dials that failed in a row (the daemon paces those itself). */
@@ -149,14 +147,16 @@ export function startFleet(
     };
   };
 
+  /** This run of the daemon: in Nats-Msg-Id (n starts at 1 again after a restart) and in its host id claim. */
+  const run = crypto.randomBytes(4).toString('hex');
   const publisher = new FleetPublisher({
     host,
     groups,
     bufferBytes: settings.natsBufferBytes,
     lingerMs: settings.natsLingerMs,
     lingerAboveRate: settings.natsLingerAbove,
-    // host, this run (n starts at 1 again after a restart), n
-    msgIdPrefix: settings.natsJetstream === 'on' ? `${host}-${crypto.randomBytes(4).toString('hex')}-` : null,
+    // host, this run, n
+    msgIdPrefix: settings.natsJetstream === 'on' ? `${host}-${run}-` : null,
     onDrop: (reason, n, detail) =>
       log.warn(
         { reason, n, detail, bufferBytes: settings.natsBufferBytes },
@@ -166,6 +166,23 @@ export function startFleet(
       ),
   });
   if (groups.length > 0) bus.subscribe(publisher);
+
+  // Publishing and answering sends need the connection and the host id (host_claim.ts).
+  const claim = new HostClaim(
+    claimSubject(host),
+    { run, startedAt: Date.now(), hostname: os.hostname(), pid: process.pid },
+    log,
+    (holding) => {
+      const c = nc;
+      if (holding && c !== null && connected) {
+        sendRequests?.attach(c);
+        publisher.linkUp(linkOf(c));
+      } else {
+        sendRequests?.detach();
+        publisher.linkDown();
+      }
+    },
+  );
 
   const linkOf = (c: NatsConnection): Link => ({
     publish(subject, data, fields) {
@@ -198,12 +215,15 @@ export function startFleet(
           reconnects++;
           pacing.connected();
           log.info({ server: s.server, reconnects, held: publisher.counts().heldMessages }, 'NATS reconnected');
-          publisher.linkUp(linkOf(c));
+          if (claim.holding()) publisher.linkUp(linkOf(c));
+          // Another daemon of this host id may have come while this one was away.
+          claim.connected(c);
           // A restarted server may have lost the stream (another store): made sure of again.
           void prepareStream(c);
           break;
         case 'error':
           if (s.error instanceof nats.errors.PermissionViolationError) {
+            if (claim.refused(s.error.operation, s.error.subject)) break;
             // One -ERR per refused publish: a daemon whose credentials are not its
             // --host-id's gets one per message. Said at the 1st, 2nd, 4th… of each subject.
             const key = `${s.error.operation} ${s.error.subject}`;
@@ -239,24 +259,7 @@ export function startFleet(
   const dial = (): void => {
     if (closing) return;
     nats
-      .connect({
-        servers: settings.nats,
-        name: `nlbridge ${host}`,
-        // Replies (the JetStream API's, the stored messages a /fleet stream
-        // reads) come to inboxes of this host's own prefix, so a server can
-        // let each host's user read its own replies only (systemd/README.md).
-        inboxPrefix: `_INBOX_${host}`,
-        maxReconnectAttempts: -1,
-        // The first connection is dialled by this loop (the client would retry
-        // it in silence, whatever the cause): a failed one rejects, with why.
-        waitOnFirstConnect: false,
-        // After it, the client reconnects by itself, paced (dial_pacing.ts).
-        reconnectDelayHandler: () => pacing.wait(),
-        ...(auth.creds ? { authenticator: nats.credsAuthenticator(auth.creds) } : {}),
-        ...(auth.nkeySeed ? { authenticator: nats.nkeyAuthenticator(auth.nkeySeed) } : {}),
-        ...(auth.token ? { token: auth.token } : {}),
-        ...(tls ? { tls } : {}),
-      })
+      .connect(connectOptions(settings.nats, checked, () => pacing.wait()))
       .then(
         (c) => {
           if (closing) {
@@ -279,14 +282,11 @@ export function startFleet(
             'NATS connected',
           );
           watch(c).catch((err: unknown) => log.error({ err }, 'NATS status watch failed'));
-          if (sendRequests && settings.natsSend === 'on') {
-            // The client subscribes again by itself after a reconnect.
-            c.subscribe(sendSubject(host), {
-              callback: (_err, m) => void sendRequests.answer(m).catch((err: unknown) => log.error({ err }, 'NATS send reply failed')),
-            });
-            log.info({ subject: sendSubject(host) }, 'answering send requests on NATS (--nats-send on), within "natsSendScope"');
+          if (claim.holding()) {
+            sendRequests?.attach(c);
+            publisher.linkUp(linkOf(c));
           }
-          publisher.linkUp(linkOf(c));
+          claim.connected(c);
           ensuring = true;
           void prepareStream(c).finally(() => {
             ensuring = false;
@@ -333,6 +333,7 @@ export function startFleet(
       heldMessages: c.heldMessages,
       heldBytes: c.heldBytes,
       jetstream: js === null ? null : { ...js },
+      hostClaim: claim.status(),
     };
   };
 
@@ -362,6 +363,7 @@ export function startFleet(
       reconnects,
       sendAnswers: sendRequests?.answers ?? {},
       jetstreamReady: js === null ? null : js.state === 'ready',
+      hostIdConflict: claim.status().other !== null,
     }),
     async close() {
       if (closing) return;
@@ -374,6 +376,7 @@ export function startFleet(
         while (publisher.counts().heldMessages > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       }
       closing = true;
+      claim.close();
       for (const w of watchers) w.close();
       watchers.clear();
       if (c) await c.close().catch(() => undefined);

@@ -5,7 +5,7 @@
 // none of them.
 
 import * as nats from '@nats-io/transport-node';
-import type { Msg } from '@nats-io/transport-node';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type pino from 'pino';
 
 /** What a send request's body (its bytes, as they came) becomes. Never throws. */
@@ -15,11 +15,38 @@ export class SendSubject {
   /** Send requests answered, by the answer's HTTP status (a publish not carried out counts as 400). */
   readonly answers: Record<string, number> = {};
   private unanswerable = 0;
+  private sub: Subscription | null = null;
+  private conn: NatsConnection | null = null;
 
   constructor(
     private readonly send: SendHandler,
     private readonly log: pino.Logger,
+    private readonly subject: string,
   ) {}
+
+  /**
+   * Answers requests on the connection (while this daemon holds its host id:
+   * host_claim.ts). In a queue group, so that even in the moment before two
+   * daemons of one host id have heard each other, a request is carried out once.
+   */
+  attach(c: NatsConnection): void {
+    if (this.conn === c && this.sub !== null) return;
+    this.detach();
+    this.conn = c;
+    // The client subscribes again by itself after a reconnect.
+    this.sub = c.subscribe(this.subject, {
+      queue: 'nlbridge',
+      callback: (_err, m) => void this.answer(m).catch((err: unknown) => this.log.error({ err }, 'NATS send reply failed')),
+    });
+    this.log.info({ subject: this.subject }, 'answering send requests on NATS (--nats-send on), within "natsSendScope"');
+  }
+
+  /** Stops answering (this daemon stands aside, or the connection is gone). */
+  detach(): void {
+    if (this.sub !== null && this.conn !== null && !this.conn.isClosed()) this.sub.unsubscribe();
+    this.sub = null;
+    this.conn = null;
+  }
 
   async answer(m: Msg): Promise<void> {
     if (!m.reply) {

@@ -4,6 +4,8 @@
 //                               of them back to back (publisher.ts says when)
 //   nlbridge.<host>.events      JSON notices: dropped, overrun
 //   nlbridge.<host>.send        requests: a POST /send body; the reply is its answer
+//   nlbridge.<host>.claim       the daemons using <host> as --host-id announce
+//                               themselves: one holds it (host_claim.ts)
 //
 // So `nlbridge.*.g.2` is group 2 of every host, `nlbridge.A.g.*` every group
 // of host A, `nlbridge.>` everything. Host and group sit in the subject (a
@@ -21,6 +23,11 @@ export function groupSubject(host: string, group: number): string {
 /** Request-reply sends to this host (--nats-send on): the body of POST /send, its answer. */
 export function sendSubject(host: string): string {
   return `${SUBJECT_ROOT}.${host}.send`;
+}
+
+/** Where the daemons using one --host-id find each other (host_claim.ts). */
+export function claimSubject(host: string): string {
+  return `${SUBJECT_ROOT}.${host}.claim`;
 }
 
 export function eventsSubject(host: string): string {
