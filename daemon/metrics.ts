@@ -101,7 +101,7 @@ export const LIMITS = ['connections', 'request-timeout', 'streams', 'unicast', '
 export const RING_EVICTION_REASONS = ['count', 'age', 'bytes'] as const;
 
 /** Why a message meant for NATS was dropped (daemon/fleet/publisher.ts). */
-export const NATS_DROP_REASONS = ['buffer', 'max-payload'] as const;
+export const NATS_DROP_REASONS = ['buffer', 'max-payload', 'host-id'] as const;
 
 /** What a scrape reads from the fleet. */
 export interface FleetGauges {
@@ -300,7 +300,7 @@ export class Metrics {
     });
     new Counter({
       name: 'nlbridge_nats_dropped_total',
-      help: 'Messages meant for NATS and dropped, by reason (buffer: --nats-buffer-bytes full; max-payload: larger than the server takes)',
+      help: 'Messages meant for NATS and dropped, by reason (buffer: --nats-buffer-bytes full; max-payload: larger than the server takes; host-id: another daemon holds this --host-id)',
       labelNames: ['reason'],
       registers,
       collect() {

@@ -115,7 +115,7 @@ export class HostClaim {
     if (this.state !== 'unchecked') {
       this.log.warn(
         { operation, subject, host: this.me },
-        'cannot check that no other daemon uses this --host-id: the NATS server refuses this daemon the claim subject (systemd/README.md lists it in each host\'s permissions); going on unchecked',
+        "cannot check that no other daemon uses this --host-id: the NATS server refuses this daemon the claim subject (systemd/README.md lists it in each host's permissions); going on unchecked",
       );
       const was = this.holding();
       this.state = 'unchecked';

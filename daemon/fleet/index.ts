@@ -158,6 +158,8 @@ export function startFleet(
     // host, this run, n
     msgIdPrefix: settings.natsJetstream === 'on' ? `${host}-${run}-` : null,
     onDrop: (reason, n, detail) =>
+      // host-id: the claim said why (host_claim.ts), once.
+      reason !== 'host-id' &&
       log.warn(
         { reason, n, detail, bufferBytes: settings.natsBufferBytes },
         reason === 'buffer'
@@ -174,13 +176,11 @@ export function startFleet(
     log,
     (holding) => {
       const c = nc;
+      publisher.standAside(!holding);
       if (holding && c !== null && connected) {
         sendRequests?.attach(c);
         publisher.linkUp(linkOf(c));
-      } else {
-        sendRequests?.detach();
-        publisher.linkDown();
-      }
+      } else sendRequests?.detach();
     },
   );
 
@@ -258,64 +258,62 @@ export function startFleet(
 
   const dial = (): void => {
     if (closing) return;
-    nats
-      .connect(connectOptions(settings.nats, checked, () => pacing.wait()))
-      .then(
-        (c) => {
-          if (closing) {
-            void c.close();
-            return;
-          }
-          nc = c;
-          connected = true;
-          failedDials = 0;
-          pacing.connected();
-          log.info(
-            {
-              server: c.getServer(),
-              host,
-              groups,
-              subjects: groups.map((g) => groupSubject(host, g)),
-              events: eventsSubject(host),
-              maxPayload: c.info?.max_payload,
-            },
-            'NATS connected',
-          );
-          watch(c).catch((err: unknown) => log.error({ err }, 'NATS status watch failed'));
-          if (claim.holding()) {
-            sendRequests?.attach(c);
-            publisher.linkUp(linkOf(c));
-          }
-          claim.connected(c);
-          ensuring = true;
-          void prepareStream(c).finally(() => {
-            ensuring = false;
-            if (nc === c) for (const w of watchers) w.attach(c);
-          });
-          void c.closed().then((err) => {
-            if (closing) return;
-            // Closed by the client itself (an authorization error, …): dial again after a pause.
-            connected = false;
-            publisher.linkDown();
-            nc = null;
-            tellWatchers('the NATS connection closed: messages published until it is dialled again are lost to this daemon');
-            log.error({ err }, 'NATS connection closed; dialling again');
-            setTimeout(dial, BACKOFF_MAX_MS).unref();
-          });
-        },
-        (err: unknown) => {
+    nats.connect(connectOptions(settings.nats, checked, () => pacing.wait())).then(
+      (c) => {
+        if (closing) {
+          void c.close();
+          return;
+        }
+        nc = c;
+        connected = true;
+        failedDials = 0;
+        pacing.connected();
+        log.info(
+          {
+            server: c.getServer(),
+            host,
+            groups,
+            subjects: groups.map((g) => groupSubject(host, g)),
+            events: eventsSubject(host),
+            maxPayload: c.info?.max_payload,
+          },
+          'NATS connected',
+        );
+        watch(c).catch((err: unknown) => log.error({ err }, 'NATS status watch failed'));
+        if (claim.holding()) {
+          sendRequests?.attach(c);
+          publisher.linkUp(linkOf(c));
+        }
+        claim.connected(c);
+        ensuring = true;
+        void prepareStream(c).finally(() => {
+          ensuring = false;
+          if (nc === c) for (const w of watchers) w.attach(c);
+        });
+        void c.closed().then((err) => {
           if (closing) return;
-          failedDials++;
-          // Said at the 1st, 2nd, 4th, 8th… failure in a row, with the cause
-          // (refused, a certificate not trusted, an authorization error).
-          if ((failedDials & (failedDials - 1)) === 0)
-            log.warn(
-              { cause: causeText(err), servers: settings.nats, attempt: failedDials, tls: tls !== null },
-              'NATS connect failed (not connected yet); trying again',
-            );
-          setTimeout(dial, firstDialWait(failedDials, pacing.jitter)).unref();
-        },
-      );
+          // Closed by the client itself (an authorization error, …): dial again after a pause.
+          connected = false;
+          publisher.linkDown();
+          nc = null;
+          tellWatchers('the NATS connection closed: messages published until it is dialled again are lost to this daemon');
+          log.error({ err }, 'NATS connection closed; dialling again');
+          setTimeout(dial, BACKOFF_MAX_MS).unref();
+        });
+      },
+      (err: unknown) => {
+        if (closing) return;
+        failedDials++;
+        // Said at the 1st, 2nd, 4th, 8th… failure in a row, with the cause
+        // (refused, a certificate not trusted, an authorization error).
+        if ((failedDials & (failedDials - 1)) === 0)
+          log.warn(
+            { cause: causeText(err), servers: settings.nats, attempt: failedDials, tls: tls !== null },
+            'NATS connect failed (not connected yet); trying again',
+          );
+        setTimeout(dial, firstDialWait(failedDials, pacing.jitter)).unref();
+      },
+    );
   };
   dial();
 
@@ -328,7 +326,7 @@ export function startFleet(
       groups,
       reconnects,
       published: c.published,
-      dropped: c.dropped.buffer + c.dropped['max-payload'],
+      dropped: Object.values(c.dropped).reduce((a, b) => a + b, 0),
       droppedBy: c.dropped,
       heldMessages: c.heldMessages,
       heldBytes: c.heldBytes,

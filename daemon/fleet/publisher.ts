@@ -37,24 +37,13 @@
 // implements it over @nats-io/transport-node), so this runs against anything.
 
 import type { MalformedInfo, RxMessage, Subscriber } from '../netlink/message';
-import { NATS_DROP_REASONS } from '../metrics';
 import { Cadence, FLUSH_INTERVAL_MS } from './cadence';
 import { RateWindow } from './rate_window';
 import { RunWriter, runData, runHeaders, type RunEntry } from './runs';
 import { eventsSubject, groupSubject } from './subjects';
+import type { DropEpisode, DropReason, Entry, EventEntry, Link, PublisherCounts, PublisherOptions } from './publisher_types';
 
-export const DROP_REASONS = NATS_DROP_REASONS;
-export type DropReason = (typeof DROP_REASONS)[number];
-
-/** What the publisher needs of a NATS connection. */
-export interface Link {
-  /** Hands a message to the client; throws when it refuses it (over max_payload, closed). */
-  publish(subject: string, data: Uint8Array, headers: readonly (readonly [string, string])[] | null): void;
-  /** Resolves once the server has read everything published before it; rejects when the connection goes first. */
-  flush(): Promise<void>;
-  /** The server's max_payload, once known. */
-  maxPayload(): number | null;
-}
+export { DROP_REASONS, type DropReason, type Link, type PublisherCounts, type PublisherOptions } from './publisher_types';
 
 /** Per-message bytes counted beside the message itself: the subject and headers the client adds. */
 const OVERHEAD_BYTES = 96;
@@ -65,54 +54,17 @@ const HEADER_ROOM = 512;
 /** NATS's default max_payload: the bound for runs formed before a server said its own. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
-interface EventEntry {
-  kind: 'event';
-  /** Filled in until it is published: overruns that follow each other add up in one notice. */
-  event: Record<string, unknown>;
-}
-
-type Entry = EventEntry | RunEntry;
-
-interface DropEpisode {
-  count: number;
-  from: number;
-  to: number;
-  reasons: Partial<Record<DropReason, number>>;
-}
-
-export interface PublisherCounts {
-  published: number;
-  dropped: Record<DropReason, number>;
-  /** Messages held here (waiting or unconfirmed) and their accounted bytes. */
-  heldMessages: number;
-  heldBytes: number;
-}
-
-export interface PublisherOptions {
-  host: string;
-  groups: readonly number[];
-  bufferBytes: number;
-  /** Bytes handed to the client and not yet confirmed by a flush (default: a quarter of the buffer, at most 1 MiB). */
-  unflushedBytes?: number;
-  /**
-   * --nats-jetstream on: each message carries Nats-Msg-Id <prefix><n> (the prefix names host and
-   * run), so the stream stores a resend after a reconnect once. Off: no such header (each costs throughput).
-   */
-  msgIdPrefix?: string | null;
-  /** Told once per drop episode and per refused message (the caller logs). */
-  onDrop?(reason: DropReason, n: number, detail?: string): void;
-  /** The least time between two flushes (default FLUSH_INTERVAL_MS; 0: one as soon as the last was answered). */
-  flushIntervalMs?: number;
-  /** --nats-linger-ms: the least time between two hand-overs to the client (default 0: at the end of every receive batch). */
-  lingerMs?: number;
-  /** --nats-linger-above: the linger holds only while messages come at least this fast, msg/s (default 0: always). */
-  lingerAboveRate?: number;
-}
-
 export class FleetPublisher implements Subscriber {
   readonly groups: readonly number[];
   private readonly host: string;
   private readonly bufferBytes: number;
+  /**
+   * What deliver() holds up to: --nats-buffer-bytes, or 0 while this daemon
+   * stands aside (another holds its host id: standAside()), so that every
+   * message is dropped with `fullReason` on the one test deliver() makes anyway.
+   */
+  private holdLimit: number;
+  private fullReason: DropReason = 'buffer';
   private readonly unflushedMax: number;
   private readonly onDrop: PublisherOptions['onDrop'];
   private readonly cadence: Cadence;
@@ -149,7 +101,7 @@ export class FleetPublisher implements Subscriber {
   private epoch = 0;
   private number = 0;
   private published = 0;
-  private readonly dropped: Record<DropReason, number> = { buffer: 0, 'max-payload': 0 };
+  private readonly dropped: Record<DropReason, number> = { buffer: 0, 'max-payload': 0, 'host-id': 0 };
   private episode: DropEpisode | null = null;
   private closed = false;
 
@@ -157,6 +109,7 @@ export class FleetPublisher implements Subscriber {
     this.groups = [...opts.groups];
     this.host = opts.host;
     this.bufferBytes = opts.bufferBytes;
+    this.holdLimit = opts.bufferBytes;
     this.unflushedMax = opts.unflushedBytes ?? Math.min(1024 * 1024, Math.max(4096, Math.floor(opts.bufferBytes / 4)));
     this.onDrop = opts.onDrop;
     this.cadence = new Cadence(opts.flushIntervalMs ?? FLUSH_INTERVAL_MS);
@@ -183,14 +136,37 @@ export class FleetPublisher implements Subscriber {
     this.takeBack();
   }
 
+  /**
+   * Another daemon holds this host id (host_claim.ts): nothing is published,
+   * what is held and every message from now on is dropped as `host-id`, each
+   * number counted, until standAside(false); the drop notice then goes out
+   * first, on the events subject, when the link is up again. Notices of
+   * overruns meanwhile are dropped with it: they would go out as that host's.
+   */
+  standAside(aside: boolean): void {
+    this.holdLimit = aside ? 0 : this.bufferBytes;
+    this.fullReason = aside ? 'host-id' : 'buffer';
+    if (!aside) return;
+    this.linkDown();
+    this.closeRun();
+    for (let i = this.head; i < this.waiting.length; i++) {
+      const e = this.waiting[i];
+      if (e.kind !== 'run') continue;
+      this.release(e);
+      for (let k = 0; k < e.count; k++) this.drop('host-id', e.n + k);
+    }
+    this.waiting.length = 0;
+    this.head = 0;
+  }
+
   // --- Subscriber (the bus calls these) ---
 
   deliver(m: RxMessage): void {
     if (this.closed) return;
     const n = ++this.number;
     const size = m.bytes.length + OVERHEAD_BYTES;
-    if (this.heldBytes + size > this.bufferBytes) {
-      this.drop('buffer', n);
+    if (this.heldBytes + size > this.holdLimit) {
+      this.drop(this.fullReason, n);
       return;
     }
     this.closeEpisode();
@@ -225,6 +201,8 @@ export class FleetPublisher implements Subscriber {
   }
 
   overrun(lost: number): void {
+    // Standing aside: this daemon speaks for no host (standAside()).
+    if (this.fullReason === 'host-id') return;
     this.closeRun();
     const last = this.waiting.length > this.head ? this.waiting[this.waiting.length - 1] : null;
     if (last?.kind === 'event' && last.event.type === 'overrun') (last.event.lost as number) += lost;
@@ -260,7 +238,9 @@ export class FleetPublisher implements Subscriber {
     const ep = this.episode;
     if (ep) {
       ep.count++;
-      ep.to = n;
+      // Standing aside drops what waited, numbered below an episode already open.
+      if (n < ep.from) ep.from = n;
+      else if (n > ep.to) ep.to = n;
       ep.reasons[reason] = (ep.reasons[reason] ?? 0) + 1;
     } else {
       this.episode = { count: 1, from: n, to: n, reasons: { [reason]: 1 } };

@@ -81,7 +81,12 @@ test('held without a link; published only when a flush after it is answered', as
   const p = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1 << 20 });
   for (let i = 1; i <= 3; i++) p.deliver(msg(i));
   p.flush();
-  assert.deepEqual(p.counts(), { published: 0, dropped: { buffer: 0, 'max-payload': 0 }, heldMessages: 3, heldBytes: 3 * (16 + 96) });
+  assert.deepEqual(p.counts(), {
+    published: 0,
+    dropped: { buffer: 0, 'max-payload': 0, 'host-id': 0 },
+    heldMessages: 3,
+    heldBytes: 3 * (16 + 96),
+  });
   const link = new FakeLink();
   p.linkUp(link);
   assert.deepEqual(
@@ -146,11 +151,40 @@ test('--nats-jetstream: each message carries Nats-Msg-Id <prefix><n>, the same o
   assert.equal(link.sent[0].msgId, null, 'no JetStream, no header (each costs throughput)');
 });
 
+test('standing aside (another daemon holds the host id): what waited, the unconfirmed and every message meanwhile are dropped as host-id; the notice goes first when it holds again', async () => {
+  const p = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1 << 20 });
+  const first = new FakeLink();
+  p.linkUp(first);
+  p.deliver(msg(1));
+  p.flush();
+  await first.answer();
+  p.deliver(msg(2));
+  p.flush(); // handed over, its flush not answered yet
+  p.linkDown();
+  p.deliver(msg(3)); // waiting
+  p.standAside(true);
+  for (let i = 4; i <= 6; i++) p.deliver(msg(i));
+  p.flush();
+  p.overrun(9);
+  assert.deepEqual(p.counts(), { published: 1, dropped: { buffer: 0, 'max-payload': 0, 'host-id': 5 }, heldMessages: 0, heldBytes: 0 });
+  first.flushes.shift()?.reject(new Error('connection disconnected'));
+  await tick();
+  p.standAside(false);
+  const second = new FakeLink();
+  p.linkUp(second);
+  p.deliver(msg(7));
+  p.flush();
+  await second.answer();
+  assert.deepEqual(second.sent.map(label), [{ type: 'dropped', host: 'A', count: 5, from: 2, to: 6, reasons: { 'host-id': 5 } }, '7']);
+  assert.equal(p.counts().published, 2);
+  assert.equal(p.counts().heldMessages, 0);
+});
+
 test('a full buffer drops the newest, counted, with one notice per episode giving the n range', async () => {
   const size = 16 + 96;
   const p = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 3 * size });
   for (let i = 1; i <= 10; i++) p.deliver(msg(i));
-  assert.deepEqual(p.counts().dropped, { buffer: 7, 'max-payload': 0 });
+  assert.deepEqual(p.counts().dropped, { buffer: 7, 'max-payload': 0, 'host-id': 0 });
   const link = new FakeLink();
   p.linkUp(link);
   await link.answer();
@@ -347,7 +381,7 @@ test('a message over max_payload is dropped, counted and told; overruns add up i
     { type: 'dropped', host: 'A', count: 1, from: 1, to: 1, reasons: { 'max-payload': 1 } },
     '2',
   ]);
-  assert.deepEqual(p.counts().dropped, { buffer: 0, 'max-payload': 1 });
+  assert.deepEqual(p.counts().dropped, { buffer: 0, 'max-payload': 1, 'host-id': 0 });
   assert.equal(p.counts().published, 1);
 });
 
@@ -408,7 +442,7 @@ test('a run fits max_payload with room for its headers, and 64 KiB; one formed f
   early.linkUp(tight);
   assert.deepEqual(tight.sent.map(label), [{ type: 'dropped', host: 'A', count: 3, from: 1, to: 3, reasons: { 'max-payload': 3 } }, '4']);
   await tight.answer();
-  assert.deepEqual(early.counts(), { published: 1, dropped: { buffer: 0, 'max-payload': 3 }, heldMessages: 0, heldBytes: 0 });
+  assert.deepEqual(early.counts(), { published: 1, dropped: { buffer: 0, 'max-payload': 3, 'host-id': 0 }, heldMessages: 0, heldBytes: 0 });
   const big = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 64 << 20, unflushedBytes: 64 << 20 });
   const wide = new FakeLink(1 << 20);
   for (let i = 1; i <= 3000; i++) big.deliver(msg(i, 64));
