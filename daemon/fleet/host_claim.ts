@@ -84,7 +84,7 @@ export class HostClaim {
     private readonly subject: string,
     private readonly me: Claimant,
     private readonly log: pino.Logger,
-    /** Called when this daemon starts or stops holding the host id. */
+    /** Called as this daemon comes to hold the host id (true) or to stand aside (false). */
     private readonly onHolding: (holding: boolean) => void,
   ) {
     this.payload = JSON.stringify(me);
@@ -167,12 +167,12 @@ export class HostClaim {
           'another daemon, started earlier, uses this --host-id: this one stands aside (publishes nothing, answers no sends) until it is gone; give each daemon its own --host-id',
         );
       }
-      const was = this.holding();
       this.state = 'standing-aside';
       if (this.settleTimer !== null) clearTimeout(this.settleTimer);
       this.settleTimer = null;
       this.startRecheck();
-      if (was) this.onHolding(false);
+      // From checking too: what waited for the claim is dropped, not published later.
+      this.onHolding(false);
       return;
     }
     // A newer claimant: it stands aside when it hears this daemon's claim, sent again
