@@ -264,6 +264,9 @@ describe(
           `${said.length} lines for five refusals`,
         );
         assert.ok(!wrong.logs.some((l) => /NATS server error/.test(String(l.msg))), 'no line per refusal');
+        // Its claim on B is refused too (A's key): it goes on unchecked, said once.
+        assert.equal((await fleetStatus(wrong)).hostClaim.state, 'unchecked');
+        assert.equal(wrong.logs.filter((l) => /cannot check that no other daemon uses this --host-id/.test(String(l.msg))).length, 1);
         assert.deepEqual(
           seen.slice(before).filter((m) => m.subject === 'nlbridge.B.g.2'),
           [],
