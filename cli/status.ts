@@ -29,6 +29,16 @@ interface Fleet {
   dropped: number;
   heldMessages: number;
   jetstream: { stream: string; state: string; error: string | null } | null;
+  /** Absent from daemons before it. */
+  hostClaim?: { state: string; other: { hostname: string; pid: number } | null };
+}
+
+/** Whether this daemon speaks for its host id, and who else claims it (daemon/README.md, "One daemon per host id"). */
+function claimText(c: NonNullable<Fleet['hostClaim']>): string {
+  const other = c.other === null ? '' : ` (pid ${c.other.pid} on ${c.other.hostname})`;
+  if (c.state === 'standing-aside') return `standing aside: another daemon holds it${other}`;
+  if (c.state === 'unchecked') return 'unchecked (the server refuses the claim subject)';
+  return c.other === null ? c.state : `${c.state}; another daemon claims it too${other}`;
 }
 
 /** The fleet's rows: a daemon with --nats says where it stands on the bus. */
@@ -50,6 +60,7 @@ function fleetRows(f: Fleet): [string, string][] {
         ? 'off'
         : `stream ${f.jetstream.stream} ${f.jetstream.state}${f.jetstream.error ? `: ${f.jetstream.error}` : ''}`,
     ],
+    ...(f.hostClaim ? [['  host id', claimText(f.hostClaim)] as [string, string]] : []),
   ];
 }
 

@@ -94,6 +94,10 @@ export class HostClaim {
     return this.state === 'holding' || this.state === 'unchecked';
   }
 
+  standingAside(): boolean {
+    return this.state === 'standing-aside';
+  }
+
   status(): HostClaimStatus {
     const fresh = this.other !== null && Date.now() - this.otherHeardAt < 3 * CLAIM_RECHECK_MS;
     return { state: this.state, other: fresh ? this.other : null };

@@ -215,6 +215,7 @@ export function startFleet(
           reconnects++;
           pacing.connected();
           log.info({ server: s.server, reconnects, held: publisher.counts().heldMessages }, 'NATS reconnected');
+          publisher.serverMaxPayload(c.info?.max_payload);
           if (claim.holding()) publisher.linkUp(linkOf(c));
           // Another daemon of this host id may have come while this one was away.
           claim.connected(c);
@@ -280,10 +281,10 @@ export function startFleet(
           'NATS connected',
         );
         watch(c).catch((err: unknown) => log.error({ err }, 'NATS status watch failed'));
-        if (claim.holding()) {
-          sendRequests?.attach(c);
-          publisher.linkUp(linkOf(c));
-        }
+        publisher.serverMaxPayload(c.info?.max_payload);
+        // Sends are answered while the claim is checked too (a queue group carries each out once).
+        if (!claim.standingAside()) sendRequests?.attach(c);
+        if (claim.holding()) publisher.linkUp(linkOf(c));
         claim.connected(c);
         ensuring = true;
         void prepareStream(c).finally(() => {

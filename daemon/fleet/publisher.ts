@@ -130,6 +130,14 @@ export class FleetPublisher implements Subscriber {
     this.pump();
   }
 
+  /**
+   * A server's max_payload, known at connect before the link is up (while the
+   * host id claim is checked: host_claim.ts), so that runs formed meanwhile fit it.
+   */
+  serverMaxPayload(maxPayload: number | undefined): void {
+    if (maxPayload !== undefined) this.knownMaxPayload = maxPayload;
+  }
+
   /** The connection is gone: nothing more is handed to the client, and what it was not seen to confirm is taken back. */
   linkDown(): void {
     this.link = null;

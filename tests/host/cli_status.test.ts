@@ -141,7 +141,7 @@ describe('nlbridge status', () => {
 });
 
 describe('nlbridge status of a daemon in a fleet', { skip: skipUnless('nats-server') }, () => {
-  test('the table has the fleet rows: host and connection, what it publishes, JetStream', async () => {
+  test('the table has the fleet rows: host and connection, what it publishes, JetStream, the host id claim', async () => {
     const server = new NatsServer();
     await server.start();
     const d = await spawnDaemon(['--nats', server.url, '--host-id', 'H1', '--nats-publish', '2,4']);
@@ -152,6 +152,7 @@ describe('nlbridge status of a daemon in a fleet', { skip: skipUnless('nats-serv
       assert.match(r.stdout, new RegExp(`^fleet +host H1, connected to 127\\.0\\.0\\.1:${server.port}, 0 reconnects$`, 'm'));
       assert.match(r.stdout, /^ {2}publishing +groups 2, 4: \d+ published, 0 dropped, \d+ held$/m);
       assert.match(r.stdout, /^ {2}jetstream +off$/m);
+      assert.match(r.stdout, /^ {2}host id +(checking|holding)$/m);
     } finally {
       await d.stop();
       await server.stop();

@@ -185,9 +185,9 @@ describe('fleet: a message over max_payload', { skip: skipUnless('nats-server') 
   before(async () => {
     await server.start('max_payload: 512');
     receiver = await natsConnect({ servers: server.url });
-    receiver.subscribe('nlbridge.hostC.>', {
-      callback: (_e, m) => void (m.subject.endsWith('.events') ? events.push(m.json<Record<string, unknown>>()) : msgs.push(m)),
-    });
+    // Groups and events (not the daemon's claim on hostC, daemon/fleet/host_claim.ts).
+    receiver.subscribe('nlbridge.hostC.g.>', { callback: (_e, m) => void msgs.push(m) });
+    receiver.subscribe('nlbridge.hostC.events', { callback: (_e, m) => void events.push(m.json<Record<string, unknown>>()) });
     await receiver.flush();
     daemon = await spawnDaemon(['--nats', server.url, '--host-id', 'hostC', '--nats-publish', '0b100']);
     await waitFor('the daemon connected to NATS', async () => (await fleetOf(daemon)).connected, { timeoutMs: 10000 });
