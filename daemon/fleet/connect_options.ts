@@ -15,6 +15,12 @@ export function connectOptions(servers: string[], checked: CheckedFleet, reconne
     // let each host's user read its own replies only (systemd/README.md).
     inboxPrefix: `_INBOX_${host}`,
     maxReconnectAttempts: -1,
+    // A connection the server stopped answering is dropped after 3 unanswered
+    // PINGs 10 s apart, not the client's 2 minutes apart: one unparsable line
+    // from a server stopped the client's reader and the daemon published
+    // nothing for 6 minutes while it still looked connected (an outside audit).
+    pingInterval: 10_000,
+    maxPingOut: 3,
     // The first connection is dialled by index.ts's loop (the client would
     // retry it in silence, whatever the cause): a failed one rejects, with why.
     waitOnFirstConnect: false,

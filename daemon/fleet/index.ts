@@ -15,6 +15,7 @@ import type pino from 'pino';
 import type { Subscriber } from '../netlink/message';
 import { BACKOFF_MAX_MS, DialPacing, firstDialWait } from './dial_pacing';
 import { causeText, connectOptions } from './connect_options';
+import { boundWriteQueue, WRITE_QUEUE_MAX } from './write_queue';
 import { SendSubject, type SendHandler } from './send_subject';
 import { FleetPublisher, type DropReason, type Link, type PublisherCounts } from './publisher';
 import { FleetWatcher, type FleetSink, type ReplayFrom, type WatchReplay, type WatchSelection } from './watch';
@@ -281,6 +282,12 @@ export function startFleet(
           'NATS connected',
         );
         watch(c).catch((err: unknown) => log.error({ err }, 'NATS status watch failed'));
+        boundWriteQueue(c, (queued) =>
+          log.error(
+            { queued, max: WRITE_QUEUE_MAX, server: c.getServer() },
+            'the NATS server reads nothing of what this daemon writes (its PINGs answered, its publishes): dropping the connection and dialling again',
+          ),
+        );
         publisher.serverMaxPayload(c.info?.max_payload);
         // Sends are answered while the claim is checked too (a queue group carries each out once).
         if (!claim.standingAside()) sendRequests?.attach(c);
