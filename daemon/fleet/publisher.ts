@@ -275,9 +275,13 @@ export class FleetPublisher implements Subscriber {
    */
   private refuse(r: RunEntry, detail: string): void {
     this.release(r);
+    // An episode open meanwhile (newer messages dropped, buffer full) goes on as its own:
+    // merged, one notice said `from` 113 `to` 11 and a watcher counted the loss twice (an audit).
+    const open = this.episode;
+    this.episode = null;
     for (let i = 0; i < r.count; i++) this.drop('max-payload', r.n + i, detail);
     const ep = this.episode!;
-    this.episode = null;
+    this.episode = open;
     this.waiting[this.head] = this.notice(ep);
   }
 
@@ -312,8 +316,12 @@ export class FleetPublisher implements Subscriber {
         if (e.kind === 'run') link.publish(this.subjectOf(e.group), runData(e), runHeaders(e, this.msgIdPrefix));
         else link.publish(this.events, Buffer.from(JSON.stringify(e.event)), null);
       } catch (err) {
-        if (e.kind === 'run' && /max_payload/i.test(String((err as Error).message))) {
-          this.refuse(e, (err as Error).message);
+        if (/max_payload/i.test(String((err as Error).message))) {
+          if (e.kind === 'run') this.refuse(e, (err as Error).message);
+          // A notice over a max_payload smaller than it (under ~100 bytes) cannot go: it is
+          // skipped, not retried forever at the head of the queue (which stopped all publishing).
+          // What it said stays in /status and /metrics, and `n` shows the gap.
+          else this.head++;
           continue;
         }
         // Closed or disconnected under us: the status loop will say so; keep it.

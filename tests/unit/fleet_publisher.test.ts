@@ -44,8 +44,13 @@ const label = (s: Sent): string | Record<string, unknown> => s.event ?? (s.k ===
 class FakeLink implements Link {
   sent: Sent[] = [];
   flushes: { resolve(): void; reject(e: Error): void }[] = [];
-  constructor(private readonly max: number | null = null) {}
+  constructor(
+    private readonly max: number | null = null,
+    /** As the client does above max_payload (this fake checks the payload only). */
+    private readonly throwsAbove = Infinity,
+  ) {}
   publish(subject: string, data: Uint8Array, headers: readonly (readonly [string, string])[] | null): void {
+    if (data.length > this.throwsAbove) throw new Error('max_payload exceeded');
     this.sent.push({
       subject,
       n: headers?.find(([k]) => k === 'n')?.[1] ?? null,
@@ -383,6 +388,35 @@ test('a message over max_payload is dropped, counted and told; overruns add up i
   ]);
   assert.deepEqual(p.counts().dropped, { buffer: 0, 'max-payload': 1, 'host-id': 0 });
   assert.equal(p.counts().published, 1);
+});
+
+test('a run refused over max_payload while a buffer-full episode is open: two notices, each its own range (merged, one said from 113 to 11)', async () => {
+  const p = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1200 + 96 + 2 * (20 + 96) });
+  p.deliver(msg(1, 1200, 2, 7));
+  for (let i = 2; i <= 5; i++) p.deliver(msg(i, 20, 2, 8));
+  assert.deepEqual(p.counts().dropped, { buffer: 2, 'max-payload': 0, 'host-id': 0 });
+  const link = new FakeLink(1000);
+  p.linkUp(link);
+  await link.answer();
+  assert.deepEqual(link.sent.map(label), [
+    { type: 'dropped', host: 'A', count: 1, from: 1, to: 1, reasons: { 'max-payload': 1 } },
+    '2×2',
+    { type: 'dropped', host: 'A', count: 2, from: 4, to: 5, reasons: { buffer: 2 } },
+  ]);
+});
+
+test('a notice larger than a tiny max_payload is skipped, not retried forever at the head of the queue', async () => {
+  const p = new FleetPublisher({ host: 'A', groups: [2], bufferBytes: 1 << 20 });
+  const link = new FakeLink(60, 60);
+  p.linkUp(link);
+  p.deliver(msg(1, 200));
+  p.flush();
+  p.deliver(msg(2, 20));
+  p.flush();
+  await link.answer();
+  assert.deepEqual(link.sent.map(label), ['2'], 'the notice (about 90 bytes) could not go; the next message did');
+  assert.equal(p.counts().published, 1);
+  assert.equal(p.counts().heldMessages, 0);
 });
 
 /** The netlink messages of a payload, split by their nlmsg_len at NLMSG_ALIGN: [length, seq] each. */
