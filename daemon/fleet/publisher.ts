@@ -61,10 +61,10 @@ export class FleetPublisher implements Subscriber {
   /**
    * What deliver() holds up to: --nats-buffer-bytes, or 0 while this daemon
    * stands aside (another holds its host id: standAside()), so that every
-   * message is dropped with `fullReason` on the one test deliver() makes anyway.
+   * message is dropped, as `host-id`, on the one test deliver() makes anyway.
+   * (--nats-buffer-bytes is at least 1 KiB, so 0 means standing aside.)
    */
   private holdLimit: number;
-  private fullReason: DropReason = 'buffer';
   private readonly unflushedMax: number;
   private readonly onDrop: PublisherOptions['onDrop'];
   private readonly cadence: Cadence;
@@ -153,7 +153,6 @@ export class FleetPublisher implements Subscriber {
    */
   standAside(aside: boolean): void {
     this.holdLimit = aside ? 0 : this.bufferBytes;
-    this.fullReason = aside ? 'host-id' : 'buffer';
     if (!aside) return;
     this.linkDown();
     this.closeRun();
@@ -174,7 +173,7 @@ export class FleetPublisher implements Subscriber {
     const n = ++this.number;
     const size = m.bytes.length + OVERHEAD_BYTES;
     if (this.heldBytes + size > this.holdLimit) {
-      this.drop(this.fullReason, n);
+      this.drop(this.holdLimit === 0 ? 'host-id' : 'buffer', n);
       return;
     }
     this.closeEpisode();
@@ -210,7 +209,7 @@ export class FleetPublisher implements Subscriber {
 
   overrun(lost: number): void {
     // Standing aside: this daemon speaks for no host (standAside()).
-    if (this.fullReason === 'host-id') return;
+    if (this.holdLimit === 0) return;
     this.closeRun();
     const last = this.waiting.length > this.head ? this.waiting[this.waiting.length - 1] : null;
     if (last?.kind === 'event' && last.event.type === 'overrun') (last.event.lost as number) += lost;
