@@ -28,6 +28,7 @@ import {
 } from '@nats-io/jetstream';
 import type { ConsumerMessages, JetStreamManager, JsMsg, StreamConfig } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { judgeStream, type StreamJudgement } from './stream_config';
 import { SUBJECT_ROOT } from './subjects';
 
 /** Every group of every host: the stream's one subject, and the one filter of its consumers. */
@@ -49,7 +50,7 @@ export interface StreamSettings {
 export interface JetStreamStatus {
   stream: string;
   state: 'pending' | 'ready' | 'error';
-  /** Why the stream cannot be used (JetStream off on the server, no permission, another stream holding its subject, …). */
+  /** Why the stream cannot be used (JetStream off on the server, no permission, a configuration it cannot serve with, …). */
   error: string | null;
   /** How the stream differs from the flags (left as it is). */
   warning: string | null;
@@ -85,19 +86,19 @@ export class StreamConflict extends Error {}
 export interface StreamCheck {
   /** It was absent, and this check created it. */
   created: boolean;
-  /** How an existing stream's configuration differs from the flags; null: it does not. */
-  warning: string | null;
+  /** How an existing stream's configuration differs from what nlbridge needs (stream_config.ts). */
+  judgement: StreamJudgement;
 }
 
 /**
  * Creates the stream if absent. An existing stream with another
- * configuration is left as it is and its differences returned: several
+ * configuration is left as it is and judged (stream_config.ts): several
  * daemons share one stream, and one started with other flags must not
  * rewrite everyone's limits (an operator changes them with `nats stream
  * edit`). Throws what JetStream
  * answers otherwise (no permission, another stream holding the subject).
  */
-export async function checkStream(jsm: JetStreamManager, s: StreamSettings): Promise<StreamCheck> {
+export async function checkStream(jsm: JetStreamManager, s: StreamSettings, maxPayload: number): Promise<StreamCheck> {
   const want = wantedConfig(s);
   let created = false;
   // Read first: a stream that exists (the usual case, every STREAM_CHECK_MS) costs one request and no write permission.
@@ -124,12 +125,8 @@ export async function checkStream(jsm: JetStreamManager, s: StreamSettings): Pro
       have = (await jsm.streams.info(s.name)).config;
     }
   }
-  const diff: string[] = [];
-  for (const key of ['subjects', 'discard', 'max_bytes', 'max_age', 'duplicate_window'] as const) {
-    if (JSON.stringify(have[key]) !== JSON.stringify(want[key]))
-      diff.push(`${key} ${JSON.stringify(have[key])} (flags: ${JSON.stringify(want[key])})`);
-  }
-  return { created, warning: diff.length > 0 ? `stream ${s.name} exists with ${diff.join(', ')}; left as it is` : null };
+  const judgement = judgeStream(have, want, STREAM_SUBJECT, maxPayload);
+  return { created, judgement };
 }
 
 /** The streams whose subjects take `subject` (the server's STREAM.NAMES with a subject filter, nats-server 2.9 has it). */

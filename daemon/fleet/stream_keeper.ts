@@ -31,6 +31,8 @@ import type { ReplayFrom, WatchReplay } from './watch';
 export const STREAM_CHECK_MS = 10_000;
 /** How long after a reader saw the stream go it is checked (see checkSoon). */
 const LOST_CHECK_MS = 2_000;
+/** NATS's default max_payload: what a message may be when the server has not said. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 export class StreamKeeper {
   readonly status: JetStreamStatus;
@@ -154,12 +156,19 @@ export class StreamKeeper {
     const { status: js, log, settings } = this;
     const stream = settings.name;
     try {
-      const { created, warning } = await checkStream(await this.managerOf(c), settings);
+      const { created, judgement } = await checkStream(await this.managerOf(c), settings, c.info?.max_payload ?? DEFAULT_MAX_PAYLOAD);
       if (created && this.known) {
         log.warn({ stream }, 'JetStream stream was gone (deleted?): created again; what was published while it was gone is not in it');
         this.tellReaders();
       }
       this.known = true;
+      const warning = judgement.warnings.length > 0 ? `stream ${stream} exists with ${judgement.warnings.join(', ')}; left as it is` : null;
+      if (judgement.errors.length > 0) {
+        const error = `stream ${stream} exists with ${judgement.errors.join('; ')}; left as it is, and not used: /fleet streams go on live, ?since= cannot be served (fix it with nats stream edit, or delete it and the daemon creates it anew)`;
+        if (js.error !== error) log.error({ stream, warning }, error);
+        Object.assign(js, { state: 'error', error, warning });
+        return;
+      }
       if (js.state !== 'ready' || js.warning !== warning) {
         log.info({ stream, subject: STREAM_SUBJECT, warning }, 'JetStream stream ready: /fleet streams resume with ?since=');
         if (warning !== null) log.warn({ stream }, warning);
