@@ -90,7 +90,7 @@ export function startFleet(
   send: SendHandler | null = null,
 ): Fleet {
   const { host, groups, auth, tls } = checked;
-  const sendRequests = send ? new SendSubject(send, log) : null;
+  const sendRequests = send ? new SendSubject(send, log, () => keeper?.sendRefusal() ?? null) : null;
   let connected = false;
   let reconnects = 0;
   /** First-connection dials that failed in a row (the daemon paces those itself). */
@@ -110,7 +110,12 @@ export function startFleet(
   // Loaded only with --nats-jetstream on: a fleet without it loads no JetStream client.
   const keeper = jetstreamOn
     ? // eslint-disable-next-line @typescript-eslint/no-require-imports
-      new (require('./stream_keeper') as typeof import('./stream_keeper')).StreamKeeper(settings, log, () => (connected ? nc : null))
+      new (require('./stream_keeper') as typeof import('./stream_keeper')).StreamKeeper(
+        settings,
+        send && settings.natsSend === 'on' ? sendSubject(host) : null,
+        log,
+        () => (connected ? nc : null),
+      )
     : null;
   const js = keeper?.status ?? null;
   let ensuring = false;

@@ -54,6 +54,8 @@ export interface JetStreamStatus {
   error: string | null;
   /** How the stream differs from the flags (left as it is). */
   warning: string | null;
+  /** Why send requests on NATS are not answered (a stream captures the send subject); null while they are. */
+  sendError: string | null;
 }
 
 const NS_PER_S = 1e9;
@@ -88,6 +90,8 @@ export interface StreamCheck {
   created: boolean;
   /** How an existing stream's configuration differs from what nlbridge needs (stream_config.ts). */
   judgement: StreamJudgement;
+  /** Streams whose subjects take `sendSubject` (none looked for without one), or why they could not be listed. */
+  capturingSend: string[] | Error;
 }
 
 /**
@@ -95,10 +99,16 @@ export interface StreamCheck {
  * configuration is left as it is and judged (stream_config.ts): several
  * daemons share one stream, and one started with other flags must not
  * rewrite everyone's limits (an operator changes them with `nats stream
- * edit`). Throws what JetStream
+ * edit`). With `sendSubject`, also lists the streams that capture it: such a
+ * stream answers every send request with its PubAck. Throws what JetStream
  * answers otherwise (no permission, another stream holding the subject).
  */
-export async function checkStream(jsm: JetStreamManager, s: StreamSettings, maxPayload: number): Promise<StreamCheck> {
+export async function checkStream(
+  jsm: JetStreamManager,
+  s: StreamSettings,
+  maxPayload: number,
+  sendSubject: string | null,
+): Promise<StreamCheck> {
   const want = wantedConfig(s);
   let created = false;
   // Read first: a stream that exists (the usual case, every STREAM_CHECK_MS) costs one request and no write permission.
@@ -126,7 +136,9 @@ export async function checkStream(jsm: JetStreamManager, s: StreamSettings, maxP
     }
   }
   const judgement = judgeStream(have, want, STREAM_SUBJECT, maxPayload);
-  return { created, judgement };
+  // Not listed (no permission on $JS.API.STREAM.NAMES, a daemon given the rights of an older systemd/README.md): the stream itself is still fine.
+  const capturingSend = sendSubject === null ? [] : await streamsOf(jsm, sendSubject).catch((err: unknown) => err as Error);
+  return { created, judgement, capturingSend };
 }
 
 /** The streams whose subjects take `subject` (the server's STREAM.NAMES with a subject filter, nats-server 2.9 has it). */

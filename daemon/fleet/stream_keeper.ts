@@ -7,7 +7,8 @@
 // under a running daemon (`nats stream rm`, `nats stream edit`), and nothing
 // else tells it: an outside audit found a deleted stream still "ready" in
 // /status, never created again, so nothing published was kept. A check is
-// one STREAM.INFO request while all is well; a missing stream is created as at start.
+// one STREAM.INFO request (and one STREAM.NAMES with --nats-send on) while
+// all is well; a missing stream is created as at start.
 //
 // Each change is logged once, not at every check.
 
@@ -47,12 +48,19 @@ export class StreamKeeper {
   /** The stream was found or created once: a later creation means it was gone. */
   private known = false;
   private jsm: { c: NatsConnection; m: Promise<JetStreamManager> } | null = null;
+  /** The streams capturing the send subject could not be listed at the last check (said once). */
+  private unlisted = false;
 
-  /** `connection`: the NATS connection while connected, else null. */
+  /**
+   * `sendSubject`: this daemon's send subject when it answers send requests
+   * (--nats-send on), to find a stream that captures it. `connection`: the
+   * NATS connection while connected, else null.
+   */
   private readonly settings: StreamSettings;
 
   constructor(
     fleet: Pick<FleetSettings, 'natsStream' | 'natsStreamMaxBytes' | 'natsStreamMaxAgeS' | 'natsStreamDuplicateWindowS'>,
+    private readonly sendSubject: string | null,
     private readonly log: pino.Logger,
     private readonly connection: () => NatsConnection | null,
   ) {
@@ -67,6 +75,7 @@ export class StreamKeeper {
       state: 'pending',
       error: null,
       warning: null,
+      sendError: null,
     };
     this.timer = setInterval(() => {
       const c = connection();
@@ -89,6 +98,11 @@ export class StreamKeeper {
       }
     })();
     return this.running;
+  }
+
+  /** Why NATS send requests are not answered now, or null. */
+  sendRefusal(): string | null {
+    return this.status.sendError;
   }
 
   /** How a /fleet stream reads the stream; null: from core subscriptions (a live stream while the stream is in error). */
@@ -156,12 +170,18 @@ export class StreamKeeper {
     const { status: js, log, settings } = this;
     const stream = settings.name;
     try {
-      const { created, judgement } = await checkStream(await this.managerOf(c), settings, c.info?.max_payload ?? DEFAULT_MAX_PAYLOAD);
+      const { created, judgement, capturingSend } = await checkStream(
+        await this.managerOf(c),
+        settings,
+        c.info?.max_payload ?? DEFAULT_MAX_PAYLOAD,
+        this.sendSubject,
+      );
       if (created && this.known) {
         log.warn({ stream }, 'JetStream stream was gone (deleted?): created again; what was published while it was gone is not in it');
         this.tellReaders();
       }
       this.known = true;
+      this.tellSend(capturingSend);
       const warning = judgement.warnings.length > 0 ? `stream ${stream} exists with ${judgement.warnings.join(', ')}; left as it is` : null;
       if (judgement.errors.length > 0) {
         const error = `stream ${stream} exists with ${judgement.errors.join('; ')}; left as it is, and not used: /fleet streams go on live, ?since= cannot be served (fix it with nats stream edit, or delete it and the daemon creates it anew)`;
@@ -186,5 +206,28 @@ export class StreamKeeper {
         );
       Object.assign(js, { state: 'error', error, warning: null });
     }
+  }
+
+  /** A stream capturing the send subject would answer each send request with its PubAck: sends are not carried out while one does. */
+  private tellSend(capturing: string[] | Error): void {
+    const subject = this.sendSubject;
+    if (capturing instanceof Error) {
+      // Unknown: sends are answered (as before this check existed), and the doubt said once.
+      if (!this.unlisted)
+        this.log.warn(
+          { err: capturing, subject },
+          'cannot list the streams that capture the send subject (no permission on $JS.API.STREAM.NAMES?): send requests on NATS are answered regardless',
+        );
+      this.unlisted = true;
+      capturing = [];
+    } else this.unlisted = false;
+    const sendError =
+      capturing.length === 0 || subject === null
+        ? null
+        : `stream ${capturing.join(', ')} captures ${subject}: send requests on NATS are not carried out while it does (the stream answers each with its PubAck and keeps it, so a requester could not tell a send done); take the subject out of it`;
+    if (sendError === this.status.sendError) return;
+    if (sendError !== null) this.log.error({ streams: capturing, subject }, sendError);
+    else this.log.info({ subject }, 'no stream captures the send subject any more: send requests on NATS are answered again');
+    this.status.sendError = sendError;
   }
 }

@@ -84,6 +84,7 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
       state: 'ready',
       error: null,
       warning: null,
+      sendError: null,
     });
 
     const metrics = await (await fetch(`${a.base}/metrics`, { headers: a.token ? { authorization: `Bearer ${a.token}` } : {} })).text();
