@@ -139,7 +139,8 @@ export class FleetWatcher {
       const since = this.since;
       let start = this.nextSeq ?? (since !== null ? since.seq : last + 1);
       if (this.nextSeq === null && since !== null && since.skip > 0) this.skipIn = since;
-      if (start > last + 1) {
+      // "S.i" names a message S the stream holds; S past its last is another stream's (as is a plain cursor past its end).
+      if (start > last + 1 || (this.skipIn !== null && start > last)) {
         // A cursor past the stream's end: another stream's, or this one purged or re-created.
         this.sink.event('gap', {
           reason: 'stream',
@@ -150,6 +151,7 @@ export class FleetWatcher {
           detail: 'since is past the end of the stream',
         });
         start = last + 1;
+        this.skipIn = null;
       } else if (start < first) {
         // Discarded by the stream's limits (bytes, age) before the client came back.
         this.sink.event('gap', { reason: 'stream', host: null, lost: first - start, since: start - 1, resumeFrom: first });

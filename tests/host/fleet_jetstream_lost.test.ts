@@ -2,7 +2,9 @@
 // an outside audit found it: deleted while /fleet clients read it (they got
 // one gap and then nothing, though host A kept publishing), deleted with no
 // client reading (/status and the metric said "ready" and the daemon never
-// created it again, so nothing was kept). Against the real nats-server 2.9 with `jetstream {
+// created it again, so nothing was kept), and a cursor inside a run past the
+// stream's end (since=S.i with S the next sequence: message S was dropped
+// without a frame). Against the real nats-server 2.9 with `jetstream {
 // store_dir }`; host A is a spawned daemon publishing group 2 and serving
 // /fleet from the stream.
 import { after, before, describe, test } from 'node:test';
@@ -121,6 +123,26 @@ describe('fleet: the JetStream stream lost under a running daemon', { skip: skip
     } finally {
       await live.close();
       await resumed.close();
+    }
+  });
+
+  test('since=S.i with S past the stream\'s end: a gap "past the end", then message S (not dropped without a frame)', async () => {
+    send('settle');
+    await sleep(500);
+    const last = (await jsm.streams.info(STREAM)).state.last_seq;
+    const c = (await connect(a, `/fleet/groups/${bit(2)}?since=${last + 1}.1`)).client;
+    try {
+      const gap = await c.next((f) => f.type === 'gap', 5000, 'the gap');
+      assert.equal(gap.reason, 'stream');
+      assert.equal(gap.lost, null);
+      assert.equal(gap.resumeFrom, last + 1);
+      await sleep(300);
+      send('next');
+      const m = await c.next((f) => f.type === 'message', 5000, 'message S');
+      assert.deepEqual([m.data, m.cursor], ['next', String(last + 1)]);
+      assert.deepEqual(c.specErrors, []);
+    } finally {
+      await c.close();
     }
   });
 
