@@ -339,7 +339,7 @@ export class Metrics {
     if (jetstream)
       new Gauge({
         name: 'nlbridge_nats_jetstream_ready',
-        help: '--nats-jetstream on: 1 while the stream is created or found, 0 while pending or refused (see /status fleet.jetstream.error)',
+        help: '--nats-jetstream on: 1 while the stream is created or found fit to use, 0 while pending, refused or unfit (see /status fleet.jetstream.error); checked every 10 s',
         registers,
         collect() {
           this.set(read().jetstreamReady === true ? 1 : 0);

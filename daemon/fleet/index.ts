@@ -89,7 +89,8 @@ export function startFleet(
   send: SendHandler | null = null,
 ): Fleet {
   const { host, groups, tls } = checked;
-  const sendRequests = send && settings.natsSend === 'on' ? new SendSubject(send, log, sendSubject(host)) : null;
+  const sendRequests =
+    send && settings.natsSend === 'on' ? new SendSubject(send, log, sendSubject(host), () => keeper?.sendRefusal() ?? null) : null;
   let connected = false;
   let reconnects = 0;
   /** First-connection dials that failed in a row (the daemon paces those itself). */
@@ -104,49 +105,22 @@ export function startFleet(
     for (const w of watchers) w.disconnected(detail);
   };
 
-  // --nats-jetstream: the stream is made sure of at each (re)connect; watchers attach after it.
+  // --nats-jetstream: the stream is made sure of at each (re)connect, then kept (stream_keeper.ts); watchers attach after it.
   const jetstreamOn = settings.natsJetstream === 'on';
-  const js: JetStreamStatus | null = jetstreamOn ? { stream: settings.natsStream, state: 'pending', error: null, warning: null } : null;
   // Loaded only with --nats-jetstream on: a fleet without it loads no JetStream client.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const jsModule = jetstreamOn ? (require('./jetstream') as typeof import('./jetstream')) : null;
+  const keeper = jetstreamOn
+    ? // eslint-disable-next-line @typescript-eslint/no-require-imports
+      new (require('./stream_keeper') as typeof import('./stream_keeper')).StreamKeeper(
+        settings,
+        send && settings.natsSend === 'on' ? sendSubject(host) : null,
+        log,
+        () => (connected ? nc : null),
+      )
+    : null;
+  const js = keeper?.status ?? null;
   let ensuring = false;
-  const prepareStream = async (c: NatsConnection): Promise<void> => {
-    if (js === null || jsModule === null) return;
-    try {
-      const warning = await jsModule.ensureStream(c, {
-        name: settings.natsStream,
-        maxBytes: settings.natsStreamMaxBytes,
-        maxAgeS: settings.natsStreamMaxAgeS,
-        duplicateWindowS: settings.natsStreamDuplicateWindowS,
-      });
-      if (js.state !== 'ready' || js.warning !== warning)
-        log.info(
-          { stream: settings.natsStream, subject: jsModule.STREAM_SUBJECT, warning },
-          'JetStream stream ready: /fleet streams resume with ?since=',
-        );
-      if (warning !== null) log.warn({ stream: settings.natsStream }, warning);
-      Object.assign(js, { state: 'ready', error: null, warning });
-    } catch (err) {
-      const error = (err as Error).message;
-      if (js.error !== error)
-        log.error(
-          { err, stream: settings.natsStream },
-          'JetStream stream unavailable (JetStream off on the server? no permission on $JS.API.>?): /fleet streams go on live, ?since= cannot be served',
-        );
-      Object.assign(js, { state: 'error', error, warning: null });
-    }
-  };
-  const replayFor = (since: ReplayFrom | null): WatchReplay | null => {
-    if (js === null || jsModule === null) return null;
-    // A stream that failed: live streams read core subscriptions as without JetStream; a resume still tries (and tells why it cannot).
-    if (since === null && js.state === 'error') return null;
-    return {
-      since,
-      bounds: (c) => jsModule.streamBounds(c, settings.natsStream),
-      open: (c, start, on) => jsModule.startReplay(c, settings.natsStream, start, on),
-    };
-  };
+  const prepareStream = async (c: NatsConnection): Promise<void> => keeper?.check(c);
+  const replayFor = (since: ReplayFrom | null): WatchReplay | null => keeper?.replay(since) ?? null;
 
   /** This run of the daemon: in Nats-Msg-Id (n starts at 1 again after a restart) and in its host id claim. */
   const run = crypto.randomBytes(4).toString('hex');
@@ -383,6 +357,7 @@ export function startFleet(
       }
       closing = true;
       claim.close();
+      keeper?.close();
       for (const w of watchers) w.close();
       watchers.clear();
       if (c) await c.close().catch(() => undefined);

@@ -26,15 +26,18 @@ import {
   jetstream,
   jetstreamManager,
 } from '@nats-io/jetstream';
-import type { ConsumerMessages, JsMsg, StreamConfig } from '@nats-io/jetstream';
+import type { ConsumerMessages, JetStreamManager, JsMsg, StreamConfig } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { judgeStream, type StreamJudgement } from './stream_config';
 import { SUBJECT_ROOT } from './subjects';
 
 /** Every group of every host: the stream's one subject, and the one filter of its consumers. */
 export const STREAM_SUBJECT = `${SUBJECT_ROOT}.*.g.*`;
 
-/** JetStream's error code for "stream name already in use with a different configuration". */
+/** JetStream's error codes the stream check answers itself. */
 const STREAM_NAME_IN_USE = 10058;
+const STREAM_NOT_FOUND = 10059;
+const SUBJECTS_OVERLAP = 10065;
 
 export interface StreamSettings {
   name: string;
@@ -47,9 +50,12 @@ export interface StreamSettings {
 export interface JetStreamStatus {
   stream: string;
   state: 'pending' | 'ready' | 'error';
-  /** Why the stream cannot be used (JetStream off on the server, no permission, …), or how it differs from the flags. */
+  /** Why the stream cannot be used (JetStream off on the server, no permission, a configuration it cannot serve with, …). */
   error: string | null;
+  /** How the stream differs from the flags (left as it is). */
   warning: string | null;
+  /** Why send requests on NATS are not answered (a stream captures the send subject); null while they are. */
+  sendError: string | null;
 }
 
 const NS_PER_S = 1e9;
@@ -68,29 +74,78 @@ function wantedConfig(s: StreamSettings): Partial<StreamConfig> & { name: string
   };
 }
 
+const apiError = (err: unknown, code: number): boolean => err instanceof JetStreamApiError && err.code === code;
+
+/** The JetStream API of a connection; throws when JetStream is off on the server (or not permitted). */
+export function manager(c: NatsConnection): Promise<JetStreamManager> {
+  return jetstreamManager(c, { timeout: 5000 });
+}
+
+/** The stream cannot be created: another stream holds its subject. */
+export class StreamConflict extends Error {}
+
+/** What one check of the stream found. */
+export interface StreamCheck {
+  /** It was absent, and this check created it. */
+  created: boolean;
+  /** How an existing stream's configuration differs from what nlbridge needs (stream_config.ts). */
+  judgement: StreamJudgement;
+  /** Streams whose subjects take `sendSubject` (none looked for without one), or why they could not be listed. */
+  capturingSend: string[] | Error;
+}
+
 /**
  * Creates the stream if absent. An existing stream with another
- * configuration is left as it is and its differences returned: several
+ * configuration is left as it is and judged (stream_config.ts): several
  * daemons share one stream, and one started with other flags must not
  * rewrite everyone's limits (an operator changes them with `nats stream
- * edit`). Throws what JetStream answers otherwise (disabled, no permission).
+ * edit`). With `sendSubject`, also lists the streams that capture it: such a
+ * stream answers every send request with its PubAck. Throws what JetStream
+ * answers otherwise (no permission, another stream holding the subject).
  */
-export async function ensureStream(c: NatsConnection, s: StreamSettings): Promise<string | null> {
-  const jsm = await jetstreamManager(c, { timeout: 5000 });
+export async function checkStream(
+  jsm: JetStreamManager,
+  s: StreamSettings,
+  maxPayload: number,
+  sendSubject: string | null,
+): Promise<StreamCheck> {
   const want = wantedConfig(s);
-  try {
-    await jsm.streams.add(want);
-    return null;
-  } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === STREAM_NAME_IN_USE)) throw err;
+  let created = false;
+  // Read first: a stream that exists (the usual case, every STREAM_CHECK_MS) costs one request and no write permission.
+  let have = await jsm.streams.info(s.name).then(
+    (i) => i.config,
+    (err: unknown) => {
+      if (apiError(err, STREAM_NOT_FOUND)) return null;
+      throw err;
+    },
+  );
+  if (have === null) {
+    try {
+      have = (await jsm.streams.add(want)).config;
+      created = true;
+    } catch (err) {
+      if (apiError(err, SUBJECTS_OVERLAP)) {
+        const others = await streamsOf(jsm, STREAM_SUBJECT).catch(() => []);
+        throw new StreamConflict(
+          `stream ${s.name} cannot be created: ${others.length > 0 ? `stream ${others.join(', ')} holds` : 'another stream holds'} ${STREAM_SUBJECT} (${(err as Error).message})`,
+        );
+      }
+      // Created meanwhile by another daemon (with other flags): judged as found.
+      if (!apiError(err, STREAM_NAME_IN_USE)) throw err;
+      have = (await jsm.streams.info(s.name)).config;
+    }
   }
-  const have = (await jsm.streams.info(s.name)).config;
-  const diff: string[] = [];
-  for (const key of ['subjects', 'discard', 'max_bytes', 'max_age', 'duplicate_window'] as const) {
-    if (JSON.stringify(have[key]) !== JSON.stringify(want[key]))
-      diff.push(`${key} ${JSON.stringify(have[key])} (flags: ${JSON.stringify(want[key])})`);
-  }
-  return diff.length > 0 ? `stream ${s.name} exists with ${diff.join(', ')}; left as it is` : null;
+  const judgement = judgeStream(have, want, STREAM_SUBJECT, maxPayload);
+  // Not listed (no permission on $JS.API.STREAM.NAMES, a daemon given the rights of an older systemd/README.md): the stream itself is still fine.
+  const capturingSend = sendSubject === null ? [] : await streamsOf(jsm, sendSubject).catch((err: unknown) => err as Error);
+  return { created, judgement, capturingSend };
+}
+
+/** The streams whose subjects take `subject` (the server's STREAM.NAMES with a subject filter, nats-server 2.9 has it). */
+async function streamsOf(jsm: JetStreamManager, subject: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const name of jsm.streams.names(subject)) names.push(name);
+  return names;
 }
 
 /** One watcher's reading of the stream; stop() deletes its consumer. */
@@ -134,7 +189,7 @@ export async function startReplay(c: NatsConnection, stream: string, start: numb
   const messages: ConsumerMessages = await consumer.consume({ callback: (m) => on.message(m) });
   void (async () => {
     for await (const s of messages.status()) {
-      if (s.type === 'stream_not_found' || s.type === 'consumer_deleted') on.trouble(`JetStream ${s.type.replace('_', ' ')}`);
+      if (s.type === 'stream_not_found' || s.type === 'consumer_deleted') on.trouble(`JetStream ${s.type.replace(/_/g, ' ')}`);
     }
   })().catch(() => undefined);
   return {

@@ -18,10 +18,14 @@ export class SendSubject {
   private sub: Subscription | null = null;
   private conn: NatsConnection | null = null;
 
+  private refused = 0;
+
+  /** `refusal`: why sends are not carried out now (a stream captures the subject: stream_keeper.ts), or null. */
   constructor(
     private readonly send: SendHandler,
     private readonly log: pino.Logger,
     private readonly subject: string,
+    private readonly refusal: () => string | null = () => null,
   ) {}
 
   /**
@@ -60,6 +64,20 @@ export class SendSubject {
           { subject: m.subject, count: this.unanswerable },
           'a message on the send subject without a reply subject was not carried out: send a request (request-reply), not a publish',
         );
+      return;
+    }
+    const refusal = this.refusal();
+    if (refusal !== null) {
+      // A stream captures the subject: it has answered with its PubAck and
+      // kept the request. Carried out too, the send would be done while its
+      // requester holds an answer that says nothing of it (a 503 from a full
+      // stream: a retry sends twice). So not carried out, and not answered
+      // (the requester has its answer). Counted as 503; logged at the 1st,
+      // 2nd, 4th… one.
+      this.count(503);
+      this.refused++;
+      if ((this.refused & (this.refused - 1)) === 0)
+        this.log.warn({ subject: m.subject, count: this.refused, why: refusal }, 'a send request on NATS was not carried out');
       return;
     }
     const { status, body } = await this.send(m.data);

@@ -15,7 +15,10 @@
 import type { Msg, MsgHdrs, NatsConnection, Subscription as NatsSubscription } from '@nats-io/transport-node';
 import { NLMSG_HDRLEN, align, decodeHeader } from '../../addon/codec';
 import type { RxMessage } from '../netlink/message';
+import { cursorOf, type ReplayFrom } from './cursor';
 import { HEADERS, MAX_HOST_ID_LENGTH, SUBJECT_ROOT, isSubjectToken } from './subjects';
+
+export { cursorOf, parseFleetCursor, type ReplayFrom } from './cursor';
 
 /** The most hosts one stream may name in ?hosts= (each costs two NATS subscriptions). */
 export const MAX_WATCH_HOSTS = 32;
@@ -54,38 +57,6 @@ export function parseHosts(text: string): string[] {
   return unique;
 }
 
-/**
- * A fleet frame's cursor, read back: the stream sequence of the NATS message
- * that carried the frame, and, when that message held a run of several
- * netlink messages and the frame was not its last, ".i" (the i-th of the run,
- * from 1). "S" is read as "all of S seen", "S.i" as "the first i of S seen".
- */
-export interface ReplayFrom {
-  /** The first stream sequence to read. */
-  seq: number;
-  /** Netlink messages of that first stream message the client already has. */
-  skip: number;
-}
-
-/** A frame's cursor as cursorOf() writes it: digits, or digits "." digits. */
-const FLEET_CURSOR = /^([0-9]{1,15})(?:\.([0-9]{1,6}))?$/;
-
-/** The cursor of the i-th (from 0) of the k messages a stream message S carried. */
-export function cursorOf(seq: number, i: number, k: number): string {
-  return i === k - 1 ? String(seq) : `${seq}.${i + 1}`;
-}
-
-/** Reads a fleet cursor (?since=, Last-Event-ID); null when it is not one. */
-export function parseFleetCursor(text: string): ReplayFrom | null {
-  const m = FLEET_CURSOR.exec(text);
-  if (!m) return null;
-  const seq = Number(m[1]);
-  if (m[2] === undefined) return { seq: seq + 1, skip: 0 };
-  const skip = Number(m[2]);
-  // Stream sequences start at 1: "0" (nothing seen) is a cursor, "0.i" is none.
-  return skip === 0 || seq === 0 ? null : { seq, skip };
-}
-
 /** A stored message as the watcher needs it (a JsMsg is one). */
 export interface StoredMsg {
   subject: string;
@@ -105,6 +76,8 @@ export interface WatchReplay {
   since: ReplayFrom | null;
   bounds(c: NatsConnection): Promise<{ first: number; last: number }>;
   open(c: NatsConnection, start: number, on: { message(m: StoredMsg): void; trouble(detail: string): void }): Promise<{ stop(): void }>;
+  /** The stream or this reader's consumer went: the daemon checks the stream now (and creates it again). */
+  lost(): void;
 }
 
 interface HostSeq {
@@ -123,6 +96,8 @@ export class FleetWatcher {
   /** A cursor inside a run ("S.i"): the messages of stream message S the client has. */
   private skipIn: ReplayFrom | null = null;
   private reading: { stop(): void } | null = null;
+  /** Where the stream is read from when it is opened: the client's cursor, null for the stream's end. */
+  private since: ReplayFrom | null;
   /** Bumped at each attach/detach: a replay that opens after its connection was replaced is stopped at once. */
   private generation = 0;
 
@@ -132,6 +107,7 @@ export class FleetWatcher {
     private readonly replay: WatchReplay | null = null,
   ) {
     this.groups = new Set(selection.groups);
+    this.since = replay?.since ?? null;
   }
 
   /** Subscribes on this connection (again after the fleet dialled a new one; the client itself resubscribes across a reconnect). */
@@ -160,9 +136,11 @@ export class FleetWatcher {
     try {
       const { first, last } = await replay.bounds(c);
       if (!current()) return;
-      let start = this.nextSeq ?? (replay.since !== null ? replay.since.seq : last + 1);
-      if (this.nextSeq === null && replay.since !== null && replay.since.skip > 0) this.skipIn = replay.since;
-      if (start > last + 1) {
+      const since = this.since;
+      let start = this.nextSeq ?? (since !== null ? since.seq : last + 1);
+      if (this.nextSeq === null && since !== null && since.skip > 0) this.skipIn = since;
+      // "S.i" names a message S the stream holds; S past its last is another stream's (as is a plain cursor past its end).
+      if (start > last + 1 || (this.skipIn !== null && start > last)) {
         // A cursor past the stream's end: another stream's, or this one purged or re-created.
         this.sink.event('gap', {
           reason: 'stream',
@@ -173,6 +151,7 @@ export class FleetWatcher {
           detail: 'since is past the end of the stream',
         });
         start = last + 1;
+        this.skipIn = null;
       } else if (start < first) {
         // Discarded by the stream's limits (bytes, age) before the client came back.
         this.sink.event('gap', { reason: 'stream', host: null, lost: first - start, since: start - 1, resumeFrom: first });
@@ -180,19 +159,40 @@ export class FleetWatcher {
       }
       this.sink.flush();
       this.nextSeq = start;
-      const reading = await replay.open(c, start, { message: (m) => this.onStored(m), trouble: (d) => this.notice(d) });
+      const reading = await replay.open(c, start, {
+        message: (m) => this.onStored(m),
+        trouble: (d) => {
+          if (current()) this.streamLost(c, replay, d);
+        },
+      });
       if (!current()) reading.stop();
       else this.reading = reading;
     } catch (err) {
-      if (!current()) return;
-      if (replay.since !== null) {
-        this.notice(`cannot read the JetStream stream: ${(err as Error).message}`);
-        return;
-      }
-      // A live stream goes on without the stream (the NATS side never stops a stream that needs no replay).
-      this.notice(`cannot read the JetStream stream (${(err as Error).message}): live from NATS instead, without cursors`);
-      this.subscribeMessages(c);
+      if (current()) this.streamLost(c, replay, `cannot read the JetStream stream (${(err as Error).message})`);
     }
+  }
+
+  /**
+   * The stream cannot be read (JetStream down, the stream or this reader's
+   * consumer deleted): told, then the stream goes on live from core
+   * subscriptions, without cursors, until the fleet dials a new connection.
+   * Not the ordered consumer's own recovery: it would come back, if ever, on
+   * a re-created stream whose sequences are not the client's cursors. A
+   * resuming client is served as a live one: what it asked for is gone, and
+   * a client closed here would come back with the same cursor (EventSource
+   * does) and be told the same again.
+   */
+  private streamLost(c: NatsConnection, replay: WatchReplay, detail: string): void {
+    this.generation++;
+    this.reading?.stop();
+    this.reading = null;
+    // A later reading (a new connection) starts at the stream's end: what came meanwhile was delivered from core subscriptions.
+    this.since = null;
+    this.nextSeq = null;
+    this.skipIn = null;
+    replay.lost();
+    this.notice(`${detail}: live from NATS instead, without cursors`);
+    this.subscribeMessages(c);
   }
 
   private subscribeMessages(c: NatsConnection): void {

@@ -84,6 +84,7 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
       state: 'ready',
       error: null,
       warning: null,
+      sendError: null,
     });
 
     const metrics = await (await fetch(`${a.base}/metrics`, { headers: a.token ? { authorization: `Bearer ${a.token}` } : {} })).text();
@@ -457,7 +458,7 @@ describe('fleet: --nats-jetstream on a server without JetStream', { skip: skipUn
     await server.stop();
   });
 
-  test('one clear log line and /status error; live /fleet streams go on from core subscriptions; a resume is told why it cannot', async () => {
+  test('one clear log line and /status error; live /fleet streams go on from core subscriptions; a resume is told why it cannot, then goes on live', async () => {
     const st = await waitFor(
       'the JetStream error in /status',
       async () =>
@@ -480,6 +481,9 @@ describe('fleet: --nats-jetstream on a server without JetStream', { skip: skipUn
       const m = await live.client.next((f) => f.type === 'message', 5000, 'the live message');
       assert.equal(m.data, 'live');
       assert.equal(m.cursor, undefined, 'no stream, no cursor');
+      // The resuming client was told, and goes on live as well (not left silent).
+      const r = await resuming.client.next((f) => f.type === 'message', 5000, 'the live message, to the resuming client');
+      assert.deepEqual([r.data, r.cursor], ['live', undefined]);
       assert.deepEqual(live.client.specErrors, []);
       assert.deepEqual(resuming.client.specErrors, []);
     } finally {

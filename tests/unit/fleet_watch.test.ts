@@ -161,6 +161,8 @@ test('the hosts a stream remembers are bounded: the oldest is forgotten, its nex
 /** A fake stream for a replaying watcher: bounds as set, and the handlers of the last open(). */
 class FakeReplay {
   opened: { start: number; stopped: boolean }[] = [];
+  /** Times a watcher said the stream or its consumer went. */
+  lost = 0;
   on: { message(m: { subject: string; data: Uint8Array; headers?: never; seq: number }): void; trouble(d: string): void } | null = null;
   constructor(
     public first: number,
@@ -178,6 +180,7 @@ class FakeReplay {
         this.on = on as FakeReplay['on'];
         return { stop: () => void (o.stopped = true) };
       },
+      lost: () => void this.lost++,
     };
   }
   stored(seq: number, host: string, group: number, text: string): void {
@@ -238,6 +241,35 @@ test('replay: starts after since; each message has its sequence as cursor; hosts
   );
   w.close();
   assert.equal(r.opened[1].stopped, true);
+});
+
+test('replay: the stream or its consumer gone (trouble) is told once, the reading stopped, then live from core subscriptions without cursors; a new connection reads the stream from its end', async () => {
+  const c = new FakeConn();
+  const sink = new Sink([2]);
+  const r = new FakeReplay(1, 10, 4);
+  const w = new FleetWatcher({ hosts: ['A'], groups: [2] }, sink, r.plan());
+  w.attach(c as unknown as NatsConnection);
+  await settle();
+  r.stored(5, 'A', 2, 'a5');
+  const trouble = r.on!.trouble;
+  trouble('JetStream consumer deleted');
+  trouble('JetStream stream not found'); // the same loss, said again by the client: not told twice
+  assert.equal(r.opened[0].stopped, true);
+  assert.equal(r.lost, 1, 'the daemon is told to check the stream');
+  c.publish('nlbridge.A.g.2', encodeMessage({ type: 16, payload: Buffer.from('live') }));
+  assert.deepEqual(
+    sink.frames.map((f) => (f.type === 'message' ? f.data : `${f.type}:${String(f.reason)}:${String(f.detail)}`)),
+    ['a5', 'gap:nats:JetStream consumer deleted: live from NATS instead, without cursors', 'live'],
+  );
+  r.last = 3; // re-created
+  w.attach(new FakeConn() as unknown as NatsConnection);
+  await settle();
+  assert.deepEqual(
+    r.opened.map((o) => o.start),
+    [5, 4],
+    "the new stream's end, not the old cursor",
+  );
+  w.close();
 });
 
 test('replay: since older than the first held is a gap with the count; past the end a gap without one; no since starts at the end', async () => {
