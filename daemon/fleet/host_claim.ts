@@ -159,6 +159,8 @@ export class HostClaim {
   private heard(m: Msg): void {
     const o = parseClaimant(m.data);
     if (o === null || o.run === this.me.run) return;
+    // Whoever may publish as this host may send claims of made-up runs: the runs logged stay few.
+    if (this.logged.size >= 64) this.logged.clear();
     this.other = o;
     this.otherHeardAt = Date.now();
     if (isOlder(o, this.me)) {
