@@ -4,6 +4,7 @@
 // (without it, every line is stored at the stream's default, info).
 
 import * as fs from 'node:fs';
+import * as util from 'node:util';
 import pino from 'pino';
 
 /** pino level → syslog priority (sd-daemon(3) prefixes). */
@@ -37,6 +38,22 @@ const LEVEL_AT_START = /^\{"level":(\d+)/;
 export function withPriorityPrefix(line: string): string {
   const m = LEVEL_AT_START.exec(line);
   return m ? `<${syslogPriority(Number(m[1]))}>${line}` : line;
+}
+
+/**
+ * Sends what libraries print with console.* into the log as one JSON field.
+ * The NATS client prints `reader closed` with the server's own bytes when it
+ * cannot parse them: on stdout, next to the JSON lines, a server could write
+ * a line of its own making into the daemon's log (an outside audit forged a
+ * level-60 line that way). A library's console output is a warning here.
+ */
+export function routeConsole(log: pino.Logger): void {
+  const say = (...args: unknown[]): void => log.warn({ console: util.format(...args) }, 'a library printed to the console');
+  console.log = say;
+  console.info = say;
+  console.warn = say;
+  console.error = say;
+  console.debug = say;
 }
 
 export function createLogger(level: string, env: NodeJS.ProcessEnv = process.env): pino.Logger {

@@ -9,7 +9,7 @@ import { restrictNetlink } from '../addon/seccomp';
 import { NetlinkError, NetlinkSocket, NetworkNamespace } from '../addon/socket';
 import { buildApp } from './app';
 import { listen, ListenError } from './listen';
-import { createLogger } from './log';
+import { createLogger, routeConsole } from './log';
 import { Bus } from './netlink/bus';
 import { ConfigError, loadConfig } from './config/load';
 import type { Config } from './config/schema';
@@ -124,6 +124,7 @@ async function main(): Promise<number> {
     }
   }
   const log = createLogger(config.logLevel);
+  routeConsole(log);
 
   let protocol;
   try {

@@ -6,6 +6,11 @@
 // whose write queue passes WRITE_QUEUE_MAX (daemon/fleet/write_queue.ts),
 // and dials again. The check reads the client's socket from its internals,
 // so a test also makes sure it finds it on a real nats-server connection.
+// A server that sends one line the client cannot parse: the client's reader
+// stopped, printed the server's bytes raw among the JSON log lines (a forged
+// log line), and the connection looked up for 6 minutes (PINGs 2 minutes
+// apart). Now the library's print is a JSON field, and the connection is
+// found stale within 40 s (PINGs 10 s apart, 3 unanswered).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -55,6 +60,37 @@ class PingFlooder {
   }
 }
 
+/** A server that does the handshake, then sends one line no client can parse, then nothing (and answers no PING). */
+class GarbageSender {
+  private readonly server = net.createServer((s) => this.serve(s));
+  private readonly sockets = new Set<net.Socket>();
+  connections = 0;
+
+  async start(): Promise<number> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  private serve(s: net.Socket): void {
+    this.connections++;
+    this.sockets.add(s);
+    s.on('error', () => undefined);
+    s.on('close', () => this.sockets.delete(s));
+    s.write(INFO);
+    s.once('data', () => {
+      s.write('PONG\r\n');
+      setTimeout(() => s.write(`X\n${FORGED}\nY\r\n`), 500);
+    });
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+const FORGED = JSON.stringify({ level: 60, time: 1, pid: 1, name: 'nlbridge', msg: 'FORGED line from the NATS server' });
+
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
@@ -92,6 +128,29 @@ describe('fleet: a NATS server that floods PINGs and reads nothing', () => {
     assert.ok(peak < 400, `peak RSS ${peak.toFixed(0)} MiB`);
     const res = await fetch(`${daemon.base}/status`, { headers: daemon.token ? { authorization: `Bearer ${daemon.token}` } : {} });
     assert.equal(res.status, 200, 'the local bridge answers');
+  });
+});
+
+describe('fleet: a NATS server that sends one unparsable line, then nothing', () => {
+  const server = new GarbageSender();
+  let daemon: DaemonProc;
+
+  before(async () => {
+    const port = await server.start();
+    daemon = await spawnDaemon(['--nats', `nats://127.0.0.1:${port}`, '--host-id', 'A', '--nats-publish', '2']);
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    await server.stop();
+  });
+
+  test('the server bytes the client prints stay inside one JSON field, and the connection is found stale and dialled again', async () => {
+    await waitFor('the client printed', () => daemon.logs.find((l) => typeof l.console === 'string'), { timeoutMs: 10000 });
+    assert.ok(!daemon.logs.some((l) => l.msg === 'FORGED line from the NATS server'), 'no line of the server making in the log');
+    await waitFor('found stale', () => daemon.logs.some((l) => /NATS connection stale/.test(String(l.msg))), { timeoutMs: 60000 });
+    await waitFor('dialled again', () => server.connections, { timeoutMs: 15000, until: (n) => n >= 2 });
+    assert.ok(daemon.alive());
   });
 });
 
