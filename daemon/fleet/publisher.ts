@@ -173,7 +173,7 @@ export class FleetPublisher implements Subscriber {
     const n = ++this.number;
     const size = m.bytes.length + OVERHEAD_BYTES;
     if (this.heldBytes + size > this.holdLimit) {
-      this.drop(this.holdLimit === 0 ? 'host-id' : 'buffer', n);
+      this.dropFull(n);
       return;
     }
     this.closeEpisode();
@@ -236,6 +236,11 @@ export class FleetPublisher implements Subscriber {
   private closeRun(): void {
     const r = this.runs.close();
     if (r !== null) this.waiting.push(r);
+  }
+
+  /** Message n found the hold limit reached: the buffer full, or this daemon standing aside (kept out of deliver(), the hot path). */
+  private dropFull(n: number): void {
+    this.drop(this.holdLimit === 0 ? 'host-id' : 'buffer', n);
   }
 
   private drop(reason: DropReason, n: number, detail?: string): void {
