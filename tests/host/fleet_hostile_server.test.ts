@@ -25,46 +25,16 @@ import { canBoundWriteQueue } from '../../daemon/fleet/write_queue';
 const INFO = `INFO ${JSON.stringify({ server_id: 'FAKE', server_name: 'fake', version: '2.9.0', proto: 1, headers: true, max_payload: 1048576 })}\r\n`;
 const PINGS = Buffer.from('PING\r\n'.repeat(10_000));
 
-/** A server that does the handshake, then sends PINGs as fast as the daemon reads them, and reads nothing. */
-class PingFlooder {
+/**
+ * A fake NATS server: sends INFO, answers the client's CONNECT + PING with a
+ * PONG, then does what `then` says with the socket.
+ */
+class FakeServer {
   private readonly server = net.createServer((s) => this.serve(s));
   private readonly sockets = new Set<net.Socket>();
   connections = 0;
 
-  async start(): Promise<number> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return (this.server.address() as net.AddressInfo).port;
-  }
-
-  private serve(s: net.Socket): void {
-    this.connections++;
-    this.sockets.add(s);
-    s.on('error', () => undefined);
-    s.on('close', () => this.sockets.delete(s));
-    s.write(INFO);
-    s.once('data', () => {
-      // CONNECT and the client's PING: answered, then nothing more is read.
-      s.write('PONG\r\n');
-      s.pause();
-      const flood = (): void => {
-        while (!s.destroyed && s.write(PINGS));
-        if (!s.destroyed) s.once('drain', flood);
-      };
-      flood();
-    });
-  }
-
-  async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
-
-/** A server that does the handshake, then sends one line no client can parse, then nothing (and answers no PING). */
-class GarbageSender {
-  private readonly server = net.createServer((s) => this.serve(s));
-  private readonly sockets = new Set<net.Socket>();
-  connections = 0;
+  constructor(private readonly then: (s: net.Socket) => void) {}
 
   async start(): Promise<number> {
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
@@ -79,7 +49,7 @@ class GarbageSender {
     s.write(INFO);
     s.once('data', () => {
       s.write('PONG\r\n');
-      setTimeout(() => s.write(`X\n${FORGED}\nY\r\n`), 500);
+      this.then(s);
     });
   }
 
@@ -88,6 +58,20 @@ class GarbageSender {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }
+
+/** After the handshake: PINGs as fast as the daemon reads them, and nothing more is read. */
+const pingFlooder = (): FakeServer =>
+  new FakeServer((s) => {
+    s.pause();
+    const flood = (): void => {
+      while (!s.destroyed && s.write(PINGS));
+      if (!s.destroyed) s.once('drain', flood);
+    };
+    flood();
+  });
+
+/** After the handshake: one line no client can parse, then nothing (and no PING answered). */
+const garbageSender = (): FakeServer => new FakeServer((s) => setTimeout(() => s.write(`X\n${FORGED}\nY\r\n`), 500));
 
 const FORGED = JSON.stringify({ level: 60, time: 1, pid: 1, name: 'nlbridge', msg: 'FORGED line from the NATS server' });
 
@@ -97,7 +81,7 @@ function rssMiB(pid: number): number {
 }
 
 describe('fleet: a NATS server that floods PINGs and reads nothing', () => {
-  const flooder = new PingFlooder();
+  const flooder = pingFlooder();
   let daemon: DaemonProc;
 
   before(async () => {
@@ -132,7 +116,7 @@ describe('fleet: a NATS server that floods PINGs and reads nothing', () => {
 });
 
 describe('fleet: a NATS server that sends one unparsable line, then nothing', () => {
-  const server = new GarbageSender();
+  const server = garbageSender();
   let daemon: DaemonProc;
 
   before(async () => {
