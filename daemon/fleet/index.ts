@@ -7,7 +7,6 @@
 // dials forever in the background (maxReconnectAttempts -1, a backoff from
 // 250 ms doubling to 5 s, with jitter).
 
-import * as crypto from 'node:crypto';
 import * as os from 'node:os';
 import * as nats from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -29,10 +28,11 @@ export { checkFleetSettings, FleetConfigError, type CheckedFleet, type FleetSett
 
 export type { SendHandler } from './send_subject';
 
-/** What the fleet needs of the bus: the same two calls a WebSocket stream makes. */
+/** What the fleet needs of the bus: the same two calls a WebSocket stream makes, and the epoch of its cursors. */
 export interface FleetBus {
   subscribe(sub: Subscriber): void;
   unsubscribe(sub: Subscriber): void;
+  readonly ring: { readonly epoch: string };
 }
 
 export interface FleetStatus {
@@ -122,8 +122,11 @@ export function startFleet(
   const prepareStream = async (c: NatsConnection): Promise<void> => keeper?.check(c);
   const replayFor = (since: ReplayFrom | null): WatchReplay | null => keeper?.replay(since) ?? null;
 
-  /** This run of the daemon: in Nats-Msg-Id (n starts at 1 again after a restart) and in its host id claim. */
-  const run = crypto.randomBytes(4).toString('hex');
+  /**
+   * This run of the daemon, the epoch of its cursors (random per start, the `c` header's first part):
+   * in Nats-Msg-Id and drop notices (n starts at 1 again after a restart), and in its host id claim.
+   */
+  const run = bus.ring.epoch;
   const publisher = new FleetPublisher({
     host,
     groups,
@@ -132,6 +135,7 @@ export function startFleet(
     lingerAboveRate: settings.natsLingerAbove,
     // host, this run, n
     msgIdPrefix: settings.natsJetstream === 'on' ? `${host}-${run}-` : null,
+    run,
     onDrop: (reason, n, detail) =>
       // host-id: the claim said why (host_claim.ts), once.
       reason !== 'host-id' &&

@@ -59,10 +59,8 @@ export class FleetPublisher implements Subscriber {
   private readonly host: string;
   private readonly bufferBytes: number;
   /**
-   * What deliver() holds up to: --nats-buffer-bytes, or 0 while this daemon
-   * stands aside (another holds its host id: standAside()), so that every
-   * message is dropped, as `host-id`, on the one test deliver() makes anyway.
-   * (--nats-buffer-bytes is at least 1 KiB, so 0 means standing aside.)
+   * What deliver() holds up to: --nats-buffer-bytes (at least 1 KiB), or 0 while another daemon holds the
+   * host id (standAside()): every message is then dropped, as `host-id`, on the one test deliver() makes anyway.
    */
   private holdLimit: number;
   private readonly unflushedMax: number;
@@ -74,6 +72,7 @@ export class FleetPublisher implements Subscriber {
   private readonly rate: RateWindow;
   private readonly msgIdPrefix: string | null;
   private readonly events: string;
+  private readonly runField: { run?: string };
   private readonly subjects = new Map<number, string>();
 
   private link: Link | null = null;
@@ -117,6 +116,7 @@ export class FleetPublisher implements Subscriber {
     this.rate = new RateWindow(opts.lingerAboveRate ?? 0);
     this.msgIdPrefix = opts.msgIdPrefix ?? null;
     this.events = eventsSubject(opts.host);
+    this.runField = opts.run === undefined ? {} : { run: opts.run };
     for (const g of this.groups) this.subjects.set(g, groupSubject(opts.host, g));
   }
 
@@ -270,7 +270,7 @@ export class FleetPublisher implements Subscriber {
   }
 
   private notice(ep: DropEpisode): EventEntry {
-    return { kind: 'event', event: { type: 'dropped', host: this.host, count: ep.count, from: ep.from, to: ep.to, reasons: ep.reasons } };
+    return { kind: 'event', event: { type: 'dropped', host: this.host, ...this.runField, ...ep } };
   }
 
   /**

@@ -52,6 +52,8 @@ export interface PublisherOptions {
    * run), so the stream stores a resend after a reconnect once. Off: no such header (each costs throughput).
    */
   msgIdPrefix?: string | null;
+  /** This daemon's run (its cursors' epoch): named in its drop notices, whose numbers start at 1 again with each run. */
+  run?: string;
   /** Told once per drop episode and per refused message (the caller logs). */
   onDrop?(reason: DropReason, n: number, detail?: string): void;
   /** The least time between two flushes (default FLUSH_INTERVAL_MS; 0: one as soon as the last was answered). */

@@ -16,18 +16,14 @@ import type { Msg, MsgHdrs, NatsConnection, Subscription as NatsSubscription } f
 import { NLMSG_HDRLEN, align, decodeHeader } from '../../addon/codec';
 import type { RxMessage } from '../netlink/message';
 import { cursorOf, type ReplayFrom } from './cursor';
+import { HostSequences } from './host_sequences';
 import { HEADERS, MAX_HOST_ID_LENGTH, SUBJECT_ROOT, isSubjectToken } from './subjects';
 
 export { cursorOf, parseFleetCursor, type ReplayFrom } from './cursor';
+export { MAX_TRACKED_HOSTS } from './host_sequences';
 
 /** The most hosts one stream may name in ?hosts= (each costs two NATS subscriptions). */
 export const MAX_WATCH_HOSTS = 32;
-/**
- * Hosts whose sequence one stream remembers: whoever may publish on NATS
- * names hosts, so the map is bounded; the oldest host seen is forgotten first
- * (its next message is a new baseline, as after a restart).
- */
-export const MAX_TRACKED_HOSTS = 4096;
 /** Longest host id accepted in ?hosts= (a NATS subject token; --host-id is a hostname's first label). */
 
 /** What a fleet stream is fed through: a streams/Subscription. */
@@ -80,15 +76,11 @@ export interface WatchReplay {
   lost(): void;
 }
 
-interface HostSeq {
-  /** The publishing daemon's run (its cursor's epoch): a restart starts n at 1 again. */
-  epoch: string;
-  last: number;
-}
-
 export class FleetWatcher {
   private readonly groups: Set<number>;
-  private readonly seqs = new Map<string, HostSeq>();
+  private readonly seqs: HostSequences;
+  /** Messages come from the stream (a reading open or opening), not as published: drop notices may be ahead of them. */
+  private fromStream = false;
   private subs: NatsSubscription[] = [];
   private closed = false;
   /** The stream sequence expected next (replay only): a message past it means the stream lost those between. */
@@ -108,6 +100,10 @@ export class FleetWatcher {
   ) {
     this.groups = new Set(selection.groups);
     this.since = replay?.since ?? null;
+    this.seqs = new HostSequences((gap) => {
+      this.sink.event('gap', { ...gap });
+      this.sink.flush();
+    });
   }
 
   /** Subscribes on this connection (again after the fleet dialled a new one; the client itself resubscribes across a reconnect). */
@@ -127,6 +123,7 @@ export class FleetWatcher {
       this.notice(`cannot subscribe on NATS: ${(err as Error).message}`);
       return;
     }
+    this.fromStream = this.replay !== null;
     if (this.replay !== null) void this.openReplay(c, this.replay, this.generation);
   }
 
@@ -190,6 +187,7 @@ export class FleetWatcher {
     this.since = null;
     this.nextSeq = null;
     this.skipIn = null;
+    this.fromStream = false;
     replay.lost();
     this.notice(`${detail}: live from NATS instead, without cursors`);
     this.subscribeMessages(c);
@@ -292,7 +290,7 @@ export class FleetWatcher {
     }
     const n = Number(h?.get(HEADERS.number));
     const origin = h?.get(HEADERS.cursor) ?? '';
-    if (Number.isSafeInteger(n) && n > 0) skip = Math.max(skip, this.sequence(host, origin.split('-')[0], n, k));
+    if (Number.isSafeInteger(n) && n > 0) skip = Math.max(skip, this.seqs.message(host, origin.split('-')[0], n, k));
     if (skip >= k || !this.groups.has(group)) return;
     const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const receivedAt = Date.now();
@@ -343,27 +341,6 @@ export class FleetWatcher {
     this.sink.flush();
   }
 
-  /**
-   * Checks a host's n for a message numbered n..n+k-1: how many of them were
-   * seen already (k: all, a resend after the publisher's reconnect); a jump is
-   * told as a gap.
-   */
-  private sequence(host: string, epoch: string, n: number, k: number): number {
-    const lastN = n + k - 1;
-    const s = this.seqs.get(host);
-    if (s === undefined || s.epoch !== epoch) {
-      // The first message of this host seen by this stream, or a new run of its daemon: the baseline.
-      if (s === undefined && this.seqs.size >= MAX_TRACKED_HOSTS) this.seqs.delete(this.seqs.keys().next().value!);
-      this.seqs.set(host, { epoch, last: lastN });
-      return 0;
-    }
-    if (lastN <= s.last) return k;
-    const seen = Math.max(0, s.last - n + 1);
-    if (n > s.last + 1) this.sink.event('gap', { reason: 'sequence', host, lost: n - s.last - 1, from: s.last + 1, to: n - 1 });
-    s.last = lastN;
-    return seen;
-  }
-
   private onEvent(m: Msg): void {
     if (this.closed) return;
     const host = m.subject.split('.')[1];
@@ -375,18 +352,16 @@ export class FleetWatcher {
     }
     if (e.type === 'overrun' && typeof e.lost === 'number' && e.lost > 0) {
       this.sink.event('overrun', { host, lost: e.lost });
-    } else if (e.type === 'dropped' && typeof e.count === 'number' && typeof e.from === 'number' && typeof e.to === 'number') {
+    } else if (e.type === 'dropped' && isCount(e.count) && isCount(e.from) && isCount(e.to) && e.from <= e.to) {
       // The publisher numbered the dropped messages (from..to) and sends this
       // notice before the next message it keeps: the jump that message shows
-      // is this one, told once, as the publisher's.
-      const s = this.seqs.get(host);
-      if (s !== undefined && e.to > s.last) {
-        if (e.from > s.last + 1)
-          this.sink.event('gap', { reason: 'sequence', host, lost: e.from - s.last - 1, from: s.last + 1, to: e.from - 1 });
-        s.last = e.to;
-      }
-      this.sink.event('gap', { reason: 'publisher', host, lost: e.count, from: e.from, to: e.to });
+      // is this one, told once, as the publisher's (host_sequences.ts).
+      const notice = { host, run: typeof e.run === 'string' ? e.run : null, count: e.count, from: e.from, to: e.to };
+      if (this.fromStream) this.seqs.droppedAhead(notice);
+      else this.seqs.droppedLive(notice);
     } else return;
     this.sink.flush();
   }
 }
+
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;

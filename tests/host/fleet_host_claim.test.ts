@@ -144,7 +144,18 @@ describe('fleet: two daemons with one --host-id', { skip: skipUnless('nats-serve
     await waitFor('its drop notice', () => events.some((e) => e.type === 'dropped'), { timeoutMs: 5000 });
     assert.deepEqual(
       events.filter((e) => e.type === 'dropped'),
-      [{ type: 'dropped', host: 'H', count: 1, from: 1, to: 1, reasons: { 'host-id': 1 } }],
+      // Its run: the epoch of its cursors (header c), as its messages carry it.
+      [
+        {
+          type: 'dropped',
+          host: 'H',
+          run: published.at(-1)!.headers!.get('c').split('-')[0],
+          count: 1,
+          from: 1,
+          to: 1,
+          reasons: { 'host-id': 1 },
+        },
+      ],
     );
     assert.ok(newer.logs.some((l) => /no older daemon claims this --host-id any more/.test(String(l.msg))));
   });

@@ -211,7 +211,10 @@ describe('fleet: a message over max_payload', { skip: skipUnless('nats-server') 
     assert.equal(m.subject, 'nlbridge.hostC.g.3');
     assert.equal(m.headers!.get('n'), '2', 'n = 1 was the big one');
     const e = (await waitFor('the drop notice', () => events.find((x) => x.type === 'dropped'), { timeoutMs: 5000 }))!;
-    assert.deepEqual(e, { type: 'dropped', host: 'hostC', count: 1, from: 1, to: 1, reasons: { 'max-payload': 1 } });
+    // Its run: the epoch of its cursors, as its messages carry it in header c.
+    const run = m.headers!.get('c').split('-')[0];
+    assert.match(run, /^[0-9a-f]{8}$/);
+    assert.deepEqual(e, { type: 'dropped', host: 'hostC', run, count: 1, from: 1, to: 1, reasons: { 'max-payload': 1 } });
     const st = await waitFor('settled', () => fleetOf(daemon), {
       timeoutMs: 5000,
       until: (s) => s.heldMessages === 0 && s.published === 1,

@@ -377,3 +377,20 @@ test('replay of runs: a frame of a run has S.i as cursor, its last S; resuming f
   again.stored(6, 'A', 2, 'a4');
   assert.deepEqual(got, ['a3@5', 'a4@6']);
 });
+
+test("replay: a host's drop notice, live while the stream is read behind it, is told when the reading reaches its jump; the messages before it are all delivered", async () => {
+  const c = new FakeConn();
+  const sink = new Sink([2]);
+  const r = new FakeReplay(1, 10, 0);
+  const w = new FleetWatcher({ hosts: ['A'], groups: [2] }, sink, r.plan());
+  w.attach(c as unknown as NatsConnection);
+  // Before the stream is even open: the notice is already ahead of the reading.
+  c.publish('nlbridge.A.events', Buffer.from(JSON.stringify({ type: 'dropped', host: 'A', run: 'e1', count: 1, from: 4, to: 4 })));
+  await settle();
+  r.storedRun(1, 'A', 2, 1, ['a1']);
+  r.storedRun(2, 'A', 2, 2, ['a2', 'a3']);
+  assert.deepEqual(shape(sink), ['a1', 'a2', 'a3'], 'nothing before the drop taken for seen');
+  r.storedRun(3, 'A', 2, 5, ['a5']);
+  assert.deepEqual(shape(sink), ['a1', 'a2', 'a3', 'gap:publisher:1', 'a5']);
+  w.close();
+});
