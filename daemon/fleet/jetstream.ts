@@ -28,6 +28,8 @@ import {
 } from '@nats-io/jetstream';
 import type { ConsumerMessages, JetStreamManager, JsMsg, StreamConfig } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { streamId } from './cursor';
+import type { StreamBounds } from './replay_start';
 import { judgeStream, type StreamJudgement } from './stream_config';
 import { SUBJECT_ROOT } from './subjects';
 
@@ -159,11 +161,11 @@ export interface ReplayHandlers {
   trouble(detail: string): void;
 }
 
-/** The stream's first and last sequence (first > last: empty). */
-export async function streamBounds(c: NatsConnection, name: string): Promise<{ first: number; last: number }> {
+/** The stream's id (its name and creation time: another stream of the same name has another), first and last sequence. */
+export async function streamBounds(c: NatsConnection, name: string): Promise<StreamBounds> {
   const jsm = await jetstreamManager(c, { timeout: 5000, checkAPI: false });
-  const { state } = await jsm.streams.info(name);
-  return { first: state.first_seq, last: state.last_seq };
+  const { state, created } = await jsm.streams.info(name);
+  return { id: streamId(name, created), first: state.first_seq, last: state.last_seq };
 }
 
 /**

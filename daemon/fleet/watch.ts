@@ -17,10 +17,12 @@ import { NLMSG_HDRLEN, align, decodeHeader } from '../../addon/codec';
 import type { RxMessage } from '../netlink/message';
 import { cursorOf, type ReplayFrom } from './cursor';
 import { HostSequences } from './host_sequences';
+import { replayStart, type StreamBounds } from './replay_start';
 import { HEADERS, MAX_HOST_ID_LENGTH, SUBJECT_ROOT, isSubjectToken } from './subjects';
 
-export { cursorOf, parseFleetCursor, type ReplayFrom } from './cursor';
+export { cursorOf, parseFleetCursor, streamId, type ReplayFrom } from './cursor';
 export { MAX_TRACKED_HOSTS } from './host_sequences';
+export type { StreamBounds } from './replay_start';
 
 /** The most hosts one stream may name in ?hosts= (each costs two NATS subscriptions). */
 export const MAX_WATCH_HOSTS = 32;
@@ -58,7 +60,7 @@ export interface StoredMsg {
   subject: string;
   data: Uint8Array;
   headers?: MsgHdrs;
-  /** Its stream sequence: the frame's cursor. */
+  /** Its stream sequence: the S of the frame's cursor. */
   seq: number;
 }
 
@@ -70,7 +72,7 @@ export interface StoredMsg {
 export interface WatchReplay {
   /** Where the client resumes (after the last message it saw). null: from now on. */
   since: ReplayFrom | null;
-  bounds(c: NatsConnection): Promise<{ first: number; last: number }>;
+  bounds(c: NatsConnection): Promise<StreamBounds>;
   open(c: NatsConnection, start: number, on: { message(m: StoredMsg): void; trouble(detail: string): void }): Promise<{ stop(): void }>;
   /** The stream or this reader's consumer went: the daemon checks the stream now (and creates it again). */
   lost(): void;
@@ -87,6 +89,8 @@ export class FleetWatcher {
   private nextSeq: number | null = null;
   /** A cursor inside a run ("S.i"): the messages of stream message S the client has. */
   private skipIn: ReplayFrom | null = null;
+  /** The id of the stream read (its cursors' first part): where nextSeq is a place. */
+  private streamOfCursors = '';
   private reading: { stop(): void } | null = null;
   /** Where the stream is read from when it is opened: the client's cursor, null for the stream's end. */
   private since: ReplayFrom | null;
@@ -131,29 +135,21 @@ export class FleetWatcher {
   private async openReplay(c: NatsConnection, replay: WatchReplay, generation: number): Promise<void> {
     const current = (): boolean => !this.closed && generation === this.generation;
     try {
-      const { first, last } = await replay.bounds(c);
+      const bounds = await replay.bounds(c);
       if (!current()) return;
-      const since = this.since;
-      let start = this.nextSeq ?? (since !== null ? since.seq : last + 1);
-      if (this.nextSeq === null && since !== null && since.skip > 0) this.skipIn = since;
-      // "S.i" names a message S the stream holds; S past its last is another stream's (as is a plain cursor past its end).
-      if (start > last + 1 || (this.skipIn !== null && start > last)) {
-        // A cursor past the stream's end: another stream's, or this one purged or re-created.
-        this.sink.event('gap', {
-          reason: 'stream',
-          host: null,
-          lost: null,
-          since: start - 1,
-          resumeFrom: last + 1,
-          detail: 'since is past the end of the stream',
-        });
-        start = last + 1;
-        this.skipIn = null;
-      } else if (start < first) {
-        // Discarded by the stream's limits (bytes, age) before the client came back.
-        this.sink.event('gap', { reason: 'stream', host: null, lost: first - start, since: start - 1, resumeFrom: first });
-        start = first;
+      // On a new connection the watcher's own place, in the stream it read (which may have been re-created since).
+      const from =
+        this.nextSeq === null
+          ? this.since
+          : { stream: this.streamOfCursors, seq: this.nextSeq, skip: this.skipIn?.seq === this.nextSeq ? this.skipIn.skip : 0 };
+      const { start, skipIn, gap } = replayStart(bounds, from);
+      if (gap !== null) {
+        this.sink.event('gap', gap);
+        // The stream lost messages of every host (or is another stream): each host's next message is a new baseline.
+        this.seqs.clear();
       }
+      this.skipIn = skipIn;
+      this.streamOfCursors = bounds.id;
       this.sink.flush();
       this.nextSeq = start;
       const reading = await replay.open(c, start, {
@@ -329,7 +325,7 @@ export class FleetWatcher {
           receivedAt,
           fromBridge: false,
           host,
-          ...(streamSeq === undefined ? {} : { cursor: cursorOf(streamSeq, i, k) }),
+          ...(streamSeq === undefined ? {} : { cursor: cursorOf(this.streamOfCursors, streamSeq, i, k) }),
         });
       at += align(header.length);
     }

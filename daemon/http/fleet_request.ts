@@ -34,7 +34,7 @@ function fleetSince(text: string | undefined, fleet: Fleet, field: string): Repl
   if (since === null)
     throw new Problem(
       'VALIDATION',
-      `${field}: must be a fleet message's cursor (a stream sequence S, or S.i inside a run), got ${JSON.stringify(text.slice(0, 40))}`,
+      `${field}: must be a fleet message's cursor (ID-S, or ID-S.i inside a run: the stream's id, 8 hex digits, and a stream sequence; a bare S or S.i of earlier versions), got ${JSON.stringify(text.slice(0, 40))}`,
       { field },
     );
   return since;

@@ -22,7 +22,7 @@ import { skipUnless } from '../support/prerequisites';
 import { metricValue, waitFor } from '../support/wait';
 import type { DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, call, connect, sleep, startDaemon, type Daemon, type Frame } from './support/daemon_harness';
-import { cursorPlace, fleetStatus, runMessages, spawnJetStreamHost } from './support/fleet_hosts';
+import { cursorPlace, fleetStatus, fleetStreamId, runMessages, spawnJetStreamHost } from './support/fleet_hosts';
 import { NatsServer } from './support/nats_server';
 import { SseClient } from './support/sse_client';
 
@@ -42,6 +42,8 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
   let sender: NetlinkSocket;
 
   const lastSeq = async (): Promise<number> => (await jsm.streams.info(STREAM)).state.last_seq;
+  /** The stream's id in cursors. */
+  const streamId = async (): Promise<string> => fleetStreamId(STREAM, (await jsm.streams.info(STREAM)).created);
 
   before(async () => {
     await server.start(`jetstream { store_dir: "${path.join(server.dir, 'js')}" }`);
@@ -146,7 +148,11 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
       await first.client.close();
       const seen = messages(first.client.all).filter((f) => String(f.data).startsWith('r-'));
       for (const f of seen)
-        assert.match(String(f.cursor), /^[0-9]+(\.[0-9]+)?$/, 'a fleet message carries its stream sequence (.i inside a run)');
+        assert.match(
+          String(f.cursor),
+          /^[0-9a-f]{8}-[0-9]+(\.[0-9]+)?$/,
+          "a fleet message carries the stream's id and sequence (.i inside a run)",
+        );
       const lastCursor = String(seen[seen.length - 1].cursor);
 
       await sleep(5000); // stopped: messages go on
@@ -185,7 +191,8 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
       sender.send(encodeMessage({ type: 16, seq: k, payload: Buffer.from(`s-${k}`) }), { portId: 0, groups: bit(2) });
       await waitFor(`s-${k} stored`, lastSeq, { timeoutMs: 5000, until: (s) => s >= start + k });
     }
-    const sse = await new SseClient().open(`${c.base}/fleet/groups/${bit(2)}/events?hosts=A`, { 'last-event-id': String(start + 1) });
+    const id = await streamId();
+    const sse = await new SseClient().open(`${c.base}/fleet/groups/${bit(2)}/events?hosts=A`, { 'last-event-id': `${id}-${start + 1}` });
     try {
       assert.equal(sse.status, 200, sse.body);
       const got = await waitFor('s-2 and s-3', () => sse.events.filter((e) => e.event === 'message'), {
@@ -195,8 +202,8 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
       assert.deepEqual(
         got.map((e) => [e.id, e.data.data]),
         [
-          [String(start + 2), 's-2'],
-          [String(start + 3), 's-3'],
+          [`${id}-${start + 2}`, 's-2'],
+          [`${id}-${start + 3}`, 's-3'],
         ],
       );
       assert.deepEqual(sse.specErrors, []);
@@ -254,16 +261,22 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
         await ws.client.close();
       }
     };
-    assert.deepEqual(await frames(`&since=${start}`), [
-      [`${S}.1`, 't-1'],
-      [`${S}.2`, 't-2'],
-      [String(S), 't-3'],
+    const id = await streamId();
+    assert.deepEqual(await frames(`&since=${id}-${start}`), [
+      [`${id}-${S}.1`, 't-1'],
+      [`${id}-${S}.2`, 't-2'],
+      [`${id}-${S}`, 't-3'],
     ]);
+    assert.deepEqual(await frames(`&since=${id}-${S}.1`), [
+      [`${id}-${S}.2`, 't-2'],
+      [`${id}-${S}`, 't-3'],
+    ]);
+    assert.deepEqual(await frames('', { 'last-event-id': `${id}-${S}.2` }), [[`${id}-${S}`, 't-3']]);
+    // A bare cursor of earlier versions, inside the run: read by its place.
     assert.deepEqual(await frames(`&since=${S}.1`), [
-      [`${S}.2`, 't-2'],
-      [String(S), 't-3'],
+      [`${id}-${S}.2`, 't-2'],
+      [`${id}-${S}`, 't-3'],
     ]);
-    assert.deepEqual(await frames('', { 'last-event-id': `${S}.2` }), [[String(S), 't-3']]);
   });
 
   test("?since older than the stream's first message: a gap naming how many were lost, then what is held", async () => {
@@ -278,17 +291,18 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
     await jsm.streams.purge(STREAM, { keep: 3 });
     const first = (await jsm.streams.info(STREAM)).state.first_seq;
     assert.equal(first, last - 2);
+    const id = await streamId();
     const ws = await connect(c, `/fleet/groups/${bit(2)}?since=0`);
     try {
       const gap = await ws.client.next((f) => f.type !== 'hello', 5000, 'the gap');
       assert.deepEqual({ ...gap, n: 0 }, { type: 'gap', n: 0, reason: 'stream', host: null, lost: first - 1, since: 0, resumeFrom: first });
       await waitFor('the three held', () => messages(ws.client.all), { timeoutMs: 5000, until: (l) => l.length >= 3 });
       assert.deepEqual(
-        messages(ws.client.all).map((f) => [Number(f.cursor), f.data]),
+        messages(ws.client.all).map((f) => [f.cursor, f.data]),
         [
-          [first, 'p-8'],
-          [first + 1, 'p-9'],
-          [first + 2, 'p-10'],
+          [`${id}-${first}`, 'p-8'],
+          [`${id}-${first + 1}`, 'p-9'],
+          [`${id}-${first + 2}`, 'p-10'],
         ],
       );
       assert.deepEqual(ws.client.specErrors, []);
@@ -314,7 +328,10 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
 
   test('a bad ?since, or ?since on a daemon without --nats-jetstream, is 400 naming since', async () => {
     // 0.1: the first message of a stream message 0, which no stream has (was read as a loss of one).
-    for (const q of ['since=abc', 'since=-1', 'since=1.', 'since=1.0', 'since=0.1', 'since=1.2.3', `since=${'9'.repeat(16)}`, 'since=']) {
+    const bad = ['since=abc', 'since=-1', 'since=1.', 'since=1.0', 'since=0.1', 'since=1.2.3', `since=${'9'.repeat(16)}`, 'since='];
+    // A stream id is 8 lowercase hex digits, then "-" and the sequence.
+    bad.push('since=0A1B2C3D-1', 'since=0a1b2c3-1', 'since=0a1b2c3d-', 'since=0a1b2c3d-0.1', 'since=0a1b2c3d-1.0', 'since=e1-5');
+    for (const q of bad) {
       const r = await call(c, 'GET', `/fleet/groups/2/events?${q}`);
       assert.equal(r.status, 400, q);
       assert.equal((r.json as { field: string }).field, 'since', q);
@@ -324,6 +341,9 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
         return true;
       });
     }
+    // Past the pattern, the daemon's own check says what a fleet cursor is.
+    const zero = await call(c, 'GET', '/fleet/groups/2/events?since=0a1b2c3d-0.1');
+    assert.match((zero.json as { detail: string }).detail, /^since: must be a fleet message's cursor \(ID-S, or ID-S\.i inside a run/);
     // A bad ?since= beside a good Last-Event-ID: still refused, not ignored.
     const both = await call(c, 'GET', '/fleet/groups/2/events?since=abc', { headers: { 'last-event-id': '1' } });
     assert.equal(both.status, 400);

@@ -15,9 +15,12 @@ import {
   FleetWatcher,
   MAX_TRACKED_HOSTS,
   MAX_WATCH_HOSTS,
+  cursorOf,
   parseFleetCursor,
   parseHosts,
+  streamId,
   type FleetSink,
+  type ReplayFrom,
   type WatchReplay,
 } from '../../daemon/fleet/watch';
 
@@ -158,22 +161,26 @@ test('the hosts a stream remembers are bounded: the oldest is forgotten, its nex
   assert.deepEqual(shape(sink).slice(-3), ['h0-again', 'gap:sequence:1', 'last-again']);
 });
 
+/** The fake stream's id, as a cursor names it. */
+const ID = 'aaaaaaaa';
+
 /** A fake stream for a replaying watcher: bounds as set, and the handlers of the last open(). */
 class FakeReplay {
   opened: { start: number; stopped: boolean }[] = [];
   /** Times a watcher said the stream or its consumer went. */
   lost = 0;
   on: { message(m: { subject: string; data: Uint8Array; headers?: never; seq: number }): void; trouble(d: string): void } | null = null;
+  id = ID;
+  /** `since`: a number S is the cursor "ID-S" of this stream. */
   constructor(
     public first: number,
     public last: number,
-    readonly since: number | null,
+    readonly since: number | ReplayFrom | null,
   ) {}
   plan(): WatchReplay {
     return {
-      // A cursor "S" as parseFleetCursor reads it.
-      since: this.since === null ? null : { seq: this.since + 1, skip: 0 },
-      bounds: async () => ({ first: this.first, last: this.last }),
+      since: typeof this.since === 'number' ? parseFleetCursor(`${this.id}-${this.since}`) : this.since,
+      bounds: async () => ({ id: this.id, first: this.first, last: this.last }),
       open: async (_c, start, on) => {
         const o = { start, stopped: false };
         this.opened.push(o);
@@ -228,7 +235,7 @@ test('replay: starts after since; each message has its sequence as cursor; hosts
     ),
     ['a5', 'gap:stream:2:7:10', 'a10'],
   );
-  assert.deepEqual(cursors, ['5', '10']);
+  assert.deepEqual(cursors, [`${ID}-5`, `${ID}-10`]);
   // A new connection: read again from the next sequence, the old reading stopped.
   w.attach(new FakeConn() as unknown as NatsConnection);
   await settle();
@@ -261,7 +268,9 @@ test('replay: the stream or its consumer gone (trouble) is told once, the readin
     sink.frames.map((f) => (f.type === 'message' ? f.data : `${f.type}:${String(f.reason)}:${String(f.detail)}`)),
     ['a5', 'gap:nats:JetStream consumer deleted: live from NATS instead, without cursors', 'live'],
   );
-  r.last = 3; // re-created
+  // Re-created: another id, and shorter.
+  r.last = 3;
+  r.id = 'bbbbbbbb';
   w.attach(new FakeConn() as unknown as NatsConnection);
   await settle();
   assert.deepEqual(
@@ -280,7 +289,8 @@ test('replay: since older than the first held is a gap with the count; past the 
   assert.deepEqual(s1.frames, [{ type: 'gap', reason: 'stream', host: null, lost: 40, since: 9, resumeFrom: 50 }]);
   assert.equal(older.opened[0].start, 50);
 
-  const past = new FakeReplay(1, 60, 99);
+  // A bare cursor of earlier versions: checked by position only.
+  const past = new FakeReplay(1, 60, parseFleetCursor('99'));
   const s2 = new Sink([2]);
   new FleetWatcher({ hosts: null, groups: [2] }, s2, past.plan()).attach(new FakeConn() as unknown as NatsConnection);
   await settle();
@@ -340,10 +350,155 @@ test('a run that does not hold what its headers say: what fits is delivered, the
   assert.match(String(sink.frames[7].reason), /k="1000000" is not a count of the 20-byte payload's messages/);
 });
 
-test('fleet cursors: "S" is all of S seen, "S.i" the first i of its run; anything else is no cursor', () => {
-  assert.deepEqual(parseFleetCursor('5'), { seq: 6, skip: 0 });
-  assert.deepEqual(parseFleetCursor('5.2'), { seq: 5, skip: 2 });
-  for (const bad of ['', '5.', '.2', '5.0', '-1', '5.2.1', 'e1-5', '1234567890123456']) assert.equal(parseFleetCursor(bad), null, bad);
+test('fleet cursors: "ID-S" is all of S seen in stream ID, "ID-S.i" the first i of its run; bare "S", "S.i" of earlier versions name no stream; anything else is no cursor', () => {
+  const good: [string, ReplayFrom][] = [
+    ['0a1b2c3d-5', { stream: '0a1b2c3d', seq: 6, skip: 0 }],
+    ['0a1b2c3d-5.2', { stream: '0a1b2c3d', seq: 5, skip: 2 }],
+    ['0a1b2c3d-0', { stream: '0a1b2c3d', seq: 1, skip: 0 }],
+    [`ffffffff-${'9'.repeat(15)}.999999`, { stream: 'ffffffff', seq: 1e15 - 1, skip: 999999 }],
+    ['5', { stream: null, seq: 6, skip: 0 }],
+    ['5.2', { stream: null, seq: 5, skip: 2 }],
+    ['0', { stream: null, seq: 1, skip: 0 }],
+  ];
+  for (const [text, from] of good) assert.deepEqual(parseFleetCursor(text), from, text);
+  const bad = [
+    '',
+    '5.',
+    '.2',
+    '5.0',
+    '0.1',
+    '-1',
+    '5.2.1',
+    '1234567890123456',
+    'e1-5', // a local cursor's epoch is no stream id
+    '0A1B2C3D-5', // written lowercase
+    '0a1b2c3-5',
+    '0a1b2c3d5-5',
+    '0a1b2c3d-',
+    '0a1b2c3d-5.0',
+    '0a1b2c3d-0.1',
+    '0a1b2c3d--5',
+    '0a1b2c3d-5-6',
+    ' 0a1b2c3d-5',
+  ];
+  for (const text of bad) assert.equal(parseFleetCursor(text), null, text);
+});
+
+test('a stream id: 8 lowercase hex digits of its name and creation time; another of either is another id', () => {
+  const id = streamId('NLBRIDGE', '2026-12-08T01:03:21.77036102Z');
+  assert.equal(id, 'a7af4cac');
+  assert.notEqual(streamId('NLBRIDGE', '2026-12-08T01:03:21.785940334Z'), id, 'created again');
+  assert.notEqual(streamId('OTHER', '2026-12-08T01:03:21.77036102Z'), id, "another fleet's");
+  assert.equal(streamId('NLBRIDGE', '2026-12-08T01:03:21.77036102Z'), id);
+  assert.equal(cursorOf(id, 7, 0, 1), 'a7af4cac-7');
+  assert.equal(cursorOf(id, 7, 0, 3), 'a7af4cac-7.1');
+  assert.equal(cursorOf(id, 7, 2, 3), 'a7af4cac-7');
+  assert.deepEqual(parseFleetCursor(cursorOf(id, 7, 1, 3)), { stream: id, seq: 7, skip: 2 });
+});
+
+/** A watcher over `r` whose frames are summed up as text: messages "data@cursor", gaps "gap:reason:lost:since:resumeFrom". */
+function replaying(r: FakeReplay, since: ReplayFrom | null): { got: string[]; gaps: Record<string, unknown>[]; w: FleetWatcher } {
+  const got: string[] = [];
+  const gaps: Record<string, unknown>[] = [];
+  const sink: FleetSink = {
+    groups: [2],
+    deliver: (m) => got.push(`${m.payload.toString()}@${m.cursor}`),
+    flush() {},
+    event: (t, f) => {
+      got.push(`${t}:${String(f.reason)}:${String(f.lost)}:${String(f.since)}:${String(f.resumeFrom)}`);
+      gaps.push(f);
+    },
+  };
+  const w = new FleetWatcher({ hosts: null, groups: [2] }, sink, { ...r.plan(), since });
+  w.attach(new FakeConn() as unknown as NatsConnection);
+  return { got, gaps, w };
+}
+
+test("replay: a cursor of another stream (deleted and created again, or another fleet's) is a stream gap saying so, lost null, then the stream from its first message, with cursors of its id", async () => {
+  for (const since of ['bbbbbbbb-7', 'bbbbbbbb-7.2', 'bbbbbbbb-70']) {
+    const r = new FakeReplay(3, 9, null);
+    const { got, gaps, w } = replaying(r, parseFleetCursor(since));
+    await settle();
+    assert.equal(r.opened[0].start, 3, since);
+    r.stored(3, 'A', 2, 'a3');
+    r.stored(4, 'A', 2, 'a4');
+    const asked = since === 'bbbbbbbb-7.2' ? 6 : since === 'bbbbbbbb-70' ? 70 : 7;
+    assert.deepEqual(got, [`gap:stream:null:${asked}:3`, `a3@${ID}-3`, `a4@${ID}-4`], since);
+    assert.deepEqual(gaps[0], {
+      reason: 'stream',
+      host: null,
+      lost: null,
+      since: asked,
+      resumeFrom: 3,
+      detail: `the cursor names another stream (bbbbbbbb; this one is ${ID}): deleted and created again, or another fleet's; read from its first message`,
+    });
+    w.close();
+  }
+  // A stream created again and not yet written to says first 0, last 0: read from sequence 1.
+  const empty = new FakeReplay(0, 0, null);
+  const { got } = replaying(empty, parseFleetCursor('bbbbbbbb-7'));
+  await settle();
+  assert.equal(empty.opened[0].start, 1);
+  empty.stored(1, 'A', 2, 'first');
+  assert.deepEqual(got, ['gap:stream:null:7:1', `first@${ID}-1`], 'no stream gap for a sequence 0 never held');
+});
+
+test('replay: bare cursors of earlier versions are read by position only, as before; what they read carries the id', async () => {
+  const cases: [string, number, string[]][] = [
+    ['4', 5, [`a5@${ID}-5`]],
+    ['0', 1, [`a1@${ID}-1`]], // since=0: from the stream's first message
+    ['0', 3, ['gap:stream:2:0:3', `a3@${ID}-3`]], // … the first 2 discarded meanwhile
+    ['9', 10, [`a10@${ID}-10`]], // the end: from now on
+    ['12', 10, ['gap:stream:null:12:10', `a10@${ID}-10`]], // past the end: another stream's, not told which
+  ];
+  for (const [since, start, want] of cases) {
+    const r = new FakeReplay(start === 3 ? 3 : 1, 9, null);
+    const { got, w } = replaying(r, parseFleetCursor(since));
+    await settle();
+    assert.equal(r.opened[0].start, start, since);
+    r.stored(start, 'A', 2, `a${start}`);
+    assert.deepEqual(got, want, since);
+    w.close();
+  }
+  // Inside a run: the rest of it.
+  const run = new FakeReplay(1, 9, null);
+  const { got } = replaying(run, parseFleetCursor('5.2'));
+  await settle();
+  assert.equal(run.opened[0].start, 5);
+  run.storedRun(5, 'A', 2, 1, ['a1', 'a2', 'a3']);
+  assert.deepEqual(got, [`a3@${ID}-5`]);
+});
+
+test('replay: a cursor of this stream resumes after it, with no gap', async () => {
+  const r = new FakeReplay(1, 9, null);
+  const { got } = replaying(r, parseFleetCursor(`${ID}-6`));
+  await settle();
+  assert.equal(r.opened[0].start, 7);
+  r.stored(7, 'A', 2, 'a7');
+  assert.deepEqual(got, [`a7@${ID}-7`]);
+});
+
+test('replay: a new connection finds the stream created again meanwhile (another id): its place is no place there, so a stream gap, then from the first message', async () => {
+  const r = new FakeReplay(1, 9, 4);
+  const { got, gaps, w } = replaying(r, parseFleetCursor(`${ID}-4`));
+  await settle();
+  r.stored(5, 'A', 2, 'a5');
+  r.id = 'cccccccc';
+  r.first = 1;
+  r.last = 2;
+  w.attach(new FakeConn() as unknown as NatsConnection);
+  await settle();
+  assert.deepEqual(
+    r.opened.map((o) => [o.start, o.stopped]),
+    [
+      [5, true],
+      [1, false],
+    ],
+  );
+  r.stored(1, 'A', 2, 'new1');
+  assert.deepEqual(got, [`a5@${ID}-5`, 'gap:stream:null:5:1', 'new1@cccccccc-1']);
+  assert.match(String(gaps[0].detail), /another stream \(aaaaaaaa; this one is cccccccc\)/);
+  w.close();
 });
 
 test('replay of runs: a frame of a run has S.i as cursor, its last S; resuming from S.i gives the rest of that run, then what follows', async () => {
@@ -360,11 +515,11 @@ test('replay of runs: a frame of a run has S.i as cursor, its last S; resuming f
   await settle();
   r.storedRun(5, 'A', 2, 1, ['a1', 'a2', 'a3']);
   r.stored(6, 'A', 2, 'a4');
-  assert.deepEqual(cursors, ['5.1', '5.2', '5', '6']);
+  assert.deepEqual(cursors, [`${ID}-5.1`, `${ID}-5.2`, `${ID}-5`, `${ID}-6`]);
   assert.deepEqual(texts, ['a1', 'a2', 'a3', 'a4']);
 
   const again = new FakeReplay(1, 10, null);
-  const from: WatchReplay = { ...again.plan(), since: parseFleetCursor('5.2') };
+  const from: WatchReplay = { ...again.plan(), since: parseFleetCursor(`${ID}-5.2`) };
   const got: string[] = [];
   new FleetWatcher(
     { hosts: null, groups: [2] },
@@ -375,7 +530,7 @@ test('replay of runs: a frame of a run has S.i as cursor, its last S; resuming f
   assert.equal(again.opened[0].start, 5, 'S.i reads S again');
   again.storedRun(5, 'A', 2, 1, ['a1', 'a2', 'a3']);
   again.stored(6, 'A', 2, 'a4');
-  assert.deepEqual(got, ['a3@5', 'a4@6']);
+  assert.deepEqual(got, [`a3@${ID}-5`, `a4@${ID}-6`]);
 });
 
 test("replay: a host's drop notice, live while the stream is read behind it, is told when the reading reaches its jump; the messages before it are all delivered", async () => {

@@ -4,6 +4,7 @@
 // NATS messages and cursors. Each test file had its own copy of the first
 // two, and copies drift apart; one here keeps the hosts and the reading alike.
 
+import { createHash } from 'node:crypto';
 import type { FleetStatus } from '../../../daemon/fleet/index';
 import { spawnDaemon, type DaemonProc } from '../../reliability/support/daemon_proc';
 
@@ -53,9 +54,19 @@ export function runMessages(data: Uint8Array, headers: { get(k: string): string 
   return out;
 }
 
-/** A fleet frame's cursor ("S", or "S.i" inside a run) as [S, i], the last of a run (or a message alone) i = Infinity: for ordering. */
+/** A fleet frame's cursor ("ID-S", or "ID-S.i" inside a run) as [S, i], the last of a run (or a message alone) i = Infinity: for ordering in one stream. */
 export function cursorPlace(cursor: unknown): [number, number] {
-  const m = /^([0-9]+)(?:\.([0-9]+))?$/.exec(String(cursor));
+  const m = /^[0-9a-f]{8}-([0-9]+)(?:\.([0-9]+))?$/.exec(String(cursor));
   if (!m) throw new Error(`${String(cursor)} is not a fleet cursor`);
   return [Number(m[1]), m[2] === undefined ? Infinity : Number(m[2])];
+}
+
+/**
+ * The id a fleet cursor gives the JetStream stream `name` created at
+ * `created` (its STREAM.INFO), as daemon/README.md states it: the first 8
+ * hex digits of sha256(name "\n" created). Written from the contract, not
+ * with the daemon's code.
+ */
+export function fleetStreamId(name: string, created: string): string {
+  return createHash('sha256').update(`${name}\n${created}`).digest('hex').slice(0, 8);
 }
