@@ -18,15 +18,13 @@ import type { RxMessage } from '../netlink/message';
 import { cursorOf, type ReplayFrom } from './cursor';
 import { HostSequences } from './host_sequences';
 import { replayStart, type StreamBounds } from './replay_start';
-import { HEADERS, MAX_HOST_ID_LENGTH, SUBJECT_ROOT, isSubjectToken } from './subjects';
+import { HEADERS, SUBJECT_ROOT } from './subjects';
+import type { WatchSelection } from './watch_selection';
 
 export { cursorOf, parseFleetCursor, streamId, type ReplayFrom } from './cursor';
 export { MAX_TRACKED_HOSTS } from './host_sequences';
 export type { StreamBounds } from './replay_start';
-
-/** The most hosts one stream may name in ?hosts= (each costs two NATS subscriptions). */
-export const MAX_WATCH_HOSTS = 32;
-/** Longest host id accepted in ?hosts= (a NATS subject token; --host-id is a hostname's first label). */
+export { MAX_WATCH_HOSTS, parseHosts, type WatchSelection } from './watch_selection';
 
 /** What a fleet stream is fed through: a streams/Subscription. */
 export interface FleetSink {
@@ -34,26 +32,17 @@ export interface FleetSink {
   deliver(m: RxMessage): void;
   flush(): void;
   event(type: string, fields: Record<string, unknown>): void;
+  /** Whether the client's backlog is at most `fraction` of its bound (the reading of the stream is paced by it). */
+  room(fraction: number): boolean;
+  /** How long a client may stay over its backlog (--ws-stall-ms), and closing it when it did. */
+  readonly stallMs: number;
+  stalled(): void;
 }
 
-export interface WatchSelection {
-  /** null: every host. */
-  hosts: readonly string[] | null;
-  groups: readonly number[];
-}
-
-/** Parses ?hosts=A,B; throws Error with what is wrong (the route makes it a 400 naming `hosts`). */
-export function parseHosts(text: string): string[] {
-  const hosts = text.split(',').map((s) => s.trim());
-  if (hosts.some((h) => h === '')) throw new Error('an empty host id (write hosts=A,B)');
-  for (const h of hosts) {
-    if (h.length > MAX_HOST_ID_LENGTH) throw new Error(`host id "${h.slice(0, 20)}…" is longer than ${MAX_HOST_ID_LENGTH} characters`);
-    if (!isSubjectToken(h)) throw new Error(`${JSON.stringify(h)} is not a host id (no ".", "*", ">", whitespace or control characters)`);
-  }
-  const unique = [...new Set(hosts)];
-  if (unique.length > MAX_WATCH_HOSTS) throw new Error(`${unique.length} hosts, at most ${MAX_WATCH_HOSTS}`);
-  return unique;
-}
+/** Pacing a reading of the stream: stopped above half the client's backlog bound, opened again below a quarter. */
+const PAUSE_ABOVE = 0.5;
+const RESUME_BELOW = 0.25;
+const PACE_POLL_MS = 25;
 
 /** A stored message as the watcher needs it (a JsMsg is one). */
 export interface StoredMsg {
@@ -92,6 +81,9 @@ export class FleetWatcher {
   /** The id of the stream read (its cursors' first part): where nextSeq is a place. */
   private streamOfCursors = '';
   private reading: { stop(): void } | null = null;
+  /** While a reading is paced (pauseReading): the look at the client's backlog. */
+  private paused: NodeJS.Timeout | null = null;
+  private conn: NatsConnection | null = null;
   /** Where the stream is read from when it is opened: the client's cursor, null for the stream's end. */
   private since: ReplayFrom | null;
   /** Bumped at each attach/detach: a replay that opens after its connection was replaced is stopped at once. */
@@ -128,6 +120,7 @@ export class FleetWatcher {
       return;
     }
     this.fromStream = this.replay !== null;
+    this.conn = c;
     if (this.replay !== null) void this.openReplay(c, this.replay, this.generation);
   }
 
@@ -153,7 +146,8 @@ export class FleetWatcher {
       this.sink.flush();
       this.nextSeq = start;
       const reading = await replay.open(c, start, {
-        message: (m) => this.onStored(m),
+        // A reading stopped (paced, replaced) may still hand over what was in flight: read again from nextSeq instead.
+        message: (m) => void (current() && this.onStored(m)),
         trouble: (d) => {
           if (current()) this.streamLost(c, replay, d);
         },
@@ -212,6 +206,40 @@ export class FleetWatcher {
     const skip = this.skipIn !== null && this.skipIn.seq === m.seq ? this.skipIn.skip : 0;
     this.skipIn = null;
     this.take(m.subject, m.headers, m.data, m.seq, skip);
+    if (this.paused === null && !this.sink.room(PAUSE_ABOVE)) this.pauseReading();
+  }
+
+  /**
+   * Pacing: the client's backlog is half full, so the reading stops (its
+   * consumer is deleted) and opens again at the next sequence once the
+   * backlog is down to a quarter. A resume over a long stretch of the stream
+   * then reaches a client whole at the pace it reads, as a local resume does
+   * (netlink/catch_up.ts), where the consumer, which hands over as fast as
+   * NATS delivers, made it `dropped` frames. One stopped reading costs a
+   * consumer's creation and deletion. A client that stays over half its
+   * bound for --ws-stall-ms is closed as stalled.
+   */
+  private pauseReading(): void {
+    const c = this.conn!;
+    const replay = this.replay!;
+    this.generation++;
+    this.reading?.stop();
+    this.reading = null;
+    const since = Date.now();
+    this.paused = setInterval(() => {
+      if (this.sink.room(RESUME_BELOW)) {
+        this.stopPause();
+        void this.openReplay(c, replay, this.generation);
+      } else if (Date.now() - since > this.sink.stallMs) {
+        this.stopPause();
+        this.sink.stalled();
+      }
+    }, PACE_POLL_MS);
+  }
+
+  private stopPause(): void {
+    if (this.paused !== null) clearInterval(this.paused);
+    this.paused = null;
   }
 
   /** A disconnect from NATS: loss for core subscriptions; a stream reader resumes where it was. */
@@ -238,6 +266,7 @@ export class FleetWatcher {
 
   private detach(): void {
     this.generation++;
+    this.stopPause();
     this.reading?.stop();
     this.reading = null;
     for (const s of this.subs) {

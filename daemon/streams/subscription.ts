@@ -93,9 +93,14 @@ export class Subscription<W extends StreamWriter = StreamWriter> implements Subs
     this.send(m);
   }
 
-  /** For the catch-up: whether the client's backlog has room. */
-  room(): boolean {
-    return !this.closed && this.writer.isOpen() && this.writer.backlogBytes() <= this.opts.bufferBytes;
+  /** For the catch-up and a fleet stream's reading: whether the client's backlog is at most `fraction` of its bound. */
+  room(fraction = 1): boolean {
+    return !this.closed && this.writer.isOpen() && this.writer.backlogBytes() <= this.opts.bufferBytes * fraction;
+  }
+
+  /** --ws-stall-ms: how long a client may stay over its backlog. */
+  get stallMs(): number {
+    return this.opts.stallMs;
   }
 
   /** For the catch-up: a client that stayed full for --ws-stall-ms. */

@@ -15,7 +15,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
+import type { Socket } from 'node:net';
 import { connect as natsConnect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { NetlinkSocket } from '../../addon/socket';
 import { encodeMessage } from '../../addon/codec';
 import { checkFleetSettings, startFleet } from '../../daemon/fleet/index';
@@ -43,9 +45,9 @@ describe('fleet: a host sequence read back from the stream while the host drops 
     await server.start(`max_payload: 8192\njetstream { store_dir: "${path.join(server.dir, 'js')}" }`);
     a = await spawnJetStreamHost(server.url, STREAM);
     c = await startDaemon({
-      // A backlog that holds the whole replay: the stream is read as fast as NATS delivers, and this
-      // client shares its event loop with daemon C; what is tested here is the count, not the pace.
-      config: { nats: [server.url], hostId: 'C', natsJetstream: 'on', natsStream: STREAM, wsBufferBytes: 256 * 1024 * 1024 },
+      // The default backlog (1 MiB, a tenth of the replay's frames): the reading is paced by the client.
+      // A short stall bound for the client that never reads.
+      config: { nats: [server.url], hostId: 'C', natsJetstream: 'on', natsStream: STREAM, wsStallMs: 1500 },
       fleet: (bus, config, logger) => startFleet(config, checkFleetSettings(config), bus, logger),
     });
     await waitFor('A has its stream', () => fleetStatus(a), { timeoutMs: 10000, until: (s) => s.jetstream?.state === 'ready' });
@@ -88,7 +90,7 @@ describe('fleet: a host sequence read back from the stream while the host drops 
     const gaps = frames.filter((f) => f.type === 'gap');
     const droppedByBacklog = frames.filter((f) => f.type === 'dropped').reduce((s, f) => s + Number(f.count), 0);
     assert.ok(done, `"after" arrived (${texts.length} messages, gaps ${JSON.stringify(gaps)})`);
-    assert.equal(droppedByBacklog, 0, 'the client kept up (no backlog drops): every frame is countable');
+    assert.equal(droppedByBacklog, 0, 'paced by the client: no frame dropped for its backlog');
     const expected = [...Array.from({ length: BACKLOG }, (_, i) => `m-${i + 1}`), 'after'];
     // Told compactly when it fails: how many, and the first difference.
     const firstDiff = expected.findIndex((t, i) => texts[i] !== t);
@@ -100,6 +102,27 @@ describe('fleet: a host sequence read back from the stream while the host drops 
       'the drop told once, as the publisher said it',
     );
     assert.deepEqual(client.specErrors, []);
+  });
+
+  test('a resuming client that stops reading is closed as stalled after --ws-stall-ms, and leaves no consumer on the server', async () => {
+    const consumers = async (): Promise<number> => {
+      const nc = await natsConnect({ servers: server.url });
+      try {
+        return (await (await jetstreamManager(nc)).streams.info(STREAM)).state.consumer_count;
+      } finally {
+        await nc.close();
+      }
+    };
+    const { client } = await connect(c, `/fleet/groups/${bit(2)}?hosts=A&since=0`);
+    await waitFor('the first stored message', () => client.all.some((f) => isFrame(f) && f.type === 'message'), { timeoutMs: 10000 });
+    const socket = (client.ws as unknown as { _socket: Socket })._socket;
+    socket.pause();
+    await waitFor('closed as a slow client', () => c.metrics.wsClosedSlow.total(), { timeoutMs: 20000, until: (n) => n === 1 });
+    socket.resume();
+    const code = await client.closed;
+    assert.ok(code === 1013 || code === 1006, `close code ${code}`);
+    await waitFor('its consumer deleted', consumers, { timeoutMs: 5000, until: (n) => n === 0 });
+    assert.equal(c.app.nlbridge.streams.size, 0);
   });
 });
 

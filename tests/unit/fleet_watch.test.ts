@@ -44,8 +44,18 @@ class FakeConn {
   }
 }
 
+/** A client's backlog as a fleet stream's reading is paced by it (always room unless a test fills it). */
+const ROOMY = { room: (): boolean => true, stallMs: 10_000, stalled(): void {} };
+
 class Sink implements FleetSink {
   frames: (Record<string, unknown> & { type: string })[] = [];
+  /** The client's backlog, as a fraction of its bound. */
+  backlog = 0;
+  stalls = 0;
+  readonly stallMs = 200;
+  // Arrow properties, not methods: some tests spread a Sink into another object.
+  room = (fraction: number): boolean => this.backlog <= fraction;
+  stalled = (): void => void this.stalls++;
   constructor(readonly groups: readonly number[]) {}
   deliver(m: RxMessage): void {
     this.frames.push({ type: 'message', host: m.host, group: m.group, data: m.payload.toString(), portId: m.portId });
@@ -401,6 +411,7 @@ function replaying(r: FakeReplay, since: ReplayFrom | null): { got: string[]; ga
   const got: string[] = [];
   const gaps: Record<string, unknown>[] = [];
   const sink: FleetSink = {
+    ...ROOMY,
     groups: [2],
     deliver: (m) => got.push(`${m.payload.toString()}@${m.cursor}`),
     flush() {},
@@ -506,6 +517,7 @@ test('replay of runs: a frame of a run has S.i as cursor, its last S; resuming f
   const cursors: (string | undefined)[] = [];
   const texts: string[] = [];
   const sink: FleetSink = {
+    ...ROOMY,
     groups: [2],
     deliver: (m) => (cursors.push(m.cursor), texts.push(m.payload.toString())),
     flush() {},
@@ -523,7 +535,7 @@ test('replay of runs: a frame of a run has S.i as cursor, its last S; resuming f
   const got: string[] = [];
   new FleetWatcher(
     { hosts: null, groups: [2] },
-    { groups: [2], deliver: (m) => got.push(`${m.payload.toString()}@${m.cursor}`), flush() {}, event: (t) => got.push(t) },
+    { ...ROOMY, groups: [2], deliver: (m) => got.push(`${m.payload.toString()}@${m.cursor}`), flush() {}, event: (t) => got.push(t) },
     from,
   ).attach(new FakeConn() as unknown as NatsConnection);
   await settle();
@@ -549,3 +561,39 @@ test("replay: a host's drop notice, live while the stream is read behind it, is 
   assert.deepEqual(shape(sink), ['a1', 'a2', 'a3', 'gap:publisher:1', 'a5']);
   w.close();
 });
+
+test('replay is paced by the client: the reading stops above half its backlog, opens again at the next sequence below a quarter, ignores what the stopped one still hands over; a client full for stallMs is closed as stalled', async () => {
+  const c = new FakeConn();
+  const sink = new Sink([2]);
+  const r = new FakeReplay(1, 10, 0);
+  const w = new FleetWatcher({ hosts: ['A'], groups: [2] }, sink, r.plan());
+  w.attach(c as unknown as NatsConnection);
+  await settle();
+  r.stored(1, 'A', 2, 'a1');
+  sink.backlog = 0.6; // the client reads slowly
+  r.stored(2, 'A', 2, 'a2');
+  assert.equal(r.opened[0].stopped, true, 'the reading stopped after the message that filled the backlog');
+  const stale = r.on!;
+  stale.message({ subject: 'nlbridge.A.g.2', data: encodeMessage({ type: 16, payload: Buffer.from('in-flight') }), seq: 3 });
+  sink.backlog = 0.3; // under half, not yet a quarter: still paused
+  await new Promise((res) => setTimeout(res, 60));
+  assert.equal(r.opened.length, 1);
+  sink.backlog = 0.2;
+  await waitUntil(() => r.opened.length === 2);
+  assert.equal(r.opened[1].start, 3, 'opened again at the next sequence');
+  r.stored(3, 'A', 2, 'a3');
+  assert.deepEqual(shape(sink), ['a1', 'a2', 'a3'], "the stopped reading's message was not taken: read again, once");
+  sink.backlog = 1; // now a client that never reads
+  r.stored(4, 'A', 2, 'a4');
+  await waitUntil(() => sink.stalls === 1);
+  assert.equal(r.opened.length, 2, 'not opened again for a stalled client');
+  w.close();
+});
+
+async function waitUntil(cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 2000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((res) => setTimeout(res, 5));
+  }
+}
