@@ -5,7 +5,7 @@
 import type { FastifyRequest } from 'fastify';
 import { Problem } from '../errors';
 import type { Fleet, FleetWatch } from '../fleet/index';
-import type { ReplayFrom } from '../fleet/watch';
+import type { ReplayFrom } from '../fleet/cursor';
 import type { Bus } from '../netlink/bus';
 import type { GroupList } from '../netlink/groups';
 import { checkRead } from '../scopes';
@@ -29,7 +29,7 @@ function fleetSince(text: string | undefined, fleet: Fleet, field: string): Repl
     });
   // Loaded only once a fleet exists (see fleetSelection).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { parseFleetCursor } = require('../fleet/watch') as typeof import('../fleet/watch');
+  const { parseFleetCursor } = require('../fleet/cursor') as typeof import('../fleet/cursor');
   const since = parseFleetCursor(text);
   if (since === null)
     throw new Problem(
@@ -55,7 +55,7 @@ export function fleetSelection(request: FastifyRequest, fleet: Fleet | null, bus
   const present = requireFleet(fleet);
   // Loaded only once a fleet exists: a daemon without --nats loads nothing of daemon/fleet/ (fleet_publish.test.ts).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { parseHosts } = require('../fleet/watch') as typeof import('../fleet/watch');
+  const { parseHosts } = require('../fleet/watch_selection') as typeof import('../fleet/watch_selection');
   // Options of local streams a fleet stream does not offer: refused, not ignored
   // (a client asking for binary frames would otherwise get JSON, unsaid).
   for (const name of LOCAL_ONLY) {

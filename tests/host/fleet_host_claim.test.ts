@@ -17,23 +17,9 @@ import { skipUnless } from '../support/prerequisites';
 import { metricValue, waitFor } from '../support/wait';
 import { spawnDaemon, type DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, sleep } from './support/daemon_harness';
-import { assertMatchesSpec } from './support/daemon_spec';
 import { NatsServer } from './support/nats_server';
-import type { FleetStatus } from '../../daemon/fleet/index';
+import { fleetMetrics, fleetStatus } from './support/fleet_hosts';
 import { CLAIM_RECHECK_MS } from '../../daemon/fleet/host_claim';
-
-async function fleetOf(d: DaemonProc): Promise<FleetStatus> {
-  const res = await fetch(`${d.base}/status`, { headers: d.token ? { authorization: `Bearer ${d.token}` } : {} });
-  assert.equal(res.status, 200);
-  const body = (await res.json()) as { fleet: FleetStatus };
-  // hostClaim is part of the contract (openapi.yaml Status).
-  assertMatchesSpec('GET', '/status', res.status, res.headers.get('content-type') ?? '', body);
-  return body.fleet;
-}
-
-async function metricsOf(d: DaemonProc): Promise<string> {
-  return (await fetch(`${d.base}/metrics`, { headers: d.token ? { authorization: `Bearer ${d.token}` } : {} })).text();
-}
 
 /** Datagrams a raw netlink reader of `group` gets while `act` runs and for 300 ms after. */
 async function netlinkCount(group: number, act: () => Promise<void>): Promise<number> {
@@ -77,11 +63,17 @@ describe('fleet: two daemons with one --host-id', { skip: skipUnless('nats-serve
     fs.writeFileSync(conf, JSON.stringify({ natsSendScope: { sendGroups: '*', sendPorts: '*', kernel: false } }));
     const args = ['--config', conf, '--nats', server.url, '--host-id', 'H', '--nats-send', 'on', '--nats-publish', '2'];
     older = await spawnDaemon(args);
-    await waitFor('the first daemon holds H', async () => (await fleetOf(older)).hostClaim.state === 'holding', { timeoutMs: 10000 });
-    newer = await spawnDaemon(args);
-    await waitFor('the second daemon stands aside', async () => (await fleetOf(newer)).hostClaim.state === 'standing-aside', {
+    await waitFor('the first daemon holds H', async () => (await fleetStatus(older, { spec: true })).hostClaim.state === 'holding', {
       timeoutMs: 10000,
     });
+    newer = await spawnDaemon(args);
+    await waitFor(
+      'the second daemon stands aside',
+      async () => (await fleetStatus(newer, { spec: true })).hostClaim.state === 'standing-aside',
+      {
+        timeoutMs: 10000,
+      },
+    );
   });
 
   after(async () => {
@@ -92,12 +84,12 @@ describe('fleet: two daemons with one --host-id', { skip: skipUnless('nats-serve
   });
 
   test('both say who else claims H: /status, /metrics and an error in the log', async () => {
-    const o = await fleetOf(older);
-    const n = await fleetOf(newer);
+    const o = await fleetStatus(older, { spec: true });
+    const n = await fleetStatus(newer, { spec: true });
     assert.equal(o.hostClaim.state, 'holding');
     assert.equal(o.hostClaim.other?.pid, newer.pid, 'the holder names the one standing aside');
     assert.equal(n.hostClaim.other?.pid, older.pid, 'the one standing aside names the holder');
-    for (const d of [older, newer]) assert.equal(metricValue(await metricsOf(d), 'nlbridge_nats_host_id_conflict'), 1);
+    for (const d of [older, newer]) assert.equal(metricValue(await fleetMetrics(d), 'nlbridge_nats_host_id_conflict'), 1);
     assert.ok(
       newer.logs.some((l) => l.level === 50 && /started earlier, uses this --host-id: this one stands aside/.test(String(l.msg))),
       'the newer logs an error',
@@ -122,14 +114,14 @@ describe('fleet: two daemons with one --host-id', { skip: skipUnless('nats-serve
     await waitFor('published', () => published.length > before, { timeoutMs: 5000 });
     await sleep(500);
     assert.equal(published.length - before, 1, 'one copy on the bus');
-    assert.equal((await fleetOf(newer)).droppedBy['host-id'], 1);
-    assert.equal(metricValue(await metricsOf(newer), 'nlbridge_nats_dropped_total', '{reason="host-id"}'), 1);
-    assert.equal((await fleetOf(older)).published, 1);
+    assert.equal((await fleetStatus(newer, { spec: true })).droppedBy['host-id'], 1);
+    assert.equal(metricValue(await fleetMetrics(newer), 'nlbridge_nats_dropped_total', '{reason="host-id"}'), 1);
+    assert.equal((await fleetStatus(older, { spec: true })).published, 1);
   });
 
   test('the holder stops: the other takes H over, answers sends, and first tells what it did not publish', async () => {
     assert.equal(await older.stop(), 0);
-    await waitFor('the second daemon holds H', async () => (await fleetOf(newer)).hostClaim.state === 'holding', {
+    await waitFor('the second daemon holds H', async () => (await fleetStatus(newer, { spec: true })).hostClaim.state === 'holding', {
       timeoutMs: CLAIM_RECHECK_MS + 5000,
     });
     const seen = await netlinkCount(5, async () => {

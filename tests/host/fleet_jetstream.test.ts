@@ -22,7 +22,7 @@ import { skipUnless } from '../support/prerequisites';
 import { metricValue, waitFor } from '../support/wait';
 import type { DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, call, connect, sleep, startDaemon, type Daemon, type Frame } from './support/daemon_harness';
-import { cursorPlace, fleetStatus, fleetStreamId, runMessages, spawnJetStreamHost } from './support/fleet_hosts';
+import { cursorPlace, fleetMetrics, fleetStatus, fleetStreamId, runMessages, spawnJetStreamHost } from './support/fleet_hosts';
 import { NatsServer } from './support/nats_server';
 import { SseClient } from './support/sse_client';
 
@@ -89,7 +89,7 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
       sendError: null,
     });
 
-    const metrics = await (await fetch(`${a.base}/metrics`, { headers: a.token ? { authorization: `Bearer ${a.token}` } : {} })).text();
+    const metrics = await fleetMetrics(a);
     assert.equal(metricValue(metrics, 'nlbridge_nats_jetstream_ready'), 1);
 
     const before = await lastSeq();

@@ -18,7 +18,7 @@ import { skipUnless } from '../support/prerequisites';
 import { metricValue, waitFor } from '../support/wait';
 import type { DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, connect, sleep } from './support/daemon_harness';
-import { fleetStatus, fleetStreamId, spawnJetStreamHost } from './support/fleet_hosts';
+import { fleetMetrics, fleetStatus, fleetStreamId, spawnJetStreamHost } from './support/fleet_hosts';
 import { NatsServer } from './support/nats_server';
 
 const STREAM = 'NLBLOST';
@@ -40,15 +40,7 @@ describe('fleet: the JetStream stream lost under a running daemon', { skip: skip
       () => true,
       () => false,
     );
-  const metric = async (): Promise<number | undefined> =>
-    metricValue(
-      await (
-        await fetch(`${a.base}/metrics`, {
-          headers: a.token ? { authorization: `Bearer ${a.token}` } : {},
-        })
-      ).text(),
-      'nlbridge_nats_jetstream_ready',
-    );
+  const metric = async (): Promise<number | undefined> => metricValue(await fleetMetrics(a), 'nlbridge_nats_jetstream_ready');
 
   before(async () => {
     await server.start(`jetstream { store_dir: "${path.join(server.dir, 'js')}" }`);

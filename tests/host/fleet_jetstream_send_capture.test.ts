@@ -17,7 +17,7 @@ import { skipUnless } from '../support/prerequisites';
 import { metricValue, waitFor } from '../support/wait';
 import { spawnDaemon, type DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, sleep } from './support/daemon_harness';
-import { fleetStatus } from './support/fleet_hosts';
+import { fleetMetrics, fleetStatus } from './support/fleet_hosts';
 import { NatsServer } from './support/nats_server';
 
 /** The daemon's periodic check of the stream (daemon/fleet/stream_keeper.ts), with room for a loaded host. */
@@ -89,7 +89,7 @@ describe('fleet: a stream capturing the send subject', { skip: skipUnless('nats-
     assert.equal(r.body.stream, 'SENDS');
     await sleep(1000);
     assert.deepEqual(texts(), [], 'the send was not carried out');
-    const metrics = await (await fetch(`${a.base}/metrics`, { headers: a.token ? { authorization: `Bearer ${a.token}` } : {} })).text();
+    const metrics = await fleetMetrics(a);
     assert.equal(metricValue(metrics, 'nlbridge_nats_send_requests_total', '{status="503"}'), 1);
 
     await jsm.streams.delete('SENDS');

@@ -14,26 +14,8 @@ import { metricValue, waitFor } from '../support/wait';
 import { spawnDaemon, type DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, connect, sleep, type Frame } from './support/daemon_harness';
 import { indexOf } from './support/flood_sender';
-import { runMessages } from './support/fleet_hosts';
+import { fleetMetrics, fleetStatus, runMessages } from './support/fleet_hosts';
 import { NatsServer } from './support/nats_server';
-
-type FleetStatus = {
-  connected: boolean;
-  reconnects: number;
-  published: number;
-  dropped: number;
-  droppedBy: Record<string, number>;
-  heldMessages: number;
-};
-
-async function fleetOf(d: DaemonProc): Promise<FleetStatus> {
-  const res = await fetch(`${d.base}/status`, { headers: d.token ? { authorization: `Bearer ${d.token}` } : {} });
-  return ((await res.json()) as { fleet: FleetStatus }).fleet;
-}
-
-async function metricsOf(d: DaemonProc): Promise<string> {
-  return (await fetch(`${d.base}/metrics`, { headers: d.token ? { authorization: `Bearer ${d.token}` } : {} })).text();
-}
 
 describe('fleet: nats-server killed under load', { skip: skipUnless('nats-server') }, () => {
   const server = new NatsServer();
@@ -51,7 +33,7 @@ describe('fleet: nats-server killed under load', { skip: skipUnless('nats-server
     receiver.subscribe('nlbridge.hostB.events', { callback: (_e, m) => void events.push(m.json<Record<string, unknown>>()) });
     await receiver.flush();
     daemon = await spawnDaemon(['--nats', server.url, '--host-id', 'hostB', '--nats-publish', '2', '--nats-buffer-bytes', '65536']);
-    await waitFor('the daemon connected to NATS', async () => (await fleetOf(daemon)).connected, { timeoutMs: 10000 });
+    await waitFor('the daemon connected to NATS', async () => (await fleetStatus(daemon)).connected, { timeoutMs: 10000 });
   });
 
   after(async () => {
@@ -121,7 +103,7 @@ describe('fleet: nats-server killed under load', { skip: skipUnless('nats-server
     await ws.close();
 
     // The publish side: reconnected by itself, nothing left, every message published or dropped.
-    const st = await waitFor('the daemon reconnected and settled', () => fleetOf(daemon), {
+    const st = await waitFor('the daemon reconnected and settled', () => fleetStatus(daemon), {
       timeoutMs: 30000,
       until: (s) => s.connected && s.heldMessages === 0 && s.published + s.dropped === N,
       show: (s) => JSON.stringify(s),
@@ -131,7 +113,7 @@ describe('fleet: nats-server killed under load', { skip: skipUnless('nats-server
     assert.ok(st.published > 0);
     assert.equal(st.droppedBy.buffer, st.dropped);
     assert.equal(st.published + st.dropped, N, 'published + dropped == sent');
-    const metrics = await metricsOf(daemon);
+    const metrics = await fleetMetrics(daemon);
     assert.equal(metricValue(metrics, 'nlbridge_nats_published_total'), st.published);
     assert.equal(metricValue(metrics, 'nlbridge_nats_dropped_total', '{reason="buffer"}'), st.dropped);
     assert.equal(metricValue(metrics, 'nlbridge_nats_connected'), 1);
@@ -190,7 +172,7 @@ describe('fleet: a message over max_payload', { skip: skipUnless('nats-server') 
     receiver.subscribe('nlbridge.hostC.events', { callback: (_e, m) => void events.push(m.json<Record<string, unknown>>()) });
     await receiver.flush();
     daemon = await spawnDaemon(['--nats', server.url, '--host-id', 'hostC', '--nats-publish', '0b100']);
-    await waitFor('the daemon connected to NATS', async () => (await fleetOf(daemon)).connected, { timeoutMs: 10000 });
+    await waitFor('the daemon connected to NATS', async () => (await fleetStatus(daemon)).connected, { timeoutMs: 10000 });
   });
 
   after(async () => {
@@ -215,13 +197,13 @@ describe('fleet: a message over max_payload', { skip: skipUnless('nats-server') 
     const run = m.headers!.get('c').split('-')[0];
     assert.match(run, /^[0-9a-f]{8}$/);
     assert.deepEqual(e, { type: 'dropped', host: 'hostC', run, count: 1, from: 1, to: 1, reasons: { 'max-payload': 1 } });
-    const st = await waitFor('settled', () => fleetOf(daemon), {
+    const st = await waitFor('settled', () => fleetStatus(daemon), {
       timeoutMs: 5000,
       until: (s) => s.heldMessages === 0 && s.published === 1,
     });
     assert.equal(st.dropped, 1);
     assert.equal(st.droppedBy['max-payload'], 1);
-    assert.equal(metricValue(await metricsOf(daemon), 'nlbridge_nats_dropped_total', '{reason="max-payload"}'), 1);
+    assert.equal(metricValue(await fleetMetrics(daemon), 'nlbridge_nats_dropped_total', '{reason="max-payload"}'), 1);
     assert.equal(msgs.length, 1);
     assert.ok(daemon.alive() && st.connected);
   });

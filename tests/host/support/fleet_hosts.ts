@@ -1,12 +1,12 @@
-// Helpers of the fleet host tests (fleet_jetstream, fleet_jetstream_permissions,
-// fleet_permissions, fleet_outage): the spawned daemon of host A with
-// JetStream on, the fleet part of a daemon's /status, and reading the fleet's
+// Helpers of the fleet host tests: the spawned daemon of host A with
+// JetStream on, the fleet part of a daemon's /status, its /metrics, and reading the fleet's
 // NATS messages and cursors. Each test file had its own copy of the first
 // two, and copies drift apart; one here keeps the hosts and the reading alike.
 
 import { createHash } from 'node:crypto';
 import type { FleetStatus } from '../../../daemon/fleet/index';
 import { spawnDaemon, type DaemonProc } from '../../reliability/support/daemon_proc';
+import { assertMatchesSpec } from './daemon_spec';
 
 /** Host A's daemon on `natsUrl`, publishing group 2 into the JetStream stream `stream` (--nats-jetstream on). */
 export function spawnJetStreamHost(natsUrl: string, stream: string): Promise<DaemonProc> {
@@ -19,10 +19,21 @@ export function spawnJetStreamHost(natsUrl: string, stream: string): Promise<Dae
  * fetch, as the copies it replaces were; the tests that assert on /status
  * itself use `call`, which also checks the answer against openapi.yaml.
  */
-export async function fleetStatus(d: Pick<DaemonProc, 'base' | 'token'>): Promise<FleetStatus> {
-  const r = await fetch(`${d.base}/status`, { headers: d.token ? { authorization: `Bearer ${d.token}` } : {} });
-  return ((await r.json()) as { fleet: FleetStatus }).fleet;
+export async function fleetStatus(d: Pick<DaemonProc, 'base' | 'token'>, opts: { spec?: boolean } = {}): Promise<FleetStatus> {
+  const r = await fetch(`${d.base}/status`, { headers: authOf(d) });
+  const body = (await r.json()) as { fleet: FleetStatus };
+  // With `spec`: the whole answer checked against openapi.yaml's Status too (a test of a field of the contract).
+  if (opts.spec && r.status !== 200) throw new Error(`GET /status: ${r.status}`);
+  if (opts.spec) assertMatchesSpec('GET', '/status', r.status, r.headers.get('content-type') ?? '', body);
+  return body.fleet;
 }
+
+/** A daemon's GET /metrics text (with its token if it has one). */
+export async function fleetMetrics(d: Pick<DaemonProc, 'base' | 'token'>): Promise<string> {
+  return (await fetch(`${d.base}/metrics`, { headers: authOf(d) })).text();
+}
+
+const authOf = (d: Pick<DaemonProc, 'token'>): Record<string, string> => (d.token ? { authorization: `Bearer ${d.token}` } : {});
 
 /** One netlink message of a NATS message on nlbridge.<host>.g.<group>, with its number on the host. */
 export interface RunMessage {
