@@ -10,10 +10,11 @@
 // of them stands aside, host_claim.ts) are counted each on its own, not as
 // one sequence jumping back and forth.
 //
-// Notices come live, on the events subject. When messages come from the
-// JetStream stream (a resume), they may be far behind the notice: a notice
-// is then kept (bounded) and told when the reading reaches the jump it
-// explains; one the reading has passed was told as that jump already.
+// Notices come live, on the events subject, and may be ahead of the messages
+// (a reading of the JetStream stream far behind): a notice is kept (bounded)
+// and told when the reading reaches the jump it explains; one the reading has
+// passed was told as that jump already. A notice never moves a count itself,
+// so a forged one cannot make a host's real messages look like repeats.
 
 /** What a gap frame carries about a host's messages. */
 export interface SequenceGap {
@@ -80,24 +81,8 @@ export class HostSequences {
     return seen;
   }
 
-  /** A notice while messages come as they are published (core subscriptions): it precedes the jump it explains. */
-  droppedLive(e: DropNotice): void {
-    const h = this.hosts.get(e.host);
-    if (h !== undefined) {
-      const r = this.runOf(h, e.run ?? h.current.run);
-      if (e.to > r.last) {
-        if (e.from > r.last + 1)
-          this.tell({ reason: 'sequence', host: e.host, lost: e.from - r.last - 1, from: r.last + 1, to: e.from - 1 });
-        r.last = e.to;
-      }
-    } else if (e.run !== null) {
-      this.hosts.set(e.host, { current: { run: e.run, last: e.to }, previous: null });
-    }
-    this.tell({ reason: 'publisher', host: e.host, lost: e.count, from: e.from, to: e.to });
-  }
-
-  /** A notice while messages come from the stream: kept until the reading reaches it, dropped if the reading passed it (told as its jump). */
-  droppedAhead(e: DropNotice): void {
+  /** A host's drop notice: kept until the reading reaches the jump it explains; one the reading passed was told as that jump. */
+  dropped(e: DropNotice): void {
     const h = this.hosts.get(e.host);
     const run = e.run ?? h?.current.run;
     const r = h === undefined ? null : h.current.run === run ? h.current : h.previous?.run === run ? h.previous : null;

@@ -70,8 +70,6 @@ export interface WatchReplay {
 export class FleetWatcher {
   private readonly groups: Set<number>;
   private readonly seqs: HostSequences;
-  /** Messages come from the stream (a reading open or opening), not as published: drop notices may be ahead of them. */
-  private fromStream = false;
   private subs: NatsSubscription[] = [];
   private closed = false;
   /** The stream sequence expected next (replay only): a message past it means the stream lost those between. */
@@ -119,7 +117,6 @@ export class FleetWatcher {
       this.notice(`cannot subscribe on NATS: ${(err as Error).message}`);
       return;
     }
-    this.fromStream = this.replay !== null;
     this.conn = c;
     if (this.replay !== null) void this.openReplay(c, this.replay, this.generation);
   }
@@ -177,7 +174,6 @@ export class FleetWatcher {
     this.since = null;
     this.nextSeq = null;
     this.skipIn = null;
-    this.fromStream = false;
     replay.lost();
     this.notice(`${detail}: live from NATS instead, without cursors`);
     this.subscribeMessages(c);
@@ -375,15 +371,25 @@ export class FleetWatcher {
     } catch {
       return;
     }
-    if (e.type === 'overrun' && typeof e.lost === 'number' && e.lost > 0) {
+    // Anyone allowed on a host's events subject can send any JSON: `null` threw here, in the NATS
+    // client's callback, and stalled this daemon's whole connection (outside audit, this stop).
+    if (e === null || typeof e !== 'object') return;
+    if (e.type === 'overrun' && isCount(e.lost)) {
       this.sink.event('overrun', { host, lost: e.lost });
-    } else if (e.type === 'dropped' && isCount(e.count) && isCount(e.from) && isCount(e.to) && e.from <= e.to) {
+    } else if (
+      e.type === 'dropped' &&
+      isCount(e.count) &&
+      isCount(e.from) &&
+      isCount(e.to) &&
+      e.from <= e.to &&
+      e.count <= e.to - e.from + 1
+    ) {
       // The publisher numbered the dropped messages (from..to) and sends this
       // notice before the next message it keeps: the jump that message shows
-      // is this one, told once, as the publisher's (host_sequences.ts).
-      const notice = { host, run: typeof e.run === 'string' ? e.run : null, count: e.count, from: e.from, to: e.to };
-      if (this.fromStream) this.seqs.droppedAhead(notice);
-      else this.seqs.droppedLive(notice);
+      // is this one, told once, as the publisher's (host_sequences.ts). Told at that jump, live or
+      // from the stream: a notice moved the count at once before, and a forged one with a far `to`
+      // made the host's next real messages look like repeats.
+      this.seqs.dropped({ host, run: typeof e.run === 'string' ? e.run : null, count: e.count, from: e.from, to: e.to });
     } else return;
     this.sink.flush();
   }

@@ -35,26 +35,28 @@ test('a new run: its messages before the first seen are told from 1; the first r
 test('live: a notice before its jump is told once as the publisher; one of a new run counts that run from its start', () => {
   const { s, told } = counter();
   s.message('A', 'r1', 1, 1);
-  s.droppedLive({ host: 'A', run: 'r1', count: 3, from: 4, to: 6 });
+  s.dropped({ host: 'A', run: 'r1', count: 3, from: 4, to: 6 });
   assert.equal(s.message('A', 'r1', 7, 1), 0);
-  s.droppedLive({ host: 'A', run: 'r2', count: 2, from: 3, to: 4 }); // a new run: 1..2 never came, 3..4 dropped
+  s.dropped({ host: 'A', run: 'r2', count: 2, from: 3, to: 4 }); // a new run: 1..2 never came, 3..4 dropped
   s.message('A', 'r2', 5, 1);
-  s.droppedLive({ host: 'B', run: null, count: 1, from: 9, to: 9 }); // an unknown host, no run said: told, no baseline
+  s.dropped({ host: 'B', run: null, count: 1, from: 9, to: 9 }); // an unknown host, no run said: no jump to explain
   s.message('B', 'x', 20, 1);
-  assert.deepEqual(told, ['A sequence 2 2..3', 'A publisher 3 4..6', 'A sequence 2 1..2', 'A publisher 2 3..4', 'B publisher 1 9..9']);
+  s.dropped({ host: 'A', run: 'r2', count: 1, from: 6, to: 9007199254740991 }); // forged: a far `to` moves nothing
+  assert.equal(s.message('A', 'r2', 6, 1), 0, 'the next real message is delivered');
+  assert.deepEqual(told, ['A sequence 2 2..3', 'A publisher 3 4..6', 'A sequence 2 1..2', 'A publisher 2 3..4']);
 });
 
 test('from the stream: a notice ahead of the reading is told when the reading reaches its jump, once; one the reading passed is not told again', () => {
   const { s, told } = counter();
   s.message('A', 'r1', 1, 1);
-  s.droppedAhead({ host: 'A', run: 'r1', count: 1, from: 1001, to: 1001 });
+  s.dropped({ host: 'A', run: 'r1', count: 1, from: 1001, to: 1001 });
   assert.deepEqual(told, [], 'not yet: the reading is at 1');
   for (let n = 2; n <= 1000; n++) assert.equal(s.message('A', 'r1', n, 1), 0, `message ${n} is new`);
   s.message('A', 'r1', 1002, 1);
   assert.deepEqual(told, ['A publisher 1 1001..1001']);
   // The stored message came before its notice (the two travel apart): the jump was told, the notice is not told again.
   s.message('A', 'r1', 1005, 1);
-  s.droppedAhead({ host: 'A', run: 'r1', count: 2, from: 1003, to: 1004 });
+  s.dropped({ host: 'A', run: 'r1', count: 2, from: 1003, to: 1004 });
   s.message('A', 'r1', 1006, 1);
   assert.deepEqual(told, ['A publisher 1 1001..1001', 'A sequence 2 1003..1004']);
 });
@@ -62,8 +64,8 @@ test('from the stream: a notice ahead of the reading is told when the reading re
 test('from the stream: a jump wider than its notice is told in parts; a notice of a run not reached yet waits for it', () => {
   const { s, told } = counter();
   s.message('A', 'r1', 1, 1);
-  s.droppedAhead({ host: 'A', run: 'r1', count: 2, from: 5, to: 6 });
-  s.droppedAhead({ host: 'A', run: 'r2', count: 3, from: 1, to: 3 });
+  s.dropped({ host: 'A', run: 'r1', count: 2, from: 5, to: 6 });
+  s.dropped({ host: 'A', run: 'r2', count: 3, from: 1, to: 3 });
   s.message('A', 'r1', 9, 1); // 2..4 lost in transit, 5..6 dropped, 7..8 lost
   s.message('A', 'r2', 4, 1);
   assert.deepEqual(told, ['A sequence 3 2..4', 'A publisher 2 5..6', 'A sequence 2 7..8', 'A publisher 3 1..3']);
@@ -78,7 +80,7 @@ test('bounds: hosts remembered, and notices kept for a reading behind them', () 
 
   const t = counter();
   t.s.message('A', 'r', 1, 1);
-  for (let i = 0; i <= MAX_KEPT_NOTICES; i++) t.s.droppedAhead({ host: 'A', run: 'r', count: 1, from: 10 + 2 * i, to: 10 + 2 * i });
+  for (let i = 0; i <= MAX_KEPT_NOTICES; i++) t.s.dropped({ host: 'A', run: 'r', count: 1, from: 10 + 2 * i, to: 10 + 2 * i });
   t.s.message('A', 'r', 10 + 2 * MAX_KEPT_NOTICES + 1, 1);
   // The oldest notice (at 10) was forgotten: its message is told as a sequence gap, the count the same.
   assert.equal(t.told.filter((x) => x.includes('publisher')).length, MAX_KEPT_NOTICES);
