@@ -85,7 +85,7 @@ export class HostSequences {
   dropped(e: DropNotice): void {
     const h = this.hosts.get(e.host);
     const run = e.run ?? h?.current.run;
-    const r = h === undefined ? null : h.current.run === run ? h.current : h.previous?.run === run ? h.previous : null;
+    const r = h === undefined || run === undefined ? null : known(h, run);
     if (r !== null && e.to <= r.last) return;
     if (this.kept.length >= MAX_KEPT_NOTICES) this.kept.shift();
     this.kept.push({ ...e, run: run ?? null });
@@ -98,12 +98,12 @@ export class HostSequences {
 
   /** The count of `run` for a host: the current one, the previous (a second daemon as this host), or a new run from 0 (a restart). */
   private runOf(h: HostState, run: string): RunCount {
-    if (h.current.run === run) return h.current;
-    if (h.previous !== null && h.previous.run === run) {
-      const p = h.previous;
+    const r = known(h, run);
+    if (r === h.current) return r;
+    if (r !== null) {
       h.previous = h.current;
-      h.current = p;
-      return p;
+      h.current = r;
+      return r;
     }
     h.previous = h.current;
     h.current = { run, last: 0 };
@@ -113,10 +113,6 @@ export class HostSequences {
   /** Messages from..to of a host's run did not come: told as the kept notices say, the rest as `sequence`. */
   private jump(host: string, run: string, from: number, to: number): void {
     let at = from;
-    if (this.kept.length === 0) {
-      this.tell({ reason: 'sequence', host, lost: to - from + 1, from, to });
-      return;
-    }
     const mine = this.kept.filter((e) => e.host === host && e.run === run && e.from >= from && e.to <= to).sort((x, y) => x.from - y.from);
     for (const e of mine) {
       if (e.from < at) continue;
@@ -127,4 +123,10 @@ export class HostSequences {
     if (at <= to) this.tell({ reason: 'sequence', host, lost: to - at + 1, from: at, to });
     this.kept = this.kept.filter((e) => !(e.host === host && e.run === run && e.to <= to));
   }
+}
+
+/** The count of `run` among the two a host's state keeps, or null. */
+function known(h: HostState, run: string): RunCount | null {
+  if (h.current.run === run) return h.current;
+  return h.previous !== null && h.previous.run === run ? h.previous : null;
 }

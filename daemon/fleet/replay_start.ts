@@ -32,35 +32,17 @@ export function replayStart(b: StreamBounds, from: ReplayFrom | null): ReplaySta
   if (from.stream !== null && from.stream !== b.id) {
     // Its numbers are another stream's: no count of what was lost, and no place in this one but its start
     // (as a local cursor of another epoch replays all the ring holds).
-    return {
-      start: first,
-      skipIn: null,
-      gap: {
-        reason: 'stream',
-        host: null,
-        lost: null,
-        since: from.seq - 1,
-        resumeFrom: first,
-        detail: `the cursor names another stream (${from.stream}; this one is ${b.id}): deleted and created again, or another fleet's; read from its first message`,
-      },
-    };
+    return placeUnknown(
+      from,
+      first,
+      `the cursor names another stream (${from.stream}; this one is ${b.id}): deleted and created again, or another fleet's; read from its first message`,
+    );
   }
   const skipIn = from.skip > 0 ? from : null;
   // "S.i" names a message S the stream holds; S past its last is another stream's (as is a plain cursor past its end).
   if (from.seq > b.last + 1 || (skipIn !== null && from.seq > b.last)) {
     // A place this stream never issued: a bare cursor of earlier versions (this stream re-created, or another fleet's).
-    return {
-      start: b.last + 1,
-      skipIn: null,
-      gap: {
-        reason: 'stream',
-        host: null,
-        lost: null,
-        since: from.seq - 1,
-        resumeFrom: b.last + 1,
-        detail: 'since is past the end of the stream',
-      },
-    };
+    return placeUnknown(from, b.last + 1, 'since is past the end of the stream');
   }
   if (from.seq < b.first) {
     // Discarded by the stream's limits (bytes, age) before the client came back.
@@ -71,4 +53,9 @@ export function replayStart(b: StreamBounds, from: ReplayFrom | null): ReplaySta
     };
   }
   return { start: from.seq, skipIn, gap: null };
+}
+
+/** A cursor with no place in this stream: a `stream` gap with no count (`detail` says why), then reading at `start`. */
+function placeUnknown(from: ReplayFrom, start: number, detail: string): ReplayStart {
+  return { start, skipIn: null, gap: { reason: 'stream', host: null, lost: null, since: from.seq - 1, resumeFrom: start, detail } };
 }

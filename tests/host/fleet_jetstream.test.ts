@@ -22,7 +22,7 @@ import { skipUnless } from '../support/prerequisites';
 import { metricValue, waitFor } from '../support/wait';
 import type { DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, call, connect, sleep, startDaemon, type Daemon, type Frame } from './support/daemon_harness';
-import { cursorPlace, fleetMetrics, fleetStatus, fleetStreamId, runMessages, spawnJetStreamHost } from './support/fleet_hosts';
+import { cursorPlace, fleetMetrics, fleetStatus, fleetStreamId, runMessages, spawnJetStreamHost, streamReady } from './support/fleet_hosts';
 import { NatsServer } from './support/nats_server';
 import { SseClient } from './support/sse_client';
 
@@ -57,8 +57,8 @@ describe('fleet: JetStream replay', { skip: skipUnless('nats-server') }, () => {
       config: { nats: [server.url], hostId: 'D' },
       fleet: (bus, config, logger) => startFleet(config, checkFleetSettings(config), bus, logger),
     });
-    await waitFor('A has its stream', () => fleetStatus(a), { timeoutMs: 10000, until: (s) => s.jetstream?.state === 'ready' });
-    await waitFor('C has the stream', () => fleetStatus(c), { timeoutMs: 10000, until: (s) => s.jetstream?.state === 'ready' });
+    await streamReady(a, 'A');
+    await streamReady(c, 'C');
     await waitFor('D connected', () => fleetStatus(d), { timeoutMs: 10000, until: (s) => s.connected });
     jsm = await jetstreamManager(nc);
     sender = NetlinkSocket.open({ protocol: USERSOCK });
@@ -385,10 +385,7 @@ describe('fleet: JetStream replay across a nats-server restart', { skip: skipUnl
   before(async () => {
     await server.start(`jetstream { store_dir: "${path.join(server.dir, 'js')}" }`);
     a = await spawnJetStreamHost(server.url, STREAM);
-    await waitFor('A has its stream', async () => (await fleetStatus(a)).jetstream!.state, {
-      timeoutMs: 10000,
-      until: (s) => s === 'ready',
-    });
+    await streamReady(a, 'A');
   });
 
   after(async () => {

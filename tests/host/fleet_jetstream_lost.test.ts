@@ -18,7 +18,7 @@ import { skipUnless } from '../support/prerequisites';
 import { metricValue, waitFor } from '../support/wait';
 import type { DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, connect, sleep } from './support/daemon_harness';
-import { fleetMetrics, fleetStatus, fleetStreamId, spawnJetStreamHost } from './support/fleet_hosts';
+import { fleetMetrics, fleetStatus, fleetStreamId, spawnJetStreamHost, streamReady } from './support/fleet_hosts';
 import { NatsServer } from './support/nats_server';
 
 const STREAM = 'NLBLOST';
@@ -47,10 +47,7 @@ describe('fleet: the JetStream stream lost under a running daemon', { skip: skip
     nc = await natsConnect({ servers: server.url });
     jsm = await jetstreamManager(nc);
     a = await spawnJetStreamHost(server.url, STREAM);
-    await waitFor('A has its stream', () => fleetStatus(a), {
-      timeoutMs: 10000,
-      until: (s) => s.jetstream?.state === 'ready',
-    });
+    await streamReady(a, 'A');
     sender = NetlinkSocket.open({ protocol: USERSOCK });
   });
 

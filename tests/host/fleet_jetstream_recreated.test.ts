@@ -18,7 +18,7 @@ import { skipUnless } from '../support/prerequisites';
 import { waitFor } from '../support/wait';
 import type { DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, connect, sleep, type Frame } from './support/daemon_harness';
-import { fleetStatus, fleetStreamId as streamId, spawnJetStreamHost } from './support/fleet_hosts';
+import { fleetStreamId as streamId, spawnJetStreamHost, streamReady } from './support/fleet_hosts';
 import { NatsServer } from './support/nats_server';
 import { SseClient } from './support/sse_client';
 
@@ -54,10 +54,7 @@ describe('fleet: a cursor of a stream deleted and created again', { skip: skipUn
     nc = await natsConnect({ servers: server.url });
     jsm = await jetstreamManager(nc);
     a = await spawnJetStreamHost(server.url, STREAM);
-    await waitFor('A has its stream', () => fleetStatus(a), {
-      timeoutMs: 10000,
-      until: (s) => s.jetstream?.state === 'ready',
-    });
+    await streamReady(a, 'A');
     sender = NetlinkSocket.open({ protocol: USERSOCK });
   });
 

@@ -25,7 +25,7 @@ import { skipUnless } from '../support/prerequisites';
 import { waitFor } from '../support/wait';
 import type { DaemonProc } from '../reliability/support/daemon_proc';
 import { USERSOCK, bit, connect, sleep, startDaemon, type Daemon, type Frame } from './support/daemon_harness';
-import { fleetStatus, spawnJetStreamHost } from './support/fleet_hosts';
+import { fleetStatus, spawnJetStreamHost, streamReady } from './support/fleet_hosts';
 import { NatsServer } from './support/nats_server';
 
 const STREAM = 'NLBSEQ';
@@ -50,8 +50,8 @@ describe('fleet: a host sequence read back from the stream while the host drops 
       config: { nats: [server.url], hostId: 'C', natsJetstream: 'on', natsStream: STREAM, wsStallMs: 1500 },
       fleet: (bus, config, logger) => startFleet(config, checkFleetSettings(config), bus, logger),
     });
-    await waitFor('A has its stream', () => fleetStatus(a), { timeoutMs: 10000, until: (s) => s.jetstream?.state === 'ready' });
-    await waitFor('C has the stream', () => fleetStatus(c), { timeoutMs: 10000, until: (s) => s.jetstream?.state === 'ready' });
+    await streamReady(a, 'A');
+    await streamReady(c, 'C');
     sender = NetlinkSocket.open({ protocol: USERSOCK });
   });
 

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type { FleetStatus } from '../../../daemon/fleet/index';
 import { spawnDaemon, type DaemonProc } from '../../reliability/support/daemon_proc';
 import { assertMatchesSpec } from './daemon_spec';
+import { waitFor } from '../../support/wait';
 
 /** Host A's daemon on `natsUrl`, publishing group 2 into the JetStream stream `stream` (--nats-jetstream on). */
 export function spawnJetStreamHost(natsUrl: string, stream: string): Promise<DaemonProc> {
@@ -26,6 +27,11 @@ export async function fleetStatus(d: Pick<DaemonProc, 'base' | 'token'>, opts: {
   if (opts.spec && r.status !== 200) throw new Error(`GET /status: ${r.status}`);
   if (opts.spec) assertMatchesSpec('GET', '/status', r.status, r.headers.get('content-type') ?? '', body);
   return body.fleet;
+}
+
+/** Waits until daemon `d` (`who` in messages) says its JetStream stream is ready; its fleet status then. */
+export function streamReady(d: Pick<DaemonProc, 'base' | 'token'>, who: string): Promise<FleetStatus> {
+  return waitFor(`${who} has its stream`, () => fleetStatus(d), { timeoutMs: 10000, until: (s) => s.jetstream?.state === 'ready' });
 }
 
 /** A daemon's GET /metrics text (with its token if it has one). */
