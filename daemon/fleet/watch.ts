@@ -79,9 +79,8 @@ export class FleetWatcher {
   /** The id of the stream read (its cursors' first part): where nextSeq is a place. */
   private streamOfCursors = '';
   private reading: { stop(): void } | null = null;
-  /** While a reading is paced (pauseReading): the look at the client's backlog. */
+  /** While a reading is paced (paceReading): the look at the client's backlog. */
   private paused: NodeJS.Timeout | null = null;
-  private conn: NatsConnection | null = null;
   /** Where the stream is read from when it is opened: the client's cursor, null for the stream's end. */
   private since: ReplayFrom | null;
   /** Bumped at each attach/detach: a replay that opens after its connection was replaced is stopped at once. */
@@ -117,7 +116,6 @@ export class FleetWatcher {
       this.notice(`cannot subscribe on NATS: ${(err as Error).message}`);
       return;
     }
-    this.conn = c;
     if (this.replay !== null) void this.openReplay(c, this.replay, this.generation);
   }
 
@@ -144,7 +142,11 @@ export class FleetWatcher {
       this.nextSeq = start;
       const reading = await replay.open(c, start, {
         // A reading stopped (paced, replaced) may still hand over what was in flight: read again from nextSeq instead.
-        message: (m) => void (current() && this.onStored(m)),
+        message: (m) => {
+          if (!current()) return;
+          this.onStored(m);
+          this.paceReading(c, replay);
+        },
         trouble: (d) => {
           if (current()) this.streamLost(c, replay, d);
         },
@@ -202,11 +204,10 @@ export class FleetWatcher {
     const skip = this.skipIn !== null && this.skipIn.seq === m.seq ? this.skipIn.skip : 0;
     this.skipIn = null;
     this.take(m.subject, m.headers, m.data, m.seq, skip);
-    if (this.paused === null && !this.sink.room(PAUSE_ABOVE)) this.pauseReading();
   }
 
   /**
-   * Pacing: the client's backlog is half full, so the reading stops (its
+   * Pacing: once the client's backlog is half full, the reading stops (its
    * consumer is deleted) and opens again at the next sequence once the
    * backlog is down to a quarter. A resume over a long stretch of the stream
    * then reaches a client whole at the pace it reads, as a local resume does
@@ -215,9 +216,8 @@ export class FleetWatcher {
    * consumer's creation and deletion. A client that stays over half its
    * bound for --ws-stall-ms is closed as stalled.
    */
-  private pauseReading(): void {
-    const c = this.conn!;
-    const replay = this.replay!;
+  private paceReading(c: NatsConnection, replay: WatchReplay): void {
+    if (this.paused !== null || this.sink.room(PAUSE_ABOVE)) return;
     this.generation++;
     this.reading?.stop();
     this.reading = null;
