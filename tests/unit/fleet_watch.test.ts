@@ -590,3 +590,13 @@ test('replay is paced by the client: the reading stops above half its backlog, o
   assert.equal(r.opened.length, 2, 'not opened again for a stalled client');
   w.close();
 });
+
+test('any JSON on an events subject is read without a throw (a throw stalls the NATS connection): null, arrays, odd numbers are ignored', () => {
+  const { c, sink } = watcher(['A'], [2]);
+  send(c, 'A', 2, 1, 'a1');
+  for (const body of ['null', '[1,2]', '7', '"x"', '{"type":"overrun","host":"A","lost":1e400}', '{"type":"overrun","lost":1.5}'])
+    c.publish('nlbridge.A.events', Buffer.from(body));
+  c.publish('nlbridge.A.events', Buffer.from(JSON.stringify({ type: 'dropped', host: 'A', run: 'e1', count: 99, from: 2, to: 3 })));
+  send(c, 'A', 2, 2, 'a2');
+  assert.deepEqual(shape(sink), ['a1', 'a2'], 'ignored; a count over its range is no notice');
+});
